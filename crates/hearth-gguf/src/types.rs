@@ -87,7 +87,10 @@ impl GgmlType {
                 return Ok(t);
             }
         }
-        Err(UNSUPPORTED_NAMES.iter().find(|(i, _)| *i == id).map(|(_, n)| *n))
+        Err(UNSUPPORTED_NAMES
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| *n))
     }
 
     /// Elements per block (1 for plain scalar types).
@@ -161,7 +164,9 @@ impl GgmlType {
 
     /// Parses a ggml type name (`"Q4_K"`, case-insensitive).
     pub fn from_name(s: &str) -> Option<GgmlType> {
-        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
     }
 }
 

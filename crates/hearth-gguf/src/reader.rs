@@ -1,0 +1,533 @@
+//! Parsing a GGUF file into metadata and tensor infos, and the zero-copy
+//! view of tensor bytes.
+//!
+//! Layout (v2/v3, little-endian): magic `GGUF`, u32 version, u64 tensor
+//! count, u64 metadata count, the metadata key/value pairs, the tensor infos
+//! (name, u32 n_dims, u64 dims[n_dims], u32 type, u64 offset), padding to
+//! `general.alignment` (default 32), then the data section. Tensor offsets are
+//! relative to the start of the data section.
+//!
+//! Every count read from the file is checked against the bytes that remain
+//! before anything is allocated for it, so a hostile header cannot make the
+//! parser allocate more than the file's own size.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{GgufError, Malformed};
+use crate::types::GgmlType;
+use crate::value::{Value, ValueType};
+
+pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+const MAX_DIMS: u32 = 4;
+const MAX_NESTING: u32 = 8;
+/// Smallest possible encoded tensor info: empty name (8), n_dims (4), one dim
+/// (8), type (4), offset (8).
+const MIN_TENSOR_INFO_LEN: u64 = 8 + 4 + 8 + 4 + 8;
+/// Smallest possible encoded key/value: empty key (8), type (4), one byte.
+const MIN_KV_LEN: u64 = 8 + 4 + 1;
+
+/// One tensor's description. `dims[0]` is the innermost (row) length, as in
+/// ggml's `ne`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub ty: GgmlType,
+    pub dims: Vec<u64>,
+    /// Offset of the data relative to the data section.
+    pub offset: u64,
+    /// Size of the data in bytes.
+    pub size: u64,
+}
+
+impl TensorInfo {
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+    /// Number of rows (product of all dims but the first).
+    pub fn n_rows(&self) -> u64 {
+        self.dims.iter().skip(1).product()
+    }
+    pub fn row_len(&self) -> u64 {
+        self.dims.first().copied().unwrap_or(1)
+    }
+}
+
+enum Backing {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+/// A parsed GGUF file. Tensor bytes are borrowed from the mapping.
+pub struct GgufFile {
+    backing: Backing,
+    pub version: u32,
+    metadata: Vec<(String, Value)>,
+    index: HashMap<String, usize>,
+    tensors: Vec<TensorInfo>,
+    tensor_index: HashMap<String, usize>,
+    alignment: u64,
+    data_offset: u64,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("version", &self.version)
+            .field("metadata", &self.metadata.len())
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl GgufFile {
+    /// Memory-maps and parses the file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
+        let path = path.as_ref();
+        let io = |source| GgufError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the mapping is read-only. A model file changed on disk by
+        // another process while mapped is outside what any mmap-based loader
+        // (llama.cpp included) can defend against; hearth never writes to it.
+        #[allow(unsafe_code)]
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::parse(Backing::Mmap(mmap))
+    }
+
+    /// Parses a GGUF image held in memory (tests, fuzzing, downloads).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
+        Self::parse(Backing::Owned(bytes))
+    }
+
+    fn parse(backing: Backing) -> Result<GgufFile, GgufError> {
+        let bytes: &[u8] = match &backing {
+            Backing::Mmap(m) => m,
+            Backing::Owned(v) => v,
+        };
+        let p = parse_header(bytes)?;
+        Ok(GgufFile {
+            backing,
+            version: p.version,
+            metadata: p.metadata,
+            index: p.index,
+            tensors: p.tensors,
+            tensor_index: p.tensor_index,
+            alignment: p.alignment,
+            data_offset: p.data_offset,
+        })
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            Backing::Mmap(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+
+    /// Metadata in file order.
+    pub fn metadata(&self) -> &[(String, Value)] {
+        &self.metadata
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.index.get(key).map(|&i| &self.metadata[i].1)
+    }
+
+    /// A required string value.
+    pub fn get_str(&self, key: &str) -> Result<&str, GgufError> {
+        self.require(key)?
+            .as_str()
+            .ok_or_else(|| meta_err(key, "expected a string"))
+    }
+
+    /// A required non-negative integer value.
+    pub fn get_u64(&self, key: &str) -> Result<u64, GgufError> {
+        self.require(key)?
+            .as_u64()
+            .ok_or_else(|| meta_err(key, "expected a non-negative integer"))
+    }
+
+    /// A required numeric value as f32.
+    pub fn get_f32(&self, key: &str) -> Result<f32, GgufError> {
+        self.require(key)?
+            .as_f32()
+            .ok_or_else(|| meta_err(key, "expected a number"))
+    }
+
+    fn require(&self, key: &str) -> Result<&Value, GgufError> {
+        self.get(key).ok_or_else(|| meta_err(key, "missing"))
+    }
+
+    /// `general.architecture`.
+    pub fn architecture(&self) -> Result<&str, GgufError> {
+        self.get_str("general.architecture")
+    }
+
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensor_index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+
+    /// Absolute file offset of the data section.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// The bytes of a tensor of this file (bounds were checked when parsing).
+    pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
+        let start = (self.data_offset + info.offset) as usize;
+        let end = start + info.size as usize;
+        self.bytes().get(start..end).unwrap_or(&[])
+    }
+}
+
+fn meta_err(key: &str, problem: &str) -> GgufError {
+    GgufError::Metadata {
+        key: key.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+struct Parsed {
+    version: u32,
+    metadata: Vec<(String, Value)>,
+    index: HashMap<String, usize>,
+    tensors: Vec<TensorInfo>,
+    tensor_index: HashMap<String, usize>,
+    alignment: u64,
+    data_offset: u64,
+}
+
+/// A bounds-checked little-endian cursor.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn err(&self, kind: Malformed) -> GgufError {
+        GgufError::Malformed {
+            offset: self.pos as u64,
+            kind,
+        }
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.buf.len() - self.pos) as u64
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8], GgufError> {
+        if n > self.remaining() {
+            return Err(self.err(Malformed::Truncated {
+                wanted: n,
+                available: self.remaining(),
+            }));
+        }
+        let s = &self.buf[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], GgufError> {
+        let s = self.take(N as u64)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, GgufError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, GgufError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, GgufError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, GgufError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A count that must be satisfiable by the remaining bytes given the
+    /// minimum encoded size of each element.
+    fn count(&mut self, what: &'static str, min_each: u64) -> Result<u64, GgufError> {
+        let at = self.pos;
+        let n = self.u64()?;
+        let max = self.remaining() / min_each.max(1);
+        if n > max {
+            return Err(GgufError::Malformed {
+                offset: at as u64,
+                kind: Malformed::CountTooLarge {
+                    what,
+                    count: n,
+                    max,
+                },
+            });
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String, GgufError> {
+        let at = self.pos;
+        let n = self.count("string length", 1)?;
+        let s = self.take(n)?;
+        String::from_utf8(s.to_vec()).map_err(|_| GgufError::Malformed {
+            offset: at as u64,
+            kind: Malformed::InvalidUtf8,
+        })
+    }
+
+    fn value(&mut self, ty: ValueType, depth: u32) -> Result<Value, GgufError> {
+        Ok(match ty {
+            ValueType::U8 => Value::U8(self.u8()?),
+            ValueType::I8 => Value::I8(self.u8()? as i8),
+            ValueType::U16 => Value::U16(self.u16()?),
+            ValueType::I16 => Value::I16(self.u16()? as i16),
+            ValueType::U32 => Value::U32(self.u32()?),
+            ValueType::I32 => Value::I32(self.u32()? as i32),
+            ValueType::U64 => Value::U64(self.u64()?),
+            ValueType::I64 => Value::I64(self.u64()? as i64),
+            ValueType::F32 => Value::F32(f32::from_bits(self.u32()?)),
+            ValueType::F64 => Value::F64(f64::from_bits(self.u64()?)),
+            ValueType::Bool => Value::Bool(self.u8()? != 0),
+            ValueType::String => Value::String(self.string()?),
+            ValueType::Array => {
+                if depth >= MAX_NESTING {
+                    return Err(self.err(Malformed::NestingTooDeep));
+                }
+                let elem = self.value_type()?;
+                let n = self.count("array length", elem.min_encoded_len())?;
+                let mut items = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    items.push(self.value(elem, depth + 1)?);
+                }
+                Value::Array(elem, items)
+            }
+        })
+    }
+
+    fn value_type(&mut self) -> Result<ValueType, GgufError> {
+        let at = self.pos;
+        let id = self.u32()?;
+        ValueType::from_id(id).ok_or(GgufError::Malformed {
+            offset: at as u64,
+            kind: Malformed::UnknownValueType(id),
+        })
+    }
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
+    let mut c = Cursor { buf: bytes, pos: 0 };
+    let magic: [u8; 4] = c.array()?;
+    if magic != GGUF_MAGIC {
+        c.pos = 0;
+        return Err(c.err(Malformed::BadMagic(magic)));
+    }
+    let version = c.u32()?;
+    if version != 2 && version != 3 {
+        c.pos = 4;
+        if matches!(version.swap_bytes(), 2 | 3) {
+            return Err(c.err(Malformed::BigEndian(version.swap_bytes())));
+        }
+        return Err(c.err(Malformed::UnsupportedVersion(version)));
+    }
+    let n_tensors = c.u64()?;
+    let n_kv = c.u64()?;
+    // Both counts are bounded by what the rest of the file could encode.
+    let rest = c.remaining();
+    if n_kv > rest / MIN_KV_LEN {
+        c.pos -= 8;
+        return Err(c.err(Malformed::CountTooLarge {
+            what: "metadata count",
+            count: n_kv,
+            max: rest / MIN_KV_LEN,
+        }));
+    }
+    if n_tensors > rest / MIN_TENSOR_INFO_LEN {
+        c.pos -= 16;
+        return Err(c.err(Malformed::CountTooLarge {
+            what: "tensor count",
+            count: n_tensors,
+            max: rest / MIN_TENSOR_INFO_LEN,
+        }));
+    }
+
+    let mut metadata = Vec::with_capacity(n_kv as usize);
+    let mut index = HashMap::with_capacity(n_kv as usize);
+    for _ in 0..n_kv {
+        let at = c.pos;
+        let key = c.string()?;
+        let ty = c.value_type()?;
+        let value = c.value(ty, 0)?;
+        if index.insert(key.clone(), metadata.len()).is_some() {
+            return Err(GgufError::Malformed {
+                offset: at as u64,
+                kind: Malformed::DuplicateKey(key),
+            });
+        }
+        metadata.push((key, value));
+    }
+
+    let alignment = match index.get("general.alignment") {
+        None => DEFAULT_ALIGNMENT,
+        Some(&i) => {
+            let a = metadata[i].1.as_u64().unwrap_or(0);
+            if a == 0 || !a.is_power_of_two() {
+                return Err(GgufError::Malformed {
+                    offset: 0,
+                    kind: Malformed::BadAlignment(a),
+                });
+            }
+            a
+        }
+    };
+
+    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    let mut tensor_index = HashMap::with_capacity(n_tensors as usize);
+    let mut info_offsets = Vec::with_capacity(n_tensors as usize);
+    for _ in 0..n_tensors {
+        let at = c.pos as u64;
+        let name = c.string()?;
+        let mal = |kind| GgufError::Malformed { offset: at, kind };
+        let n_dims = c.u32()?;
+        if n_dims > MAX_DIMS {
+            return Err(mal(Malformed::TooManyDims {
+                tensor: name,
+                n_dims,
+            }));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            let d = c.u64()?;
+            if d > i64::MAX as u64 {
+                return Err(mal(Malformed::BadDim {
+                    tensor: name,
+                    dim: d,
+                }));
+            }
+            dims.push(d);
+        }
+        let type_id = c.u32()?;
+        let ty = match GgmlType::from_id(type_id) {
+            Ok(t) => t,
+            Err(Some(n)) => {
+                return Err(mal(Malformed::UnsupportedTensorType {
+                    tensor: name,
+                    name: n,
+                }))
+            }
+            Err(None) => {
+                return Err(mal(Malformed::UnknownTensorType {
+                    tensor: name,
+                    id: type_id,
+                }))
+            }
+        };
+        let offset = c.u64()?;
+        let n_el = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let Some(n_el) = n_el.filter(|&n| n <= i64::MAX as u64) else {
+            return Err(mal(Malformed::ElementCountOverflow { tensor: name }));
+        };
+        let row = dims.first().copied().unwrap_or(1);
+        if row % ty.block_len() as u64 != 0 {
+            return Err(mal(Malformed::RowNotBlockAligned {
+                tensor: name,
+                row,
+                block: ty.block_len(),
+            }));
+        }
+        let Some(size) = ty.row_bytes(n_el) else {
+            return Err(mal(Malformed::ElementCountOverflow { tensor: name }));
+        };
+        if offset % alignment != 0 {
+            return Err(mal(Malformed::MisalignedTensor {
+                tensor: name,
+                offset,
+                alignment,
+            }));
+        }
+        if tensor_index.insert(name.clone(), tensors.len()).is_some() {
+            return Err(mal(Malformed::DuplicateTensor(name)));
+        }
+        info_offsets.push(at);
+        tensors.push(TensorInfo {
+            name,
+            ty,
+            dims,
+            offset,
+            size,
+        });
+    }
+
+    // The data section starts at the next multiple of the alignment.
+    let pos = c.pos as u64;
+    let data_offset = pos.div_ceil(alignment) * alignment;
+    let file_len = bytes.len() as u64;
+    let data_len = file_len.saturating_sub(data_offset);
+    if !tensors.is_empty() && data_offset > file_len {
+        return Err(GgufError::Malformed {
+            offset: pos,
+            kind: Malformed::Truncated {
+                wanted: data_offset - pos,
+                available: file_len - pos,
+            },
+        });
+    }
+
+    // Bounds and overlap: sort by start and compare neighbours.
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by_key(|&i| tensors[i].offset);
+    let mut prev: Option<usize> = None;
+    for &i in &order {
+        let t = &tensors[i];
+        let end = t.offset.checked_add(t.size);
+        if end.is_none_or(|e| e > data_len) {
+            return Err(GgufError::Malformed {
+                offset: info_offsets[i],
+                kind: Malformed::TensorOutOfBounds {
+                    tensor: t.name.clone(),
+                    start: t.offset,
+                    end: end.unwrap_or(u64::MAX),
+                    data_len,
+                },
+            });
+        }
+        if let Some(p) = prev {
+            let pt = &tensors[p];
+            if pt.offset + pt.size > t.offset && t.size > 0 {
+                return Err(GgufError::Malformed {
+                    offset: info_offsets[i],
+                    kind: Malformed::TensorOverlap {
+                        a: pt.name.clone(),
+                        b: t.name.clone(),
+                    },
+                });
+            }
+        }
+        if t.size > 0 {
+            prev = Some(i);
+        }
+    }
+
+    Ok(Parsed {
+        version,
+        metadata,
+        index,
+        tensors,
+        tensor_index,
+        alignment,
+        data_offset,
+    })
+}
