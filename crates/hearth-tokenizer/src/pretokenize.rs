@@ -26,7 +26,15 @@ const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|
 const PORO: &str = " ?[^(\\s|.,!?…。，、।۔،)]+";
 const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const DEEPSEEK3_WORDS: &str = r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##;
+const DEEPSEEK3_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+const DEEPSEEK3_CJK: &str = "[一-龥぀-ゟ゠-ヿ]+";
+const QWEN35: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const MINICPM5_WORDS: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const EXAONE_MOE: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
+const JAIS2: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}";
+const SPARK2_5_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\r\n]|\\s+(?!\\S)|\\s+";
+const YOUTU_CJK: &str = "[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+";
+const YOUTU_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
 const UFAKZEKA: &str =
@@ -52,6 +60,21 @@ const fn spec(regexes: &'static [&'static str], clean_spaces: bool) -> PreSpec {
         clean_spaces,
         ignore_merges: false,
         add_bos: false,
+        no_bos: false,
+    }
+}
+
+const fn spec_with(
+    regexes: &'static [&'static str],
+    clean_spaces: bool,
+    ignore_merges: bool,
+    add_bos: bool,
+) -> PreSpec {
+    PreSpec {
+        regexes,
+        clean_spaces,
+        ignore_merges,
+        add_bos,
         no_bos: false,
     }
 }
@@ -157,20 +180,27 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     ),
     (
         &["deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"],
-        spec(
-            &[r"\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+", DEEPSEEK3_WORDS],
-            false,
-        ),
+        spec(&[r"\p{N}{1,3}", DEEPSEEK3_CJK, DEEPSEEK3_WORDS], false),
     ),
     (&["poro-chat"], spec(&[PORO], false)),
     (&["bloom", "gpt3-finnish"], spec(&[PORO], true)),
     (&["viking"], spec(&[PORO, r"\p{N}"], false)),
     (
-        &["chatglm-bpe", "glm4"],
+        &["chatglm-bpe"],
         PreSpec {
             regexes: &[LLAMA3],
             clean_spaces: true,
             ignore_merges: false,
+            add_bos: false,
+            no_bos: true,
+        },
+    ),
+    (
+        &["glm4", "glm5"],
+        PreSpec {
+            regexes: &[LLAMA3],
+            clean_spaces: true,
+            ignore_merges: true,
             add_bos: false,
             no_bos: true,
         },
@@ -196,6 +226,25 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     (&["seed-coder"], spec(&[SEED_CODER], false)),
     (&["grok-2"], spec(&[QWEN2], false)),
     (&["ufakzeka"], spec(&[UFAKZEKA], false)),
+    (&["qwen35"], spec(&[QWEN35], false)),
+    (
+        &["minicpm5"],
+        spec_with(&[r"\p{N}{1,3}", MINICPM5_WORDS], true, true, false),
+    ),
+    (&["exaone-moe"], spec(&[EXAONE_MOE], true)),
+    (&["jais-2"], spec(&[JAIS2], true)),
+    (&["laguna"], spec(&["[^\\n]+|[\\n]+", QWEN2], false)),
+    (
+        &["spark2_5"],
+        spec(
+            &[r"\p{N}{1,3}", DEEPSEEK3_CJK, SPARK2_5_WORDS, r"\p{N}"],
+            false,
+        ),
+    ),
+    (
+        &["youtu"],
+        spec_with(&[YOUTU_CJK, YOUTU_WORDS], false, true, false),
+    ),
 ];
 
 /// The spec for a `tokenizer.ggml.pre` value, or an error listing the known names.
