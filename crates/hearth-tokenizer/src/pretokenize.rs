@@ -3,8 +3,8 @@
 //! `unicode_regex_split` does.
 //!
 //! Each regex of a list splits every piece the previous one produced (matches
-//! and the gaps between them both become pieces). Two regexes have
-//! hand-written matchers upstream (GPT-2's and Llama 3's), whose results
+//! and the gaps between them both become pieces). Some regexes have
+//! hand-written matchers upstream (GPT-2's, Llama 3's, Qwen2's, Qwen3.5's), whose results
 //! differ from a real regex engine in corner cases; those are reproduced in
 //! [`split_gpt2`] and [`split_llama3`]. Every other regex runs on a
 //! "collapsed" text in which each non-ASCII codepoint stands as one
@@ -22,6 +22,7 @@ const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]
 /// [`split_llama3`].
 const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const LLAMA3_ORIGINAL: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen2's regex, matched by [`split_llama3`] with single digits.
 const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const PORO: &str = " ?[^(\\s|.,!?…。，、।۔،)]+";
 const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -268,7 +269,9 @@ pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
 #[derive(Debug)]
 enum Step {
     Gpt2,
-    Llama3,
+    /// Llama 3 and its relatives (Qwen2: single digits; Qwen3.5: single
+    /// digits and combining marks inside words).
+    Llama3(Llama3Style),
     /// A regex over the collapsed text (it used `\p{..}`) or over the text
     /// with non-ASCII whitespace turned into U+000B.
     Regex {
@@ -371,7 +374,20 @@ impl PreTokenizer {
             let step = if expr == GPT2 {
                 Step::Gpt2
             } else if expr == LLAMA3 || expr == LLAMA3_ORIGINAL {
-                Step::Llama3
+                Step::Llama3(Llama3Style {
+                    max_digits: 3,
+                    marks: false,
+                })
+            } else if expr == QWEN2 {
+                Step::Llama3(Llama3Style {
+                    max_digits: 1,
+                    marks: false,
+                })
+            } else if expr == QWEN35 {
+                Step::Llama3(Llama3Style {
+                    max_digits: 1,
+                    marks: true,
+                })
             } else {
                 let collapsed = uses_categories(expr);
                 let pattern = if collapsed {
@@ -403,8 +419,8 @@ impl PreTokenizer {
                 Step::Gpt2 => for_segments(&offsets, |ini, end| {
                     split_gpt2(&cpts, &flags, ini, end, &mut next)
                 }),
-                Step::Llama3 => for_segments(&offsets, |ini, end| {
-                    split_llama3(&cpts, &flags, ini, end, &mut next)
+                Step::Llama3(style) => for_segments(&offsets, |ini, end| {
+                    split_llama3(*style, &cpts, &flags, ini, end, &mut next)
                 }),
                 Step::Regex { re, collapsed } => {
                     let slot = &mut converted[usize::from(*collapsed)];
@@ -590,8 +606,25 @@ fn split_gpt2(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut V
     }
 }
 
-/// llama.cpp's hand-written matcher for [`LLAMA3`] over `cpts[ini..end]`.
-fn split_llama3(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
+/// The variants of the Llama 3 matcher upstream has.
+#[derive(Clone, Copy, Debug)]
+struct Llama3Style {
+    /// `\p{N}{1,3}` (3) or `\p{N}` (1).
+    max_digits: usize,
+    /// Words are `[\p{L}\p{M}]+` rather than `\p{L}+` (Qwen3.5).
+    marks: bool,
+}
+
+/// llama.cpp's hand-written matchers for [`LLAMA3`], [`QWEN2`] and
+/// [`QWEN35`] over `cpts[ini..end]`.
+fn split_llama3(
+    style: Llama3Style,
+    cpts: &[u32],
+    flags: &[Flags],
+    ini: usize,
+    end: usize,
+    out: &mut Vec<usize>,
+) {
     let cpt_at = |p: usize| {
         if p >= ini && p < end {
             cpts[p]
@@ -636,21 +669,22 @@ fn split_llama3(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut
                 }
             }
         }
-        // [^\r\n\p{L}\p{N}]?\p{L}+
-        if !(is_rn(cpt) || f.is_number()) && (f.is_letter() || flags_at(pos + 1).is_letter()) {
+        // [^\r\n\p{L}\p{N}]?\p{L}+ (or [\p{L}\p{M}]+)
+        let wordy = |g: Flags| g.is_letter() || (style.marks && g.is_mark());
+        if !(is_rn(cpt) || f.is_number()) && (wordy(f) || wordy(flags_at(pos + 1))) {
             pos += 1;
-            while flags_at(pos).is_letter() {
+            while wordy(flags_at(pos)) {
                 pos += 1;
             }
             add(pos, out);
             continue;
         }
-        // \p{N}{1,3}
+        // \p{N}{1,3} (or \p{N})
         if f.is_number() {
             let mut first = pos;
             while flags_at(pos).is_number() {
                 pos += 1;
-                if pos - first >= 3 {
+                if pos - first >= style.max_digits {
                     add(pos, out);
                     first = pos;
                 }
@@ -662,7 +696,7 @@ fn split_llama3(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut
         // "any class", not the flags after the optional space)
         let space = cpt == ' ' as u32;
         let mut f2 = if space { flags_at(pos + 1) } else { f };
-        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number());
+        let other = |g: Flags| !(g.is_whitespace() || wordy(g) || g.is_number());
         if other(f2) && f.any() {
             pos += usize::from(space);
             while other(f2) && f2.any() {
@@ -772,6 +806,15 @@ mod tests {
             pieces("qwen2", "abc 123 héllo!!\n"),
             ["abc", " ", "1", "2", "3", " héllo", "!!\n"]
         );
+    }
+
+    #[test]
+    fn qwen35_keeps_combining_marks_in_words() {
+        assert_eq!(
+            pieces("qwen35", "cafe\u{301} 12"),
+            ["cafe\u{301}", " ", "1", "2"]
+        );
+        assert_eq!(pieces("qwen2", "cafe\u{301}!"), ["cafe", "\u{301}!"]);
     }
 
     #[test]
