@@ -79,7 +79,9 @@ impl ThreadPool {
         // function does not return before `pending` reaches zero, so `f`
         // outlives every use.
         #[allow(unsafe_code)]
-        let ptr: *const Job = unsafe { std::mem::transmute::<&Job, &'static Job>(f) };
+        let ptr: *const Job = unsafe {
+            std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const Job>(f)
+        };
         {
             let mut job = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
             *job = Some(JobPtr(ptr));
