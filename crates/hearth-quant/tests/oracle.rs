@@ -1,7 +1,8 @@
 //! hearth-quant against the oracle files of testdata/quant-oracle (made by
 //! scripts/gen-quant-oracle.py with the PyPI `gguf` package):
 //!
-//! - reference quantizers byte for byte on a seeded random array;
+//! - reference quantizers byte for byte on a seeded random array, against
+//!   gguf-py and against ggml's C `quantize_row_*_ref` (K-quants included);
 //! - dequantization of real model rows, read with hearth-gguf, against
 //!   `gguf.quants.dequantize` of the same rows (needs the models; skipped
 //!   when they are missing, unless `CI=true`).
@@ -38,17 +39,17 @@ fn field(v: &Value, k: &str) -> usize {
         .unwrap_or_else(|| panic!("oracle index: no number {k:?}")) as usize
 }
 
-#[test]
-fn reference_quantizers_match_gguf_py_bytes() {
-    let index = read_index("quantize.json");
-    let bin = read_bin("quantize.bin");
+/// Checks `quantize_row` (and the dispatched `quantize_act` for activation
+/// formats) against every output of one quantize oracle; returns the types.
+fn check_quantize_oracle(json: &str, bin: &str) -> Vec<String> {
+    let index = read_index(json);
+    let bin = read_bin(bin);
     let (rows, n) = (field(&index, "rows"), field(&index, "n"));
     let start = field(&index, "input_offset");
     let input = f32s(&bin[start..start + field(&index, "input_len")]);
     assert_eq!(input.len(), rows * n);
-    let outputs = index["outputs"].as_array().unwrap();
-    assert!(outputs.len() >= 7);
-    for out in outputs {
+    let mut types = Vec::new();
+    for out in index["outputs"].as_array().unwrap() {
         let name = out["type"].as_str().unwrap();
         let ty = GgmlType::from_name(name).unwrap();
         let off = field(out, "offset");
@@ -61,9 +62,9 @@ fn reference_quantizers_match_gguf_py_bytes() {
             let first = got.iter().zip(want).position(|(a, b)| a != b);
             assert!(
                 first.is_none(),
-                "{name} row {r}: first differing byte at {first:?}"
+                "{json}: {name} row {r}: first differing byte at {first:?}"
             );
-            if ty == GgmlType::Q8_0 {
+            if matches!(ty, GgmlType::Q8_0 | GgmlType::Q8_1 | GgmlType::Q8K) {
                 kernels().quantize_act(ty, x, &mut got);
                 assert_eq!(
                     got,
@@ -73,7 +74,22 @@ fn reference_quantizers_match_gguf_py_bytes() {
                 );
             }
         }
+        types.push(name.to_string());
     }
+    types
+}
+
+#[test]
+fn reference_quantizers_match_gguf_py_bytes() {
+    let types = check_quantize_oracle("quantize.json", "quantize.bin");
+    assert_eq!(types.len(), 7, "{types:?}");
+}
+
+#[test]
+fn reference_quantizers_match_ggml_c_bytes() {
+    // Every quantizer, K-quants included, against ggml-quants.c itself.
+    let types = check_quantize_oracle("quantize-ggml-c.json", "quantize-ggml-c.bin");
+    assert_eq!(types.len(), 12, "{types:?}");
 }
 
 fn model_dir() -> PathBuf {
