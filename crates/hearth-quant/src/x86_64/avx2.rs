@@ -12,14 +12,14 @@
 //! are walked with `chunks_exact` and every load reads from a slice that was
 //! indexed (bounds-checked) to the loaded width.
 //!
-//! Q2_K and Q3_K have no kernel of their own here yet; the table points them
-//! at the scalar reference.
+//! Every weight type has a kernel here; the F32/F16/BF16 activation
+//! "quantizers" are the scalar ones (plain conversions).
 
 use core::arch::x86_64::*;
 
 use crate::scalar::float::{f16_to_f32, f32_to_f16, rd_u16, wr_u16};
 use crate::scalar::kquants::{
-    Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8K_BSUMS, Q8K_QS, Q8_K_BYTES, QK_K,
+    Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8K_BSUMS, Q8K_QS, Q8_K_BYTES, QK_K,
 };
 use crate::scalar::legacy::{
     Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES, Q8_1_BYTES, QK,
@@ -60,6 +60,8 @@ safe!(dot dot_q4_1 => dot_q4_1_avx2);
 safe!(dot dot_q5_0 => dot_q5_0_avx2);
 safe!(dot dot_q5_1 => dot_q5_1_avx2);
 safe!(dot dot_q8_0 => dot_q8_0_avx2);
+safe!(dot dot_q2_k => dot_q2_k_avx2);
+safe!(dot dot_q3_k => dot_q3_k_avx2);
 safe!(dot dot_q4_k => dot_q4_k_avx2);
 safe!(dot dot_q5_k => dot_q5_k_avx2);
 safe!(dot dot_q6_k => dot_q6_k_avx2);
@@ -70,19 +72,8 @@ safe!(act quant_q8_k => quantize_q8_k_avx2);
 static KERNELS: Kernels = Kernels {
     isa: Isa::Avx2,
     dot: [
-        dot_f32,
-        dot_f16,
-        dot_bf16,
-        dot_q4_0,
-        dot_q4_1,
-        dot_q5_0,
-        dot_q5_1,
-        dot_q8_0,
-        scalar::kquants::vec_dot_q2_k_q8_k,
-        scalar::kquants::vec_dot_q3_k_q8_k,
-        dot_q4_k,
-        dot_q5_k,
-        dot_q6_k,
+        dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
+        dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k,
     ],
     act: [
         scalar::float::quantize_f32,
@@ -478,6 +469,138 @@ static SHUF_Q6: [[u8; 16]; 8] = {
     }
     t
 };
+
+/// `vpshufb` masks for 16 i16 scales of 16-element sub-blocks: row `i`
+/// puts scale `2i` in the low 128-bit half and `2i+1` in the high half
+/// (`get_scale_shuffle_q3k`).
+static SHUF_Q3K: [[u8; 32]; 4] = {
+    let mut t = [[0u8; 32]; 4];
+    let mut i = 0;
+    while i < 4 {
+        let mut j = 0;
+        while j < 8 {
+            t[i][2 * j] = 4 * i as u8;
+            t[i][2 * j + 1] = 4 * i as u8 + 1;
+            t[i][16 + 2 * j] = 4 * i as u8 + 2;
+            t[i][16 + 2 * j + 1] = 4 * i as u8 + 3;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Sixteen i8 scales as two vectors of eight i16, each broadcast to both
+/// 128-bit halves (scales 0..8, then 8..16).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k16_scales(sc8: __m128i) -> [__m256i; 2] {
+    let all = _mm256_cvtepi8_epi16(sc8);
+    let (lo, hi) = (
+        _mm256_castsi256_si128(all),
+        _mm256_extracti128_si256::<1>(all),
+    );
+    [_mm256_set_m128i(lo, lo), _mm256_set_m128i(hi, hi)]
+}
+
+/// Σ over one 128-element chunk of `scale·Σ q·q8`, for four vectors of
+/// unsigned quants `q[k]` (elements 32k..32k+32) minus `sub[k]·q8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k16_chunk(
+    q: [__m256i; 4],
+    sub: Option<[__m256i; 4]>,
+    y: &[u8],
+    off: usize,
+    scales: __m256i,
+) -> __m256i {
+    let mut sumi = _mm256_setzero_si256();
+    for k in 0..4 {
+        let q8 = load32(y, off + 32 * k);
+        let mut p = _mm256_maddubs_epi16(q[k], q8);
+        if let Some(sub) = sub {
+            p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(sub[k], q8));
+        }
+        let sc = _mm256_shuffle_epi8(scales, load32(&SHUF_Q3K[k], 0));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc, p));
+    }
+    sumi
+}
+
+/// `ggml_vec_dot_q2_K_q8_K` (AVX2 path): W (n, Q2_K) · A (n, Q8_K); the
+/// mins enter through the activation block sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q2_k_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(Q2_K_BYTES).zip(a.chunks_exact(Q8_K_BYTES)) {
+        let yd = rd_f32(y, 0);
+        let d = yd * f16_to_f32(rd_u16(x, 80));
+        let dmin = -yd * f16_to_f32(rd_u16(x, 82));
+        let ms = load16(x, 0);
+        let mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(ms), m4));
+        let prod = _mm256_madd_epi16(mins, load32(y, Q8K_BSUMS));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
+        let scales = k16_scales(_mm_and_si128(ms, m4));
+        let mut sumi = _mm256_setzero_si256();
+        for (j, &sc) in scales.iter().enumerate() {
+            let b = load32(x, 16 + 32 * j);
+            let q = [
+                _mm256_and_si256(b, m3),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(b), m3),
+            ];
+            sumi = _mm256_add_epi32(sumi, k16_chunk(q, None, y, Q8K_QS + 128 * j, sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc)
+}
+
+/// `ggml_vec_dot_q3_K_q8_K` (AVX2 path): the 2 low bits and the "minus 4
+/// where the high bit is clear" part are multiplied separately (both
+/// unsigned, for `vpmaddubsw`) and subtracted.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q3_k_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
+    const K1: u32 = 0x0303_0303;
+    const K2: u32 = 0x0f0f_0f0f;
+    let m3 = _mm256_set1_epi8(3);
+    let mone = _mm256_set1_epi8(1);
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(Q3_K_BYTES).zip(a.chunks_exact(Q8_K_BYTES)) {
+        let d = rd_f32(y, 0) * f16_to_f32(rd_u16(x, 108));
+        let (a0, a1, a2) = (rd_u32(x, 96), rd_u32(x, 100), rd_u32(x, 104));
+        let sc = _mm_set_epi32(
+            (((a1 >> 4) & K2) | (((a2 >> 6) & K1) << 4)) as i32,
+            (((a0 >> 4) & K2) | (((a2 >> 4) & K1) << 4)) as i32,
+            ((a1 & K2) | (((a2 >> 2) & K1) << 4)) as i32,
+            ((a0 & K2) | ((a2 & K1) << 4)) as i32,
+        );
+        let scales = k16_scales(_mm_sub_epi8(sc, _mm_set1_epi8(32)));
+        // Bit s of each byte of !hmask says "subtract 4" for chunk bit s.
+        let mut nh = _mm256_andnot_si256(load32(x, 0), _mm256_set1_epi8(-1));
+        let mut sumi = _mm256_setzero_si256();
+        for (j, &sc) in scales.iter().enumerate() {
+            let b = load32(x, 32 + 32 * j);
+            let q = [
+                _mm256_and_si256(b, m3),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(b), m3),
+            ];
+            let mut sub = [_mm256_setzero_si256(); 4];
+            for s in sub.iter_mut() {
+                *s = _mm256_slli_epi16::<2>(_mm256_and_si256(nh, mone));
+                nh = _mm256_srli_epi16::<1>(nh);
+            }
+            sumi = _mm256_add_epi32(sumi, k16_chunk(q, Some(sub), y, Q8K_QS + 128 * j, sc));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc)
+}
 
 /// Unpacks a Q4_K/Q5_K block's 12 scale bytes into 16 bytes: eight 6-bit
 /// scales then eight 6-bit mins (the `utmp` shuffle of ggml's kernels).
