@@ -22,7 +22,7 @@ fn f16_to_f32_matches_half_for_every_value() {
 #[test]
 fn f32_to_f16_matches_half_rounding() {
     let mut rng = Rng::new(5);
-    let mut check = |x: f32| {
+    let check = |x: f32| {
         if x.is_nan() {
             return;
         }
