@@ -9,7 +9,11 @@ mod cmd;
 mod common;
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Run language models locally, on your own hardware.")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Run language models locally, on your own hardware."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
