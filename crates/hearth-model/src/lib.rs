@@ -1,1 +1,221 @@
-//! hearth-model
+//! Transformer language models over GGUF weights.
+//!
+//! This crate owns the architectures — each one data ([`Config`]) plus a
+//! small builder that reads its hyper-parameters and wires the shared blocks
+//! (`arch.rs`) — the single forward pass they all share (`forward.rs`), the
+//! weights as views into the mapped file, and the KV cache.
+//!
+//! Key types: [`Model`] (immutable, shareable), [`State`] (one sequence's KV
+//! cache and buffers), [`Logits`] (which rows of a batch to project).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use hearth_model::{Model, State, Logits, KvType};
+//! let model = Model::load("model.gguf").unwrap();
+//! let pool = Arc::new(hearth_ops::ThreadPool::new(2));
+//! let mut st = State::new(&model, 2048, KvType::F16, pool);
+//! let logits = model.forward(&mut st, &[1, 2, 3], Logits::Last).unwrap();
+//! assert_eq!(logits.len(), model.config.n_vocab);
+//! ```
+
+mod arch;
+mod config;
+mod forward;
+mod kv;
+pub mod synth;
+mod weights;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hearth_gguf::{GgmlType, GgufError, GgufFile};
+use hearth_ops::{KvElem, ThreadPool};
+
+pub use config::{Arch, Config, LayerSpec};
+pub use forward::{Logits, UBATCH};
+pub use kv::KvType;
+
+use kv::{Cache, LayerCache};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("unknown architecture '{0}' (hearth supports: llama, gemma3, qwen2)")]
+    UnknownArch(String),
+    #[error("missing tensor '{0}'")]
+    MissingTensor(String),
+    #[error("tensor '{tensor}': {why}")]
+    BadTensor { tensor: String, why: String },
+    #[error("tensor '{tensor}' has type {ty}, which cannot be used as a weight matrix")]
+    UnsupportedWeightType { tensor: String, ty: GgmlType },
+    #[error("hyper-parameter '{key}': {why}")]
+    BadHparam { key: String, why: String },
+    #[error("the context is full: {needed} tokens needed, the context holds {n_ctx}")]
+    ContextFull { needed: usize, n_ctx: usize },
+    #[error("token id {token} is outside the vocabulary ({n_vocab} tokens)")]
+    InvalidToken { token: u32, n_vocab: usize },
+    #[error("logits rows {start}..{end} asked of a batch of {n}")]
+    BadLogitsRange { start: usize, end: usize, n: usize },
+}
+
+/// A loaded model: configuration and weights mapped from the file.
+pub struct Model {
+    pub config: Config,
+    weights: weights::Weights,
+    file: Arc<GgufFile>,
+}
+
+impl Model {
+    /// Maps and validates the GGUF file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, ModelError> {
+        Self::from_file(Arc::new(GgufFile::open(path)?))
+    }
+
+    /// Builds a model from an already parsed file.
+    pub fn from_file(file: Arc<GgufFile>) -> Result<Model, ModelError> {
+        let arch_name = file.architecture()?.to_string();
+        let arch = Arch::from_name(&arch_name).ok_or(ModelError::UnknownArch(arch_name.clone()))?;
+        let emb = file
+            .tensor("token_embd.weight")
+            .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
+        let n_vocab = emb.dims.get(1).copied().unwrap_or(1) as usize;
+        let meta = config::Meta {
+            file: &file,
+            arch: &arch_name,
+        };
+        let config = arch::build(&meta, arch, n_vocab)?;
+        let weights = weights::load(&file, &config)?;
+        Ok(Model {
+            config,
+            weights,
+            file,
+        })
+    }
+
+    pub fn file(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+
+    /// Bytes of the weight tensors.
+    pub fn weight_bytes(&self) -> u64 {
+        self.file.tensors().iter().map(|t| t.size).sum()
+    }
+
+    /// Drops cached positions `n_keep..n_keep + n_discard` and moves the
+    /// later ones down, re-rotating their keys for the new positions
+    /// (llama.cpp's context shift).
+    pub fn shift_context(&self, st: &mut State, n_keep: usize, n_discard: usize) {
+        let n_keep = n_keep.min(st.n_past);
+        let n_discard = n_discard.min(st.n_past - n_keep);
+        if n_discard == 0 {
+            return;
+        }
+        let kv_dim = self.config.n_kv_head * self.config.head_dim;
+        let hd = self.config.head_dim;
+        let mut cs = vec![(0f32, 0f32); hd / 2];
+        let mut row = vec![0f32; kv_dim];
+        fn shift<T: KvElem>(
+            lc: &mut LayerCache<T>,
+            spec: &LayerSpec,
+            range: (usize, usize, usize),
+            kv_dim: usize,
+            hd: usize,
+            cs: &mut [(f32, f32)],
+            row: &mut [f32],
+        ) {
+            let (n_keep, n_discard, n_past) = range;
+            spec.rope.angles(-(n_discard as f32), cs);
+            for src in n_keep + n_discard..n_past {
+                let dst = src - n_discard;
+                for (r, k) in row.iter_mut().zip(&lc.k[src * kv_dim..(src + 1) * kv_dim]) {
+                    *r = k.to_f32();
+                }
+                spec.rope.apply(row, hd, cs);
+                for (k, &r) in lc.k[dst * kv_dim..(dst + 1) * kv_dim]
+                    .iter_mut()
+                    .zip(row.iter())
+                {
+                    *k = T::from_f32(r);
+                }
+                lc.v.copy_within(src * kv_dim..(src + 1) * kv_dim, dst * kv_dim);
+            }
+        }
+        let range = (n_keep, n_discard, st.n_past);
+        match &mut st.cache {
+            Cache::F16(ls) => {
+                for (lc, spec) in ls.iter_mut().zip(&self.config.layers) {
+                    shift(lc, spec, range, kv_dim, hd, &mut cs, &mut row);
+                }
+            }
+            Cache::F32(ls) => {
+                for (lc, spec) in ls.iter_mut().zip(&self.config.layers) {
+                    shift(lc, spec, range, kv_dim, hd, &mut cs, &mut row);
+                }
+            }
+        }
+        st.tokens.drain(n_keep..n_keep + n_discard);
+        st.n_past -= n_discard;
+    }
+}
+
+/// One sequence's state: the KV cache, the tokens it holds, and buffers.
+pub struct State {
+    n_ctx: usize,
+    n_past: usize,
+    tokens: Vec<u32>,
+    cache: Cache,
+    pool: Arc<ThreadPool>,
+    scratch: forward::Scratch,
+    logits: Vec<f32>,
+}
+
+impl State {
+    /// A state with room for `n_ctx` positions.
+    pub fn new(model: &Model, n_ctx: usize, kv: KvType, pool: Arc<ThreadPool>) -> State {
+        let c = &model.config;
+        State {
+            n_ctx,
+            n_past: 0,
+            tokens: Vec::new(),
+            cache: Cache::new(kv, c.n_layer, n_ctx, c.n_kv_head * c.head_dim),
+            pool,
+            scratch: Default::default(),
+            logits: Vec::new(),
+        }
+    }
+
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Positions filled so far.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// The tokens whose keys and values are cached, in position order.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forgets positions from `n` on (keeps a common prefix for reuse).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.n_past {
+            self.n_past = n;
+            self.tokens.truncate(n);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    pub fn pool(&self) -> &Arc<ThreadPool> {
+        &self.pool
+    }
+}

@@ -1,1 +1,31 @@
-//! hearth-ops
+//! CPU operations for hearth's models, with no model knowledge.
+//!
+//! This crate owns the thread pool ([`ThreadPool`]) and the operations a
+//! transformer forward pass is built from: quantized matrix multiplication
+//! ([`matmul`], activations quantized once per call into the weight type's
+//! dot-product format and multiplied with the kernels `hearth-quant` picked
+//! for this CPU), RMS norm, gated activations, rotary embeddings ([`Rope`])
+//! and attention over a KV cache ([`attention`]).
+//!
+//! ```
+//! use hearth_ops::{ThreadPool, rms_norm};
+//! let pool = ThreadPool::new(2);
+//! let mut out = [0.0f32; 2];
+//! rms_norm(&[3.0, 4.0], &[1.0, 1.0], 0.0, &mut out);
+//! pool.run(&|_i, _n| {});
+//! ```
+
+pub mod attention;
+pub mod elementwise;
+pub mod matmul;
+pub mod pool;
+pub mod rope;
+
+pub use attention::{attention, AttnParams, KvElem, F16};
+pub use elementwise::{
+    add_inplace, gated_act, gelu, log_softmax, rms_norm, rms_norm_inplace, scale_inplace, silu,
+    Activation,
+};
+pub use matmul::{matmul, matmul_quantized, quantize_rows, WeightRef};
+pub use pool::{split, Disjoint, ThreadPool};
+pub use rope::{Rope, RopeKind};

@@ -1,0 +1,4 @@
+pub mod perplexity;
+pub mod run;
+pub mod show;
+pub mod tokenize;

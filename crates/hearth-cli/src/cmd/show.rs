@@ -1,0 +1,93 @@
+//! `hearth show MODEL`: what a model file holds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use hearth_gguf::GgufFile;
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    pub model: PathBuf,
+    /// Also list every tensor.
+    #[arg(long)]
+    pub tensors: bool,
+}
+
+pub fn main(a: ShowArgs) -> Result<()> {
+    let f = GgufFile::open(&a.model)?;
+    let arch = f.architecture().unwrap_or("?");
+    let n_params: u64 = f.tensors().iter().map(|t| t.n_elements()).sum();
+    let bytes: u64 = f.tensors().iter().map(|t| t.size).sum();
+    let mut by_type: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for t in f.tensors() {
+        let e = by_type.entry(t.ty.name()).or_default();
+        e.0 += 1;
+        e.1 += t.n_elements();
+    }
+    println!("  Model");
+    println!("    architecture        {arch}");
+    if let Some(n) = f.get("general.name").and_then(|v| v.as_str()) {
+        println!("    name                {n}");
+    }
+    println!("    parameters          {}", human_count(n_params));
+    if let Some(c) = f
+        .get(&format!("{arch}.context_length"))
+        .and_then(|v| v.as_u64())
+    {
+        println!("    context length      {c}");
+    }
+    if let Some(e) = f
+        .get(&format!("{arch}.embedding_length"))
+        .and_then(|v| v.as_u64())
+    {
+        println!("    embedding length    {e}");
+    }
+    println!(
+        "    weights             {:.1} MiB",
+        bytes as f64 / (1u64 << 20) as f64
+    );
+    let types: Vec<String> = by_type
+        .iter()
+        .map(|(t, (n, el))| {
+            format!(
+                "{t} ×{n} ({:.0}%)",
+                100.0 * *el as f64 / n_params.max(1) as f64
+            )
+        })
+        .collect();
+    println!("    tensor types        {}", types.join(", "));
+    println!("    GGUF version        {}", f.version);
+    println!();
+    println!("  Metadata");
+    for (k, v) in f.metadata() {
+        println!("    {k:<44} {}", v.display_short(8));
+    }
+    if a.tensors {
+        println!();
+        println!("  Tensors");
+        for t in f.tensors() {
+            println!(
+                "    {:<36} {:<6} {:<20} {:>10} bytes",
+                t.name,
+                t.ty.name(),
+                format!("{:?}", t.dims),
+                t.size
+            );
+        }
+    } else {
+        println!();
+        println!("  {} tensors (--tensors to list them)", f.tensors().len());
+    }
+    Ok(())
+}
+
+fn human_count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}

@@ -1,0 +1,61 @@
+//! What several subcommands share: loading a model with its tokenizer,
+//! thread and context defaults.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hearth_model::{KvType, Model, State};
+use hearth_ops::ThreadPool;
+use hearth_tokenizer::Tokenizer;
+
+/// Default context cap when the model was trained with a longer one.
+pub const DEFAULT_CTX: usize = 4096;
+
+pub struct Loaded {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub load_time: Duration,
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let t0 = Instant::now();
+    if !path.exists() {
+        bail!("model file {} does not exist", path.display());
+    }
+    let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let tokenizer = Tokenizer::from_gguf(model.file())
+        .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+    Ok(Loaded {
+        model,
+        tokenizer,
+        load_time: t0.elapsed(),
+    })
+}
+
+/// Threads to use: the number given, else the machine's cores.
+pub fn threads(requested: Option<usize>) -> Result<usize> {
+    match requested {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)),
+    }
+}
+
+/// Context size: the one given, else the model's trained length capped at
+/// [`DEFAULT_CTX`].
+pub fn context(model: &Model, requested: Option<usize>) -> Result<usize> {
+    match requested {
+        Some(0) => bail!("--ctx must be at least 1"),
+        Some(n) if n > 1 << 20 => bail!("--ctx {n} is larger than hearth supports (1048576)"),
+        Some(n) => Ok(n),
+        None => Ok(model.config.n_ctx_train.clamp(1, DEFAULT_CTX)),
+    }
+}
+
+pub fn new_state(model: &Model, n_ctx: usize, kv: KvType, threads: usize) -> State {
+    State::new(model, n_ctx, kv, Arc::new(ThreadPool::new(threads)))
+}

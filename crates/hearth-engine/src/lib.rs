@@ -1,0 +1,197 @@
+//! Turning a prompt into streamed text.
+//!
+//! This crate owns the generation loop that every front end shares (the
+//! terminal, and later the server's engine thread): it reuses the longest
+//! cached prefix of the prompt, evaluates the rest in batches, samples
+//! token by token, streams only complete UTF-8 text, holds back text that
+//! may become a stop string, and stops on an end-of-generation token, a stop
+//! string, the token limit, the end of the context (or shifts the context
+//! when asked), or cancellation.
+//!
+//! ```no_run
+//! # use std::sync::{Arc, atomic::AtomicBool};
+//! # use hearth_engine::{generate, GenParams};
+//! # fn f(model: &hearth_model::Model, st: &mut hearth_model::State, tok: &hearth_tokenizer::Tokenizer) {
+//! let prompt = tok.encode("Once upon a time", true, true);
+//! let out = generate(model, st, tok, &prompt, &GenParams::default(), &AtomicBool::new(false),
+//!     &mut |text| print!("{text}")).unwrap();
+//! eprintln!("{:?} after {} tokens", out.finish, out.stats.gen_tokens);
+//! # }
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hearth_model::{Logits, Model, ModelError, State};
+use hearth_sample::{FinishReason, SampleError, Sampler, SamplerConfig, StopMatcher, StopStep};
+use hearth_tokenizer::{StreamDecoder, Tokenizer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Sample(#[from] SampleError),
+    #[error("the prompt is {n_prompt} tokens but the context holds {n_ctx}; use a larger context (--ctx) or a shorter prompt")]
+    PromptTooLong { n_prompt: usize, n_ctx: usize },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+}
+
+/// How to generate.
+#[derive(Clone, Debug)]
+pub struct GenParams {
+    pub sampler: SamplerConfig,
+    /// Stop after this many generated tokens (None: until EOG or context end).
+    pub max_tokens: Option<usize>,
+    pub stop: Vec<String>,
+    /// When the context is full, drop the oldest tokens after the first
+    /// `n_keep` and go on, instead of stopping with `length`.
+    pub context_shift: bool,
+    pub n_keep: usize,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams {
+            sampler: SamplerConfig::default(),
+            max_tokens: None,
+            stop: Vec::new(),
+            context_shift: false,
+            n_keep: 0,
+        }
+    }
+}
+
+/// Counts and timings of one generation.
+#[derive(Clone, Debug, Default)]
+pub struct GenStats {
+    pub prompt_tokens: usize,
+    /// Prompt tokens found in the cache and not evaluated again.
+    pub cached_tokens: usize,
+    pub prompt_eval: Duration,
+    pub gen_tokens: usize,
+    pub gen_eval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub finish: FinishReason,
+    pub stats: GenStats,
+    /// Generated token ids (the EOG token included when one ended it).
+    pub tokens: Vec<u32>,
+}
+
+/// Generates a continuation of `prompt`, calling `on_text` with each piece
+/// of text as soon as it is safe to show.
+pub fn generate(
+    model: &Model,
+    st: &mut State,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    cancel: &AtomicBool,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Generation, EngineError> {
+    if prompt.is_empty() {
+        return Err(EngineError::EmptyPrompt);
+    }
+    if prompt.len() >= st.n_ctx() {
+        return Err(EngineError::PromptTooLong {
+            n_prompt: prompt.len(),
+            n_ctx: st.n_ctx(),
+        });
+    }
+    let mut sampler = Sampler::new(&params.sampler, st.n_ctx())?;
+    let mut stats = GenStats {
+        prompt_tokens: prompt.len(),
+        ..Default::default()
+    };
+
+    // Reuse the cached prefix; at least the last prompt token is evaluated
+    // so that its logits exist.
+    let common = st
+        .tokens()
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let reuse = common.min(prompt.len() - 1);
+    st.truncate(reuse);
+    stats.cached_tokens = reuse;
+    for &t in prompt {
+        sampler.accept(t);
+    }
+    let t0 = Instant::now();
+    let mut logits = model.forward(st, &prompt[reuse..], Logits::Last)?.to_vec();
+    stats.prompt_eval = t0.elapsed();
+
+    let mut decoder = StreamDecoder::new(tok);
+    let mut stops = StopMatcher::new(params.stop.clone());
+    let mut out_tokens = Vec::new();
+    let t1 = Instant::now();
+    let mut stopped_by_string = false;
+    let finish = loop {
+        if cancel.load(Ordering::Relaxed) {
+            break FinishReason::Stop;
+        }
+        if params.max_tokens.is_some_and(|m| out_tokens.len() >= m) {
+            break FinishReason::Length;
+        }
+        let id = sampler.sample(&logits);
+        sampler.accept(id);
+        out_tokens.push(id);
+        stats.gen_tokens += 1;
+        if tok.is_eog(id) {
+            break FinishReason::Stop;
+        }
+        let piece = decoder.push(tok, id);
+        match stops.push(&piece) {
+            StopStep::Continue(text) => {
+                if !text.is_empty() {
+                    on_text(&text);
+                }
+            }
+            StopStep::Stop(text) => {
+                if !text.is_empty() {
+                    on_text(&text);
+                }
+                stopped_by_string = true;
+                break FinishReason::Stop;
+            }
+        }
+        if st.n_past() + 1 > st.n_ctx() {
+            if !params.context_shift {
+                break FinishReason::Length;
+            }
+            let n_keep = params.n_keep.min(st.n_past());
+            let n_discard = (st.n_past() - n_keep) / 2;
+            if n_discard == 0 {
+                break FinishReason::Length;
+            }
+            model.shift_context(st, n_keep, n_discard);
+        }
+        logits.copy_from_slice(model.forward(st, &[id], Logits::Last)?);
+    };
+    stats.gen_eval = t1.elapsed();
+    if !stopped_by_string {
+        // Text held back for an incomplete character or a possible stop
+        // string is shown now that generation has ended.
+        let mut tail = decoder.flush();
+        match stops.push(&tail) {
+            StopStep::Continue(text) => {
+                tail = text;
+                tail.push_str(&stops.flush());
+            }
+            StopStep::Stop(text) => tail = text,
+        }
+        if !tail.is_empty() {
+            on_text(&tail);
+        }
+    }
+    Ok(Generation {
+        finish,
+        stats,
+        tokens: out_tokens,
+    })
+}

@@ -1,0 +1,188 @@
+//! What a model is, as data: hyper-parameters read from GGUF metadata and
+//! the per-architecture facts that decide how the shared blocks are wired.
+
+use hearth_gguf::GgufFile;
+use hearth_ops::{Activation, Rope, RopeKind};
+
+use crate::ModelError;
+
+/// The architectures hearth can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Gemma3,
+    Qwen2,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Llama, Arch::Gemma3, Arch::Qwen2];
+
+    /// `general.architecture` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Gemma3 => "gemma3",
+            Arch::Qwen2 => "qwen2",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// Per-layer facts that vary inside one model (Gemma 3 interleaves
+/// sliding-window and global layers with their own RoPE bases).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerSpec {
+    pub rope: Rope,
+    pub window: Option<usize>,
+}
+
+/// Everything the forward pass needs to know besides the weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub arch: Arch,
+    pub n_vocab: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub norm_eps: f32,
+    /// Context length the model was trained with.
+    pub n_ctx_train: usize,
+    pub act: Activation,
+    /// Multiplier on the token embeddings (Gemma: √n_embd).
+    pub embed_scale: Option<f32>,
+    /// Multiplier on q·k.
+    pub attn_scale: f32,
+    pub attn_softcap: Option<f32>,
+    pub final_softcap: Option<f32>,
+    /// Q/K/V carry biases (Qwen2).
+    pub qkv_bias: bool,
+    /// Per-head RMS norm of Q and K before RoPE (Gemma 3).
+    pub qk_norm: bool,
+    /// Extra norms after attention and after the feed-forward block (Gemma 2/3).
+    pub post_norms: bool,
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Typed access to `{arch}.*` metadata with errors that name the key.
+pub(crate) struct Meta<'a> {
+    pub file: &'a GgufFile,
+    pub arch: &'a str,
+}
+
+impl Meta<'_> {
+    pub fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.arch)
+    }
+    pub fn usize(&self, k: &str) -> Result<usize, ModelError> {
+        let key = self.key(k);
+        let v = self.file.get_u64(&key)?;
+        usize::try_from(v).map_err(|_| ModelError::BadHparam {
+            key,
+            why: "too large".into(),
+        })
+    }
+    pub fn usize_or(&self, k: &str, d: usize) -> Result<usize, ModelError> {
+        if self.file.get(&self.key(k)).is_some() {
+            self.usize(k)
+        } else {
+            Ok(d)
+        }
+    }
+    pub fn f32(&self, k: &str) -> Result<f32, ModelError> {
+        Ok(self.file.get_f32(&self.key(k))?)
+    }
+    pub fn f32_opt(&self, k: &str) -> Result<Option<f32>, ModelError> {
+        match self.file.get(&self.key(k)) {
+            None => Ok(None),
+            Some(_) => self.f32(k).map(Some),
+        }
+    }
+}
+
+/// The hyper-parameters every supported architecture shares.
+pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Config, ModelError> {
+    let n_embd = meta.usize("embedding_length")?;
+    let n_head = meta.usize("attention.head_count")?;
+    let n_kv_head = meta.usize_or("attention.head_count_kv", n_head)?;
+    let n_layer = meta.usize("block_count")?;
+    if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_layer == 0 {
+        return Err(ModelError::BadHparam {
+            key: meta.key("attention.head_count"),
+            why: format!("{n_head} heads / {n_kv_head} KV heads over {n_layer} layers"),
+        });
+    }
+    let head_dim = meta.usize_or("attention.key_length", n_embd / n_head)?;
+    let v_dim = meta.usize_or("attention.value_length", head_dim)?;
+    if head_dim == 0 || v_dim != head_dim || head_dim > hearth_ops::attention::MAX_HEAD_DIM {
+        return Err(ModelError::BadHparam {
+            key: meta.key("attention.key_length"),
+            why: format!("head dims k={head_dim} v={v_dim} are not supported"),
+        });
+    }
+    let n_rot = meta.usize_or("rope.dimension_count", head_dim)?;
+    if n_rot > head_dim || n_rot % 2 != 0 {
+        return Err(ModelError::BadHparam {
+            key: meta.key("rope.dimension_count"),
+            why: format!("{n_rot} rotated dims with head dim {head_dim}"),
+        });
+    }
+    let base = meta.f32_opt("rope.freq_base")?.unwrap_or(10000.0);
+    let freq_scale = rope_freq_scale(meta)?;
+    let rope = Rope {
+        kind: RopeKind::Norm,
+        n_rot,
+        base,
+        freq_scale,
+    };
+    Ok(Config {
+        arch,
+        n_vocab,
+        n_embd,
+        n_layer,
+        n_head,
+        n_kv_head,
+        head_dim,
+        n_ff: meta.usize("feed_forward_length")?,
+        norm_eps: meta.f32("attention.layer_norm_rms_epsilon")?,
+        n_ctx_train: meta.usize_or("context_length", 2048)?,
+        act: Activation::Silu,
+        embed_scale: None,
+        attn_scale: 1.0 / (head_dim as f32).sqrt(),
+        attn_softcap: None,
+        final_softcap: None,
+        qkv_bias: false,
+        qk_norm: false,
+        post_norms: false,
+        layers: vec![LayerSpec { rope, window: None }; n_layer],
+    })
+}
+
+fn rope_freq_scale(meta: &Meta<'_>) -> Result<f32, ModelError> {
+    let ty = meta
+        .file
+        .get(&meta.key("rope.scaling.type"))
+        .and_then(|v| v.as_str());
+    match ty {
+        None | Some("none") => Ok(1.0),
+        Some("linear") => {
+            let f = meta.f32_opt("rope.scaling.factor")?.unwrap_or(1.0);
+            if !(f.is_finite() && f > 0.0) {
+                return Err(ModelError::BadHparam {
+                    key: meta.key("rope.scaling.factor"),
+                    why: format!("{f}"),
+                });
+            }
+            Ok(1.0 / f)
+        }
+        Some(other) => Err(ModelError::BadHparam {
+            key: meta.key("rope.scaling.type"),
+            why: format!("rope scaling '{other}' is not supported"),
+        }),
+    }
+}

@@ -1,0 +1,208 @@
+//! Scaled dot-product attention over a KV cache, one pass per query with an
+//! online softmax (the flash-attention recurrence), so no score buffer is
+//! needed whatever the context length.
+//!
+//! Layout: the cache of one layer holds `n_slots` rows of `n_kv_head ·
+//! head_dim` elements; the key and value of position p live in row p.
+//! Queries are `n_tokens` rows of `n_head · head_dim`. Query head h reads KV
+//! head `h / (n_head / n_kv_head)` (grouped-query attention).
+
+use crate::pool::{split, Disjoint, ThreadPool};
+
+/// Largest head dimension supported (bounds the per-query stack buffers).
+pub const MAX_HEAD_DIM: usize = 512;
+
+/// A KV cache element type.
+pub trait KvElem: Copy + Send + Sync + Default + 'static {
+    fn to_f32(self) -> f32;
+    fn from_f32(x: f32) -> Self;
+    /// Whether queries are rounded to this precision before the dot product,
+    /// and the value accumulator after every update. ggml's flash attention
+    /// converts Q to the K type and, for an F16 cache, accumulates V·softmax
+    /// in F16 (`VKQ16`); doing the same keeps hearth's distributions close to
+    /// llama.cpp's.
+    const ROUND: bool;
+}
+
+impl KvElem for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    const ROUND: bool = false;
+}
+
+/// IEEE half precision, stored as its bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct F16(pub u16);
+
+impl KvElem for F16 {
+    fn to_f32(self) -> f32 {
+        hearth_quant::f16_to_f32(self.0)
+    }
+    fn from_f32(x: f32) -> Self {
+        F16(hearth_quant::f32_to_f16(x))
+    }
+    const ROUND: bool = true;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnParams {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    /// Multiplier applied to q·k.
+    pub scale: f32,
+    /// Sliding window: a query at position p sees keys at positions > p - window.
+    pub window: Option<usize>,
+    /// Soft-capping of scores: `cap · tanh(s / cap)`.
+    pub softcap: Option<f32>,
+}
+
+/// out (n_tokens × n_head·head_dim) = softmax(q·kᵀ·scale + mask) · v,
+/// where token t sits at `positions[t]` and attends causally to cache rows
+/// `0..=positions[t]` (restricted by the window).
+pub fn attention<T: KvElem>(
+    pool: &ThreadPool,
+    p: &AttnParams,
+    q: &[f32],
+    k_cache: &[T],
+    v_cache: &[T],
+    positions: &[usize],
+    out: &mut [f32],
+) {
+    let hd = p.head_dim;
+    assert!(hd <= MAX_HEAD_DIM, "head_dim {hd} > {MAX_HEAD_DIM}");
+    let q_dim = p.n_head * hd;
+    let kv_dim = p.n_kv_head * hd;
+    let group = p.n_head / p.n_kv_head;
+    let n_items = positions.len() * p.n_head;
+    assert_eq!(q.len(), positions.len() * q_dim);
+    assert_eq!(out.len(), q.len());
+    let dst = Disjoint::new(out);
+    let job = |i: usize, nt: usize| {
+        let mut qh = [0f32; MAX_HEAD_DIM];
+        let mut acc = [0f32; MAX_HEAD_DIM];
+        for item in split(n_items, i, nt) {
+            let (t, h) = (item / p.n_head, item % p.n_head);
+            let pos = positions[t];
+            let kvh = h / group;
+            let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+            for (d, &s) in qh[..hd].iter_mut().zip(qs) {
+                *d = if T::ROUND { T::from_f32(s).to_f32() } else { s };
+            }
+            let start = match p.window {
+                Some(w) => (pos + 1).saturating_sub(w),
+                None => 0,
+            };
+            let acc = &mut acc[..hd];
+            acc.fill(0.0);
+            let mut m = f32::NEG_INFINITY;
+            let mut l = 0f32;
+            for slot in start..=pos {
+                let base = slot * kv_dim + kvh * hd;
+                let k = &k_cache[base..base + hd];
+                let mut s = 0f32;
+                for (a, b) in qh[..hd].iter().zip(k) {
+                    s += a * b.to_f32();
+                }
+                s *= p.scale;
+                if let Some(c) = p.softcap {
+                    s = c * (s / c).tanh();
+                }
+                let v = &v_cache[base..base + hd];
+                let round = |x: f32| if T::ROUND { T::from_f32(x).to_f32() } else { x };
+                // Same update order as ggml: on a new maximum, rescale the
+                // accumulator, then add v with weight 1; else add e·v.
+                let w = if s > m {
+                    let r = (m - s).exp();
+                    for a in acc.iter_mut() {
+                        *a = round(*a * r);
+                    }
+                    l *= r;
+                    m = s;
+                    1.0
+                } else {
+                    (s - m).exp()
+                };
+                for (a, vv) in acc.iter_mut().zip(v) {
+                    *a = round(*a + vv.to_f32() * w);
+                }
+                l += w;
+            }
+            // SAFETY: each (token, head) item is owned by one thread.
+            #[allow(unsafe_code)]
+            let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
+            let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+            for (o, a) in o.iter_mut().zip(acc.iter()) {
+                *o = a * inv;
+            }
+        }
+    };
+    pool.run(&job);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plain softmax attention for comparison.
+    fn naive(p: &AttnParams, q: &[f32], k: &[f32], v: &[f32], pos: &[usize]) -> Vec<f32> {
+        let hd = p.head_dim;
+        let mut out = vec![0f32; q.len()];
+        for (t, &ps) in pos.iter().enumerate() {
+            for h in 0..p.n_head {
+                let kvh = h / (p.n_head / p.n_kv_head);
+                let qh = &q[(t * p.n_head + h) * hd..][..hd];
+                let lo = p.window.map_or(0, |w| (ps + 1).saturating_sub(w));
+                let scores: Vec<f32> = (lo..=ps)
+                    .map(|j| {
+                        let kk = &k[(j * p.n_kv_head + kvh) * hd..][..hd];
+                        qh.iter().zip(kk).map(|(a, b)| a * b).sum::<f32>() * p.scale
+                    })
+                    .collect();
+                let mx = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = scores.iter().map(|s| (s - mx).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for (jj, j) in (lo..=ps).enumerate() {
+                    let vv = &v[(j * p.n_kv_head + kvh) * hd..][..hd];
+                    for d in 0..hd {
+                        out[(t * p.n_head + h) * hd + d] += e[jj] / z * vv[d];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_naive_with_gqa_and_window() {
+        let pool = ThreadPool::new(2);
+        let p = AttnParams {
+            n_head: 4,
+            n_kv_head: 2,
+            head_dim: 8,
+            scale: 0.35,
+            window: Some(3),
+            softcap: None,
+        };
+        let n = 6;
+        let f = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
+        let q: Vec<f32> = (0..n * 32).map(f).collect();
+        let k: Vec<f32> = (0..n * 16).map(|i| f(i + 3)).collect();
+        let v: Vec<f32> = (0..n * 16).map(|i| f(i + 11)).collect();
+        let pos: Vec<usize> = (0..n).collect();
+        for window in [None, Some(3)] {
+            let p = AttnParams { window, ..p };
+            let want = naive(&p, &q, &k, &v, &pos);
+            let mut got = vec![0f32; q.len()];
+            attention(&pool, &p, &q, &k, &v, &pos, &mut got);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Row-wise and element-wise operations on f32 activations.
+
+/// RMS norm of one row: `out = x / sqrt(mean(x²) + eps) * w`.
+/// Accumulates in f64, as ggml's `rms_norm` does.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    debug_assert!(x.len() == w.len() && x.len() == out.len());
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// In-place RMS norm of one row.
+pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    debug_assert_eq!(x.len(), w.len());
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (v, &g) in x.iter_mut().zip(w) {
+        *v = *v * scale * g;
+    }
+}
+
+/// `x += y`.
+pub fn add_inplace(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// `x *= s`.
+pub fn scale_inplace(x: &mut [f32], s: f32) {
+    for a in x.iter_mut() {
+        *a *= s;
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, tanh approximation (ggml's `ggml_gelu_f32`).
+pub fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// The activation of a gated feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    Gelu,
+}
+
+/// `gate = act(gate) * up`, element-wise.
+pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
+    match act {
+        Activation::Silu => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = silu(*g) * u;
+            }
+        }
+        Activation::Gelu => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = gelu(*g) * u;
+            }
+        }
+    }
+}
+
+/// Log-softmax of one row into `out`, accumulated in f64 for stability.
+pub fn log_softmax(x: &[f32], out: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    let lse = max as f64 + sum.ln();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v as f64 - lse) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_unit() {
+        let x = [3.0f32, 4.0];
+        let mut o = [0f32; 2];
+        rms_norm(&x, &[1.0, 2.0], 0.0, &mut o);
+        let r = (12.5f32).sqrt();
+        assert!((o[0] - 3.0 / r).abs() < 1e-6 && (o[1] - 8.0 / r).abs() < 1e-6);
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let x = [1.0f32, 2.0, 3.0, -100.0];
+        let mut o = [0f32; 4];
+        log_softmax(&x, &mut o);
+        let s: f32 = o.iter().map(|v| v.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn activations() {
+        assert!((silu(0.0)).abs() < 1e-7);
+        assert!((gelu(1.0) - 0.841192).abs() < 1e-4);
+    }
+}

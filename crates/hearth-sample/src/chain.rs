@@ -1,0 +1,192 @@
+//! [`Sampler`]: the configured chain of stages plus its reusable candidate buffer.
+
+use crate::candidates::Candidates;
+use crate::config::SamplerConfig;
+use crate::penalties::Penalties;
+use crate::stages::{Dist, Greedy, MinP, SamplerStage, Temperature, TopK, TopP};
+use crate::SampleError;
+
+/// A sampler chain for one sequence.
+///
+/// [`Sampler::new`] builds llama.cpp's default order (common/sampling.cpp), leaving out stages
+/// that the settings turn off:
+///
+/// ```text
+/// temperature > 0:  penalties → top-k → top-p → min-p → temperature → dist
+/// temperature <= 0: penalties → greedy
+/// ```
+///
+/// (top-k, top-p, min-p and temperature cannot change which token has the largest logit, so the
+/// greedy chain skips them.) The candidate buffer is kept between calls: after the first
+/// [`Sampler::sample`] no call allocates, except when the penalty history grows past its
+/// initial reserve.
+pub struct Sampler {
+    stages: Vec<Box<dyn SamplerStage>>,
+    cands: Candidates,
+}
+
+impl Sampler {
+    /// Validates `cfg` and builds its chain; `n_ctx` resolves `repeat_last_n = -1`.
+    pub fn new(cfg: &SamplerConfig, n_ctx: usize) -> Result<Self, SampleError> {
+        cfg.validate()?;
+        let mut stages: Vec<Box<dyn SamplerStage>> = Vec::new();
+        let penalties = Penalties::new(
+            cfg.penalty_window(n_ctx),
+            cfg.repeat_penalty,
+            cfg.frequency_penalty,
+            cfg.presence_penalty,
+        );
+        if !penalties.is_noop() {
+            stages.push(Box::new(penalties));
+        }
+        if cfg.is_greedy() {
+            stages.push(Box::new(Greedy));
+        } else {
+            if cfg.top_k > 0 {
+                stages.push(Box::new(TopK::new(cfg.top_k)));
+            }
+            if cfg.top_p < 1.0 {
+                stages.push(Box::new(TopP::new(cfg.top_p, 1)));
+            }
+            if cfg.min_p > 0.0 {
+                stages.push(Box::new(MinP::new(cfg.min_p)));
+            }
+            if cfg.temperature != 1.0 {
+                stages.push(Box::new(Temperature::new(cfg.temperature)));
+            }
+            stages.push(Box::new(Dist::new(cfg.seed)));
+        }
+        Ok(Self::from_stages(stages))
+    }
+
+    /// A chain of your own stages, applied in order. The last stage should select a token
+    /// ([`Dist`], [`Greedy`]); if none does, [`Sampler::sample`] takes the argmax.
+    pub fn from_stages(stages: Vec<Box<dyn SamplerStage>>) -> Self {
+        Self {
+            stages,
+            cands: Candidates::new(),
+        }
+    }
+
+    /// Puts `stage` at the front of the chain (where a grammar or logit-bias stage goes).
+    pub fn push_front(&mut self, stage: Box<dyn SamplerStage>) {
+        self.stages.insert(0, stage);
+    }
+
+    /// The stage names, in chain order.
+    pub fn stage_names(&self) -> Vec<&'static str> {
+        self.stages.iter().map(|s| s.name()).collect()
+    }
+
+    /// The seed of the chain's random stream (the drawn one when the config had none);
+    /// `None` for a chain that never draws (greedy).
+    pub fn seed(&self) -> Option<u64> {
+        self.stages.iter().find_map(|s| s.seed())
+    }
+
+    /// Runs the chain over raw logits (one per vocabulary entry, token id = index) and returns
+    /// the chosen token. Does **not** call [`Sampler::accept`]; the caller does that for every
+    /// token that enters the context.
+    ///
+    /// NaN logits are treated as `-inf`. Empty `logits` returns token 0 (a model always has a
+    /// vocabulary; this only keeps the call total).
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        self.cands.fill(logits);
+        for stage in &mut self.stages {
+            stage.apply(&mut self.cands);
+        }
+        self.cands
+            .selected()
+            .or_else(|| self.cands.argmax().map(|i| self.cands.as_slice()[i].id))
+            .unwrap_or(0)
+    }
+
+    /// Records a token that entered the context (prompt tokens and generated tokens), for the
+    /// penalty history.
+    pub fn accept(&mut self, token: u32) {
+        for stage in &mut self.stages {
+            stage.accept(token);
+        }
+    }
+
+    /// Forgets the penalty history and restarts the random stream: with a given seed the
+    /// sampler then repeats itself; without one it draws a fresh seed.
+    pub fn reset(&mut self) {
+        for stage in &mut self.stages {
+            stage.reset();
+        }
+    }
+
+    /// The candidates as the last [`Sampler::sample`] left them: the survivors of the filters,
+    /// with probabilities in `p` when the final stage was [`Dist`].
+    pub fn candidates(&self) -> &Candidates {
+        &self.cands
+    }
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("stages", &self.stage_names())
+            .field("seed", &self.seed())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_chain_order() {
+        let s = Sampler::new(&SamplerConfig::default(), 4096).expect("valid");
+        assert_eq!(
+            s.stage_names(),
+            ["penalties", "top-k", "top-p", "temp", "dist"]
+        );
+        let mut cfg = SamplerConfig {
+            min_p: 0.05,
+            ..SamplerConfig::default()
+        };
+        cfg.seed = Some(5);
+        let s = Sampler::new(&cfg, 4096).expect("valid");
+        assert_eq!(
+            s.stage_names(),
+            ["penalties", "top-k", "top-p", "min-p", "temp", "dist"]
+        );
+        assert_eq!(s.seed(), Some(5));
+    }
+
+    #[test]
+    fn greedy_chain_is_short() {
+        let s = Sampler::new(&SamplerConfig::greedy(), 4096).expect("valid");
+        assert_eq!(s.stage_names(), ["greedy"]);
+        assert_eq!(s.seed(), None);
+        let cfg = SamplerConfig {
+            temperature: 0.0,
+            ..SamplerConfig::default()
+        };
+        let s = Sampler::new(&cfg, 4096).expect("valid");
+        assert_eq!(s.stage_names(), ["penalties", "greedy"]);
+    }
+
+    #[test]
+    fn chain_without_final_stage_takes_argmax() {
+        let mut s = Sampler::from_stages(vec![Box::new(TopK::new(2))]);
+        assert_eq!(s.sample(&[0.0, 2.0, 1.0]), 1);
+        assert_eq!(s.sample(&[]), 0);
+    }
+
+    #[test]
+    fn buffer_is_reused() {
+        let mut s = Sampler::new(&SamplerConfig::default(), 64).expect("valid");
+        let logits: Vec<f32> = (0..1000).map(|i| (i % 17) as f32).collect();
+        s.sample(&logits);
+        let ptr = s.candidates().as_slice().as_ptr();
+        for _ in 0..10 {
+            let t = s.sample(&logits);
+            s.accept(t);
+        }
+        assert_eq!(s.candidates().as_slice().as_ptr(), ptr);
+    }
+}

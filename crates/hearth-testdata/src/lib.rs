@@ -1,0 +1,81 @@
+//! Where tests find the real models and the llama.cpp golden data.
+//!
+//! Real models are fetched by `scripts/fetch-models.sh` into
+//! `$HEARTH_MODEL_CACHE` (default `~/.cache/hearth/models`). A test that
+//! needs one calls [`model`]: when the file is missing it panics under
+//! `CI=true` (CI must never pass without the model) and otherwise prints
+//! that it is skipping and returns `None`.
+
+use std::path::PathBuf;
+
+/// The real models the golden data was made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RealModel {
+    SmolLm2,
+    Gemma3,
+}
+
+impl RealModel {
+    pub const ALL: [RealModel; 2] = [RealModel::SmolLm2, RealModel::Gemma3];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            RealModel::SmolLm2 => "SmolLM2-135M-Instruct.Q4_1.gguf",
+            RealModel::Gemma3 => "gemma-3-270m-q4_k_m.gguf",
+        }
+    }
+
+    /// The folder of its golden data under `testdata/golden/`.
+    pub fn golden_folder(self) -> &'static str {
+        match self {
+            RealModel::SmolLm2 => "smollm2-135m-q4_1",
+            RealModel::Gemma3 => "gemma3-270m-q4_k_m",
+        }
+    }
+}
+
+pub fn model_cache() -> PathBuf {
+    if let Some(d) = std::env::var_os("HEARTH_MODEL_CACHE") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/hearth/models")
+}
+
+/// The path of a real model, or `None` (after saying so) when it is missing
+/// outside CI. Under `CI=true` a missing model is a failure.
+pub fn model(m: RealModel) -> Option<PathBuf> {
+    let p = model_cache().join(m.file_name());
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{} is missing under CI; run scripts/fetch-models.sh first",
+            p.display()
+        );
+    }
+    eprintln!(
+        "skipping: {} not found (run scripts/fetch-models.sh)",
+        p.display()
+    );
+    None
+}
+
+/// The repository's `testdata/` folder.
+pub fn testdata_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// A golden JSON file of a model, e.g. `golden_json(RealModel::Gemma3, "greedy.json")`.
+pub fn golden_json(m: RealModel, file: &str) -> serde_json::Value {
+    let p = testdata_dir()
+        .join("golden")
+        .join(m.golden_folder())
+        .join(file);
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
+}
