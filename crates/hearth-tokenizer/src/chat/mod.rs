@@ -2,11 +2,11 @@
 //! was trained on.
 //!
 //! A GGUF's `tokenizer.chat_template` is Jinja and is rendered by
-//! [`jinja`] (minijinja with Python-compatible methods, `trim_blocks` and
+//! minijinja ( with Python-compatible methods, `trim_blocks` and
 //! `lstrip_blocks`, the variables `messages`, `add_generation_prompt`,
 //! `bos_token`, `eos_token`). A file without one gets the built-in format
 //! of its family, chosen from `general.architecture` and the vocabulary the
-//! way llama.cpp's legacy templates are ([`builtin`]); when nothing fits it
+//! way llama.cpp's legacy templates are (see `builtin.rs`); when nothing fits it
 //! is an error rather than some other model's markup.
 
 mod builtin;
