@@ -2,7 +2,7 @@
 //! was trained on.
 //!
 //! A GGUF's `tokenizer.chat_template` is Jinja and is rendered by
-//! minijinja ( with Python-compatible methods, `trim_blocks` and
+//! minijinja (with Python-compatible methods, `trim_blocks` and
 //! `lstrip_blocks`, the variables `messages`, `add_generation_prompt`,
 //! `bos_token`, `eos_token`). A file without one gets the built-in format
 //! of its family, chosen from `general.architecture` and the vocabulary the
