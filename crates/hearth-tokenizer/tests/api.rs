@@ -382,3 +382,12 @@ fn missing_pre_means_default_and_tolerated_ids() {
     let kv = with(kv, "tokenizer.ggml.eot_token_id", Some(Value::I32(-1)));
     assert!(Tokenizer::from_gguf(&gguf(&kv)).is_ok());
 }
+
+#[test]
+fn types_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tokenizer>();
+    assert_send_sync::<ChatTemplate>();
+    assert_send_sync::<StreamDecoder>();
+    assert_send_sync::<TokenizerError>();
+}
