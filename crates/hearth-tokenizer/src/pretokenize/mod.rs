@@ -314,7 +314,7 @@ fn collapsed_class(name: &str) -> Option<&'static str> {
         "L" | "Lu" | "Ll" | "Lt" | "Lm" | "Lo" => r"\x{D2}\x41-\x5A\x61-\x7A",
         "P" => r"\x{D3}\x21-\x23\x25-\x2A\x2C-\x2F\x3A-\x3B\x3F-\x40\x5B-\x5D\x5F\x7B\x7D",
         "M" => r"\x{D4}",
-        "S" => r"\x{D5}\x24\x2B\x3C-\x3E\x5E\x60\x7C",
+        "S" => r"\x{D5}\x24\x2B\x3C-\x3E\x5E\x60\x7C\x7E",
         _ => return None,
     })
 }
@@ -591,6 +591,12 @@ mod tests {
             pieces("default", "a+b=12345"),
             ["a", "+", "b", "=", "123", "45"]
         );
+    }
+
+    #[test]
+    fn tilde_is_a_symbol_in_collapsed_classes() {
+        // llama.cpp's ASCII members of \p{S} include '~' (Unicode Sm).
+        assert_eq!(pieces("deepseek-v3", "a   ~b"), ["a", "  ", " ~", "b"]);
     }
 
     #[test]
