@@ -251,6 +251,14 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     ),
 ];
 
+/// Every `tokenizer.ggml.pre` value this crate knows, in table order.
+pub fn known_names() -> Vec<&'static str> {
+    PRE_TABLE
+        .iter()
+        .flat_map(|(names, _)| names.iter().copied())
+        .collect()
+}
+
 /// The spec for a `tokenizer.ggml.pre` value, or an error listing the known names.
 pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
     for (names, spec) in PRE_TABLE {
