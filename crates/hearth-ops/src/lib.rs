@@ -20,6 +20,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod pool;
 pub mod rope;
+pub mod vec;
 
 pub use attention::{attention, AttnParams, KvElem, F16};
 pub use elementwise::{

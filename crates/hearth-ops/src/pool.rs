@@ -27,8 +27,10 @@ struct Shared {
     shutdown: std::sync::atomic::AtomicBool,
 }
 
-/// Spin iterations before a worker parks (a few tens of microseconds).
-const SPIN: u32 = 1 << 14;
+/// Spin iterations before a worker parks, or the caller starts yielding
+/// (some tens of microseconds): long enough to bridge the gap between the
+/// operations of one token, short enough not to steal a shared core.
+const SPIN: u32 = 1 << 11;
 
 pub struct ThreadPool {
     n_threads: usize,
