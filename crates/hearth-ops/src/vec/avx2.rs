@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{dot_ref, mad_ref, scale_ref, F16Kernels};
+use super::{mad_ref, scale_ref, F16Kernels};
 use hearth_quant::Isa;
 
 static KERNELS: F16Kernels = F16Kernels {
@@ -55,35 +55,30 @@ unsafe fn store8(p: &mut [u16], v: __m256) {
     }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum(v: __m256) -> f32 {
-    let lo = _mm256_castps256_ps128(v);
-    let hi = _mm256_extractf128_ps(v, 1);
-    let s = _mm_add_ps(lo, hi);
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
-}
-
+/// Same accumulation order as ggml's `ggml_vec_dot_f16` on AVX2: four
+/// 8-lane FMA accumulators over steps of 32, reduced pairwise (0+2, 1+3,
+/// then 0+1), halves added, two horizontal adds; the tail is summed in f64.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_avx2(a: &[u16], b: &[u16]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut ca = a.chunks_exact(16);
-    let mut cb = b.chunks_exact(16);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut ca = a.chunks_exact(32);
+    let mut cb = b.chunks_exact(32);
     for (x, y) in (&mut ca).zip(&mut cb) {
-        // SAFETY: 16-element chunks.
-        unsafe {
-            acc0 = _mm256_fmadd_ps(load8(&x[..8]), load8(&y[..8]), acc0);
-            acc1 = _mm256_fmadd_ps(load8(&x[8..]), load8(&y[8..]), acc1);
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: 32-element chunks, 8 elements at 8·j.
+            unsafe { *acc = _mm256_fmadd_ps(load8(&x[8 * j..]), load8(&y[8 * j..]), *acc) };
         }
     }
-    // SAFETY: pure register arithmetic.
-    let mut s = unsafe { hsum(_mm256_add_ps(acc0, acc1)) };
-    s += dot_ref(ca.remainder(), cb.remainder());
-    s
+    let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += (hearth_quant::f16_to_f32(x) * hearth_quant::f16_to_f32(y)) as f64;
+    }
+    s as f32
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
