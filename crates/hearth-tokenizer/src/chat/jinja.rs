@@ -61,6 +61,14 @@ impl JinjaTemplate {
         &self.source
     }
 
+    pub fn bos(&self) -> &str {
+        &self.bos
+    }
+
+    pub fn eos(&self) -> &str {
+        &self.eos
+    }
+
     pub fn render(
         &self,
         messages: &[ChatMessage],
