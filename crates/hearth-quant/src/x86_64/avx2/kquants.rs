@@ -27,7 +27,7 @@ static SHUF_K4: [[u8; 32]; 8] = {
 
 /// `vpshufb` masks picking byte scales `2i` (8 times) then `2i+1` (8 times)
 /// (`get_scale_shuffle`).
-static SHUF_Q6: [[u8; 16]; 8] = {
+pub(super) static SHUF_Q6: [[u8; 16]; 8] = {
     let mut t = [[0u8; 16]; 8];
     let mut i = 0;
     while i < 8 {
@@ -177,7 +177,7 @@ pub(super) unsafe fn dot_q3_k_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// Unpacks a Q4_K/Q5_K block's 12 scale bytes into 16 bytes: eight 6-bit
 /// scales then eight 6-bit mins (the `utmp` shuffle of ggml's kernels).
 #[inline]
-fn k4_scales_mins(s: &[u8]) -> [u32; 4] {
+pub(super) fn k4_scales_mins(s: &[u8]) -> [u32; 4] {
     const KMASK1: u32 = 0x3f3f_3f3f;
     const KMASK2: u32 = 0x0f0f_0f0f;
     const KMASK3: u32 = 0x0303_0303;
@@ -215,7 +215,7 @@ unsafe fn k4_prologue(x: &[u8], y: &[u8], dmin: f32, acc_m: &mut __m128) -> __m2
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn shuf_k4(i: usize) -> __m256i {
+pub(super) unsafe fn shuf_k4(i: usize) -> __m256i {
     load32(&SHUF_K4[i], 0)
 }
 
