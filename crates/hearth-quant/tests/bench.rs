@@ -104,10 +104,11 @@ fn vec_dot_multi_speed() {
         T::Q5_0,
         T::Q5_1,
         T::Q8_0,
+        T::Q2K,
+        T::Q3K,
         T::Q4K,
         T::Q5K,
         T::Q6K,
-        T::Q3K,
     ] {
         for n in [576, 640, 1536, 2048] {
             if n % ty.block_len() != 0 {

@@ -14,7 +14,7 @@
 //!
 //! Every weight type has a kernel here; the F32/F16/BF16 activation
 //! "quantizers" are the scalar ones (plain conversions). The formats the
-//! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) also have a
+//! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K) also have a
 //! multi-column kernel for prompt processing (`gemm.rs`, `gemm_k.rs`); the
 //! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`.
 
@@ -27,7 +27,7 @@ use core::arch::x86_64::*;
 
 use act::{quantize_q8_0_avx2, quantize_q8_1_avx2, quantize_q8_k_avx2};
 use gemm::{tile_q4_0, tile_q4_1, tile_q5_0, tile_q5_1, tile_q8_0};
-use gemm_k::{tile_q4_k, tile_q5_k, tile_q6_k};
+use gemm_k::{tile_q2_k, tile_q3_k, tile_q4_k, tile_q5_k, tile_q6_k};
 use kquants::{dot_q2_k_avx2, dot_q3_k_avx2, dot_q4_k_avx2, dot_q5_k_avx2, dot_q6_k_avx2};
 
 use crate::scalar::float::{f16_to_f32, f32_to_f16, rd_u16, wr_u16};
@@ -96,6 +96,8 @@ safe!(multi multi_q4_1 => tile_q4_1, dot_q4_1_avx2);
 safe!(multi multi_q5_0 => tile_q5_0, dot_q5_0_avx2);
 safe!(multi multi_q5_1 => tile_q5_1, dot_q5_1_avx2);
 safe!(multi multi_q8_0 => tile_q8_0, dot_q8_0_avx2);
+safe!(multi multi_q2_k => tile_q2_k, dot_q2_k_avx2);
+safe!(multi multi_q3_k => tile_q3_k, dot_q3_k_avx2);
 safe!(multi multi_q4_k => tile_q4_k, dot_q4_k_avx2);
 safe!(multi multi_q5_k => tile_q5_k, dot_q5_k_avx2);
 safe!(multi multi_q6_k => tile_q6_k, dot_q6_k_avx2);
@@ -118,8 +120,8 @@ static KERNELS: Kernels = Kernels {
         Some(multi_q5_0),
         Some(multi_q5_1),
         Some(multi_q8_0),
-        None,
-        None,
+        Some(multi_q2_k),
+        Some(multi_q3_k),
         Some(multi_q4_k),
         Some(multi_q5_k),
         Some(multi_q6_k),

@@ -10,10 +10,10 @@
 use core::arch::x86_64::*;
 
 use super::gemm::{blocks, u32s};
-use super::kquants::{k4_scales_mins, shuf_k4, SHUF_Q6};
+use super::kquants::{k16_scales, k4_scales_mins, shuf_k4, SHUF_Q3K, SHUF_Q6};
 use super::{load16, load32, rd_u16, rd_u32};
 use crate::scalar::kquants::{
-    Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8K_BSUMS, Q8K_QS, Q8_K_BYTES, QK_K,
+    Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8K_BSUMS, Q8K_QS, Q8_K_BYTES, QK_K,
 };
 
 /// Lane c (< C) = the f32 scale `d` of activation super-block `ys[c]`.
@@ -204,6 +204,108 @@ pub(super) unsafe fn tile_q6_k<const C: usize>(w: &[u8], a: [&[u8]; C]) -> [f32;
                     *s = _mm256_add_epi32(*s, _mm256_madd_epi16(sc, p));
                 }
             }
+        }
+        let sum = _mm_cvtepi32_ps(fold8(&sumi));
+        acc = _mm_fmadd_ps(_mm_mul_ps(yd, dx), sum, acc);
+    }
+    first(acc)
+}
+
+/// Adds, for each column, `Σ_k scale_k · Σ q[k]·q8` over one 128-element
+/// chunk at byte `$off` of the activation blocks (`k16_chunk` of the
+/// single-row kernels), minus `sub[k]·q8` where given (Q3_K). A macro, as a
+/// generic `#[target_feature]` function here is not always inlined.
+macro_rules! k16_chunk_tile {
+    ($q:expr, $sub:expr, $ys:expr, $off:expr, $scales:expr, $sumi:expr) => {
+        for k in 0..4 {
+            let sc = _mm256_shuffle_epi8($scales, load32(&SHUF_Q3K[k], 0));
+            for (s, y) in $sumi.iter_mut().zip($ys) {
+                let q8 = load32(y, $off + 32 * k);
+                let mut p = _mm256_maddubs_epi16($q[k], q8);
+                if let Some(sub) = $sub {
+                    p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(sub[k], q8));
+                }
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(sc, p));
+            }
+        }
+    };
+}
+
+/// W (n, Q2_K) · C rows of A (n, Q8_K); the mins enter through the
+/// activation block sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn tile_q2_k<const C: usize>(w: &[u8], a: [&[u8]; C]) -> [f32; C] {
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0f);
+    let mut acc = _mm_setzero_ps();
+    for (b, x) in w.chunks_exact(Q2_K_BYTES).enumerate() {
+        let ys = blocks(&a, b, Q8_K_BYTES);
+        let yd = act_d(u32s(&ys, 0));
+        let (dx, mx) = d_dmin(x, 80);
+        let ms = load16(x, 0);
+        let mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(ms), m4));
+        let mut prod = [_mm256_setzero_si256(); C];
+        for (p, y) in prod.iter_mut().zip(&ys) {
+            *p = _mm256_madd_epi16(mins, load32(y, Q8K_BSUMS));
+        }
+        let msum = fold8(&prod);
+        let scales = k16_scales(_mm_and_si128(ms, m4));
+        let mut sumi = [_mm256_setzero_si256(); C];
+        for (j, &sc) in scales.iter().enumerate() {
+            let b = load32(x, 16 + 32 * j);
+            let q = [
+                _mm256_and_si256(b, m3),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(b), m3),
+            ];
+            k16_chunk_tile!(q, None::<[__m256i; 4]>, &ys, Q8K_QS + 128 * j, sc, sumi);
+        }
+        let sum = _mm_cvtepi32_ps(fold8(&sumi));
+        acc = _mm_fmadd_ps(_mm_mul_ps(yd, dx), sum, acc);
+        acc = _mm_fnmadd_ps(_mm_mul_ps(yd, mx), _mm_cvtepi32_ps(msum), acc);
+    }
+    first(acc)
+}
+
+/// W (n, Q3_K) · C rows of A (n, Q8_K): the 2 low bits and the "minus 4
+/// where the high bit is clear" part are multiplied separately (both
+/// unsigned, for `vpmaddubsw`) and subtracted.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn tile_q3_k<const C: usize>(w: &[u8], a: [&[u8]; C]) -> [f32; C] {
+    const K1: u32 = 0x0303_0303;
+    const K2: u32 = 0x0f0f_0f0f;
+    let m3 = _mm256_set1_epi8(3);
+    let mone = _mm256_set1_epi8(1);
+    let mut acc = _mm_setzero_ps();
+    for (b, x) in w.chunks_exact(Q3_K_BYTES).enumerate() {
+        let ys = blocks(&a, b, Q8_K_BYTES);
+        let yd = act_d(u32s(&ys, 0));
+        let dx = _mm_cvtph_ps(_mm_set1_epi16(rd_u16(x, 108) as i16));
+        let (a0, a1, a2) = (rd_u32(x, 96), rd_u32(x, 100), rd_u32(x, 104));
+        let sc = _mm_set_epi32(
+            (((a1 >> 4) & K2) | (((a2 >> 6) & K1) << 4)) as i32,
+            (((a0 >> 4) & K2) | (((a2 >> 4) & K1) << 4)) as i32,
+            ((a1 & K2) | (((a2 >> 2) & K1) << 4)) as i32,
+            ((a0 & K2) | ((a2 & K1) << 4)) as i32,
+        );
+        let scales = k16_scales(_mm_sub_epi8(sc, _mm_set1_epi8(32)));
+        let mut nh = _mm256_andnot_si256(load32(x, 0), _mm256_set1_epi8(-1));
+        let mut sumi = [_mm256_setzero_si256(); C];
+        for (j, &sc) in scales.iter().enumerate() {
+            let b = load32(x, 32 + 32 * j);
+            let q = [
+                _mm256_and_si256(b, m3),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(b), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(b), m3),
+            ];
+            let mut sub = [_mm256_setzero_si256(); 4];
+            for s in sub.iter_mut() {
+                *s = _mm256_slli_epi16::<2>(_mm256_and_si256(nh, mone));
+                nh = _mm256_srli_epi16::<1>(nh);
+            }
+            k16_chunk_tile!(q, Some(sub), &ys, Q8K_QS + 128 * j, sc, sumi);
         }
         let sum = _mm_cvtepi32_ps(fold8(&sumi));
         acc = _mm_fmadd_ps(_mm_mul_ps(yd, dx), sum, acc);

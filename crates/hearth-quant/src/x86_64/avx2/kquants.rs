@@ -45,7 +45,7 @@ pub(super) static SHUF_Q6: [[u8; 16]; 8] = {
 /// `vpshufb` masks for 16 i16 scales of 16-element sub-blocks: row `i`
 /// puts scale `2i` in the low 128-bit half and `2i+1` in the high half
 /// (`get_scale_shuffle_q3k`).
-static SHUF_Q3K: [[u8; 32]; 4] = {
+pub(super) static SHUF_Q3K: [[u8; 32]; 4] = {
     let mut t = [[0u8; 32]; 4];
     let mut i = 0;
     while i < 4 {
@@ -66,7 +66,7 @@ static SHUF_Q3K: [[u8; 32]; 4] = {
 /// 128-bit halves (scales 0..8, then 8..16).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k16_scales(sc8: __m128i) -> [__m256i; 2] {
+pub(super) unsafe fn k16_scales(sc8: __m128i) -> [__m256i; 2] {
     let all = _mm256_cvtepi8_epi16(sc8);
     let (lo, hi) = (
         _mm256_castsi256_si128(all),
