@@ -106,16 +106,26 @@ pub fn matmul_quantized(
         if rows.is_empty() {
             return;
         }
+        let mut a_rows: [&[u8]; COL_BLOCK] = [&[]; COL_BLOCK];
+        let mut tile = [0f32; COL_BLOCK];
         for c0 in (0..m).step_by(COL_BLOCK) {
             let c1 = (c0 + COL_BLOCK).min(m);
+            let cols = c1 - c0;
+            for (c, a) in a_rows.iter_mut().enumerate().take(cols) {
+                *a = &xq[(c0 + c) * arb..(c0 + c + 1) * arb];
+            }
             for r in rows.clone() {
                 let wr = &w.data[r * wrb..(r + 1) * wrb];
-                for c in c0..c1 {
-                    let a = &xq[c * arb..(c + 1) * arb];
-                    let v = kernels.vec_dot(w.ty, k, wr, a);
-                    // SAFETY: element (c, r) is written only by the thread owning row r.
+                if cols == 1 {
+                    tile[0] = kernels.vec_dot(w.ty, k, wr, a_rows[0]);
+                } else {
+                    kernels.vec_dot_multi(w.ty, k, wr, &a_rows[..cols], &mut tile[..cols]);
+                }
+                for (c, &v) in tile[..cols].iter().enumerate() {
+                    // SAFETY: element (c0 + c, r) is written only by the
+                    // thread owning row r.
                     #[allow(unsafe_code)]
-                    let slot = unsafe { out.part(c * n + r..c * n + r + 1) };
+                    let slot = unsafe { out.part((c0 + c) * n + r..(c0 + c) * n + r + 1) };
                     slot[0] = v;
                 }
             }
