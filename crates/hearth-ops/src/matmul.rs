@@ -138,26 +138,36 @@ pub fn matmul_quantized_many(
                 *a = &xq[(c0 + c) * arb..(c0 + c + 1) * arb];
             }
             for (wi, w) in ws.iter().enumerate() {
-                let lo = rows.start.max(starts[wi]);
-                let hi = rows.end.min(starts[wi + 1]);
+                let lo = rows.start.max(starts[wi]) - starts[wi];
+                let hi = rows.end.min(starts[wi + 1]).max(starts[wi]) - starts[wi];
                 let Some(out) = outs[wi].as_ref() else {
                     continue;
                 };
+                if lo >= hi {
+                    continue;
+                }
                 let (n, k, wrb) = (w.rows, w.cols, w.row_bytes());
-                for gr in lo..hi {
-                    let r = gr - starts[wi];
-                    let wr = &w.data[r * wrb..(r + 1) * wrb];
-                    if cols == 1 {
-                        tile[0] = kernels.vec_dot(w.ty, k, wr, a_rows[0]);
+                // SAFETY: rows lo..hi of output `wi` belong to this task
+                // alone, in every column.
+                #[allow(unsafe_code)]
+                let mut dst: [&mut [f32]; COL_BLOCK] = std::array::from_fn(|c| {
+                    if c < cols {
+                        unsafe { out.part((c0 + c) * n + lo..(c0 + c) * n + hi) }
                     } else {
-                        kernels.vec_dot_multi(w.ty, k, wr, &a_rows[..cols], &mut tile[..cols]);
+                        &mut []
                     }
-                    for (c, &v) in tile[..cols].iter().enumerate() {
-                        // SAFETY: element (c0 + c, r) of output `wi` is
-                        // written only by the task owning global row `gr`.
-                        #[allow(unsafe_code)]
-                        let slot = unsafe { out.part((c0 + c) * n + r..(c0 + c) * n + r + 1) };
-                        slot[0] = v;
+                });
+                let wrows = w.data[lo * wrb..hi * wrb].chunks_exact(wrb);
+                if cols == 1 {
+                    for (d, wr) in dst[0].iter_mut().zip(wrows) {
+                        *d = kernels.vec_dot(w.ty, k, wr, a_rows[0]);
+                    }
+                    continue;
+                }
+                for (i, wr) in wrows.enumerate() {
+                    kernels.vec_dot_multi(w.ty, k, wr, &a_rows[..cols], &mut tile[..cols]);
+                    for (d, &v) in dst.iter_mut().zip(&tile[..cols]) {
+                        d[i] = v;
                     }
                 }
             }
