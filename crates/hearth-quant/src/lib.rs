@@ -1,1 +1,383 @@
-//! hearth-quant
+//! # hearth-quant
+//!
+//! The arithmetic of ggml's tensor formats: byte layouts, reference
+//! quantizers, dequantizers and the dot products a matmul is made of.
+//!
+//! What this crate owns:
+//!
+//! - **Formats** — F32, F16, BF16, the 32-element blocks Q4_0, Q4_1, Q5_0,
+//!   Q5_1, Q8_0, the 256-element super-blocks Q2_K … Q6_K, and the activation
+//!   formats Q8_0, Q8_1 and Q8_K. Layouts and math are ggml's
+//!   (ggml-common.h, ggml-quants.c, ggml-cpu/quants.c): the same bytes in,
+//!   the same bytes (or floats) out.
+//! - **The scalar reference** ([`dequantize_row`], [`quantize_row`],
+//!   [`scalar_kernels`]) — plain Rust, always compiled; it produces the bytes
+//!   ggml's `quantize_row_*_ref` does and follows ggml's generic dot products.
+//! - **SIMD tiers** behind one table of function pointers, [`Kernels`],
+//!   chosen once at run time ([`kernels`]): AVX2 (+FMA, F16C) on x86-64
+//!   today, more tiers (AVX-512, NEON) slot in as files of their own. Every
+//!   SIMD kernel is tested against the scalar reference.
+//!
+//! A weight row of type `w` is dotted against an activation row quantized to
+//! [`vec_dot_type`]`(w)`, as in ggml: Q4_K weights meet Q8_K activations,
+//! Q4_1 meets Q8_1, and so on.
+//!
+//! ```
+//! use hearth_quant::{kernels, quantize_row, vec_dot_type, GgmlType};
+//!
+//! let n = 256;
+//! let w: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect();
+//! let x: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+//!
+//! // Quantize a weight row (normally it comes from a GGUF file).
+//! let wt = GgmlType::Q4K;
+//! let mut wq = vec![0u8; hearth_quant::row_bytes(wt, n).unwrap()];
+//! quantize_row(wt, &w, &mut wq).unwrap();
+//!
+//! // Quantize the activations to the type Q4_K is dotted against, then dot.
+//! let k = kernels();
+//! let at = vec_dot_type(wt); // Q8_K
+//! let mut xq = vec![0u8; hearth_quant::row_bytes(at, n).unwrap()];
+//! k.quantize_act(at, &x, &mut xq);
+//! let got = k.vec_dot(wt, n, &wq, &xq);
+//!
+//! let exact: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+//! assert!((got - exact).abs() < 0.02 * n as f32);
+//! ```
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+// `is_multiple_of` is newer than the workspace's rust-version.
+#![allow(unknown_lints, clippy::manual_is_multiple_of)]
+
+use std::sync::OnceLock;
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use hearth_gguf::GgmlType;
+pub use scalar::float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+
+/// Errors of the checked, row-level entry points.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    /// The element count is not a whole number of blocks.
+    #[error(
+        "{ty} rows are made of {block}-element blocks; {n} elements is not a multiple of {block}"
+    )]
+    NotBlockMultiple {
+        ty: GgmlType,
+        n: usize,
+        block: usize,
+    },
+    /// The byte buffer does not hold exactly one row of `n` elements.
+    #[error("a {ty} row of {n} elements is {expected} bytes, but the buffer has {got}")]
+    LengthMismatch {
+        ty: GgmlType,
+        n: usize,
+        expected: usize,
+        got: usize,
+    },
+    /// hearth has no such operation for this type.
+    #[error("{ty} has no {op} in hearth-quant")]
+    Unsupported { ty: GgmlType, op: &'static str },
+}
+
+/// Bytes of a row of `n` elements of `ty`.
+pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
+    let block = ty.block_len();
+    if n % block != 0 {
+        return Err(QuantError::NotBlockMultiple { ty, n, block });
+    }
+    // A row that overflows usize cannot be in memory; report it as a
+    // mismatch against the largest size.
+    (n / block)
+        .checked_mul(ty.block_bytes())
+        .ok_or(QuantError::LengthMismatch {
+            ty,
+            n,
+            expected: usize::MAX,
+            got: 0,
+        })
+}
+
+fn check_row(ty: GgmlType, n: usize, got: usize) -> Result<(), QuantError> {
+    let expected = row_bytes(ty, n)?;
+    if expected != got {
+        return Err(QuantError::LengthMismatch {
+            ty,
+            n,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
+/// `true` when `len` bytes are exactly one row of `n` elements of `ty`.
+#[inline]
+fn row_fits(ty: GgmlType, n: usize, len: usize) -> bool {
+    let block = ty.block_len();
+    n % block == 0 && (n / block).checked_mul(ty.block_bytes()) == Some(len)
+}
+
+/// The activation format a weight type is dotted against (ggml's
+/// `vec_dot_type`): F32→F32, F16→F16, BF16→BF16, Q4_0/Q5_0/Q8_0→Q8_0,
+/// Q4_1/Q5_1→Q8_1, Q2_K…Q6_K→Q8_K. Types without a dot product (the
+/// integer types, F64, Q8_1, Q8_K) map to themselves; see [`has_vec_dot`].
+pub fn vec_dot_type(w: GgmlType) -> GgmlType {
+    use GgmlType as T;
+    match w {
+        T::Q4_0 | T::Q5_0 | T::Q8_0 => T::Q8_0,
+        T::Q4_1 | T::Q5_1 => T::Q8_1,
+        T::Q2K | T::Q3K | T::Q4K | T::Q5K | T::Q6K => T::Q8K,
+        other => other,
+    }
+}
+
+/// `true` when [`Kernels::vec_dot`] accepts weights of this type.
+pub fn has_vec_dot(w: GgmlType) -> bool {
+    dot_slot(w).is_some()
+}
+
+/// Dequantizes one row: `dst.len()` elements from `src`, which must be
+/// exactly that row's bytes. Same floats as ggml's `dequantize_row_*`.
+pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+    let f = scalar::dequantizer(ty).ok_or(QuantError::Unsupported {
+        ty,
+        op: "dequantizer",
+    })?;
+    check_row(ty, dst.len(), src.len())?;
+    f(src, dst);
+    Ok(())
+}
+
+/// Reference quantizer: one row of `src.len()` elements into `dst`, which
+/// must be exactly that row's bytes. Same bytes as ggml's
+/// `quantize_row_*_ref` (F16/BF16 rounded to nearest even, as ggml does).
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let f = scalar::quantizer(ty).ok_or(QuantError::Unsupported {
+        ty,
+        op: "quantizer",
+    })?;
+    check_row(ty, src.len(), dst.len())?;
+    f(src, dst);
+    Ok(())
+}
+
+/// An instruction-set tier of the kernel table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+        }
+    }
+}
+
+/// A dot-product kernel: one weight row of `n` elements · one activation row
+/// (lengths checked by [`Kernels::vec_dot`]).
+pub(crate) type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+/// A row quantizer (lengths checked by the caller).
+pub(crate) type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
+/// A row dequantizer (lengths checked by the caller).
+pub(crate) type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
+
+/// Weight types with a dot product, in table order.
+pub(crate) const DOT_SLOTS: usize = 13;
+/// Activation formats with a fast quantizer, in table order.
+pub(crate) const ACT_SLOTS: usize = 6;
+
+#[inline]
+fn dot_slot(ty: GgmlType) -> Option<usize> {
+    use GgmlType as T;
+    Some(match ty {
+        T::F32 => 0,
+        T::F16 => 1,
+        T::BF16 => 2,
+        T::Q4_0 => 3,
+        T::Q4_1 => 4,
+        T::Q5_0 => 5,
+        T::Q5_1 => 6,
+        T::Q8_0 => 7,
+        T::Q2K => 8,
+        T::Q3K => 9,
+        T::Q4K => 10,
+        T::Q5K => 11,
+        T::Q6K => 12,
+        _ => return None,
+    })
+}
+
+#[inline]
+fn act_slot(ty: GgmlType) -> Option<usize> {
+    use GgmlType as T;
+    Some(match ty {
+        T::F32 => 0,
+        T::F16 => 1,
+        T::BF16 => 2,
+        T::Q8_0 => 3,
+        T::Q8_1 => 4,
+        T::Q8K => 5,
+        _ => return None,
+    })
+}
+
+/// One tier's table of kernels. Get one from [`kernels`] (the best this CPU
+/// runs), [`scalar_kernels`] or [`avx2_kernels`].
+pub struct Kernels {
+    /// The tier these kernels belong to.
+    pub isa: Isa,
+    dot: [VecDotFn; DOT_SLOTS],
+    act: [QuantizeFn; ACT_SLOTS],
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).finish()
+    }
+}
+
+impl Kernels {
+    /// Dot of one weight row (`n` elements of `w_ty`, `w` its exact bytes)
+    /// with one activation row (`n` elements of [`vec_dot_type`]`(w_ty)`).
+    ///
+    /// Hot path: no allocation, no error value. A wrong type or length is a
+    /// caller bug: debug builds panic, release builds return NaN (never read
+    /// out of bounds).
+    #[inline]
+    pub fn vec_dot(&self, w_ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+        let Some(slot) = dot_slot(w_ty) else {
+            debug_assert!(false, "vec_dot: {w_ty} has no dot product");
+            return f32::NAN;
+        };
+        let ok = row_fits(w_ty, n, w.len()) && row_fits(vec_dot_type(w_ty), n, a.len());
+        debug_assert!(
+            ok,
+            "vec_dot: {w_ty} row of {n} elements with {} weight bytes and {} activation bytes",
+            w.len(),
+            a.len()
+        );
+        if !ok {
+            return f32::NAN;
+        }
+        (self.dot[slot])(n, w, a)
+    }
+
+    /// Quantizes an activation row into `a_ty` (normally Q8_0, Q8_1, Q8_K,
+    /// F16, BF16 or F32; any type with a reference quantizer is accepted).
+    /// Gives the same bytes as [`quantize_row`] for finite inputs.
+    ///
+    /// # Panics
+    /// When `dst` is not exactly one row of `src.len()` elements of `a_ty`,
+    /// or `a_ty` has no quantizer — both caller bugs.
+    pub fn quantize_act(&self, a_ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+        if let Err(e) = check_row(a_ty, src.len(), dst.len()) {
+            panic!("quantize_act: {e}");
+        }
+        match act_slot(a_ty) {
+            Some(slot) => (self.act[slot])(src, dst),
+            None => match scalar::quantizer(a_ty) {
+                Some(f) => f(src, dst),
+                None => panic!("quantize_act: {a_ty} has no quantizer"),
+            },
+        }
+    }
+}
+
+/// The scalar reference tier (always available).
+pub fn scalar_kernels() -> &'static Kernels {
+    &scalar::KERNELS
+}
+
+/// The AVX2 tier (AVX2 + FMA + F16C), or `None` when this CPU lacks it.
+pub fn avx2_kernels() -> Option<&'static Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::avx2::kernels()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// The kernels for this machine, chosen once: the best tier the CPU runs,
+/// unless `HEARTH_ISA=scalar|avx2` forces one (a forced tier the CPU lacks
+/// falls back to scalar with a one-line warning on stderr).
+pub fn kernels() -> &'static Kernels {
+    static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
+    CHOSEN.get_or_init(|| choose(std::env::var("HEARTH_ISA").ok().as_deref()))
+}
+
+fn choose(forced: Option<&str>) -> &'static Kernels {
+    let best = || avx2_kernels().unwrap_or(scalar_kernels());
+    let Some(want) = forced.map(str::trim).filter(|s| !s.is_empty()) else {
+        return best();
+    };
+    match want.to_ascii_lowercase().as_str() {
+        "scalar" => scalar_kernels(),
+        "avx2" => avx2_kernels().unwrap_or_else(|| {
+            eprintln!(
+                "hearth: HEARTH_ISA=avx2 but this CPU lacks AVX2/FMA/F16C; using scalar kernels"
+            );
+            scalar_kernels()
+        }),
+        other => {
+            eprintln!("hearth: HEARTH_ISA={other} is not a tier this build has (scalar, avx2); using scalar kernels");
+            scalar_kernels()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forced_tiers() {
+        assert_eq!(choose(Some("scalar")).isa, Isa::Scalar);
+        assert_eq!(choose(Some(" SCALAR ")).isa, Isa::Scalar);
+        assert_eq!(choose(Some("neon")).isa, Isa::Scalar);
+        let auto = choose(None).isa;
+        assert_eq!(choose(Some("")).isa, auto);
+        let want = if avx2_kernels().is_some() {
+            Isa::Avx2
+        } else {
+            Isa::Scalar
+        };
+        assert_eq!(choose(Some("avx2")).isa, want);
+        assert_eq!(auto, want);
+    }
+
+    #[test]
+    fn row_bytes_errors() {
+        assert_eq!(row_bytes(GgmlType::Q4K, 512).ok(), Some(288));
+        let e = row_bytes(GgmlType::Q4K, 100).unwrap_err().to_string();
+        assert!(e.contains("256-element blocks"), "{e}");
+        let mut out = [0.0f32; 32];
+        let e = dequantize_row(GgmlType::Q8_0, &[0u8; 33], &mut out).unwrap_err();
+        assert!(
+            e.to_string().contains("is 34 bytes, but the buffer has 33"),
+            "{e}"
+        );
+        let e = dequantize_row(GgmlType::I8, &[0u8; 32], &mut out).unwrap_err();
+        assert!(matches!(e, QuantError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn dot_types() {
+        assert_eq!(vec_dot_type(GgmlType::Q4_1), GgmlType::Q8_1);
+        assert_eq!(vec_dot_type(GgmlType::Q6K), GgmlType::Q8K);
+        assert_eq!(vec_dot_type(GgmlType::Q5_0), GgmlType::Q8_0);
+        assert_eq!(vec_dot_type(GgmlType::BF16), GgmlType::BF16);
+        assert!(!has_vec_dot(GgmlType::Q8K));
+        assert!(has_vec_dot(GgmlType::Q2K));
+    }
+}

@@ -37,7 +37,7 @@ pub struct RunArgs {
     /// Drop tokens less likely than P times the most likely one.
     #[arg(long)]
     pub min_p: Option<f32>,
-    /// Penalty for repeating recent tokens (1 = off).
+    /// Penalty for repeating recent tokens (default 1 = off, as llama.cpp).
     #[arg(long)]
     pub repeat_penalty: Option<f32>,
     /// How many recent tokens the penalties look at (0 = off, -1 = context).
@@ -165,9 +165,7 @@ fn sampler_config(a: &RunArgs) -> Result<SamplerConfig> {
     if let Some(v) = a.min_p {
         c.min_p = v;
     }
-    if let Some(v) = a.repeat_penalty {
-        c.repeat_penalty = v;
-    }
+    c.repeat_penalty = a.repeat_penalty.unwrap_or(1.0);
     if let Some(v) = a.repeat_last_n {
         c.repeat_last_n = v;
     }
