@@ -28,10 +28,20 @@ pub struct BenchArgs {
     /// Path to a .gguf model file.
     pub model: PathBuf,
     /// Prompt lengths to test, comma-separated (0 skips prompt tests).
-    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "128,512")]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "128,512"
+    )]
     pub prompts: Vec<String>,
     /// Generation lengths to test, comma-separated (0 skips generation tests).
-    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
     pub gens: Vec<String>,
     /// Measured repetitions of each test (after one warm-up run).
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
@@ -83,7 +93,9 @@ fn parse_list(flag: &str, items: &[String], min: usize, max: usize) -> Result<Ve
             if s.is_empty() {
                 bail!("{flag} has an empty item; expected a comma-separated list like 128,512");
             }
-            let v: usize = s.parse().with_context(|| format!("{flag}: '{s}' is not a non-negative integer"))?;
+            let v: usize = s
+                .parse()
+                .with_context(|| format!("{flag}: '{s}' is not a non-negative integer"))?;
             if v < min || v > max {
                 bail!("{flag}: {v} is out of range (expected {min}..={max})");
             }
@@ -103,7 +115,10 @@ impl Config {
             parse_list("-t/--threads", &a.threads, 1, MAX_THREADS)?
         };
         if a.reps == 0 || a.reps > MAX_REPS {
-            bail!("-r/--repetitions must be between 1 and {MAX_REPS}, got {}", a.reps);
+            bail!(
+                "-r/--repetitions must be between 1 and {MAX_REPS}, got {}",
+                a.reps
+            );
         }
         let max_gen = gens.iter().copied().max().unwrap_or(0);
         match a.sustained {
@@ -235,10 +250,17 @@ impl ModelInfo {
     fn of(model: &Model, path: &std::path::Path) -> ModelInfo {
         let f = model.file();
         let n_params: u64 = f.tensors().iter().map(|t| t.n_elements()).sum();
-        let ftype = f.get_u64("general.file_type").ok().map_or("unknown", ftype_name);
+        let ftype = f
+            .get_u64("general.file_type")
+            .ok()
+            .map_or("unknown", ftype_name);
         ModelInfo {
             filename: path.display().to_string(),
-            model_type: format!("{} {} {ftype}", model.config.arch.name(), size_label(n_params)),
+            model_type: format!(
+                "{} {} {ftype}",
+                model.config.arch.name(),
+                size_label(n_params)
+            ),
             size: model.weight_bytes(),
             n_params,
         }
@@ -366,12 +388,17 @@ struct Common<'a> {
 impl Common<'_> {
     fn record(&self, t: Test, threads: usize, samples: &[Duration]) -> Record {
         let samples_ns: Vec<u64> = samples.iter().map(|d| d.as_nanos().max(1) as u64).collect();
-        let samples_ts: Vec<f64> = samples_ns.iter().map(|&ns| 1e9 * t.tokens() as f64 / ns as f64).collect();
+        let samples_ts: Vec<f64> = samples_ns
+            .iter()
+            .map(|&ns| 1e9 * t.tokens() as f64 / ns as f64)
+            .collect();
         let ns: Vec<f64> = samples_ns.iter().map(|&x| x as f64).collect();
         let (avg_ns, sd_ns) = mean_sd(&ns);
         let (avg_ts, sd_ts) = mean_sd(&samples_ts);
         Record {
-            build_commit: option_env!("HEARTH_BUILD_COMMIT").unwrap_or(env!("CARGO_PKG_VERSION")).into(),
+            build_commit: option_env!("HEARTH_BUILD_COMMIT")
+                .unwrap_or(env!("CARGO_PKG_VERSION"))
+                .into(),
             build_number: 0,
             cpu_info: self.cpu.clone(),
             gpu_info: String::new(),
@@ -430,7 +457,8 @@ pub fn main(a: BenchArgs) -> Result<()> {
         bail!("model file {} does not exist", cfg.model.display());
     }
     let t0 = Instant::now();
-    let model = Model::load(&cfg.model).with_context(|| format!("loading {}", cfg.model.display()))?;
+    let model =
+        Model::load(&cfg.model).with_context(|| format!("loading {}", cfg.model.display()))?;
     let load_time = t0.elapsed();
     let n_ctx = cfg.n_ctx(&model)?;
     let info = ModelInfo::of(&model, &cfg.model);
@@ -444,7 +472,9 @@ pub fn main(a: BenchArgs) -> Result<()> {
 
     // Time to first token: process start to a 1-token forward pass done.
     let mut st = common::new_state(&model, n_ctx, cfg.kv, cfg.threads[0]);
-    model.forward(&mut st, &[bos], Logits::Last).context("first forward pass")?;
+    model
+        .forward(&mut st, &[bos], Logits::Last)
+        .context("first forward pass")?;
     let ttft = crate::PROCESS_START.get().map(|s| s.elapsed());
 
     let common = Common {
@@ -458,10 +488,20 @@ pub fn main(a: BenchArgs) -> Result<()> {
         load_time,
         ttft,
     };
-    let tests: Vec<Test> = (cfg.prompts.iter().filter(|&&p| p > 0).map(|&p| Test { n_prompt: p, n_gen: 0 }))
-        .chain(cfg.gens.iter().filter(|&&n| n > 0).map(|&n| Test { n_prompt: 0, n_gen: n }))
-        .collect();
-    let mut runner = Runner { model: &model, bos, rng: Rng(cfg.seed) };
+    let tests: Vec<Test> = (cfg.prompts.iter().filter(|&&p| p > 0).map(|&p| Test {
+        n_prompt: p,
+        n_gen: 0,
+    }))
+    .chain(cfg.gens.iter().filter(|&&n| n > 0).map(|&n| Test {
+        n_prompt: 0,
+        n_gen: n,
+    }))
+    .collect();
+    let mut runner = Runner {
+        model: &model,
+        bos,
+        rng: Rng(cfg.seed),
+    };
     let mut records = Vec::new();
     let mut sustained_lines = Vec::new();
     if !cfg.json {
@@ -472,7 +512,9 @@ pub fn main(a: BenchArgs) -> Result<()> {
             st = common::new_state(&model, n_ctx, cfg.kv, threads);
         }
         for &t in &tests {
-            runner.run(&mut st, t).with_context(|| format!("{} warm-up", t.name()))?;
+            runner
+                .run(&mut st, t)
+                .with_context(|| format!("{} warm-up", t.name()))?;
             let samples = (0..cfg.reps)
                 .map(|_| runner.run(&mut st, t))
                 .collect::<Result<Vec<_>>>()
@@ -484,14 +526,22 @@ pub fn main(a: BenchArgs) -> Result<()> {
             records.push(r);
         }
         if let Some(k) = cfg.sustained {
-            let t = Test { n_prompt: 0, n_gen: cfg.gens.iter().copied().max().unwrap_or(1) };
+            let t = Test {
+                n_prompt: 0,
+                n_gen: cfg.gens.iter().copied().max().unwrap_or(1),
+            };
             let samples = (0..k)
                 .map(|_| runner.run(&mut st, t))
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("sustained {}", t.name()))?;
             let mut r = common.record(t, threads, &samples);
             let (first, last) = (r.samples_ts[0], r.samples_ts[k - 1]);
-            let s = Sustained { runs: k, first_ts: first, last_ts: last, last_over_first: last / first };
+            let s = Sustained {
+                runs: k,
+                first_ts: first,
+                last_ts: last,
+                last_over_first: last / first,
+            };
             sustained_lines.push(format!(
                 "sustained {} ×{k}, {threads} thread(s): first {first:.2} t/s, last {last:.2} t/s, last/first {:.3}",
                 t.name(),
@@ -516,11 +566,17 @@ pub fn main(a: BenchArgs) -> Result<()> {
     }
     println!("load time:           {:.2} ms", ms(load_time));
     match ttft {
-        Some(d) => println!("time to first token: {:.2} ms (process start to a 1-token forward pass)", ms(d)),
+        Some(d) => println!(
+            "time to first token: {:.2} ms (process start to a 1-token forward pass)",
+            ms(d)
+        ),
         None => println!("time to first token: unavailable"),
     }
     match rss {
-        Some(b) => println!("peak RSS:            {:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+        Some(b) => println!(
+            "peak RSS:            {:.1} MiB",
+            b as f64 / (1024.0 * 1024.0)
+        ),
         None => println!("peak RSS:            unavailable (no VmHWM in /proc/self/status)"),
     }
     Ok(())
@@ -560,7 +616,11 @@ fn print_row(r: &Record) {
     } else {
         format!("{:.2} B", r.model_n_params as f64 / 1e9)
     };
-    let test = Test { n_prompt: r.n_prompt, n_gen: r.n_gen }.name();
+    let test = Test {
+        n_prompt: r.n_prompt,
+        n_gen: r.n_gen,
+    }
+    .name();
     let ts = format!("{:.2} ± {:.2}", r.avg_ts, r.stddev_ts);
     println!(
         "| {:<30} | {size:>10} | {params:>10} | {:<7} | {:>7} | {test:>13} | {ts:>20} |",
@@ -585,13 +645,21 @@ fn cpu_info() -> String {
 fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kb * 1024)
 }
 
 /// Now as ISO 8601 UTC ("2024-05-01T12:34:56Z"), as llama-bench's `test_time`.
 fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -603,7 +671,12 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -616,7 +689,10 @@ mod tests {
 
     #[test]
     fn lists_parse_and_reject_bad_items() {
-        assert_eq!(parse_list("-p", &strs(&["128", " 512"]), 0, 10_000).unwrap(), vec![128, 512]);
+        assert_eq!(
+            parse_list("-p", &strs(&["128", " 512"]), 0, 10_000).unwrap(),
+            vec![128, 512]
+        );
         assert!(parse_list("-p", &strs(&[""]), 0, 10).is_err());
         assert!(parse_list("-p", &strs(&["1", ""]), 0, 10).is_err());
         assert!(parse_list("-p", &strs(&["x"]), 0, 10).is_err());
