@@ -27,7 +27,11 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
     let tokenizer = Tokenizer::from_gguf(model.file())
         .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
-    Ok(Loaded { model, tokenizer, load_time: t0.elapsed() })
+    Ok(Loaded {
+        model,
+        tokenizer,
+        load_time: t0.elapsed(),
+    })
 }
 
 /// Threads to use: the number given, else the machine's cores.
@@ -35,7 +39,9 @@ pub fn threads(requested: Option<usize>) -> Result<usize> {
     match requested {
         Some(0) => bail!("--threads must be at least 1"),
         Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        None => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)),
     }
 }
 

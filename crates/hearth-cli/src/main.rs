@@ -15,7 +15,11 @@ mod common;
 static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Run language models locally, on your own hardware.")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Run language models locally, on your own hardware."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -33,10 +33,18 @@ fn stderr(o: &Output) -> String {
 
 /// A failure that is an orderly error (exit 1 with a message), not a panic (101).
 fn assert_clean_error(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "expected exit 1, stderr: {}", stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1, stderr: {}",
+        stderr(o)
+    );
     let e = stderr(o);
     assert!(!e.contains("panicked"), "panic: {e}");
-    assert!(e.contains(needle), "stderr does not mention {needle:?}: {e}");
+    assert!(
+        e.contains(needle),
+        "stderr does not mention {needle:?}: {e}"
+    );
 }
 
 #[test]
@@ -45,15 +53,40 @@ fn run_is_deterministic_with_a_seed_and_respects_max_tokens() {
     for arch in Arch::ALL {
         let m = synth_model(&dir, arch);
         let m = m.to_str().expect("path");
-        let args = ["run", m, "hello world", "--raw", "--seed", "7", "-n", "12", "--temperature", "1.0"];
+        let args = [
+            "run",
+            m,
+            "hello world",
+            "--raw",
+            "--seed",
+            "7",
+            "-n",
+            "12",
+            "--temperature",
+            "1.0",
+        ];
         let a = hearth(&args);
         let b = hearth(&args);
         assert!(a.status.success(), "{arch:?}: {}", stderr(&a));
         assert_eq!(a.stdout, b.stdout, "{arch:?}: same seed, different output");
         // Chat mode renders through the template (built-in for gemma3).
-        let c = hearth(&["run", m, "hello", "-n", "4", "--temperature", "0", "--verbose"]);
+        let c = hearth(&[
+            "run",
+            m,
+            "hello",
+            "-n",
+            "4",
+            "--temperature",
+            "0",
+            "--verbose",
+        ]);
         assert!(c.status.success(), "{arch:?}: {}", stderr(&c));
-        assert!(stderr(&c).contains("eval count:           4 token(s)") || stderr(&c).contains("finish reason:        stop"), "{}", stderr(&c));
+        assert!(
+            stderr(&c).contains("eval count:           4 token(s)")
+                || stderr(&c).contains("finish reason:        stop"),
+            "{}",
+            stderr(&c)
+        );
     }
 }
 
@@ -62,7 +95,14 @@ fn prompt_longer_than_context_is_an_error_with_both_numbers() {
     let dir = temp_dir("ctx");
     let m = synth_model(&dir, Arch::Llama);
     let long = "hello world ".repeat(40);
-    let o = hearth(&["run", m.to_str().expect("path"), &long, "--raw", "--ctx", "16"]);
+    let o = hearth(&[
+        "run",
+        m.to_str().expect("path"),
+        &long,
+        "--raw",
+        "--ctx",
+        "16",
+    ]);
     assert_clean_error(&o, "context holds 16");
 }
 
@@ -71,14 +111,43 @@ fn generation_stops_at_the_end_of_the_context_or_shifts() {
     let dir = temp_dir("shift");
     let m = synth_model(&dir, Arch::Llama);
     let m = m.to_str().expect("path");
-    let o = hearth(&["run", m, "hello", "--raw", "--ctx", "24", "--temperature", "0", "--verbose"]);
+    let o = hearth(&[
+        "run",
+        m,
+        "hello",
+        "--raw",
+        "--ctx",
+        "24",
+        "--temperature",
+        "0",
+        "--verbose",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("finish reason:        length") || stderr(&o).contains("finish reason:        stop"));
-    let o = hearth(&["run", m, "hello", "--raw", "--ctx", "24", "--context-shift", "-n", "60", "--temperature", "0", "--verbose"]);
+    assert!(
+        stderr(&o).contains("finish reason:        length")
+            || stderr(&o).contains("finish reason:        stop")
+    );
+    let o = hearth(&[
+        "run",
+        m,
+        "hello",
+        "--raw",
+        "--ctx",
+        "24",
+        "--context-shift",
+        "-n",
+        "60",
+        "--temperature",
+        "0",
+        "--verbose",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     // With shifting, generation runs past the context size unless EOG came first.
-    assert!(e.contains("eval count:           60 token(s)") || e.contains("finish reason:        stop"), "{e}");
+    assert!(
+        e.contains("eval count:           60 token(s)") || e.contains("finish reason:        stop"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -86,7 +155,10 @@ fn bad_flags_are_clear_errors() {
     let dir = temp_dir("flags");
     let m = synth_model(&dir, Arch::Llama);
     let m = m.to_str().expect("path");
-    assert_clean_error(&hearth(&["run", m, "x", "--temperature", "-1"]), "temperature");
+    assert_clean_error(
+        &hearth(&["run", m, "x", "--temperature", "-1"]),
+        "temperature",
+    );
     assert_clean_error(&hearth(&["run", m, "x", "--top-p", "2"]), "top_p");
     assert_clean_error(&hearth(&["run", m, "x", "--ctx", "0"]), "--ctx");
     assert_clean_error(&hearth(&["run", m, "x", "-t", "0"]), "--threads");
@@ -100,10 +172,16 @@ fn bad_flags_are_clear_errors() {
 #[test]
 fn missing_and_malformed_model_files_are_clear_errors() {
     let dir = temp_dir("bad");
-    assert_clean_error(&hearth(&["run", "/nonexistent/model.gguf", "hi"]), "does not exist");
+    assert_clean_error(
+        &hearth(&["run", "/nonexistent/model.gguf", "hi"]),
+        "does not exist",
+    );
     let junk = dir.join("junk.gguf");
     std::fs::write(&junk, b"this is not a gguf file at all").expect("write");
-    assert_clean_error(&hearth(&["run", junk.to_str().expect("path"), "hi"]), "not a GGUF file");
+    assert_clean_error(
+        &hearth(&["run", junk.to_str().expect("path"), "hi"]),
+        "not a GGUF file",
+    );
     let good = build(&SynthSpec::new(Arch::Llama));
     let cut = dir.join("cut.gguf");
     std::fs::write(&cut, &good[..good.len() / 2]).expect("write");
@@ -119,7 +197,11 @@ fn show_and_tokenize() {
     let o = hearth(&["show", m, "--tensors"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("gemma3") && s.contains("blk.0.attn_q_norm.weight") && s.contains("tokenizer.ggml.model"));
+    assert!(
+        s.contains("gemma3")
+            && s.contains("blk.0.attn_q_norm.weight")
+            && s.contains("tokenizer.ggml.model")
+    );
     let o = hearth(&["tokenize", m, "hello world", "--ids"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = String::from_utf8_lossy(&o.stdout);

@@ -23,11 +23,25 @@ fn check(m: RealModel) {
             .map(|b| b.as_u64().expect("byte") as u8)
             .collect();
         let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["run", path.to_str().expect("utf-8 path"), "--raw", "--temperature", "0", "-n", "32", "-t", "2"])
+            .args([
+                "run",
+                path.to_str().expect("utf-8 path"),
+                "--raw",
+                "--temperature",
+                "0",
+                "-n",
+                "32",
+                "-t",
+                "2",
+            ])
             .arg(prompt)
             .output()
             .expect("running hearth");
-        assert!(out.status.success(), "prompt {i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "prompt {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ok = out.stdout.starts_with(&want_bytes);
         if ok {
             matched += 1;
@@ -39,8 +53,16 @@ fn check(m: RealModel) {
             String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(want_bytes.len() + 20)])
         ));
     }
-    eprintln!("{m:?}: {matched}/{} prompts match the first 8 tokens\n{}", results.len(), report.join("\n"));
-    assert!(matched >= 8, "{m:?}: only {matched} of {} prompts match", results.len());
+    eprintln!(
+        "{m:?}: {matched}/{} prompts match the first 8 tokens\n{}",
+        results.len(),
+        report.join("\n")
+    );
+    assert!(
+        matched >= 8,
+        "{m:?}: only {matched} of {} prompts match",
+        results.len()
+    );
 }
 
 #[test]

@@ -10,12 +10,27 @@ fn check(m: RealModel) {
     let want = golden["ppl"].as_f64().expect("ppl");
     let text = testdata_dir().join("golden/texts/GPL-3.txt");
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["perplexity", path.to_str().expect("path"), text.to_str().expect("path"), "--ctx", "512", "-t", "2"])
+        .args([
+            "perplexity",
+            path.to_str().expect("path"),
+            text.to_str().expect("path"),
+            "--ctx",
+            "512",
+            "-t",
+            "2",
+        ])
         .output()
         .expect("running hearth");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find(|l| l.starts_with("Final estimate")).expect("final estimate line");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Final estimate"))
+        .expect("final estimate line");
     let got: f64 = line
         .split("PPL = ")
         .nth(1)
@@ -23,8 +38,15 @@ fn check(m: RealModel) {
         .and_then(|v| v.parse().ok())
         .expect("PPL value");
     let rel = (got - want).abs() / want;
-    eprintln!("{m:?}: hearth PPL {got:.4}, llama.cpp {want:.4}, difference {:.3}%", rel * 100.0);
-    assert!(rel <= 0.01, "{m:?}: PPL {got} vs {want} ({:.2}% off)", rel * 100.0);
+    eprintln!(
+        "{m:?}: hearth PPL {got:.4}, llama.cpp {want:.4}, difference {:.3}%",
+        rel * 100.0
+    );
+    assert!(
+        rel <= 0.01,
+        "{m:?}: PPL {got} vs {want} ({:.2}% off)",
+        rel * 100.0
+    );
     // The running estimates are printed per chunk, as llama.cpp does.
     let n_chunks = golden["n_chunks"].as_u64().expect("n_chunks") as usize;
     assert_eq!(stdout.matches('[').count(), n_chunks);

@@ -97,14 +97,25 @@ pub fn generate(
         return Err(EngineError::EmptyPrompt);
     }
     if prompt.len() >= st.n_ctx() {
-        return Err(EngineError::PromptTooLong { n_prompt: prompt.len(), n_ctx: st.n_ctx() });
+        return Err(EngineError::PromptTooLong {
+            n_prompt: prompt.len(),
+            n_ctx: st.n_ctx(),
+        });
     }
     let mut sampler = Sampler::new(&params.sampler, st.n_ctx())?;
-    let mut stats = GenStats { prompt_tokens: prompt.len(), ..Default::default() };
+    let mut stats = GenStats {
+        prompt_tokens: prompt.len(),
+        ..Default::default()
+    };
 
     // Reuse the cached prefix; at least the last prompt token is evaluated
     // so that its logits exist.
-    let common = st.tokens().iter().zip(prompt).take_while(|(a, b)| a == b).count();
+    let common = st
+        .tokens()
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
     let reuse = common.min(prompt.len() - 1);
     st.truncate(reuse);
     stats.cached_tokens = reuse;
@@ -178,5 +189,9 @@ pub fn generate(
             on_text(&tail);
         }
     }
-    Ok(Generation { finish, stats, tokens: out_tokens })
+    Ok(Generation {
+        finish,
+        stats,
+        tokens: out_tokens,
+    })
 }

@@ -33,6 +33,13 @@ pub enum Malformed {
         count: u64,
         max: u64,
     },
+    /// Holding what `count` announces would take the parsed header past
+    /// `limit` bytes of memory.
+    HeaderTooLarge {
+        what: &'static str,
+        count: u64,
+        limit: u64,
+    },
     InvalidUtf8,
     UnknownValueType(u32),
     NestingTooDeep,
@@ -94,6 +101,10 @@ impl fmt::Display for Malformed {
             CountTooLarge { what, count, max } => {
                 write!(f, "{what} {count} cannot fit in the file (at most {max})")
             }
+            HeaderTooLarge { what, count, limit } => write!(
+                f,
+                "{what} {count} would take the parsed header past its memory limit of {limit} bytes"
+            ),
             InvalidUtf8 => write!(f, "string is not valid UTF-8"),
             UnknownValueType(t) => write!(f, "unknown metadata value type {t}"),
             NestingTooDeep => write!(f, "metadata arrays nested too deeply"),

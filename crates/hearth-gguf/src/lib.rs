@@ -28,7 +28,9 @@ mod value;
 mod writer;
 
 pub use error::{GgufError, Malformed};
-pub use reader::{GgufFile, TensorInfo, DEFAULT_ALIGNMENT, GGUF_MAGIC};
+pub use reader::{
+    GgufFile, TensorInfo, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_HEADER_HEAP, MAX_NESTING,
+};
 pub use types::GgmlType;
 pub use value::{Value, ValueType};
 pub use writer::{GgufWriter, WriteError};

@@ -8,8 +8,11 @@
 //! relative to the start of the data section.
 //!
 //! Every count read from the file is checked against the bytes that remain
-//! before anything is allocated for it, so a hostile header cannot make the
-//! parser allocate more than the file's own size.
+//! before anything is allocated for it, and everything the parsed header will
+//! hold in memory (metadata values, strings, tensor infos) is charged against
+//! [`MAX_HEADER_HEAP`] before it is allocated. A corrupt count therefore ends
+//! in an error at the count's offset, never in an allocation that grows with
+//! the size of a multi-gigabyte mapped file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +24,13 @@ use crate::value::{Value, ValueType};
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 const MAX_DIMS: u32 = 4;
-const MAX_NESTING: u32 = 8;
+/// How deeply metadata arrays may nest (an array of arrays is depth 2).
+pub const MAX_NESTING: u32 = 8;
+/// The most memory the parsed header (metadata and tensor infos) may take,
+/// in bytes. The largest real header hearth knows, gemma-3's 262,144-token
+/// vocabulary with scores and token types, takes about 26 MiB, so this leaves
+/// ample room while keeping a corrupt count from exhausting memory.
+pub const MAX_HEADER_HEAP: u64 = 512 << 20;
 /// Smallest possible encoded tensor info: empty name (8), n_dims (4), one dim
 /// (8), type (4), offset (8).
 const MIN_TENSOR_INFO_LEN: u64 = 8 + 4 + 8 + 4 + 8;
@@ -180,16 +189,21 @@ impl GgufFile {
         self.alignment
     }
 
-    /// Absolute file offset of the data section.
+    /// Absolute file offset of the data section. A file without tensors may
+    /// end before it (the padding after an empty header is optional).
     pub fn data_offset(&self) -> u64 {
         self.data_offset
     }
 
-    /// The bytes of a tensor of this file (bounds were checked when parsing).
+    /// The bytes of a tensor of this file (bounds were checked when parsing;
+    /// an info that does not belong to this file gets an empty slice).
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
-        let start = (self.data_offset + info.offset) as usize;
-        let end = start + info.size as usize;
-        self.bytes().get(start..end).unwrap_or(&[])
+        let range = self
+            .data_offset
+            .checked_add(info.offset)
+            .and_then(|s| Some((s, s.checked_add(info.size)?)))
+            .and_then(|(s, e)| Some(usize::try_from(s).ok()?..usize::try_from(e).ok()?));
+        range.and_then(|r| self.bytes().get(r)).unwrap_or(&[])
     }
 }
 
@@ -214,6 +228,8 @@ struct Parsed {
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// What is left of [`MAX_HEADER_HEAP`].
+    heap_left: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -260,15 +276,36 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    /// A count that must be satisfiable by the remaining bytes given the
-    /// minimum encoded size of each element.
-    fn count(&mut self, what: &'static str, min_each: u64) -> Result<u64, GgufError> {
+    /// Reads a count that must be satisfiable by the remaining bytes given
+    /// the minimum encoded size of each element, and charges `heap_each`
+    /// bytes per element to the header's memory budget.
+    fn count(
+        &mut self,
+        what: &'static str,
+        min_each: u64,
+        heap_each: u64,
+    ) -> Result<u64, GgufError> {
         let at = self.pos;
         let n = self.u64()?;
+        self.check_count(at, what, n, min_each, heap_each)?;
+        Ok(n)
+    }
+
+    /// Checks a count read at `at` against the remaining bytes and charges
+    /// it to the memory budget (see [`Cursor::count`]).
+    fn check_count(
+        &mut self,
+        at: usize,
+        what: &'static str,
+        n: u64,
+        min_each: u64,
+        heap_each: u64,
+    ) -> Result<(), GgufError> {
+        let at = at as u64;
         let max = self.remaining() / min_each.max(1);
         if n > max {
             return Err(GgufError::Malformed {
-                offset: at as u64,
+                offset: at,
                 kind: Malformed::CountTooLarge {
                     what,
                     count: n,
@@ -276,12 +313,30 @@ impl<'a> Cursor<'a> {
                 },
             });
         }
-        Ok(n)
+        self.charge(at, what, n, heap_each)
+    }
+
+    /// Takes `n * each` bytes from the memory budget, or names the count
+    /// (read at `at`) that would exceed it.
+    fn charge(&mut self, at: u64, what: &'static str, n: u64, each: u64) -> Result<(), GgufError> {
+        let bytes = n.saturating_mul(each);
+        if bytes > self.heap_left {
+            return Err(GgufError::Malformed {
+                offset: at,
+                kind: Malformed::HeaderTooLarge {
+                    what,
+                    count: n,
+                    limit: MAX_HEADER_HEAP,
+                },
+            });
+        }
+        self.heap_left -= bytes;
+        Ok(())
     }
 
     fn string(&mut self) -> Result<String, GgufError> {
         let at = self.pos;
-        let n = self.count("string length", 1)?;
+        let n = self.count("string length", 1, 1)?;
         let s = self.take(n)?;
         String::from_utf8(s.to_vec()).map_err(|_| GgufError::Malformed {
             offset: at as u64,
@@ -308,7 +363,7 @@ impl<'a> Cursor<'a> {
                     return Err(self.err(Malformed::NestingTooDeep));
                 }
                 let elem = self.value_type()?;
-                let n = self.count("array length", elem.min_encoded_len())?;
+                let n = self.count("array length", elem.min_encoded_len(), VALUE_HEAP)?;
                 let mut items = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     items.push(self.value(elem, depth + 1)?);
@@ -328,8 +383,25 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Heap bytes charged per metadata value (strings add their length).
+const VALUE_HEAP: u64 = std::mem::size_of::<Value>() as u64;
+/// Heap bytes charged per key/value pair: the pair, its index entry (the key
+/// is cloned into the index, so its length is charged twice when read).
+const KV_HEAP: u64 =
+    (std::mem::size_of::<(String, Value)>() + std::mem::size_of::<(String, usize)>()) as u64;
+/// Heap bytes charged per tensor info: the info, its dims, its index entry
+/// and its recorded offset (the name is charged when read, twice).
+const TENSOR_HEAP: u64 = (std::mem::size_of::<TensorInfo>()
+    + MAX_DIMS as usize * 8
+    + std::mem::size_of::<(String, usize)>()
+    + 2 * std::mem::size_of::<u64>()) as u64;
+
 fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
-    let mut c = Cursor { buf: bytes, pos: 0 };
+    let mut c = Cursor {
+        buf: bytes,
+        pos: 0,
+        heap_left: MAX_HEADER_HEAP,
+    };
     let magic: [u8; 4] = c.array()?;
     if magic != GGUF_MAGIC {
         c.pos = 0;
@@ -345,30 +417,27 @@ fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
     }
     let n_tensors = c.u64()?;
     let n_kv = c.u64()?;
-    // Both counts are bounded by what the rest of the file could encode.
-    let rest = c.remaining();
-    if n_kv > rest / MIN_KV_LEN {
-        c.pos -= 8;
-        return Err(c.err(Malformed::CountTooLarge {
-            what: "metadata count",
-            count: n_kv,
-            max: rest / MIN_KV_LEN,
-        }));
-    }
-    if n_tensors > rest / MIN_TENSOR_INFO_LEN {
-        c.pos -= 16;
-        return Err(c.err(Malformed::CountTooLarge {
-            what: "tensor count",
-            count: n_tensors,
-            max: rest / MIN_TENSOR_INFO_LEN,
-        }));
-    }
+    // Both counts are bounded by what the rest of the file could encode and
+    // by the memory budget.
+    c.check_count(16, "metadata count", n_kv, MIN_KV_LEN, KV_HEAP)?;
+    c.check_count(
+        8,
+        "tensor count",
+        n_tensors,
+        MIN_TENSOR_INFO_LEN,
+        TENSOR_HEAP,
+    )?;
 
     let mut metadata = Vec::with_capacity(n_kv as usize);
     let mut index = HashMap::with_capacity(n_kv as usize);
+    let mut alignment_at = 0;
     for _ in 0..n_kv {
         let at = c.pos;
         let key = c.string()?;
+        c.charge(at as u64, "key length", key.len() as u64, 1)?;
+        if key == "general.alignment" {
+            alignment_at = at as u64;
+        }
         let ty = c.value_type()?;
         let value = c.value(ty, 0)?;
         if index.insert(key.clone(), metadata.len()).is_some() {
@@ -386,7 +455,7 @@ fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
             let a = metadata[i].1.as_u64().unwrap_or(0);
             if a == 0 || !a.is_power_of_two() {
                 return Err(GgufError::Malformed {
-                    offset: 0,
+                    offset: alignment_at,
                     kind: Malformed::BadAlignment(a),
                 });
             }
@@ -400,6 +469,7 @@ fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
     for _ in 0..n_tensors {
         let at = c.pos as u64;
         let name = c.string()?;
+        c.charge(at, "tensor name length", name.len() as u64, 1)?;
         let mal = |kind| GgufError::Malformed { offset: at, kind };
         let n_dims = c.u32()?;
         if n_dims > MAX_DIMS {

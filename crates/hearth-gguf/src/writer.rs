@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC};
+use crate::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_NESTING};
 use crate::types::GgmlType;
 use crate::value::{Value, ValueType};
 
@@ -29,6 +29,8 @@ pub enum WriteError {
     },
     #[error("array elements must all be of type {0:?}")]
     MixedArray(ValueType),
+    #[error("metadata arrays nested deeper than {MAX_NESTING} levels")]
+    NestingTooDeep,
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -101,7 +103,9 @@ impl GgufWriter {
             ty,
             dims: dims.to_vec(),
         };
-        if dims.is_empty() || dims.len() > 4 {
+        // The reader's rules: 1 to 4 dims, each at most i64::MAX (ggml's
+        // `ne` is signed).
+        if dims.is_empty() || dims.len() > 4 || dims.iter().any(|&d| d > i64::MAX as u64) {
             return Err(bad());
         }
         let n: u64 = dims
@@ -140,7 +144,7 @@ impl GgufWriter {
         for (k, v) in &self.metadata {
             write_str(&mut w, k)?;
             w.write_all(&(v.value_type() as u32).to_le_bytes())?;
-            write_value(&mut w, v)?;
+            write_value(&mut w, v, 0)?;
         }
         let a = self.alignment;
         let mut offset = 0u64;
@@ -231,7 +235,8 @@ fn write_str(w: &mut impl Write, s: &str) -> io::Result<()> {
     w.write_all(s.as_bytes())
 }
 
-fn write_value(w: &mut impl Write, v: &Value) -> Result<(), WriteError> {
+/// Writes one value; `depth` is the number of arrays around it.
+fn write_value(w: &mut impl Write, v: &Value, depth: u32) -> Result<(), WriteError> {
     match v {
         Value::U8(x) => w.write_all(&[*x])?,
         Value::I8(x) => w.write_all(&x.to_le_bytes())?,
@@ -246,14 +251,16 @@ fn write_value(w: &mut impl Write, v: &Value) -> Result<(), WriteError> {
         Value::Bool(x) => w.write_all(&[*x as u8])?,
         Value::String(s) => write_str(w, s)?,
         Value::Array(ty, items) => {
-            if let Some(bad) = items.iter().find(|i| i.value_type() != *ty) {
-                let _ = bad;
+            if depth >= MAX_NESTING {
+                return Err(WriteError::NestingTooDeep);
+            }
+            if items.iter().any(|i| i.value_type() != *ty) {
                 return Err(WriteError::MixedArray(*ty));
             }
             w.write_all(&(*ty as u32).to_le_bytes())?;
             w.write_all(&(items.len() as u64).to_le_bytes())?;
             for i in items {
-                write_value(w, i)?;
+                write_value(w, i, depth + 1)?;
             }
         }
     }

@@ -82,7 +82,10 @@ impl Meta<'_> {
     pub fn usize(&self, k: &str) -> Result<usize, ModelError> {
         let key = self.key(k);
         let v = self.file.get_u64(&key)?;
-        usize::try_from(v).map_err(|_| ModelError::BadHparam { key, why: "too large".into() })
+        usize::try_from(v).map_err(|_| ModelError::BadHparam {
+            key,
+            why: "too large".into(),
+        })
     }
     pub fn usize_or(&self, k: &str, d: usize) -> Result<usize, ModelError> {
         if self.file.get(&self.key(k)).is_some() {
@@ -131,7 +134,12 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
     }
     let base = meta.f32_opt("rope.freq_base")?.unwrap_or(10000.0);
     let freq_scale = rope_freq_scale(meta)?;
-    let rope = Rope { kind: RopeKind::Norm, n_rot, base, freq_scale };
+    let rope = Rope {
+        kind: RopeKind::Norm,
+        n_rot,
+        base,
+        freq_scale,
+    };
     Ok(Config {
         arch,
         n_vocab,
@@ -156,7 +164,10 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
 }
 
 fn rope_freq_scale(meta: &Meta<'_>) -> Result<f32, ModelError> {
-    let ty = meta.file.get(&meta.key("rope.scaling.type")).and_then(|v| v.as_str());
+    let ty = meta
+        .file
+        .get(&meta.key("rope.scaling.type"))
+        .and_then(|v| v.as_str());
     match ty {
         None | Some("none") => Ok(1.0),
         Some("linear") => {

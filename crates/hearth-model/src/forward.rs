@@ -84,17 +84,27 @@ impl Model {
         let c = &self.config;
         let needed = st.n_past + tokens.len();
         if needed > st.n_ctx {
-            return Err(ModelError::ContextFull { needed, n_ctx: st.n_ctx });
+            return Err(ModelError::ContextFull {
+                needed,
+                n_ctx: st.n_ctx,
+            });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(ModelError::InvalidToken { token: bad, n_vocab: c.n_vocab });
+            return Err(ModelError::InvalidToken {
+                token: bad,
+                n_vocab: c.n_vocab,
+            });
         }
         let (lo, hi) = match want {
             Logits::Last => (tokens.len().saturating_sub(1), tokens.len()),
             Logits::All => (0, tokens.len()),
             Logits::Range(a, b) if a <= b && b <= tokens.len() => (a, b),
             Logits::Range(a, b) => {
-                return Err(ModelError::BadLogitsRange { start: a, end: b, n: tokens.len() })
+                return Err(ModelError::BadLogitsRange {
+                    start: a,
+                    end: b,
+                    n: tokens.len(),
+                })
             }
             Logits::None => (0, 0),
         };
@@ -104,7 +114,11 @@ impl Model {
         while start < tokens.len() {
             let end = (start + UBATCH).min(tokens.len());
             let (a, b) = (lo.max(start), hi.min(end));
-            let out_rows = if a < b { Some((a - start, b - start, a - lo)) } else { None };
+            let out_rows = if a < b {
+                Some((a - start, b - start, a - lo))
+            } else {
+                None
+            };
             self.ubatch(st, &tokens[start..end], out_rows)?;
             start = end;
         }
@@ -144,8 +158,12 @@ impl Model {
         let emb = self.weights.token_embd.view(bytes);
         for (t, &tok) in tokens.iter().enumerate() {
             let row = &mut s.x[t * e..(t + 1) * e];
-            hearth_quant::dequantize_row(emb.ty, emb.row(tok as usize), row)
-                .map_err(|err| ModelError::BadTensor { tensor: "token_embd.weight".into(), why: err.to_string() })?;
+            hearth_quant::dequantize_row(emb.ty, emb.row(tok as usize), row).map_err(|err| {
+                ModelError::BadTensor {
+                    tensor: "token_embd.weight".into(),
+                    why: err.to_string(),
+                }
+            })?;
             if let Some(sc) = c.embed_scale {
                 ops::scale_inplace(row, sc);
             }
@@ -155,13 +173,42 @@ impl Model {
             let spec = &c.layers[il];
             // Attention block.
             for t in 0..n {
-                ops::rms_norm(&s.x[t * e..(t + 1) * e], &layer.attn_norm, c.norm_eps, &mut s.xb[t * e..(t + 1) * e]);
+                ops::rms_norm(
+                    &s.x[t * e..(t + 1) * e],
+                    &layer.attn_norm,
+                    c.norm_eps,
+                    &mut s.xb[t * e..(t + 1) * e],
+                );
             }
             s.qbuf_ty = None;
             let acts = Acts { x: &s.xb, m: n };
-            mm(pool, kern, layer.wq.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.q);
-            mm(pool, kern, layer.wk.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.k);
-            mm(pool, kern, layer.wv.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.v);
+            mm(
+                pool,
+                kern,
+                layer.wq.view(bytes),
+                &acts,
+                &mut s.qbuf,
+                &mut s.qbuf_ty,
+                &mut s.q,
+            );
+            mm(
+                pool,
+                kern,
+                layer.wk.view(bytes),
+                &acts,
+                &mut s.qbuf,
+                &mut s.qbuf_ty,
+                &mut s.k,
+            );
+            mm(
+                pool,
+                kern,
+                layer.wv.view(bytes),
+                &acts,
+                &mut s.qbuf,
+                &mut s.qbuf_ty,
+                &mut s.v,
+            );
             add_bias(&mut s.q, layer.bq.as_deref());
             add_bias(&mut s.k, layer.bk.as_deref());
             add_bias(&mut s.v, layer.bv.as_deref());
@@ -169,8 +216,10 @@ impl Model {
             head_norm(&mut s.k, layer.k_norm.as_deref(), hd, c.norm_eps);
             for t in 0..n {
                 spec.rope.angles(s.positions[t] as f32, &mut s.rope_cs);
-                spec.rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
-                spec.rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
+                spec.rope
+                    .apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
+                spec.rope
+                    .apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
             }
             let params = AttnParams {
                 n_head: c.n_head,
@@ -181,13 +230,31 @@ impl Model {
                 softcap: c.attn_softcap,
             };
             match &mut st.cache {
-                Cache::F16(layers) => attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim),
-                Cache::F32(layers) => attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim),
+                Cache::F16(layers) => {
+                    attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim)
+                }
+                Cache::F32(layers) => {
+                    attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim)
+                }
             }
             s.qbuf_ty = None;
             let acts = Acts { x: &s.att, m: n };
-            mm(pool, kern, layer.wo.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.o);
-            post_norm_add(&mut s.x, &mut s.o, layer.post_attn_norm.as_deref(), e, c.norm_eps);
+            mm(
+                pool,
+                kern,
+                layer.wo.view(bytes),
+                &acts,
+                &mut s.qbuf,
+                &mut s.qbuf_ty,
+                &mut s.o,
+            );
+            post_norm_add(
+                &mut s.x,
+                &mut s.o,
+                layer.post_attn_norm.as_deref(),
+                e,
+                c.norm_eps,
+            );
 
             // Feed-forward block.
             self.ffn(pool, kern, layer, s, n)?;
@@ -196,10 +263,23 @@ impl Model {
         if let Some((from, to, dest)) = out_rows {
             let rows = to - from;
             for t in from..to {
-                ops::rms_norm(&s.x[t * e..(t + 1) * e], &self.weights.output_norm, c.norm_eps, &mut s.xb[(t - from) * e..(t - from + 1) * e]);
+                ops::rms_norm(
+                    &s.x[t * e..(t + 1) * e],
+                    &self.weights.output_norm,
+                    c.norm_eps,
+                    &mut s.xb[(t - from) * e..(t - from + 1) * e],
+                );
             }
             let out = &mut st.logits[dest * c.n_vocab..(dest + rows) * c.n_vocab];
-            ops::matmul(pool, kern, self.weights.output.view(bytes), &s.xb[..rows * e], rows, &mut s.qbuf, out);
+            ops::matmul(
+                pool,
+                kern,
+                self.weights.output.view(bytes),
+                &s.xb[..rows * e],
+                rows,
+                &mut s.qbuf,
+                out,
+            );
             if let Some(cap) = c.final_softcap {
                 for v in out.iter_mut() {
                     *v = cap * (*v / cap).tanh();
@@ -223,17 +303,52 @@ impl Model {
         let e = c.n_embd;
         let bytes = self.file.bytes();
         for t in 0..n {
-            ops::rms_norm(&s.x[t * e..(t + 1) * e], &layer.ffn_norm, c.norm_eps, &mut s.xb[t * e..(t + 1) * e]);
+            ops::rms_norm(
+                &s.x[t * e..(t + 1) * e],
+                &layer.ffn_norm,
+                c.norm_eps,
+                &mut s.xb[t * e..(t + 1) * e],
+            );
         }
         s.qbuf_ty = None;
         let acts = Acts { x: &s.xb, m: n };
-        mm(pool, kern, layer.gate.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.gate);
-        mm(pool, kern, layer.up.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.up);
+        mm(
+            pool,
+            kern,
+            layer.gate.view(bytes),
+            &acts,
+            &mut s.qbuf,
+            &mut s.qbuf_ty,
+            &mut s.gate,
+        );
+        mm(
+            pool,
+            kern,
+            layer.up.view(bytes),
+            &acts,
+            &mut s.qbuf,
+            &mut s.qbuf_ty,
+            &mut s.up,
+        );
         ops::gated_act(c.act, &mut s.gate, &s.up);
         s.qbuf_ty = None;
         let acts = Acts { x: &s.gate, m: n };
-        mm(pool, kern, layer.down.view(bytes), &acts, &mut s.qbuf, &mut s.qbuf_ty, &mut s.o);
-        post_norm_add(&mut s.x, &mut s.o, layer.post_ffn_norm.as_deref(), e, c.norm_eps);
+        mm(
+            pool,
+            kern,
+            layer.down.view(bytes),
+            &acts,
+            &mut s.qbuf,
+            &mut s.qbuf_ty,
+            &mut s.o,
+        );
+        post_norm_add(
+            &mut s.x,
+            &mut s.o,
+            layer.post_ffn_norm.as_deref(),
+            e,
+            c.norm_eps,
+        );
         Ok(())
     }
 }
@@ -275,12 +390,26 @@ fn attend<T: KvElem>(
     kv_dim: usize,
 ) {
     let base = n_past * kv_dim;
-    for (dst, &src) in lc.k[base..base + n * kv_dim].iter_mut().zip(&s.k[..n * kv_dim]) {
+    for (dst, &src) in lc.k[base..base + n * kv_dim]
+        .iter_mut()
+        .zip(&s.k[..n * kv_dim])
+    {
         *dst = T::from_f32(src);
     }
-    for (dst, &src) in lc.v[base..base + n * kv_dim].iter_mut().zip(&s.v[..n * kv_dim]) {
+    for (dst, &src) in lc.v[base..base + n * kv_dim]
+        .iter_mut()
+        .zip(&s.v[..n * kv_dim])
+    {
         *dst = T::from_f32(src);
     }
     let end = (n_past + n) * kv_dim;
-    ops::attention(pool, p, &s.q, &lc.k[..end], &lc.v[..end], &s.positions, &mut s.att);
+    ops::attention(
+        pool,
+        p,
+        &s.q,
+        &lc.k[..end],
+        &lc.v[..end],
+        &s.positions,
+        &mut s.att,
+    );
 }

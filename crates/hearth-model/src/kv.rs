@@ -36,7 +36,10 @@ impl Cache {
     pub fn new(ty: KvType, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Cache {
         fn make<T: KvElem>(n_layer: usize, len: usize) -> Vec<LayerCache<T>> {
             (0..n_layer)
-                .map(|_| LayerCache { k: vec![T::default(); len], v: vec![T::default(); len] })
+                .map(|_| LayerCache {
+                    k: vec![T::default(); len],
+                    v: vec![T::default(); len],
+                })
                 .collect()
         }
         match ty {

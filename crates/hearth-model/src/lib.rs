@@ -80,10 +80,17 @@ impl Model {
             .tensor("token_embd.weight")
             .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
         let n_vocab = emb.dims.get(1).copied().unwrap_or(1) as usize;
-        let meta = config::Meta { file: &file, arch: &arch_name };
+        let meta = config::Meta {
+            file: &file,
+            arch: &arch_name,
+        };
         let config = arch::build(&meta, arch, n_vocab)?;
         let weights = weights::load(&file, &config)?;
-        Ok(Model { config, weights, file })
+        Ok(Model {
+            config,
+            weights,
+            file,
+        })
     }
 
     pub fn file(&self) -> &Arc<GgufFile> {
@@ -125,7 +132,10 @@ impl Model {
                     *r = k.to_f32();
                 }
                 spec.rope.apply(row, hd, cs);
-                for (k, &r) in lc.k[dst * kv_dim..(dst + 1) * kv_dim].iter_mut().zip(row.iter()) {
+                for (k, &r) in lc.k[dst * kv_dim..(dst + 1) * kv_dim]
+                    .iter_mut()
+                    .zip(row.iter())
+                {
                     *k = T::from_f32(r);
                 }
                 lc.v.copy_within(src * kv_dim..(src + 1) * kv_dim, dst * kv_dim);

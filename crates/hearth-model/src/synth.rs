@@ -40,10 +40,18 @@ impl SynthSpec {
 
 /// Special tokens of the synthetic vocabulary, then 256 byte tokens, then
 /// a few words.
-const SPECIALS: [&str; 7] =
-    ["<unk>", "<s>", "</s>", "<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>"];
-const WORDS: [&str; 12] =
-    ["▁", "▁the", "▁a", "▁hello", "▁world", "e", "t", "th", "he", "▁t", "▁h", "ll"];
+const SPECIALS: [&str; 7] = [
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<|im_start|>",
+    "<|im_end|>",
+];
+const WORDS: [&str; 12] = [
+    "▁", "▁the", "▁a", "▁hello", "▁world", "e", "t", "th", "he", "▁t", "▁h", "ll",
+];
 
 /// Number of tokens in the synthetic vocabulary.
 pub fn vocab_size() -> usize {
@@ -71,7 +79,9 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn quantized(ty: GgmlType, v: &[f32], cols: usize) -> Vec<u8> {
-    let rb = ty.row_bytes(cols as u64).expect("synthetic shape fits the type") as usize;
+    let rb = ty
+        .row_bytes(cols as u64)
+        .expect("synthetic shape fits the type") as usize;
     let mut out = vec![0u8; rb * (v.len() / cols)];
     for (src, dst) in v.chunks_exact(cols).zip(out.chunks_exact_mut(rb)) {
         hearth_quant::quantize_row(ty, src, dst).expect("synthetic quantization");
@@ -93,7 +103,10 @@ pub fn build(spec: &SynthSpec) -> Vec<u8> {
     w.set(&k("block_count"), Value::U32(spec.n_layer as u32));
     w.set(&k("feed_forward_length"), Value::U32(spec.n_ff as u32));
     w.set(&k("attention.head_count"), Value::U32(spec.n_head as u32));
-    w.set(&k("attention.head_count_kv"), Value::U32(spec.n_kv_head as u32));
+    w.set(
+        &k("attention.head_count_kv"),
+        Value::U32(spec.n_kv_head as u32),
+    );
     w.set(&k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6));
     w.set(&k("rope.freq_base"), Value::F32(10000.0));
     if spec.arch == Arch::Gemma3 {
@@ -119,9 +132,18 @@ pub fn build(spec: &SynthSpec) -> Vec<u8> {
     }
     w.set("tokenizer.ggml.model", Value::from("llama"));
     w.set("tokenizer.ggml.pre", Value::from("default"));
-    w.set("tokenizer.ggml.tokens", Value::Array(ValueType::String, tokens));
-    w.set("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores));
-    w.set("tokenizer.ggml.token_type", Value::Array(ValueType::I32, types));
+    w.set(
+        "tokenizer.ggml.tokens",
+        Value::Array(ValueType::String, tokens),
+    );
+    w.set(
+        "tokenizer.ggml.scores",
+        Value::Array(ValueType::F32, scores),
+    );
+    w.set(
+        "tokenizer.ggml.token_type",
+        Value::Array(ValueType::I32, types),
+    );
     w.set("tokenizer.ggml.unknown_token_id", Value::U32(0));
     w.set("tokenizer.ggml.bos_token_id", Value::U32(1));
     w.set("tokenizer.ggml.eos_token_id", Value::U32(2));
@@ -141,15 +163,26 @@ pub fn build(spec: &SynthSpec) -> Vec<u8> {
     let e = spec.n_embd;
     let (q_dim, kv_dim) = (spec.n_head * hd, spec.n_kv_head * hd);
     let ty = spec.weight_type;
-    let mut add = |w: &mut GgufWriter, name: &str, cols: usize, rows: usize, scale: f32, ty: GgmlType| {
-        let v = rng.vec(cols * rows, scale);
-        let data = if ty == GgmlType::F32 { f32_bytes(&v) } else { quantized(ty, &v, cols) };
-        let dims: Vec<u64> = if rows == 1 { vec![cols as u64] } else { vec![cols as u64, rows as u64] };
-        w.add_tensor(name, ty, &dims, data).expect("synthetic tensor");
-    };
+    let mut add =
+        |w: &mut GgufWriter, name: &str, cols: usize, rows: usize, scale: f32, ty: GgmlType| {
+            let v = rng.vec(cols * rows, scale);
+            let data = if ty == GgmlType::F32 {
+                f32_bytes(&v)
+            } else {
+                quantized(ty, &v, cols)
+            };
+            let dims: Vec<u64> = if rows == 1 {
+                vec![cols as u64]
+            } else {
+                vec![cols as u64, rows as u64]
+            };
+            w.add_tensor(name, ty, &dims, data)
+                .expect("synthetic tensor");
+        };
     let norm = |w: &mut GgufWriter, name: &str, n: usize| {
         let v: Vec<f32> = (0..n).map(|i| 1.0 + 0.01 * (i % 7) as f32).collect();
-        w.add_tensor(name, GgmlType::F32, &[n as u64], f32_bytes(&v)).expect("synthetic norm");
+        w.add_tensor(name, GgmlType::F32, &[n as u64], f32_bytes(&v))
+            .expect("synthetic norm");
     };
     add(&mut w, "token_embd.weight", e, n_vocab, 1.0, ty);
     norm(&mut w, "output_norm.weight", e);
@@ -178,7 +211,14 @@ pub fn build(spec: &SynthSpec) -> Vec<u8> {
         norm(&mut w, &n("ffn_norm.weight"), e);
         add(&mut w, &n("ffn_gate.weight"), e, spec.n_ff, ws, ty);
         add(&mut w, &n("ffn_up.weight"), e, spec.n_ff, ws, ty);
-        add(&mut w, &n("ffn_down.weight"), spec.n_ff, e, 1.0 / (spec.n_ff as f32).sqrt(), ty);
+        add(
+            &mut w,
+            &n("ffn_down.weight"),
+            spec.n_ff,
+            e,
+            1.0 / (spec.n_ff as f32).sqrt(),
+            ty,
+        );
     }
     w.to_bytes().expect("writing to memory")
 }

@@ -76,8 +76,16 @@ impl Loader<'_> {
         if c as usize != cols || rows.is_some_and(|r2| r2 as u64 != r) {
             return Err(shape_err(name, &t.dims, cols, rows));
         }
-        if hearth_quant::vec_dot_type(t.ty) == t.ty && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0) {
-            return Err(ModelError::UnsupportedWeightType { tensor: name.to_string(), ty: t.ty });
+        if hearth_quant::vec_dot_type(t.ty) == t.ty
+            && !matches!(
+                t.ty,
+                GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
+            )
+        {
+            return Err(ModelError::UnsupportedWeightType {
+                tensor: name.to_string(),
+                ty: t.ty,
+            });
         }
         Ok(Matrix {
             ty: t.ty,
@@ -92,7 +100,10 @@ impl Loader<'_> {
         let m = self.matrix(name, len, Some(1))?;
         let mut out = vec![0f32; len];
         hearth_quant::dequantize_row(m.ty, &self.file.bytes()[m.start..m.start + m.len], &mut out)
-            .map_err(|e| ModelError::BadTensor { tensor: name.to_string(), why: e.to_string() })?;
+            .map_err(|e| ModelError::BadTensor {
+                tensor: name.to_string(),
+                why: e.to_string(),
+            })?;
         Ok(out)
     }
 
@@ -138,11 +149,31 @@ pub(crate) fn load(file: &GgufFile, c: &Config) -> Result<Weights, ModelError> {
             wk: l.matrix(&n("attn_k.weight"), e, Some(kv_dim))?,
             wv: l.matrix(&n("attn_v.weight"), e, Some(kv_dim))?,
             wo: l.matrix(&n("attn_output.weight"), q_dim, Some(e))?,
-            bq: req(c.qkv_bias, l.opt_vector(&n("attn_q.bias"), q_dim)?, n("attn_q.bias"))?,
-            bk: req(c.qkv_bias, l.opt_vector(&n("attn_k.bias"), kv_dim)?, n("attn_k.bias"))?,
-            bv: req(c.qkv_bias, l.opt_vector(&n("attn_v.bias"), kv_dim)?, n("attn_v.bias"))?,
-            q_norm: req(c.qk_norm, l.opt_vector(&n("attn_q_norm.weight"), hd)?, n("attn_q_norm.weight"))?,
-            k_norm: req(c.qk_norm, l.opt_vector(&n("attn_k_norm.weight"), hd)?, n("attn_k_norm.weight"))?,
+            bq: req(
+                c.qkv_bias,
+                l.opt_vector(&n("attn_q.bias"), q_dim)?,
+                n("attn_q.bias"),
+            )?,
+            bk: req(
+                c.qkv_bias,
+                l.opt_vector(&n("attn_k.bias"), kv_dim)?,
+                n("attn_k.bias"),
+            )?,
+            bv: req(
+                c.qkv_bias,
+                l.opt_vector(&n("attn_v.bias"), kv_dim)?,
+                n("attn_v.bias"),
+            )?,
+            q_norm: req(
+                c.qk_norm,
+                l.opt_vector(&n("attn_q_norm.weight"), hd)?,
+                n("attn_q_norm.weight"),
+            )?,
+            k_norm: req(
+                c.qk_norm,
+                l.opt_vector(&n("attn_k_norm.weight"), hd)?,
+                n("attn_k_norm.weight"),
+            )?,
             post_attn_norm: req(
                 c.post_norms,
                 l.opt_vector(&n("post_attention_norm.weight"), e)?,
@@ -159,5 +190,10 @@ pub(crate) fn load(file: &GgufFile, c: &Config) -> Result<Weights, ModelError> {
             )?,
         });
     }
-    Ok(Weights { token_embd, output_norm: l.vector("output_norm.weight", e)?, output, layers })
+    Ok(Weights {
+        token_embd,
+        output_norm: l.vector("output_norm.weight", e)?,
+        output,
+        layers,
+    })
 }

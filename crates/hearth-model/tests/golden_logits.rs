@@ -25,10 +25,20 @@ fn teacher_forced(m: RealModel) -> Option<Agreement> {
     let mut st = State::new(&model, 2048, KvType::F16, pool);
     let n_vocab = model.config.n_vocab;
     let mut logp = vec![0f32; n_vocab];
-    let mut a = Agreement { steps: 0, top1: 0, abs_sum: 0.0, entries: 0, max_abs: 0.0 };
+    let mut a = Agreement {
+        steps: 0,
+        top1: 0,
+        abs_sum: 0.0,
+        entries: 0,
+        max_abs: 0.0,
+    };
     for r in golden["results"].as_array().expect("results") {
         let ids = |k: &str| -> Vec<u32> {
-            r[k].as_array().expect(k).iter().map(|v| v.as_u64().expect("id") as u32).collect()
+            r[k].as_array()
+                .expect(k)
+                .iter()
+                .map(|v| v.as_u64().expect("id") as u32)
+                .collect()
         };
         let prompt = ids("prompt_ids");
         let gen = ids("generated_ids");
@@ -37,14 +47,18 @@ fn teacher_forced(m: RealModel) -> Option<Agreement> {
         input.extend_from_slice(&gen[..gen.len() - 1]);
         st.clear();
         let first = prompt.len() - 1;
-        let logits =
-            model.forward(&mut st, &input, Logits::Range(first, input.len())).expect("forward");
+        let logits = model
+            .forward(&mut st, &input, Logits::Range(first, input.len()))
+            .expect("forward");
         for (i, step) in steps.iter().enumerate() {
             hearth_ops::log_softmax(&logits[i * n_vocab..(i + 1) * n_vocab], &mut logp);
             let argmax = logp
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                )
                 .0;
             a.steps += 1;
             if argmax as u64 == step["id"].as_u64().expect("id") {
@@ -73,7 +87,11 @@ fn check(m: RealModel) {
         rate * 100.0,
         a.max_abs
     );
-    assert!(rate >= 0.95, "{m:?}: top-1 agreement {:.1}% < 95%", rate * 100.0);
+    assert!(
+        rate >= 0.95,
+        "{m:?}: top-1 agreement {:.1}% < 95%",
+        rate * 100.0
+    );
     assert!(mean <= 0.15, "{m:?}: mean |Δlogprob| {mean:.4} > 0.15 nat");
 }
 

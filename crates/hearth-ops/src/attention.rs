@@ -16,9 +16,12 @@ pub const MAX_HEAD_DIM: usize = 512;
 pub trait KvElem: Copy + Send + Sync + Default + 'static {
     fn to_f32(self) -> f32;
     fn from_f32(x: f32) -> Self;
-    /// Whether queries are rounded to this precision before the dot product
-    /// (ggml's flash attention converts Q to the K type).
-    const ROUND_QUERY: bool;
+    /// Whether queries are rounded to this precision before the dot product,
+    /// and the value accumulator after every update. ggml's flash attention
+    /// converts Q to the K type and, for an F16 cache, accumulates V·softmax
+    /// in F16 (`VKQ16`); doing the same keeps hearth's distributions close to
+    /// llama.cpp's.
+    const ROUND: bool;
 }
 
 impl KvElem for f32 {
@@ -28,7 +31,7 @@ impl KvElem for f32 {
     fn from_f32(x: f32) -> Self {
         x
     }
-    const ROUND_QUERY: bool = false;
+    const ROUND: bool = false;
 }
 
 /// IEEE half precision, stored as its bits.
@@ -43,7 +46,7 @@ impl KvElem for F16 {
     fn from_f32(x: f32) -> Self {
         F16(hearth_quant::f32_to_f16(x))
     }
-    const ROUND_QUERY: bool = true;
+    const ROUND: bool = true;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,7 +92,7 @@ pub fn attention<T: KvElem>(
             let kvh = h / group;
             let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
             for (d, &s) in qh[..hd].iter_mut().zip(qs) {
-                *d = if T::ROUND_QUERY { T::from_f32(s).to_f32() } else { s };
+                *d = if T::ROUND { T::from_f32(s).to_f32() } else { s };
             }
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
@@ -111,20 +114,24 @@ pub fn attention<T: KvElem>(
                     s = c * (s / c).tanh();
                 }
                 let v = &v_cache[base..base + hd];
-                if s > m {
+                let round = |x: f32| if T::ROUND { T::from_f32(x).to_f32() } else { x };
+                // Same update order as ggml: on a new maximum, rescale the
+                // accumulator, then add v with weight 1; else add e·v.
+                let w = if s > m {
                     let r = (m - s).exp();
-                    for (a, vv) in acc.iter_mut().zip(v) {
-                        *a = *a * r + vv.to_f32();
+                    for a in acc.iter_mut() {
+                        *a = round(*a * r);
                     }
-                    l = l * r + 1.0;
+                    l *= r;
                     m = s;
+                    1.0
                 } else {
-                    let e = (s - m).exp();
-                    for (a, vv) in acc.iter_mut().zip(v) {
-                        *a += e * vv.to_f32();
-                    }
-                    l += e;
+                    (s - m).exp()
+                };
+                for (a, vv) in acc.iter_mut().zip(v) {
+                    *a = round(*a + vv.to_f32() * w);
                 }
+                l += w;
             }
             // SAFETY: each (token, head) item is owned by one thread.
             #[allow(unsafe_code)]

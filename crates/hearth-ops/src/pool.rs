@@ -59,7 +59,12 @@ impl ThreadPool {
                     .expect("spawning a worker thread")
             })
             .collect();
-        ThreadPool { n_threads, shared, workers, lock: Mutex::new(()) }
+        ThreadPool {
+            n_threads,
+            shared,
+            workers,
+            lock: Mutex::new(()),
+        }
     }
 
     pub fn n_threads(&self) -> usize {
@@ -79,11 +84,15 @@ impl ThreadPool {
         // function does not return before `pending` reaches zero, so `f`
         // outlives every use.
         #[allow(unsafe_code)]
-        let ptr: *const Job = unsafe { std::mem::transmute::<&Job, &'static Job>(f) };
+        let ptr: *const Job = unsafe {
+            std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const Job>(f)
+        };
         {
             let mut job = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
             *job = Some(JobPtr(ptr));
-            self.shared.pending.store(self.n_threads - 1, Ordering::Release);
+            self.shared
+                .pending
+                .store(self.n_threads - 1, Ordering::Release);
             self.shared.generation.fetch_add(1, Ordering::AcqRel);
         }
         self.shared.wake.notify_all();
@@ -120,8 +129,7 @@ fn worker(s: Arc<Shared>, index: usize, n: usize) {
                 continue;
             }
             let job = s.job.lock().unwrap_or_else(|e| e.into_inner());
-            if s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Acquire)
-            {
+            if s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Acquire) {
                 drop(s.wake.wait(job).unwrap_or_else(|e| e.into_inner()));
             }
             spins = 0;
@@ -170,7 +178,11 @@ unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
 
 impl<'a, T> Disjoint<'a, T> {
     pub fn new(s: &'a mut [T]) -> Self {
-        Disjoint { ptr: s.as_mut_ptr(), len: s.len(), _life: std::marker::PhantomData }
+        Disjoint {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _life: std::marker::PhantomData,
+        }
     }
 
     /// A mutable view of `range`.
@@ -179,9 +191,14 @@ impl<'a, T> Disjoint<'a, T> {
     /// Ranges obtained concurrently must not overlap.
     #[allow(unsafe_code, clippy::mut_from_ref)]
     pub unsafe fn part(&self, range: std::ops::Range<usize>) -> &mut [T] {
-        assert!(range.start <= range.end && range.end <= self.len, "Disjoint::part out of bounds");
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "Disjoint::part out of bounds"
+        );
         // SAFETY: in bounds (checked above); disjointness is the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.end - range.start) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.end - range.start)
+        }
     }
 }
 

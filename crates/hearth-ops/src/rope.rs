@@ -64,7 +64,12 @@ mod tests {
 
     #[test]
     fn rotation_preserves_norm_and_composes() {
-        let r = Rope { kind: RopeKind::Neox, n_rot: 8, base: 10000.0, freq_scale: 1.0 };
+        let r = Rope {
+            kind: RopeKind::Neox,
+            n_rot: 8,
+            base: 10000.0,
+            freq_scale: 1.0,
+        };
         let mut x: Vec<f32> = (0..8).map(|i| i as f32 * 0.3 - 1.0).collect();
         let n0: f32 = x.iter().map(|v| v * v).sum();
         let mut cs = vec![(0.0, 0.0); 4];

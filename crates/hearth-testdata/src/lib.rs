@@ -38,7 +38,9 @@ pub fn model_cache() -> PathBuf {
     if let Some(d) = std::env::var_os("HEARTH_MODEL_CACHE") {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/hearth/models")
 }
 
@@ -50,9 +52,15 @@ pub fn model(m: RealModel) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing under CI; run scripts/fetch-models.sh first", p.display());
+        panic!(
+            "{} is missing under CI; run scripts/fetch-models.sh first",
+            p.display()
+        );
     }
-    eprintln!("skipping: {} not found (run scripts/fetch-models.sh)", p.display());
+    eprintln!(
+        "skipping: {} not found (run scripts/fetch-models.sh)",
+        p.display()
+    );
     None
 }
 
@@ -63,7 +71,11 @@ pub fn testdata_dir() -> PathBuf {
 
 /// A golden JSON file of a model, e.g. `golden_json(RealModel::Gemma3, "greedy.json")`.
 pub fn golden_json(m: RealModel, file: &str) -> serde_json::Value {
-    let p = testdata_dir().join("golden").join(m.golden_folder()).join(file);
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    let p = testdata_dir()
+        .join("golden")
+        .join(m.golden_folder())
+        .join(file);
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }

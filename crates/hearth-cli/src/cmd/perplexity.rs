@@ -32,13 +32,6 @@ pub struct PerplexityArgs {
     pub kv_type: KvType,
 }
 
-/// The result of a perplexity run.
-pub struct Perplexity {
-    pub ppl: f64,
-    pub stderr: f64,
-    pub scored: usize,
-}
-
 /// Accumulates negative log-likelihoods.
 #[derive(Default)]
 pub struct NllSum {
@@ -74,7 +67,8 @@ pub fn main(a: PerplexityArgs) -> Result<()> {
     }
     let threads = common::threads(a.threads)?;
     let text = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let text = String::from_utf8(text).with_context(|| format!("{} is not UTF-8 text", a.file.display()))?;
+    let text = String::from_utf8(text)
+        .with_context(|| format!("{} is not UTF-8 text", a.file.display()))?;
     let loaded = common::load(&a.model)?;
     let (model, tok) = (&loaded.model, &loaded.tokenizer);
     let tokens = tok.encode(&text, true, false);
@@ -84,9 +78,16 @@ pub fn main(a: PerplexityArgs) -> Result<()> {
         n_chunks = n_chunks.min(c);
     }
     if n_chunks == 0 {
-        bail!("{} has {} tokens, fewer than one chunk of {n_ctx}", a.file.display(), tokens.len());
+        bail!(
+            "{} has {} tokens, fewer than one chunk of {n_ctx}",
+            a.file.display(),
+            tokens.len()
+        );
     }
-    eprintln!("perplexity: {} tokens, {n_chunks} chunks of {n_ctx}, {threads} threads", tokens.len());
+    eprintln!(
+        "perplexity: {} tokens, {n_chunks} chunks of {n_ctx}, {threads} threads",
+        tokens.len()
+    );
     let mut st = common::new_state(model, n_ctx, a.kv_type, threads);
     let first = n_ctx / 2;
     let mut acc = NllSum::default();
@@ -109,12 +110,19 @@ pub fn main(a: PerplexityArgs) -> Result<()> {
         }
         if c == 0 {
             let secs = t0.elapsed().as_secs_f64();
-            eprintln!("perplexity: {secs:.2} seconds per pass - ETA {:.1} minutes", secs * n_chunks as f64 / 60.0);
+            eprintln!(
+                "perplexity: {secs:.2} seconds per pass - ETA {:.1} minutes",
+                secs * n_chunks as f64 / 60.0
+            );
         }
         print!("[{}]{:.4},", c + 1, acc.ppl());
         std::io::stdout().flush().ok();
     }
     println!();
-    println!("Final estimate: PPL = {:.4} +/- {:.5}", acc.ppl(), acc.stderr());
+    println!(
+        "Final estimate: PPL = {:.4} +/- {:.5}",
+        acc.ppl(),
+        acc.stderr()
+    );
     Ok(())
 }

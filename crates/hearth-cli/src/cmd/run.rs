@@ -3,7 +3,6 @@
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -93,7 +92,11 @@ pub fn main(a: RunArgs) -> Result<()> {
     let threads = common::threads(a.threads)?;
     let loaded = common::load(&a.model)?;
     let n_ctx = common::context(&loaded.model, a.ctx)?;
-    let template = if a.raw { None } else { Some(ChatTemplate::from_gguf(loaded.model.file())?) };
+    let template = if a.raw {
+        None
+    } else {
+        Some(ChatTemplate::from_gguf(loaded.model.file())?)
+    };
     let mut state = common::new_state(&loaded.model, n_ctx, a.kv_type, threads);
     let params = GenParams {
         sampler,
@@ -117,7 +120,10 @@ pub fn main(a: RunArgs) -> Result<()> {
     let mut prompt = a.prompt.clone();
     if !stdin.is_terminal() {
         let mut piped = String::new();
-        stdin.lock().read_to_string(&mut piped).context("reading the prompt from stdin")?;
+        stdin
+            .lock()
+            .read_to_string(&mut piped)
+            .context("reading the prompt from stdin")?;
         prompt = Some(match prompt {
             Some(p) if !piped.is_empty() => format!("{p}\n\n{piped}"),
             Some(p) => p,
@@ -137,9 +143,15 @@ pub fn main(a: RunArgs) -> Result<()> {
         Some(p) => {
             let mut messages = Vec::new();
             if let Some(s) = &a.system {
-                messages.push(ChatMessage { role: "system".into(), content: s.clone() });
+                messages.push(ChatMessage {
+                    role: "system".into(),
+                    content: s.clone(),
+                });
             }
-            messages.push(ChatMessage { role: "user".into(), content: p.clone() });
+            messages.push(ChatMessage {
+                role: "user".into(),
+                content: p.clone(),
+            });
             let g = session.reply(&p, &messages, &mut io::stdout())?;
             if io::stdout().is_terminal() {
                 println!();
@@ -199,24 +211,40 @@ impl Session<'_> {
             _ => raw_prompt.to_string(),
         };
         // A template that writes the BOS text itself must not get a second BOS.
-        let bos_text = self.tok.bos().map(|b| String::from_utf8_lossy(self.tok.token_piece(b)).into_owned());
+        let bos_text = self
+            .tok
+            .bos()
+            .map(|b| String::from_utf8_lossy(self.tok.token_piece(b)).into_owned());
         let has_bos = bos_text.is_some_and(|b| !b.is_empty() && text.starts_with(&b));
         Ok(self.tok.encode(&text, !(has_bos && !self.raw), true))
     }
 
-    fn reply(&mut self, raw_prompt: &str, messages: &[ChatMessage], out: &mut impl Write) -> Result<Generation> {
+    fn reply(
+        &mut self,
+        raw_prompt: &str,
+        messages: &[ChatMessage],
+        out: &mut impl Write,
+    ) -> Result<Generation> {
         let ids = self.prompt_tokens(raw_prompt, messages)?;
         CANCEL.store(false, Ordering::SeqCst);
         GENERATING.store(true, Ordering::SeqCst);
         let mut write_err = None;
-        let result = generate(self.model, self.state, self.tok, &ids, &self.params, &CANCEL, &mut |text| {
-            if write_err.is_none() {
-                if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                    write_err = Some(e);
-                    CANCEL.store(true, Ordering::SeqCst);
+        let result = generate(
+            self.model,
+            self.state,
+            self.tok,
+            &ids,
+            &self.params,
+            &CANCEL,
+            &mut |text| {
+                if write_err.is_none() {
+                    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                        write_err = Some(e);
+                        CANCEL.store(true, Ordering::SeqCst);
+                    }
                 }
-            }
-        });
+            },
+        );
         GENERATING.store(false, Ordering::SeqCst);
         if let Some(e) = write_err {
             if e.kind() != io::ErrorKind::BrokenPipe {
@@ -231,25 +259,48 @@ impl Session<'_> {
             return;
         }
         let s = &g.stats;
-        let rate = |n: usize, d: Duration| if d.as_secs_f64() > 0.0 { n as f64 / d.as_secs_f64() } else { 0.0 };
+        let rate = |n: usize, d: Duration| {
+            if d.as_secs_f64() > 0.0 {
+                n as f64 / d.as_secs_f64()
+            } else {
+                0.0
+            }
+        };
         let evaluated = s.prompt_tokens - s.cached_tokens;
         eprintln!();
         eprintln!("load duration:        {:.2?}", self.load_time);
-        eprintln!("prompt eval count:    {} token(s) ({} cached)", s.prompt_tokens, s.cached_tokens);
+        eprintln!(
+            "prompt eval count:    {} token(s) ({} cached)",
+            s.prompt_tokens, s.cached_tokens
+        );
         eprintln!("prompt eval duration: {:.2?}", s.prompt_eval);
-        eprintln!("prompt eval rate:     {:.2} tokens/s", rate(evaluated, s.prompt_eval));
+        eprintln!(
+            "prompt eval rate:     {:.2} tokens/s",
+            rate(evaluated, s.prompt_eval)
+        );
         eprintln!("eval count:           {} token(s)", s.gen_tokens);
         eprintln!("eval duration:        {:.2?}", s.gen_eval);
-        eprintln!("eval rate:            {:.2} tokens/s", rate(s.gen_tokens, s.gen_eval));
+        eprintln!(
+            "eval rate:            {:.2} tokens/s",
+            rate(s.gen_tokens, s.gen_eval)
+        );
         eprintln!("finish reason:        {}", g.finish.as_str());
     }
 
     fn chat(&mut self, system: Option<&str>) -> Result<()> {
         let base: Vec<ChatMessage> = system
-            .map(|s| vec![ChatMessage { role: "system".into(), content: s.to_string() }])
+            .map(|s| {
+                vec![ChatMessage {
+                    role: "system".into(),
+                    content: s.to_string(),
+                }]
+            })
             .unwrap_or_default();
         let mut messages = base.clone();
-        eprintln!("Chatting with {} (/? for help, /bye to leave).", self.model.config.arch.name());
+        eprintln!(
+            "Chatting with {} (/? for help, /bye to leave).",
+            self.model.config.arch.name()
+        );
         let stdin = io::stdin();
         let mut lines = stdin.lock();
         loop {
@@ -277,9 +328,15 @@ impl Session<'_> {
                 }
                 _ => {}
             }
-            messages.push(ChatMessage { role: "user".into(), content: input.clone() });
+            messages.push(ChatMessage {
+                role: "user".into(),
+                content: input.clone(),
+            });
             let mut reply = Vec::new();
-            let mut tee = Tee { out: io::stdout(), copy: &mut reply };
+            let mut tee = Tee {
+                out: io::stdout(),
+                copy: &mut reply,
+            };
             match self.reply(&input, &messages, &mut tee) {
                 Ok(g) => {
                     println!();
@@ -356,4 +413,3 @@ impl Write for Tee<'_> {
         self.out.flush()
     }
 }
-

@@ -32,16 +32,30 @@ pub fn main(a: ShowArgs) -> Result<()> {
         println!("    name                {n}");
     }
     println!("    parameters          {}", human_count(n_params));
-    if let Some(c) = f.get(&format!("{arch}.context_length")).and_then(|v| v.as_u64()) {
+    if let Some(c) = f
+        .get(&format!("{arch}.context_length"))
+        .and_then(|v| v.as_u64())
+    {
         println!("    context length      {c}");
     }
-    if let Some(e) = f.get(&format!("{arch}.embedding_length")).and_then(|v| v.as_u64()) {
+    if let Some(e) = f
+        .get(&format!("{arch}.embedding_length"))
+        .and_then(|v| v.as_u64())
+    {
         println!("    embedding length    {e}");
     }
-    println!("    weights             {:.1} MiB", bytes as f64 / (1u64 << 20) as f64);
+    println!(
+        "    weights             {:.1} MiB",
+        bytes as f64 / (1u64 << 20) as f64
+    );
     let types: Vec<String> = by_type
         .iter()
-        .map(|(t, (n, el))| format!("{t} ×{n} ({:.0}%)", 100.0 * *el as f64 / n_params.max(1) as f64))
+        .map(|(t, (n, el))| {
+            format!(
+                "{t} ×{n} ({:.0}%)",
+                100.0 * *el as f64 / n_params.max(1) as f64
+            )
+        })
         .collect();
     println!("    tensor types        {}", types.join(", "));
     println!("    GGUF version        {}", f.version);
@@ -54,7 +68,13 @@ pub fn main(a: ShowArgs) -> Result<()> {
         println!();
         println!("  Tensors");
         for t in f.tensors() {
-            println!("    {:<36} {:<6} {:<20} {:>10} bytes", t.name, t.ty.name(), format!("{:?}", t.dims), t.size);
+            println!(
+                "    {:<36} {:<6} {:<20} {:>10} bytes",
+                t.name,
+                t.ty.name(),
+                format!("{:?}", t.dims),
+                t.size
+            );
         }
     } else {
         println!();

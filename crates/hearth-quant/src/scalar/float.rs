@@ -5,6 +5,8 @@
 //! even; NaN becomes a quiet NaN (`sign | 0x7E00` for F16, the top half with
 //! bit 6 forced for BF16).
 
+use std::sync::OnceLock;
+
 /// Bytes of one element of each format.
 pub(crate) const F32_BYTES: usize = 4;
 pub(crate) const HALF_BYTES: usize = 2;
@@ -110,9 +112,17 @@ pub(crate) fn dequantize_f32(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// All 65536 f16 values as f32 (256 KiB, built on first use), as ggml's
+/// `ggml_table_f32_f16`: the scalar F16 paths convert through it.
+fn f16_table() -> &'static [f32] {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
+    TABLE.get_or_init(|| (0..=u16::MAX).map(f16_to_f32).collect())
+}
+
 pub(crate) fn dequantize_f16(src: &[u8], dst: &mut [f32]) {
+    let t = f16_table();
     for (y, x) in dst.iter_mut().zip(src.chunks_exact(HALF_BYTES)) {
-        *y = rd_f16(x, 0);
+        *y = t[usize::from(rd_u16(x, 0))];
     }
 }
 
@@ -151,9 +161,10 @@ pub(crate) fn vec_dot_f32(_n: usize, w: &[u8], a: &[u8]) -> f32 {
 
 /// `ggml_vec_dot_f16` (scalar path): products in f32, summed in f64.
 pub(crate) fn vec_dot_f16(_n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let t = f16_table();
     let mut sum = 0.0f64;
     for (x, y) in w.chunks_exact(HALF_BYTES).zip(a.chunks_exact(HALF_BYTES)) {
-        sum += f64::from(rd_f16(x, 0) * rd_f16(y, 0));
+        sum += f64::from(t[usize::from(rd_u16(x, 0))] * t[usize::from(rd_u16(y, 0))]);
     }
     sum as f32
 }

@@ -175,33 +175,39 @@ pub(crate) fn dequantize_q5_k(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// The 6-bit quant `l` (0..128 within a 128-element half) of a Q6_K half
-/// block, minus 32. `ql` is the half's 64 low-nibble bytes, `qh` its 32
-/// high-bit bytes.
+/// Unpacks the 256 6-bit quants of a Q6_K block, minus 32. Within each
+/// 128-element half, element `l + 32k` (l < 32) has its low nibble in
+/// `ql[l]` (k = 0, 2: low/high nibble) or `ql[l + 32]` (k = 1, 3) and its
+/// two high bits at bits `2k..2k+2` of `qh[l]`.
 #[inline]
-fn q6k_quant(ql: &[u8], qh: &[u8], l: usize) -> i8 {
-    let (k, lane) = (l / 32, l % 32);
-    let lo = match k {
-        0 => ql[lane] & 0x0f,
-        1 => ql[lane + 32] & 0x0f,
-        2 => ql[lane] >> 4,
-        _ => ql[lane + 32] >> 4,
-    };
-    let hi = (qh[lane] >> (2 * k)) & 3;
-    (lo | (hi << 4)) as i8 - 32
+fn unpack_q6k(x: &[u8], out: &mut [i8; QK_K]) {
+    for (h, out) in out.chunks_exact_mut(128).enumerate() {
+        let ql = &x[64 * h..64 * h + 64];
+        let qh = &x[128 + 32 * h..128 + 32 * h + 32];
+        for l in 0..32 {
+            let q = |lo: u8, k: u32| ((lo & 0x0f) | (((qh[l] >> (2 * k)) & 3) << 4)) as i8 - 32;
+            out[l] = q(ql[l], 0);
+            out[l + 32] = q(ql[l + 32], 1);
+            out[l + 64] = q(ql[l] >> 4, 2);
+            out[l + 96] = q(ql[l + 32] >> 4, 3);
+        }
+    }
 }
 
 /// `dequantize_row_q6_K`.
 pub(crate) fn dequantize_q6_k(src: &[u8], dst: &mut [f32]) {
+    let mut q = [0i8; QK_K];
     for (x, y) in src.chunks_exact(Q6_K_BYTES).zip(dst.chunks_exact_mut(QK_K)) {
         let d = rd_f16(x, 208);
-        let sc = &x[192..208];
-        for (h, y) in y.chunks_exact_mut(128).enumerate() {
-            let ql = &x[64 * h..64 * h + 64];
-            let qh = &x[128 + 32 * h..128 + 32 * h + 32];
-            for (l, v) in y.iter_mut().enumerate() {
-                let s = sc[8 * h + l / 16] as i8;
-                *v = d * f32::from(s) * f32::from(q6k_quant(ql, qh, l));
+        unpack_q6k(x, &mut q);
+        for ((ys, qs), &s) in y
+            .chunks_exact_mut(16)
+            .zip(q.chunks_exact(16))
+            .zip(&x[192..208])
+        {
+            let ds = d * f32::from(s as i8);
+            for (v, &q) in ys.iter_mut().zip(qs) {
+                *v = ds * f32::from(q);
             }
         }
     }
@@ -420,13 +426,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(_n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sums = [0.0f32; 8];
     let mut aux8 = [0i8; QK_K];
     for (x, y) in w.chunks_exact(Q6_K_BYTES).zip(a.chunks_exact(Q8_K_BYTES)) {
-        for h in 0..2 {
-            let ql = &x[64 * h..64 * h + 64];
-            let qh = &x[128 + 32 * h..128 + 32 * h + 32];
-            for l in 0..128 {
-                aux8[128 * h + l] = q6k_quant(ql, qh, l);
-            }
-        }
+        unpack_q6k(x, &mut aux8);
         let q8 = &y[Q8K_QS..Q8K_BSUMS];
         let mut aux32 = [0i32; 8];
         for j in 0..16 {

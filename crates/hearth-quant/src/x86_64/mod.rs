@@ -1,3 +1,4 @@
 //! x86-64 SIMD tiers, one file per instruction set.
 
+#[allow(unsafe_code)]
 pub(crate) mod avx2;

@@ -1,0 +1,80 @@
+//! Rough single-thread timings of vec_dot and quantize_act per tier.
+//! Not a test of speed (timings are never asserted); run with
+//! `cargo test -p hearth-quant --release --test bench -- --ignored --nocapture`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use common::{quantize, random_row, Rng, ACT_TYPES, WEIGHT_TYPES};
+use hearth_quant::{avx2_kernels, row_bytes, scalar_kernels, vec_dot_type, Kernels};
+
+/// Nanoseconds per call of `f`, best of 5 runs of `iters` calls.
+fn time_ns(iters: usize, mut f: impl FnMut()) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+#[ignore]
+fn vec_dot_speed() {
+    let n = 4096;
+    let rows = 64; // 64 weight rows: a working set like one matmul's slice
+    let mut rng = Rng::new(7);
+    let tiers: Vec<&Kernels> = [Some(scalar_kernels()), avx2_kernels()]
+        .into_iter()
+        .flatten()
+        .collect();
+    println!("vec_dot, n = {n}, ns per row (and weight GB/s):");
+    for ty in WEIGHT_TYPES {
+        let ws: Vec<Vec<u8>> = (0..rows)
+            .map(|_| quantize(ty, &random_row(&mut rng, n, 0.1)))
+            .collect();
+        let at = vec_dot_type(ty);
+        let a = quantize(at, &random_row(&mut rng, n, 1.0));
+        let mut line = format!("  {:5}", ty.name());
+        let mut base = 0.0;
+        for k in &tiers {
+            let ns = time_ns(200, || {
+                for w in &ws {
+                    black_box(k.vec_dot(ty, n, black_box(w), black_box(&a)));
+                }
+            }) / rows as f64;
+            let gbs = ws[0].len() as f64 / ns;
+            if k.isa == hearth_quant::Isa::Scalar {
+                base = ns;
+            }
+            line += &format!(
+                "  {:?} {:8.1} ns ({:5.1} GB/s, x{:4.1})",
+                k.isa,
+                ns,
+                gbs,
+                base / ns
+            );
+        }
+        println!("{line}");
+    }
+    println!("quantize_act, n = {n}, ns per row:");
+    for ty in ACT_TYPES {
+        let x = random_row(&mut rng, n, 1.0);
+        let mut out = vec![0u8; row_bytes(ty, n).unwrap()];
+        let mut line = format!("  {:5}", ty.name());
+        for k in &tiers {
+            let ns = time_ns(500, || {
+                k.quantize_act(ty, black_box(&x), black_box(&mut out))
+            });
+            line += &format!("  {:?} {:8.1} ns", k.isa, ns);
+        }
+        println!("{line}");
+    }
+}

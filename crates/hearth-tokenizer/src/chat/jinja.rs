@@ -1,0 +1,212 @@
+//! Jinja chat templates rendered with minijinja the way Hugging Face (and
+//! llama.cpp's engine) render them: `trim_blocks` and `lstrip_blocks` on,
+//! no trailing newline kept, Python string/dict methods available, and the
+//! helpers templates call (`raise_exception`, `strftime_now`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use minijinja::{context, Environment, Error, ErrorKind};
+
+use super::ChatMessage;
+use crate::error::TokenizerError;
+
+const NAME: &str = "chat";
+
+#[derive(Debug)]
+pub(super) struct JinjaTemplate {
+    env: Environment<'static>,
+    source: String,
+    bos: String,
+    eos: String,
+}
+
+fn template_error(e: &Error) -> TokenizerError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg += &format!(": {s}");
+        src = s.source();
+    }
+    TokenizerError::Template(msg)
+}
+
+impl JinjaTemplate {
+    pub fn new(source: &str, bos: &str, eos: &str) -> Result<JinjaTemplate, TokenizerError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(false);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_function("strftime_now", |fmt: String| -> String {
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            strftime(&fmt, secs)
+        });
+        env.add_template_owned(NAME, source.to_string())
+            .map_err(|e| template_error(&e))?;
+        Ok(JinjaTemplate {
+            env,
+            source: source.to_string(),
+            bos: bos.to_string(),
+            eos: eos.to_string(),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
+        let tmpl = self
+            .env
+            .get_template(NAME)
+            .map_err(|e| template_error(&e))?;
+        tmpl.render(context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos,
+            eos_token => &self.eos,
+        })
+        .map_err(|e| template_error(&e))
+    }
+}
+
+/// A small `strftime` over UTC for the directives chat templates use
+/// (`%Y %y %m %d %e %H %M %S %B %b %A %a %j %%`, and `%-d`/`%-m`).
+fn strftime(fmt: &str, unix_secs: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    let days = unix_secs / 86_400;
+    let secs = unix_secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    const CUM: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let yday = CUM[(month - 1) as usize] + day + i64::from(leap && month > 2);
+    let month_name = MONTHS[(month - 1) as usize];
+    let weekday = DAYS[(days % 7) as usize];
+
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut d = chars.next().unwrap_or('%');
+        let no_pad = d == '-';
+        if no_pad {
+            d = chars.next().unwrap_or('%');
+        }
+        let num = |v: i64, w: usize| {
+            if no_pad {
+                v.to_string()
+            } else {
+                format!("{v:0w$}")
+            }
+        };
+        match d {
+            'Y' => out += &year.to_string(),
+            'y' => out += &num(year % 100, 2),
+            'm' => out += &num(month, 2),
+            'd' => out += &num(day, 2),
+            'e' => out += &format!("{day:2}"),
+            'H' => out += &num((secs / 3600) as i64, 2),
+            'M' => out += &num((secs / 60 % 60) as i64, 2),
+            'S' => out += &num((secs % 60) as i64, 2),
+            'j' => out += &num(yday, 3),
+            'B' => out += month_name,
+            'b' => out += &month_name[..3],
+            'A' => out += weekday,
+            'a' => out += &weekday[..3],
+            '%' => out.push('%'),
+            other => {
+                out.push('%');
+                out.push(other);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_methods_and_trim_blocks() {
+        let src = "{% for m in messages %}\n  {% if m.role == 'user' %}\n[{{ m.content.strip() | upper }}]\n  {% endif %}\n{% endfor %}";
+        let t = JinjaTemplate::new(src, "", "").unwrap();
+        let out = t
+            .render(
+                &[
+                    ChatMessage::new("user", "  hi  "),
+                    ChatMessage::new("x", "no"),
+                ],
+                false,
+            )
+            .unwrap();
+        assert_eq!(out, "[HI]\n");
+    }
+
+    #[test]
+    fn raise_exception_is_an_error() {
+        let t =
+            JinjaTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
+        let err = t.render(&[], false).unwrap_err().to_string();
+        assert!(err.contains("roles must alternate"), "{err}");
+        assert!(matches!(
+            JinjaTemplate::new("{% if %}", "", ""),
+            Err(TokenizerError::Template(_))
+        ));
+    }
+
+    #[test]
+    fn strftime_formats_utc_dates() {
+        // 2024-02-29 13:05:09 UTC, a Thursday.
+        let t = 1_709_211_909;
+        assert_eq!(strftime("%d %b %Y", t), "29 Feb 2024");
+        assert_eq!(
+            strftime("%A %B %-d, %H:%M:%S %j %%", t),
+            "Thursday February 29, 13:05:09 060 %"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Chat templates: turning a list of messages into the prompt text a model
+//! was trained on.
+//!
+//! A GGUF's `tokenizer.chat_template` is Jinja and is rendered by
+//! [`jinja`] (minijinja with Python-compatible methods, `trim_blocks` and
+//! `lstrip_blocks`, the variables `messages`, `add_generation_prompt`,
+//! `bos_token`, `eos_token`). A file without one gets the built-in format
+//! of its family, chosen from `general.architecture` and the vocabulary the
+//! way llama.cpp's legacy templates are ([`builtin`]); when nothing fits it
+//! is an error rather than some other model's markup.
+
+mod builtin;
+mod jinja;
+
+use hearth_gguf::{GgufFile, Value};
+
+use crate::error::TokenizerError;
+use builtin::Builtin;
+use jinja::JinjaTemplate;
+
+/// One message of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    Builtin(Builtin),
+    Jinja(Box<JinjaTemplate>),
+}
+
+/// A chat template ready to render.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    name: String,
+    kind: Kind,
+}
+
+impl ChatTemplate {
+    /// The template of a GGUF file: its `tokenizer.chat_template`, or else
+    /// the built-in one of its family (Gemma → `gemma`, a Llama 3 vocabulary
+    /// → `llama3`, a ChatML vocabulary → `chatml`).
+    pub fn from_gguf(file: &GgufFile) -> Result<ChatTemplate, TokenizerError> {
+        from_metadata(&|key| file.get(key))
+    }
+
+    /// A built-in template by name: `gemma`, `chatml` or `llama3`.
+    pub fn builtin(name: &str) -> Option<ChatTemplate> {
+        Builtin::from_name(name).map(|b| ChatTemplate {
+            name: b.name().to_string(),
+            kind: Kind::Builtin(b),
+        })
+    }
+
+    /// A Jinja template from its source, with the texts of the BOS and EOS
+    /// tokens it may refer to.
+    pub fn from_jinja(
+        source: &str,
+        bos_token: &str,
+        eos_token: &str,
+    ) -> Result<ChatTemplate, TokenizerError> {
+        let t = JinjaTemplate::new(source, bos_token, eos_token)?;
+        Ok(ChatTemplate {
+            name: "jinja".to_string(),
+            kind: Kind::Jinja(Box::new(t)),
+        })
+    }
+
+    /// `gemma`, `chatml`, `llama3`, or `jinja` for a template from source.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Jinja source, for a template that has one.
+    pub fn source(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Jinja(t) => Some(t.source()),
+            Kind::Builtin(_) => None,
+        }
+    }
+
+    /// Renders the conversation; `add_generation_prompt` appends the opening
+    /// of the assistant's turn.
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
+        match &self.kind {
+            Kind::Builtin(b) => Ok(b.render(messages, add_generation_prompt)),
+            Kind::Jinja(t) => t.render(messages, add_generation_prompt),
+        }
+    }
+}
+
+fn from_metadata<'a>(
+    get: &dyn Fn(&str) -> Option<&'a Value>,
+) -> Result<ChatTemplate, TokenizerError> {
+    let tokens = get("tokenizer.ggml.tokens")
+        .and_then(Value::as_array)
+        .unwrap_or(&[]);
+    let token_text = |key: &str| -> String {
+        get(key)
+            .and_then(Value::as_u64)
+            .and_then(|id| tokens.get(usize::try_from(id).ok()?))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(v) = get("tokenizer.chat_template") {
+        let source = v.as_str().ok_or_else(|| TokenizerError::WrongType {
+            key: "tokenizer.chat_template".into(),
+            expected: "a string",
+        })?;
+        // llama.cpp also accepts a built-in's name in place of a template.
+        if let Some(t) = ChatTemplate::builtin(source.trim()) {
+            return Ok(t);
+        }
+        let bos = token_text("tokenizer.ggml.bos_token_id");
+        let eos = token_text("tokenizer.ggml.eos_token_id");
+        return ChatTemplate::from_jinja(source, &bos, &eos);
+    }
+    let arch = get("general.architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let has = |text: &str| tokens.iter().any(|t| t.as_str() == Some(text));
+    let name = if arch.starts_with("gemma") && has("<start_of_turn>") && has("<end_of_turn>") {
+        "gemma"
+    } else if has("<|start_header_id|>") && has("<|end_header_id|>") && has("<|eot_id|>") {
+        "llama3"
+    } else if has("<|im_start|>") && has("<|im_end|>") {
+        "chatml"
+    } else {
+        return Err(TokenizerError::NoChatTemplate(format!(
+            "the GGUF has no tokenizer.chat_template and no built-in template fits architecture `{arch}` \
+             and its vocabulary (known: gemma, llama3, chatml)"
+        )));
+    };
+    ChatTemplate::builtin(name).ok_or_else(|| {
+        TokenizerError::NoChatTemplate(format!("built-in template `{name}` is missing"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Value {
+        Value::Array(
+            hearth_gguf::ValueType::String,
+            v.iter().map(|s| Value::from(*s)).collect(),
+        )
+    }
+
+    fn pick(kv: Vec<(&str, Value)>) -> Result<ChatTemplate, TokenizerError> {
+        from_metadata(&|key| kv.iter().find(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+
+    #[test]
+    fn fallback_follows_architecture_and_vocabulary() {
+        let gemma = pick(vec![
+            ("general.architecture", Value::from("gemma3")),
+            (
+                "tokenizer.ggml.tokens",
+                strs(&["<bos>", "<start_of_turn>", "<end_of_turn>"]),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(gemma.name(), "gemma");
+        let llama3 = pick(vec![
+            ("general.architecture", Value::from("llama")),
+            (
+                "tokenizer.ggml.tokens",
+                strs(&["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(llama3.name(), "llama3");
+        let chatml = pick(vec![
+            ("general.architecture", Value::from("qwen2")),
+            (
+                "tokenizer.ggml.tokens",
+                strs(&["<|im_start|>", "<|im_end|>"]),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(chatml.name(), "chatml");
+        let none = pick(vec![
+            ("general.architecture", Value::from("gemma3")),
+            ("tokenizer.ggml.tokens", strs(&["a", "b"])),
+        ]);
+        assert!(matches!(none, Err(TokenizerError::NoChatTemplate(_))));
+    }
+
+    #[test]
+    fn gguf_template_uses_bos_and_eos_texts() {
+        let t = pick(vec![
+            (
+                "tokenizer.chat_template",
+                Value::from("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"),
+            ),
+            ("tokenizer.ggml.tokens", strs(&["<s>", "</s>"])),
+            ("tokenizer.ggml.bos_token_id", Value::from(0u32)),
+            ("tokenizer.ggml.eos_token_id", Value::from(1u32)),
+        ])
+        .unwrap();
+        assert_eq!(t.name(), "jinja");
+        assert_eq!(
+            t.render(&[ChatMessage::new("user", "hi")], false).unwrap(),
+            "<s>hi</s>"
+        );
+        let named = pick(vec![("tokenizer.chat_template", Value::from("chatml"))]).unwrap();
+        assert_eq!(named.name(), "chatml");
+        let bad = pick(vec![("tokenizer.chat_template", Value::from(3u32))]);
+        assert!(matches!(bad, Err(TokenizerError::WrongType { .. })));
+    }
+}

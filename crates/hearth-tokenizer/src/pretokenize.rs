@@ -1,0 +1,744 @@
+//! BPE pre-tokenizers: a table of regex lists keyed by `tokenizer.ggml.pre`,
+//! and the splitter that applies them exactly as llama.cpp's
+//! `unicode_regex_split` does.
+//!
+//! Each regex of a list splits every piece the previous one produced (matches
+//! and the gaps between them both become pieces). Two regexes have
+//! hand-written matchers upstream (GPT-2's and Llama 3's), whose results
+//! differ from a real regex engine in corner cases; those are reproduced in
+//! [`split_gpt2`] and [`split_llama3`]. Every other regex runs on a
+//! "collapsed" text in which each non-ASCII codepoint stands as one
+//! placeholder per Unicode class (letters U+00D2, numbers U+00D1, ...), with
+//! `\p{..}` in the regex rewritten to match that placeholder plus the ASCII
+//! members of the class. That is how llama.cpp drives `std::regex`, and it is
+//! why, for example, a non-ASCII letter matches `[^a-z]`.
+
+use crate::error::TokenizerError;
+use crate::unicode::{self, Flags};
+
+/// GPT-2's regex; llama.cpp matches it with [`split_gpt2`].
+const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
+/// Llama 3's regex (case-insensitive contractions spelled out); matched by
+/// [`split_llama3`].
+const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const LLAMA3_ORIGINAL: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const PORO: &str = " ?[^(\\s|.,!?…。，、।۔،)]+";
+const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const DEEPSEEK3_WORDS: &str = r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##;
+const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
+const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
+const UFAKZEKA: &str =
+    r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// What a `tokenizer.ggml.pre` value selects (llama.cpp `llama_vocab::impl::load`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PreSpec {
+    pub regexes: &'static [&'static str],
+    /// Apply `clean_up_tokenization_spaces` when detokenizing.
+    pub clean_spaces: bool,
+    /// A pre-token that is itself a vocabulary entry skips the merges.
+    pub ignore_merges: bool,
+    /// The default for `add_bos` before `tokenizer.ggml.add_bos_token`.
+    pub add_bos: bool,
+    /// Forget the default BOS id (ChatGLM).
+    pub no_bos: bool,
+}
+
+const fn spec(regexes: &'static [&'static str], clean_spaces: bool) -> PreSpec {
+    PreSpec {
+        regexes,
+        clean_spaces,
+        ignore_merges: false,
+        add_bos: false,
+        no_bos: false,
+    }
+}
+
+/// `(names, spec)`; the names are the `tokenizer.ggml.pre` spellings llama.cpp accepts.
+static PRE_TABLE: &[(&[&str], PreSpec)] = &[
+    (
+        &["default"],
+        spec(
+            &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"],
+            true,
+        ),
+    ),
+    (
+        &[
+            "llama3",
+            "llama-v3",
+            "llama-bpe",
+            "falcon3",
+            "falcon-h1",
+            "pixtral",
+            "midm-2.0",
+            "lfm2",
+            "jina-v5-nano",
+        ],
+        PreSpec {
+            regexes: &[LLAMA3],
+            clean_spaces: true,
+            ignore_merges: true,
+            add_bos: true,
+            no_bos: false,
+        },
+    ),
+    (&["dbrx", "smaug-bpe"], spec(&[LLAMA3], true)),
+    (
+        &[
+            "gpt-2",
+            "phi-2",
+            "jina-es",
+            "jina-de",
+            "gigachat",
+            "jina-v2-es",
+            "jina-v2-de",
+            "a.x-4.0",
+            "mellum",
+        ],
+        spec(&[GPT2], true),
+    ),
+    (
+        &[
+            "modern-bert",
+            "exaone4",
+            "mpt",
+            "olmo",
+            "jais",
+            "jina-v1-en",
+            "jina-v2-code",
+            "roberta-bpe",
+        ],
+        spec(&[GPT2], true),
+    ),
+    (&["trillion", "granite-docling"], spec(&[GPT2], false)),
+    (
+        &[
+            "starcoder",
+            "refact",
+            "codeshell",
+            "exaone",
+            "minerva-7b",
+            "mellum2",
+        ],
+        spec(&[r"\p{N}", GPT2], true),
+    ),
+    (&["smollm", "command-r"], spec(&[r"\p{N}", GPT2], false)),
+    (
+        &[
+            "qwen2",
+            "deepseek-r1-qwen",
+            "kormo",
+            "f2llmv2",
+            "hunyuan",
+            "solar-open",
+        ],
+        spec(&[QWEN2], false),
+    ),
+    (&["stablelm2", "megrez"], spec(&[QWEN2], true)),
+    (
+        &["falcon"],
+        spec(&[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"], true),
+    ),
+    (
+        &["deepseek-coder"],
+        spec(
+            &[
+                "[\r\n]",
+                r"\s?\p{L}+",
+                r"\s?\p{P}+",
+                "[一-龥ࠀ-一가-퟿]+",
+                r"\p{N}",
+            ],
+            false,
+        ),
+    ),
+    (
+        &["deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"],
+        spec(
+            &[r"\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+", DEEPSEEK3_WORDS],
+            false,
+        ),
+    ),
+    (&["poro-chat"], spec(&[PORO], false)),
+    (&["bloom", "gpt3-finnish"], spec(&[PORO], true)),
+    (&["viking"], spec(&[PORO, r"\p{N}"], false)),
+    (
+        &["chatglm-bpe", "glm4"],
+        PreSpec {
+            regexes: &[LLAMA3],
+            clean_spaces: true,
+            ignore_merges: false,
+            add_bos: false,
+            no_bos: true,
+        },
+    ),
+    (
+        &["tekken"],
+        PreSpec {
+            regexes: &[TEKKEN],
+            clean_spaces: false,
+            ignore_merges: true,
+            add_bos: true,
+            no_bos: false,
+        },
+    ),
+    (
+        &["gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"],
+        spec(&[GPT4O], false),
+    ),
+    (
+        &["bailingmoe", "bailingmoe2", "llada-moe"],
+        spec(&[BAILING], false),
+    ),
+    (&["seed-coder"], spec(&[SEED_CODER], false)),
+    (&["grok-2"], spec(&[QWEN2], false)),
+    (&["ufakzeka"], spec(&[UFAKZEKA], false)),
+];
+
+/// The spec for a `tokenizer.ggml.pre` value, or an error listing the known names.
+pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
+    for (names, spec) in PRE_TABLE {
+        if names.contains(&name) {
+            return Ok(*spec);
+        }
+    }
+    let known: Vec<&str> = PRE_TABLE
+        .iter()
+        .flat_map(|(names, _)| names.iter().copied())
+        .collect();
+    Err(TokenizerError::UnknownPre {
+        name: name.to_string(),
+        known: known.join(", "),
+    })
+}
+
+/// One compiled step of a pre-tokenizer.
+#[derive(Debug)]
+enum Step {
+    Gpt2,
+    Llama3,
+    /// A regex over the collapsed text (it used `\p{..}`) or over the text
+    /// with non-ASCII whitespace turned into U+000B.
+    Regex {
+        re: fancy_regex::Regex,
+        collapsed: bool,
+    },
+}
+
+/// A compiled list of pre-tokenizer regexes.
+#[derive(Debug)]
+pub(crate) struct PreTokenizer {
+    steps: Vec<Step>,
+}
+
+/// Placeholder of a non-ASCII codepoint in the collapsed text.
+fn collapsed_char(cpt: u32, flags: Flags) -> char {
+    if cpt < 128 {
+        return char::from_u32(cpt).unwrap_or('\0');
+    }
+    if flags.is_whitespace() {
+        return '\u{0B}';
+    }
+    match flags.category() {
+        Flags::NUMBER => '\u{D1}',
+        Flags::LETTER => '\u{D2}',
+        Flags::PUNCTUATION => '\u{D3}',
+        Flags::MARK => '\u{D4}',
+        Flags::SYMBOL => '\u{D5}',
+        _ => '\u{D0}',
+    }
+}
+
+/// The class body that replaces `\p{X}`: the placeholder plus the ASCII members.
+fn collapsed_class(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "N" => r"\x{D1}\x30-\x39",
+        "L" | "Lu" | "Ll" | "Lt" | "Lm" | "Lo" => r"\x{D2}\x41-\x5A\x61-\x7A",
+        "P" => r"\x{D3}\x21-\x23\x25-\x2A\x2C-\x2F\x3A-\x3B\x3F-\x40\x5B-\x5D\x5F\x7B\x7D",
+        "M" => r"\x{D4}",
+        "S" => r"\x{D5}\x24\x2B\x3C-\x3E\x5E\x60\x7C",
+        _ => return None,
+    })
+}
+
+fn uses_categories(expr: &str) -> bool {
+    ["N", "L", "P", "M", "S", "Lu", "Ll", "Lt", "Lm", "Lo"]
+        .iter()
+        .any(|c| expr.contains(&format!("\\p{{{c}}}")))
+}
+
+/// Rewrites `\p{X}` for the collapsed text, as llama.cpp does: inside a
+/// bracket class the body is inserted, outside it is wrapped in brackets.
+fn collapse_regex(expr: &str) -> String {
+    let bytes = expr.as_bytes();
+    let mut out = String::with_capacity(expr.len() * 2);
+    let mut inside = false;
+    let mut i = 0;
+    while i < expr.len() {
+        let b = bytes[i];
+        let escaped = i > 0 && bytes[i - 1] == b'\\';
+        if b == b'[' && !escaped {
+            out.push('[');
+            inside = true;
+            i += 1;
+            continue;
+        }
+        if inside && b == b']' && !escaped {
+            out.push(']');
+            inside = false;
+            i += 1;
+            continue;
+        }
+        if expr[i..].starts_with("\\p{") {
+            if let Some(close) = expr[i + 3..].find('}') {
+                if let Some(body) = collapsed_class(&expr[i + 3..i + 3 + close]) {
+                    if !inside {
+                        out.push('[');
+                    }
+                    out.push_str(body);
+                    if !inside {
+                        out.push(']');
+                    }
+                    i += 3 + close + 1;
+                    continue;
+                }
+            }
+        }
+        // Copy one whole char (the regex may hold non-ASCII literals).
+        let ch_len = expr[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&expr[i..i + ch_len]);
+        i += ch_len;
+    }
+    out
+}
+
+impl PreTokenizer {
+    pub fn new(regexes: &[&str]) -> Result<PreTokenizer, TokenizerError> {
+        let mut steps = Vec::with_capacity(regexes.len());
+        for &expr in regexes {
+            let step = if expr == GPT2 {
+                Step::Gpt2
+            } else if expr == LLAMA3 || expr == LLAMA3_ORIGINAL {
+                Step::Llama3
+            } else {
+                let collapsed = uses_categories(expr);
+                let pattern = if collapsed {
+                    collapse_regex(expr)
+                } else {
+                    expr.to_string()
+                };
+                let re = fancy_regex::Regex::new(&pattern).map_err(|e| TokenizerError::Regex {
+                    regex: expr.to_string(),
+                    message: e.to_string(),
+                })?;
+                Step::Regex { re, collapsed }
+            };
+            steps.push(step);
+        }
+        Ok(PreTokenizer { steps })
+    }
+
+    /// Splits `text` into pre-tokens, returned as byte ranges of `text`.
+    pub fn split(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+        let cpts = unicode::codepoints(text);
+        let flags: Vec<Flags> = cpts.iter().map(|&c| unicode::flags(c)).collect();
+        // Segment lengths, in codepoints.
+        let mut offsets = vec![cpts.len()];
+        let mut converted: [Option<(String, Vec<usize>)>; 2] = [None, None];
+        for step in &self.steps {
+            let mut next = Vec::with_capacity(offsets.len());
+            match step {
+                Step::Gpt2 => for_segments(&offsets, |ini, end| {
+                    split_gpt2(&cpts, &flags, ini, end, &mut next)
+                }),
+                Step::Llama3 => for_segments(&offsets, |ini, end| {
+                    split_llama3(&cpts, &flags, ini, end, &mut next)
+                }),
+                Step::Regex { re, collapsed } => {
+                    let slot = &mut converted[usize::from(*collapsed)];
+                    let (conv, starts) =
+                        slot.get_or_insert_with(|| convert(&cpts, &flags, *collapsed));
+                    for_segments(&offsets, |ini, end| {
+                        split_regex(re, conv, starts, ini, end, &mut next)
+                    });
+                }
+            }
+            offsets = next;
+        }
+        let mut byte_pos = Vec::with_capacity(cpts.len() + 1);
+        let mut acc = 0;
+        for c in text.chars() {
+            byte_pos.push(acc);
+            acc += c.len_utf8();
+        }
+        byte_pos.push(acc);
+        let mut out = Vec::with_capacity(offsets.len());
+        let mut start = 0;
+        for len in offsets {
+            out.push(byte_pos[start]..byte_pos[start + len]);
+            start += len;
+        }
+        out
+    }
+}
+
+fn for_segments(offsets: &[usize], mut f: impl FnMut(usize, usize)) {
+    let mut start = 0;
+    for &len in offsets {
+        f(start, start + len);
+        start += len;
+    }
+}
+
+/// The text a regex step runs on, plus the byte offset of each codepoint.
+fn convert(cpts: &[u32], flags: &[Flags], collapsed: bool) -> (String, Vec<usize>) {
+    let mut s = String::with_capacity(cpts.len());
+    let mut starts = Vec::with_capacity(cpts.len() + 1);
+    for (&c, &f) in cpts.iter().zip(flags) {
+        starts.push(s.len());
+        let ch = if collapsed {
+            collapsed_char(c, f)
+        } else if c > 0x7F && f.is_whitespace() {
+            '\u{0B}'
+        } else {
+            char::from_u32(c).unwrap_or('\u{FFFD}')
+        };
+        s.push(ch);
+    }
+    starts.push(s.len());
+    (s, starts)
+}
+
+/// `std::regex_iterator` over one segment: gaps and matches both become pieces.
+fn split_regex(
+    re: &fancy_regex::Regex,
+    conv: &str,
+    starts: &[usize],
+    ini: usize,
+    end: usize,
+    out: &mut Vec<usize>,
+) {
+    let base = starts[ini];
+    let hay = &conv[base..starts[end]];
+    let to_cpt = |byte: usize| starts[ini..=end].partition_point(|&s| s < base + byte) + ini;
+    let mut prev = ini;
+    for m in re.find_iter(hay) {
+        // A matcher error (backtrack limit) ends the matching; the rest is one piece.
+        let Ok(m) = m else { break };
+        let (s, e) = (to_cpt(m.start()), to_cpt(m.end()));
+        if s > prev {
+            out.push(s - prev);
+        }
+        out.push(e - s);
+        prev = e;
+    }
+    if prev < end {
+        out.push(end - prev);
+    }
+}
+
+const OUT_OF_RANGE: u32 = u32::MAX;
+
+/// llama.cpp's hand-written matcher for [`GPT2`] over `cpts[ini..end]`.
+fn split_gpt2(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
+    let cpt_at = |p: usize| {
+        if p >= ini && p < end {
+            cpts[p]
+        } else {
+            OUT_OF_RANGE
+        }
+    };
+    let flags_at = |p: usize| {
+        if p >= ini && p < end {
+            flags[p]
+        } else {
+            Flags::NONE
+        }
+    };
+    let mut prev_end = ini;
+    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
+        let len = e - prev_end;
+        if len > 0 {
+            out.push(len);
+        }
+        prev_end = e;
+        len
+    };
+    let mut pos = ini;
+    while pos < end {
+        let cpt = cpt_at(pos);
+        let f = flags_at(pos);
+        // 's|'t|'re|'ve|'m|'ll|'d
+        if cpt == '\'' as u32 && pos + 1 < end {
+            let next = cpt_at(pos + 1);
+            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
+                pos += add(pos + 2, out);
+                continue;
+            }
+            if pos + 2 < end {
+                let next2 = cpt_at(pos + 2);
+                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
+                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+                    pos += add(pos + 3, out);
+                    continue;
+                }
+            }
+        }
+        let space = cpt == ' ' as u32;
+        let mut f2 = if space { flags_at(pos + 1) } else { f };
+        // ' ?\p{L}+'
+        if f2.is_letter() {
+            pos += usize::from(space);
+            while f2.is_letter() {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?\p{N}+'
+        if f2.is_number() {
+            pos += usize::from(space);
+            while f2.is_number() {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?[^\s\p{L}\p{N}]+'
+        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number()) && g.any();
+        if other(f2) {
+            pos += usize::from(space);
+            while other(f2) {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            add(pos, out);
+            continue;
+        }
+        let mut n_ws = 0;
+        while flags_at(pos + n_ws).is_whitespace() {
+            n_ws += 1;
+        }
+        // '\s+(?!\S)'
+        if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
+            pos += n_ws - 1;
+            add(pos, out);
+            continue;
+        }
+        // '\s+'
+        if n_ws > 0 {
+            pos += n_ws;
+            add(pos, out);
+            continue;
+        }
+        pos += 1;
+        add(pos, out);
+    }
+}
+
+/// llama.cpp's hand-written matcher for [`LLAMA3`] over `cpts[ini..end]`.
+fn split_llama3(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
+    let cpt_at = |p: usize| {
+        if p >= ini && p < end {
+            cpts[p]
+        } else {
+            OUT_OF_RANGE
+        }
+    };
+    let flags_at = |p: usize| {
+        if p >= ini && p < end {
+            flags[p]
+        } else {
+            Flags::NONE
+        }
+    };
+    let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
+    let mut prev_end = ini;
+    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
+        let len = e - prev_end;
+        if len > 0 {
+            out.push(len);
+        }
+        prev_end = e;
+        len
+    };
+    let mut pos = ini;
+    while pos < end {
+        let cpt = cpt_at(pos);
+        let f = flags_at(pos);
+        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        if cpt == '\'' as u32 && pos + 1 < end {
+            let next = unicode::to_lower(cpt_at(pos + 1));
+            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
+                pos += add(pos + 2, out);
+                continue;
+            }
+            if pos + 2 < end {
+                let next2 = unicode::to_lower(cpt_at(pos + 2));
+                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
+                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+                    pos += add(pos + 3, out);
+                    continue;
+                }
+            }
+        }
+        // [^\r\n\p{L}\p{N}]?\p{L}+
+        if !(is_rn(cpt) || f.is_number()) && (f.is_letter() || flags_at(pos + 1).is_letter()) {
+            pos += 1;
+            while flags_at(pos).is_letter() {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        // \p{N}{1,3}
+        if f.is_number() {
+            let mut first = pos;
+            while flags_at(pos).is_number() {
+                pos += 1;
+                if pos - first >= 3 {
+                    add(pos, out);
+                    first = pos;
+                }
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (upstream tests the current flags for
+        // "any class", not the flags after the optional space)
+        let space = cpt == ' ' as u32;
+        let mut f2 = if space { flags_at(pos + 1) } else { f };
+        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number());
+        if other(f2) && f.any() {
+            pos += usize::from(space);
+            while other(f2) && f2.any() {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            while is_rn(cpt_at(pos)) {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        let mut n_ws = 0;
+        let mut last_rn_end = 0;
+        while flags_at(pos + n_ws).is_whitespace() {
+            if is_rn(cpt_at(pos + n_ws)) {
+                last_rn_end = pos + n_ws + 1;
+            }
+            n_ws += 1;
+        }
+        // \s*[\r\n]+
+        if last_rn_end > 0 {
+            pos = last_rn_end;
+            add(pos, out);
+            continue;
+        }
+        // \s+(?!\S)
+        if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
+            pos += n_ws - 1;
+            add(pos, out);
+            continue;
+        }
+        // \s+
+        if n_ws > 0 {
+            pos += n_ws;
+            add(pos, out);
+            continue;
+        }
+        pos += 1;
+        add(pos, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(pre: &str, text: &str) -> Vec<String> {
+        let p = PreTokenizer::new(lookup(pre).unwrap().regexes).unwrap();
+        p.split(text)
+            .into_iter()
+            .map(|r| text[r].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_table_entry_compiles() {
+        for (names, spec) in PRE_TABLE {
+            PreTokenizer::new(spec.regexes).unwrap_or_else(|e| panic!("{names:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn unknown_pre_names_itself() {
+        let err = lookup("no-such-pre").unwrap_err().to_string();
+        assert!(
+            err.contains("no-such-pre") && err.contains("smollm"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn gpt2_words_spaces_and_contractions() {
+        assert_eq!(
+            pieces("gpt-2", "Hello world's  end  "),
+            ["Hello", " world", "'s", " ", " end", "  "]
+        );
+        // "\s+(?!\S)" leaves the last newline to the next piece.
+        assert_eq!(pieces("gpt-2", "a\n\nb"), ["a", "\n", "\n", "b"]);
+        assert_eq!(pieces("gpt-2", "x  \ny"), ["x", "  ", "\n", "y"]);
+        assert_eq!(pieces("gpt-2", "!!? 12ab"), ["!!?", " 12", "ab"]);
+    }
+
+    #[test]
+    fn smollm_splits_every_digit() {
+        assert_eq!(
+            pieces("smollm", "in 2024, 3.14"),
+            ["in", " ", "2", "0", "2", "4", ",", " ", "3", ".", "1", "4"]
+        );
+    }
+
+    #[test]
+    fn llama3_groups_digits_by_three_and_keeps_newline_runs() {
+        assert_eq!(
+            pieces("llama-bpe", "1234567 I'M ok\n\n  x"),
+            ["123", "456", "7", " I", "'M", " ok", "\n\n", " ", " x"]
+        );
+        assert_eq!(
+            pieces("llama-bpe", "foo...\n bar"),
+            ["foo", "...\n", " bar"]
+        );
+    }
+
+    #[test]
+    fn qwen2_single_digits_through_the_regex_engine() {
+        assert_eq!(
+            pieces("qwen2", "abc 123 héllo!!\n"),
+            ["abc", " ", "1", "2", "3", " héllo", "!!\n"]
+        );
+    }
+
+    #[test]
+    fn default_pre_runs_four_regexes() {
+        assert_eq!(
+            pieces("default", "a+b=12345"),
+            ["a", "+", "b", "=", "123", "45"]
+        );
+    }
+
+    #[test]
+    fn collapse_rewrites_categories() {
+        assert_eq!(collapse_regex(r"\p{N}"), r"[\x{D1}\x30-\x39]");
+        assert_eq!(
+            collapse_regex(r"[^\s\p{L}]"),
+            r"[^\s\x{D2}\x41-\x5A\x61-\x7A]"
+        );
+    }
+}

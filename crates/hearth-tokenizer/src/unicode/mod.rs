@@ -1,0 +1,178 @@
+//! Codepoint classes and the GPT-2 byte↔unicode map, as llama.cpp defines them
+//! (`src/unicode.cpp`, `src/unicode-data.cpp`).
+//!
+//! The pre-tokenizers decide word boundaries from these classes, so they must
+//! be llama.cpp's and not the platform's: the category table is generated from
+//! the same Unicode version (15.1, `tools/gen_unicode_data.py`), and
+//! "whitespace" is Unicode's `White_Space` property, checked separately from
+//! the category (U+0020 is a separator *and* whitespace).
+
+mod data;
+
+use data::CATEGORY_RANGES;
+
+/// The class bits of one codepoint (llama.cpp's `unicode_cpt_flags`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flags(u16);
+
+// All category bits are listed, though the matchers test only some.
+#[allow(dead_code)]
+impl Flags {
+    pub const UNDEFINED: u16 = 0x0001;
+    pub const NUMBER: u16 = 0x0002; // \p{N}
+    pub const LETTER: u16 = 0x0004; // \p{L}
+    pub const SEPARATOR: u16 = 0x0008; // \p{Z}
+    pub const MARK: u16 = 0x0010; // \p{M}
+    pub const PUNCTUATION: u16 = 0x0020; // \p{P}
+    pub const SYMBOL: u16 = 0x0040; // \p{S}
+    pub const CONTROL: u16 = 0x0080; // \p{C}
+    pub const WHITESPACE: u16 = 0x0100; // \s
+
+    /// The flags of a position outside the text: no class at all.
+    pub const NONE: Flags = Flags(0);
+
+    pub fn is_number(self) -> bool {
+        self.0 & Self::NUMBER != 0
+    }
+    pub fn is_letter(self) -> bool {
+        self.0 & Self::LETTER != 0
+    }
+    pub fn is_whitespace(self) -> bool {
+        self.0 & Self::WHITESPACE != 0
+    }
+    /// Any class bit set (false only for [`Flags::NONE`]).
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+    /// The general-category bit alone (`category_flag()` upstream).
+    pub fn category(self) -> u16 {
+        self.0 & 0x00FF
+    }
+}
+
+/// Unicode `White_Space` (PropList.txt), the set llama.cpp uses for `\s`.
+pub(crate) fn is_whitespace(cpt: u32) -> bool {
+    matches!(
+        cpt,
+        0x09..=0x0D | 0x20 | 0x85 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029 | 0x202F | 0x205F | 0x3000
+    )
+}
+
+/// Class flags of a codepoint. Values past U+10FFFF are "undefined".
+pub(crate) fn flags(cpt: u32) -> Flags {
+    let category = match CATEGORY_RANGES.binary_search_by(|&(start, _)| start.cmp(&cpt)) {
+        Ok(i) => CATEGORY_RANGES[i].1,
+        Err(0) => Flags::UNDEFINED as u8,
+        Err(i) => CATEGORY_RANGES[i - 1].1,
+    };
+    let category = if cpt > 0x10FFFF {
+        Flags::UNDEFINED as u8
+    } else {
+        category
+    };
+    let ws = if is_whitespace(cpt) {
+        Flags::WHITESPACE
+    } else {
+        0
+    };
+    Flags(category as u16 | ws)
+}
+
+/// Simple lowercase mapping of one codepoint (`unicode_tolower`): the
+/// codepoint itself when it has no single-codepoint lowercase.
+pub(crate) fn to_lower(cpt: u32) -> u32 {
+    let Some(c) = char::from_u32(cpt) else {
+        return cpt;
+    };
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => l as u32,
+        _ => cpt,
+    }
+}
+
+/// The GPT-2 byte-to-unicode table: printable Latin-1 bytes map to
+/// themselves, the other 68 bytes to U+0100.. in byte order.
+pub(crate) const fn byte_to_char_table() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut n = 0u32;
+    let mut b = 0usize;
+    while b < 256 {
+        let printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+        let cpt = if printable {
+            b as u32
+        } else {
+            n += 1;
+            255 + n
+        };
+        // Every value here is below U+0200, so always a valid char.
+        table[b] = match char::from_u32(cpt) {
+            Some(c) => c,
+            None => '\0',
+        };
+        b += 1;
+    }
+    table
+}
+
+pub(crate) static BYTE_TO_CHAR: [char; 256] = byte_to_char_table();
+
+const fn char_to_byte_table() -> [i16; 0x144] {
+    let fwd = byte_to_char_table();
+    let mut inv = [-1i16; 0x144];
+    let mut b = 0usize;
+    while b < 256 {
+        inv[fwd[b] as usize] = b as i16;
+        b += 1;
+    }
+    inv
+}
+
+static CHAR_TO_BYTE: [i16; 0x144] = char_to_byte_table();
+
+/// Inverse of [`BYTE_TO_CHAR`]: the byte a GPT-2 unicode char stands for.
+pub(crate) fn char_to_byte(c: char) -> Option<u8> {
+    let v = *CHAR_TO_BYTE.get(c as usize)?;
+    u8::try_from(v).ok()
+}
+
+/// Codepoints of a string.
+pub(crate) fn codepoints(text: &str) -> Vec<u32> {
+    text.chars().map(|c| c as u32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_of_common_codepoints() {
+        assert!(flags('a' as u32).is_letter());
+        assert!(flags('7' as u32).is_number());
+        assert!(flags(' ' as u32).is_whitespace());
+        assert_eq!(flags(' ' as u32).category(), Flags::SEPARATOR);
+        assert!(flags('\n' as u32).is_whitespace());
+        assert_eq!(flags('\n' as u32).category(), Flags::CONTROL);
+        assert!(flags('é' as u32).is_letter());
+        assert!(flags('你' as u32).is_letter());
+        assert_eq!(flags('😀' as u32).category(), Flags::SYMBOL);
+        assert_eq!(flags(0x200D).category(), Flags::CONTROL); // ZWJ is Cf
+        assert_eq!(flags(0x0378).category(), Flags::UNDEFINED);
+        assert!(flags(0x3000).is_whitespace());
+        assert!(!flags(0x200B).is_whitespace()); // zero width space is not White_Space
+                                                 // Unicode 15.1 additions, as in llama.cpp's table.
+        assert_eq!(flags(0x31EF).category(), Flags::SYMBOL);
+        assert!(flags(0x2EBF0).is_letter());
+    }
+
+    #[test]
+    fn gpt2_byte_map_round_trips() {
+        assert_eq!(BYTE_TO_CHAR[b' ' as usize], 'Ġ');
+        assert_eq!(BYTE_TO_CHAR[b'\n' as usize], 'Ċ');
+        assert_eq!(BYTE_TO_CHAR[b'a' as usize], 'a');
+        for b in 0..=255u8 {
+            assert_eq!(char_to_byte(BYTE_TO_CHAR[b as usize]), Some(b));
+        }
+        assert_eq!(char_to_byte('€'), None);
+    }
+}
