@@ -9,12 +9,24 @@ use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
 use serde_json::Value;
 
-fn synth_model(tag: &str) -> PathBuf {
+/// A synthetic model in a temporary folder that is removed on drop.
+struct Synth {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Drop for Synth {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn synth_model(tag: &str) -> Synth {
     let dir = std::env::temp_dir().join(format!("hearth-bench-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join("llama.gguf");
-    std::fs::write(&p, build(&SynthSpec::new(Arch::Llama))).expect("writing the model");
-    p
+    let path = dir.join("llama.gguf");
+    std::fs::write(&path, build(&SynthSpec::new(Arch::Llama))).expect("writing the model");
+    Synth { dir, path }
 }
 
 fn bench(model: &Path, args: &[&str]) -> Output {
@@ -33,8 +45,9 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn json_has_llama_bench_fields() {
-    let m = synth_model("json");
-    let o = bench(&m, &["-p", "8", "-n", "4", "-r", "2", "-t", "1", "--json"]);
+    let synth = synth_model("json");
+    let m = &synth.path;
+    let o = bench(m, &["-p", "8", "-n", "4", "-r", "2", "-t", "1", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
     let tests = v.as_array().expect("a JSON array");
@@ -105,7 +118,8 @@ fn json_has_llama_bench_fields() {
 
 #[test]
 fn table_lists_tests_and_extras() {
-    let m = synth_model("md");
+    let synth = synth_model("md");
+    let m = &synth.path;
     let o = bench(
         &m,
         &[
@@ -167,7 +181,8 @@ fn table_lists_tests_and_extras() {
 
 #[test]
 fn bad_flags_are_clear_errors() {
-    let m = synth_model("bad");
+    let synth = synth_model("bad");
+    let m = &synth.path;
     let cases: &[(&[&str], &str)] = &[
         (&["-t", "0"], "-t/--threads: 0 is out of range"),
         (&["-p", ""], "-p/--n-prompt needs at least one value"),
@@ -180,7 +195,7 @@ fn bad_flags_are_clear_errors() {
             "more than the 256 this model was trained for",
         ),
         (
-            &["-p", "64", "--ctx", "32"],
+            &["-p", "64", "-n", "0", "--ctx", "32"],
             "needs 64 positions but --ctx is 32",
         ),
         (&["--sustained", "1"], "at least 2 runs"),
@@ -191,7 +206,7 @@ fn bad_flags_are_clear_errors() {
         (&["--kv-type", "q9"], "unknown KV cache type"),
     ];
     for (args, needle) in cases {
-        let o = bench(&m, args);
+        let o = bench(m, args);
         let e = stderr(&o);
         assert!(!o.status.success(), "{args:?} should fail");
         assert!(!e.contains("panicked"), "{args:?} panicked: {e}");
