@@ -3,10 +3,16 @@
 //! Parsing is done by clap into the raw argument structs of each
 //! subcommand (`cmd/*.rs`); each subcommand validates them and does its job.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use clap::{Parser, Subcommand};
 
 mod cmd;
 mod common;
+
+/// When the process started (set first thing in `main`), for time to first token.
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 
 #[derive(Parser)]
 #[command(
@@ -29,15 +35,19 @@ enum Command {
     Tokenize(cmd::tokenize::TokenizeArgs),
     /// Show a model's metadata and tensors.
     Show(cmd::show::ShowArgs),
+    /// Measure prompt and generation speed (llama-bench's tests and output).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() {
+    PROCESS_START.get_or_init(Instant::now);
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cmd::run::main(a),
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Tokenize(a) => cmd::tokenize::main(a),
         Command::Show(a) => cmd::show::main(a),
+        Command::Bench(a) => cmd::bench::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Compares `hearth bench` with llama.cpp's `llama-bench` on the same models.
+#
+# llama.cpp is built once, CPU only, into a cache outside the repository
+# (HEARTH_LLAMA_CPP_DIR, default ~/.cache/hearth/llama.cpp) from the source
+# vendored in the PyPI sdist of llama-cpp-python (LLAMA_CPP_PYTHON_VERSION,
+# default 0.3.36), so the peer version is pinned and needs no git access.
+# Nothing from llama.cpp is ever written inside the repository.
+#
+# The two engines run alternately, one test at a time (llama.cpp pp128, hearth
+# pp128, llama.cpp pp512, ...), so a slow drift of the machine (thermal, other
+# tenants) lands on both sides rather than on one.
+#
+# Usage:
+#   scripts/compare-llamacpp.sh [MODEL.gguf ...]   build if needed, then compare
+#   scripts/compare-llamacpp.sh --build-only       only build llama.cpp
+#
+# Environment:
+#   HEARTH_LLAMA_CPP_DIR  llama.cpp cache (source, build, binaries)
+#   HEARTH_MODEL_CACHE    where the default models live (~/.cache/hearth/models)
+#   HEARTH_BIN            a hearth binary to use instead of building one
+#   THREADS               threads for both engines (default: nproc)
+#   REPS                  repetitions per test (default: 5)
+#   PROMPTS               prompt lengths, comma list (default: 128,512)
+#   GEN                   generation length (default: 128)
+#   BUILD_JOBS            parallel jobs for the llama.cpp build (default: 2)
+set -euo pipefail
+
+VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+LDIR="${HEARTH_LLAMA_CPP_DIR:-$HOME/.cache/hearth/llama.cpp}"
+MODELS_DIR="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}"
+THREADS="${THREADS:-$(nproc)}"
+REPS="${REPS:-5}"
+PROMPTS="${PROMPTS:-128,512}"
+GEN="${GEN:-128}"
+JOBS="${BUILD_JOBS:-2}"
+PY="${PYTHON:-python3}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+SRC="$LDIR/src-$VERSION"
+BUILD="$LDIR/build-$VERSION"
+BIN="$LDIR/bin-$VERSION"
+STAMP="$BIN/.complete"
+
+log() { echo "compare-llamacpp: $*" >&2; }
+
+ensure_cmake() {
+  command -v cmake >/dev/null && return
+  log "cmake missing, installing it from apt"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y cmake >/dev/null 2>&1 || {
+    $sudo apt-get update >/dev/null && $sudo apt-get install -y cmake >/dev/null
+  }
+}
+
+build_llamacpp() {
+  if [ -f "$STAMP" ]; then log "llama.cpp $VERSION cached at $BIN"; return; fi
+  ensure_cmake
+  mkdir -p "$LDIR"
+  if [ ! -f "$SRC/CMakeLists.txt" ]; then
+    local tmp; tmp=$(mktemp -d "$LDIR/.dl.XXXXXX")
+    log "downloading the llama-cpp-python $VERSION sdist"
+    # Only the package itself must come as source; its build requirements
+    # (pip prepares the sdist's metadata) may be wheels, which is much faster.
+    "$PY" -m pip download --quiet --no-deps --no-binary llama-cpp-python -d "$tmp" \
+      "llama-cpp-python==$VERSION"
+    tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp"
+    local vendored; vendored=$(find "$tmp" -maxdepth 3 -type d -path '*/vendor/llama.cpp' | head -1)
+    [ -n "$vendored" ] && [ -f "$vendored/CMakeLists.txt" ] || {
+      log "the sdist holds no vendor/llama.cpp"; rm -rf "$tmp"; return 1
+    }
+    rm -rf "$SRC"; mv "$vendored" "$SRC"; rm -rf "$tmp"
+  fi
+  log "configuring in $BUILD"
+  nice -n 19 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF \
+    -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
+    -DBUILD_SHARED_LIBS=OFF >/dev/null
+  # Newer llama.cpp splits the one-shot CLI out as llama-completion.
+  local targets=(llama-bench llama-perplexity)
+  local help; help=$(cmake --build "$BUILD" --target help 2>/dev/null || true)
+  if grep -qw 'llama-completion' <<<"$help"; then targets+=(llama-completion); fi
+  if grep -qw 'llama-cli' <<<"$help"; then targets+=(llama-cli); fi
+  log "building ${targets[*]} with -j$JOBS (slow)"
+  nice -n 19 cmake --build "$BUILD" --config Release -j"$JOBS" --target "${targets[@]}"
+  mkdir -p "$BIN"
+  local t
+  for t in "${targets[@]}"; do cp "$BUILD/bin/$t" "$BIN/"; done
+  touch "$STAMP"
+  log "llama.cpp $VERSION built into $BIN"
+}
+
+hearth_bin() {
+  if [ -n "${HEARTH_BIN:-}" ]; then echo "$HEARTH_BIN"; return; fi
+  log "building hearth (release)"
+  (cd "$ROOT" && nice -n 19 cargo build --release --quiet -p hearth-cli) >&2
+  echo "$ROOT/target/release/hearth"
+}
+
+# One test per call, so the engines alternate test by test.
+# run_one ENGINE MODEL N_PROMPT N_GEN -> JSON array on stdout
+run_one() {
+  local engine=$1 model=$2 p=$3 n=$4
+  case $engine in
+    llama) "$BIN/llama-bench" -m "$model" -t "$THREADS" -p "$p" -n "$n" -r "$REPS" \
+             -fa 1 -o json 2>/dev/null ;;
+    hearth) "$HEARTH" bench "$model" -t "$THREADS" -p "$p" -n "$n" -r "$REPS" --json ;;
+  esac
+}
+
+if [ "${1:-}" = "--build-only" ]; then build_llamacpp; exit 0; fi
+
+models=("$@")
+if [ ${#models[@]} -eq 0 ]; then
+  models=("$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" "$MODELS_DIR/gemma-3-270m-q4_k_m.gguf")
+fi
+for m in "${models[@]}"; do
+  [ -f "$m" ] || { log "model not found: $m (scripts/fetch-models.sh fetches the defaults)"; exit 1; }
+done
+
+build_llamacpp
+HEARTH=$(hearth_bin)
+[ -x "$HEARTH" ] || { log "no hearth binary at $HEARTH"; exit 1; }
+
+results=$(mktemp); trap 'rm -f "$results"' EXIT
+tests=()
+IFS=, read -ra plist <<<"$PROMPTS"
+for p in "${plist[@]}"; do [ "$p" -gt 0 ] && tests+=("$p 0"); done
+[ "$GEN" -gt 0 ] && tests+=("0 $GEN")
+
+for m in "${models[@]}"; do
+  for t in "${tests[@]}"; do
+    read -r p n <<<"$t"
+    for engine in llama hearth; do
+      log "$(basename "$m"): $engine p=$p n=$n"
+      out=$(run_one "$engine" "$m" "$p" "$n") || { log "$engine failed on $(basename "$m") p=$p n=$n"; out='[]'; }
+      printf '%s\t%s\t%s\n' "$engine" "$m" "$(tr -d '\n' <<<"$out")" >>"$results"
+    done
+  done
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+"$PY" - "$results" "$cpu" "$THREADS" "$REPS" "$VERSION" <<'EOF'
+import datetime, json, os, sys
+
+path, cpu, threads, reps, version = sys.argv[1:6]
+rows = {}  # (model, test) -> {engine: (avg, sd)}
+order = []
+for line in open(path):
+    engine, model, blob = line.rstrip("\n").split("\t", 2)
+    try:
+        entries = json.loads(blob)
+    except json.JSONDecodeError:
+        entries = []
+    for e in entries:
+        p, n = int(e.get("n_prompt", 0)), int(e.get("n_gen", 0))
+        test = f"pp{p}" if n == 0 else (f"tg{n}" if p == 0 else f"pp{p}+tg{n}")
+        key = (os.path.basename(model), test)
+        if key not in rows:
+            rows[key] = {}
+            order.append(key)
+        rows[key][engine] = (float(e["avg_ts"]), float(e["stddev_ts"]))
+
+print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  ")
+print(f"cpu: {cpu}  ")
+print(f"threads: {threads}, repetitions: {reps}, llama.cpp: llama-cpp-python {version} vendored, -fa 1  ")
+print()
+print("| model | test | llama.cpp t/s | hearth t/s | hearth / llama.cpp |")
+print("| --- | --- | ---: | ---: | ---: |")
+fmt = lambda v: f"{v[0]:.2f} ± {v[1]:.2f}" if v else "failed"
+for key in order:
+    l, h = rows[key].get("llama"), rows[key].get("hearth")
+    ratio = f"{h[0] / l[0]:.2f}" if l and h and l[0] > 0 else "n/a"
+    print(f"| {key[0]} | {key[1]} | {fmt(l)} | {fmt(h)} | {ratio} |")
+EOF
