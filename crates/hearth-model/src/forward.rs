@@ -334,7 +334,7 @@ impl Model {
             &mut s.qbuf_ty,
             &mut [&mut s.gate, &mut s.up],
         );
-        ops::gated_act(c.act, &mut s.gate, &s.up);
+        ops::gated_act_par(pool, c.act, &mut s.gate[..n * c.n_ff], &s.up[..n * c.n_ff]);
         s.qbuf_ty = None;
         let acts = Acts { x: &s.gate, m: n };
         mm(
@@ -394,18 +394,8 @@ fn attend<T: KvElem>(
     kv_dim: usize,
 ) {
     let base = n_past * kv_dim;
-    for (dst, &src) in lc.k[base..base + n * kv_dim]
-        .iter_mut()
-        .zip(&s.k[..n * kv_dim])
-    {
-        *dst = T::from_f32(src);
-    }
-    for (dst, &src) in lc.v[base..base + n * kv_dim]
-        .iter_mut()
-        .zip(&s.v[..n * kv_dim])
-    {
-        *dst = T::from_f32(src);
-    }
+    T::store(&s.k[..n * kv_dim], &mut lc.k[base..base + n * kv_dim]);
+    T::store(&s.v[..n * kv_dim], &mut lc.v[base..base + n * kv_dim]);
     let end = (n_past + n) * kv_dim;
     ops::attention(
         pool,

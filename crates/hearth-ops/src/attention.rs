@@ -27,6 +27,8 @@ pub trait KvElem: Copy + Send + Sync + Default + 'static {
     fn scale(acc: &mut [Self], s: f32);
     /// acc[i] = acc[i] + v[i] · s.
     fn mad(acc: &mut [Self], v: &[Self], s: f32);
+    /// dst[i] = Self(src[i]).
+    fn store(src: &[f32], dst: &mut [Self]);
 }
 
 impl KvElem for f32 {
@@ -44,6 +46,9 @@ impl KvElem for f32 {
     }
     fn mad(acc: &mut [f32], v: &[f32], s: f32) {
         acc.iter_mut().zip(v).for_each(|(a, b)| *a += b * s);
+    }
+    fn store(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -83,6 +88,9 @@ impl KvElem for F16 {
     }
     fn mad(acc: &mut [F16], v: &[F16], s: f32) {
         (f16_kernels().mad)(bits_mut(acc), bits(v), s)
+    }
+    fn store(src: &[f32], dst: &mut [F16]) {
+        (f16_kernels().from_f32)(src, bits_mut(dst))
     }
 }
 
@@ -129,9 +137,7 @@ pub fn attention<T: KvElem>(
             let kvh = h / group;
             let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
             let qh = &mut qh[..hd];
-            for (d, &s) in qh.iter_mut().zip(qs) {
-                *d = T::from_f32(s);
-            }
+            T::store(qs, qh);
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
