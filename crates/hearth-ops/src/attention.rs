@@ -108,6 +108,9 @@ pub struct AttnParams {
 }
 
 /// out (n_tokens × n_head·head_dim) = softmax(q·kᵀ·scale + mask) · v,
+/// The cache may be a ring of `k_cache.len() / kv_dim` rows: position j
+/// lives in row `j % rows` (sliding-window layers keep only the window plus
+/// one batch); the caller guarantees the rows a query needs are intact.
 /// where token t sits at `positions[t]` and attends causally to cache rows
 /// `0..=positions[t]` (restricted by the window).
 pub fn attention<T: KvElem>(
@@ -125,6 +128,11 @@ pub fn attention<T: KvElem>(
     let kv_dim = p.n_kv_head * hd;
     let group = p.n_head / p.n_kv_head;
     let n_items = positions.len() * p.n_head;
+    let n_rows = k_cache.len() / kv_dim.max(1);
+    assert!(
+        n_rows > 0 && v_cache.len() == k_cache.len(),
+        "attention: cache shape"
+    );
     assert_eq!(q.len(), positions.len() * q_dim);
     assert_eq!(out.len(), q.len());
     let dst = Disjoint::new(out);
@@ -146,7 +154,8 @@ pub fn attention<T: KvElem>(
             acc.fill(T::default());
             let mut m = f32::NEG_INFINITY;
             let mut l = 0f32;
-            for slot in start..=pos {
+            for j in start..=pos {
+                let slot = if j < n_rows { j } else { j % n_rows };
                 let base = slot * kv_dim + kvh * hd;
                 let mut s = T::dot(qh, &k_cache[base..base + hd]) * p.scale;
                 if let Some(c) = p.softcap {
