@@ -39,7 +39,21 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
 }
 
+/// Restores the default action for SIGPIPE, so that `hearth ... | head`
+/// ends quietly when the reader goes away, as other command-line tools do,
+/// instead of failing on every later write to stdout.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default is
+    // async-signal-safe and done before any other thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    default_sigpipe();
     PROCESS_START.get_or_init(Instant::now);
     let cli = Cli::parse();
     let result = match cli.command {
