@@ -59,6 +59,7 @@ mod x86_64;
 
 pub use hearth_gguf::GgmlType;
 pub use scalar::float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+pub use scalar::legacy::quantize_q8_x86;
 
 /// Errors of the checked, row-level entry points.
 #[derive(Debug, thiserror::Error)]
@@ -366,7 +367,10 @@ impl Kernels {
 
     /// Quantizes an activation row into `a_ty` (normally Q8_0, Q8_1, Q8_K,
     /// F16, BF16 or F32; any type with a reference quantizer is accepted).
-    /// Gives the same bytes as [`quantize_row`] for finite inputs.
+    /// The scalar tier gives the same bytes as [`quantize_row`]; the AVX2
+    /// tier quantizes Q8_0/Q8_1 as ggml's x86 backend does at run time
+    /// ([`quantize_q8_x86`]), so activations match llama.cpp's on the same
+    /// CPU.
     ///
     /// # Panics
     /// When `dst` is not exactly one row of `src.len()` elements of `a_ty`,

@@ -178,6 +178,37 @@ pub(crate) fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
     }
 }
 
+/// The activation rule of ggml's x86 CPU backend (`quantize_row_q8_0` and
+/// `quantize_row_q8_1` under AVX/AVX2): the multiplier is `127/amax` rather
+/// than `1/d`, and rounding is to nearest even (`_mm256_round_ps`). llama.cpp
+/// quantizes activations this way on the CPUs hearth's AVX2 tier serves, so
+/// that tier does the same; this is its readable reference.
+pub fn quantize_q8_x86(src: &[f32], dst: &mut [u8], with_sum: bool) {
+    let bytes = if with_sum { Q8_1_BYTES } else { Q8_0_BYTES };
+    let qs = bytes - QK;
+    for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(bytes)) {
+        let (amax, _) = signed_absmax(x);
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        wr_u16(y, 0, f32_to_f16(d));
+        let mut sum = 0i32;
+        for (q, &v) in y[qs..].iter_mut().zip(x) {
+            // cvtps_epi32 then saturating packs: NaN becomes -128.
+            let r = (v * id).round_ties_even();
+            let qi = if r.is_nan() {
+                -128
+            } else {
+                r.clamp(-128.0, 127.0) as i32
+            };
+            sum += qi;
+            *q = qi as i8 as u8;
+        }
+        if with_sum {
+            wr_u16(y, 2, f32_to_f16(sum as f32 * d));
+        }
+    }
+}
+
 // -------------------------------------------------------------- dequantize
 
 /// `dequantize_row_q4_0`.

@@ -1,5 +1,6 @@
-//! AVX2 activation quantizers, bit-exact with the reference
-//! (`quantize_row_q8_0_ref`, `quantize_row_q8_1_ref`, `quantize_row_q8_K_ref`).
+//! AVX2 activation quantizers: Q8_0 and Q8_1 follow ggml's x86 run-time
+//! rule (`quantize_q8_x86`), Q8_K is bit-exact with `quantize_row_q8_K_ref`
+//! (which is also what ggml runs on x86).
 
 use core::arch::x86_64::*;
 
@@ -24,25 +25,6 @@ unsafe fn absmax(x: &[f32]) -> f32 {
     _mm_cvtss_f32(r)
 }
 
-/// `roundf(v)` (ties away from zero) as i32, saturated to the i8 range and
-/// NaN → 0 — what the scalar reference's `v.round() as i8` gives.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn round_away_i8(v: __m256) -> __m256i {
-    let sign = _mm256_set1_ps(-0.0);
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-    let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
-    let one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0));
-    let r = _mm256_add_ps(t, _mm256_and_ps(up, one));
-    let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
-    let r = _mm256_min_ps(
-        _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
-        _mm256_set1_ps(127.0),
-    );
-    _mm256_cvttps_epi32(r)
-}
-
 /// Packs four vectors of 8 i32 (each in i8 range) into 32 bytes in order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -59,17 +41,20 @@ unsafe fn pack_i8(i: [__m256i; 4]) -> __m256i {
 unsafe fn q8_block(x: &[f32]) -> (f32, [__m256i; 4]) {
     let amax = absmax(x);
     let d = amax / 127.0;
-    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
     let mut q = [_mm256_setzero_si256(); 4];
     for (k, q) in q.iter_mut().enumerate() {
-        *q = round_away_i8(_mm256_mul_ps(load_ps(x, 8 * k), id));
+        *q = _mm256_cvtps_epi32(_mm256_round_ps::<
+            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+        >(_mm256_mul_ps(load_ps(x, 8 * k), id)));
     }
     (d, q)
 }
 
-/// `quantize_row_q8_0` — bit-exact with `quantize_row_q8_0_ref` (ggml's own
-/// AVX2 version rounds ties to even and multiplies by 127/amax; this one
-/// keeps the reference's `1/d` and `roundf`).
+/// `quantize_row_q8_0` as ggml's x86 backend computes it at run time
+/// (multiplier 127/amax, ties to even); bit-exact with
+/// [`crate::quantize_q8_x86`]. (The weight quantizer, `quantize_row`, keeps
+/// the `_ref` rule.)
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_q8_0_avx2(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(Q8_0_BYTES)) {
@@ -79,7 +64,8 @@ pub(super) unsafe fn quantize_q8_0_avx2(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// `quantize_row_q8_1` — bit-exact with `quantize_row_q8_1_ref`.
+/// `quantize_row_q8_1` as ggml's x86 backend computes it; bit-exact with
+/// [`crate::quantize_q8_x86`] (with the sum).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_q8_1_avx2(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(Q8_1_BYTES)) {
