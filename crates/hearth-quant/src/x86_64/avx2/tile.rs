@@ -5,9 +5,9 @@
 //! The weight quants are used unsigned (Q4_0: 0..15, Q5_0: 0..31, Q4_1,
 //! Q5_1 as stored), so `vpmaddubsw` applies without the sign trick of the
 //! single-row kernels. Per block and weight row, the four columns' 16-bit
-//! pair sums are folded into one vector with two `vphaddw` (per 128-bit
-//! half: lane c = column c's sum of 8 products, exact: at most
-//! 8 · 31 · 128 < 2¹⁵), so a row needs one `vpmaddwd`, one convert and one
+//! pair sums are folded into one vector by interleaving and adding (per
+//! 128-bit half: 32-bit lane c = column c's two sums of 8 products, exact:
+//! at most 8 · 31 · 128 < 2¹⁵), so a row needs one `vpmaddwd`, one convert and one
 //! FMA per block for all four columns, and its accumulator (lanes c and
 //! c + 4 = column c) stays in one register across the whole row. The
 //! offset of the symmetric formats (8 for Q4_0, 16 for Q5_0) is removed in
@@ -40,8 +40,9 @@ unsafe fn act_quants(ys: &[&[u8]; COLS], off: usize) -> [__m256i; COLS] {
 }
 
 /// `u8 · i8` products of `q` with each column, folded: per 128-bit half,
-/// i16 lanes 2c and 2c + 1 hold column c's two sums of 4 pairs (see the
-/// module docs for why they cannot overflow).
+/// the i16 pair in 32-bit lane c holds column c's two sums of 8 products
+/// (see the module docs for why they cannot overflow). Interleave-and-add
+/// (single-µop shuffles) rather than `vphaddw`, which is several µops.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn fold_cols(q: __m256i, y: &[__m256i; COLS]) -> __m256i {
@@ -49,7 +50,13 @@ unsafe fn fold_cols(q: __m256i, y: &[__m256i; COLS]) -> __m256i {
     let m1 = _mm256_maddubs_epi16(q, y[1]);
     let m2 = _mm256_maddubs_epi16(q, y[2]);
     let m3 = _mm256_maddubs_epi16(q, y[3]);
-    _mm256_hadd_epi16(_mm256_hadd_epi16(m0, m1), _mm256_hadd_epi16(m2, m3))
+    // 32-bit lanes alternate columns 0, 1 (and 2, 3).
+    let s01 = _mm256_add_epi16(_mm256_unpacklo_epi32(m0, m1), _mm256_unpackhi_epi32(m0, m1));
+    let s23 = _mm256_add_epi16(_mm256_unpacklo_epi32(m2, m3), _mm256_unpackhi_epi32(m2, m3));
+    _mm256_add_epi16(
+        _mm256_unpacklo_epi64(s01, s23),
+        _mm256_unpackhi_epi64(s01, s23),
+    )
 }
 
 /// Lanes c and c + 4 of `acc`, added: the tile row's four results.
