@@ -16,7 +16,10 @@
 //! "quantizers" are the scalar ones (plain conversions). The formats the
 //! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K) also have a
 //! multi-column kernel for prompt processing (`gemm.rs`, `gemm_k.rs`); the
-//! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`.
+//! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`. Q4_0, Q4_1,
+//! Q5_0 and Q5_1 also have a 2-D tile kernel (`tile.rs`, behind
+//! [`Kernels::vec_dot_tile`]); the other types run it as `vec_dot_multi` per
+//! weight row.
 
 mod act;
 mod gemm;
