@@ -7,7 +7,7 @@
 //! W are split across the pool's threads; the columns are walked in blocks so
 //! that a block of activations stays in cache while a thread's rows stream.
 
-use hearth_quant::{vec_dot_type, GgmlType, Kernels};
+use hearth_quant::{vec_dot_type, GgmlType, Kernels, TILE_ROWS};
 
 use crate::pool::{split, Disjoint, ThreadPool};
 
@@ -130,7 +130,7 @@ pub fn matmul_quantized_many(
             return;
         }
         let mut a_rows: [&[u8]; COL_BLOCK] = [&[]; COL_BLOCK];
-        let mut tile = [0f32; COL_BLOCK];
+        let mut tile = [0f32; TILE_ROWS * COL_BLOCK];
         for c0 in (0..m).step_by(COL_BLOCK) {
             let c1 = (c0 + COL_BLOCK).min(m);
             let cols = c1 - c0;
@@ -157,17 +157,27 @@ pub fn matmul_quantized_many(
                         &mut []
                     }
                 });
-                let wrows = w.data[lo * wrb..hi * wrb].chunks_exact(wrb);
+                let wdata = &w.data[lo * wrb..hi * wrb];
                 if cols == 1 {
-                    for (d, wr) in dst[0].iter_mut().zip(wrows) {
+                    for (d, wr) in dst[0].iter_mut().zip(wdata.chunks_exact(wrb)) {
                         *d = kernels.vec_dot(w.ty, k, wr, a_rows[0]);
                     }
                     continue;
                 }
-                for (i, wr) in wrows.enumerate() {
-                    kernels.vec_dot_multi(w.ty, k, wr, &a_rows[..cols], &mut tile[..cols]);
-                    for (d, &v) in dst.iter_mut().zip(&tile[..cols]) {
-                        d[i] = v;
+                // Tiles of TILE_ROWS weight rows × the block's columns: each
+                // activation block is prepared once for several rows.
+                let mut w_rows: [&[u8]; TILE_ROWS] = [&[]; TILE_ROWS];
+                for (i0, chunk) in (0..).step_by(TILE_ROWS).zip(wdata.chunks(TILE_ROWS * wrb)) {
+                    let nr = chunk.len() / wrb;
+                    for (r, wr) in w_rows.iter_mut().zip(chunk.chunks_exact(wrb)) {
+                        *r = wr;
+                    }
+                    let t = &mut tile[..nr * cols];
+                    kernels.vec_dot_tile(w.ty, k, &w_rows[..nr], &a_rows[..cols], t);
+                    for (r, row) in t.chunks_exact(cols).enumerate() {
+                        for (d, &v) in dst.iter_mut().zip(row) {
+                            d[i0 + r] = v;
+                        }
                     }
                 }
             }

@@ -22,7 +22,10 @@
 //! [`vec_dot_type`]`(w)`, as in ggml: Q4_K weights meet Q8_K activations,
 //! Q4_1 meets Q8_1, and so on. For prompt processing,
 //! [`Kernels::vec_dot_multi`] dots one weight row with several activation
-//! rows at once ([`TILE_COLS`] per tile), unpacking each weight block once.
+//! rows at once ([`TILE_COLS`] per tile), unpacking each weight block once,
+//! and [`Kernels::vec_dot_tile`] dots several weight rows with several
+//! activation rows ([`TILE_ROWS`] × [`TILE_COLS`] per tile), so that each
+//! activation block is also prepared once for several weight rows.
 //!
 //! ```
 //! use hearth_quant::{kernels, quantize_row, vec_dot_type, GgmlType};
@@ -191,6 +194,11 @@ pub(crate) type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 /// `a.len()` activation rows, `1 ..= TILE_COLS` of them, into `out`
 /// (`out.len() == a.len()`; lengths checked by [`Kernels::vec_dot_multi`]).
 pub(crate) type MultiDotFn = fn(n: usize, w: &[u8], a: &[&[u8]], out: &mut [f32]);
+/// A 2-D tile kernel: `w.len()` weight rows (`1 ..= TILE_ROWS`) of `n`
+/// elements · `a.len()` activation rows (`1 ..= TILE_COLS`) into `out`, with
+/// `out[r * a.len() + c] = vec_dot(w[r], a[c])` (lengths checked by
+/// [`Kernels::vec_dot_tile`]).
+pub(crate) type TileDotFn = fn(n: usize, w: &[&[u8]], a: &[&[u8]], out: &mut [f32]);
 /// A row quantizer (lengths checked by the caller).
 pub(crate) type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// A row dequantizer (lengths checked by the caller).
@@ -199,6 +207,11 @@ pub(crate) type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
 /// Activation rows a tier's multi-column kernels take at once; pass
 /// [`Kernels::vec_dot_multi`] a multiple of this many rows where you can.
 pub const TILE_COLS: usize = 4;
+
+/// Weight rows a tier's 2-D tile kernels take at once; pass
+/// [`Kernels::vec_dot_tile`] a multiple of this many weight rows where you
+/// can.
+pub const TILE_ROWS: usize = 4;
 
 /// Weight types with a dot product, in table order.
 pub(crate) const DOT_SLOTS: usize = 13;
@@ -248,6 +261,8 @@ pub struct Kernels {
     dot: [VecDotFn; DOT_SLOTS],
     /// Multi-column kernels; `None` means repeated `dot`.
     multi: [Option<MultiDotFn>; DOT_SLOTS],
+    /// 2-D tile kernels; `None` means `vec_dot_multi` per weight row.
+    tile: [Option<TileDotFn>; DOT_SLOTS],
     act: [QuantizeFn; ACT_SLOTS],
 }
 
@@ -351,6 +366,12 @@ impl Kernels {
             out.fill(f32::NAN);
             return;
         }
+        self.multi_checked(slot, n, w, a_rows, out);
+    }
+
+    /// [`vec_dot_multi`](Kernels::vec_dot_multi) after its checks.
+    #[inline]
+    fn multi_checked(&self, slot: usize, n: usize, w: &[u8], a_rows: &[&[u8]], out: &mut [f32]) {
         match self.multi[slot] {
             Some(f) => {
                 for (a, o) in a_rows.chunks(TILE_COLS).zip(out.chunks_mut(TILE_COLS)) {
@@ -360,6 +381,103 @@ impl Kernels {
             None => {
                 for (a, o) in a_rows.iter().zip(out.iter_mut()) {
                     *o = (self.dot[slot])(n, w, a);
+                }
+            }
+        }
+    }
+
+    /// Dots several weight rows with several activation rows:
+    /// `out[r * a_rows.len() + c] = vec_dot(w_ty, n, w_rows[r], a_rows[c])`.
+    ///
+    /// Shape: W (R × n) · Aᵀ (n × C) → out (R × C, row-major), with
+    /// `R = w_rows.len()`, `C = a_rows.len()`, `out.len() == R · C`. The
+    /// product is taken in tiles of [`TILE_ROWS`] × [`TILE_COLS`]: within a
+    /// tile each weight block is unpacked once for all its columns and each
+    /// activation block's scales and sums are prepared once for all its
+    /// rows, with the tile's accumulators held in registers across the whole
+    /// row. Results equal `vec_dot`'s up to float summation order. Types
+    /// without a tile kernel in this tier (and the scalar tier, always) run
+    /// [`vec_dot_multi`] per weight row.
+    ///
+    /// Hot path, checked like [`vec_dot`]: a wrong type or length is a
+    /// caller bug: debug builds panic, release builds fill `out` with NaN
+    /// (never read out of bounds).
+    ///
+    /// ```
+    /// use hearth_quant::{kernels, quantize_row, row_bytes, GgmlType};
+    ///
+    /// let n = 64;
+    /// let q = |ty: GgmlType, x: Vec<f32>| {
+    ///     let mut b = vec![0u8; row_bytes(ty, n).unwrap()];
+    ///     quantize_row(ty, &x, &mut b).unwrap();
+    ///     b
+    /// };
+    /// let ws: Vec<Vec<u8>> = (0..5)
+    ///     .map(|r| q(GgmlType::Q5_0, (0..n).map(|i| ((i + r) % 7) as f32 - 3.0).collect()))
+    ///     .collect();
+    /// let acts: Vec<Vec<u8>> = (0..3).map(|c| q(GgmlType::Q8_0, vec![c as f32 - 1.0; n])).collect();
+    /// let w_rows: Vec<&[u8]> = ws.iter().map(Vec::as_slice).collect();
+    /// let a_rows: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+    /// let mut out = [0.0f32; 5 * 3];
+    /// let k = kernels();
+    /// k.vec_dot_tile(GgmlType::Q5_0, n, &w_rows, &a_rows, &mut out);
+    /// for (r, w) in w_rows.iter().enumerate() {
+    ///     for (c, a) in a_rows.iter().enumerate() {
+    ///         let want = k.vec_dot(GgmlType::Q5_0, n, w, a);
+    ///         assert!((out[r * 3 + c] - want).abs() <= 1e-3);
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// [`vec_dot`]: Kernels::vec_dot
+    /// [`vec_dot_multi`]: Kernels::vec_dot_multi
+    pub fn vec_dot_tile(
+        &self,
+        w_ty: GgmlType,
+        n: usize,
+        w_rows: &[&[u8]],
+        a_rows: &[&[u8]],
+        out: &mut [f32],
+    ) {
+        let Some(slot) = dot_slot(w_ty) else {
+            debug_assert!(false, "vec_dot_tile: {w_ty} has no dot product");
+            out.fill(f32::NAN);
+            return;
+        };
+        let a_len = row_bytes(vec_dot_type(w_ty), n).ok();
+        let ok = w_rows.len().checked_mul(a_rows.len()) == Some(out.len())
+            && w_rows.iter().all(|w| row_fits(w_ty, n, w.len()))
+            && a_rows.iter().all(|a| Some(a.len()) == a_len);
+        debug_assert!(
+            ok,
+            "vec_dot_tile: {w_ty} rows of {n} elements: weight bytes {:?}, \
+             activation bytes {:?}, {} outputs",
+            w_rows.iter().map(|w| w.len()).collect::<Vec<_>>(),
+            a_rows.iter().map(|a| a.len()).collect::<Vec<_>>(),
+            out.len()
+        );
+        if !ok {
+            out.fill(f32::NAN);
+            return;
+        }
+        let m = a_rows.len();
+        if m == 0 {
+            return;
+        }
+        let Some(f) = self.tile[slot] else {
+            for (w, o) in w_rows.iter().zip(out.chunks_exact_mut(m)) {
+                self.multi_checked(slot, n, w, a_rows, o);
+            }
+            return;
+        };
+        let mut buf = [0.0f32; TILE_ROWS * TILE_COLS];
+        for (r0, ws) in (0..).step_by(TILE_ROWS).zip(w_rows.chunks(TILE_ROWS)) {
+            for (c0, a) in (0..).step_by(TILE_COLS).zip(a_rows.chunks(TILE_COLS)) {
+                let t = &mut buf[..ws.len() * a.len()];
+                f(n, ws, a, t);
+                for (r, row) in t.chunks_exact(a.len()).enumerate() {
+                    let o = (r0 + r) * m + c0;
+                    out[o..o + a.len()].copy_from_slice(row);
                 }
             }
         }

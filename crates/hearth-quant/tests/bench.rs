@@ -152,3 +152,62 @@ fn vec_dot_multi_speed() {
         }
     }
 }
+
+/// Prompt-processing shape again: 64 weight rows × 16 activation rows, as
+/// `vec_dot_multi` per weight row and as one `vec_dot_tile` call (tiles of
+/// `TILE_ROWS` × `TILE_COLS`); ns per (row, column) pair, timed alternately
+/// in the same run (best of 7).
+#[test]
+#[ignore]
+fn vec_dot_tile_speed() {
+    use hearth_quant::GgmlType as T;
+    let Some(k) = avx2_kernels() else {
+        eprintln!("skipping: no AVX2");
+        return;
+    };
+    let (rows, cols) = (64, 16);
+    let mut rng = Rng::new(9);
+    println!(
+        "vec_dot_tile vs vec_dot_multi ({:?}), {rows} rows × {cols} columns:",
+        k.isa
+    );
+    for ty in [T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q8_0, T::Q4K, T::Q6K] {
+        for n in [576, 640, 1024, 2048] {
+            if n % ty.block_len() != 0 {
+                continue;
+            }
+            let ws: Vec<Vec<u8>> = (0..rows)
+                .map(|_| quantize(ty, &random_row(&mut rng, n, 0.1)))
+                .collect();
+            let w: Vec<&[u8]> = ws.iter().map(Vec::as_slice).collect();
+            let at = vec_dot_type(ty);
+            let acts: Vec<Vec<u8>> = (0..cols)
+                .map(|_| quantize(at, &random_row(&mut rng, n, 1.0)))
+                .collect();
+            let a: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+            let mut out = vec![0.0f32; rows * cols];
+            let iters = (100_000 / n).max(10);
+            let (mut multi, mut tile) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..7 {
+                multi = multi.min(time_ns(iters, || {
+                    for (w, o) in w.iter().zip(out.chunks_exact_mut(cols)) {
+                        k.vec_dot_multi(ty, n, black_box(w), black_box(&a), o);
+                    }
+                    black_box(&out);
+                }));
+                tile = tile.min(time_ns(iters, || {
+                    k.vec_dot_tile(ty, n, black_box(&w), black_box(&a), &mut out);
+                    black_box(&out);
+                }));
+            }
+            let pairs = (rows * cols) as f64;
+            println!(
+                "  {:5} n={n:5}  multi {:7.1} ns  tile {:7.1} ns  x{:4.2}",
+                ty.name(),
+                multi / pairs,
+                tile / pairs,
+                multi / tile
+            );
+        }
+    }
+}

@@ -90,5 +90,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     dot: DOT,
     // The reference for the multi-column kernels is repeated `vec_dot`.
     multi: [None; crate::DOT_SLOTS],
+    // ... and for the tile kernels, repeated `vec_dot_multi`.
+    tile: [None; crate::DOT_SLOTS],
     act: ACT,
 };

@@ -16,12 +16,16 @@
 //! "quantizers" are the scalar ones (plain conversions). The formats the
 //! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K) also have a
 //! multi-column kernel for prompt processing (`gemm.rs`, `gemm_k.rs`); the
-//! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`.
+//! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`. Q4_0, Q4_1,
+//! Q5_0 and Q5_1 also have a 2-D tile kernel (`tile.rs`, behind
+//! [`Kernels::vec_dot_tile`]); the other types run it as `vec_dot_multi` per
+//! weight row.
 
 mod act;
 mod gemm;
 mod gemm_k;
 mod kquants;
+mod tile;
 
 use core::arch::x86_64::*;
 
@@ -70,6 +74,32 @@ macro_rules! safe {
             }
         }
     };
+    // A 2-D tile kernel: 1..=4 weight rows to the tile kernel instantiated
+    // for that many rows; fewer than 4 activation rows are padded with the
+    // last one (its extra results are dropped).
+    (tile $name:ident => $tile:path) => {
+        fn $name(_n: usize, w: &[&[u8]], a: &[&[u8]], out: &mut [f32]) {
+            let Some(&last) = a.last() else { return };
+            let cols: [&[u8]; tile::COLS] =
+                std::array::from_fn(|c| a.get(c).copied().unwrap_or(last));
+            let m = a.len();
+            let mut put = |rows: &[[f32; tile::COLS]]| {
+                for (o, r) in out.chunks_exact_mut(m).zip(rows) {
+                    o.copy_from_slice(&r[..m]);
+                }
+            };
+            // SAFETY: as above — reachable only after feature detection.
+            unsafe {
+                match *w {
+                    [w0] => put(&$tile([w0], cols)),
+                    [w0, w1] => put(&$tile([w0, w1], cols)),
+                    [w0, w1, w2] => put(&$tile([w0, w1, w2], cols)),
+                    [w0, w1, w2, w3] => put(&$tile([w0, w1, w2, w3], cols)),
+                    _ => unreachable!("vec_dot_tile passes 1..=TILE_ROWS rows"),
+                }
+            }
+        }
+    };
     (act $name:ident => $inner:ident) => {
         fn $name(src: &[f32], dst: &mut [u8]) {
             // SAFETY: as above — reachable only after feature detection.
@@ -101,6 +131,10 @@ safe!(multi multi_q3_k => tile_q3_k, dot_q3_k_avx2);
 safe!(multi multi_q4_k => tile_q4_k, dot_q4_k_avx2);
 safe!(multi multi_q5_k => tile_q5_k, dot_q5_k_avx2);
 safe!(multi multi_q6_k => tile_q6_k, dot_q6_k_avx2);
+safe!(tile tile2d_q4_0 => tile::tile_q4_0);
+safe!(tile tile2d_q4_1 => tile::tile_q4_1);
+safe!(tile tile2d_q5_0 => tile::tile_q5_0);
+safe!(tile tile2d_q5_1 => tile::tile_q5_1);
 safe!(act quant_q8_0 => quantize_q8_0_avx2);
 safe!(act quant_q8_1 => quantize_q8_1_avx2);
 safe!(act quant_q8_k => quantize_q8_k_avx2);
@@ -125,6 +159,21 @@ static KERNELS: Kernels = Kernels {
         Some(multi_q4_k),
         Some(multi_q5_k),
         Some(multi_q6_k),
+    ],
+    tile: [
+        None,
+        None,
+        None,
+        Some(tile2d_q4_0),
+        Some(tile2d_q4_1),
+        Some(tile2d_q5_0),
+        Some(tile2d_q5_1),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
     ],
     act: [
         scalar::float::quantize_f32,

@@ -52,7 +52,7 @@ unsafe fn lanes(v: __m256) -> [f32; 8] {
 /// bits 16c..16c+16; lanes ≥ C are 0). A plain function so that it always
 /// inlines (generic `#[target_feature]` helpers may not).
 #[inline(always)]
-fn u16s<const C: usize>(ys: &[&[u8]; C], off: usize) -> u64 {
+pub(super) fn u16s<const C: usize>(ys: &[&[u8]; C], off: usize) -> u64 {
     let mut bits = 0u64;
     for (c, y) in ys.iter().enumerate() {
         bits |= u64::from(rd_u16(y, off)) << (16 * c);
