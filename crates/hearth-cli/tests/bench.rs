@@ -168,7 +168,8 @@ fn table_lists_tests_and_extras() {
             "1",
             "--sustained",
             "2",
-            "--json",
+            "-o",
+            "json",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

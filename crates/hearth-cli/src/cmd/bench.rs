@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// Print a JSON array with llama-bench's field names instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Output format, as llama-bench's `-o`: md (the table) or json.
+    #[arg(short = 'o', long = "output", value_parser = ["md", "json"])]
+    pub output: Option<String>,
     /// Also run K generation tests back to back (no warm-up) and compare the
     /// first run's speed with the last one's (throttling, cache effects).
     #[arg(long, value_name = "K")]
@@ -137,7 +140,7 @@ impl Config {
             threads,
             ctx: a.ctx,
             kv: a.kv_type,
-            json: a.json,
+            json: a.json || a.output.as_deref() == Some("json"),
             sustained: a.sustained,
             seed: a.seed,
         })
