@@ -7,6 +7,7 @@ use std::process::Command;
 use hearth_testdata::{golden_json, model, RealModel};
 
 fn check(m: RealModel) {
+    let _serial = hearth_testdata::exclusive();
     let Some(path) = model(m) else { return };
     let golden = golden_json(m, "greedy.json");
     let mut matched = 0;

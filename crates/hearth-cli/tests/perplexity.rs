@@ -5,6 +5,7 @@ use std::process::Command;
 use hearth_testdata::{golden_json, model, testdata_dir, RealModel};
 
 fn check(m: RealModel) {
+    let _serial = hearth_testdata::exclusive();
     let Some(path) = model(m) else { return };
     let golden = golden_json(m, "perplexity.json");
     let want = golden["ppl"].as_f64().expect("ppl");

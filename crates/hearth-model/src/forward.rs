@@ -72,6 +72,33 @@ fn mm(
     ops::matmul_quantized(pool, kern, w, qbuf, arb, a.m, y);
 }
 
+/// Products of the same activations with several matrices: one parallel
+/// region when they share an activation format, else one each.
+#[allow(clippy::too_many_arguments)]
+fn mm_many(
+    pool: &ThreadPool,
+    kern: &Kernels,
+    ws: &[WeightRef<'_>],
+    a: &Acts<'_>,
+    qbuf: &mut Vec<u8>,
+    qbuf_ty: &mut Option<GgmlType>,
+    ys: &mut [&mut [f32]],
+) {
+    let aty = vec_dot_type(ws[0].ty);
+    if ws.iter().all(|w| vec_dot_type(w.ty) == aty) {
+        let arb = aty.row_bytes(ws[0].cols as u64).unwrap_or(0) as usize;
+        if *qbuf_ty != Some(aty) {
+            ops::quantize_rows(pool, kern, aty, a.x, a.m, ws[0].cols, qbuf);
+            *qbuf_ty = Some(aty);
+        }
+        ops::matmul_quantized_many(pool, kern, ws, qbuf, arb, a.m, ys);
+    } else {
+        for (w, y) in ws.iter().zip(ys.iter_mut()) {
+            mm(pool, kern, *w, a, qbuf, qbuf_ty, y);
+        }
+    }
+}
+
 impl Model {
     /// Evaluates `tokens` at positions `st.n_past()..`, appends them to the
     /// cache, and returns the logits asked for (rows × n_vocab).
@@ -182,32 +209,18 @@ impl Model {
             }
             s.qbuf_ty = None;
             let acts = Acts { x: &s.xb, m: n };
-            mm(
+            mm_many(
                 pool,
                 kern,
-                layer.wq.view(bytes),
+                &[
+                    layer.wq.view(bytes),
+                    layer.wk.view(bytes),
+                    layer.wv.view(bytes),
+                ],
                 &acts,
                 &mut s.qbuf,
                 &mut s.qbuf_ty,
-                &mut s.q,
-            );
-            mm(
-                pool,
-                kern,
-                layer.wk.view(bytes),
-                &acts,
-                &mut s.qbuf,
-                &mut s.qbuf_ty,
-                &mut s.k,
-            );
-            mm(
-                pool,
-                kern,
-                layer.wv.view(bytes),
-                &acts,
-                &mut s.qbuf,
-                &mut s.qbuf_ty,
-                &mut s.v,
+                &mut [&mut s.q, &mut s.k, &mut s.v],
             );
             add_bias(&mut s.q, layer.bq.as_deref());
             add_bias(&mut s.k, layer.bk.as_deref());
@@ -312,23 +325,14 @@ impl Model {
         }
         s.qbuf_ty = None;
         let acts = Acts { x: &s.xb, m: n };
-        mm(
+        mm_many(
             pool,
             kern,
-            layer.gate.view(bytes),
+            &[layer.gate.view(bytes), layer.up.view(bytes)],
             &acts,
             &mut s.qbuf,
             &mut s.qbuf_ty,
-            &mut s.gate,
-        );
-        mm(
-            pool,
-            kern,
-            layer.up.view(bytes),
-            &acts,
-            &mut s.qbuf,
-            &mut s.qbuf_ty,
-            &mut s.up,
+            &mut [&mut s.gate, &mut s.up],
         );
         ops::gated_act(c.act, &mut s.gate, &s.up);
         s.qbuf_ty = None;

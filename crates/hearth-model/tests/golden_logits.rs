@@ -77,6 +77,7 @@ fn teacher_forced(m: RealModel) -> Option<Agreement> {
 }
 
 fn check(m: RealModel) {
+    let _serial = hearth_testdata::exclusive();
     let Some(a) = teacher_forced(m) else { return };
     let rate = a.top1 as f64 / a.steps as f64;
     let mean = a.abs_sum / a.entries as f64;

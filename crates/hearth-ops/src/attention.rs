@@ -8,20 +8,25 @@
 //! head `h / (n_head / n_kv_head)` (grouped-query attention).
 
 use crate::pool::{split, Disjoint, ThreadPool};
+use crate::vec::f16_kernels;
 
 /// Largest head dimension supported (bounds the per-query stack buffers).
 pub const MAX_HEAD_DIM: usize = 512;
 
-/// A KV cache element type.
+/// A KV cache element type, with the three vector operations attention
+/// needs. Queries are converted to the cache type before the dot product and
+/// the value accumulator is kept in it, as ggml's flash attention does (for
+/// an F16 cache it accumulates V·softmax in F16, `VKQ16`); doing the same
+/// keeps hearth's distributions close to llama.cpp's.
 pub trait KvElem: Copy + Send + Sync + Default + 'static {
     fn to_f32(self) -> f32;
     fn from_f32(x: f32) -> Self;
-    /// Whether queries are rounded to this precision before the dot product,
-    /// and the value accumulator after every update. ggml's flash attention
-    /// converts Q to the K type and, for an F16 cache, accumulates V·softmax
-    /// in F16 (`VKQ16`); doing the same keeps hearth's distributions close to
-    /// llama.cpp's.
-    const ROUND: bool;
+    /// Σ q[i]·k[i] in f32.
+    fn dot(q: &[Self], k: &[Self]) -> f32;
+    /// acc[i] = acc[i] · s.
+    fn scale(acc: &mut [Self], s: f32);
+    /// acc[i] = acc[i] + v[i] · s.
+    fn mad(acc: &mut [Self], v: &[Self], s: f32);
 }
 
 impl KvElem for f32 {
@@ -31,13 +36,37 @@ impl KvElem for f32 {
     fn from_f32(x: f32) -> Self {
         x
     }
-    const ROUND: bool = false;
+    fn dot(q: &[f32], k: &[f32]) -> f32 {
+        q.iter().zip(k).map(|(a, b)| a * b).sum()
+    }
+    fn scale(acc: &mut [f32], s: f32) {
+        acc.iter_mut().for_each(|a| *a *= s);
+    }
+    fn mad(acc: &mut [f32], v: &[f32], s: f32) {
+        acc.iter_mut().zip(v).for_each(|(a, b)| *a += b * s);
+    }
 }
 
 /// IEEE half precision, stored as its bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct F16(pub u16);
+
+fn bits(x: &[F16]) -> &[u16] {
+    // SAFETY: `F16` is `repr(transparent)` over `u16`.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::slice::from_raw_parts(x.as_ptr() as *const u16, x.len())
+    }
+}
+
+fn bits_mut(x: &mut [F16]) -> &mut [u16] {
+    // SAFETY: `F16` is `repr(transparent)` over `u16`.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut u16, x.len())
+    }
+}
 
 impl KvElem for F16 {
     fn to_f32(self) -> f32 {
@@ -46,7 +75,15 @@ impl KvElem for F16 {
     fn from_f32(x: f32) -> Self {
         F16(hearth_quant::f32_to_f16(x))
     }
-    const ROUND: bool = true;
+    fn dot(q: &[F16], k: &[F16]) -> f32 {
+        (f16_kernels().dot)(bits(q), bits(k))
+    }
+    fn scale(acc: &mut [F16], s: f32) {
+        (f16_kernels().scale)(bits_mut(acc), s)
+    }
+    fn mad(acc: &mut [F16], v: &[F16], s: f32) {
+        (f16_kernels().mad)(bits_mut(acc), bits(v), s)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,53 +121,43 @@ pub fn attention<T: KvElem>(
     assert_eq!(out.len(), q.len());
     let dst = Disjoint::new(out);
     let job = |i: usize, nt: usize| {
-        let mut qh = [0f32; MAX_HEAD_DIM];
-        let mut acc = [0f32; MAX_HEAD_DIM];
+        let mut qh = [T::default(); MAX_HEAD_DIM];
+        let mut acc = [T::default(); MAX_HEAD_DIM];
         for item in split(n_items, i, nt) {
             let (t, h) = (item / p.n_head, item % p.n_head);
             let pos = positions[t];
             let kvh = h / group;
             let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-            for (d, &s) in qh[..hd].iter_mut().zip(qs) {
-                *d = if T::ROUND { T::from_f32(s).to_f32() } else { s };
+            let qh = &mut qh[..hd];
+            for (d, &s) in qh.iter_mut().zip(qs) {
+                *d = T::from_f32(s);
             }
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
             };
             let acc = &mut acc[..hd];
-            acc.fill(0.0);
+            acc.fill(T::default());
             let mut m = f32::NEG_INFINITY;
             let mut l = 0f32;
             for slot in start..=pos {
                 let base = slot * kv_dim + kvh * hd;
-                let k = &k_cache[base..base + hd];
-                let mut s = 0f32;
-                for (a, b) in qh[..hd].iter().zip(k) {
-                    s += a * b.to_f32();
-                }
-                s *= p.scale;
+                let mut s = T::dot(qh, &k_cache[base..base + hd]) * p.scale;
                 if let Some(c) = p.softcap {
                     s = c * (s / c).tanh();
                 }
-                let v = &v_cache[base..base + hd];
-                let round = |x: f32| if T::ROUND { T::from_f32(x).to_f32() } else { x };
                 // Same update order as ggml: on a new maximum, rescale the
                 // accumulator, then add v with weight 1; else add e·v.
                 let w = if s > m {
                     let r = (m - s).exp();
-                    for a in acc.iter_mut() {
-                        *a = round(*a * r);
-                    }
+                    T::scale(acc, r);
                     l *= r;
                     m = s;
                     1.0
                 } else {
                     (s - m).exp()
                 };
-                for (a, vv) in acc.iter_mut().zip(v) {
-                    *a = round(*a + vv.to_f32() * w);
-                }
+                T::mad(acc, &v_cache[base..base + hd], w);
                 l += w;
             }
             // SAFETY: each (token, head) item is owned by one thread.
@@ -138,7 +165,7 @@ pub fn attention<T: KvElem>(
             let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
             let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
             for (o, a) in o.iter_mut().zip(acc.iter()) {
-                *o = a * inv;
+                *o = a.to_f32() * inv;
             }
         }
     };

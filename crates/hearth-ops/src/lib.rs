@@ -20,12 +20,13 @@ pub mod elementwise;
 pub mod matmul;
 pub mod pool;
 pub mod rope;
+pub mod vec;
 
 pub use attention::{attention, AttnParams, KvElem, F16};
 pub use elementwise::{
     add_inplace, gated_act, gelu, log_softmax, rms_norm, rms_norm_inplace, scale_inplace, silu,
     Activation,
 };
-pub use matmul::{matmul, matmul_quantized, quantize_rows, WeightRef};
+pub use matmul::{matmul, matmul_quantized, matmul_quantized_many, quantize_rows, WeightRef};
 pub use pool::{split, Disjoint, ThreadPool};
 pub use rope::{Rope, RopeKind};

@@ -98,30 +98,82 @@ pub fn matmul_quantized(
     m: usize,
     y: &mut [f32],
 ) {
-    let (n, k) = (w.rows, w.cols);
-    let wrb = w.row_bytes();
-    let out = Disjoint::new(y);
+    matmul_quantized_many(pool, kernels, &[w], xq, arb, m, &mut [y]);
+}
+
+/// Several products of the same quantized activations in one parallel
+/// region (Q, K and V; gate and up): `ys[i]` (m × rows_i) = X · `ws[i]`ᵀ.
+/// Every weight must share the activation format `xq` was quantized to.
+pub fn matmul_quantized_many(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    ws: &[WeightRef<'_>],
+    xq: &[u8],
+    arb: usize,
+    m: usize,
+    ys: &mut [&mut [f32]],
+) {
+    assert_eq!(ws.len(), ys.len(), "matmul: one output per weight");
+    const MAX: usize = 4;
+    assert!(ws.len() <= MAX, "matmul: at most {MAX} weights at once");
+    let mut outs: [Option<Disjoint<'_, f32>>; MAX] = [None, None, None, None];
+    let mut starts = [0usize; MAX + 1];
+    for (i, (w, y)) in ws.iter().zip(ys.iter_mut()).enumerate() {
+        assert_eq!(y.len(), m * w.rows, "matmul: output shape");
+        outs[i] = Some(Disjoint::new(y));
+        starts[i + 1] = starts[i] + w.rows;
+    }
+    let total = starts[ws.len()];
     let job = |i: usize, nt: usize| {
-        let rows = split(n, i, nt);
+        let rows = split(total, i, nt);
         if rows.is_empty() {
             return;
         }
+        let mut a_rows: [&[u8]; COL_BLOCK] = [&[]; COL_BLOCK];
+        let mut tile = [0f32; COL_BLOCK];
         for c0 in (0..m).step_by(COL_BLOCK) {
             let c1 = (c0 + COL_BLOCK).min(m);
-            for r in rows.clone() {
-                let wr = &w.data[r * wrb..(r + 1) * wrb];
-                for c in c0..c1 {
-                    let a = &xq[c * arb..(c + 1) * arb];
-                    let v = kernels.vec_dot(w.ty, k, wr, a);
-                    // SAFETY: element (c, r) is written only by the thread owning row r.
-                    #[allow(unsafe_code)]
-                    let slot = unsafe { out.part(c * n + r..c * n + r + 1) };
-                    slot[0] = v;
+            let cols = c1 - c0;
+            for (c, a) in a_rows.iter_mut().enumerate().take(cols) {
+                *a = &xq[(c0 + c) * arb..(c0 + c + 1) * arb];
+            }
+            for (wi, w) in ws.iter().enumerate() {
+                let lo = rows.start.max(starts[wi]) - starts[wi];
+                let hi = rows.end.min(starts[wi + 1]).max(starts[wi]) - starts[wi];
+                let Some(out) = outs[wi].as_ref() else {
+                    continue;
+                };
+                if lo >= hi {
+                    continue;
+                }
+                let (n, k, wrb) = (w.rows, w.cols, w.row_bytes());
+                // SAFETY: rows lo..hi of output `wi` belong to this task
+                // alone, in every column.
+                #[allow(unsafe_code)]
+                let mut dst: [&mut [f32]; COL_BLOCK] = std::array::from_fn(|c| {
+                    if c < cols {
+                        unsafe { out.part((c0 + c) * n + lo..(c0 + c) * n + hi) }
+                    } else {
+                        &mut []
+                    }
+                });
+                let wrows = w.data[lo * wrb..hi * wrb].chunks_exact(wrb);
+                if cols == 1 {
+                    for (d, wr) in dst[0].iter_mut().zip(wrows) {
+                        *d = kernels.vec_dot(w.ty, k, wr, a_rows[0]);
+                    }
+                    continue;
+                }
+                for (i, wr) in wrows.enumerate() {
+                    kernels.vec_dot_multi(w.ty, k, wr, &a_rows[..cols], &mut tile[..cols]);
+                    for (d, &v) in dst.iter_mut().zip(&tile[..cols]) {
+                        d[i] = v;
+                    }
                 }
             }
         }
     };
-    if n * m >= 64 {
+    if total * m >= 64 {
         pool.run(&job);
     } else {
         job(0, 1);

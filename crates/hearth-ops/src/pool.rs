@@ -4,31 +4,44 @@
 //! operations, each lasting microseconds, so spawning threads per operation or
 //! parking after every one would dominate. Workers spin on a generation
 //! counter for a short while after each job and only then park on a condvar.
+//!
+//! A job is cut into more tasks than there are threads, and tasks are taken
+//! from a shared counter by whichever thread is running. The caller works
+//! too and never waits for a worker that has not started: on a machine whose
+//! cores are shared with other programs a descheduled worker then costs at
+//! most the task it holds, not its whole share of every operation.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-type Job = dyn Fn(usize, usize) + Sync;
-
-/// A type-erased pointer to the job of the current generation.
-#[derive(Clone, Copy)]
-struct JobPtr(*const Job);
-// SAFETY: the pointee is `Sync`, and `run` keeps it alive until every worker
-// has finished with it.
-#[allow(unsafe_code)]
-unsafe impl Send for JobPtr {}
-
-struct Shared {
-    generation: AtomicU64,
-    pending: AtomicUsize,
-    job: Mutex<Option<JobPtr>>,
-    wake: Condvar,
-    shutdown: std::sync::atomic::AtomicBool,
+/// The job of one generation, on the caller's stack.
+struct JobRef<'a> {
+    f: &'a (dyn Fn(usize, usize) + Sync),
+    n_tasks: usize,
 }
 
-/// Spin iterations before a worker parks (a few tens of microseconds).
-const SPIN: u32 = 1 << 14;
+struct Shared {
+    /// Bumped once per job; workers watch it.
+    generation: AtomicU64,
+    /// Whether the current generation's job may still be entered.
+    open: AtomicBool,
+    /// Workers inside the current job.
+    active: AtomicUsize,
+    job: AtomicPtr<()>,
+    next_task: AtomicUsize,
+    done_tasks: AtomicUsize,
+    sleep: Mutex<()>,
+    wake: Condvar,
+    shutdown: AtomicBool,
+}
+
+/// Spin iterations before a worker parks, or the caller starts yielding
+/// (some tens of microseconds): long enough to bridge the gap between the
+/// operations of one token, short enough not to steal a shared core.
+const SPIN: u32 = 1 << 11;
+/// Tasks per thread in one job.
+const TASKS_PER_THREAD: usize = 4;
 
 pub struct ThreadPool {
     n_threads: usize,
@@ -45,17 +58,21 @@ impl ThreadPool {
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
-            job: Mutex::new(None),
+            open: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            next_task: AtomicUsize::new(0),
+            done_tasks: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
             wake: Condvar::new(),
-            shutdown: std::sync::atomic::AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
         });
         let workers = (1..n_threads)
             .map(|i| {
                 let s = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("hearth-worker-{i}"))
-                    .spawn(move || worker(s, i, n_threads))
+                    .spawn(move || worker(s))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -71,34 +88,30 @@ impl ThreadPool {
         self.n_threads
     }
 
-    /// Calls `f(thread_index, n_threads)` once on every thread of the pool
-    /// (the caller runs index 0) and returns when all calls have returned.
+    /// Calls `f(task, n_tasks)` once for every task of `0..n_tasks` (a few
+    /// per thread), spread over the pool's threads and the caller, and
+    /// returns when all have returned. `f` splits its work with [`split`].
     pub fn run(&self, f: &(dyn Fn(usize, usize) + Sync)) {
         if self.n_threads == 1 {
             f(0, 1);
             return;
         }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: the job pointer is only dereferenced by workers between the
-        // generation bump below and their decrement of `pending`; this
-        // function does not return before `pending` reaches zero, so `f`
-        // outlives every use.
-        #[allow(unsafe_code)]
-        let ptr: *const Job = unsafe {
-            std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const Job>(f)
-        };
+        let s = &*self.shared;
+        let n_tasks = self.n_threads * TASKS_PER_THREAD;
+        let job = JobRef { f, n_tasks };
+        s.next_task.store(0, SeqCst);
+        s.done_tasks.store(0, SeqCst);
+        s.job.store(&job as *const JobRef<'_> as *mut (), SeqCst);
+        s.open.store(true, SeqCst);
         {
-            let mut job = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
-            *job = Some(JobPtr(ptr));
-            self.shared
-                .pending
-                .store(self.n_threads - 1, Ordering::Release);
-            self.shared.generation.fetch_add(1, Ordering::AcqRel);
+            let _g = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            s.generation.fetch_add(1, SeqCst);
         }
-        self.shared.wake.notify_all();
-        f(0, self.n_threads);
+        s.wake.notify_all();
+        run_tasks(s, &job);
         let mut spins = 0u32;
-        while self.shared.pending.load(Ordering::Acquire) != 0 {
+        while s.done_tasks.load(SeqCst) < n_tasks {
             spins += 1;
             if spins < SPIN {
                 std::hint::spin_loop();
@@ -106,19 +119,37 @@ impl ThreadPool {
                 std::thread::yield_now();
             }
         }
+        // Close the job and wait for workers still inside it (they find no
+        // task left and leave) before `job` goes out of scope.
+        s.open.store(false, SeqCst);
+        while s.active.load(SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        s.job.store(std::ptr::null_mut(), SeqCst);
     }
 }
 
-fn worker(s: Arc<Shared>, index: usize, n: usize) {
+fn run_tasks(s: &Shared, job: &JobRef<'_>) {
+    loop {
+        let t = s.next_task.fetch_add(1, SeqCst);
+        if t >= job.n_tasks {
+            return;
+        }
+        (job.f)(t, job.n_tasks);
+        s.done_tasks.fetch_add(1, SeqCst);
+    }
+}
+
+fn worker(s: Arc<Shared>) {
     let mut seen = 0u64;
     loop {
         // Wait for a new generation: spin, then park.
         let mut spins = 0u32;
         loop {
-            if s.shutdown.load(Ordering::Acquire) {
+            if s.shutdown.load(SeqCst) {
                 return;
             }
-            let g = s.generation.load(Ordering::Acquire);
+            let g = s.generation.load(SeqCst);
             if g != seen {
                 seen = g;
                 break;
@@ -128,28 +159,34 @@ fn worker(s: Arc<Shared>, index: usize, n: usize) {
                 std::hint::spin_loop();
                 continue;
             }
-            let job = s.job.lock().unwrap_or_else(|e| e.into_inner());
-            if s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Acquire) {
-                drop(s.wake.wait(job).unwrap_or_else(|e| e.into_inner()));
+            let guard = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            if s.generation.load(SeqCst) == seen && !s.shutdown.load(SeqCst) {
+                drop(s.wake.wait(guard).unwrap_or_else(|e| e.into_inner()));
             }
             spins = 0;
         }
-        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(JobPtr(p)) = job {
-            // SAFETY: see `ThreadPool::run`: the job outlives this call.
-            #[allow(unsafe_code)]
-            let f = unsafe { &*p };
-            f(index, n);
+        // Enter the job only while it is open; `run` waits for `active` to
+        // drop to zero after closing it, so the job outlives every use.
+        s.active.fetch_add(1, SeqCst);
+        if s.open.load(SeqCst) && s.generation.load(SeqCst) == seen {
+            let p = s.job.load(SeqCst) as *const JobRef<'static>;
+            if !p.is_null() {
+                // SAFETY: the job is open and this worker is counted in
+                // `active`, so `run` has not returned and `*p` is alive.
+                #[allow(unsafe_code)]
+                let job = unsafe { &*p };
+                run_tasks(&s, job);
+            }
         }
-        s.pending.fetch_sub(1, Ordering::AcqRel);
+        s.active.fetch_sub(1, SeqCst);
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         {
-            let _job = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.shutdown.store(true, Ordering::Release);
+            let _g = self.shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.shutdown.store(true, SeqCst);
         }
         self.shared.wake.notify_all();
         for w in self.workers.drain(..) {
@@ -205,21 +242,24 @@ impl<'a, T> Disjoint<'a, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
-    fn every_thread_runs_once_per_job() {
+    fn every_task_runs_once_per_job() {
         let pool = ThreadPool::new(3);
-        for _ in 0..1000 {
+        for _ in 0..2000 {
             let hits = AtomicUsize::new(0);
             let mask = AtomicUsize::new(0);
             pool.run(&|i, n| {
-                assert_eq!(n, 3);
+                assert_eq!(n, 3 * TASKS_PER_THREAD);
                 hits.fetch_add(1, Ordering::Relaxed);
                 mask.fetch_or(1 << i, Ordering::Relaxed);
             });
-            assert_eq!(hits.load(Ordering::Relaxed), 3);
-            assert_eq!(mask.load(Ordering::Relaxed), 0b111);
+            assert_eq!(hits.load(Ordering::Relaxed), 3 * TASKS_PER_THREAD);
+            assert_eq!(
+                mask.load(Ordering::Relaxed),
+                (1 << (3 * TASKS_PER_THREAD)) - 1
+            );
         }
     }
 

@@ -20,7 +20,9 @@
 //!
 //! A weight row of type `w` is dotted against an activation row quantized to
 //! [`vec_dot_type`]`(w)`, as in ggml: Q4_K weights meet Q8_K activations,
-//! Q4_1 meets Q8_1, and so on.
+//! Q4_1 meets Q8_1, and so on. For prompt processing,
+//! [`Kernels::vec_dot_multi`] dots one weight row with several activation
+//! rows at once ([`TILE_COLS`] per tile), unpacking each weight block once.
 //!
 //! ```
 //! use hearth_quant::{kernels, quantize_row, vec_dot_type, GgmlType};
@@ -184,10 +186,18 @@ impl Isa {
 /// A dot-product kernel: one weight row of `n` elements · one activation row
 /// (lengths checked by [`Kernels::vec_dot`]).
 pub(crate) type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+/// A multi-column dot-product kernel: one weight row of `n` elements ·
+/// `a.len()` activation rows, `1 ..= TILE_COLS` of them, into `out`
+/// (`out.len() == a.len()`; lengths checked by [`Kernels::vec_dot_multi`]).
+pub(crate) type MultiDotFn = fn(n: usize, w: &[u8], a: &[&[u8]], out: &mut [f32]);
 /// A row quantizer (lengths checked by the caller).
 pub(crate) type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// A row dequantizer (lengths checked by the caller).
 pub(crate) type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
+
+/// Activation rows a tier's multi-column kernels take at once; pass
+/// [`Kernels::vec_dot_multi`] a multiple of this many rows where you can.
+pub const TILE_COLS: usize = 4;
 
 /// Weight types with a dot product, in table order.
 pub(crate) const DOT_SLOTS: usize = 13;
@@ -235,6 +245,8 @@ pub struct Kernels {
     /// The tier these kernels belong to.
     pub isa: Isa,
     dot: [VecDotFn; DOT_SLOTS],
+    /// Multi-column kernels; `None` means repeated `dot`.
+    multi: [Option<MultiDotFn>; DOT_SLOTS],
     act: [QuantizeFn; ACT_SLOTS],
 }
 
@@ -268,6 +280,88 @@ impl Kernels {
             return f32::NAN;
         }
         (self.dot[slot])(n, w, a)
+    }
+
+    /// Dots one weight row with several activation rows:
+    /// `out[c] = vec_dot(w_ty, n, w, a_rows[c])` for every `c`.
+    ///
+    /// Shape: W (1 × n) · Aᵀ (n × m) → out (m), with `m = a_rows.len() ==
+    /// out.len()`. The rows are taken [`TILE_COLS`] at a time; for each
+    /// tile the weight row is read and unpacked once and every unpacked
+    /// block is dotted with all of the tile's activation blocks, which is
+    /// what makes prompt processing faster than `m` separate [`vec_dot`]
+    /// calls. Results equal `vec_dot`'s up to float summation order.
+    /// Types without a multi-column kernel in this tier (and the scalar
+    /// tier, always) fall back to repeated `vec_dot`.
+    ///
+    /// Hot path, checked like [`vec_dot`]: a wrong type or length is a
+    /// caller bug: debug builds panic, release builds fill `out` with NaN
+    /// (never read out of bounds).
+    ///
+    /// ```
+    /// use hearth_quant::{kernels, quantize_row, row_bytes, GgmlType};
+    ///
+    /// let (ty, n) = (GgmlType::Q8_0, 64);
+    /// let q = |x: Vec<f32>| {
+    ///     let mut b = vec![0u8; row_bytes(ty, n).unwrap()];
+    ///     quantize_row(ty, &x, &mut b).unwrap();
+    ///     b
+    /// };
+    /// let w = q((0..n).map(|i| (i % 5) as f32 - 2.0).collect());
+    /// let acts: Vec<Vec<u8>> = (0..6).map(|c| q(vec![c as f32; n])).collect();
+    /// let rows: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+    /// let mut out = [0.0f32; 6];
+    /// let k = kernels();
+    /// k.vec_dot_multi(ty, n, &w, &rows, &mut out);
+    /// for (o, a) in out.iter().zip(&rows) {
+    ///     assert!((o - k.vec_dot(ty, n, &w, a)).abs() <= 1e-3);
+    /// }
+    /// ```
+    ///
+    /// [`vec_dot`]: Kernels::vec_dot
+    #[inline]
+    pub fn vec_dot_multi(
+        &self,
+        w_ty: GgmlType,
+        n: usize,
+        w: &[u8],
+        a_rows: &[&[u8]],
+        out: &mut [f32],
+    ) {
+        let Some(slot) = dot_slot(w_ty) else {
+            debug_assert!(false, "vec_dot_multi: {w_ty} has no dot product");
+            out.fill(f32::NAN);
+            return;
+        };
+        let a_len = row_bytes(vec_dot_type(w_ty), n).ok();
+        let ok = out.len() == a_rows.len()
+            && row_fits(w_ty, n, w.len())
+            && a_rows.iter().all(|a| Some(a.len()) == a_len);
+        debug_assert!(
+            ok,
+            "vec_dot_multi: {w_ty} row of {n} elements with {} weight bytes, \
+             {} activation rows (bytes {:?}) and {} outputs",
+            w.len(),
+            a_rows.len(),
+            a_rows.iter().map(|a| a.len()).collect::<Vec<_>>(),
+            out.len()
+        );
+        if !ok {
+            out.fill(f32::NAN);
+            return;
+        }
+        match self.multi[slot] {
+            Some(f) => {
+                for (a, o) in a_rows.chunks(TILE_COLS).zip(out.chunks_mut(TILE_COLS)) {
+                    f(n, w, a, o);
+                }
+            }
+            None => {
+                for (a, o) in a_rows.iter().zip(out.iter_mut()) {
+                    *o = (self.dot[slot])(n, w, a);
+                }
+            }
+        }
     }
 
     /// Quantizes an activation row into `a_ty` (normally Q8_0, Q8_1, Q8_K,

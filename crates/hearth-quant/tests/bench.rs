@@ -1,5 +1,5 @@
-//! Rough single-thread timings of vec_dot and quantize_act per tier.
-//! Not a test of speed (timings are never asserted); run with
+//! Rough single-thread timings of vec_dot, vec_dot_multi and quantize_act
+//! per tier. Not a test of speed (timings are never asserted); run with
 //! `cargo test -p hearth-quant --release --test bench -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used)]
@@ -76,5 +76,79 @@ fn vec_dot_speed() {
             line += &format!("  {:?} {:8.1} ns", k.isa, ns);
         }
         println!("{line}");
+    }
+}
+
+/// Prompt-processing shape: each of 64 weight rows dotted with 16
+/// activation rows, as `vec_dot` per pair and as `vec_dot_multi` per row
+/// (tiles of `TILE_COLS`). Printed: ns per (row, column) pair and the
+/// speed-up of multi over the per-pair loop, both timed in the same run
+/// (alternating, best of 7) so machine noise hits both alike.
+#[test]
+#[ignore]
+fn vec_dot_multi_speed() {
+    use hearth_quant::GgmlType as T;
+    let Some(k) = avx2_kernels() else {
+        eprintln!("skipping: no AVX2");
+        return;
+    };
+    let (rows, cols) = (64, 16);
+    let mut rng = Rng::new(8);
+    println!(
+        "vec_dot_multi vs per-pair vec_dot ({:?}), {rows} rows × {cols} columns:",
+        k.isa
+    );
+    for ty in [
+        T::Q4_0,
+        T::Q4_1,
+        T::Q5_0,
+        T::Q5_1,
+        T::Q8_0,
+        T::Q2K,
+        T::Q3K,
+        T::Q4K,
+        T::Q5K,
+        T::Q6K,
+    ] {
+        for n in [576, 640, 1536, 2048] {
+            if n % ty.block_len() != 0 {
+                continue;
+            }
+            let ws: Vec<Vec<u8>> = (0..rows)
+                .map(|_| quantize(ty, &random_row(&mut rng, n, 0.1)))
+                .collect();
+            let at = vec_dot_type(ty);
+            let acts: Vec<Vec<u8>> = (0..cols)
+                .map(|_| quantize(at, &random_row(&mut rng, n, 1.0)))
+                .collect();
+            let a: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+            let mut out = vec![0.0f32; cols];
+            let iters = (100_000 / n).max(10);
+            let (mut single, mut multi) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..7 {
+                single = single.min(time_ns(iters, || {
+                    for w in &ws {
+                        for (o, a) in out.iter_mut().zip(&a) {
+                            *o = k.vec_dot(ty, n, black_box(w), black_box(a));
+                        }
+                        black_box(&out);
+                    }
+                }));
+                multi = multi.min(time_ns(iters, || {
+                    for w in &ws {
+                        k.vec_dot_multi(ty, n, black_box(w), black_box(&a), &mut out);
+                        black_box(&out);
+                    }
+                }));
+            }
+            let pairs = (rows * cols) as f64;
+            println!(
+                "  {:5} n={n:5}  per-pair {:7.1} ns  multi {:7.1} ns  x{:4.2}",
+                ty.name(),
+                single / pairs,
+                multi / pairs,
+                single / multi
+            );
+        }
     }
 }

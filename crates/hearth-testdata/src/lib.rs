@@ -79,3 +79,11 @@ pub fn golden_json(m: RealModel, file: &str) -> serde_json::Value {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }
+
+/// Serialises the heavy real-model tests of one test binary: each of them
+/// uses every core itself, and running two at once on a small machine only
+/// makes both slower (spinning worker threads compete for the same cores).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

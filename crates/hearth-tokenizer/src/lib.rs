@@ -59,6 +59,11 @@ pub use vocab::attr;
 
 use hearth_gguf::GgufFile;
 
+/// Every `tokenizer.ggml.pre` value a BPE vocabulary may name.
+pub fn known_pre_tokenizers() -> Vec<&'static str> {
+    pretokenize::known_names()
+}
+
 impl Tokenizer {
     /// Builds the tokenizer from a GGUF file's `tokenizer.ggml.*` metadata.
     pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer, TokenizerError> {

@@ -13,7 +13,7 @@ use crate::spm::SpmModel;
 use crate::tokenizer::{Flags, Model, SpecialIds, Tokenizer};
 use crate::vocab::{attr, Vocab};
 
-type Get<'a> = dyn Fn(&str) -> Option<&'a Value> + 'a;
+pub(crate) type Get<'a> = dyn Fn(&str) -> Option<&'a Value> + 'a;
 
 fn get_str<'a>(get: &Get<'a>, key: &str) -> Result<Option<&'a str>, TokenizerError> {
     match get(key) {
@@ -199,6 +199,31 @@ fn get_id(get: &Get<'_>, key: &str) -> Result<Option<u64>, TokenizerError> {
                 }),
         },
     }
+}
+
+/// Whether the model adds BOS / EOS when tokenizing with `add_special`
+/// (model and pre-tokenizer defaults, then the metadata flags). Unreadable
+/// values fall back to the defaults; [`load`] reports those as errors.
+pub(crate) fn add_bos_eos<'a>(get: &Get<'a>) -> (bool, bool) {
+    let mut add_bos = match get_str(get, "tokenizer.ggml.model").ok().flatten() {
+        Some("llama") => true,
+        Some("gpt2") => {
+            let pre = get_str(get, "tokenizer.ggml.pre")
+                .ok()
+                .flatten()
+                .unwrap_or("default");
+            pretokenize::lookup(pre).map(|s| s.add_bos).unwrap_or(false)
+        }
+        _ => false,
+    };
+    let mut add_eos = false;
+    if let Ok(Some(v)) = get_bool(get, "tokenizer.ggml.add_bos_token") {
+        add_bos = v;
+    }
+    if let Ok(Some(v)) = get_bool(get, "tokenizer.ggml.add_eos_token") {
+        add_eos = v;
+    }
+    (add_bos, add_eos)
 }
 
 /// Builds the tokenizer from a metadata lookup.

@@ -168,6 +168,98 @@ fn check_perplexity_text(model: &str, tok: &Tokenizer) {
     assert_eq!(tok.decode(&ids, false).trim_start(), text.trim_start());
 }
 
+/// Deterministic pseudo-random texts mixing scripts, whitespace, emoji and
+/// special-token spellings.
+fn random_texts(n: usize) -> Vec<String> {
+    const PARTS: &[&str] = &[
+        "a",
+        "Z",
+        "7",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "'s",
+        "'LL",
+        "é",
+        "ß",
+        "Ω",
+        "Ж",
+        "你",
+        "好",
+        "カ",
+        "한",
+        "😀",
+        "👍🏽",
+        "👨\u{200d}👩",
+        "\u{301}",
+        "\u{a0}",
+        "\u{3000}",
+        "∑",
+        "€",
+        "!",
+        "?!",
+        "...",
+        "~",
+        "`",
+        "<",
+        ">",
+        "|",
+        "{",
+        "}",
+        "hello",
+        " world",
+        "123456",
+        "3.14",
+        "\u{378}",
+        "\u{e000}",
+        "\u{10fffd}",
+        "\u{1}",
+        "\u{7f}",
+        "<|im_start|>",
+        "<bos>",
+        "<end_of_turn>",
+        "</s>",
+        "<unused3>",
+        "<table>",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|_| {
+            let len = (next() % 40) as usize;
+            (0..len)
+                .map(|_| PARTS[(next() % PARTS.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// Every text survives encode → decode (both models have byte fallback and
+/// neither cleans spaces), and the streaming decoder agrees with `decode`.
+fn check_round_trip(model: &str, tok: &Tokenizer) {
+    for text in random_texts(2000) {
+        for parse_special in [false, true] {
+            let ids = tok.encode(&text, false, parse_special);
+            assert_eq!(
+                tok.decode(&ids, true),
+                text,
+                "{model}: round trip of {text:?}"
+            );
+            let mut dec = StreamDecoder::with_special(tok, true);
+            let mut streamed: String = ids.iter().map(|&id| dec.push(tok, id)).collect();
+            streamed += &dec.flush();
+            assert_eq!(streamed, text, "{model}: streamed round trip of {text:?}");
+        }
+    }
+}
+
 fn messages(case: &Value) -> Vec<ChatMessage> {
     case["messages"]
         .as_array()
@@ -238,6 +330,7 @@ fn smollm2_matches_llama_cpp() {
     check_chat(model, &file, &tok);
     check_greedy(model, &tok);
     check_perplexity_text(model, &tok);
+    check_round_trip(model, &tok);
 }
 
 #[test]
@@ -257,4 +350,5 @@ fn gemma3_matches_llama_cpp() {
     check_chat(model, &file, &tok);
     check_greedy(model, &tok);
     check_perplexity_text(model, &tok);
+    check_round_trip(model, &tok);
 }

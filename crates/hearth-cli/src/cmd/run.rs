@@ -25,7 +25,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub system: Option<String>,
     /// Sampling temperature; 0 picks the most likely token (greedy).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Keep only the K most likely tokens (0 = off).
     #[arg(long)]
@@ -42,9 +42,9 @@ pub struct RunArgs {
     /// How many recent tokens the penalties look at (0 = off, -1 = context).
     #[arg(long, allow_negative_numbers = true)]
     pub repeat_last_n: Option<i32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub presence_penalty: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub frequency_penalty: Option<f32>,
     /// Random seed (same seed, same output).
     #[arg(long)]

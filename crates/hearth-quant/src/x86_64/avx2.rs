@@ -13,14 +13,21 @@
 //! indexed (bounds-checked) to the loaded width.
 //!
 //! Every weight type has a kernel here; the F32/F16/BF16 activation
-//! "quantizers" are the scalar ones (plain conversions).
+//! "quantizers" are the scalar ones (plain conversions). The formats the
+//! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K) also have a
+//! multi-column kernel for prompt processing (`gemm.rs`, `gemm_k.rs`); the
+//! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`.
 
 mod act;
+mod gemm;
+mod gemm_k;
 mod kquants;
 
 use core::arch::x86_64::*;
 
 use act::{quantize_q8_0_avx2, quantize_q8_1_avx2, quantize_q8_k_avx2};
+use gemm::{tile_q4_0, tile_q4_1, tile_q5_0, tile_q5_1, tile_q8_0};
+use gemm_k::{tile_q2_k, tile_q3_k, tile_q4_k, tile_q5_k, tile_q6_k};
 use kquants::{dot_q2_k_avx2, dot_q3_k_avx2, dot_q4_k_avx2, dot_q5_k_avx2, dot_q6_k_avx2};
 
 use crate::scalar::float::{f16_to_f32, f32_to_f16, rd_u16, wr_u16};
@@ -47,6 +54,22 @@ macro_rules! safe {
             unsafe { $inner(n, w, a) }
         }
     };
+    // A multi-column kernel: one column goes to the single-row kernel,
+    // 2..=4 to the tile kernel instantiated for that many columns.
+    (multi $name:ident => $tile:ident, $single:ident) => {
+        fn $name(n: usize, w: &[u8], a: &[&[u8]], out: &mut [f32]) {
+            // SAFETY: as above — reachable only after feature detection.
+            unsafe {
+                match *a {
+                    [a0] => out[0] = $single(n, w, a0),
+                    [a0, a1] => out.copy_from_slice(&$tile(w, [a0, a1])),
+                    [a0, a1, a2] => out.copy_from_slice(&$tile(w, [a0, a1, a2])),
+                    [a0, a1, a2, a3] => out.copy_from_slice(&$tile(w, [a0, a1, a2, a3])),
+                    _ => unreachable!("vec_dot_multi passes 1..=TILE_COLS rows"),
+                }
+            }
+        }
+    };
     (act $name:ident => $inner:ident) => {
         fn $name(src: &[f32], dst: &mut [u8]) {
             // SAFETY: as above — reachable only after feature detection.
@@ -68,6 +91,16 @@ safe!(dot dot_q3_k => dot_q3_k_avx2);
 safe!(dot dot_q4_k => dot_q4_k_avx2);
 safe!(dot dot_q5_k => dot_q5_k_avx2);
 safe!(dot dot_q6_k => dot_q6_k_avx2);
+safe!(multi multi_q4_0 => tile_q4_0, dot_q4_0_avx2);
+safe!(multi multi_q4_1 => tile_q4_1, dot_q4_1_avx2);
+safe!(multi multi_q5_0 => tile_q5_0, dot_q5_0_avx2);
+safe!(multi multi_q5_1 => tile_q5_1, dot_q5_1_avx2);
+safe!(multi multi_q8_0 => tile_q8_0, dot_q8_0_avx2);
+safe!(multi multi_q2_k => tile_q2_k, dot_q2_k_avx2);
+safe!(multi multi_q3_k => tile_q3_k, dot_q3_k_avx2);
+safe!(multi multi_q4_k => tile_q4_k, dot_q4_k_avx2);
+safe!(multi multi_q5_k => tile_q5_k, dot_q5_k_avx2);
+safe!(multi multi_q6_k => tile_q6_k, dot_q6_k_avx2);
 safe!(act quant_q8_0 => quantize_q8_0_avx2);
 safe!(act quant_q8_1 => quantize_q8_1_avx2);
 safe!(act quant_q8_k => quantize_q8_k_avx2);
@@ -77,6 +110,21 @@ static KERNELS: Kernels = Kernels {
     dot: [
         dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
         dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k,
+    ],
+    multi: [
+        None,
+        None,
+        None,
+        Some(multi_q4_0),
+        Some(multi_q4_1),
+        Some(multi_q5_0),
+        Some(multi_q5_1),
+        Some(multi_q8_0),
+        Some(multi_q2_k),
+        Some(multi_q3_k),
+        Some(multi_q4_k),
+        Some(multi_q5_k),
+        Some(multi_q6_k),
     ],
     act: [
         scalar::float::quantize_f32,

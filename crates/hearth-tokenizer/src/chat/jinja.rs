@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use minijinja::{context, Environment, Error, ErrorKind};
+use minijinja::{context, Environment, Error, ErrorKind, Value};
 
 use super::ChatMessage;
 use crate::error::TokenizerError;
@@ -37,6 +37,10 @@ impl JinjaTemplate {
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // Python's jinja2 gives an undefined value length 0 (templates test
+        // `tools|length` without tools); minijinja would fail.
+        env.add_filter("length", length);
+        env.add_filter("count", length);
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
@@ -61,6 +65,14 @@ impl JinjaTemplate {
         &self.source
     }
 
+    pub fn bos(&self) -> &str {
+        &self.bos
+    }
+
+    pub fn eos(&self) -> &str {
+        &self.eos
+    }
+
     pub fn render(
         &self,
         messages: &[ChatMessage],
@@ -78,6 +90,18 @@ impl JinjaTemplate {
         })
         .map_err(|e| template_error(&e))
     }
+}
+
+fn length(v: Value) -> Result<usize, Error> {
+    if v.is_undefined() {
+        return Ok(0);
+    }
+    v.len().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot calculate the length of {}", v.kind()),
+        )
+    })
 }
 
 /// A small `strftime` over UTC for the directives chat templates use
@@ -185,6 +209,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, "[HI]\n");
+    }
+
+    #[test]
+    fn undefined_has_length_zero() {
+        let src = "{% if tools is not none and tools|length > 0 %}T{% endif %}{{ messages|length }}{{ 'ab'|length }}";
+        let t = JinjaTemplate::new(src, "", "").unwrap();
+        assert_eq!(
+            t.render(&[ChatMessage::new("user", "x")], false).unwrap(),
+            "12"
+        );
+        let bad = JinjaTemplate::new("{{ 3|length }}", "", "").unwrap();
+        assert!(bad.render(&[], false).is_err());
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! was trained on.
 //!
 //! A GGUF's `tokenizer.chat_template` is Jinja and is rendered by
-//! [`jinja`] (minijinja with Python-compatible methods, `trim_blocks` and
+//! minijinja (with Python-compatible methods, `trim_blocks` and
 //! `lstrip_blocks`, the variables `messages`, `add_generation_prompt`,
 //! `bos_token`, `eos_token`). A file without one gets the built-in format
 //! of its family, chosen from `general.architecture` and the vocabulary the
-//! way llama.cpp's legacy templates are ([`builtin`]); when nothing fits it
+//! way llama.cpp's legacy templates are (see `builtin.rs`); when nothing fits it
 //! is an error rather than some other model's markup.
 
 mod builtin;
@@ -45,12 +45,22 @@ enum Kind {
 pub struct ChatTemplate {
     name: String,
     kind: Kind,
+    /// Remove a leading BOS text / trailing EOS text from a Jinja render
+    /// because tokenization adds that token itself (llama.cpp
+    /// `common_chat_template_direct_apply`).
+    strip_bos: bool,
+    strip_eos: bool,
 }
 
 impl ChatTemplate {
     /// The template of a GGUF file: its `tokenizer.chat_template`, or else
     /// the built-in one of its family (Gemma → `gemma`, a Llama 3 vocabulary
     /// → `llama3`, a ChatML vocabulary → `chatml`).
+    ///
+    /// As in llama.cpp, when the model adds BOS (EOS) itself while
+    /// tokenizing, a Jinja render that starts with the BOS text (ends with
+    /// the EOS text) has it removed, so that `encode(prompt, true, true)`
+    /// does not double it.
     pub fn from_gguf(file: &GgufFile) -> Result<ChatTemplate, TokenizerError> {
         from_metadata(&|key| file.get(key))
     }
@@ -60,6 +70,8 @@ impl ChatTemplate {
         Builtin::from_name(name).map(|b| ChatTemplate {
             name: b.name().to_string(),
             kind: Kind::Builtin(b),
+            strip_bos: false,
+            strip_eos: false,
         })
     }
 
@@ -74,6 +86,8 @@ impl ChatTemplate {
         Ok(ChatTemplate {
             name: "jinja".to_string(),
             kind: Kind::Jinja(Box::new(t)),
+            strip_bos: false,
+            strip_eos: false,
         })
     }
 
@@ -99,14 +113,21 @@ impl ChatTemplate {
     ) -> Result<String, TokenizerError> {
         match &self.kind {
             Kind::Builtin(b) => Ok(b.render(messages, add_generation_prompt)),
-            Kind::Jinja(t) => t.render(messages, add_generation_prompt),
+            Kind::Jinja(t) => {
+                let mut out = t.render(messages, add_generation_prompt)?;
+                if self.strip_bos && !t.bos().is_empty() && out.starts_with(t.bos()) {
+                    out.drain(..t.bos().len());
+                }
+                if self.strip_eos && !t.eos().is_empty() && out.ends_with(t.eos()) {
+                    out.truncate(out.len() - t.eos().len());
+                }
+                Ok(out)
+            }
         }
     }
 }
 
-fn from_metadata<'a>(
-    get: &dyn Fn(&str) -> Option<&'a Value>,
-) -> Result<ChatTemplate, TokenizerError> {
+fn from_metadata<'a>(get: &crate::load::Get<'a>) -> Result<ChatTemplate, TokenizerError> {
     let tokens = get("tokenizer.ggml.tokens")
         .and_then(Value::as_array)
         .unwrap_or(&[]);
@@ -129,7 +150,9 @@ fn from_metadata<'a>(
         }
         let bos = token_text("tokenizer.ggml.bos_token_id");
         let eos = token_text("tokenizer.ggml.eos_token_id");
-        return ChatTemplate::from_jinja(source, &bos, &eos);
+        let mut t = ChatTemplate::from_jinja(source, &bos, &eos)?;
+        (t.strip_bos, t.strip_eos) = crate::load::add_bos_eos(get);
+        return Ok(t);
     }
     let arch = get("general.architecture")
         .and_then(Value::as_str)
@@ -222,6 +245,22 @@ mod tests {
         );
         let named = pick(vec![("tokenizer.chat_template", Value::from("chatml"))]).unwrap();
         assert_eq!(named.name(), "chatml");
+        // A model that adds BOS itself: the template's leading BOS text goes.
+        let t = pick(vec![
+            (
+                "tokenizer.chat_template",
+                Value::from("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"),
+            ),
+            ("tokenizer.ggml.model", Value::from("llama")),
+            ("tokenizer.ggml.tokens", strs(&["<s>", "</s>"])),
+            ("tokenizer.ggml.bos_token_id", Value::from(0u32)),
+            ("tokenizer.ggml.eos_token_id", Value::from(1u32)),
+        ])
+        .unwrap();
+        assert_eq!(
+            t.render(&[ChatMessage::new("user", "hi")], false).unwrap(),
+            "hi</s>"
+        );
         let bad = pick(vec![("tokenizer.chat_template", Value::from(3u32))]);
         assert!(matches!(bad, Err(TokenizerError::WrongType { .. })));
     }

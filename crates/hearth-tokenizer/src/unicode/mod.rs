@@ -37,6 +37,9 @@ impl Flags {
     pub fn is_letter(self) -> bool {
         self.0 & Self::LETTER != 0
     }
+    pub fn is_mark(self) -> bool {
+        self.0 & Self::MARK != 0
+    }
     pub fn is_whitespace(self) -> bool {
         self.0 & Self::WHITESPACE != 0
     }

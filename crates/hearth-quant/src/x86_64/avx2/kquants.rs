@@ -27,7 +27,7 @@ static SHUF_K4: [[u8; 32]; 8] = {
 
 /// `vpshufb` masks picking byte scales `2i` (8 times) then `2i+1` (8 times)
 /// (`get_scale_shuffle`).
-static SHUF_Q6: [[u8; 16]; 8] = {
+pub(super) static SHUF_Q6: [[u8; 16]; 8] = {
     let mut t = [[0u8; 16]; 8];
     let mut i = 0;
     while i < 8 {
@@ -45,7 +45,7 @@ static SHUF_Q6: [[u8; 16]; 8] = {
 /// `vpshufb` masks for 16 i16 scales of 16-element sub-blocks: row `i`
 /// puts scale `2i` in the low 128-bit half and `2i+1` in the high half
 /// (`get_scale_shuffle_q3k`).
-static SHUF_Q3K: [[u8; 32]; 4] = {
+pub(super) static SHUF_Q3K: [[u8; 32]; 4] = {
     let mut t = [[0u8; 32]; 4];
     let mut i = 0;
     while i < 4 {
@@ -66,7 +66,7 @@ static SHUF_Q3K: [[u8; 32]; 4] = {
 /// 128-bit halves (scales 0..8, then 8..16).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k16_scales(sc8: __m128i) -> [__m256i; 2] {
+pub(super) unsafe fn k16_scales(sc8: __m128i) -> [__m256i; 2] {
     let all = _mm256_cvtepi8_epi16(sc8);
     let (lo, hi) = (
         _mm256_castsi256_si128(all),
@@ -177,7 +177,7 @@ pub(super) unsafe fn dot_q3_k_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// Unpacks a Q4_K/Q5_K block's 12 scale bytes into 16 bytes: eight 6-bit
 /// scales then eight 6-bit mins (the `utmp` shuffle of ggml's kernels).
 #[inline]
-fn k4_scales_mins(s: &[u8]) -> [u32; 4] {
+pub(super) fn k4_scales_mins(s: &[u8]) -> [u32; 4] {
     const KMASK1: u32 = 0x3f3f_3f3f;
     const KMASK2: u32 = 0x0f0f_0f0f;
     const KMASK3: u32 = 0x0303_0303;
@@ -215,7 +215,7 @@ unsafe fn k4_prologue(x: &[u8], y: &[u8], dmin: f32, acc_m: &mut __m128) -> __m2
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn shuf_k4(i: usize) -> __m256i {
+pub(super) unsafe fn shuf_k4(i: usize) -> __m256i {
     load32(&SHUF_K4[i], 0)
 }
 

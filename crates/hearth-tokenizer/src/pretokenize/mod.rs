@@ -3,8 +3,8 @@
 //! `unicode_regex_split` does.
 //!
 //! Each regex of a list splits every piece the previous one produced (matches
-//! and the gaps between them both become pieces). Two regexes have
-//! hand-written matchers upstream (GPT-2's and Llama 3's), whose results
+//! and the gaps between them both become pieces). Some regexes have
+//! hand-written matchers upstream (GPT-2's, Llama 3's, Qwen2's, Qwen3.5's), whose results
 //! differ from a real regex engine in corner cases; those are reproduced in
 //! [`split_gpt2`] and [`split_llama3`]. Every other regex runs on a
 //! "collapsed" text in which each non-ASCII codepoint stands as one
@@ -13,8 +13,11 @@
 //! members of the class. That is how llama.cpp drives `std::regex`, and it is
 //! why, for example, a non-ASCII letter matches `[^a-z]`.
 
+mod matchers;
+
 use crate::error::TokenizerError;
 use crate::unicode::{self, Flags};
+use matchers::{split_gpt2, split_llama3, Llama3Style};
 
 /// GPT-2's regex; llama.cpp matches it with [`split_gpt2`].
 const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
@@ -22,11 +25,20 @@ const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]
 /// [`split_llama3`].
 const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const LLAMA3_ORIGINAL: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen2's regex, matched by [`split_llama3`] with single digits.
 const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const PORO: &str = " ?[^(\\s|.,!?…。，、।۔،)]+";
 const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const DEEPSEEK3_WORDS: &str = r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##;
+const DEEPSEEK3_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+const DEEPSEEK3_CJK: &str = "[一-龥぀-ゟ゠-ヿ]+";
+const QWEN35: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const MINICPM5_WORDS: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const EXAONE_MOE: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
+const JAIS2: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}";
+const SPARK2_5_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\r\n]|\\s+(?!\\S)|\\s+";
+const YOUTU_CJK: &str = "[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+";
+const YOUTU_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
 const UFAKZEKA: &str =
@@ -52,6 +64,21 @@ const fn spec(regexes: &'static [&'static str], clean_spaces: bool) -> PreSpec {
         clean_spaces,
         ignore_merges: false,
         add_bos: false,
+        no_bos: false,
+    }
+}
+
+const fn spec_with(
+    regexes: &'static [&'static str],
+    clean_spaces: bool,
+    ignore_merges: bool,
+    add_bos: bool,
+) -> PreSpec {
+    PreSpec {
+        regexes,
+        clean_spaces,
+        ignore_merges,
+        add_bos,
         no_bos: false,
     }
 }
@@ -157,20 +184,27 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     ),
     (
         &["deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"],
-        spec(
-            &[r"\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+", DEEPSEEK3_WORDS],
-            false,
-        ),
+        spec(&[r"\p{N}{1,3}", DEEPSEEK3_CJK, DEEPSEEK3_WORDS], false),
     ),
     (&["poro-chat"], spec(&[PORO], false)),
     (&["bloom", "gpt3-finnish"], spec(&[PORO], true)),
     (&["viking"], spec(&[PORO, r"\p{N}"], false)),
     (
-        &["chatglm-bpe", "glm4"],
+        &["chatglm-bpe"],
         PreSpec {
             regexes: &[LLAMA3],
             clean_spaces: true,
             ignore_merges: false,
+            add_bos: false,
+            no_bos: true,
+        },
+    ),
+    (
+        &["glm4", "glm5"],
+        PreSpec {
+            regexes: &[LLAMA3],
+            clean_spaces: true,
+            ignore_merges: true,
             add_bos: false,
             no_bos: true,
         },
@@ -196,7 +230,34 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     (&["seed-coder"], spec(&[SEED_CODER], false)),
     (&["grok-2"], spec(&[QWEN2], false)),
     (&["ufakzeka"], spec(&[UFAKZEKA], false)),
+    (&["qwen35"], spec(&[QWEN35], false)),
+    (
+        &["minicpm5"],
+        spec_with(&[r"\p{N}{1,3}", MINICPM5_WORDS], true, true, false),
+    ),
+    (&["exaone-moe"], spec(&[EXAONE_MOE], true)),
+    (&["jais-2"], spec(&[JAIS2], true)),
+    (&["laguna"], spec(&["[^\\n]+|[\\n]+", QWEN2], false)),
+    (
+        &["spark2_5"],
+        spec(
+            &[r"\p{N}{1,3}", DEEPSEEK3_CJK, SPARK2_5_WORDS, r"\p{N}"],
+            false,
+        ),
+    ),
+    (
+        &["youtu"],
+        spec_with(&[YOUTU_CJK, YOUTU_WORDS], false, true, false),
+    ),
 ];
+
+/// Every `tokenizer.ggml.pre` value this crate knows, in table order.
+pub fn known_names() -> Vec<&'static str> {
+    PRE_TABLE
+        .iter()
+        .flat_map(|(names, _)| names.iter().copied())
+        .collect()
+}
 
 /// The spec for a `tokenizer.ggml.pre` value, or an error listing the known names.
 pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
@@ -219,7 +280,9 @@ pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
 #[derive(Debug)]
 enum Step {
     Gpt2,
-    Llama3,
+    /// Llama 3 and its relatives (Qwen2: single digits; Qwen3.5: single
+    /// digits and combining marks inside words).
+    Llama3(Llama3Style),
     /// A regex over the collapsed text (it used `\p{..}`) or over the text
     /// with non-ASCII whitespace turned into U+000B.
     Regex {
@@ -259,7 +322,7 @@ fn collapsed_class(name: &str) -> Option<&'static str> {
         "L" | "Lu" | "Ll" | "Lt" | "Lm" | "Lo" => r"\x{D2}\x41-\x5A\x61-\x7A",
         "P" => r"\x{D3}\x21-\x23\x25-\x2A\x2C-\x2F\x3A-\x3B\x3F-\x40\x5B-\x5D\x5F\x7B\x7D",
         "M" => r"\x{D4}",
-        "S" => r"\x{D5}\x24\x2B\x3C-\x3E\x5E\x60\x7C",
+        "S" => r"\x{D5}\x24\x2B\x3C-\x3E\x5E\x60\x7C\x7E",
         _ => return None,
     })
 }
@@ -322,7 +385,20 @@ impl PreTokenizer {
             let step = if expr == GPT2 {
                 Step::Gpt2
             } else if expr == LLAMA3 || expr == LLAMA3_ORIGINAL {
-                Step::Llama3
+                Step::Llama3(Llama3Style {
+                    max_digits: 3,
+                    marks: false,
+                })
+            } else if expr == QWEN2 {
+                Step::Llama3(Llama3Style {
+                    max_digits: 1,
+                    marks: false,
+                })
+            } else if expr == QWEN35 {
+                Step::Llama3(Llama3Style {
+                    max_digits: 1,
+                    marks: true,
+                })
             } else {
                 let collapsed = uses_categories(expr);
                 let pattern = if collapsed {
@@ -354,8 +430,8 @@ impl PreTokenizer {
                 Step::Gpt2 => for_segments(&offsets, |ini, end| {
                     split_gpt2(&cpts, &flags, ini, end, &mut next)
                 }),
-                Step::Llama3 => for_segments(&offsets, |ini, end| {
-                    split_llama3(&cpts, &flags, ini, end, &mut next)
+                Step::Llama3(style) => for_segments(&offsets, |ini, end| {
+                    split_llama3(*style, &cpts, &flags, ini, end, &mut next)
                 }),
                 Step::Regex { re, collapsed } => {
                     let slot = &mut converted[usize::from(*collapsed)];
@@ -440,223 +516,6 @@ fn split_regex(
     }
 }
 
-const OUT_OF_RANGE: u32 = u32::MAX;
-
-/// llama.cpp's hand-written matcher for [`GPT2`] over `cpts[ini..end]`.
-fn split_gpt2(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
-    let cpt_at = |p: usize| {
-        if p >= ini && p < end {
-            cpts[p]
-        } else {
-            OUT_OF_RANGE
-        }
-    };
-    let flags_at = |p: usize| {
-        if p >= ini && p < end {
-            flags[p]
-        } else {
-            Flags::NONE
-        }
-    };
-    let mut prev_end = ini;
-    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
-        let len = e - prev_end;
-        if len > 0 {
-            out.push(len);
-        }
-        prev_end = e;
-        len
-    };
-    let mut pos = ini;
-    while pos < end {
-        let cpt = cpt_at(pos);
-        let f = flags_at(pos);
-        // 's|'t|'re|'ve|'m|'ll|'d
-        if cpt == '\'' as u32 && pos + 1 < end {
-            let next = cpt_at(pos + 1);
-            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
-                pos += add(pos + 2, out);
-                continue;
-            }
-            if pos + 2 < end {
-                let next2 = cpt_at(pos + 2);
-                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
-                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
-                    pos += add(pos + 3, out);
-                    continue;
-                }
-            }
-        }
-        let space = cpt == ' ' as u32;
-        let mut f2 = if space { flags_at(pos + 1) } else { f };
-        // ' ?\p{L}+'
-        if f2.is_letter() {
-            pos += usize::from(space);
-            while f2.is_letter() {
-                pos += 1;
-                f2 = flags_at(pos);
-            }
-            add(pos, out);
-            continue;
-        }
-        // ' ?\p{N}+'
-        if f2.is_number() {
-            pos += usize::from(space);
-            while f2.is_number() {
-                pos += 1;
-                f2 = flags_at(pos);
-            }
-            add(pos, out);
-            continue;
-        }
-        // ' ?[^\s\p{L}\p{N}]+'
-        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number()) && g.any();
-        if other(f2) {
-            pos += usize::from(space);
-            while other(f2) {
-                pos += 1;
-                f2 = flags_at(pos);
-            }
-            add(pos, out);
-            continue;
-        }
-        let mut n_ws = 0;
-        while flags_at(pos + n_ws).is_whitespace() {
-            n_ws += 1;
-        }
-        // '\s+(?!\S)'
-        if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
-            pos += n_ws - 1;
-            add(pos, out);
-            continue;
-        }
-        // '\s+'
-        if n_ws > 0 {
-            pos += n_ws;
-            add(pos, out);
-            continue;
-        }
-        pos += 1;
-        add(pos, out);
-    }
-}
-
-/// llama.cpp's hand-written matcher for [`LLAMA3`] over `cpts[ini..end]`.
-fn split_llama3(cpts: &[u32], flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
-    let cpt_at = |p: usize| {
-        if p >= ini && p < end {
-            cpts[p]
-        } else {
-            OUT_OF_RANGE
-        }
-    };
-    let flags_at = |p: usize| {
-        if p >= ini && p < end {
-            flags[p]
-        } else {
-            Flags::NONE
-        }
-    };
-    let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
-    let mut prev_end = ini;
-    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
-        let len = e - prev_end;
-        if len > 0 {
-            out.push(len);
-        }
-        prev_end = e;
-        len
-    };
-    let mut pos = ini;
-    while pos < end {
-        let cpt = cpt_at(pos);
-        let f = flags_at(pos);
-        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-        if cpt == '\'' as u32 && pos + 1 < end {
-            let next = unicode::to_lower(cpt_at(pos + 1));
-            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
-                pos += add(pos + 2, out);
-                continue;
-            }
-            if pos + 2 < end {
-                let next2 = unicode::to_lower(cpt_at(pos + 2));
-                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
-                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
-                    pos += add(pos + 3, out);
-                    continue;
-                }
-            }
-        }
-        // [^\r\n\p{L}\p{N}]?\p{L}+
-        if !(is_rn(cpt) || f.is_number()) && (f.is_letter() || flags_at(pos + 1).is_letter()) {
-            pos += 1;
-            while flags_at(pos).is_letter() {
-                pos += 1;
-            }
-            add(pos, out);
-            continue;
-        }
-        // \p{N}{1,3}
-        if f.is_number() {
-            let mut first = pos;
-            while flags_at(pos).is_number() {
-                pos += 1;
-                if pos - first >= 3 {
-                    add(pos, out);
-                    first = pos;
-                }
-            }
-            add(pos, out);
-            continue;
-        }
-        // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (upstream tests the current flags for
-        // "any class", not the flags after the optional space)
-        let space = cpt == ' ' as u32;
-        let mut f2 = if space { flags_at(pos + 1) } else { f };
-        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number());
-        if other(f2) && f.any() {
-            pos += usize::from(space);
-            while other(f2) && f2.any() {
-                pos += 1;
-                f2 = flags_at(pos);
-            }
-            while is_rn(cpt_at(pos)) {
-                pos += 1;
-            }
-            add(pos, out);
-            continue;
-        }
-        let mut n_ws = 0;
-        let mut last_rn_end = 0;
-        while flags_at(pos + n_ws).is_whitespace() {
-            if is_rn(cpt_at(pos + n_ws)) {
-                last_rn_end = pos + n_ws + 1;
-            }
-            n_ws += 1;
-        }
-        // \s*[\r\n]+
-        if last_rn_end > 0 {
-            pos = last_rn_end;
-            add(pos, out);
-            continue;
-        }
-        // \s+(?!\S)
-        if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
-            pos += n_ws - 1;
-            add(pos, out);
-            continue;
-        }
-        // \s+
-        if n_ws > 0 {
-            pos += n_ws;
-            add(pos, out);
-            continue;
-        }
-        pos += 1;
-        add(pos, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,11 +585,26 @@ mod tests {
     }
 
     #[test]
+    fn qwen35_keeps_combining_marks_in_words() {
+        assert_eq!(
+            pieces("qwen35", "cafe\u{301} 12"),
+            ["cafe\u{301}", " ", "1", "2"]
+        );
+        assert_eq!(pieces("qwen2", "cafe\u{301}!"), ["cafe", "\u{301}!"]);
+    }
+
+    #[test]
     fn default_pre_runs_four_regexes() {
         assert_eq!(
             pieces("default", "a+b=12345"),
             ["a", "+", "b", "=", "123", "45"]
         );
+    }
+
+    #[test]
+    fn tilde_is_a_symbol_in_collapsed_classes() {
+        // llama.cpp's ASCII members of \p{S} include '~' (Unicode Sm).
+        assert_eq!(pieces("deepseek-v3", "a   ~b"), ["a", "  ", " ~", "b"]);
     }
 
     #[test]

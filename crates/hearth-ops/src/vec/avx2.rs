@@ -1,0 +1,108 @@
+//! AVX2 + FMA + F16C versions of the f16 vector kernels.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use super::{mad_ref, scale_ref, F16Kernels};
+use hearth_quant::Isa;
+
+static KERNELS: F16Kernels = F16Kernels {
+    isa: Isa::Avx2,
+    dot,
+    scale,
+    mad,
+};
+
+pub fn kernels() -> Option<&'static F16Kernels> {
+    let ok = is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c");
+    ok.then_some(&KERNELS)
+}
+
+fn dot(a: &[u16], b: &[u16]) -> f32 {
+    // SAFETY: this table is only handed out when the CPU has AVX2/FMA/F16C.
+    unsafe { dot_avx2(a, b) }
+}
+
+fn scale(y: &mut [u16], s: f32) {
+    // SAFETY: as above.
+    unsafe { scale_avx2(y, s) }
+}
+
+fn mad(y: &mut [u16], x: &[u16], s: f32) {
+    // SAFETY: as above.
+    unsafe { mad_avx2(y, x, s) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load8(p: &[u16]) -> __m256 {
+    debug_assert!(p.len() >= 8);
+    // SAFETY: `p` has at least 8 elements (callers slice exact chunks).
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr() as *const __m128i)) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn store8(p: &mut [u16], v: __m256) {
+    debug_assert!(p.len() >= 8);
+    // SAFETY: `p` has at least 8 elements; round to nearest even as F16C does
+    // and as the scalar reference's conversion does.
+    unsafe {
+        _mm_storeu_si128(
+            p.as_mut_ptr() as *mut __m128i,
+            _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT),
+        )
+    }
+}
+
+/// Same accumulation order as ggml's `ggml_vec_dot_f16` on AVX2: four
+/// 8-lane FMA accumulators over steps of 32, reduced pairwise (0+2, 1+3,
+/// then 0+1), halves added, two horizontal adds; the tail is summed in f64.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_avx2(a: &[u16], b: &[u16]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut ca = a.chunks_exact(32);
+    let mut cb = b.chunks_exact(32);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: 32-element chunks, 8 elements at 8·j.
+            unsafe { *acc = _mm256_fmadd_ps(load8(&x[8 * j..]), load8(&y[8 * j..]), *acc) };
+        }
+    }
+    let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += (hearth_quant::f16_to_f32(x) * hearth_quant::f16_to_f32(y)) as f64;
+    }
+    s as f32
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale_avx2(y: &mut [u16], s: f32) {
+    let vs = _mm256_set1_ps(s);
+    let mut cy = y.chunks_exact_mut(8);
+    for c in &mut cy {
+        // SAFETY: 8-element chunks.
+        unsafe { store8(c, _mm256_mul_ps(load8(c), vs)) };
+    }
+    scale_ref(cy.into_remainder(), s);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mad_avx2(y: &mut [u16], x: &[u16], s: f32) {
+    let n = y.len().min(x.len());
+    let (y, x) = (&mut y[..n], &x[..n]);
+    let vs = _mm256_set1_ps(s);
+    let mut cy = y.chunks_exact_mut(8);
+    let mut cx = x.chunks_exact(8);
+    for (c, xv) in (&mut cy).zip(&mut cx) {
+        // SAFETY: 8-element chunks. y + x·s with one rounding of the product
+        // sum, as ggml's FMA path does.
+        unsafe { store8(c, _mm256_fmadd_ps(load8(xv), vs, load8(c))) };
+    }
+    mad_ref(cy.into_remainder(), cx.remainder(), s);
+}

@@ -1,0 +1,111 @@
+//! Small vector kernels of attention over an F16 cache (ggml's
+//! `ggml_vec_dot_f16`, `ggml_vec_scale_f16`, `ggml_vec_mad_f16`), with the
+//! scalar reference always compiled and an AVX2+F16C tier chosen once, by the
+//! same tier `hearth-quant` picked (so `HEARTH_ISA` governs both).
+
+use std::sync::OnceLock;
+
+use hearth_quant::{f16_to_f32, f32_to_f16, Isa};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+/// The f16 vector kernels of one tier.
+pub struct F16Kernels {
+    pub isa: Isa,
+    /// Σ a[i]·b[i], accumulated in f32.
+    pub dot: fn(a: &[u16], b: &[u16]) -> f32,
+    /// y[i] = f16(y[i] · s).
+    pub scale: fn(y: &mut [u16], s: f32),
+    /// y[i] = f16(y[i] + x[i] · s).
+    pub mad: fn(y: &mut [u16], x: &[u16], s: f32),
+}
+
+pub static SCALAR: F16Kernels = F16Kernels {
+    isa: Isa::Scalar,
+    dot: dot_ref,
+    scale: scale_ref,
+    mad: mad_ref,
+};
+
+/// The tier matching `hearth_quant::kernels()`.
+pub fn f16_kernels() -> &'static F16Kernels {
+    static CHOSEN: OnceLock<&'static F16Kernels> = OnceLock::new();
+    CHOSEN.get_or_init(|| match hearth_quant::kernels().isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::kernels().unwrap_or(&SCALAR),
+        _ => &SCALAR,
+    })
+}
+
+/// The AVX2 tier, when this CPU has it (for tests).
+pub fn avx2_f16_kernels() -> Option<&'static F16Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2::kernels()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+pub fn dot_ref(a: &[u16], b: &[u16]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f16_to_f32(x) * f16_to_f32(y))
+        .sum()
+}
+
+pub fn scale_ref(y: &mut [u16], s: f32) {
+    for v in y {
+        *v = f32_to_f16(f16_to_f32(*v) * s);
+    }
+}
+
+pub fn mad_ref(y: &mut [u16], x: &[u16], s: f32) {
+    for (v, &xv) in y.iter_mut().zip(x) {
+        *v = f32_to_f16(f16_to_f32(xv).mul_add(s, f16_to_f32(*v)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> Vec<u16> {
+        (0..n)
+            .map(|i| {
+                f32_to_f16(
+                    ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2001) as f32 / 500.0
+                        - 2.0,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avx2_matches_scalar() {
+        let Some(k) = avx2_f16_kernels() else { return };
+        for n in [1, 7, 8, 15, 16, 17, 64, 100, 256] {
+            let (a, b) = (data(n, 1), data(n, 7));
+            let (x, y) = ((SCALAR.dot)(&a, &b), (k.dot)(&a, &b));
+            let mag: f32 = a
+                .iter()
+                .zip(&b)
+                .map(|(&p, &q)| (f16_to_f32(p) * f16_to_f32(q)).abs())
+                .sum();
+            assert!(
+                (x - y).abs() <= 1e-5 * mag.max(1.0),
+                "dot n={n}: {x} vs {y}"
+            );
+            let (mut s1, mut s2) = (a.clone(), a.clone());
+            (SCALAR.scale)(&mut s1, 0.37);
+            (k.scale)(&mut s2, 0.37);
+            assert_eq!(s1, s2, "scale n={n}");
+            (SCALAR.mad)(&mut s1, &b, -1.3);
+            (k.mad)(&mut s2, &b, -1.3);
+            assert_eq!(s1, s2, "mad n={n}");
+        }
+    }
+}

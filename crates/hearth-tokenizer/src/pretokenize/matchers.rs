@@ -1,0 +1,248 @@
+//! llama.cpp's hand-written matchers for the GPT-2, Llama 3, Qwen2 and
+//! Qwen3.5 regexes (`unicode_regex_split_custom_*`). They are what upstream
+//! runs instead of a regex engine, so their corner cases (a whitespace run
+//! before a word keeps its last char for the word; "any class" tested on the
+//! char before an optional space) are the behaviour to match.
+
+use crate::unicode::{self, Flags};
+
+const OUT_OF_RANGE: u32 = u32::MAX;
+
+/// llama.cpp's hand-written matcher for `GPT2` over `cpts[ini..end]`.
+pub(super) fn split_gpt2(
+    cpts: &[u32],
+    flags: &[Flags],
+    ini: usize,
+    end: usize,
+    out: &mut Vec<usize>,
+) {
+    let cpt_at = |p: usize| {
+        if p >= ini && p < end {
+            cpts[p]
+        } else {
+            OUT_OF_RANGE
+        }
+    };
+    let flags_at = |p: usize| {
+        if p >= ini && p < end {
+            flags[p]
+        } else {
+            Flags::NONE
+        }
+    };
+    let mut prev_end = ini;
+    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
+        let len = e - prev_end;
+        if len > 0 {
+            out.push(len);
+        }
+        prev_end = e;
+        len
+    };
+    let mut pos = ini;
+    while pos < end {
+        let cpt = cpt_at(pos);
+        let f = flags_at(pos);
+        // 's|'t|'re|'ve|'m|'ll|'d
+        if cpt == '\'' as u32 && pos + 1 < end {
+            let next = cpt_at(pos + 1);
+            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
+                pos += add(pos + 2, out);
+                continue;
+            }
+            if pos + 2 < end {
+                let next2 = cpt_at(pos + 2);
+                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
+                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+                    pos += add(pos + 3, out);
+                    continue;
+                }
+            }
+        }
+        let space = cpt == ' ' as u32;
+        let mut f2 = if space { flags_at(pos + 1) } else { f };
+        // ' ?\p{L}+'
+        if f2.is_letter() {
+            pos += usize::from(space);
+            while f2.is_letter() {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?\p{N}+'
+        if f2.is_number() {
+            pos += usize::from(space);
+            while f2.is_number() {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?[^\s\p{L}\p{N}]+'
+        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number()) && g.any();
+        if other(f2) {
+            pos += usize::from(space);
+            while other(f2) {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            add(pos, out);
+            continue;
+        }
+        let mut n_ws = 0;
+        while flags_at(pos + n_ws).is_whitespace() {
+            n_ws += 1;
+        }
+        // '\s+(?!\S)'
+        if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
+            pos += n_ws - 1;
+            add(pos, out);
+            continue;
+        }
+        // '\s+'
+        if n_ws > 0 {
+            pos += n_ws;
+            add(pos, out);
+            continue;
+        }
+        pos += 1;
+        add(pos, out);
+    }
+}
+
+/// The variants of the Llama 3 matcher upstream has.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Llama3Style {
+    /// `\p{N}{1,3}` (3) or `\p{N}` (1).
+    pub max_digits: usize,
+    /// Words are `[\p{L}\p{M}]+` rather than `\p{L}+` (Qwen3.5).
+    pub marks: bool,
+}
+
+/// llama.cpp's hand-written matchers for `LLAMA3`, `QWEN2` and
+/// `QWEN35` over `cpts[ini..end]`.
+pub(super) fn split_llama3(
+    style: Llama3Style,
+    cpts: &[u32],
+    flags: &[Flags],
+    ini: usize,
+    end: usize,
+    out: &mut Vec<usize>,
+) {
+    let cpt_at = |p: usize| {
+        if p >= ini && p < end {
+            cpts[p]
+        } else {
+            OUT_OF_RANGE
+        }
+    };
+    let flags_at = |p: usize| {
+        if p >= ini && p < end {
+            flags[p]
+        } else {
+            Flags::NONE
+        }
+    };
+    let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
+    let mut prev_end = ini;
+    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
+        let len = e - prev_end;
+        if len > 0 {
+            out.push(len);
+        }
+        prev_end = e;
+        len
+    };
+    let mut pos = ini;
+    while pos < end {
+        let cpt = cpt_at(pos);
+        let f = flags_at(pos);
+        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        if cpt == '\'' as u32 && pos + 1 < end {
+            let next = unicode::to_lower(cpt_at(pos + 1));
+            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
+                pos += add(pos + 2, out);
+                continue;
+            }
+            if pos + 2 < end {
+                let next2 = unicode::to_lower(cpt_at(pos + 2));
+                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
+                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+                    pos += add(pos + 3, out);
+                    continue;
+                }
+            }
+        }
+        // [^\r\n\p{L}\p{N}]?\p{L}+ (or [\p{L}\p{M}]+)
+        let wordy = |g: Flags| g.is_letter() || (style.marks && g.is_mark());
+        if !(is_rn(cpt) || f.is_number()) && (wordy(f) || wordy(flags_at(pos + 1))) {
+            pos += 1;
+            while wordy(flags_at(pos)) {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        // \p{N}{1,3} (or \p{N})
+        if f.is_number() {
+            let mut first = pos;
+            while flags_at(pos).is_number() {
+                pos += 1;
+                if pos - first >= style.max_digits {
+                    add(pos, out);
+                    first = pos;
+                }
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (upstream tests the current flags for
+        // "any class", not the flags after the optional space)
+        let space = cpt == ' ' as u32;
+        let mut f2 = if space { flags_at(pos + 1) } else { f };
+        let other = |g: Flags| !(g.is_whitespace() || wordy(g) || g.is_number());
+        if other(f2) && f.any() {
+            pos += usize::from(space);
+            while other(f2) && f2.any() {
+                pos += 1;
+                f2 = flags_at(pos);
+            }
+            while is_rn(cpt_at(pos)) {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        let mut n_ws = 0;
+        let mut last_rn_end = 0;
+        while flags_at(pos + n_ws).is_whitespace() {
+            if is_rn(cpt_at(pos + n_ws)) {
+                last_rn_end = pos + n_ws + 1;
+            }
+            n_ws += 1;
+        }
+        // \s*[\r\n]+
+        if last_rn_end > 0 {
+            pos = last_rn_end;
+            add(pos, out);
+            continue;
+        }
+        // \s+(?!\S)
+        if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
+            pos += n_ws - 1;
+            add(pos, out);
+            continue;
+        }
+        // \s+
+        if n_ws > 0 {
+            pos += n_ws;
+            add(pos, out);
+            continue;
+        }
+        pos += 1;
+        add(pos, out);
+    }
+}
