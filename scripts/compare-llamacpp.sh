@@ -141,7 +141,46 @@ for m in "${models[@]}"; do
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-"$PY" - "$results" "$cpu" "$THREADS" "$REPS" "$VERSION" <<'EOF'
+
+# Start-up and memory: process start to the first generated token
+# (llama-completion ... -n 1 against hearth run ... -n 1), with the same
+# context (4096), alternating, each command's wall time and peak RSS.
+startup=$(mktemp); trap 'rm -f "$results" "$startup"' EXIT
+if [ -x "$BIN/llama-completion" ]; then
+  for m in "${models[@]}"; do
+    "$PY" - "$BIN/llama-completion" "$HEARTH" "$m" "$THREADS" "$REPS" >>"$startup" <<'PYEOF'
+import os, resource, subprocess, sys, time
+llama, hearth, model, threads, reps = sys.argv[1:6]
+cmds = {
+    "llama": [llama, "-m", model, "-p", "Hello", "-n", "1", "-t", threads, "-c", "4096",
+              "-no-cnv", "--temp", "0"],
+    "hearth": [hearth, "run", model, "Hello", "-n", "1", "-t", threads, "--ctx", "4096",
+               "--raw", "--temperature", "0"],
+}
+times = {k: [] for k in cmds}
+rss = {k: 0 for k in cmds}
+for _ in range(int(reps)):
+    for k, c in cmds.items():
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open(os.devnull, os.O_RDWR)
+            for f in (0, 1, 2):
+                os.dup2(fd, f)
+            os.execv(c[0], c)
+        t0 = time.perf_counter()
+        _, status, ru = os.wait4(pid, 0)
+        times[k].append(time.perf_counter() - t0)
+        rss[k] = max(rss[k], ru.ru_maxrss)
+        if status != 0:
+            sys.exit(f"{k} failed on {model}")
+name = os.path.basename(model)
+for k in cmds:
+    print(f"{name}\t{k}\t{min(times[k]) * 1000:.1f}\t{rss[k] / 1024:.1f}")
+PYEOF
+  done
+fi
+
+"$PY" - "$results" "$cpu" "$THREADS" "$REPS" "$VERSION" "$startup" <<'EOF'
 import datetime, json, os, sys
 
 path, cpu, threads, reps, version = sys.argv[1:6]
@@ -173,4 +212,18 @@ for key in order:
     l, h = rows[key].get("llama"), rows[key].get("hearth")
     ratio = f"{h[0] / l[0]:.2f}" if l and h and l[0] > 0 else "n/a"
     print(f"| {key[0]} | {key[1]} | {fmt(l)} | {fmt(h)} | {ratio} |")
+
+start = {}
+for line in open(sys.argv[6]):
+    model, engine, ms, mib = line.rstrip("\n").split("\t")
+    start.setdefault(model, {})[engine] = (float(ms), float(mib))
+if start:
+    print()
+    print("Process start to first token (best of the repetitions) and peak RSS, context 4096:")
+    print()
+    print("| model | llama.cpp ms | hearth ms | hearth / llama.cpp | llama.cpp MiB | hearth MiB | hearth / llama.cpp |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for model, e in start.items():
+        (lt, lm), (ht, hm) = e["llama"], e["hearth"]
+        print(f"| {model} | {lt:.1f} | {ht:.1f} | {ht / lt:.2f} | {lm:.1f} | {hm:.1f} | {hm / lm:.2f} |")
 EOF

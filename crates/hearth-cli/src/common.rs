@@ -34,14 +34,44 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// Threads to use: the number given, else the machine's cores.
+/// Threads to use: the number given, else the machine's physical cores
+/// (hyper-threads share one core's vector units, which these kernels
+/// saturate, so llama.cpp makes the same choice).
 pub fn threads(requested: Option<usize>) -> Result<usize> {
     match requested {
         Some(0) => bail!("--threads must be at least 1"),
         Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)),
+        None => Ok(physical_cores()),
+    }
+}
+
+/// Physical cores this process may use: distinct (package, core) pairs in
+/// /proc/cpuinfo, capped by the CPUs available to the process.
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::HashSet::new();
+    let (mut pkg, mut core) = (None, None);
+    for line in info.lines().chain(std::iter::once("")) {
+        let mut kv = line.splitn(2, ':').map(str::trim);
+        match (kv.next(), kv.next()) {
+            (Some("physical id"), Some(v)) => pkg = Some(v.to_string()),
+            (Some("core id"), Some(v)) => core = Some(v.to_string()),
+            (Some(""), None) => {
+                if let (Some(p), Some(c)) = (pkg.take(), core.take()) {
+                    cores.insert((p, c));
+                }
+            }
+            _ => {}
+        }
+    }
+    match cores.len() {
+        0 => logical,
+        n => n.min(logical),
     }
 }
 

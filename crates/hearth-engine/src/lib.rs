@@ -116,8 +116,7 @@ pub fn generate(
         .zip(prompt)
         .take_while(|(a, b)| a == b)
         .count();
-    let reuse = common.min(prompt.len() - 1);
-    st.truncate(reuse);
+    let reuse = st.truncate(common.min(prompt.len() - 1));
     stats.cached_tokens = reuse;
     for &t in prompt {
         sampler.accept(t);

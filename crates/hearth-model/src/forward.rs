@@ -13,7 +13,7 @@ use crate::kv::{Cache, LayerCache};
 use crate::weights::Layer;
 use crate::{Model, ModelError, State};
 
-/// Tokens evaluated together (llama.cpp's n_ubatch).
+/// Tokens evaluated together by default (llama.cpp's n_ubatch).
 pub const UBATCH: usize = 512;
 
 /// Which rows of a batch produce logits.
@@ -139,7 +139,7 @@ impl Model {
         st.logits.resize(n_rows * c.n_vocab, 0.0);
         let mut start = 0;
         while start < tokens.len() {
-            let end = (start + UBATCH).min(tokens.len());
+            let end = (start + st.n_ubatch).min(tokens.len());
             let (a, b) = (lo.max(start), hi.min(end));
             let out_rows = if a < b {
                 Some((a - start, b - start, a - lo))
@@ -334,7 +334,7 @@ impl Model {
             &mut s.qbuf_ty,
             &mut [&mut s.gate, &mut s.up],
         );
-        ops::gated_act(c.act, &mut s.gate, &s.up);
+        ops::gated_act_par(pool, c.act, &mut s.gate[..n * c.n_ff], &s.up[..n * c.n_ff]);
         s.qbuf_ty = None;
         let acts = Acts { x: &s.gate, m: n };
         mm(
@@ -393,27 +393,16 @@ fn attend<T: KvElem>(
     n: usize,
     kv_dim: usize,
 ) {
-    let base = n_past * kv_dim;
-    for (dst, &src) in lc.k[base..base + n * kv_dim]
-        .iter_mut()
-        .zip(&s.k[..n * kv_dim])
-    {
-        *dst = T::from_f32(src);
+    // Position j lives in row j % rows (a ring for sliding-window layers).
+    let rows = lc.k.len() / kv_dim;
+    for t in 0..n {
+        let slot = (n_past + t) % rows;
+        let (src, dst) = (
+            t * kv_dim..(t + 1) * kv_dim,
+            slot * kv_dim..(slot + 1) * kv_dim,
+        );
+        T::store(&s.k[src.clone()], &mut lc.k[dst.clone()]);
+        T::store(&s.v[src], &mut lc.v[dst]);
     }
-    for (dst, &src) in lc.v[base..base + n * kv_dim]
-        .iter_mut()
-        .zip(&s.v[..n * kv_dim])
-    {
-        *dst = T::from_f32(src);
-    }
-    let end = (n_past + n) * kv_dim;
-    ops::attention(
-        pool,
-        p,
-        &s.q,
-        &lc.k[..end],
-        &lc.v[..end],
-        &s.positions,
-        &mut s.att,
-    );
+    ops::attention(pool, p, &s.q, &lc.k, &lc.v, &s.positions, &mut s.att);
 }

@@ -1,5 +1,8 @@
 //! The KV cache: per layer, one row of `n_kv_head · head_dim` keys and one
-//! of values per position, in f16 (as llama.cpp's default) or f32.
+//! of values per position, in f16 (as llama.cpp's default) or f32. A
+//! sliding-window layer keeps a ring of `window + n_ubatch` rows instead of
+//! the whole context (position j in row j % rows), as llama.cpp's SWA cache
+//! does, which is most of Gemma 3's cache.
 
 use hearth_ops::{KvElem, F16};
 
@@ -33,18 +36,19 @@ pub(crate) enum Cache {
 }
 
 impl Cache {
-    pub fn new(ty: KvType, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Cache {
-        fn make<T: KvElem>(n_layer: usize, len: usize) -> Vec<LayerCache<T>> {
-            (0..n_layer)
-                .map(|_| LayerCache {
-                    k: vec![T::default(); len],
-                    v: vec![T::default(); len],
+    /// One cache per layer with `rows[layer]` rows of `kv_dim` elements.
+    pub fn new(ty: KvType, rows: &[usize], kv_dim: usize) -> Cache {
+        fn make<T: KvElem>(rows: &[usize], kv_dim: usize) -> Vec<LayerCache<T>> {
+            rows.iter()
+                .map(|&r| LayerCache {
+                    k: vec![T::default(); r * kv_dim],
+                    v: vec![T::default(); r * kv_dim],
                 })
                 .collect()
         }
         match ty {
-            KvType::F16 => Cache::F16(make(n_layer, n_ctx * kv_dim)),
-            KvType::F32 => Cache::F32(make(n_layer, n_ctx * kv_dim)),
+            KvType::F16 => Cache::F16(make(rows, kv_dim)),
+            KvType::F32 => Cache::F32(make(rows, kv_dim)),
         }
     }
 

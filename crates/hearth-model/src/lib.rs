@@ -115,6 +115,9 @@ impl Model {
         let hd = self.config.head_dim;
         let mut cs = vec![(0f32, 0f32); hd / 2];
         let mut row = vec![0f32; kv_dim];
+        /// Moves positions `n_keep + n_discard..n_past` down by `n_discard`,
+        /// re-rotating keys; in a ring only the positions still held move,
+        /// through a copy, since new and old rows may collide.
         fn shift<T: KvElem>(
             lc: &mut LayerCache<T>,
             spec: &LayerSpec,
@@ -125,20 +128,24 @@ impl Model {
             row: &mut [f32],
         ) {
             let (n_keep, n_discard, n_past) = range;
+            let rows = lc.k.len() / kv_dim;
+            let first = (n_keep + n_discard).max(n_past.saturating_sub(rows));
             spec.rope.angles(-(n_discard as f32), cs);
-            for src in n_keep + n_discard..n_past {
-                let dst = src - n_discard;
-                for (r, k) in row.iter_mut().zip(&lc.k[src * kv_dim..(src + 1) * kv_dim]) {
+            let mut k_moved = Vec::with_capacity((n_past - first) * kv_dim);
+            let mut v_moved = Vec::with_capacity((n_past - first) * kv_dim);
+            for src in first..n_past {
+                let at = (src % rows) * kv_dim;
+                for (r, k) in row.iter_mut().zip(&lc.k[at..at + kv_dim]) {
                     *r = k.to_f32();
                 }
                 spec.rope.apply(row, hd, cs);
-                for (k, &r) in lc.k[dst * kv_dim..(dst + 1) * kv_dim]
-                    .iter_mut()
-                    .zip(row.iter())
-                {
-                    *k = T::from_f32(r);
-                }
-                lc.v.copy_within(src * kv_dim..(src + 1) * kv_dim, dst * kv_dim);
+                k_moved.extend(row.iter().map(|&r| T::from_f32(r)));
+                v_moved.extend_from_slice(&lc.v[at..at + kv_dim]);
+            }
+            for (i, src) in (first..n_past).enumerate() {
+                let at = ((src - n_discard) % rows) * kv_dim;
+                lc.k[at..at + kv_dim].copy_from_slice(&k_moved[i * kv_dim..(i + 1) * kv_dim]);
+                lc.v[at..at + kv_dim].copy_from_slice(&v_moved[i * kv_dim..(i + 1) * kv_dim]);
             }
         }
         let range = (n_keep, n_discard, st.n_past);
@@ -163,6 +170,10 @@ impl Model {
 pub struct State {
     n_ctx: usize,
     n_past: usize,
+    n_ubatch: usize,
+    /// Positions that may be rolled back without losing keys a
+    /// sliding-window ring still needs (`usize::MAX` without rings).
+    ring_slack: usize,
     tokens: Vec<u32>,
     cache: Cache,
     pool: Arc<ThreadPool>,
@@ -171,14 +182,42 @@ pub struct State {
 }
 
 impl State {
-    /// A state with room for `n_ctx` positions.
+    /// A state with room for `n_ctx` positions, evaluating prompts in
+    /// micro-batches of [`UBATCH`] tokens.
     pub fn new(model: &Model, n_ctx: usize, kv: KvType, pool: Arc<ThreadPool>) -> State {
+        Self::with_ubatch(model, n_ctx, kv, pool, UBATCH)
+    }
+
+    /// Like [`State::new`] with micro-batches of `n_ubatch` tokens (which
+    /// also sizes the sliding-window rings).
+    pub fn with_ubatch(
+        model: &Model,
+        n_ctx: usize,
+        kv: KvType,
+        pool: Arc<ThreadPool>,
+        n_ubatch: usize,
+    ) -> State {
         let c = &model.config;
+        let n_ubatch = n_ubatch.max(1);
+        let mut ring_slack = usize::MAX;
+        let rows: Vec<usize> = c
+            .layers
+            .iter()
+            .map(|l| match l.window {
+                Some(w) if w + n_ubatch < n_ctx => {
+                    ring_slack = ring_slack.min(n_ubatch);
+                    w + n_ubatch
+                }
+                _ => n_ctx,
+            })
+            .collect();
         State {
             n_ctx,
             n_past: 0,
+            n_ubatch,
+            ring_slack,
             tokens: Vec::new(),
-            cache: Cache::new(kv, c.n_layer, n_ctx, c.n_kv_head * c.head_dim),
+            cache: Cache::new(kv, &rows, c.n_kv_head * c.head_dim),
             pool,
             scratch: Default::default(),
             logits: Vec::new(),
@@ -199,16 +238,27 @@ impl State {
         &self.tokens
     }
 
-    /// Forgets positions from `n` on (keeps a common prefix for reuse).
-    pub fn truncate(&mut self, n: usize) {
+    /// Forgets positions from `n` on, keeping a common prefix for reuse,
+    /// and returns how many positions were kept: all `n`, or none when a
+    /// sliding-window ring has already overwritten keys that positions from
+    /// `n` on would need (the prompt is then evaluated again, as llama.cpp
+    /// does with its SWA cache).
+    pub fn truncate(&mut self, n: usize) -> usize {
         if n < self.n_past {
-            self.n_past = n;
-            self.tokens.truncate(n);
+            let keep = if self.n_past - n <= self.ring_slack {
+                n
+            } else {
+                0
+            };
+            self.n_past = keep;
+            self.tokens.truncate(keep);
         }
+        self.n_past
     }
 
     pub fn clear(&mut self) {
-        self.truncate(0);
+        self.n_past = 0;
+        self.tokens.clear();
     }
 
     pub fn kv_bytes(&self) -> usize {

@@ -27,6 +27,8 @@ pub trait KvElem: Copy + Send + Sync + Default + 'static {
     fn scale(acc: &mut [Self], s: f32);
     /// acc[i] = acc[i] + v[i] · s.
     fn mad(acc: &mut [Self], v: &[Self], s: f32);
+    /// dst[i] = Self(src[i]).
+    fn store(src: &[f32], dst: &mut [Self]);
 }
 
 impl KvElem for f32 {
@@ -44,6 +46,9 @@ impl KvElem for f32 {
     }
     fn mad(acc: &mut [f32], v: &[f32], s: f32) {
         acc.iter_mut().zip(v).for_each(|(a, b)| *a += b * s);
+    }
+    fn store(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -84,6 +89,9 @@ impl KvElem for F16 {
     fn mad(acc: &mut [F16], v: &[F16], s: f32) {
         (f16_kernels().mad)(bits_mut(acc), bits(v), s)
     }
+    fn store(src: &[f32], dst: &mut [F16]) {
+        (f16_kernels().from_f32)(src, bits_mut(dst))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -100,6 +108,9 @@ pub struct AttnParams {
 }
 
 /// out (n_tokens × n_head·head_dim) = softmax(q·kᵀ·scale + mask) · v,
+/// The cache may be a ring of `k_cache.len() / kv_dim` rows: position j
+/// lives in row `j % rows` (sliding-window layers keep only the window plus
+/// one batch); the caller guarantees the rows a query needs are intact.
 /// where token t sits at `positions[t]` and attends causally to cache rows
 /// `0..=positions[t]` (restricted by the window).
 pub fn attention<T: KvElem>(
@@ -117,6 +128,11 @@ pub fn attention<T: KvElem>(
     let kv_dim = p.n_kv_head * hd;
     let group = p.n_head / p.n_kv_head;
     let n_items = positions.len() * p.n_head;
+    let n_rows = k_cache.len() / kv_dim.max(1);
+    assert!(
+        n_rows > 0 && v_cache.len() == k_cache.len(),
+        "attention: cache shape"
+    );
     assert_eq!(q.len(), positions.len() * q_dim);
     assert_eq!(out.len(), q.len());
     let dst = Disjoint::new(out);
@@ -129,9 +145,7 @@ pub fn attention<T: KvElem>(
             let kvh = h / group;
             let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
             let qh = &mut qh[..hd];
-            for (d, &s) in qh.iter_mut().zip(qs) {
-                *d = T::from_f32(s);
-            }
+            T::store(qs, qh);
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
@@ -140,7 +154,8 @@ pub fn attention<T: KvElem>(
             acc.fill(T::default());
             let mut m = f32::NEG_INFINITY;
             let mut l = 0f32;
-            for slot in start..=pos {
+            for j in start..=pos {
+                let slot = if j < n_rows { j } else { j % n_rows };
                 let base = slot * kv_dim + kvh * hd;
                 let mut s = T::dot(qh, &k_cache[base..base + hd]) * p.scale;
                 if let Some(c) = p.softcap {

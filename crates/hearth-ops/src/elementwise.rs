@@ -1,5 +1,11 @@
 //! Row-wise and element-wise operations on f32 activations.
 
+use std::sync::OnceLock;
+
+use hearth_quant::{f16_to_f32, f32_to_f16};
+
+use crate::pool::{split, Disjoint, ThreadPool};
+
 /// RMS norm of one row: `out = x / sqrt(mean(x²) + eps) * w`.
 /// Accumulates in f64, as ggml's `rms_norm` does.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -55,6 +61,25 @@ pub enum Activation {
     Gelu,
 }
 
+/// GELU through a table indexed by the input rounded to f16, as ggml
+/// computes it on CPUs (`GGML_GELU_FP16`, `ggml_vec_geglu_f32`): below -10
+/// the result is 0, above 10 it is x, else `f16(gelu(f16(x)))`.
+pub fn gelu_table(x: f32) -> f32 {
+    static TABLE: OnceLock<Box<[u16]>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|t| f32_to_f16(gelu(f16_to_f32(t))))
+            .collect()
+    });
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        f16_to_f32(table[f32_to_f16(x) as usize])
+    }
+}
+
 /// `gate = act(gate) * up`, element-wise.
 pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
     match act {
@@ -65,10 +90,27 @@ pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
         }
         Activation::Gelu => {
             for (g, &u) in gate.iter_mut().zip(up) {
-                *g = gelu(*g) * u;
+                *g = gelu_table(*g) * u;
             }
         }
     }
+}
+
+/// [`gated_act`] spread over the pool for long inputs.
+pub fn gated_act_par(pool: &ThreadPool, act: Activation, gate: &mut [f32], up: &[f32]) {
+    const MIN_PARALLEL: usize = 1 << 14;
+    if gate.len() < MIN_PARALLEL {
+        return gated_act(act, gate, up);
+    }
+    let n = gate.len();
+    let g = Disjoint::new(gate);
+    pool.run(&|i, nt| {
+        let r = split(n, i, nt);
+        // SAFETY: each task owns the range `split` gives it.
+        #[allow(unsafe_code)]
+        let part = unsafe { g.part(r.clone()) };
+        gated_act(act, part, &up[r]);
+    });
 }
 
 /// Log-softmax of one row into `out`, accumulated in f64 for stability.

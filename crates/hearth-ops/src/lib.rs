@@ -24,8 +24,8 @@ pub mod vec;
 
 pub use attention::{attention, AttnParams, KvElem, F16};
 pub use elementwise::{
-    add_inplace, gated_act, gelu, log_softmax, rms_norm, rms_norm_inplace, scale_inplace, silu,
-    Activation,
+    add_inplace, gated_act, gated_act_par, gelu, gelu_table, log_softmax, rms_norm,
+    rms_norm_inplace, scale_inplace, silu, Activation,
 };
 pub use matmul::{matmul, matmul_quantized, matmul_quantized_many, quantize_rows, WeightRef};
 pub use pool::{split, Disjoint, ThreadPool};

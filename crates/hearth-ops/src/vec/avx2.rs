@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{mad_ref, scale_ref, F16Kernels};
+use super::{from_f32_ref, mad_ref, scale_ref, F16Kernels};
 use hearth_quant::Isa;
 
 static KERNELS: F16Kernels = F16Kernels {
@@ -11,6 +11,7 @@ static KERNELS: F16Kernels = F16Kernels {
     dot,
     scale,
     mad,
+    from_f32,
 };
 
 pub fn kernels() -> Option<&'static F16Kernels> {
@@ -28,6 +29,11 @@ fn dot(a: &[u16], b: &[u16]) -> f32 {
 fn scale(y: &mut [u16], s: f32) {
     // SAFETY: as above.
     unsafe { scale_avx2(y, s) }
+}
+
+fn from_f32(x: &[f32], y: &mut [u16]) {
+    // SAFETY: as above.
+    unsafe { from_f32_avx2(x, y) }
 }
 
 fn mad(y: &mut [u16], x: &[u16], s: f32) {
@@ -105,4 +111,17 @@ unsafe fn mad_avx2(y: &mut [u16], x: &[u16], s: f32) {
         unsafe { store8(c, _mm256_fmadd_ps(load8(xv), vs, load8(c))) };
     }
     mad_ref(cy.into_remainder(), cx.remainder(), s);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn from_f32_avx2(x: &[f32], y: &mut [u16]) {
+    let n = y.len().min(x.len());
+    let (y, x) = (&mut y[..n], &x[..n]);
+    let mut cy = y.chunks_exact_mut(8);
+    let mut cx = x.chunks_exact(8);
+    for (c, xv) in (&mut cy).zip(&mut cx) {
+        // SAFETY: 8-element chunks.
+        unsafe { store8(c, _mm256_loadu_ps(xv.as_ptr())) };
+    }
+    from_f32_ref(cx.remainder(), cy.into_remainder());
 }

@@ -19,6 +19,8 @@ pub struct F16Kernels {
     pub scale: fn(y: &mut [u16], s: f32),
     /// y[i] = f16(y[i] + x[i] · s).
     pub mad: fn(y: &mut [u16], x: &[u16], s: f32),
+    /// y[i] = f16(x[i]), round to nearest even.
+    pub from_f32: fn(x: &[f32], y: &mut [u16]),
 }
 
 pub static SCALAR: F16Kernels = F16Kernels {
@@ -26,6 +28,7 @@ pub static SCALAR: F16Kernels = F16Kernels {
     dot: dot_ref,
     scale: scale_ref,
     mad: mad_ref,
+    from_f32: from_f32_ref,
 };
 
 /// The tier matching `hearth_quant::kernels()`.
@@ -69,6 +72,12 @@ pub fn mad_ref(y: &mut [u16], x: &[u16], s: f32) {
     }
 }
 
+pub fn from_f32_ref(x: &[f32], y: &mut [u16]) {
+    for (d, &v) in y.iter_mut().zip(x) {
+        *d = f32_to_f16(v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +115,13 @@ mod tests {
             (SCALAR.mad)(&mut s1, &b, -1.3);
             (k.mad)(&mut s2, &b, -1.3);
             assert_eq!(s1, s2, "mad n={n}");
+            let xf: Vec<f32> = (0..n)
+                .map(|i| (i as f32 - 40.0) * 1.37e-3 + (i % 3) as f32 * 1e4)
+                .collect();
+            let (mut c1, mut c2) = (vec![0u16; n], vec![0u16; n]);
+            (SCALAR.from_f32)(&xf, &mut c1);
+            (k.from_f32)(&xf, &mut c2);
+            assert_eq!(c1, c2, "from_f32 n={n}");
         }
     }
 }
