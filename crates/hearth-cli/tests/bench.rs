@@ -121,7 +121,7 @@ fn table_lists_tests_and_extras() {
     let synth = synth_model("md");
     let m = &synth.path;
     let o = bench(
-        &m,
+        m,
         &[
             "-p",
             "8,0",
@@ -156,7 +156,7 @@ fn table_lists_tests_and_extras() {
     }
 
     let o = bench(
-        &m,
+        m,
         &[
             "-p",
             "0",
@@ -168,7 +168,8 @@ fn table_lists_tests_and_extras() {
             "1",
             "--sustained",
             "2",
-            "--json",
+            "-o",
+            "json",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -218,4 +219,24 @@ fn bad_flags_are_clear_errors() {
     let o = bench(Path::new("/nonexistent/model.gguf"), &["-p", "8"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}
+
+#[test]
+fn closed_stdout_is_an_error_not_a_panic() {
+    let synth = synth_model("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("bench")
+        .arg(&synth.path)
+        .args(["-p", "8", "-n", "2", "-r", "1", "-t", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running hearth");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("waiting for hearth");
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(e.contains("writing the results"), "{e}");
 }

@@ -8,6 +8,7 @@
 //! llama-bench output read hearth's; hearth adds `load_time_ns`, `ttft_ns`,
 //! `peak_rss_bytes` and, for `--sustained` runs, `sustained`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,6 +59,9 @@ pub struct BenchArgs {
     /// Print a JSON array with llama-bench's field names instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Output format, as llama-bench's `-o`: md (the table) or json.
+    #[arg(short = 'o', long = "output", value_parser = ["md", "json"])]
+    pub output: Option<String>,
     /// Also run K generation tests back to back (no warm-up) and compare the
     /// first run's speed with the last one's (throttling, cache effects).
     #[arg(long, value_name = "K")]
@@ -137,7 +141,7 @@ impl Config {
             threads,
             ctx: a.ctx,
             kv: a.kv_type,
-            json: a.json,
+            json: a.json || a.output.as_deref() == Some("json"),
             sustained: a.sustained,
             seed: a.seed,
         })
@@ -505,7 +509,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
     let mut records = Vec::new();
     let mut sustained_lines = Vec::new();
     if !cfg.json {
-        print_header();
+        emit(&header())?;
     }
     for (i, &threads) in cfg.threads.iter().enumerate() {
         if i > 0 {
@@ -521,7 +525,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
                 .with_context(|| t.name())?;
             let r = common.record(t, threads, &samples);
             if !cfg.json {
-                print_row(&r);
+                emit(&row(&r))?;
             }
             records.push(r);
         }
@@ -557,42 +561,53 @@ pub fn main(a: BenchArgs) -> Result<()> {
         r.peak_rss_bytes = rss;
     }
     if cfg.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
-        return Ok(());
+        return emit(&serde_json::to_string_pretty(&records)?);
     }
-    println!();
+    let mut tail = String::from("\n");
     for l in &sustained_lines {
-        println!("{l}");
+        tail += &format!("{l}\n");
     }
-    println!("load time:           {:.2} ms", ms(load_time));
-    match ttft {
-        Some(d) => println!(
+    tail += &format!("load time:           {:.2} ms\n", ms(load_time));
+    tail += &match ttft {
+        Some(d) => format!(
             "time to first token: {:.2} ms (process start to a 1-token forward pass)",
             ms(d)
         ),
-        None => println!("time to first token: unavailable"),
-    }
-    match rss {
-        Some(b) => println!(
-            "peak RSS:            {:.1} MiB",
+        None => "time to first token: unavailable".into(),
+    };
+    tail += &match rss {
+        Some(b) => format!(
+            "\npeak RSS:            {:.1} MiB",
             b as f64 / (1024.0 * 1024.0)
         ),
-        None => println!("peak RSS:            unavailable (no VmHWM in /proc/self/status)"),
-    }
-    Ok(())
+        None => "\npeak RSS:            unavailable (no VmHWM in /proc/self/status)".into(),
+    };
+    emit(&tail)
+}
+
+/// Writes `text` and a newline to stdout now (rows appear as tests finish);
+/// a closed stdout is an error, not a panic.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|_| out.flush())
+        .context("writing the results to stdout")
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn print_header() {
-    println!(
-        "| {:<30} | {:>10} | {:>10} | {:<7} | {:>7} | {:>13} | {:>20} |",
-        "model", "size", "params", "backend", "threads", "test", "t/s"
-    );
-    println!(
-        "| {} | {}: | {}: | {} | {}: | {}: | {}: |",
+fn header() -> String {
+    format!(
+        "| {:<30} | {:>10} | {:>10} | {:<7} | {:>7} | {:>13} | {:>20} |\n| {} | {}: | {}: | {} | {}: | {}: | {}: |",
+        "model",
+        "size",
+        "params",
+        "backend",
+        "threads",
+        "test",
+        "t/s",
         "-".repeat(30),
         "-".repeat(9),
         "-".repeat(9),
@@ -600,11 +615,11 @@ fn print_header() {
         "-".repeat(6),
         "-".repeat(12),
         "-".repeat(19)
-    );
+    )
 }
 
 /// A table row formatted as llama-bench's markdown printer does.
-fn print_row(r: &Record) {
+fn row(r: &Record) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     let size = if r.model_size < 1 << 30 {
         format!("{:.2} MiB", r.model_size as f64 / MIB)
@@ -622,10 +637,10 @@ fn print_row(r: &Record) {
     }
     .name();
     let ts = format!("{:.2} ± {:.2}", r.avg_ts, r.stddev_ts);
-    println!(
+    format!(
         "| {:<30} | {size:>10} | {params:>10} | {:<7} | {:>7} | {test:>13} | {ts:>20} |",
         r.model_type, r.backends, r.n_threads
-    );
+    )
 }
 
 /// The CPU's model name, as `/proc/cpuinfo` gives it.
@@ -690,8 +705,8 @@ mod tests {
     #[test]
     fn lists_parse_and_reject_bad_items() {
         assert_eq!(
-            parse_list("-p", &strs(&["128", " 512"]), 0, 10_000).unwrap(),
-            vec![128, 512]
+            parse_list("-p", &strs(&["128", " 512"]), 0, 10_000).ok(),
+            Some(vec![128, 512])
         );
         assert!(parse_list("-p", &strs(&[""]), 0, 10).is_err());
         assert!(parse_list("-p", &strs(&["1", ""]), 0, 10).is_err());
