@@ -24,6 +24,10 @@
 #   PROMPTS               prompt lengths, comma list (default: 128,512)
 #   GEN                   generation length (default: 128)
 #   BUILD_JOBS            parallel jobs for the llama.cpp build (default: 2)
+#   LLAMA_ISA             native (default: everything this CPU has, AVX-512
+#                         and VNNI included where present) or avx2 (AVX2, FMA
+#                         and F16C only: the instruction set hearth's fastest
+#                         tier uses today), built into separate folders
 set -euo pipefail
 
 VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -37,9 +41,16 @@ JOBS="${BUILD_JOBS:-2}"
 PY="${PYTHON:-python3}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+ISA="${LLAMA_ISA:-native}"
+case "$ISA" in
+  native) SUFFIX=""; ISA_FLAGS=(-DGGML_NATIVE=ON) ;;
+  avx2) SUFFIX="-avx2"; ISA_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
+          -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF) ;;
+  *) echo "compare-llamacpp: LLAMA_ISA must be native or avx2" >&2; exit 2 ;;
+esac
 SRC="$LDIR/src-$VERSION"
-BUILD="$LDIR/build-$VERSION"
-BIN="$LDIR/bin-$VERSION"
+BUILD="$LDIR/build-$VERSION$SUFFIX"
+BIN="$LDIR/bin-$VERSION$SUFFIX"
 STAMP="$BIN/.complete"
 
 log() { echo "compare-llamacpp: $*" >&2; }
@@ -74,7 +85,7 @@ build_llamacpp() {
   fi
   log "configuring in $BUILD"
   nice -n 19 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF \
+    "${ISA_FLAGS[@]}" -DLLAMA_CURL=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF \
     -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
     -DBUILD_SHARED_LIBS=OFF >/dev/null
   # Newer llama.cpp splits the one-shot CLI out as llama-completion.
@@ -203,7 +214,7 @@ for line in open(path):
 
 print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  ")
 print(f"cpu: {cpu}  ")
-print(f"threads: {threads}, repetitions: {reps}, llama.cpp: llama-cpp-python {version} vendored, -fa 1  ")
+print(f"threads: {threads}, repetitions: {reps}, llama.cpp: llama-cpp-python {version} vendored ({os.environ.get('LLAMA_ISA', 'native')} build), -fa 1  ")
 print()
 print("| model | test | llama.cpp t/s | hearth t/s | hearth / llama.cpp |")
 print("| --- | --- | ---: | ---: | ---: |")
