@@ -1,5 +1,6 @@
 //! Teacher-forced comparison with llama.cpp: feed each golden prompt and its
-//! greedy continuation, and compare every step's log-softmax with the golden
+//! greedy continuation (the prompt as one batch, then one token per step, as
+//! the golden run did), and compare every step's log-softmax with the golden
 //! top-10. Acceptance: top-1 agreement on ≥ 95 % of steps and mean
 //! |Δlogprob| over the golden top-10 entries ≤ 0.15 nat, per model.
 
@@ -43,13 +44,17 @@ fn teacher_forced(m: RealModel) -> Option<Agreement> {
         let prompt = ids("prompt_ids");
         let gen = ids("generated_ids");
         let steps = r["steps"].as_array().expect("steps");
-        let mut input = prompt.clone();
-        input.extend_from_slice(&gen[..gen.len() - 1]);
+        // As llama.cpp produced them: the prompt as one batch, then one
+        // token per step, each fed the golden token (teacher forcing).
         st.clear();
-        let first = prompt.len() - 1;
-        let logits = model
-            .forward(&mut st, &input, Logits::Range(first, input.len()))
-            .expect("forward");
+        let mut logits = model
+            .forward(&mut st, &prompt, Logits::Last)
+            .expect("prompt")
+            .to_vec();
+        for &g in &gen[..gen.len() - 1] {
+            let next = model.forward(&mut st, &[g], Logits::Last).expect("step");
+            logits.extend_from_slice(next);
+        }
         for (i, step) in steps.iter().enumerate() {
             hearth_ops::log_softmax(&logits[i * n_vocab..(i + 1) * n_vocab], &mut logp);
             let argmax = logp
