@@ -29,6 +29,10 @@ pub trait KvElem: Copy + Send + Sync + Default + 'static {
     fn mad(acc: &mut [Self], v: &[Self], s: f32);
     /// dst[i] = Self(src[i]).
     fn store(src: &[f32], dst: &mut [Self]);
+    /// Σ q[i]·k[i] with q in f32.
+    fn dot_f32(q: &[f32], k: &[Self]) -> f32;
+    /// acc[i] += v[i] · s with acc in f32.
+    fn mad_f32(acc: &mut [f32], v: &[Self], s: f32);
 }
 
 impl KvElem for f32 {
@@ -49,6 +53,12 @@ impl KvElem for f32 {
     }
     fn store(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
+    }
+    fn dot_f32(q: &[f32], k: &[f32]) -> f32 {
+        Self::dot(q, k)
+    }
+    fn mad_f32(acc: &mut [f32], v: &[f32], s: f32) {
+        Self::mad(acc, v, s)
     }
 }
 
@@ -92,6 +102,12 @@ impl KvElem for F16 {
     fn store(src: &[f32], dst: &mut [F16]) {
         (f16_kernels().from_f32)(src, bits_mut(dst))
     }
+    fn dot_f32(q: &[f32], k: &[F16]) -> f32 {
+        (f16_kernels().dot_f32)(q, bits(k))
+    }
+    fn mad_f32(acc: &mut [f32], v: &[F16], s: f32) {
+        (f16_kernels().mad_f32)(acc, bits(v), s)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -106,6 +122,13 @@ pub struct AttnParams {
     /// Soft-capping of scores: `cap · tanh(s / cap)`.
     pub softcap: Option<f32>,
 }
+
+/// Batches of at least this many queries are computed in f32 throughout
+/// (queries unrounded, keys and values widened, f32 accumulator), as ggml's
+/// tiled flash attention does for prompt batches of one Q tile or more;
+/// smaller batches and single-token decoding follow ggml's one-query path,
+/// which rounds the query and the accumulator to the cache type.
+pub const WIDE_BATCH: usize = 64;
 
 /// out (n_tokens × n_head·head_dim) = softmax(q·kᵀ·scale + mask) · v,
 /// The cache may be a ring of `k_cache.len() / kv_dim` rows: position j
@@ -136,31 +159,67 @@ pub fn attention<T: KvElem>(
     assert_eq!(q.len(), positions.len() * q_dim);
     assert_eq!(out.len(), q.len());
     let dst = Disjoint::new(out);
+    let wide = positions.len() >= WIDE_BATCH;
     let job = |i: usize, nt: usize| {
         let mut qh = [T::default(); MAX_HEAD_DIM];
         let mut acc = [T::default(); MAX_HEAD_DIM];
+        let mut acc32 = [0f32; MAX_HEAD_DIM];
         for item in split(n_items, i, nt) {
             let (t, h) = (item / p.n_head, item % p.n_head);
             let pos = positions[t];
             let kvh = h / group;
             let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-            let qh = &mut qh[..hd];
-            T::store(qs, qh);
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
             };
-            let acc = &mut acc[..hd];
-            acc.fill(T::default());
-            let mut m = f32::NEG_INFINITY;
-            let mut l = 0f32;
-            for j in start..=pos {
+            let row = |j: usize| {
                 let slot = if j < n_rows { j } else { j % n_rows };
-                let base = slot * kv_dim + kvh * hd;
-                let mut s = T::dot(qh, &k_cache[base..base + hd]) * p.scale;
+                slot * kv_dim + kvh * hd
+            };
+            let score = |mut s: f32| {
+                s *= p.scale;
                 if let Some(c) = p.softcap {
                     s = c * (s / c).tanh();
                 }
+                s
+            };
+            // SAFETY: each (token, head) item is owned by one thread.
+            #[allow(unsafe_code)]
+            let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
+            let mut m = f32::NEG_INFINITY;
+            let mut l = 0f32;
+            if wide {
+                let acc = &mut acc32[..hd];
+                acc.fill(0.0);
+                for j in start..=pos {
+                    let base = row(j);
+                    let s = score(T::dot_f32(qs, &k_cache[base..base + hd]));
+                    let w = if s > m {
+                        let r = (m - s).exp();
+                        acc.iter_mut().for_each(|a| *a *= r);
+                        l *= r;
+                        m = s;
+                        1.0
+                    } else {
+                        (s - m).exp()
+                    };
+                    T::mad_f32(acc, &v_cache[base..base + hd], w);
+                    l += w;
+                }
+                let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+                for (o, a) in o.iter_mut().zip(acc.iter()) {
+                    *o = a * inv;
+                }
+                continue;
+            }
+            let qh = &mut qh[..hd];
+            T::store(qs, qh);
+            let acc = &mut acc[..hd];
+            acc.fill(T::default());
+            for j in start..=pos {
+                let base = row(j);
+                let s = score(T::dot(qh, &k_cache[base..base + hd]));
                 // Same update order as ggml: on a new maximum, rescale the
                 // accumulator, then add v with weight 1; else add e·v.
                 let w = if s > m {
@@ -175,9 +234,6 @@ pub fn attention<T: KvElem>(
                 T::mad(acc, &v_cache[base..base + hd], w);
                 l += w;
             }
-            // SAFETY: each (token, head) item is owned by one thread.
-            #[allow(unsafe_code)]
-            let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
             let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
             for (o, a) in o.iter_mut().zip(acc.iter()) {
                 *o = a.to_f32() * inv;
@@ -231,7 +287,13 @@ mod tests {
             window: Some(3),
             softcap: None,
         };
-        let n = 6;
+        for n in [6, WIDE_BATCH + 6] {
+            check_against_naive(&pool, &p, n);
+        }
+    }
+
+    fn check_against_naive(pool: &ThreadPool, p: &AttnParams, n: usize) {
+        let p = *p;
         let f = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
         let q: Vec<f32> = (0..n * 32).map(f).collect();
         let k: Vec<f32> = (0..n * 16).map(|i| f(i + 3)).collect();
@@ -241,7 +303,7 @@ mod tests {
             let p = AttnParams { window, ..p };
             let want = naive(&p, &q, &k, &v, &pos);
             let mut got = vec![0f32; q.len()];
-            attention(&pool, &p, &q, &k, &v, &pos, &mut got);
+            attention(pool, &p, &q, &k, &v, &pos, &mut got);
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{from_f32_ref, mad_ref, scale_ref, F16Kernels};
+use super::{dot_f32_ref, from_f32_ref, mad_f32_ref, mad_ref, scale_ref, F16Kernels};
 use hearth_quant::Isa;
 
 static KERNELS: F16Kernels = F16Kernels {
@@ -12,6 +12,8 @@ static KERNELS: F16Kernels = F16Kernels {
     scale,
     mad,
     from_f32,
+    dot_f32,
+    mad_f32,
 };
 
 pub fn kernels() -> Option<&'static F16Kernels> {
@@ -34,6 +36,16 @@ fn scale(y: &mut [u16], s: f32) {
 fn from_f32(x: &[f32], y: &mut [u16]) {
     // SAFETY: as above.
     unsafe { from_f32_avx2(x, y) }
+}
+
+fn dot_f32(a: &[f32], b: &[u16]) -> f32 {
+    // SAFETY: as above.
+    unsafe { dot_f32_avx2(a, b) }
+}
+
+fn mad_f32(y: &mut [f32], x: &[u16], s: f32) {
+    // SAFETY: as above.
+    unsafe { mad_f32_avx2(y, x, s) }
 }
 
 fn mad(y: &mut [u16], x: &[u16], s: f32) {
@@ -124,4 +136,42 @@ unsafe fn from_f32_avx2(x: &[f32], y: &mut [u16]) {
         unsafe { store8(c, _mm256_loadu_ps(xv.as_ptr())) };
     }
     from_f32_ref(cx.remainder(), cy.into_remainder());
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f32_avx2(a: &[f32], b: &[u16]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut ca = a.chunks_exact(16);
+    let mut cb = b.chunks_exact(16);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        // SAFETY: 16-element chunks.
+        unsafe {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr()), load8(&y[..8]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr().add(8)), load8(&y[8..]), acc1);
+        }
+    }
+    let v = _mm256_add_ps(acc0, acc1);
+    let t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let t = _mm_hadd_ps(t, t);
+    _mm_cvtss_f32(_mm_hadd_ps(t, t)) + dot_f32_ref(ca.remainder(), cb.remainder())
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mad_f32_avx2(y: &mut [f32], x: &[u16], s: f32) {
+    let n = y.len().min(x.len());
+    let (y, x) = (&mut y[..n], &x[..n]);
+    let vs = _mm256_set1_ps(s);
+    let mut cy = y.chunks_exact_mut(8);
+    let mut cx = x.chunks_exact(8);
+    for (c, xv) in (&mut cy).zip(&mut cx) {
+        // SAFETY: 8-element chunks.
+        unsafe {
+            let r = _mm256_fmadd_ps(load8(xv), vs, _mm256_loadu_ps(c.as_ptr()));
+            _mm256_storeu_ps(c.as_mut_ptr(), r);
+        }
+    }
+    mad_f32_ref(cy.into_remainder(), cx.remainder(), s);
 }

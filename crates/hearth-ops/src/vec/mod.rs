@@ -21,6 +21,10 @@ pub struct F16Kernels {
     pub mad: fn(y: &mut [u16], x: &[u16], s: f32),
     /// y[i] = f16(x[i]), round to nearest even.
     pub from_f32: fn(x: &[f32], y: &mut [u16]),
+    /// Σ a[i]·f32(b[i]) with `a` in f32.
+    pub dot_f32: fn(a: &[f32], b: &[u16]) -> f32,
+    /// y[i] += f32(x[i]) · s with `y` in f32.
+    pub mad_f32: fn(y: &mut [f32], x: &[u16], s: f32),
 }
 
 pub static SCALAR: F16Kernels = F16Kernels {
@@ -29,6 +33,8 @@ pub static SCALAR: F16Kernels = F16Kernels {
     scale: scale_ref,
     mad: mad_ref,
     from_f32: from_f32_ref,
+    dot_f32: dot_f32_ref,
+    mad_f32: mad_f32_ref,
 };
 
 /// The tier matching `hearth_quant::kernels()`.
@@ -78,6 +84,16 @@ pub fn from_f32_ref(x: &[f32], y: &mut [u16]) {
     }
 }
 
+pub fn dot_f32_ref(a: &[f32], b: &[u16]) -> f32 {
+    a.iter().zip(b).map(|(&x, &y)| x * f16_to_f32(y)).sum()
+}
+
+pub fn mad_f32_ref(y: &mut [f32], x: &[u16], s: f32) {
+    for (v, &xv) in y.iter_mut().zip(x) {
+        *v = f16_to_f32(xv).mul_add(s, *v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +138,20 @@ mod tests {
             (SCALAR.from_f32)(&xf, &mut c1);
             (k.from_f32)(&xf, &mut c2);
             assert_eq!(c1, c2, "from_f32 n={n}");
+            let (d1, d2) = ((SCALAR.dot_f32)(&xf, &b), (k.dot_f32)(&xf, &b));
+            let mag: f32 = xf
+                .iter()
+                .zip(&b)
+                .map(|(&p, &q)| (p * f16_to_f32(q)).abs())
+                .sum();
+            assert!(
+                (d1 - d2).abs() <= 1e-5 * mag.max(1.0),
+                "dot_f32 n={n}: {d1} vs {d2}"
+            );
+            let (mut y1, mut y2) = (xf.clone(), xf.clone());
+            (SCALAR.mad_f32)(&mut y1, &b, 0.7);
+            (k.mad_f32)(&mut y2, &b, 0.7);
+            assert_eq!(y1, y2, "mad_f32 n={n}");
         }
     }
 }
