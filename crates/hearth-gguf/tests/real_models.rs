@@ -5,23 +5,7 @@ use std::path::PathBuf;
 use hearth_gguf::{GgmlType, GgufFile};
 
 fn model(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("HEARTH_MODEL_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth/models"))
-        })?;
-    let p = dir.join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing; run scripts/fetch-models.sh", p.display());
-    }
-    eprintln!(
-        "skipping: {} not found (run scripts/fetch-models.sh)",
-        p.display()
-    );
-    None
+    hearth_testdata::model_file(name)
 }
 
 #[test]

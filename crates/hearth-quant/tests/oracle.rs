@@ -95,15 +95,6 @@ fn reference_quantizers_match_ggml_c_bytes() {
     assert_eq!(types.len(), 12, "{types:?}");
 }
 
-fn model_dir() -> PathBuf {
-    match std::env::var_os("HEARTH_MODEL_CACHE") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/hearth/models")
-        }
-    }
-}
-
 #[test]
 fn dequantization_matches_gguf_py_on_real_model_rows() {
     let index = read_index("dequant.json");
@@ -114,18 +105,10 @@ fn dequantization_matches_gguf_py_on_real_model_rows() {
     for e in rows {
         let model = e["model"].as_str().unwrap();
         if current.as_ref().map(|(m, _)| m.as_str()) != Some(model) {
-            let path = model_dir().join(model);
-            if !path.exists() {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!(
-                        "{} not found (run scripts/fetch-models first)",
-                        path.display()
-                    );
-                }
-                eprintln!("skipping: {} not found", path.display());
+            let Some(path) = hearth_testdata::model_file(model) else {
                 current = None;
                 continue;
-            }
+            };
             current = Some((model.to_string(), GgufFile::open(&path).unwrap()));
         }
         let Some((_, file)) = current.as_ref() else {

@@ -47,7 +47,12 @@ pub fn model_cache() -> PathBuf {
 /// The path of a real model, or `None` (after saying so) when it is missing
 /// outside CI. Under `CI=true` a missing model is a failure.
 pub fn model(m: RealModel) -> Option<PathBuf> {
-    let p = model_cache().join(m.file_name());
+    model_file(m.file_name())
+}
+
+/// Like [`model`], for a file name in the model cache.
+pub fn model_file(file_name: &str) -> Option<PathBuf> {
+    let p = model_cache().join(file_name);
     if p.is_file() {
         return Some(p);
     }

@@ -12,22 +12,7 @@ use hearth_tokenizer::{ChatMessage, ChatTemplate, StreamDecoder, Tokenizer};
 use serde_json::Value;
 
 fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = match std::env::var_os("HEARTH_MODEL_CACHE") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/hearth/models"),
-    };
-    let p = dir.join(file);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "model {} is missing (run scripts/fetch-models)",
-            p.display()
-        );
-    }
-    eprintln!("skipping: model {} is missing", p.display());
-    None
+    hearth_testdata::model_file(file)
 }
 
 fn golden_dir(model: &str) -> PathBuf {
