@@ -14,8 +14,9 @@
 //!   [`scalar_kernels`]) — plain Rust, always compiled; it produces the bytes
 //!   ggml's `quantize_row_*_ref` does and follows ggml's generic dot products.
 //! - **SIMD tiers** behind one table of function pointers, [`Kernels`],
-//!   chosen once at run time ([`kernels`]): AVX2 (+FMA, F16C) on x86-64
-//!   today, more tiers (AVX-512, NEON) slot in as files of their own. Every
+//!   chosen once at run time ([`kernels`]): AVX2 (+FMA, F16C) and AVX-512
+//!   (F/BW/VL/VNNI: the AVX2 table with VNNI tiles for Q5_0 and Q8_0) on
+//!   x86-64 today, more tiers (NEON) slot in as files of their own. Every
 //!   SIMD kernel is tested against the scalar reference.
 //!
 //! A weight row of type `w` is dotted against an activation row quantized to
@@ -176,6 +177,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
 pub enum Isa {
     Scalar,
     Avx2,
+    Avx512,
 }
 
 impl Isa {
@@ -183,6 +185,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
         }
     }
 }
@@ -254,7 +257,7 @@ fn act_slot(ty: GgmlType) -> Option<usize> {
 }
 
 /// One tier's table of kernels. Get one from [`kernels`] (the best this CPU
-/// runs), [`scalar_kernels`] or [`avx2_kernels`].
+/// runs), [`scalar_kernels`], [`avx2_kernels`] or [`avx512_kernels`].
 pub struct Kernels {
     /// The tier these kernels belong to.
     pub isa: Isa,
@@ -524,16 +527,35 @@ pub fn avx2_kernels() -> Option<&'static Kernels> {
     }
 }
 
+/// The AVX-512 tier (AVX-512 F/BW/VL/VNNI on top of the AVX2 tier's
+/// features), or `None` when this CPU lacks it. It is the AVX2 table with
+/// VNNI tile kernels for Q5_0 and Q8_0 weights.
+pub fn avx512_kernels() -> Option<&'static Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::avx512::kernels()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// The kernels for this machine, chosen once: the best tier the CPU runs,
-/// unless `HEARTH_ISA=scalar|avx2` forces one (a forced tier the CPU lacks
-/// falls back to scalar with a one-line warning on stderr).
+/// unless `HEARTH_ISA=scalar|avx2|avx512` forces one (a forced tier the CPU
+/// lacks falls back with a one-line warning on stderr: `avx512` to the best
+/// tier the CPU has, `avx2` to scalar).
 pub fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
     CHOSEN.get_or_init(|| choose(std::env::var("HEARTH_ISA").ok().as_deref()))
 }
 
 fn choose(forced: Option<&str>) -> &'static Kernels {
-    let best = || avx2_kernels().unwrap_or(scalar_kernels());
+    let best = || {
+        avx512_kernels()
+            .or_else(avx2_kernels)
+            .unwrap_or(scalar_kernels())
+    };
     let Some(want) = forced.map(str::trim).filter(|s| !s.is_empty()) else {
         return best();
     };
@@ -545,8 +567,16 @@ fn choose(forced: Option<&str>) -> &'static Kernels {
             );
             scalar_kernels()
         }),
+        "avx512" => avx512_kernels().unwrap_or_else(|| {
+            let k = best();
+            eprintln!(
+                "hearth: HEARTH_ISA=avx512 but this CPU lacks AVX-512 F/BW/VL/VNNI; using {} kernels",
+                k.isa.name()
+            );
+            k
+        }),
         other => {
-            eprintln!("hearth: HEARTH_ISA={other} is not a tier this build has (scalar, avx2); using scalar kernels");
+            eprintln!("hearth: HEARTH_ISA={other} is not a tier this build has (scalar, avx2, avx512); using scalar kernels");
             scalar_kernels()
         }
     }
@@ -569,7 +599,19 @@ mod tests {
             Isa::Scalar
         };
         assert_eq!(choose(Some("avx2")).isa, want);
-        assert_eq!(auto, want);
+        let best = if avx512_kernels().is_some() {
+            Isa::Avx512
+        } else {
+            want
+        };
+        assert_eq!(choose(Some("avx512")).isa, best);
+        assert_eq!(choose(Some("AVX512")).isa, best);
+        assert_eq!(auto, best);
+        if let Some(k) = avx512_kernels() {
+            // The AVX-512 tier starts from the AVX2 table.
+            assert!(avx2_kernels().is_some());
+            assert_eq!(k.isa.name(), "avx512");
+        }
     }
 
     #[test]

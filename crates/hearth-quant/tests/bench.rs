@@ -10,7 +10,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use common::{quantize, random_row, Rng, ACT_TYPES, WEIGHT_TYPES};
-use hearth_quant::{avx2_kernels, row_bytes, scalar_kernels, vec_dot_type, Kernels};
+use hearth_quant::{
+    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, Kernels,
+};
 
 /// Nanoseconds per call of `f`, best of 5 runs of `iters` calls.
 fn time_ns(iters: usize, mut f: impl FnMut()) -> f64 {
@@ -207,6 +209,57 @@ fn vec_dot_tile_speed() {
                 multi / pairs,
                 tile / pairs,
                 multi / tile
+            );
+        }
+    }
+}
+
+/// The AVX-512 tier's VNNI tiles against the AVX2 tier's tiles, same
+/// prompt-processing shape (64 weight rows × 16 activation rows, one
+/// `vec_dot_tile` call), timed alternately in the same run (best of 7);
+/// ns per (row, column) pair.
+#[test]
+#[ignore]
+fn vec_dot_tile_avx512_vs_avx2() {
+    use hearth_quant::GgmlType as T;
+    let (Some(k2), Some(k5)) = (avx2_kernels(), avx512_kernels()) else {
+        eprintln!("skipping: no AVX-512 tier on this CPU");
+        return;
+    };
+    let (rows, cols) = (64, 16);
+    let mut rng = Rng::new(10);
+    println!("vec_dot_tile, avx512 vs avx2, {rows} rows × {cols} columns:");
+    for ty in [T::Q5_0, T::Q8_0] {
+        for n in [640, 1024, 2048] {
+            let ws: Vec<Vec<u8>> = (0..rows)
+                .map(|_| quantize(ty, &random_row(&mut rng, n, 0.1)))
+                .collect();
+            let w: Vec<&[u8]> = ws.iter().map(Vec::as_slice).collect();
+            let at = vec_dot_type(ty);
+            let acts: Vec<Vec<u8>> = (0..cols)
+                .map(|_| quantize(at, &random_row(&mut rng, n, 1.0)))
+                .collect();
+            let a: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+            let mut out = vec![0.0f32; rows * cols];
+            let iters = (100_000 / n).max(10);
+            let (mut t2, mut t5) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..7 {
+                t2 = t2.min(time_ns(iters, || {
+                    k2.vec_dot_tile(ty, n, black_box(&w), black_box(&a), &mut out);
+                    black_box(&out);
+                }));
+                t5 = t5.min(time_ns(iters, || {
+                    k5.vec_dot_tile(ty, n, black_box(&w), black_box(&a), &mut out);
+                    black_box(&out);
+                }));
+            }
+            let pairs = (rows * cols) as f64;
+            println!(
+                "  {:5} n={n:5}  avx2 {:7.1} ns  avx512 {:7.1} ns  x{:4.2}",
+                ty.name(),
+                t2 / pairs,
+                t5 / pairs,
+                t2 / t5
             );
         }
     }

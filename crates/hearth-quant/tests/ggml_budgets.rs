@@ -6,7 +6,9 @@
 mod common;
 
 use common::{dequantize, ggml_test_data, quantize, WEIGHT_TYPES};
-use hearth_quant::{avx2_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels};
+use hearth_quant::{
+    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels,
+};
 
 const TEST_SIZE: usize = 32 * 128;
 
@@ -62,7 +64,7 @@ fn dot_error(k: &Kernels, ty: GgmlType, x1: &[f32], x2: &[f32]) -> f32 {
 fn dot_product_error_within_ggml_budget() {
     let x1 = ggml_test_data(0.0, TEST_SIZE);
     let x2 = ggml_test_data(1.0, TEST_SIZE);
-    let tiers = [Some(scalar_kernels()), avx2_kernels()];
+    let tiers = [Some(scalar_kernels()), avx2_kernels(), avx512_kernels()];
     for k in tiers.into_iter().flatten() {
         for ty in WEIGHT_TYPES {
             let err = dot_error(k, ty, &x1, &x2);
@@ -74,7 +76,7 @@ fn dot_product_error_within_ggml_budget() {
 #[test]
 fn f32_vec_dot_odd_lengths() {
     // test_vec_dot_f32 of the C test: error / n < 1e-4 for ragged lengths.
-    let tiers = [Some(scalar_kernels()), avx2_kernels()];
+    let tiers = [Some(scalar_kernels()), avx2_kernels(), avx512_kernels()];
     for k in tiers.into_iter().flatten() {
         for n in [
             1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 67, 127, 129, 193, 255, 1023,

@@ -8,13 +8,14 @@ mod common;
 
 use common::{Rng, ACT_TYPES, WEIGHT_TYPES};
 use hearth_quant::{
-    avx2_kernels, dequantize_row, quantize_row, row_bytes, scalar_kernels, vec_dot_type, GgmlType,
+    avx2_kernels, avx512_kernels, dequantize_row, quantize_row, row_bytes, scalar_kernels,
+    vec_dot_type, GgmlType,
 };
 
 #[test]
 fn random_bytes_dequantize_and_dot_without_panicking() {
     let mut rng = Rng::new(99);
-    let tiers: Vec<_> = [Some(scalar_kernels()), avx2_kernels()]
+    let tiers: Vec<_> = [Some(scalar_kernels()), avx2_kernels(), avx512_kernels()]
         .into_iter()
         .flatten()
         .collect();
@@ -31,6 +32,8 @@ fn random_bytes_dequantize_and_dot_without_panicking() {
                 let a = rng.bytes(row_bytes(vec_dot_type(ty), n).unwrap());
                 for k in &tiers {
                     let _ = k.vec_dot(ty, n, &w, &a);
+                    let mut out = [0.0f32; 2];
+                    k.vec_dot_tile(ty, n, &[&w, &w], &[&a], &mut out);
                 }
             }
         }
@@ -62,7 +65,7 @@ fn non_finite_inputs_quantize_without_panicking() {
             let all = vec![s; n];
             quantize_row(ty, &all, &mut q).unwrap();
             if ACT_TYPES.contains(&ty) {
-                if let Some(k) = avx2_kernels() {
+                for k in [avx2_kernels(), avx512_kernels()].into_iter().flatten() {
                     k.quantize_act(ty, &x, &mut q);
                     k.quantize_act(ty, &all, &mut q);
                 }

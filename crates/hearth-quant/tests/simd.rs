@@ -9,10 +9,15 @@ mod common;
 use common::{
     abs_dot, dequantize, quantize, random_blocks, random_row, Rng, ACT_TYPES, WEIGHT_TYPES,
 };
-use hearth_quant::{avx2_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels};
+use hearth_quant::{
+    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels,
+};
 
 fn simd_tiers() -> Vec<&'static Kernels> {
-    let tiers: Vec<_> = [avx2_kernels()].into_iter().flatten().collect();
+    let tiers: Vec<_> = [avx2_kernels(), avx512_kernels()]
+        .into_iter()
+        .flatten()
+        .collect();
     if tiers.is_empty() {
         eprintln!("skipping: this CPU has no SIMD tier hearth-quant implements");
     }

@@ -10,12 +10,12 @@ mod common;
 
 use common::{abs_dot, dequantize, quantize, random_blocks, random_row, Rng, WEIGHT_TYPES};
 use hearth_quant::{
-    avx2_kernels, kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels, TILE_COLS,
-    TILE_ROWS,
+    avx2_kernels, avx512_kernels, kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType,
+    Kernels, TILE_COLS, TILE_ROWS,
 };
 
 fn tiers() -> Vec<&'static Kernels> {
-    [Some(scalar_kernels()), avx2_kernels()]
+    [Some(scalar_kernels()), avx2_kernels(), avx512_kernels()]
         .into_iter()
         .flatten()
         .collect()

@@ -139,7 +139,8 @@ safe!(act quant_q8_0 => quantize_q8_0_avx2);
 safe!(act quant_q8_1 => quantize_q8_1_avx2);
 safe!(act quant_q8_k => quantize_q8_k_avx2);
 
-static KERNELS: Kernels = Kernels {
+/// The AVX2 table by value (the AVX-512 tier starts from it).
+pub(crate) const TABLE: Kernels = Kernels {
     isa: Isa::Avx2,
     dot: [
         dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
@@ -184,6 +185,8 @@ static KERNELS: Kernels = Kernels {
         quant_q8_k,
     ],
 };
+
+static KERNELS: Kernels = TABLE;
 
 // ------------------------------------------------------------------ helpers
 

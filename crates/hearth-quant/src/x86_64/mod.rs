@@ -2,3 +2,5 @@
 
 #[allow(unsafe_code)]
 pub(crate) mod avx2;
+#[allow(unsafe_code)]
+pub(crate) mod avx512;

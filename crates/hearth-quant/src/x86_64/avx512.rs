@@ -1,0 +1,242 @@
+//! The AVX-512 tier (AVX-512 F/BW/VL/VNNI on top of AVX2 + FMA + F16C).
+//!
+//! The table is the AVX2 one with the 2-D prompt-processing tiles of Q5_0
+//! and Q8_0 ([`crate::Kernels::vec_dot_tile`]) replaced by 512-bit VNNI
+//! kernels; everything else (single-row dots, multi-column kernels, the
+//! activation quantizers) is the AVX2 tier's, so activations are
+//! bit-identical to the AVX2 tier's.
+//!
+//! A tile is `R ≤ 4` weight rows · 4 activation rows (Q8_0). Each 512-bit
+//! register holds two 32-quant blocks (lanes 0..8 block `b`, lanes 8..16
+//! block `b + 1`). The weights are made unsigned — Q5_0 as stored (0..31),
+//! Q8_0 as `x + 128` (the sign bit flipped) — so one `vpdpbusd` per (row,
+//! column) gives the sums `Σ q·y` of four products per 32-bit lane; the
+//! offset (16 or 128) is removed exactly in the integer domain by starting
+//! that `vpdpbusd` from `−off · Σy`, which is computed once per column and
+//! block pair for all rows (again with `vpdpbusd`). Every lane is exact
+//! (|Σ| ≤ 32 · 255 · 128 < 2³¹) and byte values of −128 are fine, unlike
+//! the sign trick. The lanes are then converted, scaled by their block's
+//! `dx·dy` and accumulated in f32 per (row, column); the 16 lanes are
+//! added once at the end of the row. Results agree with the scalar
+//! reference up to the order of f32 additions.
+//!
+//! Soundness as in the AVX2 tier: the `#[target_feature]` functions are
+//! reached only through safe wrappers stored in [`KERNELS`], which
+//! [`kernels`] hands out after run-time detection; every load reads from a
+//! slice indexed (bounds-checked) to the loaded width.
+
+use core::arch::x86_64::*;
+
+use crate::scalar::float::rd_u16;
+use crate::scalar::legacy::{Q5_0_BYTES, Q8_0_BYTES};
+use crate::{Isa, Kernels, TileDotFn};
+
+use super::avx2::TABLE as AVX2;
+
+/// Activation rows per tile.
+const COLS: usize = 4;
+
+/// The AVX-512 table, or `None` when the CPU lacks AVX-512 F/BW/VL/VNNI or
+/// the AVX2 tier's features.
+pub(crate) fn kernels() -> Option<&'static Kernels> {
+    let ok = super::avx2::kernels().is_some()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni");
+    ok.then_some(&KERNELS)
+}
+
+/// The dot-table slots of Q5_0 and Q8_0 (`crate::dot_slot`).
+const SLOT_Q5_0: usize = 5;
+const SLOT_Q8_0: usize = 7;
+
+const fn tiles() -> [Option<TileDotFn>; crate::DOT_SLOTS] {
+    let mut t = AVX2.tile;
+    t[SLOT_Q5_0] = Some(tile2d_q5_0);
+    t[SLOT_Q8_0] = Some(tile2d_q8_0);
+    t
+}
+
+static KERNELS: Kernels = Kernels {
+    isa: Isa::Avx512,
+    dot: AVX2.dot,
+    multi: AVX2.multi,
+    tile: tiles(),
+    act: AVX2.act,
+};
+
+/// Defines a safe wrapper around a tile kernel: 1..=4 weight rows to the
+/// kernel instantiated for that many rows; fewer than 4 activation rows are
+/// padded with the last one (its extra results are dropped).
+macro_rules! safe_tile {
+    ($name:ident => $tile:path) => {
+        fn $name(_n: usize, w: &[&[u8]], a: &[&[u8]], out: &mut [f32]) {
+            let Some(&last) = a.last() else { return };
+            let cols: [&[u8]; COLS] = std::array::from_fn(|c| a.get(c).copied().unwrap_or(last));
+            let m = a.len();
+            let mut put = |rows: &[[f32; COLS]]| {
+                for (o, r) in out.chunks_exact_mut(m).zip(rows) {
+                    o.copy_from_slice(&r[..m]);
+                }
+            };
+            // SAFETY: only reachable through KERNELS, which `kernels()`
+            // hands out after detecting AVX-512 F/BW/VL/VNNI, AVX2, FMA and
+            // F16C on this CPU.
+            unsafe {
+                match *w {
+                    [w0] => put(&$tile([w0], cols)),
+                    [w0, w1] => put(&$tile([w0, w1], cols)),
+                    [w0, w1, w2] => put(&$tile([w0, w1, w2], cols)),
+                    [w0, w1, w2, w3] => put(&$tile([w0, w1, w2, w3], cols)),
+                    _ => unreachable!("vec_dot_tile passes 1..=TILE_ROWS rows"),
+                }
+            }
+        }
+    };
+}
+
+safe_tile!(tile2d_q5_0 => tile_q5_0);
+safe_tile!(tile2d_q8_0 => tile_q8_0);
+
+// ------------------------------------------------------------------ helpers
+
+/// 32 bytes of `b` starting at `off` (bounds-checked slice).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load32(b: &[u8], off: usize) -> __m256i {
+    let s = &b[off..off + 32];
+    // SAFETY: `s` is exactly 32 readable bytes; loadu has no alignment needs.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// 16 bytes of `b` starting at `off` (bounds-checked slice).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn load16(b: &[u8], off: usize) -> __m128i {
+    let s = &b[off..off + 16];
+    // SAFETY: `s` is exactly 16 readable bytes; loadu has no alignment needs.
+    unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+}
+
+#[inline]
+fn rd_u32(b: &[u8], off: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(v)
+}
+
+/// Two f16 scales as 16 f32 lanes: lanes 0..8 = `d0`, lanes 8..16 = `d1`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn f16_pair(d0: u16, d1: u16) -> __m512 {
+    _mm512_cvtph_ps(_mm256_set_m128i(
+        _mm_set1_epi16(d1 as i16),
+        _mm_set1_epi16(d0 as i16),
+    ))
+}
+
+/// Two 256-bit halves as one 512-bit vector (`lo` in lanes 0..8).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+}
+
+/// Weight blocks `b` and `b + 1` of a row of `len`-byte blocks (`None` for
+/// the second past the end of the row).
+#[inline(always)]
+fn block_pair(x: &[u8], b: usize, len: usize) -> (&[u8], Option<&[u8]>) {
+    (
+        &x[b * len..(b + 1) * len],
+        x.get((b + 1) * len..(b + 2) * len),
+    )
+}
+
+/// Q5_0 blocks `x0`, `x1` (zeros when absent) as 64 unsigned quants 0..31.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q5_0_pair(x0: &[u8], x1: Option<&[u8]>) -> __m512i {
+    let (t1, h1) = match x1 {
+        Some(x) => (load16(x, 6), rd_u32(x, 2)),
+        None => (_mm_setzero_si128(), 0),
+    };
+    let t = _mm512_castsi256_si512(_mm256_set_m128i(t1, load16(x0, 6)));
+    // 128-bit lanes [t0, t0, t1, t1]; the odd ones shifted to the high
+    // nibbles (16-bit elements 8..16 and 24..32).
+    let t = _mm512_shuffle_i64x2::<0b01_01_00_00>(t, t);
+    let t = _mm512_mask_srli_epi16::<4>(t, 0xff00_ff00, t);
+    let lo = _mm512_and_si512(t, _mm512_set1_epi8(0x0f));
+    // Bit j of qh is the 5th bit of quant j, which is byte j here.
+    let qh = u64::from(rd_u32(x0, 2)) | (u64::from(h1) << 32);
+    _mm512_or_si512(lo, _mm512_maskz_mov_epi8(qh, _mm512_set1_epi8(0x10)))
+}
+
+/// Q8_0 blocks `x0`, `x1` (zeros when absent) as 64 unsigned quants
+/// `x + 128`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q8_0_pair(x0: &[u8], x1: Option<&[u8]>) -> __m512i {
+    let hi = match x1 {
+        Some(x) => load32(x, 2),
+        None => _mm256_set1_epi8(0x80u8 as i8),
+    };
+    _mm512_xor_si512(join(load32(x0, 2), hi), _mm512_set1_epi8(0x80u8 as i8))
+}
+
+/// The tile loop: `$unpack(x0, x1)` turns a pair of weight blocks into 64
+/// unsigned quants `q`, the value being `q − $off`; each (row, column)
+/// adds `dx·dy · Σ (q − off)·y` per block.
+macro_rules! vnni_tile {
+    ($w:expr, $a:expr, $R:ident, $wb:expr, $off:expr, $unpack:ident) => {{
+        let offv = _mm512_set1_epi8($off as u8 as i8);
+        let zero = _mm512_setzero_si512();
+        let mut acc = [[_mm512_setzero_ps(); COLS]; $R];
+        let nb = $w[0].len() / $wb;
+        let mut b = 0;
+        while b < nb {
+            let mut y = [zero; COLS];
+            let mut neg = [zero; COLS];
+            let mut dy = [_mm512_setzero_ps(); COLS];
+            for c in 0..COLS {
+                let (y0, y1) = block_pair($a[c], b, Q8_0_BYTES);
+                let (y1, d1) = match y1 {
+                    Some(y1) => (load32(y1, 2), rd_u16(y1, 0)),
+                    None => (_mm256_setzero_si256(), 0),
+                };
+                y[c] = join(load32(y0, 2), y1);
+                neg[c] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, y[c]));
+                dy[c] = f16_pair(rd_u16(y0, 0), d1);
+            }
+            for (acc, x) in acc.iter_mut().zip($w) {
+                let (x0, x1) = block_pair(x, b, $wb);
+                let q = $unpack(x0, x1);
+                let dx = f16_pair(rd_u16(x0, 0), x1.map_or(0, |x| rd_u16(x, 0)));
+                for c in 0..COLS {
+                    let p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg[c], q, y[c]));
+                    acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[c]), p, acc[c]);
+                }
+            }
+            b += 2;
+        }
+        let mut out = [[0.0f32; COLS]; $R];
+        for (o, acc) in out.iter_mut().zip(&acc) {
+            for (o, acc) in o.iter_mut().zip(acc) {
+                *o = _mm512_reduce_add_ps(*acc);
+            }
+        }
+        out
+    }};
+}
+
+/// W (R rows, Q5_0) · 4 rows of A (Q8_0).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_q5_0<const R: usize>(w: [&[u8]; R], a: [&[u8]; COLS]) -> [[f32; COLS]; R] {
+    vnni_tile!(w, a, R, Q5_0_BYTES, 16, q5_0_pair)
+}
+
+/// W (R rows, Q8_0) · 4 rows of A (Q8_0).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_q8_0<const R: usize>(w: [&[u8]; R], a: [&[u8]; COLS]) -> [[f32; COLS]; R] {
+    vnni_tile!(w, a, R, Q8_0_BYTES, 128, q8_0_pair)
+}
