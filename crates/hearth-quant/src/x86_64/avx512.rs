@@ -184,46 +184,110 @@ unsafe fn q8_0_pair(x0: &[u8], x1: Option<&[u8]>) -> __m512i {
     _mm512_xor_si512(join(load32(x0, 2), hi), _mm512_set1_epi8(0x80u8 as i8))
 }
 
+/// The four columns' f16 block scales (bytes 0..2 of each Q8_0 block),
+/// packed into a `u64` (column c = bits 16c..16c+16).
+#[inline(always)]
+fn d4(ys: &[&[u8]; COLS]) -> u64 {
+    let mut bits = 0u64;
+    for (c, y) in ys.iter().enumerate() {
+        bits |= u64::from(rd_u16(y, 0)) << (16 * c);
+    }
+    bits
+}
+
+/// Folds the four columns' lane sums: 128-bit lane k of the result is
+/// `[Σ p0, Σ p1, Σ p2, Σ p3]` over 128-bit lane k of the inputs (lanes 0, 1
+/// block `b`, lanes 2, 3 block `b + 1`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn fold4(p: [__m512i; COLS]) -> __m512i {
+    let s01 = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(p[0], p[1]),
+        _mm512_unpackhi_epi32(p[0], p[1]),
+    );
+    let s23 = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(p[2], p[3]),
+        _mm512_unpackhi_epi32(p[2], p[3]),
+    );
+    _mm512_add_epi32(
+        _mm512_unpacklo_epi64(s01, s23),
+        _mm512_unpackhi_epi64(s01, s23),
+    )
+}
+
+/// Lanes c, c + 4, c + 8, c + 12 of `acc`, added: a tile row's results.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn row_out(acc: __m512) -> [f32; COLS] {
+    let s = _mm_add_ps(
+        _mm_add_ps(
+            _mm512_extractf32x4_ps::<0>(acc),
+            _mm512_extractf32x4_ps::<1>(acc),
+        ),
+        _mm_add_ps(
+            _mm512_extractf32x4_ps::<2>(acc),
+            _mm512_extractf32x4_ps::<3>(acc),
+        ),
+    );
+    let mut out = [0.0f32; COLS];
+    // SAFETY: `out` is 4 writable f32; storeu has no alignment needs.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), s) };
+    out
+}
+
 /// The tile loop: `$unpack(x0, x1)` turns a pair of weight blocks into 64
-/// unsigned quants `q`, the value being `q − $off`; each (row, column)
-/// adds `dx·dy · Σ (q − off)·y` per block.
+/// unsigned quants `q`, the value being `q − $off`; per block, each row adds
+/// `dx·dy_c · Σ (q − off)·y_c` in lanes c (mod 4) of its accumulator.
 macro_rules! vnni_tile {
     ($w:expr, $a:expr, $R:ident, $wb:expr, $off:expr, $unpack:ident) => {{
         let offv = _mm512_set1_epi8($off as u8 as i8);
         let zero = _mm512_setzero_si512();
-        let mut acc = [[_mm512_setzero_ps(); COLS]; $R];
+        let mut acc = [_mm512_setzero_ps(); $R];
         let nb = $w[0].len() / $wb;
         let mut b = 0;
         while b < nb {
             let mut y = [zero; COLS];
             let mut neg = [zero; COLS];
-            let mut dy = [_mm512_setzero_ps(); COLS];
+            let mut y0s = [&[][..]; COLS];
+            let mut y1s = [&[][..]; COLS];
+            let mut two = true;
             for c in 0..COLS {
                 let (y0, y1) = block_pair($a[c], b, Q8_0_BYTES);
-                let (y1, d1) = match y1 {
-                    Some(y1) => (load32(y1, 2), rd_u16(y1, 0)),
-                    None => (_mm256_setzero_si256(), 0),
+                y0s[c] = y0;
+                let y1 = match y1 {
+                    Some(y1) => {
+                        y1s[c] = y1;
+                        load32(y1, 2)
+                    }
+                    None => {
+                        two = false;
+                        _mm256_setzero_si256()
+                    }
                 };
                 y[c] = join(load32(y0, 2), y1);
                 neg[c] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, y[c]));
-                dy[c] = f16_pair(rd_u16(y0, 0), d1);
             }
+            // 128-bit lanes 0, 1: the columns' dy of block b; 2, 3: of b + 1.
+            let d0 = d4(&y0s) as i64;
+            let d1 = if two { d4(&y1s) as i64 } else { 0 };
+            let dy = _mm512_cvtph_ps(_mm256_set_epi64x(d1, d1, d0, d0));
             for (acc, x) in acc.iter_mut().zip($w) {
                 let (x0, x1) = block_pair(x, b, $wb);
                 let q = $unpack(x0, x1);
                 let dx = f16_pair(rd_u16(x0, 0), x1.map_or(0, |x| rd_u16(x, 0)));
-                for c in 0..COLS {
-                    let p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg[c], q, y[c]));
-                    acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[c]), p, acc[c]);
-                }
+                let p = fold4([
+                    _mm512_dpbusd_epi32(neg[0], q, y[0]),
+                    _mm512_dpbusd_epi32(neg[1], q, y[1]),
+                    _mm512_dpbusd_epi32(neg[2], q, y[2]),
+                    _mm512_dpbusd_epi32(neg[3], q, y[3]),
+                ]);
+                *acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(p), *acc);
             }
             b += 2;
         }
         let mut out = [[0.0f32; COLS]; $R];
-        for (o, acc) in out.iter_mut().zip(&acc) {
-            for (o, acc) in o.iter_mut().zip(acc) {
-                *o = _mm512_reduce_add_ps(*acc);
-            }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            *o = row_out(acc);
         }
         out
     }};
