@@ -177,6 +177,9 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
 pub enum Isa {
     Scalar,
     Avx2,
+    /// AVX-512 F/BW/VL/VNNI: a superset of `Avx2` (its table is the AVX2
+    /// one with VNNI tiles for Q5_0 and Q8_0). Crates that pick their own
+    /// kernels from [`Kernels::isa`] should treat it as `Avx2`.
     Avx512,
 }
 
