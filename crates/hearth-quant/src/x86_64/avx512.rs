@@ -313,3 +313,15 @@ unsafe fn tile_q5_0<const R: usize>(w: [&[u8]; R], a: [&[u8]; COLS]) -> [[f32; C
 unsafe fn tile_q8_0<const R: usize>(w: [&[u8]; R], a: [&[u8]; COLS]) -> [[f32; COLS]; R] {
     vnni_tile!(w, a, R, Q8_0_BYTES, 128, q8_0_pair)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GgmlType;
+
+    #[test]
+    fn replaced_slots_are_q5_0_and_q8_0() {
+        assert_eq!(crate::dot_slot(GgmlType::Q5_0), Some(SLOT_Q5_0));
+        assert_eq!(crate::dot_slot(GgmlType::Q8_0), Some(SLOT_Q8_0));
+    }
+}
