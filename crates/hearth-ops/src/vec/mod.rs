@@ -42,7 +42,7 @@ pub fn f16_kernels() -> &'static F16Kernels {
     static CHOSEN: OnceLock<&'static F16Kernels> = OnceLock::new();
     CHOSEN.get_or_init(|| match hearth_quant::kernels().isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::kernels().unwrap_or(&SCALAR),
+        Isa::Avx2 | Isa::Avx512 => avx2::kernels().unwrap_or(&SCALAR),
         _ => &SCALAR,
     })
 }
