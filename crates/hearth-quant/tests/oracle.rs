@@ -2,7 +2,8 @@
 //! scripts/gen-quant-oracle.py with the PyPI `gguf` package):
 //!
 //! - reference quantizers byte for byte on a seeded random array, against
-//!   gguf-py and against ggml's C `quantize_row_*_ref` (K-quants included);
+//!   gguf-py (F16, BF16 and the 32-element formats; K-quants are covered by
+//!   the round-trip error budgets of ggml_budgets.rs);
 //! - dequantization of real model rows, read with hearth-gguf, against
 //!   `gguf.quants.dequantize` of the same rows (needs the models; skipped
 //!   when they are missing, unless `CI=true`).
@@ -84,21 +85,14 @@ fn check_quantize_oracle(json: &str, bin: &str) -> Vec<String> {
 
 #[test]
 fn reference_quantizers_match_gguf_py_bytes() {
-    let types = check_quantize_oracle("quantize.json", "quantize.bin");
+    let types = check_quantize_oracle("quantize.json", "quantize.dat");
     assert_eq!(types.len(), 7, "{types:?}");
-}
-
-#[test]
-fn reference_quantizers_match_ggml_c_bytes() {
-    // Every quantizer, K-quants included, against ggml-quants.c itself.
-    let types = check_quantize_oracle("quantize-ggml-c.json", "quantize-ggml-c.bin");
-    assert_eq!(types.len(), 12, "{types:?}");
 }
 
 #[test]
 fn dequantization_matches_gguf_py_on_real_model_rows() {
     let index = read_index("dequant.json");
-    let bin = f32s(&read_bin("dequant.bin"));
+    let bin = f32s(&read_bin("dequant.dat"));
     let rows = index["rows"].as_array().unwrap();
     let mut current: Option<(String, GgufFile)> = None;
     let mut checked = 0;
