@@ -42,59 +42,58 @@ pub(crate) struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     qbuf: Vec<u8>,
-    qbuf_ty: Option<GgmlType>,
     rope_cs: Vec<(f32, f32)>,
     positions: Vec<usize>,
 }
 
-/// Activations quantized once and reused by every matrix with the same
-/// dot-product type.
-struct Acts<'a> {
+/// One input's activations, quantized on first use into the dot-product
+/// format of the weights they meet, and reused by every later product with
+/// the same format. A new value per input, so a stale quantization cannot
+/// be reused by mistake.
+struct QuantActs<'a> {
     x: &'a [f32],
     m: usize,
+    buf: &'a mut Vec<u8>,
+    ty: Option<GgmlType>,
 }
 
-fn mm(
-    pool: &ThreadPool,
-    kern: &Kernels,
-    w: WeightRef<'_>,
-    a: &Acts<'_>,
-    qbuf: &mut Vec<u8>,
-    qbuf_ty: &mut Option<GgmlType>,
-    y: &mut [f32],
-) {
-    let aty = vec_dot_type(w.ty);
-    let arb = aty.row_bytes(w.cols as u64).unwrap_or(0) as usize;
-    if *qbuf_ty != Some(aty) {
-        ops::quantize_rows(pool, kern, aty, a.x, a.m, w.cols, qbuf);
-        *qbuf_ty = Some(aty);
-    }
-    ops::matmul_quantized(pool, kern, w, qbuf, arb, a.m, y);
-}
-
-/// Products of the same activations with several matrices: one parallel
-/// region when they share an activation format, else one each.
-#[allow(clippy::too_many_arguments)]
-fn mm_many(
-    pool: &ThreadPool,
-    kern: &Kernels,
-    ws: &[WeightRef<'_>],
-    a: &Acts<'_>,
-    qbuf: &mut Vec<u8>,
-    qbuf_ty: &mut Option<GgmlType>,
-    ys: &mut [&mut [f32]],
-) {
-    let aty = vec_dot_type(ws[0].ty);
-    if ws.iter().all(|w| vec_dot_type(w.ty) == aty) {
-        let arb = aty.row_bytes(ws[0].cols as u64).unwrap_or(0) as usize;
-        if *qbuf_ty != Some(aty) {
-            ops::quantize_rows(pool, kern, aty, a.x, a.m, ws[0].cols, qbuf);
-            *qbuf_ty = Some(aty);
+impl<'a> QuantActs<'a> {
+    fn new(x: &'a [f32], m: usize, buf: &'a mut Vec<u8>) -> Self {
+        QuantActs {
+            x,
+            m,
+            buf,
+            ty: None,
         }
-        ops::matmul_quantized_many(pool, kern, ws, qbuf, arb, a.m, ys);
-    } else {
-        for (w, y) in ws.iter().zip(ys.iter_mut()) {
-            mm(pool, kern, *w, a, qbuf, qbuf_ty, y);
+    }
+
+    /// Quantized rows in `aty` for rows of `k` elements; bytes per row.
+    fn ensure(&mut self, pool: &ThreadPool, kern: &Kernels, aty: GgmlType, k: usize) -> usize {
+        if self.ty != Some(aty) {
+            ops::quantize_rows(pool, kern, aty, self.x, self.m, k, self.buf);
+            self.ty = Some(aty);
+        }
+        aty.row_bytes(k as u64).unwrap_or(0) as usize
+    }
+
+    /// `ys[i] = X · ws[i]ᵀ`: one parallel region when the weights share an
+    /// activation format, else one product each.
+    fn mul(
+        &mut self,
+        pool: &ThreadPool,
+        kern: &Kernels,
+        ws: &[WeightRef<'_>],
+        ys: &mut [&mut [f32]],
+    ) {
+        let aty = vec_dot_type(ws[0].ty);
+        if ws.iter().all(|w| vec_dot_type(w.ty) == aty) {
+            let arb = self.ensure(pool, kern, aty, ws[0].cols);
+            ops::matmul_quantized_many(pool, kern, ws, self.buf, arb, self.m, ys);
+        } else {
+            for (w, y) in ws.iter().zip(ys.iter_mut()) {
+                let arb = self.ensure(pool, kern, vec_dot_type(w.ty), w.cols);
+                ops::matmul_quantized(pool, kern, *w, self.buf, arb, self.m, y);
+            }
         }
     }
 }
@@ -207,9 +206,7 @@ impl Model {
                     &mut s.xb[t * e..(t + 1) * e],
                 );
             }
-            s.qbuf_ty = None;
-            let acts = Acts { x: &s.xb, m: n };
-            mm_many(
+            QuantActs::new(&s.xb, n, &mut s.qbuf).mul(
                 pool,
                 kern,
                 &[
@@ -217,9 +214,6 @@ impl Model {
                     layer.wk.view(bytes),
                     layer.wv.view(bytes),
                 ],
-                &acts,
-                &mut s.qbuf,
-                &mut s.qbuf_ty,
                 &mut [&mut s.q, &mut s.k, &mut s.v],
             );
             add_bias(&mut s.q, layer.bq.as_deref());
@@ -250,16 +244,11 @@ impl Model {
                     attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim)
                 }
             }
-            s.qbuf_ty = None;
-            let acts = Acts { x: &s.att, m: n };
-            mm(
+            QuantActs::new(&s.att, n, &mut s.qbuf).mul(
                 pool,
                 kern,
-                layer.wo.view(bytes),
-                &acts,
-                &mut s.qbuf,
-                &mut s.qbuf_ty,
-                &mut s.o,
+                &[layer.wo.view(bytes)],
+                &mut [&mut s.o],
             );
             post_norm_add(
                 &mut s.x,
@@ -323,28 +312,18 @@ impl Model {
                 &mut s.xb[t * e..(t + 1) * e],
             );
         }
-        s.qbuf_ty = None;
-        let acts = Acts { x: &s.xb, m: n };
-        mm_many(
+        QuantActs::new(&s.xb, n, &mut s.qbuf).mul(
             pool,
             kern,
             &[layer.gate.view(bytes), layer.up.view(bytes)],
-            &acts,
-            &mut s.qbuf,
-            &mut s.qbuf_ty,
             &mut [&mut s.gate, &mut s.up],
         );
         ops::gated_act_par(pool, c.act, &mut s.gate[..n * c.n_ff], &s.up[..n * c.n_ff]);
-        s.qbuf_ty = None;
-        let acts = Acts { x: &s.gate, m: n };
-        mm(
+        QuantActs::new(&s.gate, n, &mut s.qbuf).mul(
             pool,
             kern,
-            layer.down.view(bytes),
-            &acts,
-            &mut s.qbuf,
-            &mut s.qbuf_ty,
-            &mut s.o,
+            &[layer.down.view(bytes)],
+            &mut [&mut s.o],
         );
         post_norm_add(
             &mut s.x,

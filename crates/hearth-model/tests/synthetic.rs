@@ -214,21 +214,7 @@ fn sliding_window_rings_match_a_full_cache() {
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max);
     assert!(diff < 1e-4, "prompt: max diff {diff}");
-    for t in 0..20u32 {
-        let x = m
-            .forward(&mut ring, &[t + 9], Logits::Last)
-            .expect("ring step")
-            .to_vec();
-        let y = m
-            .forward(&mut full, &[t + 9], Logits::Last)
-            .expect("full step");
-        let diff = x
-            .iter()
-            .zip(y)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0f32, f32::max);
-        assert!(diff < 1e-4, "step {t}: max diff {diff}");
-    }
+    decode_alike(&m, &mut ring, &mut full, 20, 9, 1e-4);
     // Rolling back a little keeps the prefix; rolling back past what the
     // rings still hold starts over.
     assert_eq!(ring.truncate(48), 48);
@@ -249,19 +235,23 @@ fn context_shift_in_rings_matches_a_full_cache() {
     m.forward(&mut full, &prompt, Logits::None).expect("full");
     m.shift_context(&mut ring, 2, 17);
     m.shift_context(&mut full, 2, 17);
-    for t in 0..8u32 {
+    decode_alike(&m, &mut ring, &mut full, 8, 5, 1e-3);
+}
+
+/// Decodes `steps` tokens (`first`, `first + 1`, ...) in both states and
+/// asserts the logits agree within `tol`.
+fn decode_alike(m: &Model, a: &mut State, b: &mut State, steps: u32, first: u32, tol: f32) {
+    for t in 0..steps {
         let x = m
-            .forward(&mut ring, &[t + 5], Logits::Last)
-            .expect("ring step")
+            .forward(a, &[t + first], Logits::Last)
+            .expect("step")
             .to_vec();
-        let y = m
-            .forward(&mut full, &[t + 5], Logits::Last)
-            .expect("full step");
+        let y = m.forward(b, &[t + first], Logits::Last).expect("step");
         let diff = x
             .iter()
             .zip(y)
             .map(|(p, q)| (p - q).abs())
             .fold(0f32, f32::max);
-        assert!(diff < 1e-3, "step {t}: max diff {diff}");
+        assert!(diff < tol, "step {t}: max diff {diff}");
     }
 }

@@ -210,13 +210,9 @@ impl Session<'_> {
             (false, Some(t)) => t.render(messages, true)?,
             _ => raw_prompt.to_string(),
         };
-        // A template that writes the BOS text itself must not get a second BOS.
-        let bos_text = self
-            .tok
-            .bos()
-            .map(|b| String::from_utf8_lossy(self.tok.token_piece(b)).into_owned());
-        let has_bos = bos_text.is_some_and(|b| !b.is_empty() && text.starts_with(&b));
-        Ok(self.tok.encode(&text, !(has_bos && !self.raw), true))
+        // BOS comes from tokenization; `ChatTemplate` already drops a BOS
+        // text a template writes itself, as llama.cpp does.
+        Ok(self.tok.encode(&text, true, true))
     }
 
     fn reply(
