@@ -29,7 +29,11 @@ fn synth_model(tag: &str) -> Synth {
     Synth { dir, path }
 }
 
+/// Runs `hearth bench`. Children are started one at a time: a child forked
+/// while another test's pipe is open inherits its ends for a moment, which
+/// can keep a pipe the closed-stdout test closed open for the writer.
 fn bench(model: &Path, args: &[&str]) -> Output {
+    let _serial = hearth_testdata::exclusive();
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .arg("bench")
         .arg(model)
@@ -227,6 +231,7 @@ fn bad_flags_are_clear_errors() {
 #[test]
 fn closed_stdout_is_an_error_not_a_panic() {
     let synth = synth_model("pipe");
+    let _serial = hearth_testdata::exclusive();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .arg("bench")
         .arg(&synth.path)
