@@ -122,7 +122,7 @@ pub fn generate(
         sampler.accept(t);
     }
     let t0 = Instant::now();
-    let mut logits = model.forward(st, &prompt[reuse..], Logits::Last)?.to_vec();
+    model.forward(st, &prompt[reuse..], Logits::Last)?;
     stats.prompt_eval = t0.elapsed();
 
     let mut decoder = StreamDecoder::new(tok);
@@ -137,7 +137,7 @@ pub fn generate(
         if params.max_tokens.is_some_and(|m| out_tokens.len() >= m) {
             break FinishReason::Length;
         }
-        let id = sampler.sample(&logits);
+        let id = sampler.sample(st.logits());
         sampler.accept(id);
         out_tokens.push(id);
         stats.gen_tokens += 1;
@@ -170,7 +170,7 @@ pub fn generate(
             }
             model.shift_context(st, n_keep, n_discard);
         }
-        logits.copy_from_slice(model.forward(st, &[id], Logits::Last)?);
+        model.forward(st, &[id], Logits::Last)?;
     };
     stats.gen_eval = t1.elapsed();
     if !stopped_by_string {

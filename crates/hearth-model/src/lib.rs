@@ -261,6 +261,11 @@ impl State {
         self.tokens.clear();
     }
 
+    /// The logits of the last [`Model::forward`] call (rows × n_vocab).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
     pub fn kv_bytes(&self) -> usize {
         self.cache.bytes()
     }
