@@ -38,6 +38,7 @@
 
 mod candidates;
 mod chain;
+mod constraint;
 mod config;
 mod penalties;
 mod rng;
@@ -47,6 +48,7 @@ mod stop;
 pub use candidates::{cmp_desc, Candidate, Candidates};
 pub use chain::Sampler;
 pub use config::SamplerConfig;
+pub use constraint::Constraint;
 pub use penalties::Penalties;
 pub use rng::Rng;
 pub use stages::{Dist, Greedy, MinP, SamplerStage, Temperature, TopK, TopP};
