@@ -19,6 +19,8 @@
 //! # }
 //! ```
 
+pub mod batch;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,12 @@ pub enum EngineError {
     PromptTooLong { n_prompt: usize, n_ctx: usize },
     #[error("the prompt is empty")]
     EmptyPrompt,
+    #[error("the queue is full ({max_queue} requests waiting); try again later")]
+    QueueFull { max_queue: usize },
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("invalid engine settings: {0}")]
+    BadConfig(String),
 }
 
 /// How to generate.

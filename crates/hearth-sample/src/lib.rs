@@ -38,8 +38,8 @@
 
 mod candidates;
 mod chain;
-mod constraint;
 mod config;
+mod constraint;
 mod penalties;
 mod rng;
 mod stages;
