@@ -47,7 +47,7 @@ pub enum EngineError {
 }
 
 /// How to generate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct GenParams {
     pub sampler: SamplerConfig,
     /// Stop after this many generated tokens (None: until EOG or context end).
@@ -57,18 +57,6 @@ pub struct GenParams {
     /// `n_keep` and go on, instead of stopping with `length`.
     pub context_shift: bool,
     pub n_keep: usize,
-}
-
-impl Default for GenParams {
-    fn default() -> Self {
-        GenParams {
-            sampler: SamplerConfig::default(),
-            max_tokens: None,
-            stop: Vec::new(),
-            context_shift: false,
-            n_keep: 0,
-        }
-    }
 }
 
 /// Counts and timings of one generation.
