@@ -6,7 +6,7 @@
 //! norm and projection for the rows whose logits were asked for.
 
 use hearth_gguf::GgmlType;
-use hearth_ops::{self as ops, AttnParams, KvElem, ThreadPool, WeightRef};
+use hearth_ops::{self as ops, AttnParams, KvElem, KvView, ThreadPool, WeightRef, F16};
 use hearth_quant::{vec_dot_type, Kernels};
 
 use crate::kv::{Cache, LayerCache};
@@ -352,20 +352,60 @@ impl Model {
                 window: spec.window,
                 softcap: c.attn_softcap,
             };
+            // Store every sequence's new keys and values, then attend in
+            // one parallel region over all of them.
             let mut t0 = 0;
             for g in segs.iter_mut() {
                 let r = t0..t0 + g.tokens.len();
                 t0 = r.end;
-                let io = AttnIo {
-                    q: &s.q[r.start * q_dim..r.end * q_dim],
-                    k: &s.k[r.start * kv_dim..r.end * kv_dim],
-                    v: &s.v[r.start * kv_dim..r.end * kv_dim],
-                    positions: &s.positions[r.clone()],
-                    out: &mut s.att[r.start * q_dim..r.end * q_dim],
-                };
+                let (k, v) = (
+                    &s.k[r.start * kv_dim..r.end * kv_dim],
+                    &s.v[r.start * kv_dim..r.end * kv_dim],
+                );
+                let pos = &s.positions[r];
                 match &mut g.st.cache {
-                    Cache::F16(layers) => attend(pool, &mut layers[il], &params, io, kv_dim),
-                    Cache::F32(layers) => attend(pool, &mut layers[il], &params, io, kv_dim),
+                    Cache::F16(layers) => store_kv(&mut layers[il], k, v, pos, kv_dim),
+                    Cache::F32(layers) => store_kv(&mut layers[il], k, v, pos, kv_dim),
+                }
+            }
+            let views16: Option<Vec<KvView<'_, F16>>> = segs
+                .iter()
+                .map(|g| match &g.st.cache {
+                    Cache::F16(layers) => Some(view(&layers[il], g.tokens.len())),
+                    Cache::F32(_) => None,
+                })
+                .collect();
+            let views32: Option<Vec<KvView<'_, f32>>> = segs
+                .iter()
+                .map(|g| match &g.st.cache {
+                    Cache::F32(layers) => Some(view(&layers[il], g.tokens.len())),
+                    Cache::F16(_) => None,
+                })
+                .collect();
+            let out = &mut s.att[..n * q_dim];
+            match (views16, views32) {
+                (Some(kv), _) => ops::attention_batch(pool, &params, &s.q, &kv, &s.positions, out),
+                (_, Some(kv)) => ops::attention_batch(pool, &params, &s.q, &kv, &s.positions, out),
+                // Sequences with caches of different types: one call each.
+                (None, None) => {
+                    let mut t0 = 0;
+                    for g in segs.iter() {
+                        let r = t0..t0 + g.tokens.len();
+                        t0 = r.end;
+                        let (q, pos) = (
+                            &s.q[r.start * q_dim..r.end * q_dim],
+                            &s.positions[r.clone()],
+                        );
+                        let o = &mut s.att[r.start * q_dim..r.end * q_dim];
+                        match &g.st.cache {
+                            Cache::F16(l) => {
+                                ops::attention(pool, &params, q, &l[il].k, &l[il].v, pos, o)
+                            }
+                            Cache::F32(l) => {
+                                ops::attention(pool, &params, q, &l[il].k, &l[il].v, pos, o)
+                            }
+                        }
+                    }
                 }
             }
             QuantActs::new(&s.att, n, &mut s.qbuf).mul(
@@ -532,35 +572,33 @@ fn post_norm_add(x: &mut [f32], o: &mut [f32], w: Option<&[f32]>, e: usize, eps:
     }
 }
 
-/// One segment's attention inputs and output.
-struct AttnIo<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    positions: &'a [usize],
-    out: &'a mut [f32],
-}
-
-/// Stores a segment's K/V in its cache and attends.
-fn attend<T: KvElem>(
-    pool: &ThreadPool,
+/// Writes a segment's keys and values into its cache (position j in row
+/// j % rows: a ring for sliding-window layers).
+fn store_kv<T: KvElem>(
     lc: &mut LayerCache<T>,
-    p: &AttnParams,
-    io: AttnIo<'_>,
+    k: &[f32],
+    v: &[f32],
+    positions: &[usize],
     kv_dim: usize,
 ) {
-    // Position j lives in row j % rows (a ring for sliding-window layers).
     let rows = lc.k.len() / kv_dim;
-    for (t, &pos) in io.positions.iter().enumerate() {
+    for (t, &pos) in positions.iter().enumerate() {
         let slot = pos % rows;
         let (src, dst) = (
             t * kv_dim..(t + 1) * kv_dim,
             slot * kv_dim..(slot + 1) * kv_dim,
         );
-        T::store(&io.k[src.clone()], &mut lc.k[dst.clone()]);
-        T::store(&io.v[src], &mut lc.v[dst]);
+        T::store(&k[src.clone()], &mut lc.k[dst.clone()]);
+        T::store(&v[src], &mut lc.v[dst]);
     }
-    ops::attention(pool, p, io.q, &lc.k, &lc.v, io.positions, io.out);
+}
+
+fn view<T>(lc: &LayerCache<T>, n_tokens: usize) -> KvView<'_, T> {
+    KvView {
+        k: &lc.k,
+        v: &lc.v,
+        n_tokens,
+    }
 }
 
 fn softcap(x: &mut [f32], cap: Option<f32>) {
