@@ -44,12 +44,14 @@ pub fn engine_error(e: EngineError) -> ApiError {
             message: format!("{e}; retry later"),
             retry_after: Some(1),
         },
-        EngineError::PromptTooLong { .. } => ApiError::bad_request(e.to_string()),
-        EngineError::Unsupported(m) => ApiError::new(StatusCode::NOT_IMPLEMENTED, m),
+        EngineError::PromptTooLong { .. } | EngineError::EmptyPrompt | EngineError::Sample(_) => {
+            ApiError::bad_request(e.to_string())
+        }
         EngineError::Stopped => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the model was unloaded; retry",
         ),
+        EngineError::Model(_) | EngineError::BadConfig(_) => ApiError::internal(e.to_string()),
     }
 }
 
