@@ -37,6 +37,8 @@ enum Command {
     Show(cmd::show::ShowArgs),
     /// Measure prompt and generation speed (llama-bench's tests and output).
     Bench(cmd::bench::BenchArgs),
+    /// Show the memory a model needs, what this machine has, and whether it fits.
+    Plan(cmd::plan::PlanArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -62,6 +64,7 @@ fn main() {
         Command::Tokenize(a) => cmd::tokenize::main(a),
         Command::Show(a) => cmd::show::main(a),
         Command::Bench(a) => cmd::bench::main(a),
+        Command::Plan(a) => cmd::plan::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
