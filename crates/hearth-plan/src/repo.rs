@@ -80,7 +80,13 @@ pub fn plan_repo(
 ) -> Result<Vec<QuantFit>, PlanError> {
     validate(opts)?;
     let est = Estimator::new(header)?;
-    let data_total: u64 = header.tensors().iter().map(|t| t.size).sum();
+    // The data section of the header's own file (padding included).
+    let data_total = header
+        .tensors()
+        .iter()
+        .map(|t| t.offset.saturating_add(t.size))
+        .max()
+        .unwrap_or(0);
     // Group split parts under their base name.
     let mut groups: BTreeMap<&str, Vec<(u32, &str, u64)>> = BTreeMap::new();
     for (name, size) in files {
