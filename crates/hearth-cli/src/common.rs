@@ -89,7 +89,10 @@ pub fn context(model: &Model, requested: Option<Ctx>, kv: KvType) -> Result<usiz
             )
         }
         Some(Ctx::Tokens(n)) => Ok(n),
-        Some(Ctx::Auto) => Ok(fit(model, "the model", Ctx::Auto, kv)?.n_ctx),
+        Some(Ctx::Auto) => {
+            let name = model.file().get("general.name").and_then(|v| v.as_str());
+            Ok(fit(model, name.unwrap_or("the model"), Ctx::Auto, kv)?.n_ctx)
+        }
         None => Ok(model.config.n_ctx_train.clamp(1, DEFAULT_CTX)),
     }
 }

@@ -272,6 +272,7 @@ impl Session<'_> {
         let evaluated = s.prompt_tokens - s.cached_tokens;
         eprintln!();
         eprintln!("load duration:        {:.2?}", self.load_time);
+        eprintln!("context size:         {} tokens", self.state.n_ctx());
         eprintln!(
             "prompt eval count:    {} token(s) ({} cached)",
             s.prompt_tokens, s.cached_tokens
