@@ -41,7 +41,9 @@ fn bytes(v: &Value, k: &str) -> u64 {
 }
 
 /// Runs `hearth` to completion and returns (exit code, peak RSS in bytes).
+/// The child is reaped by `wait4`, which also reports its own peak RSS.
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)]
 fn peak_rss(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, u64) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
     c.args(args)
