@@ -320,11 +320,22 @@ fn plan_bad_input_is_a_clear_error() {
         &hearth(&["run", path, "hi"], &[("HEARTH_MEMORY_LIMIT", "-3G")]),
         "HEARTH_MEMORY_LIMIT",
     );
+    for cmd in ["plan", "run"] {
+        assert_clean_error(
+            &hearth(
+                &[cmd, path, "--ctx", "0", "hi"][..if cmd == "run" { 5 } else { 4 }],
+                &[],
+            ),
+            "--ctx must be at least 1",
+        );
+        assert_clean_error(
+            &hearth(&[cmd, path, "--ctx", "99999999"], &[]),
+            "larger than hearth supports",
+        );
+    }
     // clap rejects these with its usage error (exit 2), naming the flag.
     for (flag, v, needle) in [
-        ("--ctx", "0", "at least 1"),
         ("--ctx", "many", "not a number of tokens or 'auto'"),
-        ("--ctx", "99999999", "larger than hearth supports"),
         ("--kv-type", "q4", "unknown KV cache type"),
     ] {
         for cmd in ["plan", "run"] {

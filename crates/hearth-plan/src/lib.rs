@@ -80,11 +80,9 @@ impl std::str::FromStr for Ctx {
         if s.eq_ignore_ascii_case("auto") {
             return Ok(Ctx::Auto);
         }
+        // Bounds are checked where the context is used, so that a bad
+        // value is reported like every other bad option.
         match s.parse::<usize>() {
-            Ok(0) => Err("the context must be at least 1 token".into()),
-            Ok(n) if n > MAX_CTX => Err(format!(
-                "a context of {n} tokens is larger than hearth supports ({MAX_CTX})"
-            )),
             Ok(n) => Ok(Ctx::Tokens(n)),
             Err(_) => Err(format!("'{s}' is not a number of tokens or 'auto'")),
         }

@@ -24,6 +24,9 @@ pub enum MemorySource {
     Cgroup { limit: u64 },
     /// [`MEMORY_LIMIT_ENV`], lower than what the system reports.
     Limit,
+    /// No /proc/meminfo to read (not Linux) and no [`MEMORY_LIMIT_ENV`]:
+    /// nothing is refused.
+    Unknown,
 }
 
 impl std::fmt::Display for MemorySource {
@@ -34,6 +37,7 @@ impl std::fmt::Display for MemorySource {
                 write!(f, "cgroup limit {}", crate::format::bytes(*limit))
             }
             MemorySource::Limit => write!(f, "{MEMORY_LIMIT_ENV}"),
+            MemorySource::Unknown => write!(f, "unknown: no /proc/meminfo"),
         }
     }
 }
@@ -60,12 +64,23 @@ const NO_LIMIT: u64 = 1 << 60;
 impl Available {
     /// This machine's figure, read from /proc and /sys and
     /// [`MEMORY_LIMIT_ENV`].
+    /// Without /proc/meminfo (not Linux) it is [`MEMORY_LIMIT_ENV`], or
+    /// unlimited ([`MemorySource::Unknown`]).
     pub fn probe() -> Result<Available, PlanError> {
-        let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(|e| PlanError::Memory {
-            why: format!("cannot read /proc/meminfo: {e}"),
-        })?;
         let limit = std::env::var(MEMORY_LIMIT_ENV).ok();
-        Self::from_parts(&meminfo, cgroup_memory(), limit.as_deref())
+        match std::fs::read_to_string("/proc/meminfo") {
+            Ok(meminfo) => Self::from_parts(&meminfo, cgroup_memory(), limit.as_deref()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let unknown = Available {
+                    bytes: u64::MAX,
+                    source: MemorySource::Unknown,
+                };
+                unknown.capped(None, limit.as_deref())
+            }
+            Err(e) => Err(PlanError::Memory {
+                why: format!("cannot read /proc/meminfo: {e}"),
+            }),
+        }
     }
 
     /// The figure from the contents of /proc/meminfo, the control group's
@@ -78,10 +93,20 @@ impl Available {
         let mem_available = meminfo_field(meminfo, "MemAvailable").ok_or(PlanError::Memory {
             why: "/proc/meminfo has no MemAvailable line".into(),
         })?;
-        let mut best = Available {
+        let best = Available {
             bytes: mem_available,
             source: MemorySource::MemAvailable,
         };
+        best.capped(cgroup, limit)
+    }
+
+    /// This figure lowered to the control group's room and to `limit`.
+    fn capped(
+        self,
+        cgroup: Option<CgroupMemory>,
+        limit: Option<&str>,
+    ) -> Result<Available, PlanError> {
+        let mut best = self;
         if let Some(cg) = cgroup.filter(|c| c.limit < NO_LIMIT) {
             let used = cg.usage.saturating_sub(cg.reclaimable);
             let left = cg.limit.saturating_sub(used);
@@ -248,6 +273,18 @@ mod tests {
         assert_eq!(a.source, MemorySource::Limit);
         let a = Available::from_parts(MEMINFO, None, Some("1T")).expect("parses");
         assert_eq!(a.source, MemorySource::MemAvailable);
+    }
+
+    #[test]
+    fn without_meminfo_only_the_limit_counts() {
+        let unknown = Available {
+            bytes: u64::MAX,
+            source: MemorySource::Unknown,
+        };
+        let a = unknown.clone().capped(None, None).expect("no limit");
+        assert_eq!(a, unknown);
+        let a = unknown.capped(None, Some("1G")).expect("limit");
+        assert_eq!((a.bytes, a.source), (1 << 30, MemorySource::Limit));
     }
 
     #[test]
