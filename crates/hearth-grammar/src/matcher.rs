@@ -316,10 +316,10 @@ fn step(g: &Grammar, arena: &mut Arena, s: Stack, b: u8, out: &mut Vec<Stack>) {
                 ws: 0,
             };
             match (st, b) {
-                (ObjSt::Open, b'}') | (ObjSt::Value, b'}') => {
-                    if o.free.is_some() || o.can_close(done as usize) {
-                        out.push(s.pop(arena));
-                    }
+                (ObjSt::Open | ObjSt::Value, b'}')
+                    if o.free.is_some() || o.can_close(done as usize) =>
+                {
+                    out.push(s.pop(arena));
                 }
                 (ObjSt::Open | ObjSt::Comma, b'"') => {
                     let s = s.replace(with(ObjSt::Key));
@@ -357,10 +357,8 @@ fn step(g: &Grammar, arena: &mut Arena, s: Stack, b: u8, out: &mut Vec<Stack>) {
                         out.push(s.push(arena, Frame::Value { node: v, ws: 0 }));
                     }
                 }
-                (ObjSt::Value, b',') => {
-                    if o.free.is_some() || o.next_keys(done as usize) != 0 {
-                        out.push(s.replace(with(ObjSt::Comma)));
-                    }
+                (ObjSt::Value, b',') if o.free.is_some() || o.next_keys(done as usize) != 0 => {
+                    out.push(s.replace(with(ObjSt::Comma)));
                 }
                 _ => {}
             }
