@@ -36,7 +36,8 @@
 //! missing or `true`), or only `{}` when it is `false`. A required name without a schema of its
 //! own takes `additionalProperties`.
 //!
-//! **Bounds.** At most [`MAX_WS`] whitespace bytes per gap between JSON tokens, containers at
+//! **Bounds.** At most [`MAX_WS`] whitespace bytes per gap between JSON tokens (spaces and tabs,
+//! with at most one newline; no `\r`), containers at
 //! most [`MAX_DEPTH`] deep, numbers at most [`MAX_NUMBER_DIGITS`] digits per part, strings
 //! valid UTF-8 without `\u` surrogates; no whitespace after the value.
 //!
@@ -71,7 +72,8 @@ pub use grammar::{
     Grammar, MAX_DEPTH, MAX_LITERALS, MAX_NODES, MAX_NUMBER_DIGITS, MAX_PROPERTIES, MAX_WS,
 };
 pub use tools::{
-    parse_tool_output, tool_call_schema, tool_system_prompt, ToolCall, ToolChoice, ToolOutput,
+    parse_tool_output, tool_call_schema, tool_call_schema_with_limit, tool_system_prompt, ToolCall,
+    ToolChoice, ToolOutput,
 };
 pub use vocab::{VocabIndex, MAX_TOKEN_BYTES};
 

@@ -174,6 +174,23 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// The whitespace count of a gap after one more whitespace byte `b`, or `None` when the gap
+/// is full: at most [`MAX_WS`] bytes of spaces and tabs with at most one `\n` among them (as
+/// llama.cpp's JSON grammars: one line break, then indentation). `\r` is never generated.
+/// Bit 7 of the count records the newline.
+#[inline]
+fn ws_next(ws: u8, b: u8) -> Option<u8> {
+    let n = ws & 0x7F;
+    if n >= MAX_WS {
+        return None;
+    }
+    match b {
+        b' ' | b'\t' => Some(ws + 1),
+        b'\n' if ws & 0x80 == 0 => Some((n + 1) | 0x80),
+        _ => None,
+    }
+}
+
 /// Advances every stack in `from` by `b` into `out` (cleared first); duplicates are merged and
 /// at most [`MAX_STACKS`] kept.
 pub(crate) fn advance(g: &Grammar, arena: &mut Arena, from: &[Stack], b: u8, out: &mut Vec<Stack>) {
@@ -199,8 +216,8 @@ fn step(g: &Grammar, arena: &mut Arena, s: Stack, b: u8, out: &mut Vec<Stack>) {
         Frame::Done => {}
         Frame::Value { node, ws } => {
             if is_ws(b) {
-                if ws < MAX_WS {
-                    out.push(s.replace(Frame::Value { node, ws: ws + 1 }));
+                if let Some(ws) = ws_next(ws, b) {
+                    out.push(s.replace(Frame::Value { node, ws }));
                 }
             } else {
                 start_value(g, arena, s, node, b, out);
@@ -296,13 +313,8 @@ fn step(g: &Grammar, arena: &mut Arena, s: Stack, b: u8, out: &mut Vec<Stack>) {
         }
         Frame::Obj { node, st, done, ws } => {
             if is_ws(b) {
-                if ws < MAX_WS {
-                    out.push(s.replace(Frame::Obj {
-                        node,
-                        st,
-                        done,
-                        ws: ws + 1,
-                    }));
+                if let Some(ws) = ws_next(ws, b) {
+                    out.push(s.replace(Frame::Obj { node, st, done, ws }));
                 }
                 return;
             }
@@ -370,12 +382,12 @@ fn step(g: &Grammar, arena: &mut Arena, s: Stack, b: u8, out: &mut Vec<Stack>) {
             ws,
         } => {
             if is_ws(b) {
-                if ws < MAX_WS {
+                if let Some(ws) = ws_next(ws, b) {
                     out.push(s.replace(Frame::Arr {
                         node,
                         open,
                         count,
-                        ws: ws + 1,
+                        ws,
                     }));
                 }
                 return;
@@ -623,6 +635,10 @@ mod tests {
         assert!(any(&ok));
         let too_much = format!("[{}1]", " ".repeat(MAX_WS as usize + 1));
         assert!(!any(&too_much));
+        assert!(any("{\n  \"a\": [\n    1\n  ]\n}"));
+        assert!(!any("[\n\n1]"));
+        assert!(!any("[ \n \n 1]"));
+        assert!(!any("[\r\n1]"));
     }
 
     #[test]

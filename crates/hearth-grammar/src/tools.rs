@@ -95,7 +95,20 @@ fn tool_parts(tool: &Value) -> Result<(&str, Option<&str>, Value), GrammarError>
 ///
 /// Compile it with [`crate::Grammar::from_schema`]; a parameters schema with an unsupported
 /// feature is reported there.
+///
+/// At most one call per reply (the shape of OpenAI's `parallel_tool_calls: false`): small
+/// models asked for a list tend to repeat the same call until the token limit. Use
+/// [`tool_call_schema_with_limit`] to allow more.
 pub fn tool_call_schema(tools: &[Value], choice: &ToolChoice) -> Result<Value, GrammarError> {
+    tool_call_schema_with_limit(tools, choice, 1)
+}
+
+/// [`tool_call_schema`] with up to `max_calls` calls per reply (at least 1).
+pub fn tool_call_schema_with_limit(
+    tools: &[Value],
+    choice: &ToolChoice,
+    max_calls: u32,
+) -> Result<Value, GrammarError> {
     if tools.is_empty() {
         return Err(tools_err("no tools given"));
     }
@@ -133,7 +146,7 @@ pub fn tool_call_schema(tools: &[Value], choice: &ToolChoice) -> Result<Value, G
     };
     let call_schema = json!({
         "type": "object",
-        "properties": {"tool_calls": {"type": "array", "items": item, "minItems": 1}},
+        "properties": {"tool_calls": {"type": "array", "items": item, "minItems": 1, "maxItems": max_calls.max(1)}},
         "required": ["tool_calls"],
         "additionalProperties": false,
     });

@@ -228,7 +228,8 @@ fn tool_call_schemas_round_trip() {
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}}, "required": ["city"]}}}),
         json!({"type": "function", "function": {"name": "now"}}),
     ];
-    let auto = tool_call_schema(&tools, &ToolChoice::Auto).expect("schema");
+    let auto =
+        hearth_grammar::tool_call_schema_with_limit(&tools, &ToolChoice::Auto, 2).expect("schema");
     let g = compile(auto.clone());
     let call = r#"{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}, {"name": "now", "arguments": {}}]}"#;
     assert!(matches(&g, call));
@@ -257,7 +258,10 @@ fn tool_call_schemas_round_trip() {
     assert_eq!(out.content.as_deref(), Some("Hi"));
     assert!(out.tool_calls.is_empty());
 
+    let three = r#"{"tool_calls":[{"name":"now","arguments":{}},{"name":"now","arguments":{}},{"name":"now","arguments":{}}]}"#;
+    assert!(!matches(&g, three));
     let req = compile(tool_call_schema(&tools, &ToolChoice::Required).expect("schema"));
+    assert!(!matches(&req, call), "one call at most by default");
     assert!(!matches(&req, r#"{"content": "Hello"}"#));
     assert!(matches(
         &req,

@@ -195,7 +195,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                     "point": {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}, "required": ["x", "y"], "additionalProperties": false},
                     "shape": {"oneOf": [
                         {"type": "object", "properties": {"kind": {"const": "circle"}, "center": {"$ref": "#/$defs/point"}, "r": {"type": "number"}}, "required": ["kind", "center", "r"], "additionalProperties": false},
-                        {"type": "object", "properties": {"kind": {"const": "poly"}, "points": {"type": "array", "items": {"$ref": "#/$defs/point"}, "minItems": 3}}, "required": ["kind", "points"], "additionalProperties": false}
+                        {"type": "object", "properties": {"kind": {"const": "poly"}, "points": {"type": "array", "items": {"$ref": "#/$defs/point"}, "minItems": 3, "maxItems": 5}}, "required": ["kind", "points"], "additionalProperties": false}
                     ]}
                 },
                 "type": "object",
