@@ -14,7 +14,8 @@ pub const MAX_DEPTH: usize = 24;
 pub const MAX_WS: u8 = 20;
 /// Declared properties of one object schema (the matcher tracks them in a 64-bit set).
 pub const MAX_PROPERTIES: usize = 64;
-/// Digits in each part of a generated number (integer part, fraction); the exponent takes 3.
+/// Digits in each part of a generated number (integer part, fraction); the exponent takes 2,
+/// so every generated number fits an f64.
 pub const MAX_NUMBER_DIGITS: u8 = 16;
 /// Grammar nodes one schema may compile to (bounds `$ref` expansion).
 pub const MAX_NODES: usize = 20_000;

@@ -558,7 +558,8 @@ fn num_step(st: u8, digits: u8, integer: bool, b: u8) -> Option<(u8, u8)> {
         (5, _) if digit && digits < MAX_NUMBER_DIGITS => Some((5, digits + 1)),
         (6, b'+' | b'-') => Some((7, 0)),
         (6 | 7, _) if digit => Some((8, 1)),
-        (8, _) if digit && digits < 3 => Some((8, digits + 1)),
+        // Two exponent digits at most, so that every number fits an f64 (≤ 1e16 × 1e99).
+        (8, _) if digit && digits < 2 => Some((8, digits + 1)),
         _ => None,
     }
 }
@@ -624,6 +625,8 @@ mod tests {
             "1 ",
             "\"\u{1}\"",
             "{\"a\":1,}",
+            "1e100",
+            "12345678901234567",
         ] {
             assert!(!any(t), "{t:?}");
         }
