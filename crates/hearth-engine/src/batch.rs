@@ -166,7 +166,6 @@ impl Engine {
             rx,
             counters: Arc::clone(&counters),
             stop: Arc::clone(&stop),
-            logits_buf: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("hearth-engine".into())
@@ -311,7 +310,6 @@ struct Worker {
     rx: mpsc::Receiver<Cmd>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
-    logits_buf: Vec<f32>,
 }
 
 /// What one slot does in a step: which tokens it feeds.
@@ -580,16 +578,18 @@ impl Worker {
             seq.prompt_done = Some(now);
             seq.stats.prompt_eval = now - seq.started;
         }
-        let finish = next_token(
-            seq,
-            &mut slot.state,
-            &self.model,
-            &self.tok,
-            &mut self.logits_buf,
-        );
+        let finish = next_token(seq, &mut slot.state, &self.model, &self.tok);
         if let Some(finish) = finish {
             let Some(mut seq) = slot.seq.take() else {
                 return;
+            };
+            let finish = match finish {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = seq.tx.send(Event::Error(e.to_string()));
+                    self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
             };
             seq.stats.gen_eval = seq
                 .prompt_done
@@ -630,26 +630,27 @@ fn next_token(
     st: &mut State,
     model: &Model,
     tok: &Tokenizer,
-    buf: &mut Vec<f32>,
-) -> Option<FinishReason> {
+) -> Option<Result<FinishReason, EngineError>> {
     seq.next = None;
     if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
-        return Some(FinishReason::Length);
+        return Some(Ok(FinishReason::Length));
     }
     let id = match seq.constraint.as_mut() {
-        Some(c) => {
-            buf.clear();
-            buf.extend_from_slice(st.logits());
-            c.mask(buf);
-            seq.sampler.sample(buf)
-        }
+        Some(c) => match seq.sampler.sample_constrained(st.logits(), c.as_mut()) {
+            Some(id) => id,
+            None => {
+                return Some(Err(EngineError::ConstraintStuck {
+                    n_generated: seq.out.len(),
+                }))
+            }
+        },
         None => seq.sampler.sample(st.logits()),
     };
     seq.sampler.accept(id);
     seq.out.push(id);
     seq.stats.gen_tokens += 1;
     if tok.is_eog(id) {
-        return Some(FinishReason::Stop);
+        return Some(Ok(FinishReason::Stop));
     }
     if let Some(c) = seq.constraint.as_mut() {
         c.accept(id);
@@ -665,23 +666,23 @@ fn next_token(
             if !text.is_empty() {
                 let _ = seq.tx.send(Event::Text(text));
             }
-            return Some(FinishReason::Stop);
+            return Some(Ok(FinishReason::Stop));
         }
     }
     if seq.constraint.as_ref().is_some_and(|c| c.is_finished()) {
-        return Some(FinishReason::Stop);
+        return Some(Ok(FinishReason::Stop));
     }
     if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
-        return Some(FinishReason::Length);
+        return Some(Ok(FinishReason::Length));
     }
     if st.n_past() + 1 > st.n_ctx() {
         if !seq.params.context_shift {
-            return Some(FinishReason::Length);
+            return Some(Ok(FinishReason::Length));
         }
         let n_keep = seq.params.n_keep.min(st.n_past());
         let n_discard = (st.n_past() - n_keep) / 2;
         if n_discard == 0 {
-            return Some(FinishReason::Length);
+            return Some(Ok(FinishReason::Length));
         }
         model.shift_context(st, n_keep, n_discard);
     }

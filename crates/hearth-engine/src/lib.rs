@@ -6,7 +6,9 @@
 //! token by token, streams only complete UTF-8 text, holds back text that
 //! may become a stop string, and stops on an end-of-generation token, a stop
 //! string, the token limit, the end of the context (or shifts the context
-//! when asked), or cancellation.
+//! when asked), or cancellation. [`generate_constrained`] does the same under a
+//! [`Constraint`] (a JSON grammar, say): only allowed tokens are sampled and
+//! generation stops as soon as the constraint is complete.
 //!
 //! ```no_run
 //! # use std::sync::{Arc, atomic::AtomicBool};
@@ -25,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth_model::{Logits, Model, ModelError, State};
-use hearth_sample::{FinishReason, SampleError, Sampler, SamplerConfig, StopMatcher, StopStep};
+use hearth_sample::{
+    Constraint, FinishReason, SampleError, Sampler, SamplerConfig, StopMatcher, StopStep,
+};
 use hearth_tokenizer::{StreamDecoder, Tokenizer};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,8 @@ pub enum EngineError {
     Stopped,
     #[error("invalid engine settings: {0}")]
     BadConfig(String),
+    #[error("the output constraint allows no token after {n_generated} generated tokens")]
+    ConstraintStuck { n_generated: usize },
 }
 
 /// How to generate.
@@ -86,6 +92,48 @@ pub fn generate(
     tok: &Tokenizer,
     prompt: &[u32],
     params: &GenParams,
+    cancel: &AtomicBool,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Generation, EngineError> {
+    generate_with(model, st, tok, prompt, params, None, cancel, on_text)
+}
+
+/// [`generate`] under `constraint`: every token is sampled from the ones it
+/// allows, each chosen token is passed to [`Constraint::accept`], and
+/// generation ends with [`FinishReason::Stop`] as soon as
+/// [`Constraint::is_finished`] (or on an EOG token the constraint allowed).
+/// A constraint that allows no token at all is [`EngineError::ConstraintStuck`].
+#[allow(clippy::too_many_arguments)]
+pub fn generate_constrained(
+    model: &Model,
+    st: &mut State,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    constraint: &mut dyn Constraint,
+    cancel: &AtomicBool,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Generation, EngineError> {
+    generate_with(
+        model,
+        st,
+        tok,
+        prompt,
+        params,
+        Some(constraint),
+        cancel,
+        on_text,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn generate_with(
+    model: &Model,
+    st: &mut State,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    mut constraint: Option<&mut dyn Constraint>,
     cancel: &AtomicBool,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Generation, EngineError> {
@@ -133,7 +181,20 @@ pub fn generate(
         if params.max_tokens.is_some_and(|m| out_tokens.len() >= m) {
             break FinishReason::Length;
         }
-        let id = sampler.sample(st.logits());
+        let id = match constraint.as_deref_mut() {
+            None => sampler.sample(st.logits()),
+            Some(c) => match sampler.sample_constrained(st.logits(), c) {
+                Some(id) => {
+                    c.accept(id);
+                    id
+                }
+                None => {
+                    return Err(EngineError::ConstraintStuck {
+                        n_generated: out_tokens.len(),
+                    })
+                }
+            },
+        };
         sampler.accept(id);
         out_tokens.push(id);
         stats.gen_tokens += 1;
@@ -154,6 +215,9 @@ pub fn generate(
                 stopped_by_string = true;
                 break FinishReason::Stop;
             }
+        }
+        if constraint.as_deref().is_some_and(|c| c.is_finished()) {
+            break FinishReason::Stop;
         }
         if st.n_past() + 1 > st.n_ctx() {
             if !params.context_shift {

@@ -2,6 +2,7 @@
 
 use crate::candidates::Candidates;
 use crate::config::SamplerConfig;
+use crate::constraint::Constraint;
 use crate::penalties::Penalties;
 use crate::stages::{Dist, Greedy, MinP, SamplerStage, Temperature, TopK, TopP};
 use crate::SampleError;
@@ -23,6 +24,8 @@ use crate::SampleError;
 pub struct Sampler {
     stages: Vec<Box<dyn SamplerStage>>,
     cands: Candidates,
+    /// The logits copy a [`Constraint`] masks (reused between calls).
+    masked: Vec<f32>,
 }
 
 impl Sampler {
@@ -65,6 +68,7 @@ impl Sampler {
         Self {
             stages,
             cands: Candidates::new(),
+            masked: Vec::new(),
         }
     }
 
@@ -99,6 +103,54 @@ impl Sampler {
             .selected()
             .or_else(|| self.cands.argmax().map(|i| self.cands.as_slice()[i].id))
             .unwrap_or(0)
+    }
+
+    /// Like [`Sampler::sample`], with the tokens `constraint` forbids removed before the chain
+    /// runs: penalties, top-k, top-p, min-p and temperature work on the allowed tokens only.
+    ///
+    /// Returns `None` when the constraint allows no token at all (every logit masked, or every
+    /// allowed logit `-inf`/NaN). Like `sample`, it does not call `accept` on the sampler or on
+    /// the constraint.
+    pub fn sample_constrained(
+        &mut self,
+        logits: &[f32],
+        constraint: &mut dyn Constraint,
+    ) -> Option<u32> {
+        self.masked.clear();
+        self.masked.extend_from_slice(logits);
+        constraint.mask(&mut self.masked);
+        if !self.masked.iter().any(|&l| l > f32::NEG_INFINITY) {
+            return None;
+        }
+        // The masked entries stay in the list at -inf (removing them would cost the penalty
+        // stage its by-id indexing): every stage keeps -inf at the bottom, softmax gives them
+        // probability 0, so neither the draw nor the argmax can choose one while a finite
+        // logit is left. The check below only guards that contract.
+        self.cands.fill(&self.masked);
+        for stage in &mut self.stages {
+            stage.apply(&mut self.cands);
+        }
+        let pick = self
+            .cands
+            .selected()
+            .or_else(|| self.cands.argmax().map(|i| self.cands.as_slice()[i].id));
+        match pick {
+            Some(id)
+                if self
+                    .masked
+                    .get(id as usize)
+                    .is_some_and(|&l| l > f32::NEG_INFINITY) =>
+            {
+                Some(id)
+            }
+            _ => self
+                .masked
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l > f32::NEG_INFINITY)
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+                .map(|(i, _)| i as u32),
+        }
     }
 
     /// Records a token that entered the context (prompt tokens and generated tokens), for the

@@ -10,7 +10,9 @@
 //! - [`Sampler`], the chain built from a config, which reuses its buffers so that sampling a
 //!   262 144-entry vocabulary allocates nothing after the first call and never sorts the whole
 //!   vocabulary when top-k is set;
-//! - [`StopMatcher`], stop strings over streamed text, and [`FinishReason`].
+//! - [`StopMatcher`], stop strings over streamed text, and [`FinishReason`];
+//! - [`Constraint`], the interface of constrained decoding (a grammar implements it, the
+//!   sampler applies it with [`Sampler::sample_constrained`]).
 //!
 //! Randomness comes from a built-in xoshiro256** generator seeded through splitmix64: the same
 //! seed, settings and logits give the same tokens on every platform.

@@ -44,9 +44,10 @@ pub fn engine_error(e: EngineError) -> ApiError {
             message: format!("{e}; retry later"),
             retry_after: Some(1),
         },
-        EngineError::PromptTooLong { .. } | EngineError::EmptyPrompt | EngineError::Sample(_) => {
-            ApiError::bad_request(e.to_string())
-        }
+        EngineError::PromptTooLong { .. }
+        | EngineError::EmptyPrompt
+        | EngineError::Sample(_)
+        | EngineError::ConstraintStuck { .. } => ApiError::bad_request(e.to_string()),
         EngineError::Stopped => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the model was unloaded; retry",

@@ -40,6 +40,8 @@ pub struct LoadedModel {
     /// `None` when the file has no template and no built-in one fits.
     pub template: Option<ChatTemplate>,
     pub engine: Engine,
+    /// The vocabulary index constrained decoding walks, built on first use.
+    pub vocab_index: std::sync::OnceLock<Arc<hearth_grammar::VocabIndex>>,
     pub load_duration: Duration,
     /// Weights plus KV caches.
     pub bytes: u64,
@@ -354,6 +356,7 @@ fn load_model(
         tokenizer,
         template,
         engine,
+        vocab_index: std::sync::OnceLock::new(),
         load_duration: t0.elapsed(),
         bytes,
         file_size: meta.len(),

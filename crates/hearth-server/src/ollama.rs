@@ -115,9 +115,10 @@ pub async fn generate(
     }
     let mut params = r.options.to_params()?;
     check_stops(&params.stop)?;
-    let constraint = structured::from_ollama_format(r.format.as_ref())?;
+    let grammar = structured::from_ollama_format(r.format.as_ref())?;
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
+    let constraint = structured::constraint(grammar.as_ref(), m);
     let system = r.system.clone().unwrap_or_default();
     let text = if r.raw {
         r.prompt.clone()
@@ -261,6 +262,10 @@ async fn respond(
             .tools
             .as_ref()
             .and_then(|names| tools::parse_reply(&text, names));
+        let text = match (&out.tools, &calls) {
+            (Some(_), None) => tools::content_of(&text),
+            _ => text,
+        };
         let mut objs = Vec::new();
         let mut last = out.last(&f, load);
         match (&calls, stream) {
@@ -337,12 +342,18 @@ pub async fn chat(
     if !names.is_empty() && r.format.is_some() {
         return Err(ApiError::bad_request("tools and format cannot be combined"));
     }
-    let constraint = structured::from_ollama_format(r.format.as_ref())?;
-    let tool_prompt =
-        (!names.is_empty()).then(|| tools::system_prompt(&r.tools, &ToolChoice::Auto));
+    let (grammar, tool_prompt) = if names.is_empty() {
+        (structured::from_ollama_format(r.format.as_ref())?, None)
+    } else {
+        (
+            Some(tools::grammar(&r.tools, &ToolChoice::Auto)?),
+            Some(tools::system_prompt(&r.tools, &ToolChoice::Auto)?),
+        )
+    };
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
+    let constraint = structured::constraint(grammar.as_ref(), m);
     let text = prompt::render_chat(m, &msgs)?;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, r.truncate)?;

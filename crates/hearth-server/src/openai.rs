@@ -210,6 +210,10 @@ impl Reply {
             .tools
             .as_ref()
             .and_then(|names| tools::parse_reply(text, names));
+        let text = &match (&self.tools, &calls) {
+            (Some(_), None) => tools::content_of(text),
+            _ => text.to_string(),
+        };
         let finish = if calls.is_some() {
             "tool_calls"
         } else {
@@ -291,7 +295,11 @@ async fn respond(mut run: Run, reply: Reply, stream: bool) -> Result<Response, A
                 "tool_calls"
             }
             None => {
-                s += &format!("data: {}\n\n", reply.chunk(json!({"content": text}), None));
+                let content = tools::content_of(&text);
+                s += &format!(
+                    "data: {}\n\n",
+                    reply.chunk(json!({"content": content}), None)
+                );
                 f.finish.as_str()
             }
         };
@@ -353,11 +361,21 @@ pub async fn chat(
             "tools and response_format cannot be combined",
         ));
     }
-    let constraint = structured::from_response_format(r.response_format.as_ref())?;
-    let tool_prompt = use_tools.then(|| tools::system_prompt(&r.tools, &choice));
+    let (grammar, tool_prompt) = if use_tools {
+        (
+            Some(tools::grammar(&r.tools, &choice)?),
+            Some(tools::system_prompt(&r.tools, &choice)?),
+        )
+    } else {
+        (
+            structured::from_response_format(r.response_format.as_ref())?,
+            None,
+        )
+    };
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = &use_.model;
+    let constraint = structured::constraint(grammar.as_ref(), m);
     let text = prompt::render_chat(m, &msgs)?;
     let n_ctx = m.engine.n_ctx();
     let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, c.truncate)?;

@@ -1,16 +1,17 @@
 //! Structured output: Ollama's `format` and OpenAI's `response_format`
-//! turned into a decoding [`Constraint`] by the grammar crate.
-//!
-//! The requests are parsed and checked here; building the constraint is
-//! the grammar crate's job, and until it is part of this build a request
-//! for structured output is answered 501 naming what is missing, never
-//! served unconstrained.
+//! compiled by the grammar crate into a grammar when the request is read
+//! (an unsupported schema feature is a 400 that names it), and turned into
+//! a decoding [`Constraint`] over the model's vocabulary once the model is
+//! loaded.
 
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use hearth_grammar::{Grammar, JsonConstraint, VocabIndex};
 use serde_json::Value;
 
 use crate::engine::Constraint;
 use crate::error::ApiError;
+use crate::models::LoadedModel;
 
 /// What the reply must be.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,15 +22,25 @@ pub enum Structure {
     Schema(Value),
 }
 
-fn constraint(s: Structure) -> Result<Option<Box<dyn Constraint>>, ApiError> {
-    let what = match s {
-        Structure::AnyJson => "JSON output",
-        Structure::Schema(_) => "JSON-schema output",
+fn compile(s: Structure) -> Result<Arc<Grammar>, ApiError> {
+    let g = match s {
+        // Both APIs' plain JSON mode asks for an object.
+        Structure::AnyJson => Grammar::json_object(),
+        Structure::Schema(v) => {
+            Grammar::from_schema(&v).map_err(|e| ApiError::bad_request(format!("format: {e}")))?
+        }
     };
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!("{what} needs constrained decoding, which this build of hearth lacks"),
-    ))
+    Ok(Arc::new(g))
+}
+
+/// The constraint a compiled grammar puts on `m`'s output.
+pub fn constraint(g: Option<&Arc<Grammar>>, m: &LoadedModel) -> Option<Box<dyn Constraint>> {
+    let g = g?;
+    let index = m
+        .vocab_index
+        .get_or_init(|| VocabIndex::shared(&m.tokenizer))
+        .clone();
+    Some(Box::new(JsonConstraint::from_shared(g.clone(), index)))
 }
 
 /// Ollama's `format`: `"json"` or a JSON schema object.
@@ -71,12 +82,12 @@ pub fn parse_openai(rf: Option<&Value>) -> Result<Option<Structure>, ApiError> {
     }
 }
 
-pub fn from_ollama_format(format: Option<&Value>) -> Result<Option<Box<dyn Constraint>>, ApiError> {
-    parse_ollama(format)?.map_or(Ok(None), constraint)
+pub fn from_ollama_format(format: Option<&Value>) -> Result<Option<Arc<Grammar>>, ApiError> {
+    parse_ollama(format)?.map(compile).transpose()
 }
 
-pub fn from_response_format(rf: Option<&Value>) -> Result<Option<Box<dyn Constraint>>, ApiError> {
-    parse_openai(rf)?.map_or(Ok(None), constraint)
+pub fn from_response_format(rf: Option<&Value>) -> Result<Option<Arc<Grammar>>, ApiError> {
+    parse_openai(rf)?.map(compile).transpose()
 }
 
 #[cfg(test)]

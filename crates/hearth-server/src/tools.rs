@@ -4,6 +4,9 @@
 //! parsed back into calls. (The grammar crate's tool-call schema will
 //! constrain that reply; the parser accepts it and the common variants.)
 
+use std::sync::Arc;
+
+use hearth_grammar::Grammar;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -66,29 +69,43 @@ pub fn tool_names(tools: &[Value]) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-/// The system text that offers the tools.
-pub fn system_prompt(tools: &[Value], choice: &ToolChoice) -> String {
-    let list: Vec<Value> = tools
-        .iter()
-        .filter_map(|t| t.get("function"))
-        .map(|f| {
-            json!({
-                "name": f.get("name"),
-                "description": f.get("description"),
-                "parameters": f.get("parameters"),
-            })
-        })
-        .collect();
-    let must = match choice {
-        ToolChoice::Required => "You must call at least one function.".to_string(),
-        ToolChoice::Named(n) => format!("You must call the function \"{n}\"."),
-        _ => "If no function fits, answer normally in plain text.".to_string(),
-    };
-    format!(
-        "You can call these functions:\n{}\nTo call functions, reply with only this JSON and nothing else: \
-         {{\"tool_calls\": [{{\"name\": \"<function name>\", \"arguments\": {{<arguments>}}}}]}}\n{must}",
-        serde_json::to_string_pretty(&list).unwrap_or_default()
-    )
+fn grammar_choice(choice: &ToolChoice) -> hearth_grammar::ToolChoice {
+    match choice {
+        ToolChoice::Required => hearth_grammar::ToolChoice::Required,
+        ToolChoice::Named(n) => hearth_grammar::ToolChoice::Function(n.clone()),
+        ToolChoice::Auto | ToolChoice::None => hearth_grammar::ToolChoice::Auto,
+    }
+}
+
+/// The grammar a reply must follow when tools are offered: one JSON object,
+/// `{"tool_calls":[{"name":..,"arguments":{..}}]}` with arguments valid for
+/// the named tool's parameters, or (unless a call is required)
+/// `{"content":".."}`.
+pub fn grammar(tools: &[Value], choice: &ToolChoice) -> Result<Arc<Grammar>, ApiError> {
+    let schema = hearth_grammar::tool_call_schema(tools, &grammar_choice(choice))
+        .map_err(|e| ApiError::bad_request(format!("tools: {e}")))?;
+    let g =
+        Grammar::from_schema(&schema).map_err(|e| ApiError::bad_request(format!("tools: {e}")))?;
+    Ok(Arc::new(g))
+}
+
+/// The system text that offers the tools and the reply format [`grammar`]
+/// enforces.
+pub fn system_prompt(tools: &[Value], choice: &ToolChoice) -> Result<String, ApiError> {
+    hearth_grammar::tool_system_prompt(tools, &grammar_choice(choice))
+        .map_err(|e| ApiError::bad_request(format!("tools: {e}")))
+}
+
+/// The text of a reply that answered without a tool: the `content` of
+/// `{"content":".."}`, or the text itself.
+pub fn content_of(text: &str) -> String {
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(Value::Object(o)) if o.len() == 1 => match o.get("content") {
+            Some(Value::String(c)) => c.clone(),
+            _ => text.to_string(),
+        },
+        _ => text.to_string(),
+    }
 }
 
 /// How an assistant message's earlier tool calls are shown to the model:
