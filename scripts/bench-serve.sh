@@ -70,3 +70,128 @@ build_server() {
 }
 
 if [ "${1:-}" = "--build-only" ]; then build_server; exit 0; fi
+
+model="${1:-$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf}"
+[ -f "$model" ] || { log "model not found: $model (scripts/fetch-models.sh fetches it)"; exit 1; }
+build_server
+if [ -n "${HEARTH_BIN:-}" ]; then
+  HEARTH="$HEARTH_BIN"
+else
+  log "building hearth (release)"
+  (cd "$ROOT" && nice -n 10 cargo build --release --quiet -p hearth-cli) >&2
+  HEARTH="$ROOT/target/release/hearth"
+fi
+PY="${PYTHON:-$("$ROOT/scripts/client-venv.sh")}"
+
+exec "$PY" - "$HEARTH" "$BIN/llama-server" "$model" "$THREADS" "$CLIENTS" "$GEN" "$REQS" "$CTX" <<'PYEOF'
+import asyncio, os, signal, socket, subprocess, sys, tempfile, time
+
+import httpx
+
+hearth, llama, model, threads, clients, gen, reqs, ctx = sys.argv[1:9]
+clients = [int(c) for c in clients.split(",")]
+gen, reqs, ctx = int(gen), int(reqs), int(ctx)
+NAME = os.path.splitext(os.path.basename(model))[0]  # hearth names a model by its file stem
+
+def log(msg):
+    print(f"bench-serve: {msg}", file=sys.stderr, flush=True)
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def command(engine, n, port):
+    if engine == "hearth":
+        return [hearth, "serve", model, "--host", f"127.0.0.1:{port}", "--parallel", str(n),
+                "--threads", threads, "--ctx", str(ctx), "--max-queue", str(4 * n + 16)]
+    # llama-server's -c is the context of all slots together.
+    return [llama, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-np", str(n),
+            "-c", str(ctx * n), "-t", threads, "-tb", threads, "-fa", "on", "--no-warmup"]
+
+# Distinct prompts per client and request (a shared prefix as chat clients
+# have), the same for both engines; completions without a chat template.
+TOPICS = ["the sea", "a mountain village", "the history of bread", "a robot learning to paint",
+          "the moon", "an old library", "a train journey", "winter in the city"]
+
+def prompt(c, r):
+    return (f"Here is a long, detailed essay about {TOPICS[(c + r) % len(TOPICS)]}, "
+            f"part {c * 31 + r + 1}.\n\n")
+
+async def one_run(url, n):
+    async with httpx.AsyncClient(base_url=url, timeout=600,
+                                 limits=httpx.Limits(max_connections=n + 4)) as h:
+        async def client(c):
+            toks = 0
+            for r in range(reqs):
+                resp = await h.post("/v1/completions", json={
+                    "model": NAME, "prompt": prompt(c, r),
+                    "max_tokens": gen, "temperature": 0, "seed": 1})
+                resp.raise_for_status()
+                toks += resp.json()["usage"]["completion_tokens"]
+            return toks
+        t0 = time.perf_counter()
+        counts = await asyncio.gather(*(client(c) for c in range(n)))
+        return sum(counts), time.perf_counter() - t0
+
+def bench(engine, n):
+    port = free_port()
+    logf = tempfile.TemporaryFile()
+    p = subprocess.Popen(command(engine, n, port), stdout=logf, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.time()
+        while True:
+            if p.poll() is not None:
+                logf.seek(0)
+                sys.exit(f"{engine} exited: {logf.read().decode(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() - t0 > 120:
+                sys.exit(f"{engine} not healthy after 120 s")
+            time.sleep(0.2)
+        # Warm-up: one short request (page in the weights, start threads).
+        httpx.post(url + "/v1/completions", timeout=600, json={
+            "model": NAME, "prompt": "Hello", "max_tokens": 4,
+            "temperature": 0}).raise_for_status()
+        toks, secs = asyncio.run(one_run(url, n))
+        return toks, secs
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+rows = []
+for n in clients:
+    res = {}
+    for engine in ("llama", "hearth"):  # alternate, so drift lands on both
+        log(f"{engine}: {n} clients x {reqs} requests x {gen} tokens")
+        res[engine] = bench(engine, n)
+        toks, secs = res[engine]
+        log(f"{engine}: {toks} tokens in {secs:.2f} s = {toks / secs:.1f} t/s")
+    rows.append((n, res))
+
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"cpu: {cpu}  ")
+print(f"model: {os.path.basename(model)}, threads: {threads}, {reqs} requests per client, "
+      f"max_tokens {gen}, temperature 0, /v1/completions  ")
+print()
+print("| clients (= slots) | llama-server t/s | hearth serve t/s | hearth / llama-server | tokens llama / hearth |")
+print("| ---: | ---: | ---: | ---: | ---: |")
+rate = {}
+for n, res in rows:
+    (lt, ls), (ht, hs) = res["llama"], res["hearth"]
+    rate[n] = (lt / ls, ht / hs)
+    print(f"| {n} | {lt / ls:.1f} | {ht / hs:.1f} | {(ht / hs) / (lt / ls):.2f} | {lt} / {ht} |")
+if 1 in rate and 4 in rate:
+    print()
+    print(f"aggregate at 4 clients / 1 client: hearth {rate[4][1] / rate[1][1]:.2f}x, "
+          f"llama-server {rate[4][0] / rate[1][0]:.2f}x")
+PYEOF
