@@ -37,6 +37,8 @@ enum Command {
     Show(cmd::show::ShowArgs),
     /// Measure prompt and generation speed (llama-bench's tests and output).
     Bench(cmd::bench::BenchArgs),
+    /// Serve the Ollama and OpenAI HTTP APIs.
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -62,6 +64,7 @@ fn main() {
         Command::Tokenize(a) => cmd::tokenize::main(a),
         Command::Show(a) => cmd::show::main(a),
         Command::Bench(a) => cmd::bench::main(a),
+        Command::Serve(a) => cmd::serve::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

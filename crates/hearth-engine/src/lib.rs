@@ -19,6 +19,8 @@
 //! # }
 //! ```
 
+pub mod batch;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,10 +38,16 @@ pub enum EngineError {
     PromptTooLong { n_prompt: usize, n_ctx: usize },
     #[error("the prompt is empty")]
     EmptyPrompt,
+    #[error("the queue is full ({max_queue} requests waiting); try again later")]
+    QueueFull { max_queue: usize },
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("invalid engine settings: {0}")]
+    BadConfig(String),
 }
 
 /// How to generate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct GenParams {
     pub sampler: SamplerConfig,
     /// Stop after this many generated tokens (None: until EOG or context end).
@@ -49,18 +57,6 @@ pub struct GenParams {
     /// `n_keep` and go on, instead of stopping with `length`.
     pub context_shift: bool,
     pub n_keep: usize,
-}
-
-impl Default for GenParams {
-    fn default() -> Self {
-        GenParams {
-            sampler: SamplerConfig::default(),
-            max_tokens: None,
-            stop: Vec::new(),
-            context_shift: false,
-            n_keep: 0,
-        }
-    }
 }
 
 /// Counts and timings of one generation.

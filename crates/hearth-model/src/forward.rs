@@ -6,11 +6,13 @@
 //! norm and projection for the rows whose logits were asked for.
 
 use hearth_gguf::GgmlType;
-use hearth_ops::{self as ops, AttnParams, KvElem, ThreadPool, WeightRef};
+use hearth_ops::{self as ops, AttnParams, KvElem, KvView, ThreadPool, WeightRef, F16};
 use hearth_quant::{vec_dot_type, Kernels};
 
 use crate::kv::{Cache, LayerCache};
 use crate::weights::Layer;
+use std::sync::Arc;
+
 use crate::{Model, ModelError, State};
 
 /// Tokens evaluated together by default (llama.cpp's n_ubatch).
@@ -44,6 +46,7 @@ pub(crate) struct Scratch {
     qbuf: Vec<u8>,
     rope_cs: Vec<(f32, f32)>,
     positions: Vec<usize>,
+    logits: Vec<f32>,
 }
 
 /// One input's activations, quantized on first use into the dot-product
@@ -98,15 +101,36 @@ impl<'a> QuantActs<'a> {
     }
 }
 
+/// One sequence's part of a batched step ([`Model::forward_batch`]).
+pub struct SeqInput<'a> {
+    pub state: &'a mut State,
+    pub tokens: &'a [u32],
+    pub logits: Logits,
+}
+
+/// What a segment of a micro-batch produces besides its cache entries.
+#[derive(Clone, Copy)]
+enum Out {
+    None,
+    /// Segment rows `from..to` project to logits rows from `dest` on.
+    Logits {
+        from: usize,
+        to: usize,
+        dest: usize,
+    },
+    /// The normalised final hidden states are added into `State::pooled`.
+    Pool,
+}
+
+/// A run of consecutive tokens of one sequence inside a micro-batch.
+struct Seg<'s, 'a> {
+    st: &'s mut State,
+    tokens: &'a [u32],
+    out: Out,
+}
+
 impl Model {
-    /// Evaluates `tokens` at positions `st.n_past()..`, appends them to the
-    /// cache, and returns the logits asked for (rows × n_vocab).
-    pub fn forward<'s>(
-        &self,
-        st: &'s mut State,
-        tokens: &[u32],
-        want: Logits,
-    ) -> Result<&'s [f32], ModelError> {
+    fn check(&self, st: &State, tokens: &[u32]) -> Result<(), ModelError> {
         let c = &self.config;
         let needed = st.n_past + tokens.len();
         if needed > st.n_ctx {
@@ -121,52 +145,140 @@ impl Model {
                 n_vocab: c.n_vocab,
             });
         }
-        let (lo, hi) = match want {
-            Logits::Last => (tokens.len().saturating_sub(1), tokens.len()),
-            Logits::All => (0, tokens.len()),
-            Logits::Range(a, b) if a <= b && b <= tokens.len() => (a, b),
-            Logits::Range(a, b) => {
-                return Err(ModelError::BadLogitsRange {
-                    start: a,
-                    end: b,
-                    n: tokens.len(),
-                })
-            }
-            Logits::None => (0, 0),
-        };
+        Ok(())
+    }
+
+    /// Evaluates `tokens` at positions `st.n_past()..`, appends them to the
+    /// cache, and returns the logits asked for (rows × n_vocab).
+    pub fn forward<'s>(
+        &self,
+        st: &'s mut State,
+        tokens: &[u32],
+        want: Logits,
+    ) -> Result<&'s [f32], ModelError> {
+        self.check(st, tokens)?;
+        let n_vocab = self.config.n_vocab;
+        let (lo, hi) = logits_rows(&want, tokens.len())?;
         let n_rows = hi - lo;
-        st.logits.resize(n_rows * c.n_vocab, 0.0);
+        st.logits.resize(n_rows * n_vocab, 0.0);
         let mut start = 0;
         while start < tokens.len() {
             let end = (start + st.n_ubatch).min(tokens.len());
             let (a, b) = (lo.max(start), hi.min(end));
-            let out_rows = if a < b {
-                Some((a - start, b - start, a - lo))
+            let out = if a < b {
+                Out::Logits {
+                    from: a - start,
+                    to: b - start,
+                    dest: a - lo,
+                }
             } else {
-                None
+                Out::None
             };
-            self.ubatch(st, &tokens[start..end], out_rows)?;
+            self.run(&mut [Seg {
+                st: &mut *st,
+                tokens: &tokens[start..end],
+                out,
+            }])?;
             start = end;
         }
-        Ok(&st.logits[..n_rows * c.n_vocab])
+        Ok(&st.logits[..n_rows * n_vocab])
     }
 
-    /// One micro-batch. `out_rows = (from, to, dest_row)`: batch rows whose
-    /// logits go to `st.logits` starting at `dest_row`.
-    fn ubatch(
+    /// Evaluates several sequences in one pass: their tokens share every
+    /// weight product, and each attends over its own cache. Each state's
+    /// [`State::logits`] then holds the rows it asked for. The tokens of all
+    /// sequences together must fit one micro-batch of every state
+    /// ([`State::n_ubatch`]).
+    pub fn forward_batch(&self, seqs: &mut [SeqInput<'_>]) -> Result<(), ModelError> {
+        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        let mut segs = Vec::with_capacity(seqs.len());
+        for s in seqs.iter_mut() {
+            self.check(s.state, s.tokens)?;
+            if total > s.state.n_ubatch {
+                return Err(ModelError::BatchTooLarge {
+                    n: total,
+                    n_ubatch: s.state.n_ubatch,
+                });
+            }
+            let (lo, hi) = logits_rows(&s.logits, s.tokens.len())?;
+            s.state.logits.resize((hi - lo) * self.config.n_vocab, 0.0);
+            if s.tokens.is_empty() {
+                continue;
+            }
+            let out = if lo < hi {
+                Out::Logits {
+                    from: lo,
+                    to: hi,
+                    dest: 0,
+                }
+            } else {
+                Out::None
+            };
+            segs.push(Seg {
+                st: &mut *s.state,
+                tokens: s.tokens,
+                out,
+            });
+        }
+        if segs.is_empty() {
+            return Ok(());
+        }
+        self.run(&mut segs)
+    }
+
+    /// The mean of the normalised final hidden states of `tokens`, scaled
+    /// to unit length (a sentence embedding). The state is cleared before
+    /// and after.
+    pub fn embed(&self, st: &mut State, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+        st.clear();
+        self.check(st, tokens)?;
+        st.pooled.clear();
+        st.pooled.resize(self.config.n_embd, 0.0);
+        let mut start = 0;
+        let result = (|| -> Result<(), ModelError> {
+            while start < tokens.len() {
+                let end = (start + st.n_ubatch).min(tokens.len());
+                self.run(&mut [Seg {
+                    st: &mut *st,
+                    tokens: &tokens[start..end],
+                    out: Out::Pool,
+                }])?;
+                start = end;
+            }
+            Ok(())
+        })();
+        st.clear();
+        result?;
+        let mut v = std::mem::take(&mut st.pooled);
+        let n = tokens.len().max(1) as f32;
+        let norm = v.iter().map(|x| (x / n) * (x / n)).sum::<f32>().sqrt();
+        for x in v.iter_mut() {
+            *x = if norm > 0.0 { *x / n / norm } else { 0.0 };
+        }
+        Ok(v)
+    }
+
+    /// One micro-batch made of one or more sequences' segments.
+    fn run(&self, segs: &mut [Seg<'_, '_>]) -> Result<(), ModelError> {
+        let pool = Arc::clone(&segs[0].st.pool);
+        let mut s = std::mem::take(&mut segs[0].st.scratch);
+        let r = self.run_with(&pool, &mut s, segs);
+        segs[0].st.scratch = s;
+        r
+    }
+
+    fn run_with(
         &self,
-        st: &mut State,
-        tokens: &[u32],
-        out_rows: Option<(usize, usize, usize)>,
+        pool: &ThreadPool,
+        s: &mut Scratch,
+        segs: &mut [Seg<'_, '_>],
     ) -> Result<(), ModelError> {
         let c = &self.config;
         let kern = hearth_quant::kernels();
         let bytes = self.file.bytes();
-        let pool = &*st.pool;
-        let n = tokens.len();
+        let n: usize = segs.iter().map(|g| g.tokens.len()).sum();
         let (e, hd) = (c.n_embd, c.head_dim);
         let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
-        let s = &mut st.scratch;
         s.x.resize(n * e, 0.0);
         s.xb.resize(n * e, 0.0);
         s.q.resize(n * q_dim, 0.0);
@@ -177,12 +289,16 @@ impl Model {
         s.gate.resize(n * c.n_ff, 0.0);
         s.up.resize(n * c.n_ff, 0.0);
         s.positions.clear();
-        s.positions.extend(st.n_past..st.n_past + n);
+        for g in segs.iter() {
+            s.positions
+                .extend(g.st.n_past..g.st.n_past + g.tokens.len());
+        }
         s.rope_cs.resize(hd / 2, (0.0, 0.0));
 
         // Embeddings.
         let emb = self.weights.token_embd.view(bytes);
-        for (t, &tok) in tokens.iter().enumerate() {
+        let all_tokens = segs.iter().flat_map(|g| g.tokens.iter());
+        for (t, &tok) in all_tokens.enumerate() {
             let row = &mut s.x[t * e..(t + 1) * e];
             hearth_quant::dequantize_row(emb.ty, emb.row(tok as usize), row).map_err(|err| {
                 ModelError::BadTensor {
@@ -236,12 +352,60 @@ impl Model {
                 window: spec.window,
                 softcap: c.attn_softcap,
             };
-            match &mut st.cache {
-                Cache::F16(layers) => {
-                    attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim)
+            // Store every sequence's new keys and values, then attend in
+            // one parallel region over all of them.
+            let mut t0 = 0;
+            for g in segs.iter_mut() {
+                let r = t0..t0 + g.tokens.len();
+                t0 = r.end;
+                let (k, v) = (
+                    &s.k[r.start * kv_dim..r.end * kv_dim],
+                    &s.v[r.start * kv_dim..r.end * kv_dim],
+                );
+                let pos = &s.positions[r];
+                match &mut g.st.cache {
+                    Cache::F16(layers) => store_kv(&mut layers[il], k, v, pos, kv_dim),
+                    Cache::F32(layers) => store_kv(&mut layers[il], k, v, pos, kv_dim),
                 }
-                Cache::F32(layers) => {
-                    attend(pool, &mut layers[il], &params, s, st.n_past, n, kv_dim)
+            }
+            let views16: Option<Vec<KvView<'_, F16>>> = segs
+                .iter()
+                .map(|g| match &g.st.cache {
+                    Cache::F16(layers) => Some(view(&layers[il], g.tokens.len())),
+                    Cache::F32(_) => None,
+                })
+                .collect();
+            let views32: Option<Vec<KvView<'_, f32>>> = segs
+                .iter()
+                .map(|g| match &g.st.cache {
+                    Cache::F32(layers) => Some(view(&layers[il], g.tokens.len())),
+                    Cache::F16(_) => None,
+                })
+                .collect();
+            let out = &mut s.att[..n * q_dim];
+            match (views16, views32) {
+                (Some(kv), _) => ops::attention_batch(pool, &params, &s.q, &kv, &s.positions, out),
+                (_, Some(kv)) => ops::attention_batch(pool, &params, &s.q, &kv, &s.positions, out),
+                // Sequences with caches of different types: one call each.
+                (None, None) => {
+                    let mut t0 = 0;
+                    for g in segs.iter() {
+                        let r = t0..t0 + g.tokens.len();
+                        t0 = r.end;
+                        let (q, pos) = (
+                            &s.q[r.start * q_dim..r.end * q_dim],
+                            &s.positions[r.clone()],
+                        );
+                        let o = &mut s.att[r.start * q_dim..r.end * q_dim];
+                        match &g.st.cache {
+                            Cache::F16(l) => {
+                                ops::attention(pool, &params, q, &l[il].k, &l[il].v, pos, o)
+                            }
+                            Cache::F32(l) => {
+                                ops::attention(pool, &params, q, &l[il].k, &l[il].v, pos, o)
+                            }
+                        }
+                    }
                 }
             }
             QuantActs::new(&s.att, n, &mut s.qbuf).mul(
@@ -262,34 +426,80 @@ impl Model {
             self.ffn(pool, kern, layer, s, n)?;
         }
 
-        if let Some((from, to, dest)) = out_rows {
-            let rows = to - from;
-            for t in from..to {
+        // Output norm of the rows that need it, gathered at the front of xb.
+        let mut rows = 0;
+        let mut t0 = 0;
+        for g in segs.iter_mut() {
+            let (from, to) = match g.out {
+                Out::None => (0, 0),
+                Out::Logits { from, to, .. } => (from, to),
+                Out::Pool => (0, g.tokens.len()),
+            };
+            for t in t0 + from..t0 + to {
+                let dst = match g.out {
+                    Out::Pool => &mut s.o[..e],
+                    _ => {
+                        rows += 1;
+                        &mut s.xb[(rows - 1) * e..rows * e]
+                    }
+                };
                 ops::rms_norm(
                     &s.x[t * e..(t + 1) * e],
                     &self.weights.output_norm,
                     c.norm_eps,
-                    &mut s.xb[(t - from) * e..(t - from + 1) * e],
+                    dst,
                 );
+                if let Out::Pool = g.out {
+                    ops::add_inplace(&mut g.st.pooled, &s.o[..e]);
+                }
             }
-            let out = &mut st.logits[dest * c.n_vocab..(dest + rows) * c.n_vocab];
-            ops::matmul(
-                pool,
-                kern,
-                self.weights.output.view(bytes),
-                &s.xb[..rows * e],
-                rows,
-                &mut s.qbuf,
-                out,
-            );
-            if let Some(cap) = c.final_softcap {
-                for v in out.iter_mut() {
-                    *v = cap * (*v / cap).tanh();
+            t0 += g.tokens.len();
+        }
+        if rows > 0 {
+            let nv = c.n_vocab;
+            let output = self.weights.output.view(bytes);
+            let direct = segs.len() == 1;
+            if direct {
+                if let Out::Logits { dest, .. } = segs[0].out {
+                    let out = &mut segs[0].st.logits[dest * nv..(dest + rows) * nv];
+                    ops::matmul(
+                        pool,
+                        kern,
+                        output,
+                        &s.xb[..rows * e],
+                        rows,
+                        &mut s.qbuf,
+                        out,
+                    );
+                    softcap(out, c.final_softcap);
+                }
+            } else {
+                s.logits.resize(rows * nv, 0.0);
+                ops::matmul(
+                    pool,
+                    kern,
+                    output,
+                    &s.xb[..rows * e],
+                    rows,
+                    &mut s.qbuf,
+                    &mut s.logits,
+                );
+                softcap(&mut s.logits, c.final_softcap);
+                let mut r0 = 0;
+                for g in segs.iter_mut() {
+                    if let Out::Logits { from, to, dest } = g.out {
+                        let k = to - from;
+                        g.st.logits[dest * nv..(dest + k) * nv]
+                            .copy_from_slice(&s.logits[r0 * nv..(r0 + k) * nv]);
+                        r0 += k;
+                    }
                 }
             }
         }
-        st.n_past += n;
-        st.tokens.extend_from_slice(tokens);
+        for g in segs.iter_mut() {
+            g.st.n_past += g.tokens.len();
+            g.st.tokens.extend_from_slice(g.tokens);
+        }
         Ok(())
     }
 
@@ -362,26 +572,56 @@ fn post_norm_add(x: &mut [f32], o: &mut [f32], w: Option<&[f32]>, e: usize, eps:
     }
 }
 
-/// Stores this batch's K/V in the cache and attends.
-fn attend<T: KvElem>(
-    pool: &ThreadPool,
+/// Writes a segment's keys and values into its cache (position j in row
+/// j % rows: a ring for sliding-window layers).
+fn store_kv<T: KvElem>(
     lc: &mut LayerCache<T>,
-    p: &AttnParams,
-    s: &mut Scratch,
-    n_past: usize,
-    n: usize,
+    k: &[f32],
+    v: &[f32],
+    positions: &[usize],
     kv_dim: usize,
 ) {
-    // Position j lives in row j % rows (a ring for sliding-window layers).
     let rows = lc.k.len() / kv_dim;
-    for t in 0..n {
-        let slot = (n_past + t) % rows;
+    for (t, &pos) in positions.iter().enumerate() {
+        let slot = pos % rows;
         let (src, dst) = (
             t * kv_dim..(t + 1) * kv_dim,
             slot * kv_dim..(slot + 1) * kv_dim,
         );
-        T::store(&s.k[src.clone()], &mut lc.k[dst.clone()]);
-        T::store(&s.v[src], &mut lc.v[dst]);
+        T::store(&k[src.clone()], &mut lc.k[dst.clone()]);
+        T::store(&v[src], &mut lc.v[dst]);
     }
-    ops::attention(pool, p, &s.q, &lc.k, &lc.v, &s.positions, &mut s.att);
+}
+
+fn view<T>(lc: &LayerCache<T>, n_tokens: usize) -> KvView<'_, T> {
+    KvView {
+        k: &lc.k,
+        v: &lc.v,
+        n_tokens,
+    }
+}
+
+fn softcap(x: &mut [f32], cap: Option<f32>) {
+    if let Some(cap) = cap {
+        for v in x.iter_mut() {
+            *v = cap * (*v / cap).tanh();
+        }
+    }
+}
+
+/// The batch rows `lo..hi` whose logits `want` asks for.
+fn logits_rows(want: &Logits, n: usize) -> Result<(usize, usize), ModelError> {
+    Ok(match *want {
+        Logits::Last => (n.saturating_sub(1), n),
+        Logits::All => (0, n),
+        Logits::Range(a, b) if a <= b && b <= n => (a, b),
+        Logits::Range(a, b) => {
+            return Err(ModelError::BadLogitsRange {
+                start: a,
+                end: b,
+                n,
+            })
+        }
+        Logits::None => (0, 0),
+    })
 }

@@ -32,7 +32,7 @@ use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
 pub use config::{Arch, Config, LayerSpec};
-pub use forward::{Logits, UBATCH};
+pub use forward::{Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 
 use kv::{Cache, LayerCache};
@@ -57,6 +57,8 @@ pub enum ModelError {
     InvalidToken { token: u32, n_vocab: usize },
     #[error("logits rows {start}..{end} asked of a batch of {n}")]
     BadLogitsRange { start: usize, end: usize, n: usize },
+    #[error("a batch of {n} tokens is larger than the micro-batch of {n_ubatch}")]
+    BatchTooLarge { n: usize, n_ubatch: usize },
 }
 
 /// A loaded model: configuration and weights mapped from the file.
@@ -179,6 +181,8 @@ pub struct State {
     pool: Arc<ThreadPool>,
     scratch: forward::Scratch,
     logits: Vec<f32>,
+    /// Sum of final hidden states while embedding.
+    pooled: Vec<f32>,
 }
 
 impl State {
@@ -221,6 +225,7 @@ impl State {
             pool,
             scratch: Default::default(),
             logits: Vec::new(),
+            pooled: Vec::new(),
         }
     }
 
@@ -268,6 +273,11 @@ impl State {
 
     pub fn kv_bytes(&self) -> usize {
         self.cache.bytes()
+    }
+
+    /// Tokens one forward pass evaluates together.
+    pub fn n_ubatch(&self) -> usize {
+        self.n_ubatch
     }
 
     pub fn pool(&self) -> &Arc<ThreadPool> {

@@ -130,12 +130,21 @@ pub struct AttnParams {
 /// which rounds the query and the accumulator to the cache type.
 pub const WIDE_BATCH: usize = 64;
 
+/// One sequence's cache in a batched attention call.
+#[derive(Clone, Copy)]
+pub struct KvView<'a, T> {
+    pub k: &'a [T],
+    pub v: &'a [T],
+    /// Tokens of the batch, in order, that belong to this sequence.
+    pub n_tokens: usize,
+}
+
 /// out (n_tokens × n_head·head_dim) = softmax(q·kᵀ·scale + mask) · v,
+/// where token t sits at `positions[t]` and attends causally to cache rows
+/// `0..=positions[t]` (restricted by the window).
 /// The cache may be a ring of `k_cache.len() / kv_dim` rows: position j
 /// lives in row `j % rows` (sliding-window layers keep only the window plus
 /// one batch); the caller guarantees the rows a query needs are intact.
-/// where token t sits at `positions[t]` and attends causally to cache rows
-/// `0..=positions[t]` (restricted by the window).
 pub fn attention<T: KvElem>(
     pool: &ThreadPool,
     p: &AttnParams,
@@ -145,27 +154,68 @@ pub fn attention<T: KvElem>(
     positions: &[usize],
     out: &mut [f32],
 ) {
+    let view = KvView {
+        k: k_cache,
+        v: v_cache,
+        n_tokens: positions.len(),
+    };
+    attention_batch(pool, p, q, &[view], positions, out);
+}
+
+/// [`attention`] for a batch made of several sequences, each with its own
+/// cache (`kv`, in batch order), in one parallel region: the tokens of
+/// `kv[0]` come first in `q`, `positions` and `out`, then those of `kv[1]`,
+/// and so on. Each sequence is computed exactly as [`attention`] would
+/// compute it alone.
+pub fn attention_batch<T: KvElem>(
+    pool: &ThreadPool,
+    p: &AttnParams,
+    q: &[f32],
+    kv: &[KvView<'_, T>],
+    positions: &[usize],
+    out: &mut [f32],
+) {
     let hd = p.head_dim;
     assert!(hd <= MAX_HEAD_DIM, "head_dim {hd} > {MAX_HEAD_DIM}");
     let q_dim = p.n_head * hd;
     let kv_dim = p.n_kv_head * hd;
     let group = p.n_head / p.n_kv_head;
     let n_items = positions.len() * p.n_head;
-    let n_rows = k_cache.len() / kv_dim.max(1);
-    assert!(
-        n_rows > 0 && v_cache.len() == k_cache.len(),
-        "attention: cache shape"
+    assert_eq!(
+        kv.iter().map(|s| s.n_tokens).sum::<usize>(),
+        positions.len(),
+        "attention: tokens per sequence"
     );
+    for s in kv {
+        assert!(
+            s.k.len() >= kv_dim.max(1) && s.v.len() == s.k.len(),
+            "attention: cache shape"
+        );
+    }
     assert_eq!(q.len(), positions.len() * q_dim);
     assert_eq!(out.len(), q.len());
+    // First token of each sequence, to find a token's sequence.
+    let mut starts = Vec::with_capacity(kv.len());
+    let mut at = 0;
+    for s in kv {
+        starts.push(at);
+        at += s.n_tokens;
+    }
     let dst = Disjoint::new(out);
-    let wide = positions.len() >= WIDE_BATCH;
     let job = |i: usize, nt: usize| {
         let mut qh = [T::default(); MAX_HEAD_DIM];
         let mut acc = [T::default(); MAX_HEAD_DIM];
         let mut acc32 = [0f32; MAX_HEAD_DIM];
         for item in split(n_items, i, nt) {
             let (t, h) = (item / p.n_head, item % p.n_head);
+            let seq = starts.partition_point(|&s0| s0 <= t) - 1;
+            let KvView {
+                k: k_cache,
+                v: v_cache,
+                n_tokens,
+            } = kv[seq];
+            let n_rows = k_cache.len() / kv_dim.max(1);
+            let wide = n_tokens >= WIDE_BATCH;
             let pos = positions[t];
             let kvh = h / group;
             let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
@@ -307,6 +357,54 @@ mod tests {
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn a_batch_of_sequences_matches_each_alone() {
+        // Two f16 caches of different lengths; one sequence decodes a token,
+        // the other a short prompt and a wide one. Bit-identical to
+        // separate calls.
+        let pool = ThreadPool::new(2);
+        let p = AttnParams {
+            n_head: 4,
+            n_kv_head: 2,
+            head_dim: 8,
+            scale: 0.35,
+            window: None,
+            softcap: Some(30.0),
+        };
+        let f = |i: usize| F16::from_f32(((i * 7919 % 101) as f32 / 50.0) - 1.0);
+        for n_b in [5, WIDE_BATCH + 2] {
+            let (rows_a, rows_b) = (40, 100);
+            let ka: Vec<F16> = (0..rows_a * 16).map(f).collect();
+            let va: Vec<F16> = (0..rows_a * 16).map(|i| f(i + 5)).collect();
+            let kb: Vec<F16> = (0..rows_b * 16).map(|i| f(i + 9)).collect();
+            let vb: Vec<F16> = (0..rows_b * 16).map(|i| f(i + 2)).collect();
+            let n = 1 + n_b;
+            let q: Vec<f32> = (0..n * 32).map(|i| f(i + 1).to_f32()).collect();
+            let mut pos = vec![30];
+            pos.extend(10..10 + n_b);
+            let mut alone = vec![0f32; n * 32];
+            let (qa, qb) = q.split_at(32);
+            let (oa, ob) = alone.split_at_mut(32);
+            attention(&pool, &p, qa, &ka, &va, &pos[..1], oa);
+            attention(&pool, &p, qb, &kb, &vb, &pos[1..], ob);
+            let mut together = vec![0f32; n * 32];
+            let kv = [
+                KvView {
+                    k: &ka[..],
+                    v: &va[..],
+                    n_tokens: 1,
+                },
+                KvView {
+                    k: &kb[..],
+                    v: &vb[..],
+                    n_tokens: n_b,
+                },
+            ];
+            attention_batch(&pool, &p, &q, &kv, &pos, &mut together);
+            assert_eq!(alone, together, "n_b {n_b}");
         }
     }
 }

@@ -39,6 +39,7 @@
 mod candidates;
 mod chain;
 mod config;
+mod constraint;
 mod penalties;
 mod rng;
 mod stages;
@@ -47,6 +48,7 @@ mod stop;
 pub use candidates::{cmp_desc, Candidate, Candidates};
 pub use chain::Sampler;
 pub use config::SamplerConfig;
+pub use constraint::Constraint;
 pub use penalties::Penalties;
 pub use rng::Rng;
 pub use stages::{Dist, Greedy, MinP, SamplerStage, Temperature, TopK, TopP};

@@ -1,0 +1,171 @@
+//! `hearth serve [MODEL]`: the Ollama- and OpenAI-compatible HTTP server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hearth_model::KvType;
+use hearth_server::{parse_keep_alive, AppState, EngineDefaults, KeepAlive, ServerConfig};
+
+use crate::common;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A model to load at start (a .gguf path or a model name).
+    pub model: Option<String>,
+    /// Address to listen on [env: HEARTH_HOST] (default 127.0.0.1:11434).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Sequences generated at once per model.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Requests that may wait for a free sequence; beyond it the server answers 503.
+    #[arg(long, default_value_t = 64)]
+    pub max_queue: usize,
+    /// Context per sequence in tokens (default: the model's, capped at 4096).
+    #[arg(long = "ctx", short = 'c')]
+    pub ctx: Option<usize>,
+    /// Threads per model (default: the machine's cores).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// KV cache type: f16 or f32.
+    #[arg(long, default_value = "f16")]
+    pub kv_type: KvType,
+    /// Require `Authorization: Bearer KEY` on every route but / and /health
+    /// [env: HEARTH_API_KEY].
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body: usize,
+    /// How long a model stays loaded after its last request ("5m", seconds,
+    /// negative = forever, 0 = unload at once) [env: HEARTH_KEEP_ALIVE].
+    #[arg(long, allow_negative_numbers = true)]
+    pub keep_alive: Option<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Bytes available for models: 80% of the memory available at start.
+fn memory_budget() -> u64 {
+    let avail_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    });
+    avail_kb.map_or(u64::MAX, |kb| kb * 1024 / 5 * 4)
+}
+
+/// Parses `ADDR:PORT`, or a bare port, or a bare host (port 11434).
+fn parse_host(s: &str) -> Result<SocketAddr> {
+    let s = s.trim().trim_start_matches("http://");
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let with_port = format!("{s}:11434");
+    if let Ok(a) = with_port.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = s
+        .to_socket_addrs()
+        .or_else(|_| with_port.to_socket_addrs())
+        .with_context(|| format!("invalid --host/HEARTH_HOST '{s}': expected ADDR:PORT"))?;
+    addrs
+        .next()
+        .with_context(|| format!("'{s}' resolves to no address"))
+}
+
+pub fn main(a: ServeArgs) -> Result<()> {
+    let host = a.host.clone().or_else(|| env("HEARTH_HOST"));
+    let addr = parse_host(host.as_deref().unwrap_or("127.0.0.1:11434"))?;
+    if a.parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
+    if a.max_body < 1024 {
+        bail!("--max-body must be at least 1024 bytes");
+    }
+    if let Some(c) = a.ctx {
+        if c < 16 || c > 1 << 20 {
+            bail!("--ctx must be between 16 and 1048576, got {c}");
+        }
+    }
+    let keep_alive = match a.keep_alive.clone().or_else(|| env("HEARTH_KEEP_ALIVE")) {
+        None => KeepAlive::For(std::time::Duration::from_secs(300)),
+        Some(s) => {
+            let v = s
+                .trim()
+                .parse::<f64>()
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::String(s.clone()));
+            parse_keep_alive(&v).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?
+        }
+    };
+    let extra_origins = env("HEARTH_ORIGINS")
+        .map(|s| {
+            s.split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let cfg = ServerConfig {
+        engine: EngineDefaults {
+            n_parallel: a.parallel,
+            n_ctx: a.ctx,
+            kv: a.kv_type,
+            threads: common::threads(a.threads)?,
+            max_queue: a.max_queue,
+        },
+        api_key: a.api_key.clone().or_else(|| env("HEARTH_API_KEY")),
+        max_body: a.max_body,
+        keep_alive,
+        extra_origins,
+        memory_budget: memory_budget(),
+        resolver: None,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let state = AppState::new(cfg);
+        if let Some(m) = &a.model {
+            if PathBuf::from(m).extension().is_some_and(|e| e == "gguf")
+                && !PathBuf::from(m).is_file()
+            {
+                bail!("model file {m} does not exist");
+            }
+            let name = state
+                .preload(m)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading {m}: {e}"))?;
+            eprintln!("loaded {m} as '{name}'");
+        }
+        state.spawn_reaper();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        eprintln!("hearth is listening on http://{addr}");
+        axum::serve(listener, hearth_server::router(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving")
+    })
+}

@@ -1,0 +1,688 @@
+//! The serving engine: one thread per model owns its sequences' KV caches
+//! and advances every active sequence together, one forward pass per step
+//! (continuous batching).
+//!
+//! Callers never touch the model: [`Engine::submit`] queues a request and
+//! returns a channel of [`Event`]s. Between steps the engine thread takes
+//! new requests into free slots — the slot whose cache shares the longest
+//! prefix with the prompt, so a continued conversation is not evaluated
+//! again — and evaluates prompts in chunks alongside the sequences that are
+//! decoding, so a long prompt never stalls the others for long. Dropping the
+//! receiver cancels the sequence at the next step.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use hearth_model::{KvType, Logits, Model, SeqInput, State};
+use hearth_ops::ThreadPool;
+use hearth_sample::{Constraint, FinishReason, Sampler, StopMatcher, StopStep};
+use hearth_tokenizer::{StreamDecoder, Tokenizer};
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
+use crate::{EngineError, GenParams, GenStats};
+
+/// How an engine runs its model.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Sequences decoded together (slots), each with its own KV cache.
+    pub n_parallel: usize,
+    /// Context of each slot.
+    pub n_ctx: usize,
+    pub kv: KvType,
+    pub threads: usize,
+    /// Requests that may wait for a slot; beyond it `submit` answers
+    /// [`EngineError::QueueFull`].
+    pub max_queue: usize,
+}
+
+/// One generation to run.
+pub struct GenRequest {
+    /// The prompt, tokenized (BOS and template included).
+    pub prompt: Vec<u32>,
+    pub params: GenParams,
+    pub constraint: Option<Box<dyn Constraint>>,
+}
+
+/// What a request's channel carries.
+#[derive(Debug)]
+pub enum Event {
+    /// Text safe to show (incomplete characters and possible stop strings
+    /// held back).
+    Text(String),
+    /// The last event of a successful generation.
+    Done {
+        finish: FinishReason,
+        stats: GenStats,
+        tokens: Vec<u32>,
+        prompt_tokens: usize,
+    },
+    Error(String),
+}
+
+/// Counters of an engine, for monitoring.
+#[derive(Clone, Debug, Default)]
+pub struct EngineMetrics {
+    pub n_parallel: usize,
+    /// Requests waiting for a slot.
+    pub queued: usize,
+    /// Sequences in a slot (evaluating their prompt or decoding).
+    pub active: usize,
+    pub prompt_tokens: u64,
+    /// Prompt tokens found in a slot's cache and not evaluated again.
+    pub cached_tokens: u64,
+    pub generated_tokens: u64,
+    /// Forward passes run, and the sequences they carried in all.
+    pub steps: u64,
+    pub step_sequences: u64,
+}
+
+enum Cmd {
+    Gen(Job),
+    Embed(
+        Vec<Vec<u32>>,
+        oneshot::Sender<Result<Vec<Vec<f32>>, EngineError>>,
+    ),
+}
+
+struct Job {
+    req: GenRequest,
+    tx: tmpsc::UnboundedSender<Event>,
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicUsize,
+    active: AtomicUsize,
+    prompt_tokens: AtomicU64,
+    cached_tokens: AtomicU64,
+    generated_tokens: AtomicU64,
+    steps: AtomicU64,
+    step_sequences: AtomicU64,
+}
+
+struct Inner {
+    cfg: EngineConfig,
+    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(h) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A handle to a model's engine thread; clones share it. The thread ends
+/// when [`Engine::shutdown`] is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Allocates the slots' caches and starts the engine thread.
+    pub fn start(
+        model: Arc<Model>,
+        tokenizer: Arc<Tokenizer>,
+        cfg: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        if cfg.n_parallel == 0 || cfg.n_ctx < 2 || cfg.threads == 0 {
+            return Err(EngineError::BadConfig(format!(
+                "parallel {}, context {}, threads {}: each must be at least 1 (context 2)",
+                cfg.n_parallel, cfg.n_ctx, cfg.threads
+            )));
+        }
+        let pool = Arc::new(ThreadPool::new(cfg.threads));
+        let slots = (0..cfg.n_parallel)
+            .map(|_| Slot {
+                state: State::new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool)),
+                seq: None,
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut worker = Worker {
+            model,
+            tok: tokenizer,
+            pool,
+            cfg: cfg.clone(),
+            slots,
+            waiting: VecDeque::new(),
+            rx,
+            counters: Arc::clone(&counters),
+            stop: Arc::clone(&stop),
+            logits_buf: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("hearth-engine".into())
+            .spawn(move || worker.run())
+            .map_err(|e| EngineError::BadConfig(format!("cannot start the engine thread: {e}")))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                counters,
+                stop,
+            }),
+        })
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<(), EngineError> {
+        let guard = self.inner.tx.lock().map_err(|_| EngineError::Stopped)?;
+        let tx = guard.as_ref().ok_or(EngineError::Stopped)?;
+        tx.send(cmd).map_err(|_| EngineError::Stopped)
+    }
+
+    /// Queues a generation. Events arrive on the returned receiver;
+    /// dropping it cancels the sequence within one step.
+    pub fn submit(&self, req: GenRequest) -> Result<tmpsc::UnboundedReceiver<Event>, EngineError> {
+        if req.prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        if req.prompt.len() >= self.inner.cfg.n_ctx {
+            return Err(EngineError::PromptTooLong {
+                n_prompt: req.prompt.len(),
+                n_ctx: self.inner.cfg.n_ctx,
+            });
+        }
+        hearth_sample::Sampler::new(&req.params.sampler, self.inner.cfg.n_ctx)?;
+        let c = &self.inner.counters;
+        let free = self
+            .inner
+            .cfg
+            .n_parallel
+            .saturating_sub(c.active.load(Ordering::SeqCst));
+        let queued = c.queued.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.inner.cfg.max_queue + free {
+            c.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(EngineError::QueueFull {
+                max_queue: self.inner.cfg.max_queue,
+            });
+        }
+        let (tx, rx) = tmpsc::unbounded_channel();
+        if let Err(e) = self.send(Cmd::Gen(Job { req, tx })) {
+            c.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    /// Mean-pooled, unit-length final hidden states, one vector per input.
+    pub async fn embed(&self, inputs: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, EngineError> {
+        for inp in &inputs {
+            if inp.is_empty() {
+                return Err(EngineError::EmptyPrompt);
+            }
+            if inp.len() > self.inner.cfg.n_ctx {
+                return Err(EngineError::PromptTooLong {
+                    n_prompt: inp.len(),
+                    n_ctx: self.inner.cfg.n_ctx,
+                });
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Embed(inputs, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    pub fn metrics(&self) -> EngineMetrics {
+        let c = &self.inner.counters;
+        EngineMetrics {
+            n_parallel: self.inner.cfg.n_parallel,
+            queued: c.queued.load(Ordering::Relaxed),
+            active: c.active.load(Ordering::Relaxed),
+            prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
+            cached_tokens: c.cached_tokens.load(Ordering::Relaxed),
+            generated_tokens: c.generated_tokens.load(Ordering::Relaxed),
+            steps: c.steps.load(Ordering::Relaxed),
+            step_sequences: c.step_sequences.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Context of each slot.
+    pub fn n_ctx(&self) -> usize {
+        self.inner.cfg.n_ctx
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    /// Ends the engine: running and queued requests get an error event,
+    /// the thread exits and the caches are freed. Later calls to `submit`
+    /// answer [`EngineError::Stopped`].
+    pub fn shutdown(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut tx) = self.inner.tx.lock() {
+            tx.take();
+        }
+        if let Some(h) = self.inner.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A sequence in a slot.
+struct Seq {
+    tx: tmpsc::UnboundedSender<Event>,
+    params: GenParams,
+    sampler: Sampler,
+    constraint: Option<Box<dyn Constraint>>,
+    decoder: StreamDecoder,
+    stops: StopMatcher,
+    /// Prompt tokens not yet evaluated.
+    pending: Vec<u32>,
+    /// The sampled token to evaluate next step.
+    next: Option<u32>,
+    out: Vec<u32>,
+    stats: GenStats,
+    started: Instant,
+    prompt_done: Option<Instant>,
+}
+
+struct Slot {
+    state: State,
+    seq: Option<Seq>,
+}
+
+struct Worker {
+    model: Arc<Model>,
+    tok: Arc<Tokenizer>,
+    pool: Arc<ThreadPool>,
+    cfg: EngineConfig,
+    slots: Vec<Slot>,
+    waiting: VecDeque<Job>,
+    rx: mpsc::Receiver<Cmd>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    logits_buf: Vec<f32>,
+}
+
+/// What one slot does in a step: which tokens it feeds.
+struct Plan {
+    slot: usize,
+    tokens: Vec<u32>,
+    /// Its logits are wanted (it decodes, or its prompt ends here).
+    sample: bool,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let busy = !self.waiting.is_empty() || self.slots.iter().any(|s| s.seq.is_some());
+            // Take commands: block when idle, else just what has arrived.
+            let first = if busy {
+                match self.rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => break,
+                }
+            };
+            if let Some(c) = first {
+                self.command(c);
+                while let Ok(c) = self.rx.try_recv() {
+                    self.command(c);
+                }
+            }
+            self.admit();
+            self.drop_cancelled();
+            self.step();
+        }
+        for slot in &mut self.slots {
+            if let Some(seq) = slot.seq.take() {
+                let _ = seq.tx.send(Event::Error("the model was unloaded".into()));
+            }
+        }
+        for job in self.waiting.drain(..) {
+            let _ = job.tx.send(Event::Error("the model was unloaded".into()));
+        }
+        self.counters.active.store(0, Ordering::Relaxed);
+        self.counters.queued.store(0, Ordering::Relaxed);
+    }
+
+    fn command(&mut self, c: Cmd) {
+        match c {
+            Cmd::Gen(job) => self.waiting.push_back(job),
+            Cmd::Embed(inputs, reply) => {
+                let _ = reply.send(self.embed(&inputs));
+            }
+        }
+    }
+
+    fn embed(&mut self, inputs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EngineError> {
+        let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut st = State::new(&self.model, longest, self.cfg.kv, Arc::clone(&self.pool));
+        inputs
+            .iter()
+            .map(|inp| {
+                let v = self.model.embed(&mut st, inp)?;
+                self.counters
+                    .prompt_tokens
+                    .fetch_add(inp.len() as u64, Ordering::Relaxed);
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// Moves waiting requests into free slots, each into the one whose
+    /// cache shares the longest prefix with its prompt.
+    fn admit(&mut self) {
+        while let Some(job) = self.waiting.front() {
+            if job.tx.is_closed() {
+                self.waiting.pop_front();
+                self.counters.queued.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let prompt = &job.req.prompt;
+            let best = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.seq.is_none())
+                .map(|(i, s)| {
+                    let common = s
+                        .state
+                        .tokens()
+                        .iter()
+                        .zip(prompt)
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    (common, std::cmp::Reverse(i))
+                })
+                .max();
+            let Some((_, std::cmp::Reverse(i))) = best else {
+                break;
+            };
+            let Some(job) = self.waiting.pop_front() else {
+                break;
+            };
+            self.counters.active.fetch_add(1, Ordering::SeqCst);
+            self.counters.queued.fetch_sub(1, Ordering::SeqCst);
+            match self.start_seq(i, job) {
+                Ok(()) => {}
+                Err((tx, e)) => {
+                    let _ = tx.send(Event::Error(e.to_string()));
+                    self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn start_seq(
+        &mut self,
+        i: usize,
+        job: Job,
+    ) -> Result<(), (tmpsc::UnboundedSender<Event>, EngineError)> {
+        let Job { req, tx } = job;
+        let slot = &mut self.slots[i];
+        let mut sampler = match Sampler::new(&req.params.sampler, self.cfg.n_ctx) {
+            Ok(s) => s,
+            Err(e) => return Err((tx, e.into())),
+        };
+        let prompt = req.prompt;
+        let common = slot
+            .state
+            .tokens()
+            .iter()
+            .zip(&prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // At least the last prompt token is evaluated, for its logits.
+        let reuse = slot.state.truncate(common.min(prompt.len() - 1));
+        for &t in &prompt {
+            sampler.accept(t);
+        }
+        self.counters
+            .prompt_tokens
+            .fetch_add(prompt.len() as u64, Ordering::Relaxed);
+        self.counters
+            .cached_tokens
+            .fetch_add(reuse as u64, Ordering::Relaxed);
+        let stats = GenStats {
+            prompt_tokens: prompt.len(),
+            cached_tokens: reuse,
+            ..Default::default()
+        };
+        slot.seq = Some(Seq {
+            tx,
+            stops: StopMatcher::new(req.params.stop.clone()),
+            params: req.params,
+            sampler,
+            constraint: req.constraint,
+            decoder: StreamDecoder::new(&self.tok),
+            pending: prompt[reuse..].to_vec(),
+            next: None,
+            out: Vec::new(),
+            stats,
+            started: Instant::now(),
+            prompt_done: None,
+        });
+        Ok(())
+    }
+
+    fn drop_cancelled(&mut self) {
+        for slot in &mut self.slots {
+            if slot.seq.as_ref().is_some_and(|s| s.tx.is_closed()) {
+                slot.seq = None;
+                self.counters.active.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// One forward pass over every active slot, then sampling.
+    fn step(&mut self) {
+        let budget_max = self
+            .slots
+            .first()
+            .map_or(hearth_model::UBATCH, |s| s.state.n_ubatch());
+        let mut budget = budget_max;
+        let mut plans = Vec::new();
+        // Decoding sequences first: one token each.
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(t) = slot.seq.as_ref().and_then(|s| s.next) {
+                if budget > 0 {
+                    plans.push(Plan {
+                        slot: i,
+                        tokens: vec![t],
+                        sample: true,
+                    });
+                    budget -= 1;
+                }
+            }
+        }
+        // Then prompts, in chunks that fill the rest of the micro-batch.
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(seq) = slot.seq.as_mut() else {
+                continue;
+            };
+            if seq.pending.is_empty() || budget == 0 {
+                continue;
+            }
+            let take = seq.pending.len().min(budget);
+            let tokens: Vec<u32> = seq.pending.drain(..take).collect();
+            budget -= take;
+            plans.push(Plan {
+                slot: i,
+                sample: seq.pending.is_empty(),
+                tokens,
+            });
+        }
+        if plans.is_empty() {
+            return;
+        }
+        let result = {
+            let mut inputs: Vec<SeqInput<'_>> = Vec::with_capacity(plans.len());
+            for (i, slot) in self.slots.iter_mut().enumerate() {
+                // Plans are not in slot order (decoders first); find this slot's.
+                let Some(p) = plans.iter().find(|p| p.slot == i) else {
+                    continue;
+                };
+                inputs.push(SeqInput {
+                    state: &mut slot.state,
+                    tokens: &p.tokens,
+                    logits: if p.sample { Logits::Last } else { Logits::None },
+                });
+            }
+            self.model.forward_batch(&mut inputs)
+        };
+        self.counters.steps.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .step_sequences
+            .fetch_add(plans.len() as u64, Ordering::Relaxed);
+        if let Err(e) = result {
+            for p in &plans {
+                if let Some(seq) = self.slots[p.slot].seq.take() {
+                    let _ = seq.tx.send(Event::Error(e.to_string()));
+                    self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                }
+                self.slots[p.slot].state.clear();
+            }
+            return;
+        }
+        for p in plans.iter().filter(|p| p.sample) {
+            self.sample(p.slot);
+        }
+    }
+
+    /// Samples the next token of the sequence in `slot`, streams its text,
+    /// and ends the sequence when it is done.
+    fn sample(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let Some(seq) = slot.seq.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if seq.prompt_done.is_none() {
+            seq.prompt_done = Some(now);
+            seq.stats.prompt_eval = now - seq.started;
+        }
+        let finish = next_token(
+            seq,
+            &mut slot.state,
+            &self.model,
+            &self.tok,
+            &mut self.logits_buf,
+        );
+        if let Some(finish) = finish {
+            let Some(mut seq) = slot.seq.take() else {
+                return;
+            };
+            seq.stats.gen_eval = seq
+                .prompt_done
+                .map_or_else(Default::default, |t| t.elapsed());
+            if finish != FinishReason::Stop || seq.stops.matched().is_none() {
+                // Text held back for an incomplete character or a possible
+                // stop string is shown now that generation has ended.
+                let mut tail = seq.decoder.flush();
+                match seq.stops.push(&tail) {
+                    StopStep::Continue(text) => {
+                        tail = text;
+                        tail.push_str(&seq.stops.flush());
+                    }
+                    StopStep::Stop(text) => tail = text,
+                }
+                if !tail.is_empty() {
+                    let _ = seq.tx.send(Event::Text(tail));
+                }
+            }
+            self.counters
+                .generated_tokens
+                .fetch_add(seq.out.len() as u64, Ordering::Relaxed);
+            let _ = seq.tx.send(Event::Done {
+                finish,
+                prompt_tokens: seq.stats.prompt_tokens,
+                stats: seq.stats,
+                tokens: seq.out,
+            });
+            self.counters.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Picks the next token from the state's logits; `Some` when the sequence
+/// ends here.
+fn next_token(
+    seq: &mut Seq,
+    st: &mut State,
+    model: &Model,
+    tok: &Tokenizer,
+    buf: &mut Vec<f32>,
+) -> Option<FinishReason> {
+    seq.next = None;
+    if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
+        return Some(FinishReason::Length);
+    }
+    let id = match seq.constraint.as_mut() {
+        Some(c) => {
+            buf.clear();
+            buf.extend_from_slice(st.logits());
+            c.mask(buf);
+            seq.sampler.sample(buf)
+        }
+        None => seq.sampler.sample(st.logits()),
+    };
+    seq.sampler.accept(id);
+    seq.out.push(id);
+    seq.stats.gen_tokens += 1;
+    if tok.is_eog(id) {
+        return Some(FinishReason::Stop);
+    }
+    if let Some(c) = seq.constraint.as_mut() {
+        c.accept(id);
+    }
+    let piece = seq.decoder.push(tok, id);
+    match seq.stops.push(&piece) {
+        StopStep::Continue(text) => {
+            if !text.is_empty() {
+                let _ = seq.tx.send(Event::Text(text));
+            }
+        }
+        StopStep::Stop(text) => {
+            if !text.is_empty() {
+                let _ = seq.tx.send(Event::Text(text));
+            }
+            return Some(FinishReason::Stop);
+        }
+    }
+    if seq.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+        return Some(FinishReason::Stop);
+    }
+    if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
+        return Some(FinishReason::Length);
+    }
+    if st.n_past() + 1 > st.n_ctx() {
+        if !seq.params.context_shift {
+            return Some(FinishReason::Length);
+        }
+        let n_keep = seq.params.n_keep.min(st.n_past());
+        let n_discard = (st.n_past() - n_keep) / 2;
+        if n_discard == 0 {
+            return Some(FinishReason::Length);
+        }
+        model.shift_context(st, n_keep, n_discard);
+    }
+    seq.next = Some(id);
+    None
+}

@@ -1,0 +1,88 @@
+//! Routes beyond the two APIs: `/health`, `/tokenize`, `/detokenize`,
+//! `/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::metrics::Gauges;
+use crate::params::JsonBody;
+use crate::{AppState, RequestLog};
+
+pub async fn health(State(st): State<AppState>) -> Json<Value> {
+    let loaded: Vec<String> = st
+        .models
+        .loaded()
+        .await
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    Json(json!({"status": "ok", "models": loaded}))
+}
+
+#[derive(Deserialize)]
+pub struct TokenizeReq {
+    model: String,
+    content: String,
+    #[serde(default = "yes")]
+    add_special: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn tokenize(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<TokenizeReq>,
+) -> Result<Json<Value>, ApiError> {
+    log.model(&r.model);
+    let m = st.models.acquire(&r.model, None).await?;
+    let tokens = m.model.tokenizer.encode(&r.content, r.add_special, true);
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+pub struct DetokenizeReq {
+    model: String,
+    tokens: Vec<u32>,
+}
+
+pub async fn detokenize(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<DetokenizeReq>,
+) -> Result<Json<Value>, ApiError> {
+    log.model(&r.model);
+    let m = st.models.acquire(&r.model, None).await?;
+    let n_vocab = m.model.tokenizer.n_vocab();
+    if let Some(bad) = r.tokens.iter().find(|&&t| t as usize >= n_vocab) {
+        return Err(ApiError::bad_request(format!(
+            "token id {bad} is outside the vocabulary ({n_vocab} tokens)"
+        )));
+    }
+    Ok(Json(
+        json!({ "content": m.model.tokenizer.decode(&r.tokens, false) }),
+    ))
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    let mut g = Gauges::default();
+    for m in st.models.loaded().await {
+        let e = m.engine.metrics();
+        g.queued += e.queued;
+        g.active += e.active;
+        g.loaded_models += 1;
+    }
+    let mut r = st.metrics.render(&g).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}

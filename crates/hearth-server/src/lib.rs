@@ -1,0 +1,387 @@
+//! hearth-server: the HTTP face of hearth — the Ollama API (`/api/*`,
+//! NDJSON streaming), the OpenAI API (`/v1/*`, server-sent events) and a
+//! few extras (`/health`, `/tokenize`, `/detokenize`, `/metrics`) over
+//! models that each run on their own engine thread.
+//!
+//! Handlers never touch a model's weights or caches: they turn a request
+//! into prompt tokens and [`GenParams`](hearth_engine::GenParams), queue it
+//! on the model's engine and stream the events that come back; a client
+//! that goes away drops the receiver, which cancels its sequence.
+//!
+//! Key types: [`ServerConfig`] (what `hearth serve` parses its flags into),
+//! [`AppState`], [`router`] (the whole service, for `axum::serve` or for
+//! tests through `tower::ServiceExt::oneshot`), [`ApiError`].
+//!
+//! ```no_run
+//! # async fn f() -> std::io::Result<()> {
+//! let cfg = hearth_server::ServerConfig::default();
+//! let state = hearth_server::AppState::new(cfg.clone());
+//! let app = hearth_server::router(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:11434").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+
+mod engine;
+mod error;
+mod extras;
+mod gen;
+mod metrics;
+mod models;
+mod ollama;
+mod openai;
+mod params;
+mod prompt;
+mod structured;
+mod tools;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use futures_util::StreamExt;
+use hearth_model::KvType;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use engine::{Constraint, Engine, EngineConfig, EngineError, EngineMetrics, Event, GenRequest};
+pub use error::ApiError;
+pub use models::{display_name, EngineDefaults, LoadedModel, ModelManager, Resolver};
+pub use params::{parse_duration, parse_keep_alive, KeepAlive};
+
+/// Everything `hearth serve` configures.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub engine: EngineDefaults,
+    /// Bearer token required on every route but `/` and `/health`.
+    pub api_key: Option<String>,
+    /// Largest request body in bytes.
+    pub max_body: usize,
+    pub keep_alive: KeepAlive,
+    /// Origins allowed besides localhost ones (`HEARTH_ORIGINS`).
+    pub extra_origins: Vec<String>,
+    /// Bytes the loaded models (weights and KV caches) may take together.
+    pub memory_budget: u64,
+    /// Finds models by name (the model store); paths always work.
+    pub resolver: Option<Resolver>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            engine: EngineDefaults {
+                n_parallel: 4,
+                n_ctx: None,
+                kv: KvType::F16,
+                threads: 2,
+                max_queue: 64,
+            },
+            api_key: None,
+            max_body: 16 << 20,
+            keep_alive: KeepAlive::For(Duration::from_secs(300)),
+            extra_origins: Vec::new(),
+            memory_budget: u64::MAX,
+            resolver: None,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub models: Arc<ModelManager>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig) -> AppState {
+        AppState {
+            models: Arc::new(ModelManager::new(
+                config.resolver.clone(),
+                config.engine.clone(),
+                config.keep_alive,
+                config.memory_budget,
+            )),
+            metrics: Arc::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Loads `name` and keeps it for the default keep-alive (`hearth serve MODEL`).
+    pub async fn preload(&self, name: &str) -> Result<String, ApiError> {
+        let m = self.models.acquire(name, None).await?;
+        Ok(m.model.name.clone())
+    }
+
+    /// Unloads models whose keep-alive has passed, every second, for ever.
+    pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
+        let models = self.models.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                models.reap().await;
+            }
+        })
+    }
+}
+
+/// What the per-request log line and metrics learn from a handler.
+#[derive(Clone, Default)]
+pub struct RequestLog(Arc<Mutex<LogFields>>);
+
+#[derive(Default)]
+struct LogFields {
+    model: String,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+}
+
+impl RequestLog {
+    pub fn model(&self, name: &str) {
+        if let Ok(mut f) = self.0.lock() {
+            f.model = name.to_string();
+        }
+    }
+    pub fn tokens(&self, prompt: usize, generated: usize) {
+        if let Ok(mut f) = self.0.lock() {
+            f.prompt_tokens = prompt;
+            f.gen_tokens = generated;
+        }
+    }
+}
+
+/// Written when the response body is finished or dropped (so a stream's
+/// line comes at its end, with its tokens and whole duration).
+struct LogOnDrop {
+    method: Method,
+    path: String,
+    route: String,
+    status: StatusCode,
+    started: Instant,
+    log: RequestLog,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        self.metrics.request(&self.route, self.status.as_u16());
+        let f = self
+            .log
+            .0
+            .lock()
+            .map(|f| (f.model.clone(), f.prompt_tokens, f.gen_tokens));
+        let (model, prompt, gen) = f.unwrap_or_default();
+        tracing::info!(
+            method = %self.method,
+            path = %self.path,
+            model = %model,
+            status = self.status.as_u16(),
+            prompt_tokens = prompt,
+            tokens = gen,
+            ms = self.started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+}
+
+async fn log_requests(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let route = route_of(&path).to_string();
+    let log = RequestLog::default();
+    req.extensions_mut().insert(log.clone());
+    let resp = next.run(req).await;
+    let guard = LogOnDrop {
+        method,
+        path,
+        route,
+        status: resp.status(),
+        started,
+        log,
+        metrics: st.metrics.clone(),
+    };
+    let (parts, body) = resp.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _ = &guard;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+const ROUTES: [&str; 20] = [
+    "/",
+    "/api/version",
+    "/api/generate",
+    "/api/chat",
+    "/api/embed",
+    "/api/embeddings",
+    "/api/tags",
+    "/api/show",
+    "/api/ps",
+    "/api/delete",
+    "/api/copy",
+    "/api/pull",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
+    "/health",
+    "/tokenize",
+    "/detokenize",
+    "/metrics",
+];
+
+/// The route a path belongs to, for metrics labels (unknown paths share one).
+fn route_of(path: &str) -> &str {
+    if path.starts_with("/v1/models/") {
+        return "/v1/models/{id}";
+    }
+    ROUTES
+        .iter()
+        .find(|r| **r == path)
+        .copied()
+        .unwrap_or("unmatched")
+}
+
+async fn require_key(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(key) = &st.config.api_key else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    if path == "/" || path == "/health" || req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid API key").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing API key: send Authorization: Bearer <key>",
+        )
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// True for `http(s)://localhost|127.0.0.1|[::1]` with any port or none.
+pub fn is_local_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = match rest.strip_prefix("[::1]") {
+        Some(port) => return port.is_empty() || is_port(port),
+        None => rest,
+    };
+    let (h, port) = match host.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host, None),
+    };
+    (h == "localhost" || h == "127.0.0.1") && port.is_none_or(|p| is_port(&format!(":{p}")))
+}
+
+fn is_port(s: &str) -> bool {
+    s.strip_prefix(':')
+        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn cors(extra: Vec<String>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin
+                .to_str()
+                .is_ok_and(|o| is_local_origin(o) || extra.iter().any(|e| e == o || e == "*"))
+        }))
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([header::RETRY_AFTER, prompt::TRUNCATED_HEADER])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The whole service: routes, errors in each API's shape, auth, CORS,
+/// body cap, panic catching, and one log line per request.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body;
+    let origins = state.config.extra_origins.clone();
+    Router::new()
+        .route("/", get(ollama::root).head(ollama::root))
+        .route("/api/version", get(ollama::version))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/embed", post(ollama::embed))
+        .route("/api/embeddings", post(ollama::embeddings))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/show", post(ollama::show))
+        .route("/api/ps", get(ollama::ps))
+        .route("/api/delete", delete(ollama::delete))
+        .route("/api/copy", post(ollama::copy))
+        .route("/api/pull", post(ollama::pull))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{*id}", get(openai::model))
+        .route("/health", get(extras::health))
+        .route("/tokenize", post(extras::tokenize))
+        .route("/detokenize", post(extras::detokenize))
+        .route("/metrics", get(extras::metrics))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(middleware::from_fn(error::shape_errors))
+        .layer(cors(origins))
+        .layer(middleware::from_fn_with_state(state.clone(), log_requests))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_origins() {
+        for o in [
+            "http://localhost",
+            "http://localhost:3000",
+            "https://127.0.0.1:8080",
+            "http://[::1]:5173",
+        ] {
+            assert!(is_local_origin(o), "{o}");
+        }
+        for o in [
+            "http://localhost.evil.com",
+            "http://evil.com",
+            "http://127.0.0.1.nip.io",
+            "file://localhost",
+            "http://localhost:abc",
+            "http://[::1]x",
+        ] {
+            assert!(!is_local_origin(o), "{o}");
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! The Ollama API: `/api/*`, NDJSON streaming (one JSON object per line;
+//! the last has `done: true`, `done_reason` and the durations in ns).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::time::SystemTime;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use hearth_gguf::GgufFile;
+use hearth_tokenizer::ChatMessage;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::gen::{self, Finished, Run, Step};
+use crate::models::{display_name, LoadedModel, ModelUse};
+use crate::params::{check_stops, parse_keep_alive, JsonBody, KeepAlive, OneOrMany, Options};
+use crate::prompt::{self, rfc3339, Fitted, TRUNCATED_HEADER};
+use crate::tools::{self, ToolChoice};
+use crate::{structured, AppState, RequestLog};
+
+pub async fn root() -> &'static str {
+    "Ollama is running"
+}
+
+pub async fn version() -> Json<Value> {
+    Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
+}
+
+#[derive(Deserialize)]
+pub struct GenerateReq {
+    model: String,
+    #[serde(default)]
+    prompt: String,
+    suffix: Option<String>,
+    system: Option<String>,
+    template: Option<String>,
+    context: Option<Vec<u32>>,
+    stream: Option<bool>,
+    #[serde(default)]
+    raw: bool,
+    format: Option<Value>,
+    #[serde(default)]
+    options: Options,
+    keep_alive: Option<Value>,
+    #[serde(default)]
+    truncate: bool,
+    images: Option<Vec<String>>,
+}
+
+fn keep_alive(v: &Option<Value>) -> Result<Option<KeepAlive>, ApiError> {
+    v.as_ref().map(parse_keep_alive).transpose()
+}
+
+fn no_images(images: Option<&Vec<String>>) -> Result<(), ApiError> {
+    match images {
+        Some(i) if !i.is_empty() => Err(ApiError::bad_request(
+            "images are not supported: hearth runs text-only models",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Loads (or, with `keep_alive: 0`, unloads) the model without generating.
+async fn load_only(
+    st: &AppState,
+    name: &str,
+    ka: Option<KeepAlive>,
+    chat: bool,
+) -> Result<Response, ApiError> {
+    let reason = if ka == Some(KeepAlive::Unload) {
+        if !st.models.unload(name).await {
+            // Unloading a model that is not loaded is fine, if it exists.
+            st.models.locate(name)?;
+        }
+        "unload"
+    } else {
+        drop(st.models.acquire(name, ka).await?);
+        "load"
+    };
+    let mut v = json!({
+        "model": name,
+        "created_at": rfc3339(SystemTime::now()),
+        "done": true,
+        "done_reason": reason,
+    });
+    if chat {
+        v["message"] = json!({"role": "assistant", "content": ""});
+    } else {
+        v["response"] = json!("");
+    }
+    Ok(Json(v).into_response())
+}
+
+pub async fn generate(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<GenerateReq>,
+) -> Result<Response, ApiError> {
+    no_images(r.images.as_ref())?;
+    if r.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(
+            "suffix (fill-in-the-middle) is not supported",
+        ));
+    }
+    let ka = keep_alive(&r.keep_alive)?;
+    log.model(&r.model);
+    if r.prompt.is_empty() && r.context.as_ref().is_none_or(Vec::is_empty) {
+        return load_only(&st, &r.model, ka, false).await;
+    }
+    let mut params = r.options.to_params()?;
+    check_stops(&params.stop)?;
+    let constraint = structured::from_ollama_format(r.format.as_ref())?;
+    let use_ = st.models.acquire(&r.model, ka).await?;
+    let m = &use_.model;
+    let system = r.system.clone().unwrap_or_default();
+    let text = if r.raw {
+        r.prompt.clone()
+    } else if let Some(t) = &r.template {
+        prompt::render_go_template(t, &system, &r.prompt)?
+    } else if m.template.is_some() {
+        let mut msgs = Vec::new();
+        if !system.is_empty() {
+            msgs.push(ChatMessage::new("system", system));
+        }
+        msgs.push(ChatMessage::new("user", r.prompt.clone()));
+        prompt::render_chat(m, &msgs)?
+    } else {
+        r.prompt.clone()
+    };
+    let tokens = match &r.context {
+        Some(ctx) if !ctx.is_empty() => {
+            let mut t = ctx.clone();
+            t.extend(m.tokenizer.encode(&text, false, true));
+            t
+        }
+        _ => prompt::tokenize(m, &text),
+    };
+    let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
+    let fitted = prompt::fit(m, tokens, n_ctx, r.truncate)?;
+    limit_to_ctx(&mut params, n_ctx, fitted.tokens.len());
+    let prompt_ids = fitted.tokens.clone();
+    let run = gen::start(
+        use_,
+        fitted.tokens.clone(),
+        params,
+        constraint,
+        st.metrics.clone(),
+        log,
+    )?;
+    let out = Output {
+        model: r.model.clone(),
+        chat: false,
+        context: Some(prompt_ids),
+        dropped: fitted.dropped,
+        tools: None,
+    };
+    respond(run, out, r.stream.unwrap_or(true), &fitted).await
+}
+
+/// The engine stops at the end of the context anyway; a request's
+/// `num_ctx` below the engine's is enforced here.
+fn limit_to_ctx(p: &mut hearth_engine::GenParams, n_ctx: usize, n_prompt: usize) {
+    let room = n_ctx.saturating_sub(n_prompt);
+    p.max_tokens = Some(p.max_tokens.map_or(room, |m| m.min(room)));
+}
+
+/// How to shape the objects of one reply.
+struct Output {
+    model: String,
+    chat: bool,
+    /// Prompt tokens, returned with the generated ones as `context`.
+    context: Option<Vec<u32>>,
+    dropped: usize,
+    /// Offered tool names: the reply is collected and parsed for calls.
+    tools: Option<Vec<String>>,
+}
+
+impl Output {
+    fn chunk(&self, text: &str) -> Value {
+        let mut v = json!({"model": self.model, "created_at": rfc3339(SystemTime::now())});
+        if self.chat {
+            v["message"] = json!({"role": "assistant", "content": text});
+        } else {
+            v["response"] = json!(text);
+        }
+        v["done"] = json!(false);
+        v
+    }
+
+    fn tool_chunk(&self, calls: &[tools::ToolCall]) -> Value {
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|c| json!({"function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+        let mut v = self.chunk("");
+        v["message"]["tool_calls"] = json!(calls);
+        v
+    }
+
+    fn last(&self, f: &Finished, load_ns: u128) -> Value {
+        let mut v = self.chunk("");
+        v["done"] = json!(true);
+        v["done_reason"] = json!(f.finish.as_str());
+        if let Some(ctx) = &self.context {
+            let mut all = ctx.clone();
+            all.extend(&f.tokens);
+            v["context"] = json!(all);
+        }
+        v["total_duration"] = json!(f.total.as_nanos() + load_ns);
+        v["load_duration"] = json!(load_ns);
+        v["prompt_eval_count"] = json!(f.prompt_tokens);
+        v["prompt_eval_duration"] = json!(f.stats.prompt_eval.as_nanos());
+        v["eval_count"] = json!(f.stats.gen_tokens);
+        v["eval_duration"] = json!(f.stats.gen_eval.as_nanos());
+        if self.dropped > 0 {
+            v["truncated_tokens"] = json!(self.dropped);
+        }
+        v
+    }
+}
+
+fn load_ns(u: &ModelUse) -> u128 {
+    if u.loaded_now {
+        u.model.load_duration.as_nanos()
+    } else {
+        0
+    }
+}
+
+fn with_truncation(mut resp: Response, dropped: usize) -> Response {
+    if dropped > 0 {
+        resp.headers_mut()
+            .insert(TRUNCATED_HEADER, HeaderValue::from(dropped));
+    }
+    resp
+}
+
+fn line(v: &Value) -> Result<Bytes, Infallible> {
+    let mut s = v.to_string();
+    s.push('\n');
+    Ok(Bytes::from(s))
+}
+
+async fn respond(
+    mut run: Run,
+    out: Output,
+    stream: bool,
+    fitted: &Fitted,
+) -> Result<Response, ApiError> {
+    let dropped = fitted.dropped;
+    if !stream || out.tools.is_some() {
+        let (text, f) = run.collect().await?;
+        let load = load_ns(&run.model);
+        let calls = out
+            .tools
+            .as_ref()
+            .and_then(|names| tools::parse_reply(&text, names));
+        let mut objs = Vec::new();
+        let mut last = out.last(&f, load);
+        match (&calls, stream) {
+            (Some(c), true) => objs.push(out.tool_chunk(c)),
+            (None, true) => objs.push(out.chunk(&text)),
+            (Some(c), false) => last["message"] = out.tool_chunk(c)["message"].clone(),
+            (None, false) => {
+                if out.chat {
+                    last["message"]["content"] = json!(text);
+                } else {
+                    last["response"] = json!(text);
+                }
+            }
+        }
+        if !stream {
+            return Ok(with_truncation(Json(last).into_response(), dropped));
+        }
+        objs.push(last);
+        let body: String = objs.iter().map(|o| format!("{o}\n")).collect();
+        return Ok(ndjson(Body::from(body), dropped));
+    }
+    let s = futures_util::stream::unfold(Some((run, out)), |state| async move {
+        let (mut run, out) = state?;
+        match run.next().await {
+            Step::Text(t) => Some((line(&out.chunk(&t)), Some((run, out)))),
+            Step::Done(f) => {
+                let load = load_ns(&run.model);
+                Some((line(&out.last(&f, load)), None))
+            }
+            Step::Error(e) => Some((line(&json!({ "error": e })), None)),
+        }
+    });
+    Ok(ndjson(Body::from_stream(s), dropped))
+}
+
+fn ndjson(body: Body, dropped: usize) -> Response {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    with_truncation(r, dropped)
+}
+
+#[derive(Deserialize)]
+pub struct ChatReq {
+    model: String,
+    #[serde(default)]
+    messages: Vec<Value>,
+    #[serde(default)]
+    tools: Vec<Value>,
+    format: Option<Value>,
+    #[serde(default)]
+    options: Options,
+    stream: Option<bool>,
+    keep_alive: Option<Value>,
+    #[serde(default)]
+    truncate: bool,
+}
+
+pub async fn chat(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<ChatReq>,
+) -> Result<Response, ApiError> {
+    let ka = keep_alive(&r.keep_alive)?;
+    log.model(&r.model);
+    if r.messages.is_empty() {
+        return load_only(&st, &r.model, ka, true).await;
+    }
+    let mut params = r.options.to_params()?;
+    check_stops(&params.stop)?;
+    let names = tools::tool_names(&r.tools)?;
+    if !names.is_empty() && r.format.is_some() {
+        return Err(ApiError::bad_request("tools and format cannot be combined"));
+    }
+    let constraint = structured::from_ollama_format(r.format.as_ref())?;
+    let tool_prompt =
+        (!names.is_empty()).then(|| tools::system_prompt(&r.tools, &ToolChoice::Auto));
+    let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
+    let use_ = st.models.acquire(&r.model, ka).await?;
+    let m = &use_.model;
+    let text = prompt::render_chat(m, &msgs)?;
+    let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
+    let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, r.truncate)?;
+    limit_to_ctx(&mut params, n_ctx, fitted.tokens.len());
+    let run = gen::start(
+        use_,
+        fitted.tokens.clone(),
+        params,
+        constraint,
+        st.metrics.clone(),
+        log,
+    )?;
+    let out = Output {
+        model: r.model.clone(),
+        chat: true,
+        context: None,
+        dropped: fitted.dropped,
+        tools: (!names.is_empty()).then_some(names),
+    };
+    respond(run, out, r.stream.unwrap_or(true), &fitted).await
+}
+
+#[derive(Deserialize)]
+pub struct EmbedReq {
+    model: String,
+    input: Option<OneOrMany>,
+    /// `/api/embeddings` (legacy) names it `prompt`.
+    prompt: Option<String>,
+    truncate: Option<bool>,
+    keep_alive: Option<Value>,
+}
+
+/// Embeds `inputs`; returns the vectors and the prompt tokens counted.
+pub(crate) async fn embed_texts(
+    st: &AppState,
+    model: &str,
+    inputs: Vec<String>,
+    truncate: bool,
+    ka: Option<KeepAlive>,
+) -> Result<(Vec<Vec<f32>>, usize, ModelUse), ApiError> {
+    if inputs.is_empty() {
+        return Err(ApiError::bad_request("no input to embed"));
+    }
+    if inputs.len() > 2048 {
+        return Err(ApiError::bad_request(format!(
+            "{} inputs: at most 2048 per request",
+            inputs.len()
+        )));
+    }
+    let use_ = st.models.acquire(model, ka).await?;
+    let m = &use_.model;
+    let n_ctx = m.engine.n_ctx();
+    let mut batch = Vec::with_capacity(inputs.len());
+    for text in &inputs {
+        let fitted = prompt::fit(m, prompt::tokenize(m, text), n_ctx, truncate)?;
+        batch.push(fitted.tokens);
+    }
+    let n_tokens = batch.iter().map(Vec::len).sum();
+    let vecs = m.engine.embed(batch).await.map_err(gen::engine_error)?;
+    Ok((vecs, n_tokens, use_))
+}
+
+pub async fn embed(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<EmbedReq>,
+) -> Result<Response, ApiError> {
+    log.model(&r.model);
+    let t0 = std::time::Instant::now();
+    let inputs = r
+        .input
+        .ok_or_else(|| ApiError::bad_request("input is required"))?
+        .into_vec();
+    let ka = keep_alive(&r.keep_alive)?;
+    let (vecs, n, use_) =
+        embed_texts(&st, &r.model, inputs, r.truncate.unwrap_or(true), ka).await?;
+    log.tokens(n, 0);
+    Ok(Json(json!({
+        "model": r.model,
+        "embeddings": vecs,
+        "total_duration": t0.elapsed().as_nanos(),
+        "load_duration": load_ns(&use_),
+        "prompt_eval_count": n,
+    }))
+    .into_response())
+}
+
+pub async fn embeddings(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<EmbedReq>,
+) -> Result<Response, ApiError> {
+    log.model(&r.model);
+    let prompt = r
+        .prompt
+        .ok_or_else(|| ApiError::bad_request("prompt is required"))?;
+    let ka = keep_alive(&r.keep_alive)?;
+    let (mut vecs, n, _use) = embed_texts(&st, &r.model, vec![prompt], true, ka).await?;
+    log.tokens(n, 0);
+    Ok(Json(json!({ "embedding": vecs.pop().unwrap_or_default() })).into_response())
+}
+
+/// Ollama's `details` of a model file.
+pub(crate) fn details(file: &GgufFile) -> Value {
+    let family = file.architecture().unwrap_or("unknown").to_string();
+    let params: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
+    let mut by_type: HashMap<String, u64> = HashMap::new();
+    for t in file.tensors().iter().filter(|t| t.dims.len() >= 2) {
+        *by_type.entry(t.ty.to_string()).or_default() += t.size;
+    }
+    let quant = by_type
+        .into_iter()
+        .max_by_key(|(_, b)| *b)
+        .map(|(t, _)| t)
+        .unwrap_or_default();
+    json!({
+        "parent_model": "",
+        "format": "gguf",
+        "family": family,
+        "families": [family],
+        "parameter_size": parameter_size(params),
+        "quantization_level": quant,
+    })
+}
+
+fn parameter_size(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.1}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.0}M", n as f64 / 1e6),
+        n => format!("{:.0}K", n as f64 / 1e3),
+    }
+}
+
+/// A stable identifier of a model file (from its path, size and time; not
+/// a content hash).
+pub(crate) fn digest(path: &Path, size: u64, modified: SystemTime) -> String {
+    use std::hash::{Hash, Hasher};
+    (0u8..4)
+        .map(|salt| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (salt, path, size, modified).hash(&mut h);
+            format!("{:016x}", h.finish())
+        })
+        .collect()
+}
+
+fn file_entry(name: &str, path: &Path) -> Option<Value> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let file = GgufFile::open(path).ok()?;
+    Some(json!({
+        "name": name,
+        "model": name,
+        "modified_at": rfc3339(modified),
+        "size": meta.len(),
+        "digest": digest(path, meta.len(), modified),
+        "details": details(&file),
+    }))
+}
+
+pub async fn tags(State(st): State<AppState>) -> Json<Value> {
+    let known = st.models.known();
+    let models: Vec<Value> = tokio::task::spawn_blocking(move || {
+        known.iter().filter_map(|(n, p)| file_entry(n, p)).collect()
+    })
+    .await
+    .unwrap_or_default();
+    Json(json!({ "models": models }))
+}
+
+fn ps_entry(m: &LoadedModel) -> Value {
+    let expires = m.expires_at().unwrap_or_else(|| {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799)
+    });
+    json!({
+        "name": m.name,
+        "model": m.name,
+        "size": m.bytes,
+        "digest": digest(&m.path, m.file_size, m.modified),
+        "details": details(m.model.file()),
+        "expires_at": rfc3339(expires),
+        "size_vram": 0,
+        "context_length": m.engine.n_ctx(),
+    })
+}
+
+pub async fn ps(State(st): State<AppState>) -> Json<Value> {
+    let models: Vec<Value> = st
+        .models
+        .loaded()
+        .await
+        .iter()
+        .map(|m| ps_entry(m))
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+#[derive(Deserialize)]
+pub struct NameReq {
+    model: Option<String>,
+    name: Option<String>,
+}
+
+impl NameReq {
+    fn get(&self) -> Result<&str, ApiError> {
+        self.model
+            .as_deref()
+            .or(self.name.as_deref())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("model is required"))
+    }
+}
+
+pub async fn show(
+    State(st): State<AppState>,
+    JsonBody(r): JsonBody<NameReq>,
+) -> Result<Response, ApiError> {
+    let name = r.get()?.to_string();
+    let path = st.models.locate(&name)?;
+    let v = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let file = GgufFile::open(&path)
+            .map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
+        let template = hearth_tokenizer::ChatTemplate::from_gguf(&file)
+            .map(|t| t.source().unwrap_or(t.name()).to_string())
+            .unwrap_or_default();
+        let arch = file.architecture().unwrap_or("unknown").to_string();
+        let mut info = serde_json::Map::new();
+        info.insert("general.architecture".into(), json!(arch));
+        let params: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
+        info.insert("general.parameter_count".into(), json!(params));
+        for (k, v) in file.metadata() {
+            if k.starts_with("tokenizer.") || k == "general.architecture" {
+                continue;
+            }
+            if let Some(n) = v.as_u64() {
+                info.insert(k.clone(), json!(n));
+            } else if let Some(s) = v.as_str() {
+                info.insert(k.clone(), json!(s));
+            } else if let Ok(x) = file.get_f32(k) {
+                info.insert(k.clone(), json!(x));
+            }
+        }
+        let meta = std::fs::metadata(&path).ok();
+        let modified = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(json!({
+            "license": "",
+            "modelfile": format!("FROM {}\n", path.display()),
+            "parameters": "",
+            "template": template,
+            "details": details(&file),
+            "model_info": info,
+            "capabilities": ["completion"],
+            "modified_at": rfc3339(modified),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(v).into_response())
+}
+
+pub async fn delete(
+    State(st): State<AppState>,
+    JsonBody(r): JsonBody<NameReq>,
+) -> Result<Response, ApiError> {
+    let name = r.get()?;
+    if st.models.forget(name).await {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Err(ApiError::model_not_found(name))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CopyReq {
+    source: String,
+    destination: String,
+}
+
+pub async fn copy(
+    State(st): State<AppState>,
+    JsonBody(r): JsonBody<CopyReq>,
+) -> Result<Response, ApiError> {
+    st.models.copy(&r.source, &r.destination)?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn pull(
+    State(st): State<AppState>,
+    JsonBody(r): JsonBody<NameReq>,
+) -> Result<Response, ApiError> {
+    let name = r.get()?;
+    match st.models.locate(name) {
+        // Already here: what Ollama answers for an up-to-date model.
+        Ok(_) => Ok(Json(json!({ "status": "success" })).into_response()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "model '{}' is not here and this server cannot download models (no model store)",
+                display_name(name)
+            ),
+        )),
+    }
+}

@@ -1,0 +1,263 @@
+//! From a request to prompt tokens: chat templates, Ollama's Go-template
+//! `template` field (the common substitutions), the context check and
+//! truncation.
+
+use axum::http::HeaderName;
+use hearth_tokenizer::ChatMessage;
+
+/// Response header saying how many prompt tokens `truncate: true` dropped.
+pub const TRUNCATED_HEADER: HeaderName = HeaderName::from_static("x-hearth-truncated-tokens");
+
+use crate::error::ApiError;
+use crate::models::LoadedModel;
+
+/// Renders Ollama's `template` for a single prompt. Supported: `{{ .System }}`,
+/// `{{ .Prompt }}` and `{{ .Response }}` (with optional `-` trim markers);
+/// anything after `{{ .Response }}` is dropped since the reply goes there.
+/// Any other action is an error that names it.
+pub fn render_go_template(template: &str, system: &str, prompt: &str) -> Result<String, ApiError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let mut before = &rest[..start];
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| {
+            ApiError::bad_request("template: an action opened with {{ is never closed")
+        })?;
+        let mut action = &after[..end];
+        let mut next = &after[end + 2..];
+        if let Some(a) = action.strip_prefix('-') {
+            action = a;
+            before = before.trim_end();
+        }
+        if let Some(a) = action.strip_suffix('-') {
+            action = a;
+            next = next.trim_start();
+        }
+        out.push_str(before);
+        match action.trim() {
+            ".System" => out.push_str(system),
+            ".Prompt" => out.push_str(prompt),
+            ".Response" => return Ok(out),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "template: unsupported action {{{{ {other} }}}} (hearth supports {{{{ .System }}}}, {{{{ .Prompt }}}} and {{{{ .Response }}}})"
+                )))
+            }
+        }
+        rest = next;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The chat prompt text for `messages` with the model's template.
+pub fn render_chat(m: &LoadedModel, messages: &[ChatMessage]) -> Result<String, ApiError> {
+    match &m.template {
+        Some(t) => t
+            .render(messages, true)
+            .map_err(|e| ApiError::bad_request(format!("applying the chat template: {e}"))),
+        None => Err(ApiError::bad_request(format!(
+            "model '{}' has no chat template; use /api/generate with raw: true or a template",
+            m.name
+        ))),
+    }
+}
+
+/// Tokens of `text` for the model (BOS added as the model wants, special
+/// token texts parsed, as `hearth run` does).
+pub fn tokenize(m: &LoadedModel, text: &str) -> Vec<u32> {
+    m.tokenizer.encode(text, true, true)
+}
+
+/// Result of fitting a prompt into the context.
+pub struct Fitted {
+    pub tokens: Vec<u32>,
+    /// Tokens dropped from the front (truncate: true).
+    pub dropped: usize,
+}
+
+/// Checks that the prompt fits the context (`n_ctx`, leaving room for at
+/// least one generated token). Over it: a 400 with both numbers, or with
+/// `truncate` the oldest tokens go (BOS kept) so that the prompt takes at
+/// most three quarters of the context.
+pub fn fit(
+    m: &LoadedModel,
+    tokens: Vec<u32>,
+    n_ctx: usize,
+    truncate: bool,
+) -> Result<Fitted, ApiError> {
+    if tokens.len() < n_ctx {
+        return Ok(Fitted { tokens, dropped: 0 });
+    }
+    if !truncate {
+        return Err(ApiError::bad_request(format!(
+            "the prompt is {} tokens but the context holds {n_ctx}; shorten it, raise the server's --ctx, or send \"truncate\": true",
+            tokens.len()
+        )));
+    }
+    let keep_bos = m.tokenizer.add_bos() && tokens.first() == m.tokenizer.bos().as_ref();
+    let budget = (n_ctx * 3 / 4).max(1);
+    let head = usize::from(keep_bos);
+    let tail = budget.saturating_sub(head).max(1);
+    let dropped = tokens.len() - head - tail.min(tokens.len() - head);
+    let mut out = Vec::with_capacity(budget);
+    out.extend_from_slice(&tokens[..head]);
+    out.extend_from_slice(&tokens[head + dropped..]);
+    Ok(Fitted {
+        tokens: out,
+        dropped,
+    })
+}
+
+/// The context a request may use: `num_ctx` when given, at most the engine's.
+pub fn request_ctx(engine_ctx: usize, num_ctx: Option<i64>) -> Result<usize, ApiError> {
+    match num_ctx {
+        None => Ok(engine_ctx),
+        Some(n) if n < 1 => Err(ApiError::bad_request(format!(
+            "invalid num_ctx {n}: expected at least 1"
+        ))),
+        Some(n) if n as u64 > engine_ctx as u64 => Err(ApiError::bad_request(format!(
+            "num_ctx {n} is larger than the server's context of {engine_ctx} tokens per sequence (start it with a larger --ctx)"
+        ))),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// RFC 3339 UTC time with nanoseconds, as Ollama writes `created_at`.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// The text of a message's `content`: a string, null, or OpenAI's list of
+/// parts (text parts only).
+fn content_text(v: Option<&serde_json::Value>) -> Result<String, ApiError> {
+    use serde_json::Value;
+    match v {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for p in parts {
+                match p.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        out.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""))
+                    }
+                    Some(other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "message content of type '{other}' is not supported (text only)"
+                        )))
+                    }
+                    None => return Err(ApiError::bad_request("a content part has no type")),
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "message content must be a string or a list of parts",
+        )),
+    }
+}
+
+/// Request messages (Ollama or OpenAI shape) as template messages:
+/// earlier tool calls are shown as the JSON the model was asked to write,
+/// `tool` results keep their role, and `tool_prompt` joins the system message.
+pub fn chat_messages(
+    messages: &[serde_json::Value],
+    tool_prompt: Option<String>,
+) -> Result<Vec<ChatMessage>, ApiError> {
+    use serde_json::Value;
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    for m in messages {
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("each message needs a role"))?;
+        let role = if role == "developer" { "system" } else { role };
+        if !matches!(role, "system" | "user" | "assistant" | "tool") {
+            return Err(ApiError::bad_request(format!(
+                "unknown message role '{role}' (system, user, assistant, tool)"
+            )));
+        }
+        if m.get("images")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "images are not supported: hearth runs text-only models",
+            ));
+        }
+        let mut content = content_text(m.get("content"))?;
+        if let Some(calls) = m.get("tool_calls") {
+            let calls = crate::tools::calls_from_message(calls);
+            if !calls.is_empty() {
+                if !content.is_empty() {
+                    content.push('\n');
+                }
+                content.push_str(&crate::tools::render_calls(&calls));
+            }
+        }
+        out.push(ChatMessage::new(role, content));
+    }
+    if let Some(tp) = tool_prompt {
+        match out.first_mut() {
+            Some(first) if first.role == "system" => {
+                first.content = format!("{}\n\n{tp}", first.content);
+            }
+            _ => out.insert(0, ChatMessage::new("system", tp)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_template_substitutions() {
+        let t = "{{ if .System }}x{{ end }}";
+        assert!(render_go_template(t, "", "").is_err());
+        let t = "<s>{{ .System }}\nUser: {{- .Prompt }}\nBot: {{ .Response }}</s>";
+        assert_eq!(
+            render_go_template(t, "sys", " hi").expect("render"),
+            "<s>sys\nUser: hi\nBot: "
+        );
+        assert!(render_go_template("{{ .Prompt", "", "").is_err());
+        assert_eq!(render_go_template("plain", "", "").expect("r"), "plain");
+    }
+
+    #[test]
+    fn time_format() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5);
+        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.000000005Z");
+    }
+
+    #[test]
+    fn ctx_limits() {
+        assert_eq!(request_ctx(4096, None).ok(), Some(4096));
+        assert_eq!(request_ctx(4096, Some(2048)).ok(), Some(2048));
+        assert!(request_ctx(4096, Some(8192)).is_err());
+        assert!(request_ctx(4096, Some(0)).is_err());
+    }
+}
