@@ -2,6 +2,7 @@
 API key, the `/` probe Ollama's CLI uses, and `/api/generate` against
 `hearth run` token for token."""
 
+import asyncio
 import json
 import subprocess
 
@@ -122,12 +123,57 @@ PARITY_PROMPTS = [
 ]
 
 
-@pytest.mark.parametrize("prompt", PARITY_PROMPTS)
-def test_generate_raw_greedy_equals_hearth_run(oc, model, model_path, hearth_bin, prompt):
-    streamed = "".join(c.response for c in oc.generate(
-        model=model, prompt=prompt, raw=True, stream=True,
-        options={"temperature": 0, "num_predict": 32}))
+def hearth_run(hearth_bin, model_path, prompt):
     run = subprocess.run([hearth_bin, "run", model_path, "--raw", "--temperature", "0",
                           "-n", "32", "-t", "2", prompt],
                          capture_output=True, check=True, timeout=300)
-    assert streamed == run.stdout.decode(), (streamed, run.stdout.decode())
+    return run.stdout.decode()
+
+
+def generate_raw(oc, model, prompt):
+    return "".join(c.response for c in oc.generate(
+        model=model, prompt=prompt, raw=True, stream=True,
+        options={"temperature": 0, "num_predict": 32}))
+
+
+@pytest.mark.parametrize("prompt", PARITY_PROMPTS)
+def test_generate_raw_greedy_equals_hearth_run(oc, model, model_path, hearth_bin, prompt):
+    assert generate_raw(oc, model, prompt) == hearth_run(hearth_bin, model_path, prompt)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known: the batched forward pass is not batch-invariant, so a greedy sequence decoded "
+    "together with others can pick another token at a near tie than it does alone"))
+def test_generate_raw_greedy_concurrent_equals_hearth_run(base_url, model, model_path,
+                                                          hearth_bin):
+    """Sequences decoded together in one batch give what each gives alone."""
+    prompts = ["The best way to learn a language is", "import numpy as np\n",
+               "Water boils at", "My favourite season is"]
+
+    async def all_at_once():
+        async with httpx.AsyncClient(base_url=base_url, timeout=300) as c:
+            async def one(p):
+                r = await c.post("/api/generate", json={
+                    "model": model, "prompt": p, "raw": True, "stream": False,
+                    "options": {"temperature": 0, "num_predict": 32}})
+                r.raise_for_status()
+                return r.json()["response"]
+            return await asyncio.gather(*(one(p) for p in prompts))
+
+    got = asyncio.run(all_at_once())
+    for p, text in zip(prompts, got):
+        assert text == hearth_run(hearth_bin, model_path, p), p
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known: with the prompt cached only its last token is evaluated, one token at a time, "
+    "which rounds differently from the whole-prompt batch `hearth run` evaluates"))
+def test_generate_raw_greedy_repeated_equals_hearth_run(oc, model, model_path, hearth_bin):
+    """The second time, the prompt is in a slot's cache (prefix reuse): the
+    reply must not change."""
+    prompt = "The three primary colours are"
+    want = hearth_run(hearth_bin, model_path, prompt)
+    first = generate_raw(oc, model, prompt)
+    second = generate_raw(oc, model, prompt)
+    assert first == want
+    assert second == want, "a cached prompt gives another greedy reply"

@@ -158,23 +158,33 @@ async def drop_mid_stream(url, model):
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as c:
         before = await get_metrics(c)
         assert active_sequences(before) == 0, before
-        # Long generations, so they could not end on their own during the test.
+        # Long generations that cannot end on their own during the test: a
+        # raw count the model continues greedily.
         streams = []
         for i in range(2):
             path, payload = body("generate", model, i, n=3000)
-            payload["prompt"] = "Write a very long story about a dragon. Chapter 1."
-            payload["options"]["temperature"] = 0.9
+            payload["prompt"] = "1, 2, 3, 4, 5, 6, 7, 8,"
+            payload["raw"] = True
+            payload["options"]["temperature"] = 0
             streams.append(c.stream("POST", path, json=payload))
         responses = [await s.__aenter__() for s in streams]
+        seen = []
+        # The line iterators are kept: an abandoned one is closed when it is
+        # collected, and that hangs up early.
+        iterators = []
         for r in responses:
             assert r.status_code == 200
             lines = r.aiter_lines()
-            got = 0
-            while got < 3:
-                if (await lines.__anext__()).strip():
-                    got += 1
+            iterators.append(lines)
+            got = []
+            while len(got) < 3:
+                line = await lines.__anext__()
+                if line.strip():
+                    got.append(json.loads(line))
+            assert not any(x["done"] for x in got), got
+            seen.append(got)
         during = await get_metrics(c)
-        assert active_sequences(during) == 2, during
+        assert active_sequences(during) == 2, (during, seen)
         # Hang up: close the connections without reading the rest.
         for r in responses:
             await r.aclose()
