@@ -92,7 +92,7 @@ pub fn main(a: ServeArgs) -> Result<()> {
         bail!("--max-body must be at least 1024 bytes");
     }
     if let Some(c) = a.ctx {
-        if c < 16 || c > 1 << 20 {
+        if !(16..=1 << 20).contains(&c) {
             bail!("--ctx must be between 16 and 1048576, got {c}");
         }
     }
