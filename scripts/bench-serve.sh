@@ -168,11 +168,16 @@ def bench(engine, n):
             p.kill()
             p.wait()
 
+def loadavg():
+    return float(open("/proc/loadavg").read().split()[0])
+
 rows = []
+loads = []
 for n in clients:
     res = {}
     for engine in ("llama", "hearth"):  # alternate, so drift lands on both
         log(f"{engine}: {n} clients x {reqs} requests x {gen} tokens")
+        loads.append(loadavg())
         res[engine] = bench(engine, n)
         toks, secs = res[engine]
         log(f"{engine}: {toks} tokens in {secs:.2f} s = {toks / secs:.1f} t/s")
@@ -182,6 +187,11 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"cpu: {cpu}  ")
 print(f"model: {os.path.basename(model)}, threads: {threads}, {reqs} requests per client, "
       f"max_tokens {gen}, temperature 0, /v1/completions  ")
+print(f"1-minute load average before each run: {min(loads):.2f} to {max(loads):.2f}"
+      f" on {os.cpu_count()} cores  ")
+if max(loads) > 0.5:
+    print("**warning: the machine was busy; other processes' threads compete with both "
+          "servers' thread pools and the numbers are unreliable**  ")
 print()
 print("| clients (= slots) | llama-server t/s | hearth serve t/s | hearth / llama-server | tokens llama / hearth |")
 print("| ---: | ---: | ---: | ---: | ---: |")
