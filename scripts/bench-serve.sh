@@ -158,7 +158,10 @@ def bench(engine, n):
         httpx.post(url + "/v1/completions", timeout=600, json={
             "model": NAME, "prompt": "Hello", "max_tokens": 4,
             "temperature": 0}).raise_for_status()
+        b0, o0, t0 = busy_ticks(), own_ticks(p.pid), time.time()
         toks, secs = asyncio.run(one_run(url, n))
+        busy, own = busy_ticks() - b0, own_ticks(p.pid) - o0
+        others.append(max(0, busy - own) / ((time.time() - t0) * TICK * os.cpu_count()))
         return toks, secs
     finally:
         p.send_signal(signal.SIGTERM)
@@ -168,16 +171,23 @@ def bench(engine, n):
             p.kill()
             p.wait()
 
-def loadavg():
-    return float(open("/proc/loadavg").read().split()[0])
+TICK = os.sysconf("SC_CLK_TCK")
+
+def busy_ticks():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f) - f[3] - f[4]  # all but idle and iowait
+
+def own_ticks(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    t = os.times()
+    return int(f[11]) + int(f[12]) + round((t.user + t.system) * TICK)
 
 rows = []
-loads = []
+others = []  # CPU share taken by other processes during each run
 for n in clients:
     res = {}
     for engine in ("llama", "hearth"):  # alternate, so drift lands on both
         log(f"{engine}: {n} clients x {reqs} requests x {gen} tokens")
-        loads.append(loadavg())
         res[engine] = bench(engine, n)
         toks, secs = res[engine]
         log(f"{engine}: {toks} tokens in {secs:.2f} s = {toks / secs:.1f} t/s")
@@ -187,9 +197,9 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"cpu: {cpu}  ")
 print(f"model: {os.path.basename(model)}, threads: {threads}, {reqs} requests per client, "
       f"max_tokens {gen}, temperature 0, /v1/completions  ")
-print(f"1-minute load average before each run: {min(loads):.2f} to {max(loads):.2f}"
-      f" on {os.cpu_count()} cores  ")
-if max(loads) > 0.5:
+print(f"CPU taken by other processes during the runs: {min(others):.0%} to {max(others):.0%}"
+      f" of {os.cpu_count()} cores  ")
+if max(others) > 0.1:
     print("**warning: the machine was busy; other processes' threads compete with both "
           "servers' thread pools and the numbers are unreliable**  ")
 print()
