@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hearth_model::{KvType, Model, State};
 use hearth_ops::ThreadPool;
+use hearth_plan::{Available, Ctx, Options, Plan};
 use hearth_tokenizer::Tokenizer;
 
 /// Default context cap when the model was trained with a longer one.
@@ -75,15 +76,60 @@ pub fn physical_cores() -> usize {
     }
 }
 
-/// Context size: the one given, else the model's trained length capped at
-/// [`DEFAULT_CTX`].
-pub fn context(model: &Model, requested: Option<usize>) -> Result<usize> {
+/// Context size: the one given; with `auto`, the largest that fits in this
+/// machine's memory up to the trained length (see [`fit`]); else the
+/// model's trained length capped at [`DEFAULT_CTX`].
+pub fn context(model: &Model, requested: Option<Ctx>, kv: KvType) -> Result<usize> {
     match requested {
-        Some(0) => bail!("--ctx must be at least 1"),
-        Some(n) if n > 1 << 20 => bail!("--ctx {n} is larger than hearth supports (1048576)"),
-        Some(n) => Ok(n),
+        Some(Ctx::Tokens(0)) => bail!("--ctx must be at least 1"),
+        Some(Ctx::Tokens(n)) if n > hearth_plan::MAX_CTX => {
+            bail!(
+                "--ctx {n} is larger than hearth supports ({})",
+                hearth_plan::MAX_CTX
+            )
+        }
+        Some(Ctx::Tokens(n)) => Ok(n),
+        Some(Ctx::Auto) => {
+            let name = model.file().get("general.name").and_then(|v| v.as_str());
+            Ok(fit(model, name.unwrap_or("the model"), Ctx::Auto, kv)?.n_ctx)
+        }
         None => Ok(model.config.n_ctx_train.clamp(1, DEFAULT_CTX)),
     }
+}
+
+/// The memory plan of `model` (called `name` in messages) for one
+/// sequence, or the refusal, with the numbers and the way out, when it
+/// does not fit in this machine's available memory.
+pub fn fit(model: &Model, name: &str, ctx: Ctx, kv: KvType) -> Result<Plan> {
+    let opts = Options {
+        ctx,
+        kv,
+        ..Options::default()
+    };
+    Ok(hearth_plan::check(
+        name,
+        model.file(),
+        &opts,
+        &Available::probe()?,
+    )?)
+}
+
+/// A state for `n_ctx` tokens, after checking that it fits in memory; the
+/// KV cache is committed here, so a context that cannot be held fails now.
+pub fn checked_state(
+    model: &Model,
+    name: &str,
+    n_ctx: usize,
+    kv: KvType,
+    threads: usize,
+) -> Result<State> {
+    fit(model, name, Ctx::Tokens(n_ctx), kv)?;
+    Ok(State::try_new(
+        model,
+        n_ctx,
+        kv,
+        Arc::new(ThreadPool::new(threads)),
+    )?)
 }
 
 pub fn new_state(model: &Model, n_ctx: usize, kv: KvType, threads: usize) -> State {

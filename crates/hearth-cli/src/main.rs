@@ -39,6 +39,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Serve the Ollama and OpenAI HTTP APIs.
     Serve(cmd::serve::ServeArgs),
+    /// Show the memory a model needs, what this machine has, and whether it fits.
+    Plan(cmd::plan::PlanArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -65,6 +67,7 @@ fn main() {
         Command::Show(a) => cmd::show::main(a),
         Command::Bench(a) => cmd::bench::main(a),
         Command::Serve(a) => cmd::serve::main(a),
+        Command::Plan(a) => cmd::plan::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

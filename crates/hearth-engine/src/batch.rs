@@ -146,11 +146,13 @@ impl Engine {
         }
         let pool = Arc::new(ThreadPool::new(cfg.threads));
         let slots = (0..cfg.n_parallel)
-            .map(|_| Slot {
-                state: State::new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool)),
-                seq: None,
+            .map(|_| {
+                Ok(Slot {
+                    state: State::try_new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool))?,
+                    seq: None,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, EngineError>>()?;
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -373,7 +375,7 @@ impl Worker {
 
     fn embed(&mut self, inputs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EngineError> {
         let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut st = State::new(&self.model, longest, self.cfg.kv, Arc::clone(&self.pool));
+        let mut st = State::try_new(&self.model, longest, self.cfg.kv, Arc::clone(&self.pool))?;
         inputs
             .iter()
             .map(|inp| {

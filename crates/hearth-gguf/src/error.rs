@@ -14,6 +14,15 @@ pub enum GgufError {
     },
     #[error("at byte {offset}: {kind}")]
     Malformed { offset: u64, kind: Malformed },
+    /// [`crate::GgufFile::from_prefix`] was given fewer bytes than the
+    /// header takes: at least `needed` are required.
+    #[error(
+        "the first {have} bytes of the file end inside its GGUF header, which \
+         takes at least {needed} bytes: fetch a longer prefix"
+    )]
+    PrefixTooShort { have: u64, needed: u64 },
+    #[error("a prefix of {have} bytes is longer than the whole file ({file_len} bytes)")]
+    PrefixTooLong { have: u64, file_len: u64 },
     #[error("metadata key '{key}': {problem}")]
     Metadata { key: String, problem: String },
 }

@@ -66,6 +66,8 @@ impl TensorInfo {
 enum Backing {
     Mmap(memmap2::Mmap),
     Owned(Vec<u8>),
+    /// The first bytes of a longer file: the header, not the tensor data.
+    Prefix(Vec<u8>),
 }
 
 /// A parsed GGUF file. Tensor bytes are borrowed from the mapping.
@@ -112,12 +114,51 @@ impl GgufFile {
         Self::parse(Backing::Owned(bytes))
     }
 
+    /// Parses the header of a `file_len`-byte GGUF file from its first
+    /// bytes (a download's first few MiB, fetched with a Range request),
+    /// to read its metadata and tensor infos without the tensor data.
+    /// Tensor bounds are checked against `file_len`; the data of a tensor
+    /// beyond the prefix reads as empty ([`GgufFile::has_tensor_data`] is
+    /// false). A prefix that ends inside the header is
+    /// [`GgufError::PrefixTooShort`].
+    pub fn from_prefix(prefix: Vec<u8>, file_len: u64) -> Result<GgufFile, GgufError> {
+        let have = prefix.len() as u64;
+        if have > file_len {
+            return Err(GgufError::PrefixTooLong { have, file_len });
+        }
+        match Self::parse_with_len(Backing::Prefix(prefix), file_len) {
+            Err(GgufError::Malformed {
+                kind: Malformed::Truncated { wanted, available },
+                offset,
+            }) if have < file_len && offset.saturating_add(available) == have => {
+                Err(GgufError::PrefixTooShort {
+                    have,
+                    needed: offset.saturating_add(wanted),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the tensor data is held (false for [`GgufFile::from_prefix`]).
+    pub fn has_tensor_data(&self) -> bool {
+        !matches!(self.backing, Backing::Prefix(_))
+    }
+
     fn parse(backing: Backing) -> Result<GgufFile, GgufError> {
+        let len = match &backing {
+            Backing::Mmap(m) => m.len(),
+            Backing::Owned(v) | Backing::Prefix(v) => v.len(),
+        };
+        Self::parse_with_len(backing, len as u64)
+    }
+
+    fn parse_with_len(backing: Backing, file_len: u64) -> Result<GgufFile, GgufError> {
         let bytes: &[u8] = match &backing {
             Backing::Mmap(m) => m,
-            Backing::Owned(v) => v,
+            Backing::Owned(v) | Backing::Prefix(v) => v,
         };
-        let p = parse_header(bytes)?;
+        let p = parse_header(bytes, file_len)?;
         Ok(GgufFile {
             backing,
             version: p.version,
@@ -131,10 +172,11 @@ impl GgufFile {
     }
 
     /// The whole file.
+    /// The whole file (only its first bytes for [`GgufFile::from_prefix`]).
     pub fn bytes(&self) -> &[u8] {
         match &self.backing {
             Backing::Mmap(m) => m,
-            Backing::Owned(v) => v,
+            Backing::Owned(v) | Backing::Prefix(v) => v,
         }
     }
 
@@ -228,6 +270,8 @@ struct Parsed {
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Length of the whole file, which bounds counts (`buf` may be a prefix).
+    end: u64,
     /// What is left of [`MAX_HEADER_HEAP`].
     heap_left: u64,
 }
@@ -240,15 +284,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Bytes of the file after the cursor (bounds counts).
     fn remaining(&self) -> u64 {
-        (self.buf.len() - self.pos) as u64
+        self.end.saturating_sub(self.pos as u64)
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], GgufError> {
-        if n > self.remaining() {
+        let held = (self.buf.len() - self.pos) as u64;
+        if n > held {
             return Err(self.err(Malformed::Truncated {
                 wanted: n,
-                available: self.remaining(),
+                available: held,
             }));
         }
         let s = &self.buf[self.pos..self.pos + n as usize];
@@ -396,10 +442,13 @@ const TENSOR_HEAP: u64 = (std::mem::size_of::<TensorInfo>()
     + std::mem::size_of::<(String, usize)>()
     + 2 * std::mem::size_of::<u64>()) as u64;
 
-fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
+/// Parses the header at the start of `bytes`, the first bytes of a file of
+/// `file_len` bytes (`bytes.len()` unless only a prefix is held).
+fn parse_header(bytes: &[u8], file_len: u64) -> Result<Parsed, GgufError> {
     let mut c = Cursor {
         buf: bytes,
         pos: 0,
+        end: file_len,
         heap_left: MAX_HEADER_HEAP,
     };
     let magic: [u8; 4] = c.array()?;
@@ -544,7 +593,6 @@ fn parse_header(bytes: &[u8]) -> Result<Parsed, GgufError> {
     // The data section starts at the next multiple of the alignment.
     let pos = c.pos as u64;
     let data_offset = pos.div_ceil(alignment) * alignment;
-    let file_len = bytes.len() as u64;
     let data_len = file_len.saturating_sub(data_offset);
     if !tensors.is_empty() && data_offset > file_len {
         return Err(GgufError::Malformed {

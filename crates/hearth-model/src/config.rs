@@ -69,6 +69,56 @@ pub struct Config {
     pub layers: Vec<LayerSpec>,
 }
 
+impl Config {
+    /// The configuration a GGUF file describes, from its metadata and
+    /// tensor infos alone (no tensor data is read; a header parsed with
+    /// [`GgufFile::from_prefix`] is enough).
+    pub fn from_gguf(file: &GgufFile) -> Result<Config, ModelError> {
+        let arch_name = file.architecture()?;
+        let arch =
+            Arch::from_name(arch_name).ok_or_else(|| ModelError::UnknownArch(arch_name.into()))?;
+        let emb = file
+            .tensor("token_embd.weight")
+            .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
+        let n_vocab = usize::try_from(emb.dims.get(1).copied().unwrap_or(1)).map_err(|_| {
+            ModelError::BadTensor {
+                tensor: "token_embd.weight".into(),
+                why: "too many rows".into(),
+            }
+        })?;
+        let meta = Meta {
+            file,
+            arch: arch_name,
+        };
+        crate::arch::build(&meta, arch, n_vocab)
+    }
+
+    /// Rows of KV cache each layer keeps for a context of `n_ctx` evaluated
+    /// in micro-batches of `n_ubatch`: the whole context, or for a
+    /// sliding-window layer a ring of `window + n_ubatch` rows when that is
+    /// smaller (the sizes [`crate::State`] allocates).
+    pub fn kv_rows(&self, n_ctx: usize, n_ubatch: usize) -> Vec<usize> {
+        let n_ubatch = n_ubatch.max(1);
+        self.layers
+            .iter()
+            .map(|l| match l.window {
+                Some(w) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
+                _ => n_ctx,
+            })
+            .collect()
+    }
+
+    /// Bytes of one sequence's KV cache (keys and values, every layer).
+    pub fn kv_bytes(&self, n_ctx: usize, n_ubatch: usize, kv: crate::KvType) -> u64 {
+        let row = (self.n_kv_head * self.head_dim * kv.elem_bytes()) as u64;
+        let rows = self
+            .kv_rows(n_ctx, n_ubatch)
+            .iter()
+            .fold(0u64, |a, &r| a.saturating_add(r as u64));
+        2u64.saturating_mul(rows).saturating_mul(row)
+    }
+}
+
 /// Typed access to `{arch}.*` metadata with errors that name the key.
 pub(crate) struct Meta<'a> {
     pub file: &'a GgufFile,

@@ -5,12 +5,13 @@
 //! `x += post_norm?(Wdown · act(Wgate·n(x)) ⊙ Wup·n(x))`, then the output
 //! norm and projection for the rows whose logits were asked for.
 
-use hearth_gguf::GgmlType;
+use hearth_gguf::{GgmlType, GgufFile};
 use hearth_ops::{self as ops, AttnParams, KvElem, KvView, ThreadPool, WeightRef, F16};
 use hearth_quant::{vec_dot_type, Kernels};
 
 use crate::kv::{Cache, LayerCache};
 use crate::weights::Layer;
+use crate::Config;
 use std::sync::Arc;
 
 use crate::{Model, ModelError, State};
@@ -47,6 +48,30 @@ pub(crate) struct Scratch {
     rope_cs: Vec<(f32, f32)>,
     positions: Vec<usize>,
     logits: Vec<f32>,
+}
+
+/// Bytes of the buffers a [`State`] grows to while it evaluates
+/// micro-batches of up to `n_rows` tokens and returns one row of logits
+/// (generation): the [`Scratch`] activations, the activations quantized for
+/// the widest weight format in `file`, and the logits. Kept beside
+/// `Scratch` so the two change together.
+pub fn buffer_bytes(c: &Config, file: &GgufFile, n_rows: usize) -> u64 {
+    let n = n_rows as u64;
+    let (e, hd) = (c.n_embd as u64, c.head_dim as u64);
+    let (q_dim, kv_dim) = (c.n_head as u64 * hd, c.n_kv_head as u64 * hd);
+    let ff = c.n_ff as u64;
+    // x, xb, o; q, att; k, v; gate, up.
+    let f32s = n * (3 * e + 2 * q_dim + 2 * kv_dim + 2 * ff);
+    let quant_row = file
+        .tensors()
+        .iter()
+        .filter(|t| t.dims.len() == 2)
+        .filter_map(|t| vec_dot_type(t.ty).row_bytes(t.row_len()))
+        .max()
+        .unwrap_or(0);
+    let small = n * 8 + hd / 2 * 8; // positions, rope angles
+    let logits = c.n_vocab as u64 * 4;
+    f32s * 4 + n * quant_row + small + logits
 }
 
 /// One input's activations, quantized on first use into the dot-product

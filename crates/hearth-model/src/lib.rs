@@ -32,7 +32,7 @@ use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
 pub use config::{Arch, Config, LayerSpec};
-pub use forward::{Logits, SeqInput, UBATCH};
+pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 
 use kv::{Cache, LayerCache};
@@ -59,6 +59,10 @@ pub enum ModelError {
     BadLogitsRange { start: usize, end: usize, n: usize },
     #[error("a batch of {n} tokens is larger than the micro-batch of {n_ubatch}")]
     BatchTooLarge { n: usize, n_ubatch: usize },
+    #[error("the file holds only a GGUF header, not the tensor data a model needs")]
+    NoTensorData,
+    #[error("cannot allocate the {bytes}-byte KV cache")]
+    OutOfMemory { bytes: u64 },
 }
 
 /// A loaded model: configuration and weights mapped from the file.
@@ -76,17 +80,10 @@ impl Model {
 
     /// Builds a model from an already parsed file.
     pub fn from_file(file: Arc<GgufFile>) -> Result<Model, ModelError> {
-        let arch_name = file.architecture()?.to_string();
-        let arch = Arch::from_name(&arch_name).ok_or(ModelError::UnknownArch(arch_name.clone()))?;
-        let emb = file
-            .tensor("token_embd.weight")
-            .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
-        let n_vocab = emb.dims.get(1).copied().unwrap_or(1) as usize;
-        let meta = config::Meta {
-            file: &file,
-            arch: &arch_name,
-        };
-        let config = arch::build(&meta, arch, n_vocab)?;
+        if !file.has_tensor_data() {
+            return Err(ModelError::NoTensorData);
+        }
+        let config = Config::from_gguf(&file)?;
         let weights = weights::load(&file, &config)?;
         Ok(Model {
             config,
@@ -194,6 +191,9 @@ impl State {
 
     /// Like [`State::new`] with micro-batches of `n_ubatch` tokens (which
     /// also sizes the sliding-window rings).
+    ///
+    /// Aborts, as any failed allocation does, when the KV cache cannot be
+    /// allocated; [`State::try_with_ubatch`] returns an error instead.
     pub fn with_ubatch(
         model: &Model,
         n_ctx: usize,
@@ -201,32 +201,70 @@ impl State {
         pool: Arc<ThreadPool>,
         n_ubatch: usize,
     ) -> State {
+        Self::build(model, n_ctx, kv, pool, n_ubatch).unwrap_or_else(|bytes| {
+            let size = usize::try_from(bytes)
+                .unwrap_or(usize::MAX)
+                .min(isize::MAX as usize);
+            let layout = std::alloc::Layout::from_size_align(size, 1)
+                .unwrap_or(std::alloc::Layout::new::<u8>());
+            std::alloc::handle_alloc_error(layout)
+        })
+    }
+
+    /// [`State::new`] that reports a KV cache it cannot allocate as
+    /// [`ModelError::OutOfMemory`].
+    pub fn try_new(
+        model: &Model,
+        n_ctx: usize,
+        kv: KvType,
+        pool: Arc<ThreadPool>,
+    ) -> Result<State, ModelError> {
+        Self::try_with_ubatch(model, n_ctx, kv, pool, UBATCH)
+    }
+
+    /// [`State::with_ubatch`] that reports a KV cache it cannot allocate as
+    /// [`ModelError::OutOfMemory`]. The cache's pages are written here, so
+    /// the memory is committed (and counted in the RSS) from the start: a
+    /// context that does not fit fails now, not in the middle of a reply.
+    pub fn try_with_ubatch(
+        model: &Model,
+        n_ctx: usize,
+        kv: KvType,
+        pool: Arc<ThreadPool>,
+        n_ubatch: usize,
+    ) -> Result<State, ModelError> {
+        Self::build(model, n_ctx, kv, pool, n_ubatch)
+            .map_err(|bytes| ModelError::OutOfMemory { bytes })
+    }
+
+    /// The state, or the size of the KV cache that could not be allocated.
+    fn build(
+        model: &Model,
+        n_ctx: usize,
+        kv: KvType,
+        pool: Arc<ThreadPool>,
+        n_ubatch: usize,
+    ) -> Result<State, u64> {
         let c = &model.config;
         let n_ubatch = n_ubatch.max(1);
-        let mut ring_slack = usize::MAX;
-        let rows: Vec<usize> = c
-            .layers
-            .iter()
-            .map(|l| match l.window {
-                Some(w) if w + n_ubatch < n_ctx => {
-                    ring_slack = ring_slack.min(n_ubatch);
-                    w + n_ubatch
-                }
-                _ => n_ctx,
-            })
-            .collect();
-        State {
+        let rows = c.kv_rows(n_ctx, n_ubatch);
+        let ring_slack = if rows.iter().any(|&r| r < n_ctx) {
+            n_ubatch
+        } else {
+            usize::MAX
+        };
+        Ok(State {
             n_ctx,
             n_past: 0,
             n_ubatch,
             ring_slack,
             tokens: Vec::new(),
-            cache: Cache::new(kv, &rows, c.n_kv_head * c.head_dim),
+            cache: Cache::new(kv, &rows, c.n_kv_head * c.head_dim)?,
             pool,
             scratch: Default::default(),
             logits: Vec::new(),
             pooled: Vec::new(),
-        }
+        })
     }
 
     pub fn n_ctx(&self) -> usize {

@@ -611,23 +611,31 @@ async fn queue_full_is_503_with_retry_after() {
         ..config()
     };
     let (app, _, _d) = app_with(cfg).await;
-    // Hold one long stream open without reading it.
-    let req = Request::post("/api/generate")
-        .body(Body::from(
-            json!({"model": MODEL, "prompt": "hello", "options": {"num_predict": 100}}).to_string(),
-        ))
-        .unwrap();
-    let held = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(held.status(), StatusCode::OK);
-    let (s, h, b) = call(
-        &app,
-        Method::POST,
-        "/v1/completions",
-        Some(json!({"model": MODEL, "prompt": "hello"})),
-        &[],
-    )
-    .await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b:?}");
-    assert!(h.contains_key("retry-after"));
-    drop(held);
+    // One slot and no queue: of a burst of requests sent at once, those
+    // that find the slot taken are refused at once rather than left waiting.
+    let burst = (0..12).map(|_| {
+        call(
+            &app,
+            Method::POST,
+            "/v1/completions",
+            Some(json!({"model": MODEL, "prompt": "hello", "max_tokens": 100})),
+            &[],
+        )
+    });
+    let results = futures_util::future::join_all(burst).await;
+    let mut refused = 0;
+    for (s, h, b) in &results {
+        match *s {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                assert!(h.contains_key("retry-after"), "{h:?}");
+                let v: Value = serde_json::from_slice(b).unwrap();
+                assert!(v["error"]["message"].is_string(), "{v}");
+            }
+            other => panic!("unexpected {other}: {b:?}"),
+        }
+    }
+    assert!(refused > 0, "no request refused");
+    assert!(refused < results.len(), "every request refused");
 }

@@ -158,7 +158,7 @@ impl Config {
         let needed = self.needed_ctx();
         match self.ctx {
             Some(c) => {
-                let c = common::context(model, Some(c))?;
+                let c = common::context(model, Some(hearth_plan::Ctx::Tokens(c)), self.kv)?;
                 if needed > c {
                     bail!("the longest test needs {needed} positions but --ctx is {c}");
                 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hearth_engine::{generate, GenParams, Generation};
 use hearth_model::{KvType, Model, State};
+use hearth_plan::Ctx;
 use hearth_sample::SamplerConfig;
 use hearth_tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
 
@@ -55,9 +56,11 @@ pub struct RunArgs {
     /// Stop when this text is generated (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
-    /// Context size in tokens (default: the model's, capped at 4096).
+    /// Context size in tokens, or `auto`: the largest that fits in memory,
+    /// up to the model's trained length (default: the trained length,
+    /// capped at 4096).
     #[arg(long = "ctx", short = 'c')]
-    pub ctx: Option<usize>,
+    pub ctx: Option<Ctx>,
     /// Threads (default: the machine's cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
@@ -91,13 +94,17 @@ pub fn main(a: RunArgs) -> Result<()> {
     };
     let threads = common::threads(a.threads)?;
     let loaded = common::load(&a.model)?;
-    let n_ctx = common::context(&loaded.model, a.ctx)?;
+    let n_ctx = common::context(&loaded.model, a.ctx, a.kv_type)?;
     let template = if a.raw {
         None
     } else {
         Some(ChatTemplate::from_gguf(loaded.model.file())?)
     };
-    let mut state = common::new_state(&loaded.model, n_ctx, a.kv_type, threads);
+    let name = a.model.file_name().map_or_else(
+        || a.model.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut state = common::checked_state(&loaded.model, &name, n_ctx, a.kv_type, threads)?;
     let params = GenParams {
         sampler,
         max_tokens,
@@ -265,6 +272,7 @@ impl Session<'_> {
         let evaluated = s.prompt_tokens - s.cached_tokens;
         eprintln!();
         eprintln!("load duration:        {:.2?}", self.load_time);
+        eprintln!("context size:         {} tokens", self.state.n_ctx());
         eprintln!(
             "prompt eval count:    {} token(s) ({} cached)",
             s.prompt_tokens, s.cached_tokens
