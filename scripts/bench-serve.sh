@@ -161,8 +161,9 @@ def bench(engine, n):
         b0, o0, t0 = busy_ticks(), own_ticks(p.pid), time.time()
         toks, secs = asyncio.run(one_run(url, n))
         busy, own = busy_ticks() - b0, own_ticks(p.pid) - o0
-        others.append(max(0, busy - own) / ((time.time() - t0) * TICK * os.cpu_count()))
-        return toks, secs
+        other = max(0, busy - own) / ((time.time() - t0) * TICK * os.cpu_count())
+        others.append(other)
+        return toks, secs, other
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -189,7 +190,7 @@ for n in clients:
     for engine in ("llama", "hearth"):  # alternate, so drift lands on both
         log(f"{engine}: {n} clients x {reqs} requests x {gen} tokens")
         res[engine] = bench(engine, n)
-        toks, secs = res[engine]
+        toks, secs, _ = res[engine]
         log(f"{engine}: {toks} tokens in {secs:.2f} s = {toks / secs:.1f} t/s")
     rows.append((n, res))
 
@@ -203,13 +204,13 @@ if max(others) > 0.1:
     print("**warning: the machine was busy; other processes' threads compete with both "
           "servers' thread pools and the numbers are unreliable**  ")
 print()
-print("| clients (= slots) | llama-server t/s | hearth serve t/s | hearth / llama-server | tokens llama / hearth |")
-print("| ---: | ---: | ---: | ---: | ---: |")
+print("| clients (= slots) | llama-server t/s | hearth serve t/s | hearth / llama-server | tokens llama / hearth | other processes' CPU llama / hearth |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: |")
 rate = {}
 for n, res in rows:
-    (lt, ls), (ht, hs) = res["llama"], res["hearth"]
+    (lt, ls, lo), (ht, hs, ho) = res["llama"], res["hearth"]
     rate[n] = (lt / ls, ht / hs)
-    print(f"| {n} | {lt / ls:.1f} | {ht / hs:.1f} | {(ht / hs) / (lt / ls):.2f} | {lt} / {ht} |")
+    print(f"| {n} | {lt / ls:.1f} | {ht / hs:.1f} | {(ht / hs) / (lt / ls):.2f} | {lt} / {ht} | {lo:.0%} / {ho:.0%} |")
 if 1 in rate and 4 in rate:
     print()
     print(f"aggregate at 4 clients / 1 client: hearth {rate[4][1] / rate[1][1]:.2f}x, "
