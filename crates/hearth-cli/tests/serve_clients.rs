@@ -1,0 +1,263 @@
+//! `hearth serve` acceptance: starts the real binary on free loopback ports
+//! with SmolLM2 and drives it with the official `ollama` and `openai` Python
+//! packages (pytest, tests/clients/), then with the load tests.
+//!
+//! The Python side runs in the venv `scripts/client-venv.sh` makes
+//! (`HEARTH_CLIENT_VENV`, default ~/.cache/hearth/venv-clients). Under
+//! `CI=true` a missing venv or model is a failure; elsewhere the tests say
+//! that they skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hearth_testdata::{model, RealModel};
+
+const API_KEY: &str = "test-key-7f3a";
+/// Context per sequence of the client-test server (the over-context tests
+/// send more than this).
+const CTX: &str = "2048";
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// The clients venv's python, or `None` (after saying so) outside CI.
+fn venv_python() -> Option<PathBuf> {
+    let venv = match std::env::var_os("HEARTH_CLIENT_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => {
+            let home = std::env::var_os("HOME").map(PathBuf::from)?;
+            home.join(".cache/hearth/venv-clients")
+        }
+    };
+    let py = venv.join("bin/python");
+    if py.is_file() && venv.join(".hearth-requirements").is_file() {
+        return Some(py);
+    }
+    let msg = format!(
+        "no client venv at {} (run scripts/client-venv.sh)",
+        venv.display()
+    );
+    if in_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running `hearth serve`, killed on drop; its log is kept in a temporary
+/// file (printed when a test fails) and removed with it.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+    l.local_addr().expect("local address").port()
+}
+
+/// The status code of `GET path`, or `None` when nothing answers (yet).
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Starts `hearth serve MODEL` with `args` on a free port and waits for
+/// `/health`. Another process can take the port between the probe and the
+/// bind; then it tries another one.
+fn start(model: &Path, tag: &str, args: &[&str]) -> Server {
+    let mut last_log = String::new();
+    for attempt in 0..5 {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "hearth-serve-{tag}-{}-{attempt}.log",
+            std::process::id()
+        ));
+        let out = std::fs::File::create(&log).expect("creating the server log");
+        let err = out.try_clone().expect("server log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("serve")
+            .arg(model)
+            .args(["--host", &format!("127.0.0.1:{port}"), "--threads", "2"])
+            .args(args)
+            .env_remove("HEARTH_API_KEY")
+            .env_remove("HEARTH_HOST")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting hearth serve");
+        let mut server = Server { child, port, log };
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                last_log = server.log_tail();
+                if last_log.to_lowercase().contains("in use") {
+                    break; // the port was taken meanwhile: try another
+                }
+                panic!("hearth serve ({tag}) exited with {status}:\n{last_log}");
+            }
+            if http_status(port, "/health") == Some(200) {
+                return server;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "hearth serve ({tag}) not healthy after 120 s:\n{}",
+                server.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("hearth serve ({tag}) could not bind a port:\n{last_log}");
+}
+
+/// Runs pytest on `files` (in tests/clients) with `env`; fails with its
+/// output and the servers' logs when any test fails.
+fn pytest(py: &Path, files: &[&str], env: &[(&str, String)], servers: &[&Server]) {
+    let dir = repo_root().join("tests/clients");
+    let out = Command::new(py)
+        .args([
+            "-m",
+            "pytest",
+            "-v",
+            "-s",
+            "--tb=short",
+            "-p",
+            "no:cacheprovider",
+        ])
+        .args(files)
+        .current_dir(&dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running pytest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    if !out.status.success() {
+        let logs: Vec<String> = servers
+            .iter()
+            .map(|s| format!("--- server log ({}):\n{}", s.url(), s.log_tail()))
+            .collect();
+        panic!(
+            "pytest {files:?} failed ({}):\n{text}\n{}",
+            out.status,
+            logs.join("\n")
+        );
+    }
+}
+
+fn model_env(path: &Path) -> Vec<(&'static str, String)> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("utf-8 model name");
+    vec![
+        ("HEARTH_MODEL", name.to_string()),
+        ("HEARTH_MODEL_PATH", path.display().to_string()),
+        ("HEARTH_BIN", env!("CARGO_BIN_EXE_hearth").to_string()),
+    ]
+}
+
+/// The official clients: generate/chat/embeddings/list/show/ps, JSON-schema
+/// output, tool calls, errors, the API key, and `hearth run` parity.
+#[test]
+fn official_clients() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(path) = model(RealModel::SmolLm2) else {
+        return;
+    };
+    let Some(py) = venv_python() else { return };
+    let main = start(
+        &path,
+        "clients",
+        &["--parallel", "4", "--max-queue", "64", "--ctx", CTX],
+    );
+    let auth = start(
+        &path,
+        "auth",
+        &["--parallel", "1", "--ctx", "512", "--api-key", API_KEY],
+    );
+    let mut env = model_env(&path);
+    env.extend([
+        ("HEARTH_URL", main.url()),
+        ("HEARTH_CTX", CTX.to_string()),
+        ("HEARTH_AUTH_URL", auth.url()),
+        ("HEARTH_API_KEY", API_KEY.to_string()),
+    ]);
+    pytest(
+        &py,
+        &["test_ollama.py", "test_openai.py", "test_http.py"],
+        &env,
+        &[&main, &auth],
+    );
+}
+
+/// Load: 32 streaming clients x 4 requests, a full queue answering 503, and
+/// clients hanging up mid-stream freeing their slots.
+#[test]
+fn load() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(path) = model(RealModel::SmolLm2) else {
+        return;
+    };
+    let Some(py) = venv_python() else { return };
+    let main = start(
+        &path,
+        "load",
+        &["--parallel", "8", "--max-queue", "64", "--ctx", "1024"],
+    );
+    let small = start(
+        &path,
+        "small-queue",
+        &["--parallel", "2", "--max-queue", "2", "--ctx", "4096"],
+    );
+    let mut env = model_env(&path);
+    env.extend([
+        ("HEARTH_URL", main.url()),
+        ("HEARTH_SMALL_URL", small.url()),
+    ]);
+    pytest(&py, &["test_load.py"], &env, &[&main, &small]);
+}
