@@ -173,7 +173,8 @@ def test_generate_format_schema_and_json(oc, model):
     options = {"temperature": 0.8, "seed": 7, "num_predict": 400}
     r = oc.generate(model=model, prompt="A person as JSON:", format=PERSON, options=options)
     jsonschema.validate(json.loads(r.response), PERSON)
-    r = oc.generate(model=model, prompt="Some JSON:", format="json", options=options)
+    r = oc.generate(model=model, prompt="A JSON object with a name and an age:", format="json",
+                    options=options)
     json.loads(r.response)
 
 
