@@ -1,5 +1,7 @@
 //! Aggregate decode throughput of the serving engine with N concurrent
-//! sequences: `cargo run --release -p hearth-engine --example throughput -- MODEL [N...]`.
+//! sequences (128 tokens each, sampled with Ollama's defaults, seeded):
+//! `cargo run --release -p hearth-engine --example throughput -- MODEL [N...]`.
+//! The HTTP-level comparison with llama-server is `scripts/bench-serve.sh`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,9 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let rxs: Vec<_> = (0..n)
             .map(|i| {
                 let prompt = tok.encode(
-                    &format!("Write a story about a robot number {i}."),
+                    &format!(
+                        "<|im_start|>user\nWrite a long story about robot number {i}.<|im_end|>\n<|im_start|>assistant\n"
+                    ),
                     true,
-                    false,
+                    true,
                 );
                 engine.submit(GenRequest {
                     prompt,
