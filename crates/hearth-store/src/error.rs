@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("invalid model name '{name}': {why}")]
     BadName { name: String, why: &'static str },
-    #[error("model '{name}' not found{}; try `hearth pull {name}`", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    #[error("model '{name}' not found{}; {}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default(), pull_hint(name))]
     NotFound {
         name: String,
         suggestion: Option<String>,
@@ -58,6 +58,14 @@ pub enum StoreError {
     Cancelled,
     #[error("'{0}' already exists in the store")]
     Exists(String),
+}
+
+fn pull_hint(name: &str) -> String {
+    if name.starts_with("hf.co/") {
+        format!("try `hearth pull {name}`")
+    } else {
+        "see `hearth list`; get models with `hearth pull hf.co/OWNER/REPO[:QUANT]` or `hearth import FILE`".to_string()
+    }
 }
 
 fn http_hint(status: u16) -> &'static str {

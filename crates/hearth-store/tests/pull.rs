@@ -482,7 +482,10 @@ fn import_list_cp_rm_verify() {
     store.remove("other:V1").unwrap();
     assert!(store.blob_path(&m.sha256).is_file());
     let e = store.remove("other:v1").unwrap_err();
-    assert!(e.to_string().contains("try `hearth pull"), "{e}");
+    assert!(
+        e.to_string().contains("hearth pull hf.co/OWNER/REPO"),
+        "{e}"
+    );
 
     // A near name is suggested.
     let e = hearth_store::resolve_in(&store, "copi").unwrap_err();
