@@ -39,7 +39,12 @@ impl HubConfig {
     /// `https://huggingface.co`; `HF_TOKEN`; `HEARTH_OFFLINE` (any value
     /// but empty, `0` or `false`).
     pub fn from_env() -> HubConfig {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`HubConfig::from_env`] over any variable lookup.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> HubConfig {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let endpoint = var("HEARTH_HF_ENDPOINT")
             .or_else(|| var("HF_ENDPOINT"))
             .unwrap_or_else(|| "https://huggingface.co".to_string());
@@ -57,6 +62,7 @@ impl HubConfig {
 pub(crate) struct Client {
     agent: ureq::Agent,
     token: Option<String>,
+    endpoint: String,
 }
 
 impl Client {
@@ -71,13 +77,18 @@ impl Client {
         Client {
             agent,
             token: cfg.token.clone(),
+            endpoint: cfg.endpoint.clone(),
         }
     }
 
     fn get(&self, url: &str, range_from: u64) -> Result<ureq::Response> {
         let mut req = self.agent.get(url);
-        if let Some(t) = &self.token {
-            // ureq drops this header when a redirect leaves the host.
+        // The token goes to the hub only, never to a plain URL's host (and
+        // ureq drops it on redirects).
+        let to_hub = url
+            .strip_prefix(&self.endpoint)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if let (Some(t), true) = (&self.token, to_hub) {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
         if range_from > 0 {
@@ -359,6 +370,29 @@ fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_from_variables() {
+        let cfg = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> =
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            HubConfig::from_vars(move |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        let c = cfg(&[]);
+        assert_eq!(c.endpoint, "https://huggingface.co");
+        assert!(!c.offline && c.token.is_none());
+        let c = cfg(&[("HF_ENDPOINT", "https://mirror.example/"), ("HF_TOKEN", " t ")]);
+        assert_eq!(c.endpoint, "https://mirror.example");
+        assert_eq!(c.token.as_deref(), Some("t"));
+        let c = cfg(&[("HF_ENDPOINT", "https://a"), ("HEARTH_HF_ENDPOINT", "https://b")]);
+        assert_eq!(c.endpoint, "https://b");
+        assert!(cfg(&[("HEARTH_OFFLINE", "1")]).offline);
+        assert!(cfg(&[("HEARTH_OFFLINE", "true")]).offline);
+        assert!(!cfg(&[("HEARTH_OFFLINE", "0")]).offline);
+        assert!(!cfg(&[("HEARTH_OFFLINE", "")]).offline);
+    }
 
     #[test]
     fn content_range() {

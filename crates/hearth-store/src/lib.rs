@@ -29,6 +29,8 @@
 //! # Ok::<(), hearth_store::StoreError>(())
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod error;
 mod http;
 pub mod name;

@@ -235,7 +235,7 @@ fn pull_locked(
         }
         Some(shas) => store.list()?.into_iter().find_map(|m| {
             let same = m.sources.iter().map(|s| &s.sha256).eq(shas.iter());
-            (same && store.blob_path(&m.sha256).is_file()).then(|| (m.sha256, m.sources))
+            (same && store.blob_path(&m.sha256).is_file()).then_some((m.sha256, m.sources))
         }),
         None => None,
     };

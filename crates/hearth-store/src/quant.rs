@@ -132,7 +132,7 @@ pub fn candidates(files: &[RepoFile]) -> Vec<Candidate> {
             files: parts.into_iter().map(|(_, f)| f).collect(),
         });
     }
-    out.sort_by(|a, b| a.label().cmp(&b.label()));
+    out.sort_by_key(Candidate::label);
     out
 }
 

@@ -1,5 +1,6 @@
 //! Pulling from a Hugging Face–like server on loopback (hearth-testdata's
 //! `FakeHub`), and the local store operations.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -160,9 +161,14 @@ fn pull_by_url_with_name_and_sha256() {
     );
 
     // Without --name the file name is the name; without --sha256 it is
-    // hashed and installed all the same.
-    let m = run_pull(&store, &url, &opts(&hub)).0.unwrap();
+    // hashed and installed all the same. HF_TOKEN is for the hub only: it
+    // is not sent to another host.
+    let mut o = opts(&hub);
+    o.hub.endpoint = "https://hub.invalid".into();
+    o.hub.token = Some("secret".into());
+    let m = run_pull(&store, &url, &o).0.unwrap();
     assert_eq!(m.name, "model:latest");
+    assert!(hub.requests().iter().all(|r| r.authorization.is_none()));
 
     // A wrong --sha256: rejected, nothing installed.
     let store = temp_store("byurl-bad");
