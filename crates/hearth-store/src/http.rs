@@ -374,19 +374,25 @@ mod tests {
     #[test]
     fn config_from_variables() {
         let cfg = |vars: &[(&str, &str)]| {
-            let vars: Vec<(String, String)> =
-                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            HubConfig::from_vars(move |k| {
-                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-            })
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            HubConfig::from_vars(move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         };
         let c = cfg(&[]);
         assert_eq!(c.endpoint, "https://huggingface.co");
         assert!(!c.offline && c.token.is_none());
-        let c = cfg(&[("HF_ENDPOINT", "https://mirror.example/"), ("HF_TOKEN", " t ")]);
+        let c = cfg(&[
+            ("HF_ENDPOINT", "https://mirror.example/"),
+            ("HF_TOKEN", " t "),
+        ]);
         assert_eq!(c.endpoint, "https://mirror.example");
         assert_eq!(c.token.as_deref(), Some("t"));
-        let c = cfg(&[("HF_ENDPOINT", "https://a"), ("HEARTH_HF_ENDPOINT", "https://b")]);
+        let c = cfg(&[
+            ("HF_ENDPOINT", "https://a"),
+            ("HEARTH_HF_ENDPOINT", "https://b"),
+        ]);
         assert_eq!(c.endpoint, "https://b");
         assert!(cfg(&[("HEARTH_OFFLINE", "1")]).offline);
         assert!(cfg(&[("HEARTH_OFFLINE", "true")]).offline);
