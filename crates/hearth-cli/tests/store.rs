@@ -360,9 +360,16 @@ fn ps_lists_what_a_server_has_loaded_and_says_when_none_runs() {
     let addr = listener.local_addr().expect("addr");
     let server = std::thread::spawn(move || {
         let (mut c, _) = listener.accept().expect("accept");
-        let mut buf = [0u8; 4096];
-        let n = c.read(&mut buf).expect("read");
-        let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.ends_with(b"\r\n\r\n") {
+            let n = c.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&buf[..n]);
+        }
+        let req = String::from_utf8_lossy(&req).into_owned();
         let body = r#"{"models":[{"name":"hf.co/acme/tiny:q8_0","model":"hf.co/acme/tiny:q8_0","size":123456789,"digest":"sha256:0123456789abcdef0123","context_length":4096,"expires_at":"2999-01-01T00:00:00Z"}]}"#;
         let _ = write!(
             c,

@@ -71,10 +71,11 @@ fn get(host: &str, path: &str) -> Result<(u16, Vec<u8>)> {
     };
     c.set_read_timeout(Some(Duration::from_secs(10)))?;
     c.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        c,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
-    )?;
+    // One write, so a server that answers after the first read never
+    // sees half a request.
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
+    c.write_all(req.as_bytes())
+        .with_context(|| format!("sending a request to {host}"))?;
     let mut buf = Vec::new();
     c.take(MAX_ANSWER + 1)
         .read_to_end(&mut buf)
