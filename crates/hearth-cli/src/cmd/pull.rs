@@ -39,12 +39,19 @@ struct Reporter {
 }
 
 impl Reporter {
+    /// Replaces a finished bar with one plain line (the bar leaves the
+    /// cursor at the end of its own line).
+    fn end_bar(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+            eprintln!("{}: {}", self.current, human_size(b.position()));
+        }
+    }
+
     fn on(&mut self, p: Progress) {
         match p {
             Progress::Status(s) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish();
-                }
+                self.end_bar();
                 eprintln!("{s}");
             }
             Progress::Downloading {
@@ -58,9 +65,7 @@ impl Reporter {
                     None => format!("pulling {file}"),
                 };
                 if self.current != label {
-                    if let Some(b) = self.bar.take() {
-                        b.finish();
-                    }
+                    self.end_bar();
                     self.current = label.clone();
                     self.last_line = None;
                 }
