@@ -1,7 +1,7 @@
 //! What several subcommands share: loading a model with its tokenizer,
 //! thread and context defaults.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,11 +20,16 @@ pub struct Loaded {
     pub load_time: Duration,
 }
 
-pub fn load(path: &Path) -> Result<Loaded> {
+/// The file a MODEL argument names: the path itself when it exists, else
+/// an installed store name (`hearth list`).
+pub fn model_path(arg: &Path) -> Result<PathBuf> {
+    let s = arg.to_str().context("the model path is not valid UTF-8")?;
+    Ok(hearth_store::resolve_model(s)?)
+}
+
+pub fn load(arg: &Path) -> Result<Loaded> {
     let t0 = Instant::now();
-    if !path.exists() {
-        bail!("model file {} does not exist", path.display());
-    }
+    let path = &model_path(arg)?;
     let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
     let tokenizer = Tokenizer::from_gguf(model.file())
         .with_context(|| format!("reading the tokenizer of {}", path.display()))?;

@@ -41,6 +41,21 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Show the memory a model needs, what this machine has, and whether it fits.
     Plan(cmd::plan::PlanArgs),
+    /// Download a model from Hugging Face (hf.co/OWNER/REPO[:QUANT]) or a URL.
+    Pull(cmd::pull::PullArgs),
+    /// Put a local GGUF file into the model store.
+    Import(cmd::import::ImportArgs),
+    /// List the models in the store.
+    #[command(alias = "ls")]
+    List(cmd::list::ListArgs),
+    /// Remove models from the store.
+    Rm(cmd::rm::RmArgs),
+    /// Copy a model to another name.
+    Cp(cmd::cp::CpArgs),
+    /// Re-hash models and compare with what was installed.
+    Verify(cmd::verify::VerifyArgs),
+    /// List the models a running server has loaded.
+    Ps(cmd::ps::PsArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -68,6 +83,13 @@ fn main() {
         Command::Bench(a) => cmd::bench::main(a),
         Command::Serve(a) => cmd::serve::main(a),
         Command::Plan(a) => cmd::plan::main(a),
+        Command::Pull(a) => cmd::pull::main(a),
+        Command::Import(a) => cmd::import::main(a),
+        Command::List(a) => cmd::list::main(a),
+        Command::Rm(a) => cmd::rm::main(a),
+        Command::Cp(a) => cmd::cp::main(a),
+        Command::Verify(a) => cmd::verify::main(a),
+        Command::Ps(a) => cmd::ps::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

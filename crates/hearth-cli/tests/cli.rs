@@ -194,7 +194,7 @@ fn show_and_tokenize() {
     let dir = temp_dir("show");
     let m = synth_model(&dir, Arch::Gemma3);
     let m = m.to_str().expect("path");
-    let o = hearth(&["show", m, "--tensors"]);
+    let o = hearth(&["show", m, "--tensors", "--verbose"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(

@@ -137,30 +137,17 @@ impl GgufWriter {
     /// Writes the file image to `out`.
     pub fn write_to(&self, out: &mut impl Write) -> Result<(), WriteError> {
         let mut w = CountingWriter { inner: out, n: 0 };
-        w.write_all(&GGUF_MAGIC)?;
-        w.write_all(&3u32.to_le_bytes())?;
-        w.write_all(&(self.tensors.len() as u64).to_le_bytes())?;
-        w.write_all(&(self.metadata.len() as u64).to_le_bytes())?;
-        for (k, v) in &self.metadata {
-            write_str(&mut w, k)?;
-            w.write_all(&(v.value_type() as u32).to_le_bytes())?;
-            write_value(&mut w, v, 0)?;
-        }
-        let a = self.alignment;
-        let mut offset = 0u64;
-        let mut offsets = Vec::with_capacity(self.tensors.len());
-        for t in &self.tensors {
-            write_str(&mut w, &t.name)?;
-            w.write_all(&(t.dims.len() as u32).to_le_bytes())?;
-            for d in &t.dims {
-                w.write_all(&d.to_le_bytes())?;
-            }
-            w.write_all(&(t.ty as u32).to_le_bytes())?;
-            w.write_all(&offset.to_le_bytes())?;
-            offsets.push(offset);
-            offset = (offset + t.data.len() as u64).div_ceil(a) * a;
-        }
-        pad(&mut w, a)?;
+        let descs: Vec<TensorDesc<'_>> = self
+            .tensors
+            .iter()
+            .map(|t| TensorDesc {
+                name: &t.name,
+                ty: t.ty,
+                dims: &t.dims,
+                size: t.data.len() as u64,
+            })
+            .collect();
+        let offsets = write_header(&mut w, &self.metadata, &descs, self.alignment)?;
         let base = w.n;
         for (t, off) in self.tensors.iter().zip(offsets) {
             let cur = w.n - base;
@@ -168,7 +155,7 @@ impl GgufWriter {
             w.write_all(&t.data)?;
         }
         if !self.tensors.is_empty() {
-            pad(&mut w, a)?;
+            pad(&mut w, self.alignment)?;
         }
         Ok(())
     }
@@ -207,6 +194,57 @@ impl GgufWriter {
         }
         result
     }
+}
+
+/// A tensor whose bytes the caller writes after [`write_header`] (streaming
+/// writers, such as merging the parts of a split model, that never hold the
+/// tensor data in memory).
+#[derive(Clone, Copy, Debug)]
+pub struct TensorDesc<'a> {
+    pub name: &'a str,
+    pub ty: GgmlType,
+    pub dims: &'a [u64],
+    /// Size of the data in bytes.
+    pub size: u64,
+}
+
+/// Writes a GGUF v3 header: metadata, then the infos of `tensors` laid out
+/// in order, each starting at a multiple of `alignment` (a power of two),
+/// then padding up to the data section. Returns each tensor's offset within
+/// the data section; the caller writes zero bytes up to each offset, the
+/// tensor's `size` bytes, and after the last tensor pads to `alignment`.
+pub fn write_header(
+    out: &mut impl Write,
+    metadata: &[(String, Value)],
+    tensors: &[TensorDesc<'_>],
+    alignment: u64,
+) -> Result<Vec<u64>, WriteError> {
+    let mut w = CountingWriter { inner: out, n: 0 };
+    w.write_all(&GGUF_MAGIC)?;
+    w.write_all(&3u32.to_le_bytes())?;
+    w.write_all(&(tensors.len() as u64).to_le_bytes())?;
+    w.write_all(&(metadata.len() as u64).to_le_bytes())?;
+    for (k, v) in metadata {
+        write_str(&mut w, k)?;
+        w.write_all(&(v.value_type() as u32).to_le_bytes())?;
+        write_value(&mut w, v, 0)?;
+    }
+    let a = alignment.max(1);
+    let mut offset = 0u64;
+    let mut offsets = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        write_str(&mut w, t.name)?;
+        w.write_all(&(t.dims.len() as u32).to_le_bytes())?;
+        for d in t.dims {
+            w.write_all(&d.to_le_bytes())?;
+        }
+        w.write_all(&(t.ty as u32).to_le_bytes())?;
+        w.write_all(&offset.to_le_bytes())?;
+        offsets.push(offset);
+        offset = (offset + t.size).div_ceil(a) * a;
+    }
+    pad(&mut w, a)?;
+    Ok(offsets)
 }
 
 struct CountingWriter<'a, W: Write> {

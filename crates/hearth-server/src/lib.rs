@@ -67,19 +67,23 @@ pub struct ServerConfig {
     pub extra_origins: Vec<String>,
     /// Bytes the loaded models (weights and KV caches) may take together.
     pub memory_budget: u64,
-    /// Finds models by name (the model store); paths always work.
+    /// Finds models by name besides the store; paths always work.
     pub resolver: Option<Resolver>,
+    /// The model store: names in it are found, listed by `/api/tags`,
+    /// removed and copied by `/api/delete` and `/api/copy`, and `/api/pull`
+    /// installs into it.
+    pub store: Option<Arc<hearth_store::Store>>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             engine: EngineDefaults {
-                n_parallel: 4,
+                n_parallel: None,
                 n_ctx: None,
                 kv: KvType::F16,
                 threads: 2,
-                max_queue: 64,
+                max_queue: 512,
             },
             api_key: None,
             max_body: 16 << 20,
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             extra_origins: Vec::new(),
             memory_budget: u64::MAX,
             resolver: None,
+            store: None,
         }
     }
 }
@@ -104,6 +109,7 @@ impl AppState {
         AppState {
             models: Arc::new(ModelManager::new(
                 config.resolver.clone(),
+                config.store.clone(),
                 config.engine.clone(),
                 config.keep_alive,
                 config.memory_budget,

@@ -21,12 +21,17 @@ pub type Resolver = Arc<dyn Fn(&str) -> Result<PathBuf, String> + Send + Sync>;
 /// Engine settings every model is started with.
 #[derive(Clone, Debug)]
 pub struct EngineDefaults {
-    pub n_parallel: usize,
+    /// Sequences per model; `None`: [`DEFAULT_PARALLEL`], or fewer when the
+    /// memory plan says that many do not fit.
+    pub n_parallel: Option<usize>,
     pub n_ctx: Option<usize>,
     pub kv: KvType,
     pub threads: usize,
     pub max_queue: usize,
 }
+
+/// Sequences per model when not given and memory allows.
+pub const DEFAULT_PARALLEL: usize = 4;
 
 /// Default context when a model was trained with a longer one.
 pub const DEFAULT_CTX: usize = 4096;
@@ -111,6 +116,7 @@ pub struct ModelManager {
     /// Names seen (loaded once, copied): name → file.
     known: Mutex<HashMap<String, PathBuf>>,
     resolver: Option<Resolver>,
+    store: Option<Arc<hearth_store::Store>>,
     defaults: EngineDefaults,
     default_keep_alive: KeepAlive,
     budget: u64,
@@ -119,6 +125,7 @@ pub struct ModelManager {
 impl ModelManager {
     pub fn new(
         resolver: Option<Resolver>,
+        store: Option<Arc<hearth_store::Store>>,
         defaults: EngineDefaults,
         default_keep_alive: KeepAlive,
         budget: u64,
@@ -127,6 +134,7 @@ impl ModelManager {
             loaded: Default::default(),
             known: Default::default(),
             resolver,
+            store,
             defaults,
             default_keep_alive,
             budget,
@@ -146,6 +154,11 @@ impl ModelManager {
         let p = Path::new(name);
         if p.is_file() {
             return Ok(p.to_path_buf());
+        }
+        if let Some(store) = &self.store {
+            if let Ok(p) = store.model_path(name) {
+                return Ok(p);
+            }
         }
         match &self.resolver {
             Some(r) => r(name).map_err(|e| {
@@ -296,8 +309,20 @@ impl ModelManager {
         unloaded || known
     }
 
+    pub fn store(&self) -> Option<&Arc<hearth_store::Store>> {
+        self.store.as_ref()
+    }
+
     /// Makes `dest` another name for the model `source`.
     pub fn copy(&self, source: &str, dest: &str) -> Result<(), ApiError> {
+        if let Some(store) = &self.store {
+            if store.get(source).ok().flatten().is_some() {
+                return store
+                    .copy(source, dest)
+                    .map(|_| ())
+                    .map_err(|e| ApiError::bad_request(e.to_string()));
+            }
+        }
         let path = self.locate(source)?;
         let dest = display_name(dest);
         if dest.is_empty() {
@@ -330,18 +355,36 @@ fn load_model(
     let n_ctx = d
         .n_ctx
         .unwrap_or_else(|| model.config.n_ctx_train.clamp(1, DEFAULT_CTX));
-    let c = &model.config;
-    let elem = match d.kv {
-        KvType::F16 => 2,
-        KvType::F32 => 4,
+    // The memory plan decides before anything large is allocated: a model
+    // that does not fit is refused with the numbers and the way out, and
+    // without --parallel the server takes as many sequences (up to the
+    // default) as fit.
+    let available =
+        hearth_plan::Available::probe().map_err(|e| fail("measuring free memory for", &e))?;
+    let plan_for = |parallel: usize| {
+        let opts = hearth_plan::Options {
+            ctx: hearth_plan::Ctx::Tokens(n_ctx),
+            parallel,
+            kv: d.kv,
+            n_ubatch: hearth_model::UBATCH,
+        };
+        hearth_plan::check(&name, model.file(), &opts, &available)
     };
-    let kv_bytes = (d.n_parallel * n_ctx * c.n_layer * 2 * c.n_kv_head * c.head_dim * elem) as u64;
-    let bytes = model.weight_bytes() + kv_bytes;
+    let mut plan = plan_for(d.n_parallel.unwrap_or(DEFAULT_PARALLEL));
+    if d.n_parallel.is_none() {
+        let mut p = DEFAULT_PARALLEL;
+        while plan.is_err() && p > 1 {
+            p -= 1;
+            plan = plan_for(p);
+        }
+    }
+    let plan = plan.map_err(|e| ApiError::internal(e.to_string()))?;
+    let bytes = plan.total;
     let engine = Engine::start(
         model.clone(),
         tokenizer.clone(),
         EngineConfig {
-            n_parallel: d.n_parallel,
+            n_parallel: plan.parallel,
             n_ctx,
             kv: d.kv,
             threads: d.threads,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
@@ -516,8 +517,30 @@ fn file_entry(name: &str, path: &Path) -> Option<Value> {
 
 pub async fn tags(State(st): State<AppState>) -> Json<Value> {
     let known = st.models.known();
+    let store = st.models.store().cloned();
     let models: Vec<Value> = tokio::task::spawn_blocking(move || {
-        known.iter().filter_map(|(n, p)| file_entry(n, p)).collect()
+        let mut out: Vec<Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        if let Some(store) = &store {
+            for m in store.list().unwrap_or_default() {
+                let path = store.blob_path(&m.sha256);
+                if let Some(mut e) = file_entry(&m.name, &path) {
+                    e["digest"] = json!(m.sha256);
+                    e["modified_at"] = json!(rfc3339(
+                        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(m.created)
+                    ));
+                    seen.insert(path);
+                    out.push(e);
+                }
+            }
+        }
+        out.extend(
+            known
+                .iter()
+                .filter(|(_, p)| !seen.contains(p))
+                .filter_map(|(n, p)| file_entry(n, p)),
+        );
+        out
     })
     .await
     .unwrap_or_default();
@@ -622,7 +645,17 @@ pub async fn delete(
     JsonBody(r): JsonBody<NameReq>,
 ) -> Result<Response, ApiError> {
     let name = r.get()?;
-    if st.models.forget(name).await {
+    let forgot = st.models.forget(name).await;
+    let removed = match st.models.store() {
+        Some(store) if store.get(name).ok().flatten().is_some() => {
+            store
+                .remove(name)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            true
+        }
+        _ => false,
+    };
+    if forgot || removed {
         Ok(StatusCode::OK.into_response())
     } else {
         Err(ApiError::model_not_found(name))
@@ -643,20 +676,79 @@ pub async fn copy(
     Ok(StatusCode::OK.into_response())
 }
 
+#[derive(Deserialize)]
+pub struct PullReq {
+    model: Option<String>,
+    name: Option<String>,
+    stream: Option<bool>,
+}
+
+/// Ollama's `/api/pull`: installs a model into the store (`hf.co/OWNER/REPO[:QUANT]`
+/// or a URL), streaming the store's progress as Ollama's NDJSON lines; with
+/// `stream: false`, one object when it is done. A client that goes away
+/// stops the download (the next pull resumes it).
 pub async fn pull(
     State(st): State<AppState>,
-    JsonBody(r): JsonBody<NameReq>,
+    JsonBody(r): JsonBody<PullReq>,
 ) -> Result<Response, ApiError> {
-    let name = r.get()?;
-    match st.models.locate(name) {
-        // Already here: what Ollama answers for an up-to-date model.
-        Ok(_) => Ok(Json(json!({ "status": "success" })).into_response()),
-        Err(_) => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "model '{}' is not here and this server cannot download models (no model store)",
-                display_name(name)
-            ),
-        )),
+    let name = r
+        .model
+        .or(r.name)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("model is required"))?;
+    let Some(store) = st.models.store().cloned() else {
+        return match st.models.locate(&name) {
+            Ok(_) => Ok(Json(json!({ "status": "success" })).into_response()),
+            Err(_) => Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "model '{}' is not here and this server has no model store to pull into",
+                    display_name(&name)
+                ),
+            )),
+        };
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = cancel.clone();
+    tokio::task::spawn_blocking(move || {
+        let opts = hearth_store::PullOptions::from_env();
+        let mut progress = |p: hearth_store::Progress| {
+            if tx.send(p.to_ollama_json()).is_err() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        if let Err(e) = hearth_store::pull(&store, &name, &opts, &mut progress, &stop) {
+            let status = match e {
+                hearth_store::StoreError::NotFound { .. }
+                | hearth_store::StoreError::NoGguf { .. }
+                | hearth_store::StoreError::NoSuchQuant { .. } => 404,
+                hearth_store::StoreError::Http { status, .. } => status,
+                hearth_store::StoreError::BadName { .. } => 400,
+                _ => 500,
+            };
+            let _ = tx.send(json!({ "error": e.to_string(), "code": status }));
+        }
+    });
+    if r.stream == Some(false) {
+        let mut last = json!({});
+        while let Some(v) = rx.recv().await {
+            last = v;
+        }
+        drop(cancel);
+        if let Some(msg) = last.get("error").and_then(Value::as_str) {
+            let code = last["code"].as_u64().unwrap_or(500) as u16;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(ApiError::new(status, msg.to_string()));
+        }
+        return Ok(Json(last).into_response());
     }
+    let s = futures_util::stream::unfold(rx, |mut rx| async move {
+        let mut v = rx.recv().await?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("code");
+        }
+        Some((line(&v), rx))
+    });
+    Ok(ndjson(Body::from_stream(s), 0))
 }

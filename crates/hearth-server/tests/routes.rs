@@ -27,7 +27,7 @@ fn synth_file(dir: &tempfile::TempDir) -> PathBuf {
 fn config() -> ServerConfig {
     ServerConfig {
         engine: EngineDefaults {
-            n_parallel: 2,
+            n_parallel: Some(2),
             n_ctx: Some(128),
             kv: KvType::F32,
             threads: 1,
@@ -604,7 +604,7 @@ async fn over_context_is_400_unless_truncated() {
 async fn queue_full_is_503_with_retry_after() {
     let cfg = ServerConfig {
         engine: EngineDefaults {
-            n_parallel: 1,
+            n_parallel: Some(1),
             max_queue: 0,
             ..config().engine
         },

@@ -8,6 +8,9 @@
 
 use std::path::PathBuf;
 
+pub mod hub;
+pub mod netns;
+
 /// The real models the golden data was made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RealModel {

@@ -457,12 +457,9 @@ impl Common<'_> {
 
 pub fn main(a: BenchArgs) -> Result<()> {
     let cfg = Config::from_args(a)?;
-    if !cfg.model.exists() {
-        bail!("model file {} does not exist", cfg.model.display());
-    }
+    let path = crate::common::model_path(&cfg.model)?;
     let t0 = Instant::now();
-    let model =
-        Model::load(&cfg.model).with_context(|| format!("loading {}", cfg.model.display()))?;
+    let model = Model::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let load_time = t0.elapsed();
     let n_ctx = cfg.n_ctx(&model)?;
     let info = ModelInfo::of(&model, &cfg.model);

@@ -1,7 +1,15 @@
 pub mod bench;
+pub mod cp;
+pub mod import;
+pub mod list;
 pub mod perplexity;
 pub mod plan;
+pub mod ps;
+pub mod pull;
+pub mod rm;
 pub mod run;
 pub mod serve;
 pub mod show;
+mod store_fmt;
 pub mod tokenize;
+pub mod verify;

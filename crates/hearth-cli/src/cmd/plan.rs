@@ -14,7 +14,8 @@ use crate::common::DEFAULT_CTX;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// Path to a .gguf model file.
+    /// A .gguf file, a model in the store, or `hf.co/OWNER/REPO` (then every
+    /// quantization the repository has is planned, before downloading).
     pub model: PathBuf,
     /// Context size in tokens, or `auto` (the largest that fits, up to the
     /// trained length); default: the trained length capped at 4096, as `run`.
@@ -32,11 +33,11 @@ pub struct PlanArgs {
 }
 
 pub fn main(a: PlanArgs) -> Result<()> {
-    if !a.model.exists() {
-        bail!("model file {} does not exist", a.model.display());
+    if let Some(r) = a.model.to_str().and_then(hearth_store::name::parse_hf) {
+        return plan_hub_repo(&a, &r);
     }
-    let file =
-        GgufFile::open(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let path = crate::common::model_path(&a.model)?;
+    let file = GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?;
     let ctx = match a.ctx {
         Some(c) => c,
         None => {
@@ -64,6 +65,53 @@ pub fn main(a: PlanArgs) -> Result<()> {
     }
     if !plan.fits {
         bail!("{}", DoesNotFit { plan });
+    }
+    Ok(())
+}
+
+/// Header bytes fetched to plan a hub repository: enough for most models'
+/// metadata (Gemma 3's, with its 262k-token vocabulary, is 6.2 MiB); a
+/// longer header is fetched again at the size it needs.
+const HEADER_PREFIX: u64 = 8 << 20;
+const MAX_HEADER_PREFIX: u64 = 256 << 20;
+
+/// Plans every quantization of a hub repository from its file listing and
+/// one file's header, fetched with a Range request.
+fn plan_hub_repo(a: &PlanArgs, r: &hearth_store::HfRef) -> Result<()> {
+    let hub = hearth_store::HubConfig::from_env();
+    let files = hearth_store::hub_gguf_files(&hub, &r.owner, &r.repo)?;
+    let Some((first, first_len)) = files
+        .iter()
+        .find(|(p, _)| !p.to_ascii_lowercase().contains("mmproj"))
+        .cloned()
+    else {
+        bail!("hf.co/{}/{} has no GGUF model files", r.owner, r.repo);
+    };
+    let mut want = HEADER_PREFIX.min(first_len);
+    let header = loop {
+        let bytes = hearth_store::hub_file_prefix(&hub, &r.owner, &r.repo, &first, want)?;
+        match GgufFile::from_prefix(bytes, first_len) {
+            Ok(h) => break h,
+            Err(hearth_gguf::GgufError::PrefixTooShort { needed, .. })
+                if needed > want && needed <= MAX_HEADER_PREFIX.min(first_len) =>
+            {
+                want = needed;
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading the header of {first}")),
+        }
+    };
+    let opts = Options {
+        ctx: a.ctx.unwrap_or(Ctx::Auto),
+        parallel: a.parallel,
+        kv: a.kv_type,
+        n_ubatch: UBATCH,
+    };
+    let fits = hearth_plan::plan_repo(&header, &files, &opts, &Available::probe()?)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&fits)?);
+    } else {
+        println!("hf.co/{}/{}:", r.owner, r.repo);
+        print!("{}", hearth_plan::repo_table(&fits));
     }
     Ok(())
 }

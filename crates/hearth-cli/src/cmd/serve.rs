@@ -17,11 +17,12 @@ pub struct ServeArgs {
     /// Address to listen on [env: HEARTH_HOST] (default 127.0.0.1:11434).
     #[arg(long)]
     pub host: Option<String>,
-    /// Sequences generated at once per model.
-    #[arg(long, default_value_t = 4)]
-    pub parallel: usize,
+    /// Sequences generated at once per model (default: 4, or fewer when the
+    /// memory plan says 4 do not fit).
+    #[arg(long)]
+    pub parallel: Option<usize>,
     /// Requests that may wait for a free sequence; beyond it the server answers 503.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 512)]
     pub max_queue: usize,
     /// Context per sequence in tokens (default: the model's, capped at 4096).
     #[arg(long = "ctx", short = 'c')]
@@ -85,7 +86,7 @@ fn parse_host(s: &str) -> Result<SocketAddr> {
 pub fn main(a: ServeArgs) -> Result<()> {
     let host = a.host.clone().or_else(|| env("HEARTH_HOST"));
     let addr = parse_host(host.as_deref().unwrap_or("127.0.0.1:11434"))?;
-    if a.parallel == 0 {
+    if a.parallel == Some(0) {
         bail!("--parallel must be at least 1");
     }
     if a.max_body < 1024 {
@@ -129,6 +130,7 @@ pub fn main(a: ServeArgs) -> Result<()> {
         extra_origins,
         memory_budget: memory_budget(),
         resolver: None,
+        store: Some(std::sync::Arc::new(hearth_store::Store::open_default())),
     };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,7 +1,7 @@
-//! `hearth show MODEL`: what a model file holds.
+//! `hearth show MODEL`: what a model holds (MODEL is a file or a store name).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::Result;
 use clap::Args;
@@ -9,14 +9,19 @@ use hearth_gguf::GgufFile;
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
-    pub model: PathBuf,
+    /// A GGUF file or a store name (`hearth list`).
+    pub model: String,
+    /// Also print every metadata key.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Also list every tensor.
     #[arg(long)]
     pub tensors: bool,
 }
 
 pub fn main(a: ShowArgs) -> Result<()> {
-    let f = GgufFile::open(&a.model)?;
+    let path = crate::common::model_path(Path::new(&a.model))?;
+    let f = GgufFile::open(&path)?;
     let arch = f.architecture().unwrap_or("?");
     let n_params: u64 = f.tensors().iter().map(|t| t.n_elements()).sum();
     let bytes: u64 = f.tensors().iter().map(|t| t.size).sum();
@@ -59,10 +64,30 @@ pub fn main(a: ShowArgs) -> Result<()> {
         .collect();
     println!("    tensor types        {}", types.join(", "));
     println!("    GGUF version        {}", f.version);
-    println!();
-    println!("  Metadata");
-    for (k, v) in f.metadata() {
-        println!("    {k:<44} {}", v.display_short(8));
+    // The manifest's hash for a store name; a file is hashed now.
+    let sha = match hearth_store::Store::open_default().get(&a.model) {
+        Ok(Some(m)) if !Path::new(&a.model).exists() => m.sha256,
+        _ => hearth_store::hash_file(&path)?.0,
+    };
+    println!("    sha256              {sha}");
+    if let Some(l) = f.get("general.license").and_then(|v| v.as_str()) {
+        println!();
+        println!("  License");
+        println!("    {l}");
+    }
+    if let Some(t) = f.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+        println!();
+        println!("  Template");
+        for line in t.lines() {
+            println!("    {line}");
+        }
+    }
+    if a.verbose {
+        println!();
+        println!("  Metadata");
+        for (k, v) in f.metadata() {
+            println!("    {k:<44} {}", v.display_short(8));
+        }
     }
     if a.tensors {
         println!();

@@ -21,7 +21,7 @@ pub struct TokenizeArgs {
 }
 
 pub fn main(a: TokenizeArgs) -> Result<()> {
-    let gguf = hearth_gguf::GgufFile::open(&a.model)?;
+    let gguf = hearth_gguf::GgufFile::open(crate::common::model_path(&a.model)?)?;
     let tok = hearth_tokenizer::Tokenizer::from_gguf(&gguf)?;
     let ids = tok.encode(&a.text, !a.no_bos, !a.no_parse_special);
     if a.ids {
