@@ -290,7 +290,7 @@ fn bad_tool_input_is_an_error() {
     let t = json!({"type": "function", "function": {"name": "f"}});
     assert!(tool_call_schema(&[], &ToolChoice::Auto).is_err());
     assert!(tool_call_schema(&[t.clone(), t.clone()], &ToolChoice::Auto).is_err());
-    assert!(tool_call_schema(&[t.clone()], &ToolChoice::Function("g".into())).is_err());
+    assert!(tool_call_schema(std::slice::from_ref(&t), &ToolChoice::Function("g".into())).is_err());
     for bad in [
         json!({"type": "retrieval"}),
         json!({"type": "function"}),

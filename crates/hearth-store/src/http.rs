@@ -405,6 +405,37 @@ fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
     Some((start, full))
 }
 
+/// The GGUF files of a hub repository with their sizes, read from the
+/// listing alone (nothing is downloaded), for planning before a pull.
+pub fn hub_gguf_files(cfg: &HubConfig, owner: &str, repo: &str) -> Result<Vec<(String, u64)>> {
+    if cfg.offline {
+        return Err(StoreError::Offline(format!("hf.co/{owner}/{repo}")));
+    }
+    let client = Client::new(cfg);
+    let files = client.list_repo(&cfg.endpoint, owner, repo)?;
+    Ok(files
+        .into_iter()
+        .filter(|f| f.path.to_ascii_lowercase().ends_with(".gguf"))
+        .map(|f| (f.path, f.size))
+        .collect())
+}
+
+/// The first `n` bytes of a file of a hub repository (a Range request):
+/// enough to read a GGUF header without downloading the weights.
+pub fn hub_file_prefix(
+    cfg: &HubConfig,
+    owner: &str,
+    repo: &str,
+    path: &str,
+    n: u64,
+) -> Result<Vec<u8>> {
+    if cfg.offline {
+        return Err(StoreError::Offline(format!("hf.co/{owner}/{repo}")));
+    }
+    let url = format!("{}/{owner}/{repo}/resolve/main/{path}", cfg.endpoint);
+    Client::new(cfg).prefix(&url, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,35 +477,4 @@ mod tests {
         assert_eq!(parse_content_range("items 0-1/2"), None);
         assert_eq!(parse_content_range("bytes x-1/2"), None);
     }
-}
-
-/// The GGUF files of a hub repository with their sizes, read from the
-/// listing alone (nothing is downloaded), for planning before a pull.
-pub fn hub_gguf_files(cfg: &HubConfig, owner: &str, repo: &str) -> Result<Vec<(String, u64)>> {
-    if cfg.offline {
-        return Err(StoreError::Offline(format!("hf.co/{owner}/{repo}")));
-    }
-    let client = Client::new(cfg);
-    let files = client.list_repo(&cfg.endpoint, owner, repo)?;
-    Ok(files
-        .into_iter()
-        .filter(|f| f.path.to_ascii_lowercase().ends_with(".gguf"))
-        .map(|f| (f.path, f.size))
-        .collect())
-}
-
-/// The first `n` bytes of a file of a hub repository (a Range request):
-/// enough to read a GGUF header without downloading the weights.
-pub fn hub_file_prefix(
-    cfg: &HubConfig,
-    owner: &str,
-    repo: &str,
-    path: &str,
-    n: u64,
-) -> Result<Vec<u8>> {
-    if cfg.offline {
-        return Err(StoreError::Offline(format!("hf.co/{owner}/{repo}")));
-    }
-    let url = format!("{}/{owner}/{repo}/resolve/main/{path}", cfg.endpoint);
-    Client::new(cfg).prefix(&url, n)
 }
