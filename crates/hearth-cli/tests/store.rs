@@ -567,3 +567,113 @@ wait $srv || true
         );
     }
 }
+
+/// One HTTP/1.1 request to `addr`; the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn serve_pulls_lists_copies_and_deletes_through_the_store() {
+    let hub = FakeHub::start();
+    let data = synth(8, 64);
+    hub.add("acme/Served-GGUF", "served-Q8_0.gguf", data.clone());
+    let store = temp_dir("serve-store");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut srv = hearth_cmd(
+        &store,
+        &hub.endpoint(),
+        &["serve", "--host", &addr, "--ctx", "128"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("serve");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/pull",
+        r#"{"model": "hf.co/acme/Served-GGUF:Q8_0"}"#,
+    );
+    assert_eq!(s, 200, "{body}");
+    let short = &sha256_hex(&data)[..12];
+    for step in [
+        "pulling manifest",
+        &format!("pulling {short}"),
+        "verifying sha256 digest",
+        "success",
+    ] {
+        assert!(body.contains(step), "{step:?} not in {body}");
+    }
+    let (s, tags) = http(&addr, "GET", "/api/tags", "");
+    assert_eq!(s, 200);
+    assert!(tags.contains("hf.co/acme/served-gguf:q8_0"), "{tags}");
+    assert!(
+        tags.contains(&sha256_hex(&data)),
+        "the digest is the sha256: {tags}"
+    );
+    // Generate with it by its store name.
+    let (s, g) = http(
+        &addr,
+        "POST",
+        "/api/generate",
+        r#"{"model": "hf.co/acme/served-gguf:q8_0", "prompt": "hello", "raw": true, "stream": false, "options": {"num_predict": 3}}"#,
+    );
+    assert_eq!(s, 200, "{g}");
+    let (s, _) = http(
+        &addr,
+        "POST",
+        "/api/copy",
+        r#"{"source": "hf.co/acme/served-gguf:q8_0", "destination": "mine"}"#,
+    );
+    assert_eq!(s, 200);
+    assert!(out(&hearth(&store, "", &["list"])).contains("mine:latest"));
+    let (s, _) = http(&addr, "DELETE", "/api/delete", r#"{"model": "mine"}"#);
+    assert_eq!(s, 200);
+    let l = out(&hearth(&store, "", &["list"]));
+    assert!(
+        !l.contains("mine:latest") && l.contains("served-gguf"),
+        "{l}"
+    );
+    let (s, e) = http(
+        &addr,
+        "POST",
+        "/api/pull",
+        r#"{"model": "hf.co/acme/Nothing-GGUF", "stream": false}"#,
+    );
+    assert_eq!(s, 404, "{e}");
+    assert!(e.contains("error"), "{e}");
+    let _ = srv.kill();
+    let _ = srv.wait();
+}
