@@ -348,7 +348,12 @@ impl Worker {
             }
             self.admit();
             self.drop_cancelled();
-            self.step();
+            // A bug that panics inside one step fails the sequences in it,
+            // not the engine: their caches are dropped and serving goes on.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            if stepped.is_err() {
+                self.fail_active("internal error while generating (the request was stopped)");
+            }
         }
         for slot in &mut self.slots {
             if let Some(seq) = slot.seq.take() {
@@ -360,6 +365,17 @@ impl Worker {
         }
         self.counters.active.store(0, Ordering::Relaxed);
         self.counters.queued.store(0, Ordering::Relaxed);
+    }
+
+    /// Ends every sequence in a slot with an error and clears its cache.
+    fn fail_active(&mut self, why: &str) {
+        for slot in &mut self.slots {
+            if let Some(seq) = slot.seq.take() {
+                let _ = seq.tx.send(Event::Error(why.to_string()));
+                self.counters.active.fetch_sub(1, Ordering::SeqCst);
+            }
+            slot.state.clear();
+        }
     }
 
     fn command(&mut self, c: Cmd) {

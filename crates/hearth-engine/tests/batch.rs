@@ -428,3 +428,49 @@ fn real_model_batched_greedy_matches_alone() {
     // does; a near-tie may flip, but not in most prompts.
     assert!(same >= 3, "{same}/4 identical");
 }
+
+/// A constraint with a bug: it panics on its third token.
+struct Buggy(usize);
+
+impl Constraint for Buggy {
+    fn mask(&mut self, _logits: &mut [f32]) {
+        assert!(self.0 < 2, "a bug in a constraint");
+    }
+    fn accept(&mut self, _token: u32) {
+        self.0 += 1;
+    }
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_panic_inside_a_step_fails_that_request_and_the_engine_goes_on() {
+    let (model, tok) = synth(Arch::Llama);
+    let engine = Engine::start(model, tok.clone(), cfg(2, 4)).expect("engine");
+    let p = tok.encode("hello world", true, false);
+    let (_, last) = collect(
+        engine
+            .submit(GenRequest {
+                prompt: p.clone(),
+                params: greedy(10),
+                constraint: Some(Box::new(Buggy(0))),
+            })
+            .expect("submit"),
+    );
+    assert!(
+        matches!(last, Event::Error(ref e) if e.contains("internal error")),
+        "{last:?}"
+    );
+    assert_eq!(engine.metrics().active, 0);
+    let (_, last) = collect(
+        engine
+            .submit(GenRequest {
+                prompt: p,
+                params: greedy(3),
+                constraint: None,
+            })
+            .expect("submit"),
+    );
+    assert!(matches!(last, Event::Done { .. }), "{last:?}");
+}
