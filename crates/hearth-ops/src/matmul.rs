@@ -7,7 +7,9 @@
 //! W are split across the pool's threads; the columns are walked in blocks so
 //! that a block of activations stays in cache while a thread's rows stream.
 
-use hearth_quant::{vec_dot_type, ActPanels, GgmlType, Kernels, PANEL_COLS, TILE_ROWS};
+use hearth_quant::{
+    vec_dot_type, ActPanels, GgmlType, Kernels, PANEL_COLS, PANEL_GROUP, TILE_ROWS,
+};
 
 use crate::pool::{split, Disjoint, ThreadPool};
 
@@ -223,7 +225,7 @@ fn panel_matmul(
         if rows.is_empty() {
             return;
         }
-        let mut tile = [0f32; TILE_ROWS * PANEL_COLS];
+        let mut tile = [0f32; TILE_ROWS * PANEL_COLS * PANEL_GROUP];
         const BLOCK_PANELS: usize = COL_BLOCK / PANEL_COLS;
         for p0 in (0..panels.panels()).step_by(BLOCK_PANELS) {
             let p1 = (p0 + BLOCK_PANELS).min(panels.panels());
@@ -244,18 +246,20 @@ fn panel_matmul(
                     for (r, wr) in w_rows.iter_mut().zip(chunk.chunks_exact(wrb)) {
                         *r = wr;
                     }
-                    for p in p0..p1 {
-                        let t = &mut tile[..nr * PANEL_COLS];
-                        kernels.vec_dot_panel(w.ty, &w_rows[..nr], panels, p, t);
-                        let c0 = p * PANEL_COLS;
-                        for c in 0..PANEL_COLS.min(m - c0) {
+                    for q0 in (p0..p1).step_by(PANEL_GROUP) {
+                        let q1 = (q0 + PANEL_GROUP).min(p1);
+                        let cw = (q1 - q0) * PANEL_COLS;
+                        let t = &mut tile[..nr * cw];
+                        kernels.vec_dot_panel(w.ty, &w_rows[..nr], panels, q0..q1, t);
+                        let c0 = q0 * PANEL_COLS;
+                        for c in 0..cw.min(m - c0) {
                             let o = (c0 + c) * n + i0;
                             // SAFETY: rows lo..hi of output `wi` belong to
                             // this task alone, in every column.
                             #[allow(unsafe_code)]
                             let d = unsafe { out.part(o..o + nr) };
                             for (r, d) in d.iter_mut().enumerate() {
-                                *d = t[r * PANEL_COLS + c];
+                                *d = t[r * cw + c];
                             }
                         }
                     }

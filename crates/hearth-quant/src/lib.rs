@@ -63,7 +63,7 @@ mod scalar;
 mod x86_64;
 
 pub use hearth_gguf::GgmlType;
-pub use panel::{ActPanels, PANEL_BLOCK_BYTES, PANEL_COLS};
+pub use panel::{ActPanels, PANEL_BLOCK_BYTES, PANEL_COLS, PANEL_GROUP};
 pub use scalar::float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use scalar::legacy::quantize_q8_x86;
 
@@ -207,10 +207,11 @@ pub(crate) type MultiDotFn = fn(n: usize, w: &[u8], a: &[&[u8]], out: &mut [f32]
 /// `out[r * a.len() + c] = vec_dot(w[r], a[c])` (lengths checked by
 /// [`Kernels::vec_dot_tile`]).
 pub(crate) type TileDotFn = fn(n: usize, w: &[&[u8]], a: &[&[u8]], out: &mut [f32]);
-/// A panel kernel: `w.len()` weight rows (`1 ..= TILE_ROWS`) · one
-/// activation panel (see [`ActPanels`]) into `out[r * PANEL_COLS + c]`
-/// (lengths checked by [`Kernels::vec_dot_panel`]).
-pub(crate) type PanelDotFn = fn(w: &[&[u8]], panel: &[u8], out: &mut [f32]);
+/// A panel kernel: `w.len()` weight rows (`1 ..= TILE_ROWS`) · `p.len()`
+/// activation panels (`1 ..= PANEL_GROUP`, see [`ActPanels`]) into
+/// `out[r * p.len() * PANEL_COLS + j * PANEL_COLS + c]` (lengths checked by
+/// [`Kernels::vec_dot_panel`]).
+pub(crate) type PanelDotFn = fn(w: &[&[u8]], p: &[&[u8]], out: &mut [f32]);
 /// A row quantizer (lengths checked by the caller).
 pub(crate) type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// A row dequantizer (lengths checked by the caller).
@@ -505,10 +506,13 @@ impl Kernels {
         panel::panel_weight_type(w_ty) && dot_slot(w_ty).is_some_and(|s| self.panel[s].is_some())
     }
 
-    /// Dots up to [`TILE_ROWS`] weight rows with panel `p` of `acts`
-    /// (activation rows `PANEL_COLS·p ..` of the product):
-    /// `out[r * PANEL_COLS + c] = vec_dot(w_ty, n, w_rows[r], a_rows[PANEL_COLS·p + c])`,
-    /// 0 for the columns past the last activation row.
+    /// Dots up to [`TILE_ROWS`] weight rows with up to [`PANEL_GROUP`]
+    /// consecutive panels `panels` of `acts` (activation rows
+    /// `PANEL_COLS·panels.start .. PANEL_COLS·panels.end` of the product):
+    /// with `C = panels.len() · PANEL_COLS`,
+    /// `out[r * C + c] = vec_dot(w_ty, n, w_rows[r], a_rows[PANEL_COLS·panels.start + c])`,
+    /// 0 for the columns past the last activation row. Each weight block is
+    /// unpacked once for all the panels.
     ///
     /// `w_ty` is Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 and `acts` holds rows of
     /// [`vec_dot_type`]`(w_ty)` of the weight rows' length. The activations
@@ -538,7 +542,7 @@ impl Kernels {
     /// panels.pack(GgmlType::Q8_1, n, &a_rows).unwrap();
     /// let mut out = [0.0f32; PANEL_COLS];
     /// let k = kernels();
-    /// k.vec_dot_panel(GgmlType::Q4_1, &[&w], &panels, 0, &mut out);
+    /// k.vec_dot_panel(GgmlType::Q4_1, &[&w], &panels, 0..1, &mut out);
     /// for (o, a) in out.iter().zip(&a_rows) {
     ///     assert!((o - k.vec_dot(GgmlType::Q4_1, n, &w, a)).abs() <= 1e-3);
     /// }
@@ -550,20 +554,21 @@ impl Kernels {
         w_ty: GgmlType,
         w_rows: &[&[u8]],
         acts: &ActPanels,
-        p: usize,
+        panels: std::ops::Range<usize>,
         out: &mut [f32],
     ) {
         let slot = dot_slot(w_ty).filter(|_| panel::panel_weight_type(w_ty));
         let wrb = acts.blocks() * w_ty.block_bytes();
         let ok = slot.is_some()
             && acts.ty() == vec_dot_type(w_ty)
-            && p < acts.panels()
+            && panels.end <= acts.panels()
+            && (1..=PANEL_GROUP).contains(&panels.len())
             && (1..=TILE_ROWS).contains(&w_rows.len())
-            && out.len() == w_rows.len() * PANEL_COLS
+            && out.len() == w_rows.len() * panels.len() * PANEL_COLS
             && w_rows.iter().all(|w| w.len() == wrb);
         debug_assert!(
             ok,
-            "vec_dot_panel: {w_ty} rows (bytes {:?}) with {:?} panel {p} of {} \
+            "vec_dot_panel: {w_ty} rows (bytes {:?}) with {:?} panels {panels:?} of {} \
              ({} blocks), {} outputs",
             w_rows.iter().map(|w| w.len()).collect::<Vec<_>>(),
             acts.ty(),
@@ -575,10 +580,14 @@ impl Kernels {
             out.fill(f32::NAN);
             return;
         };
-        let panel = acts.panel(p);
+        let mut ps: [&[u8]; PANEL_GROUP] = [&[]; PANEL_GROUP];
+        for (d, p) in ps.iter_mut().zip(panels.clone()) {
+            *d = acts.panel(p);
+        }
+        let ps = &ps[..panels.len()];
         match self.panel[slot] {
-            Some(f) => f(w_rows, panel, out),
-            None => panel::panel_dot_ref(w_ty, w_rows, panel, out),
+            Some(f) => f(w_rows, ps, out),
+            None => panel::panel_dot_ref(w_ty, w_rows, ps, out),
         }
     }
 

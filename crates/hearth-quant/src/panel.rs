@@ -28,6 +28,9 @@ use crate::{row_bytes, GgmlType, QuantError};
 /// Activation rows per panel.
 pub const PANEL_COLS: usize = 4;
 
+/// Panels one [`crate::Kernels::vec_dot_panel`] call takes at most.
+pub const PANEL_GROUP: usize = 2;
+
 /// Bytes of one 32-element block of a panel.
 pub const PANEL_BLOCK_BYTES: usize = 192;
 
@@ -200,33 +203,42 @@ pub(crate) fn panel_weight_type(ty: GgmlType) -> bool {
 }
 
 /// The scalar reference of a panel kernel: `w.len()` weight rows of `ty`
-/// (lengths checked by the caller) · one panel, into `out[r * PANEL_COLS +
-/// c]`. Per block: `dx·dy · Σ q·y` plus `mx·s` for the formats with a min,
-/// as ggml's generic dot products.
-pub(crate) fn panel_dot_ref(ty: GgmlType, w: &[&[u8]], panel: &[u8], out: &mut [f32]) {
+/// (lengths checked by the caller) · `panels.len()` panels, into
+/// `out[r * panels.len() * PANEL_COLS + j * PANEL_COLS + c]`.
+pub(crate) fn panel_dot_ref(ty: GgmlType, w: &[&[u8]], panels: &[&[u8]], out: &mut [f32]) {
+    let np = panels.len();
+    for (row, o) in w.iter().zip(out.chunks_exact_mut(np * PANEL_COLS)) {
+        for (panel, o) in panels.iter().zip(o.chunks_exact_mut(PANEL_COLS)) {
+            panel_row_ref(ty, row, panel, o);
+        }
+    }
+}
+
+/// One weight row · one panel into `o` (`PANEL_COLS` results). Per block:
+/// `dx·dy · Σ q·y` plus `mx·s` for the formats with a min, as ggml's
+/// generic dot products.
+fn panel_row_ref(ty: GgmlType, row: &[u8], panel: &[u8], o: &mut [f32]) {
     let wb = ty.block_bytes();
-    for (row, o) in w.iter().zip(out.chunks_exact_mut(PANEL_COLS)) {
-        o.fill(0.0);
-        for (x, p) in row
-            .chunks_exact(wb)
-            .zip(panel.chunks_exact(PANEL_BLOCK_BYTES))
-        {
-            let (q, dx, mx) = weight_block(ty, x);
-            for (c, o) in o.iter_mut().enumerate() {
-                let y = |j: usize| {
-                    let (k, half) = ((j % 16) / 4, if j < 16 { 0 } else { 16 });
-                    i32::from(p[32 * k + half + 4 * c + j % 4] as i8)
-                };
-                let s: i32 = (0..QK).map(|j| q[j] * y(j)).sum();
-                let f = |off: usize| {
-                    let b = &p[off + 4 * c..off + 4 * c + 4];
-                    [b[0], b[1], b[2], b[3]]
-                };
-                let dy = f32::from_le_bytes(f(D_OFF));
-                *o += s as f32 * (dx * dy);
-                if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
-                    *o += mx * f32::from_le_bytes(f(S_OFF));
-                }
+    o.fill(0.0);
+    for (x, p) in row
+        .chunks_exact(wb)
+        .zip(panel.chunks_exact(PANEL_BLOCK_BYTES))
+    {
+        let (q, dx, mx) = weight_block(ty, x);
+        for (c, o) in o.iter_mut().enumerate() {
+            let y = |j: usize| {
+                let (k, half) = ((j % 16) / 4, if j < 16 { 0 } else { 16 });
+                i32::from(p[32 * k + half + 4 * c + j % 4] as i8)
+            };
+            let s: i32 = (0..QK).map(|j| q[j] * y(j)).sum();
+            let f = |off: usize| {
+                let b = &p[off + 4 * c..off + 4 * c + 4];
+                [b[0], b[1], b[2], b[3]]
+            };
+            let dy = f32::from_le_bytes(f(D_OFF));
+            *o += s as f32 * (dx * dy);
+            if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                *o += mx * f32::from_le_bytes(f(S_OFF));
             }
         }
     }

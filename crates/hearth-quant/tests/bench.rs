@@ -271,7 +271,9 @@ fn vec_dot_tile_avx512_vs_avx2() {
 #[test]
 #[ignore]
 fn tile_vs_panel_speed() {
-    use hearth_quant::{kernels, ActPanels, GgmlType, PANEL_COLS, TILE_COLS, TILE_ROWS};
+    use hearth_quant::{
+        kernels, ActPanels, GgmlType, PANEL_COLS, PANEL_GROUP, TILE_COLS, TILE_ROWS,
+    };
     let k = kernels();
     let n = 576;
     let mut rng = Rng::new(9);
@@ -286,7 +288,7 @@ fn tile_vs_panel_speed() {
                     .map(|_| quantize(at, &random_row(&mut rng, n, 1.0)))
                     .collect();
                 let a: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
-                let mut out = vec![0f32; TILE_ROWS * m.max(PANEL_COLS)];
+                let mut out = vec![0f32; TILE_ROWS * m.max(PANEL_COLS * PANEL_GROUP)];
                 let iters = (1 << 20) / rows;
                 let tile = time_ns(iters, || {
                     for ws in w.chunks_exact(TILE_ROWS * wrb) {
@@ -302,8 +304,10 @@ fn tile_vs_panel_speed() {
                     p.pack(at, n, &a).unwrap();
                     for ws in w.chunks_exact(TILE_ROWS * wrb) {
                         let wr: Vec<&[u8]> = ws.chunks_exact(wrb).collect();
-                        for i in 0..p.panels() {
-                            k.vec_dot_panel(ty, &wr, &p, i, &mut out[..TILE_ROWS * PANEL_COLS]);
+                        for i in (0..p.panels()).step_by(PANEL_GROUP) {
+                            let j = (i + PANEL_GROUP).min(p.panels());
+                            let o = &mut out[..TILE_ROWS * PANEL_COLS * (j - i)];
+                            k.vec_dot_panel(ty, &wr, &p, i..j, o);
                         }
                     }
                     black_box(&out);

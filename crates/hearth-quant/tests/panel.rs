@@ -11,7 +11,7 @@ mod common;
 use common::{abs_dot, dequantize, quantize, random_blocks, random_row, Rng};
 use hearth_quant::{
     avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, ActPanels, GgmlType,
-    Kernels, QuantError, PANEL_COLS, TILE_ROWS,
+    Kernels, QuantError, PANEL_COLS, PANEL_GROUP, TILE_ROWS,
 };
 
 const PANEL_TYPES: [GgmlType; 5] = [
@@ -39,29 +39,33 @@ fn check(k: &Kernels, ty: GgmlType, n: usize, ws: &[Vec<u8>], cols: &[Vec<u8>], 
     panels.pack(at, n, &a_rows).unwrap();
     assert_eq!(panels.panels(), a_rows.len().div_ceil(PANEL_COLS));
     assert_eq!(panels.cols(), a_rows.len());
-    for p in 0..panels.panels() {
-        let mut got = vec![f32::NAN; w_rows.len() * PANEL_COLS];
-        k.vec_dot_panel(ty, &w_rows, &panels, p, &mut got);
-        for (r, w) in w_rows.iter().enumerate() {
-            let wd = dequantize(ty, w, n);
-            for c in 0..PANEL_COLS {
-                let v = got[r * PANEL_COLS + c];
-                let Some(a) = a_rows.get(p * PANEL_COLS + c) else {
-                    assert_eq!(v, 0.0, "{:?} {ty} padded column {c} of panel {p}", k.isa);
-                    continue;
-                };
-                let want = scalar_kernels().vec_dot(ty, n, w, a);
-                if v == want || (v.is_nan() && want.is_nan()) {
-                    continue;
+    for p0 in 0..panels.panels() {
+        for np in (1..=PANEL_GROUP).filter(|np| p0 + np <= panels.panels()) {
+            let cw = np * PANEL_COLS;
+            let mut got = vec![f32::NAN; w_rows.len() * cw];
+            k.vec_dot_panel(ty, &w_rows, &panels, p0..p0 + np, &mut got);
+            for (r, w) in w_rows.iter().enumerate() {
+                let wd = dequantize(ty, w, n);
+                for c in 0..cw {
+                    let v = got[r * cw + c];
+                    let col = p0 * PANEL_COLS + c;
+                    let Some(a) = a_rows.get(col) else {
+                        assert_eq!(v, 0.0, "{:?} {ty} padded column {col}", k.isa);
+                        continue;
+                    };
+                    let want = scalar_kernels().vec_dot(ty, n, w, a);
+                    if v == want || (v.is_nan() && want.is_nan()) {
+                        continue;
+                    }
+                    let scale = abs_dot(&wd, &dequantize(at, a, n));
+                    let err = f64::from((v - want).abs());
+                    assert!(
+                        err <= 1e-5 * scale + 1e-30,
+                        "{:?} {ty} n={n} {what}, row {r} col {col} (panels {p0}+{np}): panel \
+                         {v} scalar {want} (|diff| {err:e}, Σ|w·a| {scale:e})",
+                        k.isa,
+                    );
                 }
-                let scale = abs_dot(&wd, &dequantize(at, a, n));
-                let err = f64::from((v - want).abs());
-                assert!(
-                    err <= 1e-5 * scale + 1e-30,
-                    "{:?} {ty} n={n} {what}, row {r} col {c} of panel {p}: panel {v} scalar \
-                     {want} (|diff| {err:e}, Σ|w·a| {scale:e})",
-                    k.isa,
-                );
             }
         }
     }
@@ -145,23 +149,25 @@ fn bad_panel_calls_give_nan() {
     p.pack(GgmlType::Q8_1, n, &[&a[..]]).unwrap();
     for k in tiers() {
         let mut out = [0.0f32; 2 * PANEL_COLS];
-        let mut bad = |ty: GgmlType, rows: &[&[u8]], panel: usize, len: usize| {
+        let mut bad = |ty: GgmlType, rows: &[&[u8]], panels: std::ops::Range<usize>, len: usize| {
             out.fill(0.0);
-            k.vec_dot_panel(ty, rows, &p, panel, &mut out[..len]);
+            k.vec_dot_panel(ty, rows, &p, panels, &mut out[..len]);
             assert!(out[..len].iter().all(|v| v.is_nan()), "{:?} {ty}", k.isa);
         };
-        bad(GgmlType::Q4_0, &[&w[..]], 0, PANEL_COLS); // panel holds Q8_1, not Q8_0
-        bad(GgmlType::Q4K, &[&w[..]], 0, PANEL_COLS); // no panel kernel
-        bad(GgmlType::Q4_1, &[&w[1..]], 0, PANEL_COLS); // short row
-        bad(GgmlType::Q4_1, &[&w[..]], 1, PANEL_COLS); // no such panel
-        bad(GgmlType::Q4_1, &[&w[..]], 0, 2 * PANEL_COLS); // output length
-        bad(GgmlType::Q4_1, &[], 0, 0);
+        bad(GgmlType::Q4_0, &[&w[..]], 0..1, PANEL_COLS); // panel holds Q8_1, not Q8_0
+        bad(GgmlType::Q4K, &[&w[..]], 0..1, PANEL_COLS); // no panel kernel
+        bad(GgmlType::Q4_1, &[&w[1..]], 0..1, PANEL_COLS); // short row
+        bad(GgmlType::Q4_1, &[&w[..]], 1..2, PANEL_COLS); // no such panel
+        bad(GgmlType::Q4_1, &[&w[..]], 0..2, 2 * PANEL_COLS); // past the last panel
+        bad(GgmlType::Q4_1, &[&w[..]], 0..0, 0); // no panel
+        bad(GgmlType::Q4_1, &[&w[..]], 0..1, 2 * PANEL_COLS); // output length
+        bad(GgmlType::Q4_1, &[], 0..1, 0);
         let five = [&w[..]; TILE_ROWS + 1];
         let mut big = vec![0.0f32; five.len() * PANEL_COLS];
-        k.vec_dot_panel(GgmlType::Q4_1, &five, &p, 0, &mut big);
+        k.vec_dot_panel(GgmlType::Q4_1, &five, &p, 0..1, &mut big);
         assert!(big.iter().all(|v| v.is_nan()));
         let mut ok = [0.0f32; PANEL_COLS];
-        k.vec_dot_panel(GgmlType::Q4_1, &[&w[..]], &p, 0, &mut ok);
+        k.vec_dot_panel(GgmlType::Q4_1, &[&w[..]], &p, 0..1, &mut ok);
         assert!(ok[0].is_finite() && ok[1] == 0.0);
     }
 }

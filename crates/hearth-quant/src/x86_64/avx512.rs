@@ -93,26 +93,34 @@ static KERNELS: Kernels = Kernels {
     act: AVX2.act,
 };
 
-/// Defines a safe wrapper around a panel kernel: 1..=4 weight rows to the
-/// kernel instantiated for that many rows.
+/// Defines a safe wrapper around a panel kernel: 1..=4 weight rows × 1..=2
+/// panels to the kernel instantiated for that shape.
 macro_rules! safe_panel {
     ($name:ident => $kernel:path) => {
-        fn $name(w: &[&[u8]], p: &[u8], out: &mut [f32]) {
-            let mut put = |rows: &[[f32; COLS]]| {
-                for (o, r) in out.chunks_exact_mut(COLS).zip(rows) {
-                    o.copy_from_slice(r);
+        fn $name(w: &[&[u8]], p: &[&[u8]], out: &mut [f32]) {
+            fn put<const P: usize>(out: &mut [f32], rows: &[[[f32; COLS]; P]]) {
+                for (o, r) in out.chunks_exact_mut(COLS * P).zip(rows) {
+                    for (o, r) in o.chunks_exact_mut(COLS).zip(r) {
+                        o.copy_from_slice(r);
+                    }
                 }
-            };
+            }
             // SAFETY: only reachable through KERNELS, which `kernels()`
             // hands out after detecting AVX-512 F/BW/VL/VNNI, AVX2, FMA and
             // F16C on this CPU.
             unsafe {
-                match *w {
-                    [w0] => put(&$kernel([w0], p)),
-                    [w0, w1] => put(&$kernel([w0, w1], p)),
-                    [w0, w1, w2] => put(&$kernel([w0, w1, w2], p)),
-                    [w0, w1, w2, w3] => put(&$kernel([w0, w1, w2, w3], p)),
-                    _ => unreachable!("vec_dot_panel passes 1..=TILE_ROWS rows"),
+                match (w, p) {
+                    (&[w0], &[p0]) => put(out, &$kernel([w0], [p0])),
+                    (&[w0, w1], &[p0]) => put(out, &$kernel([w0, w1], [p0])),
+                    (&[w0, w1, w2], &[p0]) => put(out, &$kernel([w0, w1, w2], [p0])),
+                    (&[w0, w1, w2, w3], &[p0]) => put(out, &$kernel([w0, w1, w2, w3], [p0])),
+                    (&[w0], &[p0, p1]) => put(out, &$kernel([w0], [p0, p1])),
+                    (&[w0, w1], &[p0, p1]) => put(out, &$kernel([w0, w1], [p0, p1])),
+                    (&[w0, w1, w2], &[p0, p1]) => put(out, &$kernel([w0, w1, w2], [p0, p1])),
+                    (&[w0, w1, w2, w3], &[p0, p1]) => {
+                        put(out, &$kernel([w0, w1, w2, w3], [p0, p1]))
+                    }
+                    _ => unreachable!("vec_dot_panel passes 1..=TILE_ROWS rows, 1..=2 panels"),
                 }
             }
         }

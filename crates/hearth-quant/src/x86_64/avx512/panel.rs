@@ -91,25 +91,36 @@ unsafe fn row_out(acc: __m256) -> [f32; PANEL_COLS] {
 /// The block loop of the symmetric formats: `$unpack` turns weight block
 /// `$x` into 32 unsigned quants `q`, the value being `q − $off`.
 macro_rules! off_panel {
-    ($w:expr, $p:expr, $R:ident, $wb:expr, $off:expr, |$x:ident| $unpack:expr) => {{
+    ($w:expr, $p:expr, $R:ident, $P:ident, $wb:expr, $off:expr, |$x:ident| $unpack:expr) => {{
         let negoff = _mm256_set1_epi32(-($off as i32));
-        let mut acc = [_mm256_setzero_ps(); $R];
-        for (b, p) in $p.chunks_exact(PANEL_BLOCK_BYTES).enumerate() {
-            let y = groups(p);
-            let dy = load_ps(p, 128);
-            let neg = _mm256_mullo_epi32(_mm256_castps_si256(load_ps(p, 160)), negoff);
+        let mut acc = [[_mm256_setzero_ps(); $P]; $R];
+        let nb = $p[0].len() / PANEL_BLOCK_BYTES;
+        for b in 0..nb {
+            let mut y = [[_mm256_setzero_si256(); 4]; $P];
+            let mut dy = [_mm256_setzero_ps(); $P];
+            let mut neg = [_mm256_setzero_si256(); $P];
+            for j in 0..$P {
+                let p = &$p[j][b * PANEL_BLOCK_BYTES..(b + 1) * PANEL_BLOCK_BYTES];
+                y[j] = groups(p);
+                dy[j] = load_ps(p, 128);
+                neg[j] = _mm256_mullo_epi32(_mm256_castps_si256(load_ps(p, 160)), negoff);
+            }
             for (acc, row) in acc.iter_mut().zip($w) {
                 let $x = &row[b * $wb..(b + 1) * $wb];
                 let q: __m256i = $unpack;
-                let s = _mm256_cvtepi32_ps(dot4(neg, q, &y));
                 let dx =
                     _mm256_cvtph_ps(_mm_set1_epi16(crate::scalar::float::rd_u16($x, 0) as i16));
-                *acc = _mm256_fmadd_ps(_mm256_mul_ps(dx, dy), s, *acc);
+                for j in 0..$P {
+                    let s = _mm256_cvtepi32_ps(dot4(neg[j], q, &y[j]));
+                    acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dx, dy[j]), s, acc[j]);
+                }
             }
         }
-        let mut out = [[0.0f32; PANEL_COLS]; $R];
+        let mut out = [[[0.0f32; PANEL_COLS]; $P]; $R];
         for (o, acc) in out.iter_mut().zip(acc) {
-            *o = row_out(acc);
+            for (o, acc) in o.iter_mut().zip(acc) {
+                *o = row_out(acc);
+            }
         }
         out
     }};
@@ -118,27 +129,38 @@ macro_rules! off_panel {
 /// The block loop of the formats with a min: `$unpack` turns weight block
 /// `$x` into its 32 quants; each row adds `dx·dy · Σ q·y + mx·s`.
 macro_rules! min_panel {
-    ($w:expr, $p:expr, $R:ident, $wb:expr, |$x:ident| $unpack:expr) => {{
+    ($w:expr, $p:expr, $R:ident, $P:ident, $wb:expr, |$x:ident| $unpack:expr) => {{
         let zero = _mm256_setzero_si256();
-        let mut acc = [_mm256_setzero_ps(); $R];
-        for (b, p) in $p.chunks_exact(PANEL_BLOCK_BYTES).enumerate() {
-            let y = groups(p);
-            let dy = load_ps(p, 128);
-            let sy = load_ps(p, 160);
+        let mut acc = [[_mm256_setzero_ps(); $P]; $R];
+        let nb = $p[0].len() / PANEL_BLOCK_BYTES;
+        for b in 0..nb {
+            let mut y = [[zero; 4]; $P];
+            let mut dy = [_mm256_setzero_ps(); $P];
+            let mut sy = [_mm256_setzero_ps(); $P];
+            for j in 0..$P {
+                let p = &$p[j][b * PANEL_BLOCK_BYTES..(b + 1) * PANEL_BLOCK_BYTES];
+                y[j] = groups(p);
+                dy[j] = load_ps(p, 128);
+                sy[j] = load_ps(p, 160);
+            }
             for (acc, row) in acc.iter_mut().zip($w) {
                 let $x = &row[b * $wb..(b + 1) * $wb];
                 let q: __m256i = $unpack;
-                let s = _mm256_cvtepi32_ps(dot4(zero, q, &y));
                 let dm = _mm256_cvtph_ps(_mm_set1_epi32(rd_u32($x, 0) as i32));
                 let dx = _mm256_moveldup_ps(dm);
                 let mx = _mm256_movehdup_ps(dm);
-                *acc = _mm256_fmadd_ps(_mm256_mul_ps(dx, dy), s, *acc);
-                *acc = _mm256_fmadd_ps(mx, sy, *acc);
+                for j in 0..$P {
+                    let s = _mm256_cvtepi32_ps(dot4(zero, q, &y[j]));
+                    acc[j] = _mm256_fmadd_ps(_mm256_mul_ps(dx, dy[j]), s, acc[j]);
+                    acc[j] = _mm256_fmadd_ps(mx, sy[j], acc[j]);
+                }
             }
         }
-        let mut out = [[0.0f32; PANEL_COLS]; $R];
+        let mut out = [[[0.0f32; PANEL_COLS]; $P]; $R];
         for (o, acc) in out.iter_mut().zip(acc) {
-            *o = row_out(acc);
+            for (o, acc) in o.iter_mut().zip(acc) {
+                *o = row_out(acc);
+            }
         }
         out
     }};
@@ -146,14 +168,20 @@ macro_rules! min_panel {
 
 /// W (R rows, Q4_0) · a Q8_0 panel.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn panel_q4_0<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f32; 4]; R] {
-    off_panel!(w, p, R, Q4_0_BYTES, 8, |x| nibbles(x, 2))
+pub(super) unsafe fn panel_q4_0<const R: usize, const P: usize>(
+    w: [&[u8]; R],
+    p: [&[u8]; P],
+) -> [[[f32; 4]; P]; R] {
+    off_panel!(w, p, R, P, Q4_0_BYTES, 8, |x| nibbles(x, 2))
 }
 
 /// W (R rows, Q5_0) · a Q8_0 panel.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn panel_q5_0<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f32; 4]; R] {
-    off_panel!(w, p, R, Q5_0_BYTES, 16, |x| _mm256_or_si256(
+pub(super) unsafe fn panel_q5_0<const R: usize, const P: usize>(
+    w: [&[u8]; R],
+    p: [&[u8]; P],
+) -> [[[f32; 4]; P]; R] {
+    off_panel!(w, p, R, P, Q5_0_BYTES, 16, |x| _mm256_or_si256(
         nibbles(x, 6),
         high_bits(x, 2)
     ))
@@ -161,9 +189,12 @@ pub(super) unsafe fn panel_q5_0<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f3
 
 /// W (R rows, Q8_0) · a Q8_0 panel: the quants as `x + 128`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn panel_q8_0<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f32; 4]; R] {
+pub(super) unsafe fn panel_q8_0<const R: usize, const P: usize>(
+    w: [&[u8]; R],
+    p: [&[u8]; P],
+) -> [[[f32; 4]; P]; R] {
     let flip = _mm256_set1_epi8(0x80u8 as i8);
-    off_panel!(w, p, R, Q8_0_BYTES, 128, |x| _mm256_xor_si256(
+    off_panel!(w, p, R, P, Q8_0_BYTES, 128, |x| _mm256_xor_si256(
         load32(x, 2),
         flip
     ))
@@ -171,14 +202,20 @@ pub(super) unsafe fn panel_q8_0<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f3
 
 /// W (R rows, Q4_1) · a Q8_1 panel.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn panel_q4_1<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f32; 4]; R] {
-    min_panel!(w, p, R, Q4_1_BYTES, |x| nibbles(x, 4))
+pub(super) unsafe fn panel_q4_1<const R: usize, const P: usize>(
+    w: [&[u8]; R],
+    p: [&[u8]; P],
+) -> [[[f32; 4]; P]; R] {
+    min_panel!(w, p, R, P, Q4_1_BYTES, |x| nibbles(x, 4))
 }
 
 /// W (R rows, Q5_1) · a Q8_1 panel.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn panel_q5_1<const R: usize>(w: [&[u8]; R], p: &[u8]) -> [[f32; 4]; R] {
-    min_panel!(w, p, R, Q5_1_BYTES, |x| _mm256_or_si256(
+pub(super) unsafe fn panel_q5_1<const R: usize, const P: usize>(
+    w: [&[u8]; R],
+    p: [&[u8]; P],
+) -> [[[f32; 4]; P]; R] {
+    min_panel!(w, p, R, P, Q5_1_BYTES, |x| _mm256_or_si256(
         nibbles(x, 8),
         high_bits(x, 4)
     ))
