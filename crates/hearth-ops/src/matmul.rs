@@ -7,7 +7,9 @@
 //! W are split across the pool's threads; the columns are walked in blocks so
 //! that a block of activations stays in cache while a thread's rows stream.
 
-use hearth_quant::{vec_dot_type, GgmlType, Kernels, TILE_ROWS};
+use hearth_quant::{
+    vec_dot_type, ActPanels, GgmlType, Kernels, PANEL_COLS, PANEL_GROUP, TILE_ROWS,
+};
 
 use crate::pool::{split, Disjoint, ThreadPool};
 
@@ -124,6 +126,10 @@ pub fn matmul_quantized_many(
         starts[i + 1] = starts[i] + w.rows;
     }
     let total = starts[ws.len()];
+    if m >= 2 && ws.iter().all(|w| kernels.has_panel(w.ty)) {
+        panel_matmul(pool, kernels, ws, xq, arb, m, &outs, &starts);
+        return;
+    }
     let job = |i: usize, nt: usize| {
         let rows = split(total, i, nt);
         if rows.is_empty() {
@@ -177,6 +183,84 @@ pub fn matmul_quantized_many(
                     for (r, row) in t.chunks_exact(cols).enumerate() {
                         for (d, &v) in dst.iter_mut().zip(row) {
                             d[i0 + r] = v;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if total * m >= 64 {
+        pool.run(&job);
+    } else {
+        job(0, 1);
+    }
+}
+
+/// [`matmul_quantized_many`] through the tier's panel kernels: the
+/// activations are packed once ([`ActPanels`]) and every tile of
+/// `TILE_ROWS` weight rows is dotted with `COL_BLOCK / PANEL_COLS` panels
+/// at a time (the weight rows stay in L1 across them, the panels in cache
+/// while the rows stream).
+#[allow(clippy::too_many_arguments)]
+fn panel_matmul(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    ws: &[WeightRef<'_>],
+    xq: &[u8],
+    arb: usize,
+    m: usize,
+    outs: &[Option<Disjoint<'_, f32>>],
+    starts: &[usize],
+) {
+    let k = ws[0].cols;
+    let a_rows: Vec<&[u8]> = xq[..m * arb].chunks_exact(arb).collect();
+    let mut panels = ActPanels::default();
+    if let Err(e) = panels.pack(vec_dot_type(ws[0].ty), k, &a_rows) {
+        panic!("matmul: activations do not fit the weights: {e}");
+    }
+    let total = starts[ws.len()];
+    let panels = &panels;
+    let job = |i: usize, nt: usize| {
+        let rows = split(total, i, nt);
+        if rows.is_empty() {
+            return;
+        }
+        let mut tile = [0f32; TILE_ROWS * PANEL_COLS * PANEL_GROUP];
+        const BLOCK_PANELS: usize = COL_BLOCK / PANEL_COLS;
+        for p0 in (0..panels.panels()).step_by(BLOCK_PANELS) {
+            let p1 = (p0 + BLOCK_PANELS).min(panels.panels());
+            for (wi, w) in ws.iter().enumerate() {
+                let lo = rows.start.max(starts[wi]) - starts[wi];
+                let hi = rows.end.min(starts[wi + 1]).max(starts[wi]) - starts[wi];
+                let Some(out) = outs[wi].as_ref() else {
+                    continue;
+                };
+                if lo >= hi {
+                    continue;
+                }
+                let (n, wrb) = (w.rows, w.row_bytes());
+                let wdata = &w.data[lo * wrb..hi * wrb];
+                let mut w_rows: [&[u8]; TILE_ROWS] = [&[]; TILE_ROWS];
+                for (i0, chunk) in (lo..).step_by(TILE_ROWS).zip(wdata.chunks(TILE_ROWS * wrb)) {
+                    let nr = chunk.len() / wrb;
+                    for (r, wr) in w_rows.iter_mut().zip(chunk.chunks_exact(wrb)) {
+                        *r = wr;
+                    }
+                    for q0 in (p0..p1).step_by(PANEL_GROUP) {
+                        let q1 = (q0 + PANEL_GROUP).min(p1);
+                        let cw = (q1 - q0) * PANEL_COLS;
+                        let t = &mut tile[..nr * cw];
+                        kernels.vec_dot_panel(w.ty, &w_rows[..nr], panels, q0..q1, t);
+                        let c0 = q0 * PANEL_COLS;
+                        for c in 0..cw.min(m - c0) {
+                            let o = (c0 + c) * n + i0;
+                            // SAFETY: rows lo..hi of output `wi` belong to
+                            // this task alone, in every column.
+                            #[allow(unsafe_code)]
+                            let d = unsafe { out.part(o..o + nr) };
+                            for (r, d) in d.iter_mut().enumerate() {
+                                *d = t[r * cw + c];
+                            }
                         }
                     }
                 }

@@ -57,11 +57,13 @@
 
 use std::sync::OnceLock;
 
+mod panel;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 pub use hearth_gguf::GgmlType;
+pub use panel::{ActPanels, PANEL_BLOCK_BYTES, PANEL_COLS, PANEL_GROUP};
 pub use scalar::float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use scalar::legacy::quantize_q8_x86;
 
@@ -205,6 +207,11 @@ pub(crate) type MultiDotFn = fn(n: usize, w: &[u8], a: &[&[u8]], out: &mut [f32]
 /// `out[r * a.len() + c] = vec_dot(w[r], a[c])` (lengths checked by
 /// [`Kernels::vec_dot_tile`]).
 pub(crate) type TileDotFn = fn(n: usize, w: &[&[u8]], a: &[&[u8]], out: &mut [f32]);
+/// A panel kernel: `w.len()` weight rows (`1 ..= TILE_ROWS`) · `p.len()`
+/// activation panels (`1 ..= PANEL_GROUP`, see [`ActPanels`]) into
+/// `out[r * p.len() * PANEL_COLS + j * PANEL_COLS + c]` (lengths checked by
+/// [`Kernels::vec_dot_panel`]).
+pub(crate) type PanelDotFn = fn(w: &[&[u8]], p: &[&[u8]], out: &mut [f32]);
 /// A row quantizer (lengths checked by the caller).
 pub(crate) type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// A row dequantizer (lengths checked by the caller).
@@ -269,6 +276,9 @@ pub struct Kernels {
     multi: [Option<MultiDotFn>; DOT_SLOTS],
     /// 2-D tile kernels; `None` means `vec_dot_multi` per weight row.
     tile: [Option<TileDotFn>; DOT_SLOTS],
+    /// Panel kernels; `None` means the scalar reference (see
+    /// [`Kernels::has_panel`]).
+    panel: [Option<PanelDotFn>; DOT_SLOTS],
     act: [QuantizeFn; ACT_SLOTS],
 }
 
@@ -486,6 +496,98 @@ impl Kernels {
                     out[o..o + a.len()].copy_from_slice(row);
                 }
             }
+        }
+    }
+
+    /// `true` when this tier has a fast panel kernel for `w_ty`
+    /// ([`vec_dot_panel`](Kernels::vec_dot_panel)); without one, a matmul
+    /// is better off with [`vec_dot_tile`](Kernels::vec_dot_tile).
+    pub fn has_panel(&self, w_ty: GgmlType) -> bool {
+        panel::panel_weight_type(w_ty) && dot_slot(w_ty).is_some_and(|s| self.panel[s].is_some())
+    }
+
+    /// Dots up to [`TILE_ROWS`] weight rows with up to [`PANEL_GROUP`]
+    /// consecutive panels `panels` of `acts` (activation rows
+    /// `PANEL_COLS·panels.start .. PANEL_COLS·panels.end` of the product):
+    /// with `C = panels.len() · PANEL_COLS`,
+    /// `out[r * C + c] = vec_dot(w_ty, n, w_rows[r], a_rows[PANEL_COLS·panels.start + c])`,
+    /// 0 for the columns past the last activation row. Each weight block is
+    /// unpacked once for all the panels.
+    ///
+    /// `w_ty` is Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 and `acts` holds rows of
+    /// [`vec_dot_type`]`(w_ty)` of the weight rows' length. The activations
+    /// were prepared once by [`ActPanels::pack`] (scales as f32, the four
+    /// columns interleaved), so a call does only the block loop. Results
+    /// equal `vec_dot`'s up to float summation order. Tiers without a panel
+    /// kernel for `w_ty` ([`has_panel`](Kernels::has_panel) is `false`) run
+    /// the scalar reference.
+    ///
+    /// Hot path, checked like [`vec_dot`](Kernels::vec_dot) but without a
+    /// division: a wrong type, length or panel index is a caller bug: debug
+    /// builds panic, release builds fill `out` with NaN.
+    ///
+    /// ```
+    /// use hearth_quant::{kernels, quantize_row, row_bytes, ActPanels, GgmlType, PANEL_COLS};
+    ///
+    /// let n = 64;
+    /// let q = |ty: GgmlType, x: Vec<f32>| {
+    ///     let mut b = vec![0u8; row_bytes(ty, n).unwrap()];
+    ///     quantize_row(ty, &x, &mut b).unwrap();
+    ///     b
+    /// };
+    /// let w = q(GgmlType::Q4_1, (0..n).map(|i| (i % 7) as f32 - 3.0).collect());
+    /// let acts: Vec<Vec<u8>> = (0..3).map(|c| q(GgmlType::Q8_1, vec![c as f32 - 1.0; n])).collect();
+    /// let a_rows: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+    /// let mut panels = ActPanels::default();
+    /// panels.pack(GgmlType::Q8_1, n, &a_rows).unwrap();
+    /// let mut out = [0.0f32; PANEL_COLS];
+    /// let k = kernels();
+    /// k.vec_dot_panel(GgmlType::Q4_1, &[&w], &panels, 0..1, &mut out);
+    /// for (o, a) in out.iter().zip(&a_rows) {
+    ///     assert!((o - k.vec_dot(GgmlType::Q4_1, n, &w, a)).abs() <= 1e-3);
+    /// }
+    /// assert_eq!(out[3], 0.0);
+    /// ```
+    #[inline]
+    pub fn vec_dot_panel(
+        &self,
+        w_ty: GgmlType,
+        w_rows: &[&[u8]],
+        acts: &ActPanels,
+        panels: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        let slot = dot_slot(w_ty).filter(|_| panel::panel_weight_type(w_ty));
+        let wrb = acts.blocks() * w_ty.block_bytes();
+        let ok = slot.is_some()
+            && acts.ty() == vec_dot_type(w_ty)
+            && panels.end <= acts.panels()
+            && (1..=PANEL_GROUP).contains(&panels.len())
+            && (1..=TILE_ROWS).contains(&w_rows.len())
+            && out.len() == w_rows.len() * panels.len() * PANEL_COLS
+            && w_rows.iter().all(|w| w.len() == wrb);
+        debug_assert!(
+            ok,
+            "vec_dot_panel: {w_ty} rows (bytes {:?}) with {:?} panels {panels:?} of {} \
+             ({} blocks), {} outputs",
+            w_rows.iter().map(|w| w.len()).collect::<Vec<_>>(),
+            acts.ty(),
+            acts.panels(),
+            acts.blocks(),
+            out.len()
+        );
+        let Some(slot) = slot.filter(|_| ok) else {
+            out.fill(f32::NAN);
+            return;
+        };
+        let mut ps: [&[u8]; PANEL_GROUP] = [&[]; PANEL_GROUP];
+        for (d, p) in ps.iter_mut().zip(panels.clone()) {
+            *d = acts.panel(p);
+        }
+        let ps = &ps[..panels.len()];
+        match self.panel[slot] {
+            Some(f) => f(w_rows, ps, out),
+            None => panel::panel_dot_ref(w_ty, w_rows, ps, out),
         }
     }
 

@@ -264,3 +264,62 @@ fn vec_dot_tile_avx512_vs_avx2() {
         }
     }
 }
+
+/// Weight rows · 4 or 16 activation rows, as in batched decode: the 2-D
+/// tiles (`vec_dot_tile`) against the panels (`vec_dot_panel`), on a matrix
+/// that stays in cache and on one that streams from memory.
+#[test]
+#[ignore]
+fn tile_vs_panel_speed() {
+    use hearth_quant::{
+        kernels, ActPanels, GgmlType, PANEL_COLS, PANEL_GROUP, TILE_COLS, TILE_ROWS,
+    };
+    let k = kernels();
+    let n = 576;
+    let mut rng = Rng::new(9);
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0] {
+        let at = vec_dot_type(ty);
+        let wrb = row_bytes(ty, n).unwrap();
+        for rows in [256usize, 32768] {
+            let row = quantize(ty, &random_row(&mut rng, n, 1.0));
+            let w: Vec<u8> = (0..rows).flat_map(|_| row.iter().copied()).collect();
+            for m in [4usize, 16] {
+                let acts: Vec<Vec<u8>> = (0..m)
+                    .map(|_| quantize(at, &random_row(&mut rng, n, 1.0)))
+                    .collect();
+                let a: Vec<&[u8]> = acts.iter().map(Vec::as_slice).collect();
+                let mut out = vec![0f32; TILE_ROWS * m.max(PANEL_COLS * PANEL_GROUP)];
+                let iters = (1 << 20) / rows;
+                let tile = time_ns(iters, || {
+                    for ws in w.chunks_exact(TILE_ROWS * wrb) {
+                        let wr: Vec<&[u8]> = ws.chunks_exact(wrb).collect();
+                        for ac in a.chunks(TILE_COLS) {
+                            k.vec_dot_tile(ty, n, &wr, ac, &mut out[..TILE_ROWS * ac.len()]);
+                        }
+                    }
+                    black_box(&out);
+                });
+                let panel = time_ns(iters, || {
+                    let mut p = ActPanels::default();
+                    p.pack(at, n, &a).unwrap();
+                    for ws in w.chunks_exact(TILE_ROWS * wrb) {
+                        let wr: Vec<&[u8]> = ws.chunks_exact(wrb).collect();
+                        for i in (0..p.panels()).step_by(PANEL_GROUP) {
+                            let j = (i + PANEL_GROUP).min(p.panels());
+                            let o = &mut out[..TILE_ROWS * PANEL_COLS * (j - i)];
+                            k.vec_dot_panel(ty, &wr, &p, i..j, o);
+                        }
+                    }
+                    black_box(&out);
+                });
+                let gmac = |ns: f64| (rows * n * m) as f64 / ns;
+                println!(
+                    "{ty} {rows}×{n} · {m} cols: tile {:.1} GMAC/s, panel {:.1} GMAC/s ({:.2}×)",
+                    gmac(tile),
+                    gmac(panel),
+                    tile / panel
+                );
+            }
+        }
+    }
+}

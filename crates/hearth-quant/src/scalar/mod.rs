@@ -92,5 +92,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     multi: [None; crate::DOT_SLOTS],
     // ... and for the tile kernels, repeated `vec_dot_multi`.
     tile: [None; crate::DOT_SLOTS],
+    // ... and for the panel kernels, `panel::panel_dot_ref`.
+    panel: [None; crate::DOT_SLOTS],
     act: ACT,
 };

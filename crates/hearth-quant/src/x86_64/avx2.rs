@@ -176,6 +176,7 @@ pub(crate) const TABLE: Kernels = Kernels {
         None,
         None,
     ],
+    panel: [None; crate::DOT_SLOTS],
     act: [
         scalar::float::quantize_f32,
         scalar::float::quantize_f16,

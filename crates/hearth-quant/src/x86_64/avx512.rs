@@ -38,7 +38,9 @@ use core::arch::x86_64::*;
 
 use crate::scalar::float::rd_u16;
 use crate::scalar::legacy::{Q5_0_BYTES, Q8_0_BYTES};
-use crate::{Isa, Kernels, TileDotFn};
+use crate::{Isa, Kernels, PanelDotFn, TileDotFn};
+
+mod panel;
 
 use super::avx2::TABLE as AVX2;
 
@@ -67,13 +69,69 @@ const fn tiles() -> [Option<TileDotFn>; crate::DOT_SLOTS] {
     t
 }
 
+/// The dot-table slots of Q4_0, Q4_1 and Q5_1 (`crate::dot_slot`).
+const SLOT_Q4_0: usize = 3;
+const SLOT_Q4_1: usize = 4;
+const SLOT_Q5_1: usize = 6;
+
+const fn panels() -> [Option<PanelDotFn>; crate::DOT_SLOTS] {
+    let mut t = AVX2.panel;
+    t[SLOT_Q4_0] = Some(panel_q4_0);
+    t[SLOT_Q4_1] = Some(panel_q4_1);
+    t[SLOT_Q5_0] = Some(panel_q5_0);
+    t[SLOT_Q5_1] = Some(panel_q5_1);
+    t[SLOT_Q8_0] = Some(panel_q8_0);
+    t
+}
+
 static KERNELS: Kernels = Kernels {
     isa: Isa::Avx512,
     dot: AVX2.dot,
     multi: AVX2.multi,
     tile: tiles(),
+    panel: panels(),
     act: AVX2.act,
 };
+
+/// Defines a safe wrapper around a panel kernel: 1..=4 weight rows × 1..=2
+/// panels to the kernel instantiated for that shape.
+macro_rules! safe_panel {
+    ($name:ident => $kernel:path) => {
+        fn $name(w: &[&[u8]], p: &[&[u8]], out: &mut [f32]) {
+            fn put<const P: usize>(out: &mut [f32], rows: &[[[f32; COLS]; P]]) {
+                for (o, r) in out.chunks_exact_mut(COLS * P).zip(rows) {
+                    for (o, r) in o.chunks_exact_mut(COLS).zip(r) {
+                        o.copy_from_slice(r);
+                    }
+                }
+            }
+            // SAFETY: only reachable through KERNELS, which `kernels()`
+            // hands out after detecting AVX-512 F/BW/VL/VNNI, AVX2, FMA and
+            // F16C on this CPU.
+            unsafe {
+                match (w, p) {
+                    (&[w0], &[p0]) => put(out, &$kernel([w0], [p0])),
+                    (&[w0, w1], &[p0]) => put(out, &$kernel([w0, w1], [p0])),
+                    (&[w0, w1, w2], &[p0]) => put(out, &$kernel([w0, w1, w2], [p0])),
+                    (&[w0, w1, w2, w3], &[p0]) => put(out, &$kernel([w0, w1, w2, w3], [p0])),
+                    (&[w0], &[p0, p1]) => put(out, &$kernel([w0], [p0, p1])),
+                    (&[w0, w1], &[p0, p1]) => put(out, &$kernel([w0, w1], [p0, p1])),
+                    (&[w0, w1, w2], &[p0, p1]) => put(out, &$kernel([w0, w1, w2], [p0, p1])),
+                    (&[w0, w1, w2, w3], &[p0, p1]) => {
+                        put(out, &$kernel([w0, w1, w2, w3], [p0, p1]))
+                    }
+                    _ => unreachable!("vec_dot_panel passes 1..=TILE_ROWS rows, 1..=2 panels"),
+                }
+            }
+        }
+    };
+}
+
+safe_panel!(panel_q4_0 => panel::panel_q4_0);
+safe_panel!(panel_q4_1 => panel::panel_q4_1);
+safe_panel!(panel_q5_0 => panel::panel_q5_0);
+safe_panel!(panel_q5_1 => panel::panel_q5_1);
+safe_panel!(panel_q8_0 => panel::panel_q8_0);
 
 /// Defines a safe wrapper around a tile kernel: 1..=4 weight rows to the
 /// kernel instantiated for that many rows; fewer than 4 activation rows are
@@ -323,5 +381,8 @@ mod tests {
     fn replaced_slots_are_q5_0_and_q8_0() {
         assert_eq!(crate::dot_slot(GgmlType::Q5_0), Some(SLOT_Q5_0));
         assert_eq!(crate::dot_slot(GgmlType::Q8_0), Some(SLOT_Q8_0));
+        assert_eq!(crate::dot_slot(GgmlType::Q4_0), Some(SLOT_Q4_0));
+        assert_eq!(crate::dot_slot(GgmlType::Q4_1), Some(SLOT_Q4_1));
+        assert_eq!(crate::dot_slot(GgmlType::Q5_1), Some(SLOT_Q5_1));
     }
 }
