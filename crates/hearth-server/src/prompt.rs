@@ -110,16 +110,24 @@ pub fn fit(
     })
 }
 
-/// The context a request may use: `num_ctx` when given, at most the engine's.
+/// The context a request may use: `num_ctx` when given, at most the
+/// engine's. Clients send their own default (often larger than a small
+/// model's slot), so a larger one is capped rather than refused; a prompt
+/// that does not fit the capped context is still a 400 naming both sizes.
 pub fn request_ctx(engine_ctx: usize, num_ctx: Option<i64>) -> Result<usize, ApiError> {
     match num_ctx {
         None => Ok(engine_ctx),
         Some(n) if n < 1 => Err(ApiError::bad_request(format!(
             "invalid num_ctx {n}: expected at least 1"
         ))),
-        Some(n) if n as u64 > engine_ctx as u64 => Err(ApiError::bad_request(format!(
-            "num_ctx {n} is larger than the server's context of {engine_ctx} tokens per sequence (start it with a larger --ctx)"
-        ))),
+        Some(n) if n as u64 > engine_ctx as u64 => {
+            tracing::info!(
+                num_ctx = n,
+                context = engine_ctx,
+                "num_ctx is larger than the server's context per sequence (--ctx); using the server's"
+            );
+            Ok(engine_ctx)
+        }
         Some(n) => Ok(n as usize),
     }
 }
@@ -257,7 +265,7 @@ mod tests {
     fn ctx_limits() {
         assert_eq!(request_ctx(4096, None).ok(), Some(4096));
         assert_eq!(request_ctx(4096, Some(2048)).ok(), Some(2048));
-        assert!(request_ctx(4096, Some(8192)).is_err());
+        assert_eq!(request_ctx(4096, Some(8192)).ok(), Some(4096));
         assert!(request_ctx(4096, Some(0)).is_err());
     }
 }
