@@ -6,7 +6,7 @@
 //! norm and projection for the rows whose logits were asked for.
 
 use hearth_gguf::{GgmlType, GgufFile};
-use hearth_ops::{self as ops, AttnParams, KvElem, KvView, ThreadPool, WeightRef, F16};
+use hearth_ops::{self as ops, AttnParams, KvElem, KvView, ThreadPool, WeightRef};
 use hearth_quant::{vec_dot_type, Kernels};
 
 use crate::kv::{Cache, LayerCache};
@@ -393,20 +393,14 @@ impl Model {
                     Cache::F32(layers) => store_kv(&mut layers[il], k, v, pos, kv_dim),
                 }
             }
-            let views16: Option<Vec<KvView<'_, F16>>> = segs
-                .iter()
-                .map(|g| match &g.st.cache {
-                    Cache::F16(layers) => Some(view(&layers[il], g.tokens.len())),
-                    Cache::F32(_) => None,
-                })
-                .collect();
-            let views32: Option<Vec<KvView<'_, f32>>> = segs
-                .iter()
-                .map(|g| match &g.st.cache {
-                    Cache::F32(layers) => Some(view(&layers[il], g.tokens.len())),
-                    Cache::F16(_) => None,
-                })
-                .collect();
+            let views16 = views(segs, il, |c| match c {
+                Cache::F16(l) => Some(l),
+                Cache::F32(_) => None,
+            });
+            let views32 = views(segs, il, |c| match c {
+                Cache::F32(l) => Some(l),
+                Cache::F16(_) => None,
+            });
             let out = &mut s.att[..n * q_dim];
             match (views16, views32) {
                 (Some(kv), _) => ops::attention_batch(pool, &params, &s.q, &kv, &s.positions, out),
@@ -618,12 +612,23 @@ fn store_kv<T: KvElem>(
     }
 }
 
-fn view<T>(lc: &LayerCache<T>, n_tokens: usize) -> KvView<'_, T> {
-    KvView {
-        k: &lc.k,
-        v: &lc.v,
-        n_tokens,
-    }
+/// Layer `il`'s cache of every segment as attention views, when all of
+/// them have the element type `layers` picks.
+fn views<'a, T: 'a>(
+    segs: &'a [Seg<'_, '_>],
+    il: usize,
+    layers: impl Fn(&'a Cache) -> Option<&'a Vec<LayerCache<T>>>,
+) -> Option<Vec<KvView<'a, T>>> {
+    segs.iter()
+        .map(|g| {
+            let lc = &layers(&g.st.cache)?[il];
+            Some(KvView {
+                k: &lc.k,
+                v: &lc.v,
+                n_tokens: g.tokens.len(),
+            })
+        })
+        .collect()
 }
 
 fn softcap(x: &mut [f32], cap: Option<f32>) {
