@@ -65,18 +65,47 @@ pub enum Activation {
 /// computes it on CPUs (`GGML_GELU_FP16`, `ggml_vec_geglu_f32`): below -10
 /// the result is 0, above 10 it is x, else `f16(gelu(f16(x)))`.
 pub fn gelu_table(x: f32) -> f32 {
-    static TABLE: OnceLock<Box<[u16]>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        (0..=u16::MAX)
-            .map(|t| f32_to_f16(gelu(f16_to_f32(t))))
-            .collect()
-    });
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        f16_to_f32(table[f32_to_f16(x) as usize])
+        gelu_f16_table()[usize::from(f32_to_f16(x))]
+    }
+}
+
+/// `f32(f16(gelu(f32(t))))` for every f16 bit pattern `t`: [`gelu_table`]'s
+/// values, stored widened so that a lookup needs no conversion back.
+fn gelu_f16_table() -> &'static [f32] {
+    static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|t| f16_to_f32(f32_to_f16(gelu(f16_to_f32(t)))))
+            .collect()
+    })
+}
+
+/// `gate[i] = gelu_table(gate[i]) * up[i]`, with the f32 → f16 rounding of
+/// the inputs done by the tier's vector kernel (the same round to nearest
+/// even, so the results are [`gelu_table`]'s bit for bit).
+fn geglu(gate: &mut [f32], up: &[f32]) {
+    const CHUNK: usize = 64;
+    let table = gelu_f16_table();
+    let to_f16 = crate::vec::f16_kernels().from_f32;
+    let mut idx = [0u16; CHUNK];
+    for (g, u) in gate.chunks_mut(CHUNK).zip(up.chunks(CHUNK)) {
+        let idx = &mut idx[..g.len()];
+        to_f16(g, idx);
+        for ((g, &u), &t) in g.iter_mut().zip(u).zip(idx.iter()) {
+            let v = if *g <= -10.0 {
+                0.0
+            } else if *g >= 10.0 {
+                *g
+            } else {
+                table[usize::from(t)]
+            };
+            *g = v * u;
+        }
     }
 }
 
@@ -88,11 +117,7 @@ pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
                 *g = silu(*g) * u;
             }
         }
-        Activation::Gelu => {
-            for (g, &u) in gate.iter_mut().zip(up) {
-                *g = gelu_table(*g) * u;
-            }
-        }
+        Activation::Gelu => geglu(gate, up),
     }
 }
 
@@ -143,6 +168,50 @@ mod tests {
         log_softmax(&x, &mut o);
         let s: f32 = o.iter().map(|v| v.exp()).sum();
         assert!((s - 1.0).abs() < 1e-6);
+    }
+
+    /// ggml's table GELU written out: round to f16, GELU, round to f16.
+    fn gelu_ref(x: f32) -> f32 {
+        if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x
+        } else {
+            f16_to_f32(f32_to_f16(gelu(f16_to_f32(f32_to_f16(x)))))
+        }
+    }
+
+    #[test]
+    fn geglu_matches_the_table_definition_bit_for_bit() {
+        let mut seed = 0x9e37_79b9u32;
+        let mut xs: Vec<f32> = vec![
+            0.0, -0.0, 1e-8, -1e-8, 6e-5, -6e-5, 1e-3, 65504.0, -65504.0, 1e6, -1e6, -10.0, 10.0,
+            -9.999, 9.999, -10.001, 10.001, 0.5, -0.5,
+        ];
+        // A tie between two halves (rounds to even) and its neighbours.
+        let tie = f32::from_bits(0x3f80_1000);
+        xs.extend([
+            tie,
+            f32::from_bits(tie.to_bits() - 1),
+            f32::from_bits(tie.to_bits() + 1),
+        ]);
+        while xs.len() < 1000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            xs.push((seed as f32 / u32::MAX as f32) * 24.0 - 12.0);
+        }
+        let up: Vec<f32> = (0..xs.len()).map(|i| 1.0 + (i % 5) as f32 * 0.25).collect();
+        let mut gate = xs.clone();
+        gated_act(Activation::Gelu, &mut gate, &up);
+        for ((&x, &u), &g) in xs.iter().zip(&up).zip(&gate) {
+            let want = gelu_ref(x) * u;
+            assert_eq!(g.to_bits(), want.to_bits(), "x = {x}: {g} vs {want}");
+            assert_eq!(gelu_table(x).to_bits(), gelu_ref(x).to_bits(), "x = {x}");
+        }
+        let mut nan = [f32::NAN];
+        gated_act(Activation::Gelu, &mut nan, &[1.0]);
+        assert!(nan[0].is_nan());
     }
 
     #[test]

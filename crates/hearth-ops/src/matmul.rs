@@ -35,6 +35,9 @@ impl WeightRef<'_> {
 /// Columns (activation rows) handled together per block.
 const COL_BLOCK: usize = 16;
 
+/// How many weight tiles ahead the panel matmul prefetches.
+const PREFETCH_TILES: usize = 2;
+
 /// Quantizes `x` (m rows of k) into `buf` in format `ty`; returns the bytes
 /// per row. `buf` is grown as needed and reused across calls.
 pub fn quantize_rows(
@@ -241,10 +244,20 @@ fn panel_matmul(
                 let (n, wrb) = (w.rows, w.row_bytes());
                 let wdata = &w.data[lo * wrb..hi * wrb];
                 let mut w_rows: [&[u8]; TILE_ROWS] = [&[]; TILE_ROWS];
-                for (i0, chunk) in (lo..).step_by(TILE_ROWS).zip(wdata.chunks(TILE_ROWS * wrb)) {
+                let tile_bytes = TILE_ROWS * wrb;
+                for (i0, chunk) in (lo..).step_by(TILE_ROWS).zip(wdata.chunks(tile_bytes)) {
                     let nr = chunk.len() / wrb;
                     for (r, wr) in w_rows.iter_mut().zip(chunk.chunks_exact(wrb)) {
                         *r = wr;
+                    }
+                    // The tile PREFETCH_TILES ahead, while this one computes
+                    // (on the first pass over the rows: later passes find
+                    // them in cache).
+                    let ahead = (i0 - lo + PREFETCH_TILES * TILE_ROWS) * wrb;
+                    if p0 == 0 && ahead < wdata.len() {
+                        hearth_quant::prefetch(
+                            &wdata[ahead..(ahead + tile_bytes).min(wdata.len())],
+                        );
                     }
                     for q0 in (p0..p1).step_by(PANEL_GROUP) {
                         let q1 = (q0 + PANEL_GROUP).min(p1);
