@@ -19,8 +19,8 @@
 #   HEARTH_BIN            a hearth binary to use instead of building one
 #   THREADS               threads for both servers (default: 2)
 #   CLIENTS               client counts, comma list (default: 1,4,16)
-#   GEN                   tokens generated per request (default: 64)
-#   REQS                  requests per client (default: 2)
+#   GEN                   tokens generated per request (default: 128)
+#   REQS                  requests per client (default: 4; the 1-client run is then 512 tokens, long enough to time)
 #   CTX                   context per slot (default: 1024)
 #   BUILD_JOBS            parallel jobs for the llama.cpp build (default: 2)
 #   LLAMA_ISA             native (default) or avx2, as in compare-llamacpp.sh
@@ -33,8 +33,8 @@ LDIR="${HEARTH_LLAMA_CPP_DIR:-$HOME/.cache/hearth/llama.cpp}"
 MODELS_DIR="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}"
 THREADS="${THREADS:-2}"
 CLIENTS="${CLIENTS:-1,4,16}"
-GEN="${GEN:-64}"
-REQS="${REQS:-2}"
+GEN="${GEN:-128}"
+REQS="${REQS:-4}"
 CTX="${CTX:-1024}"
 JOBS="${BUILD_JOBS:-2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
