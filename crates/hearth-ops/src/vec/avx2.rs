@@ -3,9 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{
-    dot_f32_ref, dot_f32_rows_ref, from_f32_ref, mad_f32_ref, mad_ref, scale_ref, F16Kernels,
-};
+use super::{dot_f32_ref, from_f32_ref, mad_f32_ref, mad_ref, scale_ref, F16Kernels};
 use hearth_quant::Isa;
 
 static KERNELS: F16Kernels = F16Kernels {
@@ -199,9 +197,9 @@ unsafe fn hsum2(acc0: __m256, acc1: __m256) -> f32 {
     _mm_cvtss_f32(_mm_hadd_ps(t, t))
 }
 
-/// Four rows at a time share each widened 16-element chunk of `b`; every
-/// row keeps `dot_f32_avx2`'s two accumulators and reduction, so the result
-/// is bit-identical to it. Leftover rows go through `dot_f32_avx2`.
+/// Up to four rows at a time share each widened 16-element chunk of `b`;
+/// every row keeps `dot_f32_avx2`'s two accumulators and reduction, so the
+/// result is bit-identical to it.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_f32_rows_avx2(a: &[f32], b: &[u16], out: &mut [f32]) {
     let n = b.len();
@@ -211,38 +209,49 @@ unsafe fn dot_f32_rows_avx2(a: &[f32], b: &[u16], out: &mut [f32]) {
     }
     let rows = out.len().min(a.len() / n);
     let mut r = 0;
-    let body = n - n % 16;
-    while r + 4 <= rows {
-        let q = &a[r * n..(r + 4) * n];
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-        let mut i = 0;
-        while i < body {
-            // SAFETY: i + 16 <= body <= n, so b[i..i+16] and every row's
-            // q[row·n + i..row·n + i + 16] are in bounds.
-            unsafe {
-                let k0 = load8(&b[i..i + 8]);
-                let k1 = load8(&b[i + 8..i + 16]);
-                for (row, acc) in acc.iter_mut().enumerate() {
-                    let p = q.as_ptr().add(row * n + i);
-                    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(p), k0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), k1, acc[1]);
-                }
-            }
-            i += 16;
-        }
-        for (row, acc) in acc.iter().enumerate() {
-            let tail = &q[row * n + body..(row + 1) * n];
-            // SAFETY: same CPU features as this function.
-            out[r + row] = unsafe { hsum2(acc[0], acc[1]) } + dot_f32_ref(tail, &b[body..]);
-        }
-        r += 4;
-    }
     while r < rows {
-        // SAFETY: same CPU features as this function.
-        out[r] = unsafe { dot_f32_avx2(&a[r * n..(r + 1) * n], b) };
-        r += 1;
+        let q = &a[r * n..];
+        // SAFETY: same CPU features as this function; `q` holds at least
+        // as many rows of n as the block takes.
+        unsafe {
+            match rows - r {
+                1 => dot_block::<1>(q, b, &mut out[r..]),
+                2 => dot_block::<2>(q, b, &mut out[r..]),
+                3 => dot_block::<3>(q, b, &mut out[r..]),
+                _ => dot_block::<4>(q, b, &mut out[r..]),
+            }
+        }
+        r += (rows - r).min(4);
     }
-    dot_f32_rows_ref(&a[rows * n..], b, &mut out[rows..]);
+}
+
+/// `R` rows of `q` (each `b.len()` long) against `b`, into `out[..R]`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_block<const R: usize>(q: &[f32], b: &[u16], out: &mut [f32]) {
+    let n = b.len();
+    let q = &q[..R * n];
+    let body = n - n % 16;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 16 <= body <= n, so b[i..i+16] and every row's
+        // q[row·n + i..row·n + i + 16] are in bounds.
+        unsafe {
+            let k0 = load8(&b[i..i + 8]);
+            let k1 = load8(&b[i + 8..i + 16]);
+            for (row, acc) in acc.iter_mut().enumerate() {
+                let p = q.as_ptr().add(row * n + i);
+                acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(p), k0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), k1, acc[1]);
+            }
+        }
+        i += 16;
+    }
+    for (row, acc) in acc.iter().enumerate() {
+        let tail = &q[row * n + body..(row + 1) * n];
+        // SAFETY: same CPU features as this function.
+        out[row] = unsafe { hsum2(acc[0], acc[1]) } + dot_f32_ref(tail, &b[body..]);
+    }
 }
 
 /// Each widened 8-element chunk of `x` is added into every row; per row the
