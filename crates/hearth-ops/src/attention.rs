@@ -33,6 +33,18 @@ pub trait KvElem: Copy + Send + Sync + Default + 'static {
     fn dot_f32(q: &[f32], k: &[Self]) -> f32;
     /// acc[i] += v[i] · s with acc in f32.
     fn mad_f32(acc: &mut [f32], v: &[Self], s: f32);
+    /// out[r] = dot_f32(q[r·n..(r+1)·n], k) for each row r, n = k.len().
+    fn dot_f32_rows(q: &[f32], k: &[Self], out: &mut [f32]) {
+        for (o, row) in out.iter_mut().zip(q.chunks_exact(k.len().max(1))) {
+            *o = Self::dot_f32(row, k);
+        }
+    }
+    /// mad_f32(acc[r·n..(r+1)·n], v, s[r]) for each row r, n = v.len().
+    fn mad_f32_rows(acc: &mut [f32], v: &[Self], s: &[f32]) {
+        for (row, &w) in acc.chunks_exact_mut(v.len().max(1)).zip(s) {
+            Self::mad_f32(row, v, w);
+        }
+    }
 }
 
 impl KvElem for f32 {
@@ -108,6 +120,12 @@ impl KvElem for F16 {
     fn mad_f32(acc: &mut [f32], v: &[F16], s: f32) {
         (f16_kernels().mad_f32)(acc, bits(v), s)
     }
+    fn dot_f32_rows(q: &[f32], k: &[F16], out: &mut [f32]) {
+        (f16_kernels().dot_f32_rows)(q, bits(k), out)
+    }
+    fn mad_f32_rows(acc: &mut [f32], v: &[F16], s: &[f32]) {
+        (f16_kernels().mad_f32_rows)(acc, bits(v), s)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -180,7 +198,6 @@ pub fn attention_batch<T: KvElem>(
     let q_dim = p.n_head * hd;
     let kv_dim = p.n_kv_head * hd;
     let group = p.n_head / p.n_kv_head;
-    let n_items = positions.len() * p.n_head;
     assert_eq!(
         kv.iter().map(|s| s.n_tokens).sum::<usize>(),
         positions.len(),
@@ -202,12 +219,29 @@ pub fn attention_batch<T: KvElem>(
         at += s.n_tokens;
     }
     let dst = Disjoint::new(out);
+    // Work is split by (token, KV head): the `group` query heads reading one
+    // KV head are computed together, so that on the wide path each key and
+    // value row is read and widened once for all of them.
+    let n_units = positions.len() * p.n_kv_head;
+    let score = |mut s: f32| {
+        s *= p.scale;
+        if let Some(c) = p.softcap {
+            s = c * (s / c).tanh();
+        }
+        s
+    };
     let job = |i: usize, nt: usize| {
         let mut qh = [T::default(); MAX_HEAD_DIM];
         let mut acc = [T::default(); MAX_HEAD_DIM];
-        let mut acc32 = [0f32; MAX_HEAD_DIM];
-        for item in split(n_items, i, nt) {
-            let (t, h) = (item / p.n_head, item % p.n_head);
+        // Wide-path state of the group's heads: accumulators, running max,
+        // running sum, this key's scores and weights.
+        let mut acc32 = vec![0f32; group * hd];
+        let mut gm = vec![0f32; group];
+        let mut gl = vec![0f32; group];
+        let mut gs = vec![0f32; group];
+        let mut gw = vec![0f32; group];
+        for unit in split(n_units, i, nt) {
+            let (t, kvh) = (unit / p.n_kv_head, unit % p.n_kv_head);
             let seq = starts.partition_point(|&s0| s0 <= t) - 1;
             let KvView {
                 k: k_cache,
@@ -217,8 +251,6 @@ pub fn attention_batch<T: KvElem>(
             let n_rows = k_cache.len() / kv_dim.max(1);
             let wide = n_tokens >= WIDE_BATCH;
             let pos = positions[t];
-            let kvh = h / group;
-            let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
@@ -227,66 +259,75 @@ pub fn attention_batch<T: KvElem>(
                 let slot = if j < n_rows { j } else { j % n_rows };
                 slot * kv_dim + kvh * hd
             };
-            let score = |mut s: f32| {
-                s *= p.scale;
-                if let Some(c) = p.softcap {
-                    s = c * (s / c).tanh();
-                }
-                s
-            };
-            // SAFETY: each (token, head) item is owned by one thread.
-            #[allow(unsafe_code)]
-            let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
-            let mut m = f32::NEG_INFINITY;
-            let mut l = 0f32;
+            let heads = kvh * group..(kvh + 1) * group;
+            let span = t * q_dim + heads.start * hd..t * q_dim + heads.end * hd;
             if wide {
-                let acc = &mut acc32[..hd];
-                acc.fill(0.0);
+                let qs = &q[span.clone()];
+                acc32.fill(0.0);
+                gm.fill(f32::NEG_INFINITY);
+                gl.fill(0.0);
                 for j in start..=pos {
                     let base = row(j);
-                    let s = score(T::dot_f32(qs, &k_cache[base..base + hd]));
+                    T::dot_f32_rows(qs, &k_cache[base..base + hd], &mut gs);
+                    for g in 0..group {
+                        let s = score(gs[g]);
+                        gw[g] = if s > gm[g] {
+                            let r = (gm[g] - s).exp();
+                            acc32[g * hd..(g + 1) * hd].iter_mut().for_each(|a| *a *= r);
+                            gl[g] *= r;
+                            gm[g] = s;
+                            1.0
+                        } else {
+                            (s - gm[g]).exp()
+                        };
+                        gl[g] += gw[g];
+                    }
+                    T::mad_f32_rows(&mut acc32, &v_cache[base..base + hd], &gw);
+                }
+                // SAFETY: each (token, KV head) unit is owned by one thread.
+                #[allow(unsafe_code)]
+                let o = unsafe { dst.part(span) };
+                for ((o, a), &l) in o.chunks_exact_mut(hd).zip(acc32.chunks_exact(hd)).zip(&gl) {
+                    let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+                    for (o, a) in o.iter_mut().zip(a) {
+                        *o = a * inv;
+                    }
+                }
+                continue;
+            }
+            for h in heads {
+                let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                // SAFETY: each (token, KV head) unit, and so each of its
+                // heads, is owned by one thread.
+                #[allow(unsafe_code)]
+                let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
+                let mut m = f32::NEG_INFINITY;
+                let mut l = 0f32;
+                let qh = &mut qh[..hd];
+                T::store(qs, qh);
+                let acc = &mut acc[..hd];
+                acc.fill(T::default());
+                for j in start..=pos {
+                    let base = row(j);
+                    let s = score(T::dot(qh, &k_cache[base..base + hd]));
+                    // Same update order as ggml: on a new maximum, rescale the
+                    // accumulator, then add v with weight 1; else add e·v.
                     let w = if s > m {
                         let r = (m - s).exp();
-                        acc.iter_mut().for_each(|a| *a *= r);
+                        T::scale(acc, r);
                         l *= r;
                         m = s;
                         1.0
                     } else {
                         (s - m).exp()
                     };
-                    T::mad_f32(acc, &v_cache[base..base + hd], w);
+                    T::mad(acc, &v_cache[base..base + hd], w);
                     l += w;
                 }
                 let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
                 for (o, a) in o.iter_mut().zip(acc.iter()) {
-                    *o = a * inv;
+                    *o = a.to_f32() * inv;
                 }
-                continue;
-            }
-            let qh = &mut qh[..hd];
-            T::store(qs, qh);
-            let acc = &mut acc[..hd];
-            acc.fill(T::default());
-            for j in start..=pos {
-                let base = row(j);
-                let s = score(T::dot(qh, &k_cache[base..base + hd]));
-                // Same update order as ggml: on a new maximum, rescale the
-                // accumulator, then add v with weight 1; else add e·v.
-                let w = if s > m {
-                    let r = (m - s).exp();
-                    T::scale(acc, r);
-                    l *= r;
-                    m = s;
-                    1.0
-                } else {
-                    (s - m).exp()
-                };
-                T::mad(acc, &v_cache[base..base + hd], w);
-                l += w;
-            }
-            let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
-            for (o, a) in o.iter_mut().zip(acc.iter()) {
-                *o = a.to_f32() * inv;
             }
         }
     };

@@ -14,6 +14,8 @@ static KERNELS: F16Kernels = F16Kernels {
     from_f32,
     dot_f32,
     mad_f32,
+    dot_f32_rows,
+    mad_f32_rows,
 };
 
 pub fn kernels() -> Option<&'static F16Kernels> {
@@ -46,6 +48,16 @@ fn dot_f32(a: &[f32], b: &[u16]) -> f32 {
 fn mad_f32(y: &mut [f32], x: &[u16], s: f32) {
     // SAFETY: as above.
     unsafe { mad_f32_avx2(y, x, s) }
+}
+
+fn dot_f32_rows(a: &[f32], b: &[u16], out: &mut [f32]) {
+    // SAFETY: as above.
+    unsafe { dot_f32_rows_avx2(a, b, out) }
+}
+
+fn mad_f32_rows(y: &mut [f32], x: &[u16], s: &[f32]) {
+    // SAFETY: as above.
+    unsafe { mad_f32_rows_avx2(y, x, s) }
 }
 
 fn mad(y: &mut [u16], x: &[u16], s: f32) {
@@ -174,4 +186,100 @@ unsafe fn mad_f32_avx2(y: &mut [f32], x: &[u16], s: f32) {
         }
     }
     mad_f32_ref(cy.into_remainder(), cx.remainder(), s);
+}
+
+/// Horizontal sum of `dot_f32_avx2`'s two accumulators, in its order.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum2(acc0: __m256, acc1: __m256) -> f32 {
+    let v = _mm256_add_ps(acc0, acc1);
+    let t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let t = _mm_hadd_ps(t, t);
+    _mm_cvtss_f32(_mm_hadd_ps(t, t))
+}
+
+/// Up to four rows at a time share each widened 16-element chunk of `b`;
+/// every row keeps `dot_f32_avx2`'s two accumulators and reduction, so the
+/// result is bit-identical to it.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f32_rows_avx2(a: &[f32], b: &[u16], out: &mut [f32]) {
+    let n = b.len();
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let rows = out.len().min(a.len() / n);
+    let mut r = 0;
+    while r < rows {
+        let q = &a[r * n..];
+        // SAFETY: same CPU features as this function; `q` holds at least
+        // as many rows of n as the block takes.
+        unsafe {
+            match rows - r {
+                1 => dot_block::<1>(q, b, &mut out[r..]),
+                2 => dot_block::<2>(q, b, &mut out[r..]),
+                3 => dot_block::<3>(q, b, &mut out[r..]),
+                _ => dot_block::<4>(q, b, &mut out[r..]),
+            }
+        }
+        r += (rows - r).min(4);
+    }
+}
+
+/// `R` rows of `q` (each `b.len()` long) against `b`, into `out[..R]`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_block<const R: usize>(q: &[f32], b: &[u16], out: &mut [f32]) {
+    let n = b.len();
+    let q = &q[..R * n];
+    let body = n - n % 16;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 16 <= body <= n, so b[i..i+16] and every row's
+        // q[row·n + i..row·n + i + 16] are in bounds.
+        unsafe {
+            let k0 = load8(&b[i..i + 8]);
+            let k1 = load8(&b[i + 8..i + 16]);
+            for (row, acc) in acc.iter_mut().enumerate() {
+                let p = q.as_ptr().add(row * n + i);
+                acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(p), k0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), k1, acc[1]);
+            }
+        }
+        i += 16;
+    }
+    for (row, acc) in acc.iter().enumerate() {
+        let tail = &q[row * n + body..(row + 1) * n];
+        // SAFETY: same CPU features as this function.
+        out[row] = unsafe { hsum2(acc[0], acc[1]) } + dot_f32_ref(tail, &b[body..]);
+    }
+}
+
+/// Each widened 8-element chunk of `x` is added into every row; per row the
+/// same FMA as `mad_f32_avx2`, so bit-identical to it.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mad_f32_rows_avx2(y: &mut [f32], x: &[u16], s: &[f32]) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let rows = s.len().min(y.len() / n);
+    let body = n - n % 8;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 8 <= body <= n, so x[i..i+8] and every row's
+        // y[row·n + i..row·n + i + 8] are in bounds (row < rows ≤ y.len() / n).
+        unsafe {
+            let v = load8(&x[i..i + 8]);
+            for (row, &w) in s[..rows].iter().enumerate() {
+                let p = y.as_mut_ptr().add(row * n + i);
+                _mm256_storeu_ps(p, _mm256_fmadd_ps(v, _mm256_set1_ps(w), _mm256_loadu_ps(p)));
+            }
+        }
+        i += 8;
+    }
+    if body < n {
+        for (row, &w) in s[..rows].iter().enumerate() {
+            mad_f32_ref(&mut y[row * n + body..(row + 1) * n], &x[body..], w);
+        }
+    }
 }

@@ -25,6 +25,14 @@ pub struct F16Kernels {
     pub dot_f32: fn(a: &[f32], b: &[u16]) -> f32,
     /// y[i] += f32(x[i]) · s with `y` in f32.
     pub mad_f32: fn(y: &mut [f32], x: &[u16], s: f32),
+    /// `out[r] = dot_f32(a[r·n..(r+1)·n], b)` for every row r of `a`, with
+    /// n = `b.len()` (several queries against one key, which is read and
+    /// widened once); each row is bit-identical to `dot_f32`.
+    pub dot_f32_rows: fn(a: &[f32], b: &[u16], out: &mut [f32]),
+    /// `mad_f32(y[r·n..(r+1)·n], x, s[r])` for every row r of `y`, with
+    /// n = `x.len()` (one value into several accumulators); bit-identical to
+    /// `mad_f32` row by row.
+    pub mad_f32_rows: fn(y: &mut [f32], x: &[u16], s: &[f32]),
 }
 
 pub static SCALAR: F16Kernels = F16Kernels {
@@ -35,6 +43,8 @@ pub static SCALAR: F16Kernels = F16Kernels {
     from_f32: from_f32_ref,
     dot_f32: dot_f32_ref,
     mad_f32: mad_f32_ref,
+    dot_f32_rows: dot_f32_rows_ref,
+    mad_f32_rows: mad_f32_rows_ref,
 };
 
 /// The tier matching `hearth_quant::kernels()`.
@@ -91,6 +101,20 @@ pub fn dot_f32_ref(a: &[f32], b: &[u16]) -> f32 {
 pub fn mad_f32_ref(y: &mut [f32], x: &[u16], s: f32) {
     for (v, &xv) in y.iter_mut().zip(x) {
         *v = f16_to_f32(xv).mul_add(s, *v);
+    }
+}
+
+pub fn dot_f32_rows_ref(a: &[f32], b: &[u16], out: &mut [f32]) {
+    let n = b.len().max(1);
+    for (o, row) in out.iter_mut().zip(a.chunks_exact(n)) {
+        *o = dot_f32_ref(row, b);
+    }
+}
+
+pub fn mad_f32_rows_ref(y: &mut [f32], x: &[u16], s: &[f32]) {
+    let n = x.len().max(1);
+    for (row, &w) in y.chunks_exact_mut(n).zip(s) {
+        mad_f32_ref(row, x, w);
     }
 }
 
@@ -152,6 +176,25 @@ mod tests {
             (SCALAR.mad_f32)(&mut y1, &b, 0.7);
             (k.mad_f32)(&mut y2, &b, 0.7);
             assert_eq!(y1, y2, "mad_f32 n={n}");
+            for rows in 1..=6 {
+                let a: Vec<f32> = (0..rows * n)
+                    .map(|i| xf[i % n] * (1.0 + i as f32))
+                    .collect();
+                let w: Vec<f32> = (0..rows).map(|r| 0.3 - r as f32 * 0.11).collect();
+                for kern in [&SCALAR, k] {
+                    let mut got = vec![0f32; rows];
+                    (kern.dot_f32_rows)(&a, &b, &mut got);
+                    let mut acc = a.clone();
+                    (kern.mad_f32_rows)(&mut acc, &b, &w);
+                    for r in 0..rows {
+                        let row = &a[r * n..(r + 1) * n];
+                        assert_eq!(got[r], (kern.dot_f32)(row, &b), "dot_f32_rows n={n}");
+                        let mut one = row.to_vec();
+                        (kern.mad_f32)(&mut one, &b, w[r]);
+                        assert_eq!(&acc[r * n..(r + 1) * n], &one[..], "mad_f32_rows n={n}");
+                    }
+                }
+            }
         }
     }
 }
