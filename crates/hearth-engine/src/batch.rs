@@ -371,8 +371,8 @@ impl Worker {
     fn fail_active(&mut self, why: &str) {
         for slot in &mut self.slots {
             if let Some(seq) = slot.seq.take() {
-                let _ = seq.tx.send(Event::Error(why.to_string()));
                 self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                let _ = seq.tx.send(Event::Error(why.to_string()));
             }
             slot.state.clear();
         }
@@ -439,8 +439,8 @@ impl Worker {
             match self.start_seq(i, job) {
                 Ok(()) => {}
                 Err((tx, e)) => {
-                    let _ = tx.send(Event::Error(e.to_string()));
                     self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                    let _ = tx.send(Event::Error(e.to_string()));
                 }
             }
         }
@@ -570,8 +570,8 @@ impl Worker {
         if let Err(e) = result {
             for p in &plans {
                 if let Some(seq) = self.slots[p.slot].seq.take() {
-                    let _ = seq.tx.send(Event::Error(e.to_string()));
                     self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                    let _ = seq.tx.send(Event::Error(e.to_string()));
                 }
                 self.slots[p.slot].state.clear();
             }
@@ -602,8 +602,8 @@ impl Worker {
             let finish = match finish {
                 Ok(f) => f,
                 Err(e) => {
-                    let _ = seq.tx.send(Event::Error(e.to_string()));
                     self.counters.active.fetch_sub(1, Ordering::SeqCst);
+                    let _ = seq.tx.send(Event::Error(e.to_string()));
                     return;
                 }
             };
@@ -628,13 +628,14 @@ impl Worker {
             self.counters
                 .generated_tokens
                 .fetch_add(seq.out.len() as u64, Ordering::Relaxed);
+            // Counters first, so whoever sees the last event sees them settled.
+            self.counters.active.fetch_sub(1, Ordering::SeqCst);
             let _ = seq.tx.send(Event::Done {
                 finish,
                 prompt_tokens: seq.stats.prompt_tokens,
                 stats: seq.stats,
                 tokens: seq.out,
             });
-            self.counters.active.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
