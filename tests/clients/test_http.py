@@ -4,6 +4,7 @@ API key, the `/` probe Ollama's CLI uses, and `/api/generate` against
 
 import asyncio
 import json
+import os
 import subprocess
 
 import httpx
@@ -141,7 +142,12 @@ def test_generate_raw_greedy_equals_hearth_run(oc, model, model_path, hearth_bin
     assert generate_raw(oc, model, prompt) == hearth_run(hearth_bin, model_path, prompt)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+# The scalar kernels sum in the same order whatever the batch, so there the
+# equality must hold; the SIMD tiers' multi-row kernels sum in another order.
+SIMD = os.environ.get("HEARTH_ISA", "").lower() != "scalar"
+
+
+@pytest.mark.xfail(SIMD, strict=True, reason=(
     "known: the batched forward pass is not batch-invariant, so a greedy sequence decoded "
     "together with others can pick another token at a near tie than it does alone"))
 def test_generate_raw_greedy_concurrent_equals_hearth_run(base_url, model, model_path,
@@ -165,7 +171,7 @@ def test_generate_raw_greedy_concurrent_equals_hearth_run(base_url, model, model
         assert text == hearth_run(hearth_bin, model_path, p), p
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(SIMD, strict=True, reason=(
     "known: with the prompt cached only its last token is evaluated, one token at a time, "
     "which rounds differently from the whole-prompt batch `hearth run` evaluates"))
 def test_generate_raw_greedy_repeated_equals_hearth_run(oc, model, model_path, hearth_bin):
