@@ -22,6 +22,8 @@
 #   GEN                   tokens generated per request (default: 128)
 #   REQS                  requests per client (default: 4; the 1-client run is then 512 tokens, long enough to time)
 #   CTX                   context per slot (default: 1024)
+#   ENGINES               which servers to run, comma list (default: llama,hearth;
+#                         hearth alone skips building llama-server)
 #   BUILD_JOBS            parallel jobs for the llama.cpp build (default: 2)
 #   LLAMA_ISA             native (default) or avx2, as in compare-llamacpp.sh
 #   PYTHON                python with httpx (default: the clients venv, made by
@@ -36,6 +38,7 @@ CLIENTS="${CLIENTS:-1,4,16}"
 GEN="${GEN:-128}"
 REQS="${REQS:-4}"
 CTX="${CTX:-1024}"
+ENGINES="${ENGINES:-llama,hearth}"
 JOBS="${BUILD_JOBS:-2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -73,7 +76,7 @@ if [ "${1:-}" = "--build-only" ]; then build_server; exit 0; fi
 
 model="${1:-$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf}"
 [ -f "$model" ] || { log "model not found: $model (scripts/fetch-models.sh fetches it)"; exit 1; }
-build_server
+case ",$ENGINES," in *,llama,*) build_server ;; esac
 if [ -n "${HEARTH_BIN:-}" ]; then
   HEARTH="$HEARTH_BIN"
 else
@@ -83,12 +86,15 @@ else
 fi
 PY="${PYTHON:-$("$ROOT/scripts/client-venv.sh")}"
 
-exec "$PY" - "$HEARTH" "$BIN/llama-server" "$model" "$THREADS" "$CLIENTS" "$GEN" "$REQS" "$CTX" <<'PYEOF'
+exec "$PY" - "$HEARTH" "$BIN/llama-server" "$model" "$THREADS" "$CLIENTS" "$GEN" "$REQS" "$CTX" "$ENGINES" <<'PYEOF'
 import asyncio, os, signal, socket, subprocess, sys, tempfile, time
 
 import httpx
 
-hearth, llama, model, threads, clients, gen, reqs, ctx = sys.argv[1:9]
+hearth, llama, model, threads, clients, gen, reqs, ctx, engines = sys.argv[1:10]
+engines = [e for e in ("llama", "hearth") if e in engines.split(",")]
+if not engines:
+    sys.exit("bench-serve: ENGINES must name llama, hearth or both")
 clients = [int(c) for c in clients.split(",")]
 gen, reqs, ctx = int(gen), int(reqs), int(ctx)
 NAME = os.path.splitext(os.path.basename(model))[0]  # hearth names a model by its file stem
@@ -187,7 +193,7 @@ rows = []
 others = []  # CPU share taken by other processes during each run
 for n in clients:
     res = {}
-    for engine in ("llama", "hearth"):  # alternate, so drift lands on both
+    for engine in engines:  # alternate, so drift lands on both
         log(f"{engine}: {n} clients x {reqs} requests x {gen} tokens")
         res[engine] = bench(engine, n)
         toks, secs, _ = res[engine]
@@ -204,15 +210,25 @@ if max(others) > 0.1:
     print("**warning: the machine was busy; other processes' threads compete with both "
           "servers' thread pools and the numbers are unreliable**  ")
 print()
-print("| clients (= slots) | llama-server t/s | hearth serve t/s | hearth / llama-server | tokens llama / hearth | other processes' CPU llama / hearth |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+NAMES = {"llama": "llama-server", "hearth": "hearth serve"}
+both = len(engines) == 2
+head = ["clients (= slots)"] + [f"{NAMES[e]} t/s" for e in engines]
+if both:
+    head += ["hearth / llama-server", "tokens llama / hearth"]
+head.append("other processes' CPU " + " / ".join(engines))
+print("| " + " | ".join(head) + " |")
+print("|" + " ---: |" * len(head))
 rate = {}
 for n, res in rows:
-    (lt, ls, lo), (ht, hs, ho) = res["llama"], res["hearth"]
-    rate[n] = (lt / ls, ht / hs)
-    print(f"| {n} | {lt / ls:.1f} | {ht / hs:.1f} | {(ht / hs) / (lt / ls):.2f} | {lt} / {ht} | {lo:.0%} / {ho:.0%} |")
+    rate[n] = {e: res[e][0] / res[e][1] for e in engines}
+    cells = [str(n)] + [f"{rate[n][e]:.1f}" for e in engines]
+    if both:
+        cells += [f"{rate[n]['hearth'] / rate[n]['llama']:.2f}",
+                  f"{res['llama'][0]} / {res['hearth'][0]}"]
+    cells.append(" / ".join(f"{res[e][2]:.0%}" for e in engines))
+    print("| " + " | ".join(cells) + " |")
 if 1 in rate and 4 in rate:
     print()
-    print(f"aggregate at 4 clients / 1 client: hearth {rate[4][1] / rate[1][1]:.2f}x, "
-          f"llama-server {rate[4][0] / rate[1][0]:.2f}x")
+    print("aggregate at 4 clients / 1 client: " + ", ".join(
+        f"{NAMES[e]} {rate[4][e] / rate[1][e]:.2f}x" for e in engines))
 PYEOF

@@ -577,77 +577,105 @@ impl Worker {
             }
             return;
         }
-        for p in plans.iter().filter(|p| p.sample) {
-            self.sample(p.slot);
-        }
+        let sampled: Vec<usize> = plans.iter().filter(|p| p.sample).map(|p| p.slot).collect();
+        self.sample(&sampled);
     }
 
-    /// Samples the next token of the sequence in `slot`, streams its text,
-    /// and ends the sequence when it is done.
-    fn sample(&mut self, i: usize) {
-        let slot = &mut self.slots[i];
-        let Some(seq) = slot.seq.as_mut() else {
-            return;
-        };
+    /// Samples the next token of every sequence in `slots` (whose logits
+    /// this step computed) and streams its text, spread over the pool when
+    /// there are several (each sequence's sampler, decoder and stop matcher
+    /// are its own); then ends the sequences that are done, in slot order.
+    fn sample(&mut self, slots: &[usize]) {
         let now = Instant::now();
-        if seq.prompt_done.is_none() {
-            seq.prompt_done = Some(now);
-            seq.stats.prompt_eval = now - seq.started;
-        }
-        let finish = next_token(seq, &mut slot.state, &self.model, &self.tok);
-        if let Some(finish) = finish {
-            let Some(mut seq) = slot.seq.take() else {
-                return;
-            };
-            let finish = match finish {
-                Ok(f) => f,
-                Err(e) => {
-                    self.counters.active.fetch_sub(1, Ordering::SeqCst);
-                    let _ = seq.tx.send(Event::Error(e.to_string()));
-                    return;
+        let (model, tok) = (&*self.model, &*self.tok);
+        let cells: Vec<Mutex<(&mut Slot, Option<Finish>)>> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, s)| slots.contains(i) && s.seq.is_some())
+            .map(|(_, s)| Mutex::new((s, None)))
+            .collect();
+        let pick = |cell: &Mutex<(&mut Slot, Option<Finish>)>| {
+            let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+            let (slot, finish) = &mut *guard;
+            let Slot { state, seq } = &mut **slot;
+            if let Some(seq) = seq.as_mut() {
+                if seq.prompt_done.is_none() {
+                    seq.prompt_done = Some(now);
+                    seq.stats.prompt_eval = now - seq.started;
                 }
-            };
-            seq.stats.gen_eval = seq
-                .prompt_done
-                .map_or_else(Default::default, |t| t.elapsed());
-            if finish != FinishReason::Stop || seq.stops.matched().is_none() {
-                // Text held back for an incomplete character or a possible
-                // stop string is shown now that generation has ended.
-                let mut tail = seq.decoder.flush();
-                match seq.stops.push(&tail) {
-                    StopStep::Continue(text) => {
-                        tail = text;
-                        tail.push_str(&seq.stops.flush());
-                    }
-                    StopStep::Stop(text) => tail = text,
-                }
-                if !tail.is_empty() {
-                    let _ = seq.tx.send(Event::Text(tail));
-                }
+                *finish = next_token(seq, state, model, tok);
             }
-            self.counters
-                .generated_tokens
-                .fetch_add(seq.out.len() as u64, Ordering::Relaxed);
-            // Counters first, so whoever sees the last event sees them settled.
-            self.counters.active.fetch_sub(1, Ordering::SeqCst);
-            let _ = seq.tx.send(Event::Done {
-                finish,
-                prompt_tokens: seq.stats.prompt_tokens,
-                stats: seq.stats,
-                tokens: seq.out,
+        };
+        if cells.len() > 1 {
+            self.pool.run(&|i, nt| {
+                for cell in &cells[hearth_ops::split(cells.len(), i, nt)] {
+                    pick(cell);
+                }
             });
+        } else {
+            cells.iter().for_each(pick);
+        }
+        for cell in cells {
+            let (slot, finish) = cell.into_inner().unwrap_or_else(|e| e.into_inner());
+            if let Some(finish) = finish {
+                finish_seq(slot, finish, &self.counters);
+            }
         }
     }
 }
 
+/// How a sequence ended.
+type Finish = Result<FinishReason, EngineError>;
+
+/// Ends the sequence in `slot`: the held-back text, the counters, then
+/// `Done` (or the error).
+fn finish_seq(slot: &mut Slot, finish: Finish, counters: &Counters) {
+    let Some(mut seq) = slot.seq.take() else {
+        return;
+    };
+    let finish = match finish {
+        Ok(f) => f,
+        Err(e) => {
+            counters.active.fetch_sub(1, Ordering::SeqCst);
+            let _ = seq.tx.send(Event::Error(e.to_string()));
+            return;
+        }
+    };
+    seq.stats.gen_eval = seq
+        .prompt_done
+        .map_or_else(Default::default, |t| t.elapsed());
+    if finish != FinishReason::Stop || seq.stops.matched().is_none() {
+        // Text held back for an incomplete character or a possible
+        // stop string is shown now that generation has ended.
+        let mut tail = seq.decoder.flush();
+        match seq.stops.push(&tail) {
+            StopStep::Continue(text) => {
+                tail = text;
+                tail.push_str(&seq.stops.flush());
+            }
+            StopStep::Stop(text) => tail = text,
+        }
+        if !tail.is_empty() {
+            let _ = seq.tx.send(Event::Text(tail));
+        }
+    }
+    counters
+        .generated_tokens
+        .fetch_add(seq.out.len() as u64, Ordering::Relaxed);
+    // Counters first, so whoever sees the last event sees them settled.
+    counters.active.fetch_sub(1, Ordering::SeqCst);
+    let _ = seq.tx.send(Event::Done {
+        finish,
+        prompt_tokens: seq.stats.prompt_tokens,
+        stats: seq.stats,
+        tokens: seq.out,
+    });
+}
+
 /// Picks the next token from the state's logits; `Some` when the sequence
 /// ends here.
-fn next_token(
-    seq: &mut Seq,
-    st: &mut State,
-    model: &Model,
-    tok: &Tokenizer,
-) -> Option<Result<FinishReason, EngineError>> {
+fn next_token(seq: &mut Seq, st: &mut State, model: &Model, tok: &Tokenizer) -> Option<Finish> {
     seq.next = None;
     if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
         return Some(Ok(FinishReason::Length));

@@ -45,6 +45,36 @@ pub trait KvElem: Copy + Send + Sync + Default + 'static {
             Self::mad_f32(row, v, w);
         }
     }
+    /// The scores of one-query attention: with the queries `q` (rows of n,
+    /// each value already a `Self` value widened to f32) and the keys
+    /// `k[at[i]..at[i] + n]`, `out[r·L + i] = dot(Self(q_r), key i)` for L =
+    /// `at.len()`.
+    fn scores(q: &[f32], n: usize, k: &[Self], at: &[usize], out: &mut [f32]) {
+        let l = at.len();
+        let mut qh = [Self::default(); MAX_HEAD_DIM];
+        for (r, row) in q.chunks_exact(n.max(1)).enumerate() {
+            Self::store(row, &mut qh[..n]);
+            for (o, &a) in out[r * l..(r + 1) * l].iter_mut().zip(at) {
+                *o = Self::dot(&qh[..n], &k[a..a + n]);
+            }
+        }
+    }
+    /// The values of one-query attention into the accumulators `acc` (rows
+    /// of n): for each row r and each step i in order, `scale(acc_r,
+    /// s[r·L + i])` when that is `>= 0`, then `mad(acc_r, v[at[i]..at[i] +
+    /// n], w[r·L + i])`.
+    fn accumulate(acc: &mut [Self], n: usize, v: &[Self], at: &[usize], w: &[f32], s: &[f32]) {
+        let l = at.len();
+        for (r, acc) in acc.chunks_exact_mut(n.max(1)).enumerate() {
+            let (w, s) = (&w[r * l..(r + 1) * l], &s[r * l..(r + 1) * l]);
+            for ((&a, &w), &s) in at.iter().zip(w).zip(s) {
+                if s >= 0.0 {
+                    Self::scale(acc, s);
+                }
+                Self::mad(acc, &v[a..a + n], w);
+            }
+        }
+    }
 }
 
 impl KvElem for f32 {
@@ -125,6 +155,12 @@ impl KvElem for F16 {
     }
     fn mad_f32_rows(acc: &mut [f32], v: &[F16], s: &[f32]) {
         (f16_kernels().mad_f32_rows)(acc, bits(v), s)
+    }
+    fn scores(q: &[f32], n: usize, k: &[F16], at: &[usize], out: &mut [f32]) {
+        (f16_kernels().dot_f16_rows)(q, n, bits(k), at, out)
+    }
+    fn accumulate(acc: &mut [F16], n: usize, v: &[F16], at: &[usize], w: &[f32], s: &[f32]) {
+        (f16_kernels().accumulate)(bits_mut(acc), n, bits(v), at, w, s)
     }
 }
 
@@ -232,7 +268,7 @@ pub fn attention_batch<T: KvElem>(
     };
     let job = |i: usize, nt: usize| {
         let mut qh = [T::default(); MAX_HEAD_DIM];
-        let mut acc = [T::default(); MAX_HEAD_DIM];
+        let mut accs = vec![T::default(); group * hd];
         // Wide-path state of the group's heads: accumulators, running max,
         // running sum, this key's scores and weights.
         let mut acc32 = vec![0f32; group * hd];
@@ -240,6 +276,13 @@ pub fn attention_batch<T: KvElem>(
         let mut gl = vec![0f32; group];
         let mut gs = vec![0f32; group];
         let mut gw = vec![0f32; group];
+        // One-query state: the group's rounded queries, and per key its
+        // cache row, the scores, weights and rescale factors.
+        let mut qf = vec![0f32; group * hd];
+        let mut rows_at: Vec<usize> = Vec::new();
+        let mut scores: Vec<f32> = Vec::new();
+        let mut weights: Vec<f32> = Vec::new();
+        let mut rescale: Vec<f32> = Vec::new();
         for unit in split(n_units, i, nt) {
             let (t, kvh) = (unit / p.n_kv_head, unit % p.n_kv_head);
             let seq = starts.partition_point(|&s0| s0 <= t) - 1;
@@ -295,37 +338,62 @@ pub fn attention_batch<T: KvElem>(
                 }
                 continue;
             }
-            for h in heads {
+            // One query per head: ggml's one-query recurrence, in three
+            // passes that give the same result as interleaving them (see
+            // `one_query_reference` in the tests): every head's score
+            // against each key (each key read and widened once for the
+            // group), then per head the running maximum, weights and
+            // rescales, then the value accumulators in the cache type.
+            let len = pos + 1 - start;
+            rows_at.clear();
+            rows_at.extend((start..=pos).map(row));
+            for (g, h) in heads.clone().enumerate() {
                 let qs = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                let qh = &mut qh[..hd];
+                T::store(qs, qh);
+                for (d, x) in qf[g * hd..(g + 1) * hd].iter_mut().zip(qh.iter()) {
+                    *d = x.to_f32();
+                }
+            }
+            scores.resize(group * len, 0.0);
+            weights.resize(group * len, 0.0);
+            rescale.resize(group * len, 0.0);
+            T::scores(&qf, hd, k_cache, &rows_at, &mut scores);
+            for (((sc, ws), rs), sum) in scores
+                .chunks_exact(len)
+                .zip(weights.chunks_exact_mut(len))
+                .zip(rescale.chunks_exact_mut(len))
+                .zip(gl.iter_mut())
+            {
+                let mut m = f32::NEG_INFINITY;
+                let mut l = 0f32;
+                for ((&s, w), r) in sc.iter().zip(ws).zip(rs) {
+                    let s = score(s);
+                    // On a new maximum, rescale the accumulator, then add v
+                    // with weight 1; else add e·v (ggml's update order).
+                    *w = if s > m {
+                        *r = (m - s).exp();
+                        l *= *r;
+                        m = s;
+                        1.0
+                    } else {
+                        *r = -1.0;
+                        (s - m).exp()
+                    };
+                    l += *w;
+                }
+                *sum = l;
+            }
+            let accs = &mut accs[..group * hd];
+            accs.fill(T::default());
+            T::accumulate(accs, hd, v_cache, &rows_at, &weights, &rescale);
+            for ((h, acc), &l) in heads.zip(accs.chunks_exact(hd)).zip(&gl) {
                 // SAFETY: each (token, KV head) unit, and so each of its
                 // heads, is owned by one thread.
                 #[allow(unsafe_code)]
                 let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
-                let mut m = f32::NEG_INFINITY;
-                let mut l = 0f32;
-                let qh = &mut qh[..hd];
-                T::store(qs, qh);
-                let acc = &mut acc[..hd];
-                acc.fill(T::default());
-                for j in start..=pos {
-                    let base = row(j);
-                    let s = score(T::dot(qh, &k_cache[base..base + hd]));
-                    // Same update order as ggml: on a new maximum, rescale the
-                    // accumulator, then add v with weight 1; else add e·v.
-                    let w = if s > m {
-                        let r = (m - s).exp();
-                        T::scale(acc, r);
-                        l *= r;
-                        m = s;
-                        1.0
-                    } else {
-                        (s - m).exp()
-                    };
-                    T::mad(acc, &v_cache[base..base + hd], w);
-                    l += w;
-                }
                 let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
-                for (o, a) in o.iter_mut().zip(acc.iter()) {
+                for (o, a) in o.iter_mut().zip(acc) {
                     *o = a.to_f32() * inv;
                 }
             }
@@ -399,6 +467,98 @@ mod tests {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
         }
+    }
+
+    /// ggml's one-query recurrence, one key at a time: score, update the
+    /// running maximum, rescale, add the value (what the decode path must
+    /// equal bit for bit).
+    fn one_query_reference<T: KvElem>(
+        p: &AttnParams,
+        q: &[f32],
+        k: &[T],
+        v: &[T],
+        pos: usize,
+    ) -> Vec<f32> {
+        let hd = p.head_dim;
+        let kv_dim = p.n_kv_head * hd;
+        let group = p.n_head / p.n_kv_head;
+        let start = p.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+        let mut out = vec![0f32; p.n_head * hd];
+        for h in 0..p.n_head {
+            let mut qh = vec![T::default(); hd];
+            T::store(&q[h * hd..(h + 1) * hd], &mut qh);
+            let mut acc = vec![T::default(); hd];
+            let (mut m, mut l) = (f32::NEG_INFINITY, 0f32);
+            for j in start..=pos {
+                let base = j * kv_dim + (h / group) * hd;
+                let mut s = T::dot(&qh, &k[base..base + hd]) * p.scale;
+                if let Some(c) = p.softcap {
+                    s = c * (s / c).tanh();
+                }
+                let w = if s > m {
+                    let r = (m - s).exp();
+                    T::scale(&mut acc, r);
+                    l *= r;
+                    m = s;
+                    1.0
+                } else {
+                    (s - m).exp()
+                };
+                T::mad(&mut acc, &v[base..base + hd], w);
+                l += w;
+            }
+            let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+            for (o, a) in out[h * hd..(h + 1) * hd].iter_mut().zip(&acc) {
+                *o = a.to_f32() * inv;
+            }
+        }
+        out
+    }
+
+    fn check_one_query<T: KvElem + std::fmt::Debug + PartialEq>(pool: &ThreadPool) {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (n_head, n_kv_head, hd) in [(2, 2, 8), (9, 3, 64), (4, 1, 72), (8, 2, 256)] {
+            for (window, softcap) in [(None, None), (Some(5), None), (None, Some(20.0))] {
+                let p = AttnParams {
+                    n_head,
+                    n_kv_head,
+                    head_dim: hd,
+                    scale: 1.0 / (hd as f32).sqrt(),
+                    window,
+                    softcap,
+                };
+                let rows = 37;
+                let kv_dim = n_kv_head * hd;
+                let k: Vec<T> = (0..rows * kv_dim)
+                    .map(|_| T::from_f32(3.0 * rnd()))
+                    .collect();
+                let v: Vec<T> = (0..rows * kv_dim).map(|_| T::from_f32(rnd())).collect();
+                let q: Vec<f32> = (0..n_head * hd).map(|_| 2.0 * rnd()).collect();
+                for pos in [0, 1, 17, rows - 1] {
+                    let want = one_query_reference(&p, &q, &k, &v, pos);
+                    let mut got = vec![0f32; q.len()];
+                    attention(pool, &p, &q, &k, &v, &[pos], &mut got);
+                    for (h, (g, w)) in got.chunks(hd).zip(want.chunks(hd)).enumerate() {
+                        let g: Vec<u32> = g.iter().map(|x| x.to_bits()).collect();
+                        let w: Vec<u32> = w.iter().map(|x| x.to_bits()).collect();
+                        assert_eq!(g, w, "{p:?} pos {pos} head {h}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_query_path_is_the_interleaved_recurrence_bit_for_bit() {
+        let pool = ThreadPool::new(2);
+        check_one_query::<F16>(&pool);
+        check_one_query::<f32>(&pool);
     }
 
     #[test]

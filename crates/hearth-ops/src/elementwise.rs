@@ -123,7 +123,7 @@ pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
 
 /// [`gated_act`] spread over the pool for long inputs.
 pub fn gated_act_par(pool: &ThreadPool, act: Activation, gate: &mut [f32], up: &[f32]) {
-    const MIN_PARALLEL: usize = 1 << 14;
+    const MIN_PARALLEL: usize = 1 << 12;
     if gate.len() < MIN_PARALLEL {
         return gated_act(act, gate, up);
     }

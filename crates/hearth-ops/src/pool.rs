@@ -34,6 +34,9 @@ struct Shared {
     sleep: Mutex<()>,
     wake: Condvar,
     shutdown: AtomicBool,
+    /// The first panic of the current job's tasks, re-raised by `run` on
+    /// the caller once no thread is inside the job any more.
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// Spin iterations before a worker parks, or the caller starts yielding
@@ -66,6 +69,7 @@ impl ThreadPool {
             sleep: Mutex::new(()),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            panic: Mutex::new(None),
         });
         let workers = (1..n_threads)
             .map(|i| {
@@ -91,6 +95,10 @@ impl ThreadPool {
     /// Calls `f(task, n_tasks)` once for every task of `0..n_tasks` (a few
     /// per thread), spread over the pool's threads and the caller, and
     /// returns when all have returned. `f` splits its work with [`split`].
+    ///
+    /// A task that panics does not take its thread down or leave the job
+    /// half-closed: the other tasks still run, and the panic is resumed here,
+    /// on the caller, after every thread has left the job.
     pub fn run(&self, f: &(dyn Fn(usize, usize) + Sync)) {
         if self.n_threads == 1 {
             f(0, 1);
@@ -126,6 +134,10 @@ impl ThreadPool {
             std::hint::spin_loop();
         }
         s.job.store(std::ptr::null_mut(), SeqCst);
+        let panic = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 
@@ -135,7 +147,12 @@ fn run_tasks(s: &Shared, job: &JobRef<'_>) {
         if t >= job.n_tasks {
             return;
         }
-        (job.f)(t, job.n_tasks);
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.f)(t, job.n_tasks)));
+        if let Err(payload) = ran {
+            let mut first = s.panic.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(payload);
+        }
         s.done_tasks.fetch_add(1, SeqCst);
     }
 }
@@ -260,6 +277,34 @@ mod tests {
                 mask.load(Ordering::Relaxed),
                 (1 << (3 * TASKS_PER_THREAD)) - 1
             );
+        }
+    }
+
+    #[test]
+    fn a_panicking_task_reaches_the_caller_and_the_pool_goes_on() {
+        let pool = ThreadPool::new(2);
+        for bad in 0..2 * TASKS_PER_THREAD {
+            let ran = AtomicUsize::new(0);
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run(&|i, _| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    if i == bad {
+                        panic!("task {i} fails");
+                    }
+                })
+            }));
+            let payload = got.expect_err("the panic is resumed on the caller");
+            assert_eq!(
+                payload.downcast_ref::<String>().map(String::as_str),
+                Some(format!("task {bad} fails").as_str())
+            );
+            // The other tasks still ran, and the next job works.
+            assert_eq!(ran.load(Ordering::Relaxed), 2 * TASKS_PER_THREAD);
+            let hits = AtomicUsize::new(0);
+            pool.run(&|_, _| {
+                hits.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(hits.load(Ordering::Relaxed), 2 * TASKS_PER_THREAD);
         }
     }
 

@@ -16,6 +16,8 @@ static KERNELS: F16Kernels = F16Kernels {
     mad_f32,
     dot_f32_rows,
     mad_f32_rows,
+    dot_f16_rows,
+    accumulate,
 };
 
 pub fn kernels() -> Option<&'static F16Kernels> {
@@ -58,6 +60,16 @@ fn dot_f32_rows(a: &[f32], b: &[u16], out: &mut [f32]) {
 fn mad_f32_rows(y: &mut [f32], x: &[u16], s: &[f32]) {
     // SAFETY: as above.
     unsafe { mad_f32_rows_avx2(y, x, s) }
+}
+
+fn dot_f16_rows(a: &[f32], n: usize, b: &[u16], at: &[usize], out: &mut [f32]) {
+    // SAFETY: as above.
+    unsafe { dot_f16_rows_avx2(a, n, b, at, out) }
+}
+
+fn accumulate(y: &mut [u16], n: usize, x: &[u16], at: &[usize], w: &[f32], s: &[f32]) {
+    // SAFETY: as above.
+    unsafe { accumulate_avx2(y, n, x, at, w, s) }
 }
 
 fn mad(y: &mut [u16], x: &[u16], s: f32) {
@@ -280,6 +292,215 @@ unsafe fn mad_f32_rows_avx2(y: &mut [f32], x: &[u16], s: &[f32]) {
     if body < n {
         for (row, &w) in s[..rows].iter().enumerate() {
             mad_f32_ref(&mut y[row * n + body..(row + 1) * n], &x[body..], w);
+        }
+    }
+}
+
+/// Queries in blocks of up to three (twelve accumulators), each with
+/// `dot_avx2`'s four accumulators, reduction and f64 tail, so every score
+/// is bit-identical to `dot_avx2` on its f16 query.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_rows_avx2(a: &[f32], n: usize, b: &[u16], at: &[usize], out: &mut [f32]) {
+    if n == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let rows = a.len() / n;
+    let l = at.len();
+    let mut r = 0;
+    while r < rows {
+        let q = &a[r * n..];
+        let o = &mut out[r * l..];
+        // SAFETY: same CPU features as this function; `q` holds at least
+        // as many queries as the block takes, `o` as many rows of scores.
+        unsafe {
+            match rows - r {
+                1 => dot16_block::<1>(q, n, b, at, o),
+                2 => dot16_block::<2>(q, n, b, at, o),
+                _ => dot16_block::<3>(q, n, b, at, o),
+            }
+        }
+        r += (rows - r).min(3);
+    }
+}
+
+/// `R` queries of `q` (each n long, f16 values) against every key, into
+/// `out[r·L + i]`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot16_block<const R: usize>(
+    q: &[f32],
+    n: usize,
+    b: &[u16],
+    at: &[usize],
+    out: &mut [f32],
+) {
+    let l = at.len();
+    let q = &q[..R * n];
+    let out = &mut out[..R * l];
+    let body = n - n % 32;
+    for (i, &k0) in at.iter().enumerate() {
+        if let Some(&ahead) = at.get(i + KEYS_AHEAD) {
+            prefetch(&b[ahead..(ahead + n).min(b.len())]);
+        }
+        let key = &b[k0..k0 + n];
+        let mut acc = [[_mm256_setzero_ps(); 4]; R];
+        let mut c = 0;
+        while c < body {
+            for j in 0..4 {
+                // SAFETY: c + 32 <= body <= n, so key[c + 8j..][..8] and every
+                // query's q[row·n + c + 8j..][..8] are in bounds.
+                unsafe {
+                    let k = load8(&key[c + 8 * j..c + 8 * j + 8]);
+                    for (row, acc) in acc.iter_mut().enumerate() {
+                        let p = q.as_ptr().add(row * n + c + 8 * j);
+                        acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(p), k, acc[j]);
+                    }
+                }
+            }
+            c += 32;
+        }
+        for (row, acc) in acc.iter().enumerate() {
+            let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+            let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
+            let t1 = _mm_hadd_ps(t0, t0);
+            let mut s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+            let tail = &q[row * n + body..(row + 1) * n];
+            for (&x, &y) in tail.iter().zip(&key[body..]) {
+                s += (x * hearth_quant::f16_to_f32(y)) as f64;
+            }
+            out[row * l + i] = s as f32;
+        }
+    }
+}
+
+/// Cache rows are read once per step each and are usually not in L1/L2
+/// any more (a whole context of keys and values per layer and sequence):
+/// the one-query kernels ask for the row this many keys ahead.
+const KEYS_AHEAD: usize = 8;
+const VALUES_AHEAD: usize = 16;
+
+/// Prefetches the cache lines of `x`.
+#[inline]
+fn prefetch(x: &[u16]) {
+    for line in x.chunks(32) {
+        // SAFETY: a prefetch is only a hint: it never faults and does not
+        // change memory.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
+}
+
+/// f16 rounding of 8 lanes, kept widened.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn round16(v: __m256) -> __m256 {
+    _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT))
+}
+
+/// The accumulators in registers, rounded to f16 after every operation
+/// exactly as `scale_avx2` / `mad_avx2` round them when they store. Every
+/// step's rounding waits on the last, so several heads (and column
+/// chunks) advance together to keep the pipeline full: three heads × 32
+/// columns, two × 32, or one × 64 at a time; leftover columns (n % 8)
+/// through the scalar reference.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn accumulate_avx2(y: &mut [u16], n: usize, x: &[u16], at: &[usize], w: &[f32], s: &[f32]) {
+    if n == 0 {
+        return;
+    }
+    let rows = y.len() / n;
+    let l = at.len();
+    let body = n - n % 8;
+    let mut r = 0;
+    while r < rows {
+        let h = (rows - r).min(3);
+        let mut c0 = 0;
+        while c0 < body {
+            let wide = if h == 1 { 64 } else { 32 };
+            let cw = if body - c0 >= wide { wide } else { 8 };
+            let ys = &mut y[r * n..(r + h) * n];
+            let (ws, ss) = (&w[r * l..(r + h) * l], &s[r * l..(r + h) * l]);
+            // SAFETY: same CPU features as this function.
+            unsafe {
+                match (h, cw) {
+                    (1, 64) => acc_chunk::<1, 8>(ys, n, c0, x, at, ws, ss),
+                    (1, _) => acc_chunk::<1, 1>(ys, n, c0, x, at, ws, ss),
+                    (2, 32) => acc_chunk::<2, 4>(ys, n, c0, x, at, ws, ss),
+                    (2, _) => acc_chunk::<2, 1>(ys, n, c0, x, at, ws, ss),
+                    (_, 32) => acc_chunk::<3, 4>(ys, n, c0, x, at, ws, ss),
+                    _ => acc_chunk::<3, 1>(ys, n, c0, x, at, ws, ss),
+                }
+            }
+            c0 += cw;
+        }
+        if body < n {
+            for hh in r..r + h {
+                let tail = &mut y[hh * n + body..(hh + 1) * n];
+                let (ws, ss) = (&w[hh * l..(hh + 1) * l], &s[hh * l..(hh + 1) * l]);
+                for ((&a, &w), &s) in at.iter().zip(ws).zip(ss) {
+                    if s >= 0.0 {
+                        scale_ref(tail, s);
+                    }
+                    mad_ref(tail, &x[a + body..a + n], w);
+                }
+            }
+        }
+        r += h;
+    }
+}
+
+/// Columns `c0..c0 + 8·C` of the `H` accumulators in `y` (each n long;
+/// weights and scales `H × L`) over every step.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn acc_chunk<const H: usize, const C: usize>(
+    y: &mut [u16],
+    n: usize,
+    c0: usize,
+    x: &[u16],
+    at: &[usize],
+    w: &[f32],
+    s: &[f32],
+) {
+    let l = at.len();
+    let (w, s) = (&w[..H * l], &s[..H * l]);
+    let mut acc = [[_mm256_setzero_ps(); C]; H];
+    for (h, acc) in acc.iter_mut().enumerate() {
+        let yh = &y[h * n + c0..h * n + c0 + 8 * C];
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `yh` is 8·C long.
+            *a = unsafe { load8(&yh[8 * k..8 * k + 8]) };
+        }
+    }
+    for (i, &a) in at.iter().enumerate() {
+        if let Some(&ahead) = at.get(i + VALUES_AHEAD) {
+            prefetch(&x[ahead + c0..(ahead + c0 + 8 * C).min(x.len())]);
+        }
+        let row = &x[a + c0..a + c0 + 8 * C];
+        let mut v = [_mm256_setzero_ps(); C];
+        for (k, v) in v.iter_mut().enumerate() {
+            // SAFETY: `row` is 8·C long.
+            *v = unsafe { load8(&row[8 * k..8 * k + 8]) };
+        }
+        for (h, acc) in acc.iter_mut().enumerate() {
+            let sc = s[h * l + i];
+            if sc >= 0.0 {
+                let vs = _mm256_set1_ps(sc);
+                for a in acc.iter_mut() {
+                    // SAFETY: same CPU features as this function.
+                    *a = unsafe { round16(_mm256_mul_ps(*a, vs)) };
+                }
+            }
+            let vw = _mm256_set1_ps(w[h * l + i]);
+            for (a, v) in acc.iter_mut().zip(&v) {
+                // SAFETY: same CPU features as this function.
+                *a = unsafe { round16(_mm256_fmadd_ps(*v, vw, *a)) };
+            }
+        }
+    }
+    for (h, acc) in acc.iter().enumerate() {
+        let yh = &mut y[h * n + c0..h * n + c0 + 8 * C];
+        for (k, a) in acc.iter().enumerate() {
+            // SAFETY: `yh` is 8·C long; the lanes already hold f16 values.
+            unsafe { store8(&mut yh[8 * k..8 * k + 8], *a) };
         }
     }
 }

@@ -10,6 +10,13 @@ use hearth_quant::{f16_to_f32, f32_to_f16, Isa};
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
+/// `F16Kernels::dot_f16_rows`: (queries, n, keys, key offsets, scores).
+pub type ScoresFn = fn(a: &[f32], n: usize, b: &[u16], at: &[usize], out: &mut [f32]);
+
+/// `F16Kernels::accumulate`: (accumulators, n, values, value offsets,
+/// weights, rescales).
+pub type AccumulateFn = fn(y: &mut [u16], n: usize, x: &[u16], at: &[usize], w: &[f32], s: &[f32]);
+
 /// The f16 vector kernels of one tier.
 pub struct F16Kernels {
     pub isa: Isa,
@@ -33,6 +40,18 @@ pub struct F16Kernels {
     /// n = `x.len()` (one value into several accumulators); bit-identical to
     /// `mad_f32` row by row.
     pub mad_f32_rows: fn(y: &mut [f32], x: &[u16], s: &[f32]),
+    /// The score half of one-query attention: with R = `a.len() / n`
+    /// queries of n elements (f16 values, already widened) and L =
+    /// `at.len()` keys `b[at[i]..at[i] + n]`, `out[r·L + i] = dot(f16(a_r),
+    /// key i)`, bit-identical to `dot`; each key is read and widened once
+    /// for all the queries.
+    pub dot_f16_rows: ScoresFn,
+    /// The value half of one-query attention over f16 accumulators: R =
+    /// `y.len() / n` accumulators of n elements and L = `at.len()` steps;
+    /// for each accumulator r and each step i in order, `scale(y_r,
+    /// s[r·L + i])` when that is `>= 0`, then `mad(y_r, x[at[i]..at[i] + n],
+    /// w[r·L + i])`. Bit-identical to those calls.
+    pub accumulate: AccumulateFn,
 }
 
 pub static SCALAR: F16Kernels = F16Kernels {
@@ -45,6 +64,8 @@ pub static SCALAR: F16Kernels = F16Kernels {
     mad_f32: mad_f32_ref,
     dot_f32_rows: dot_f32_rows_ref,
     mad_f32_rows: mad_f32_rows_ref,
+    dot_f16_rows: dot_f16_rows_ref,
+    accumulate: accumulate_ref,
 };
 
 /// The tier matching `hearth_quant::kernels()`.
@@ -108,6 +129,33 @@ pub fn dot_f32_rows_ref(a: &[f32], b: &[u16], out: &mut [f32]) {
     let n = b.len().max(1);
     for (o, row) in out.iter_mut().zip(a.chunks_exact(n)) {
         *o = dot_f32_ref(row, b);
+    }
+}
+
+pub fn dot_f16_rows_ref(a: &[f32], n: usize, b: &[u16], at: &[usize], out: &mut [f32]) {
+    let l = at.len();
+    for (r, q) in a.chunks_exact(n.max(1)).enumerate() {
+        for (o, &k) in out[r * l..(r + 1) * l].iter_mut().zip(at) {
+            // `dot_ref` with the query's f16 values already widened.
+            *o = q
+                .iter()
+                .zip(&b[k..k + n])
+                .map(|(&x, &y)| x * f16_to_f32(y))
+                .sum();
+        }
+    }
+}
+
+pub fn accumulate_ref(y: &mut [u16], n: usize, x: &[u16], at: &[usize], w: &[f32], s: &[f32]) {
+    let l = at.len();
+    for (r, y) in y.chunks_exact_mut(n.max(1)).enumerate() {
+        let (w, s) = (&w[r * l..(r + 1) * l], &s[r * l..(r + 1) * l]);
+        for ((&a, &w), &s) in at.iter().zip(w).zip(s) {
+            if s >= 0.0 {
+                scale_ref(y, s);
+            }
+            mad_ref(y, &x[a..a + n], w);
+        }
     }
 }
 
