@@ -22,6 +22,9 @@
 #   GEN                   tokens generated per request (default: 128)
 #   REQS                  requests per client (default: 4; the 1-client run is then 512 tokens, long enough to time)
 #   CTX                   context per slot (default: 1024)
+#   ROUNDS                times the whole sequence of runs is repeated (default:
+#                         3); each number reported is the median over rounds,
+#                         since a shared machine's speed drifts between runs
 #   ENGINES               which servers to run, comma list (default: llama,hearth;
 #                         hearth alone skips building llama-server)
 #   BUILD_JOBS            parallel jobs for the llama.cpp build (default: 2)
@@ -39,6 +42,7 @@ GEN="${GEN:-128}"
 REQS="${REQS:-4}"
 CTX="${CTX:-1024}"
 ENGINES="${ENGINES:-llama,hearth}"
+ROUNDS="${ROUNDS:-3}"
 JOBS="${BUILD_JOBS:-2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -86,12 +90,13 @@ else
 fi
 PY="${PYTHON:-$("$ROOT/scripts/client-venv.sh")}"
 
-exec "$PY" - "$HEARTH" "$BIN/llama-server" "$model" "$THREADS" "$CLIENTS" "$GEN" "$REQS" "$CTX" "$ENGINES" <<'PYEOF'
-import asyncio, os, signal, socket, subprocess, sys, tempfile, time
+exec "$PY" - "$HEARTH" "$BIN/llama-server" "$model" "$THREADS" "$CLIENTS" "$GEN" "$REQS" "$CTX" "$ENGINES" "$ROUNDS" <<'PYEOF'
+import asyncio, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
 import httpx
 
-hearth, llama, model, threads, clients, gen, reqs, ctx, engines = sys.argv[1:10]
+hearth, llama, model, threads, clients, gen, reqs, ctx, engines, rounds = sys.argv[1:11]
+rounds = max(1, int(rounds))
 engines = [e for e in ("llama", "hearth") if e in engines.split(",")]
 if not engines:
     sys.exit("bench-serve: ENGINES must name llama, hearth or both")
@@ -189,21 +194,22 @@ def own_ticks(pid):
     t = os.times()
     return int(f[11]) + int(f[12]) + round((t.user + t.system) * TICK)
 
-rows = []
 others = []  # CPU share taken by other processes during each run
-for n in clients:
-    res = {}
-    for engine in engines:  # alternate, so drift lands on both
-        log(f"{engine}: {n} clients x {reqs} requests x {gen} tokens")
-        res[engine] = bench(engine, n)
-        toks, secs, _ = res[engine]
-        log(f"{engine}: {toks} tokens in {secs:.2f} s = {toks / secs:.1f} t/s")
-    rows.append((n, res))
+runs = {}  # (engine, clients) -> [(tokens, seconds), ...], one per round
+for rnd in range(rounds):
+    for n in clients:
+        for engine in engines:  # alternate, so drift lands on both
+            log(f"round {rnd + 1}/{rounds}, {engine}: {n} clients x {reqs} requests x {gen} tokens")
+            toks, secs, _ = bench(engine, n)
+            runs.setdefault((engine, n), []).append((toks, secs))
+            log(f"{engine}: {toks} tokens in {secs:.2f} s = {toks / secs:.1f} t/s")
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"cpu: {cpu}  ")
 print(f"model: {os.path.basename(model)}, threads: {threads}, {reqs} requests per client, "
       f"max_tokens {gen}, temperature 0, /v1/completions  ")
+print(f"each number: the median of {rounds} rounds (every round runs each configuration once, "
+      f"the servers alternating); the range is the lowest and highest round  ")
 print(f"CPU taken by other processes during the runs: {min(others):.0%} to {max(others):.0%}"
       f" of {os.cpu_count()} cores  ")
 if max(others) > 0.1:
@@ -214,21 +220,24 @@ NAMES = {"llama": "llama-server", "hearth": "hearth serve"}
 both = len(engines) == 2
 head = ["clients (= slots)"] + [f"{NAMES[e]} t/s" for e in engines]
 if both:
-    head += ["hearth / llama-server", "tokens llama / hearth"]
-head.append("other processes' CPU " + " / ".join(engines))
+    head.append("hearth / llama-server")
 print("| " + " | ".join(head) + " |")
 print("|" + " ---: |" * len(head))
 rate = {}
-for n, res in rows:
-    rate[n] = {e: res[e][0] / res[e][1] for e in engines}
-    cells = [str(n)] + [f"{rate[n][e]:.1f}" for e in engines]
+for n in clients:
+    rates = {e: [t / sec for t, sec in runs[(e, n)]] for e in engines}
+    rate[n] = {e: statistics.median(rates[e]) for e in engines}
+    cells = [str(n)] + [f"{rate[n][e]:.1f} ({min(rates[e]):.0f}–{max(rates[e]):.0f})"
+                        for e in engines]
     if both:
-        cells += [f"{rate[n]['hearth'] / rate[n]['llama']:.2f}",
-                  f"{res['llama'][0]} / {res['hearth'][0]}"]
-    cells.append(" / ".join(f"{res[e][2]:.0%}" for e in engines))
+        cells.append(f"{rate[n]['hearth'] / rate[n]['llama']:.2f}")
     print("| " + " | ".join(cells) + " |")
 if 1 in rate and 4 in rate:
     print()
-    print("aggregate at 4 clients / 1 client: " + ", ".join(
+    print("aggregate at 4 clients / 1 client (medians): " + ", ".join(
         f"{NAMES[e]} {rate[4][e] / rate[1][e]:.2f}x" for e in engines))
+    # Per round too: the 1- and 4-client runs of one round are close in time.
+    for e in engines:
+        per = [(t4 / s4) / (t1 / s1) for (t1, s1), (t4, s4) in zip(runs[(e, 1)], runs[(e, 4)])]
+        print(f"{NAMES[e]} per round: " + ", ".join(f"{r:.2f}x" for r in per) + "  ")
 PYEOF
