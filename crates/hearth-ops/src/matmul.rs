@@ -64,13 +64,17 @@ pub fn quantize_rows(
             kernels.quantize_act(ty, &x[r * k..(r + 1) * k], dst);
         }
     };
-    if m >= 4 {
+    // A few rows quantize in about the time a fork/join takes.
+    if m * k >= PARALLEL_QUANTIZE {
         pool.run(&job);
     } else {
         job(0, 1);
     }
     rb
 }
+
+/// Activation elements from which quantizing is spread over the pool.
+const PARALLEL_QUANTIZE: usize = 1 << 15;
 
 /// y (m × n) = X (m × k) · Wᵀ, with W given as n rows of k.
 ///
