@@ -47,7 +47,6 @@ pub(crate) struct Scratch {
     qbuf: Vec<u8>,
     rope_cs: Vec<(f32, f32)>,
     positions: Vec<usize>,
-    logits: Vec<f32>,
 }
 
 /// Bytes of the buffers a [`State`] grows to while it evaluates
@@ -493,25 +492,25 @@ impl Model {
                     softcap(out, c.final_softcap);
                 }
             } else {
-                s.logits.resize(rows * nv, 0.0);
-                ops::matmul(
+                // Each row straight into its sequence's logits.
+                let mut dests: Vec<&mut [f32]> = Vec::with_capacity(rows);
+                for g in segs.iter_mut() {
+                    if let Out::Logits { from, to, dest } = g.out {
+                        let k = to - from;
+                        dests.extend(g.st.logits[dest * nv..(dest + k) * nv].chunks_exact_mut(nv));
+                    }
+                }
+                ops::matmul_rows(
                     pool,
                     kern,
                     output,
                     &s.xb[..rows * e],
                     rows,
                     &mut s.qbuf,
-                    &mut s.logits,
+                    &mut dests,
                 );
-                softcap(&mut s.logits, c.final_softcap);
-                let mut r0 = 0;
-                for g in segs.iter_mut() {
-                    if let Out::Logits { from, to, dest } = g.out {
-                        let k = to - from;
-                        g.st.logits[dest * nv..(dest + k) * nv]
-                            .copy_from_slice(&s.logits[r0 * nv..(r0 + k) * nv]);
-                        r0 += k;
-                    }
+                for d in dests {
+                    softcap(d, c.final_softcap);
                 }
             }
         }

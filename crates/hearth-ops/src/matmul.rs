@@ -97,6 +97,62 @@ pub fn matmul(
     matmul_quantized(pool, kernels, w, xq, arb, m, y);
 }
 
+/// [`matmul`] with output row r (the product with activation row r) in its
+/// own slice `ys[r]` of n elements: products for several sequences land
+/// where each sequence keeps them, without a copy.
+pub fn matmul_rows(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    w: WeightRef<'_>,
+    x: &[f32],
+    m: usize,
+    scratch: &mut Vec<u8>,
+    ys: &mut [&mut [f32]],
+) {
+    let (n, k) = (w.rows, w.cols);
+    assert_eq!(x.len(), m * k, "matmul: activation shape");
+    assert_eq!(ys.len(), m, "matmul: one output row per activation row");
+    assert!(ys.iter().all(|y| y.len() == n), "matmul: output shape");
+    let aty = vec_dot_type(w.ty);
+    let arb = quantize_rows(pool, kernels, aty, x, m, k, scratch);
+    let rows: Vec<Disjoint<'_, f32>> = ys.iter_mut().map(|y| Disjoint::new(y)).collect();
+    matmul_dest(pool, kernels, &[w], scratch, arb, m, &Dest::Rows(&rows));
+}
+
+/// Where the outputs of a product go.
+enum Dest<'a, 'b> {
+    /// Per weight, one m × rows block.
+    Stacked(&'a [Option<Disjoint<'b, f32>>]),
+    /// One weight; output row c in its own slice.
+    Rows(&'a [Disjoint<'b, f32>]),
+}
+
+impl Dest<'_, '_> {
+    /// Rows `rows` of weight `wi`'s output (`n` rows) in column `c`.
+    ///
+    /// # Safety
+    /// No other live slice may overlap the range (each task owns its rows
+    /// of every column).
+    #[allow(unsafe_code, clippy::mut_from_ref)]
+    unsafe fn part(
+        &self,
+        wi: usize,
+        n: usize,
+        c: usize,
+        rows: std::ops::Range<usize>,
+    ) -> &mut [f32] {
+        match self {
+            // SAFETY: passed on to the caller.
+            Dest::Stacked(outs) => match &outs[wi] {
+                Some(o) => unsafe { o.part(c * n + rows.start..c * n + rows.end) },
+                None => &mut [],
+            },
+            // SAFETY: passed on to the caller.
+            Dest::Rows(r) => unsafe { r[c].part(rows) },
+        }
+    }
+}
+
 /// Like [`matmul`] with activations already quantized (`arb` bytes per row).
 pub fn matmul_quantized(
     pool: &ThreadPool,
@@ -126,15 +182,39 @@ pub fn matmul_quantized_many(
     const MAX: usize = 4;
     assert!(ws.len() <= MAX, "matmul: at most {MAX} weights at once");
     let mut outs: [Option<Disjoint<'_, f32>>; MAX] = [None, None, None, None];
-    let mut starts = [0usize; MAX + 1];
     for (i, (w, y)) in ws.iter().zip(ys.iter_mut()).enumerate() {
         assert_eq!(y.len(), m * w.rows, "matmul: output shape");
         outs[i] = Some(Disjoint::new(y));
+    }
+    matmul_dest(
+        pool,
+        kernels,
+        ws,
+        xq,
+        arb,
+        m,
+        &Dest::Stacked(&outs[..ws.len()]),
+    );
+}
+
+/// The product behind [`matmul_quantized_many`] and [`matmul_rows`].
+fn matmul_dest(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    ws: &[WeightRef<'_>],
+    xq: &[u8],
+    arb: usize,
+    m: usize,
+    dest: &Dest<'_, '_>,
+) {
+    const MAX: usize = 4;
+    let mut starts = [0usize; MAX + 1];
+    for (i, w) in ws.iter().enumerate() {
         starts[i + 1] = starts[i] + w.rows;
     }
     let total = starts[ws.len()];
     if m >= 2 && ws.iter().all(|w| kernels.has_panel(w.ty)) {
-        panel_matmul(pool, kernels, ws, xq, arb, m, &outs, &starts);
+        panel_matmul(pool, kernels, ws, xq, arb, m, dest, &starts);
         return;
     }
     let job = |i: usize, nt: usize| {
@@ -153,9 +233,6 @@ pub fn matmul_quantized_many(
             for (wi, w) in ws.iter().enumerate() {
                 let lo = rows.start.max(starts[wi]) - starts[wi];
                 let hi = rows.end.min(starts[wi + 1]).max(starts[wi]) - starts[wi];
-                let Some(out) = outs[wi].as_ref() else {
-                    continue;
-                };
                 if lo >= hi {
                     continue;
                 }
@@ -165,7 +242,7 @@ pub fn matmul_quantized_many(
                 #[allow(unsafe_code)]
                 let mut dst: [&mut [f32]; COL_BLOCK] = std::array::from_fn(|c| {
                     if c < cols {
-                        unsafe { out.part((c0 + c) * n + lo..(c0 + c) * n + hi) }
+                        unsafe { dest.part(wi, n, c0 + c, lo..hi) }
                     } else {
                         &mut []
                     }
@@ -216,7 +293,7 @@ fn panel_matmul(
     xq: &[u8],
     arb: usize,
     m: usize,
-    outs: &[Option<Disjoint<'_, f32>>],
+    dest: &Dest<'_, '_>,
     starts: &[usize],
 ) {
     let k = ws[0].cols;
@@ -239,9 +316,6 @@ fn panel_matmul(
             for (wi, w) in ws.iter().enumerate() {
                 let lo = rows.start.max(starts[wi]) - starts[wi];
                 let hi = rows.end.min(starts[wi + 1]).max(starts[wi]) - starts[wi];
-                let Some(out) = outs[wi].as_ref() else {
-                    continue;
-                };
                 if lo >= hi {
                     continue;
                 }
@@ -270,11 +344,10 @@ fn panel_matmul(
                         kernels.vec_dot_panel(w.ty, &w_rows[..nr], panels, q0..q1, t);
                         let c0 = q0 * PANEL_COLS;
                         for c in 0..cw.min(m - c0) {
-                            let o = (c0 + c) * n + i0;
                             // SAFETY: rows lo..hi of output `wi` belong to
                             // this task alone, in every column.
                             #[allow(unsafe_code)]
-                            let d = unsafe { out.part(o..o + nr) };
+                            let d = unsafe { dest.part(wi, n, c0 + c, i0..i0 + nr) };
                             for (r, d) in d.iter_mut().enumerate() {
                                 *d = t[r * cw + c];
                             }
@@ -346,6 +419,48 @@ mod tests {
                     let want: f32 = (0..k).map(|i| wd[r * k + i] * x[c * k + i]).sum();
                     let got = y[c * n + r];
                     assert!((got - want).abs() < 0.05, "{ty} ({c},{r}): {got} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_into_separate_slices_equal_the_stacked_product() {
+        let pool = ThreadPool::new(2);
+        let kern = hearth_quant::kernels();
+        let (n, k) = (70, 256);
+        let mut s = 0x9e37_79b9u64;
+        let wf: Vec<f32> = (0..n * k).map(|_| rng(&mut s)).collect();
+        // Q4_1 and Q8_0 take the panel path from two rows on, Q6_K the tiles.
+        for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q6K] {
+            let rb = ty.row_bytes(k as u64).unwrap() as usize;
+            let mut wq = vec![0u8; rb * n];
+            for r in 0..n {
+                hearth_quant::quantize_row(
+                    ty,
+                    &wf[r * k..(r + 1) * k],
+                    &mut wq[r * rb..(r + 1) * rb],
+                )
+                .unwrap();
+            }
+            let w = WeightRef {
+                data: &wq,
+                ty,
+                rows: n,
+                cols: k,
+            };
+            for m in [1, 3, 4, 9, 17] {
+                let x: Vec<f32> = (0..m * k).map(|_| rng(&mut s)).collect();
+                let mut scratch = Vec::new();
+                let mut stacked = vec![0f32; m * n];
+                matmul(&pool, kern, w, &x, m, &mut scratch, &mut stacked);
+                // Rows scattered over separate buffers, in a different order
+                // from where they live.
+                let mut bufs: Vec<Vec<f32>> = (0..m).map(|_| vec![f32::NAN; n]).collect();
+                let mut dests: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+                matmul_rows(&pool, kern, w, &x, m, &mut scratch, &mut dests);
+                for (c, b) in bufs.iter().enumerate() {
+                    assert_eq!(&b[..], &stacked[c * n..(c + 1) * n], "{ty} m={m} row {c}");
                 }
             }
         }
