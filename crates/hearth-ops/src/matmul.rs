@@ -375,6 +375,16 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
+    /// The rows of `wf` (each k long) quantized to `ty`, and the bytes per row.
+    fn quantized(ty: GgmlType, wf: &[f32], k: usize) -> (usize, Vec<u8>) {
+        let rb = ty.row_bytes(k as u64).unwrap() as usize;
+        let mut wq = vec![0u8; rb * (wf.len() / k)];
+        for (w, q) in wf.chunks_exact(k).zip(wq.chunks_exact_mut(rb)) {
+            hearth_quant::quantize_row(ty, w, q).unwrap();
+        }
+        (rb, wq)
+    }
+
     #[test]
     fn matches_f32_reference() {
         let pool = ThreadPool::new(2);
@@ -384,16 +394,7 @@ mod tests {
         let wf: Vec<f32> = (0..n * k).map(|_| rng(&mut s)).collect();
         let x: Vec<f32> = (0..m * k).map(|_| rng(&mut s)).collect();
         for ty in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_1] {
-            let rb = ty.row_bytes(k as u64).unwrap() as usize;
-            let mut wq = vec![0u8; rb * n];
-            for r in 0..n {
-                hearth_quant::quantize_row(
-                    ty,
-                    &wf[r * k..(r + 1) * k],
-                    &mut wq[r * rb..(r + 1) * rb],
-                )
-                .unwrap();
-            }
+            let (rb, wq) = quantized(ty, &wf, k);
             // Reference: the dequantized weights times the f32 activations;
             // what remains is the activation quantization's error.
             let mut wd = vec![0f32; n * k];
@@ -433,16 +434,7 @@ mod tests {
         let wf: Vec<f32> = (0..n * k).map(|_| rng(&mut s)).collect();
         // Q4_1 and Q8_0 take the panel path from two rows on, Q6_K the tiles.
         for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q6K] {
-            let rb = ty.row_bytes(k as u64).unwrap() as usize;
-            let mut wq = vec![0u8; rb * n];
-            for r in 0..n {
-                hearth_quant::quantize_row(
-                    ty,
-                    &wf[r * k..(r + 1) * k],
-                    &mut wq[r * rb..(r + 1) * rb],
-                )
-                .unwrap();
-            }
+            let (_, wq) = quantized(ty, &wf, k);
             let w = WeightRef {
                 data: &wq,
                 ty,
