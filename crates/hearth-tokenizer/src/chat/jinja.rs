@@ -122,31 +122,19 @@ fn strftime(fmt: &str, unix_secs: u64) -> String {
         "December",
     ];
     const DAYS: [&str; 7] = [
-        "Thursday",
-        "Friday",
-        "Saturday",
         "Sunday",
         "Monday",
         "Tuesday",
         "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
     ];
-    let days = unix_secs / 86_400;
-    let secs = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    const CUM: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-    let yday = CUM[(month - 1) as usize] + day + i64::from(leap && month > 2);
-    let month_name = MONTHS[(month - 1) as usize];
-    let weekday = DAYS[(days % 7) as usize];
+    let t = hearth_time::Civil::from_unix(unix_secs as i64);
+    let (year, month, day) = (t.year, i64::from(t.month), i64::from(t.day));
+    let yday = i64::from(t.day_of_year());
+    let month_name = MONTHS[(t.month - 1) as usize];
+    let weekday = DAYS[t.weekday() as usize];
 
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
@@ -173,9 +161,9 @@ fn strftime(fmt: &str, unix_secs: u64) -> String {
             'm' => out += &num(month, 2),
             'd' => out += &num(day, 2),
             'e' => out += &format!("{day:2}"),
-            'H' => out += &num((secs / 3600) as i64, 2),
-            'M' => out += &num((secs / 60 % 60) as i64, 2),
-            'S' => out += &num((secs % 60) as i64, 2),
+            'H' => out += &num(i64::from(t.hour), 2),
+            'M' => out += &num(i64::from(t.minute), 2),
+            'S' => out += &num(i64::from(t.second), 2),
             'j' => out += &num(yday, 3),
             'B' => out += month_name,
             'b' => out += &month_name[..3],
