@@ -399,7 +399,11 @@ pub fn attention_batch<T: KvElem>(
             }
         }
     };
-    pool.run(&job);
+    if positions.len() >= 16 {
+        pool.run_long(&job);
+    } else {
+        pool.run(&job);
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ impl WeightRef<'_> {
 /// Columns (activation rows) handled together per block.
 const COL_BLOCK: usize = 16;
 
+/// Activation rows from which a product counts as a long job for the pool
+/// (prompt processing rather than decoding).
+const LONG_JOB_ROWS: usize = 16;
+
 /// How many weight tiles ahead the panel matmul prefetches.
 const PREFETCH_TILES: usize = 2;
 
@@ -273,7 +277,9 @@ fn matmul_dest(
             }
         }
     };
-    if total * m >= 64 {
+    if m >= LONG_JOB_ROWS {
+        pool.run_long(&job);
+    } else if total * m >= 64 {
         pool.run(&job);
     } else {
         job(0, 1);
@@ -357,7 +363,9 @@ fn panel_matmul(
             }
         }
     };
-    if total * m >= 64 {
+    if m >= LONG_JOB_ROWS {
+        pool.run_long(&job);
+    } else if total * m >= 64 {
         pool.run(&job);
     } else {
         job(0, 1);
