@@ -81,16 +81,22 @@ impl Client {
         }
     }
 
-    fn get(&self, url: &str, range_from: u64) -> Result<ureq::Response> {
-        let mut req = self.agent.get(url);
-        // The token goes to the hub only, never to a plain URL's host (and
-        // ureq drops it on redirects).
+    /// A GET of `url`, with the token when `url` is on the hub: the token
+    /// goes to the hub only, never to a plain URL's host (and ureq drops it
+    /// on redirects).
+    fn request(&self, url: &str) -> ureq::Request {
+        let req = self.agent.get(url);
         let to_hub = url
             .strip_prefix(&self.endpoint)
             .is_some_and(|rest| rest.starts_with('/'));
-        if let (Some(t), true) = (&self.token, to_hub) {
-            req = req.set("Authorization", &format!("Bearer {t}"));
+        match (&self.token, to_hub) {
+            (Some(t), true) => req.set("Authorization", &format!("Bearer {t}")),
+            _ => req,
         }
+    }
+
+    fn get(&self, url: &str, range_from: u64) -> Result<ureq::Response> {
+        let mut req = self.request(url);
         if range_from > 0 {
             req = req.set("Range", &format!("bytes={range_from}-"));
         }
@@ -109,13 +115,7 @@ impl Client {
 
     /// The first `n` bytes of `url` (at most), with a Range request.
     pub(crate) fn prefix(&self, url: &str, n: u64) -> Result<Vec<u8>> {
-        let mut req = self.agent.get(url);
-        let to_hub = url
-            .strip_prefix(&self.endpoint)
-            .is_some_and(|rest| rest.starts_with('/'));
-        if let (Some(t), true) = (&self.token, to_hub) {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
+        let req = self.request(url);
         let resp = match req
             .set("Range", &format!("bytes=0-{}", n.saturating_sub(1)))
             .call()

@@ -37,6 +37,15 @@ pub enum Progress {
 }
 
 impl Progress {
+    /// The status of a download step as Ollama words it: `pulling` and the
+    /// digest's first 12 hex digits, or the file name when there is none.
+    pub fn pulling(digest: Option<&str>, file: &str) -> String {
+        match digest {
+            Some(d) => format!("pulling {}", d.get(..12).unwrap_or(d)),
+            None => format!("pulling {file}"),
+        }
+    }
+
     /// The line Ollama's `/api/pull` streams for this step.
     pub fn to_ollama_json(&self) -> serde_json::Value {
         match self {
@@ -47,9 +56,8 @@ impl Progress {
                 total,
                 completed,
             } => {
-                let short = digest.as_deref().map(|d| &d[..d.len().min(12)]);
                 let mut v = serde_json::json!({
-                    "status": format!("pulling {}", short.unwrap_or(file)),
+                    "status": Progress::pulling(digest.as_deref(), file),
                     "completed": completed,
                 });
                 if let Some(d) = digest {

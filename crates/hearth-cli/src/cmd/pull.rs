@@ -60,10 +60,7 @@ impl Reporter {
                 total,
                 completed,
             } => {
-                let label = match &digest {
-                    Some(d) => format!("pulling {}", &d[..d.len().min(12)]),
-                    None => format!("pulling {file}"),
-                };
+                let label = Progress::pulling(digest.as_deref(), &file);
                 if self.current != label {
                     self.end_bar();
                     self.current = label.clone();
