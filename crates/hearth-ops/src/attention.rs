@@ -399,11 +399,7 @@ pub fn attention_batch<T: KvElem>(
             }
         }
     };
-    if positions.len() >= 16 {
-        pool.run_long(&job);
-    } else {
-        pool.run(&job);
-    }
+    pool.run_rows(positions.len(), &job);
 }
 
 #[cfg(test)]

@@ -65,12 +65,18 @@ pub enum Activation {
 /// computes it on CPUs (`GGML_GELU_FP16`, `ggml_vec_geglu_f32`): below -10
 /// the result is 0, above 10 it is x, else `f16(gelu(f16(x)))`.
 pub fn gelu_table(x: f32) -> f32 {
+    gelu_lookup(gelu_f16_table(), x, f32_to_f16(x))
+}
+
+/// [`gelu_table`] of `x`, whose f16 bits are `t`.
+#[inline]
+fn gelu_lookup(table: &[f32], x: f32, t: u16) -> f32 {
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        gelu_f16_table()[usize::from(f32_to_f16(x))]
+        table[usize::from(t)]
     }
 }
 
@@ -97,14 +103,7 @@ fn geglu(gate: &mut [f32], up: &[f32]) {
         let idx = &mut idx[..g.len()];
         to_f16(g, idx);
         for ((g, &u), &t) in g.iter_mut().zip(u).zip(idx.iter()) {
-            let v = if *g <= -10.0 {
-                0.0
-            } else if *g >= 10.0 {
-                *g
-            } else {
-                table[usize::from(t)]
-            };
-            *g = v * u;
+            *g = gelu_lookup(table, *g, t) * u;
         }
     }
 }

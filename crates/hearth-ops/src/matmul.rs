@@ -35,9 +35,8 @@ impl WeightRef<'_> {
 /// Columns (activation rows) handled together per block.
 const COL_BLOCK: usize = 16;
 
-/// Activation rows from which a product counts as a long job for the pool
-/// (prompt processing rather than decoding).
-const LONG_JOB_ROWS: usize = 16;
+/// Weights one [`matmul_quantized_many`] takes at most.
+const MAX_WEIGHTS: usize = 4;
 
 /// How many weight tiles ahead the panel matmul prefetches.
 const PREFETCH_TILES: usize = 2;
@@ -126,7 +125,7 @@ pub fn matmul_rows(
 /// Where the outputs of a product go.
 enum Dest<'a, 'b> {
     /// Per weight, one m × rows block.
-    Stacked(&'a [Option<Disjoint<'b, f32>>]),
+    Stacked(&'a [Disjoint<'b, f32>]),
     /// One weight; output row c in its own slice.
     Rows(&'a [Disjoint<'b, f32>]),
 }
@@ -147,10 +146,7 @@ impl Dest<'_, '_> {
     ) -> &mut [f32] {
         match self {
             // SAFETY: passed on to the caller.
-            Dest::Stacked(outs) => match &outs[wi] {
-                Some(o) => unsafe { o.part(c * n + rows.start..c * n + rows.end) },
-                None => &mut [],
-            },
+            Dest::Stacked(outs) => unsafe { outs[wi].part(c * n + rows.start..c * n + rows.end) },
             // SAFETY: passed on to the caller.
             Dest::Rows(r) => unsafe { r[c].part(rows) },
         }
@@ -183,22 +179,19 @@ pub fn matmul_quantized_many(
     ys: &mut [&mut [f32]],
 ) {
     assert_eq!(ws.len(), ys.len(), "matmul: one output per weight");
-    const MAX: usize = 4;
-    assert!(ws.len() <= MAX, "matmul: at most {MAX} weights at once");
-    let mut outs: [Option<Disjoint<'_, f32>>; MAX] = [None, None, None, None];
-    for (i, (w, y)) in ws.iter().zip(ys.iter_mut()).enumerate() {
-        assert_eq!(y.len(), m * w.rows, "matmul: output shape");
-        outs[i] = Some(Disjoint::new(y));
-    }
-    matmul_dest(
-        pool,
-        kernels,
-        ws,
-        xq,
-        arb,
-        m,
-        &Dest::Stacked(&outs[..ws.len()]),
+    assert!(
+        ws.len() <= MAX_WEIGHTS,
+        "matmul: at most {MAX_WEIGHTS} weights at once"
     );
+    let outs: Vec<Disjoint<'_, f32>> = ws
+        .iter()
+        .zip(ys.iter_mut())
+        .map(|(w, y)| {
+            assert_eq!(y.len(), m * w.rows, "matmul: output shape");
+            Disjoint::new(y)
+        })
+        .collect();
+    matmul_dest(pool, kernels, ws, xq, arb, m, &Dest::Stacked(&outs));
 }
 
 /// The product behind [`matmul_quantized_many`] and [`matmul_rows`].
@@ -211,8 +204,7 @@ fn matmul_dest(
     m: usize,
     dest: &Dest<'_, '_>,
 ) {
-    const MAX: usize = 4;
-    let mut starts = [0usize; MAX + 1];
+    let mut starts = [0usize; MAX_WEIGHTS + 1];
     for (i, w) in ws.iter().enumerate() {
         starts[i + 1] = starts[i] + w.rows;
     }
@@ -277,10 +269,14 @@ fn matmul_dest(
             }
         }
     };
-    if m >= LONG_JOB_ROWS {
-        pool.run_long(&job);
-    } else if total * m >= 64 {
-        pool.run(&job);
+    run_product(pool, total, m, &job);
+}
+
+/// Runs a product's `job` over `total` weight rows and `m` activation rows:
+/// on the pool unless it is tiny.
+fn run_product(pool: &ThreadPool, total: usize, m: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+    if total * m >= 64 {
+        pool.run_rows(m, job);
     } else {
         job(0, 1);
     }
@@ -363,13 +359,7 @@ fn panel_matmul(
             }
         }
     };
-    if m >= LONG_JOB_ROWS {
-        pool.run_long(&job);
-    } else if total * m >= 64 {
-        pool.run(&job);
-    } else {
-        job(0, 1);
-    }
+    run_product(pool, total, m, &job);
 }
 
 #[cfg(test)]

@@ -49,10 +49,15 @@ const SPIN: u32 = 1 << 11;
 /// decoding measured ~5 % faster with two than with four).
 const TASKS_PER_THREAD: usize = 2;
 
-/// Tasks per thread for long jobs ([`ThreadPool::run_long`]): finer pieces
-/// even out threads that the machine slows down unequally (prompt
-/// processing measured 3–10 % faster with four than with two).
+/// Tasks per thread for long jobs ([`ThreadPool::run_rows`] over at least
+/// [`LONG_JOB_ROWS`] rows): finer pieces even out threads that the machine
+/// slows down unequally (prompt processing measured 3–10 % faster with
+/// four than with two).
 const LONG_TASKS_PER_THREAD: usize = 4;
+
+/// Rows (tokens) from which a job counts as long: prompt processing rather
+/// than decoding.
+pub const LONG_JOB_ROWS: usize = 16;
 
 pub struct ThreadPool {
     n_threads: usize,
@@ -111,10 +116,16 @@ impl ThreadPool {
         self.run_split(TASKS_PER_THREAD, f);
     }
 
-    /// [`ThreadPool::run`] for a job long enough (a prompt's products and
-    /// attention) that cutting it finer balances better than it costs.
-    pub fn run_long(&self, f: &(dyn Fn(usize, usize) + Sync)) {
-        self.run_split(LONG_TASKS_PER_THREAD, f);
+    /// [`ThreadPool::run`] for a job over `rows` rows (tokens): one over
+    /// [`LONG_JOB_ROWS`] or more (a prompt's products and attention) is cut
+    /// finer, which balances better than it costs there.
+    pub fn run_rows(&self, rows: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        let per_thread = if rows >= LONG_JOB_ROWS {
+            LONG_TASKS_PER_THREAD
+        } else {
+            TASKS_PER_THREAD
+        };
+        self.run_split(per_thread, f);
     }
 
     fn run_split(&self, per_thread: usize, f: &(dyn Fn(usize, usize) + Sync)) {
