@@ -113,10 +113,8 @@ unsafe fn dot_avx2(a: &[u16], b: &[u16]) -> f32 {
             unsafe { *acc = _mm256_fmadd_ps(load8(&x[8 * j..]), load8(&y[8 * j..]), *acc) };
         }
     }
-    let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
-    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
-    let t1 = _mm_hadd_ps(t0, t0);
-    let mut s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    // SAFETY: same CPU features as this function.
+    let mut s = unsafe { hsum4(&acc) } as f64;
     for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
         s += (hearth_quant::f16_to_f32(x) * hearth_quant::f16_to_f32(y)) as f64;
     }
@@ -198,6 +196,16 @@ unsafe fn mad_f32_avx2(y: &mut [f32], x: &[u16], s: f32) {
         }
     }
     mad_f32_ref(cy.into_remainder(), cx.remainder(), s);
+}
+
+/// Horizontal sum of `dot_avx2`'s four accumulators, in ggml's order:
+/// pairwise (0+2, 1+3, then 0+1), halves added, two horizontal adds.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum4(acc: &[__m256; 4]) -> f32 {
+    let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
 }
 
 /// Horizontal sum of `dot_f32_avx2`'s two accumulators, in its order.
@@ -360,10 +368,8 @@ unsafe fn dot16_block<const R: usize>(
             c += 32;
         }
         for (row, acc) in acc.iter().enumerate() {
-            let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
-            let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
-            let t1 = _mm_hadd_ps(t0, t0);
-            let mut s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+            // SAFETY: same CPU features as this function.
+            let mut s = unsafe { hsum4(acc) } as f64;
             let tail = &q[row * n + body..(row + 1) * n];
             for (&x, &y) in tail.iter().zip(&key[body..]) {
                 s += (x * hearth_quant::f16_to_f32(y)) as f64;
