@@ -69,6 +69,14 @@ pub struct Config {
     pub layers: Vec<LayerSpec>,
 }
 
+/// Caps on hyper-parameters, each far beyond any released model.
+pub const MAX_LAYERS: usize = 1024;
+pub const MAX_EMBD: usize = 1 << 17;
+pub const MAX_VOCAB: usize = 1 << 24;
+pub const MAX_HEADS: usize = 4096;
+pub const MAX_FF: usize = 1 << 20;
+pub const MAX_CTX: usize = 1 << 24;
+
 impl Config {
     /// The configuration a GGUF file describes, from its metadata and
     /// tensor infos alone (no tensor data is read; a header parsed with
@@ -90,7 +98,73 @@ impl Config {
             file,
             arch: arch_name,
         };
-        crate::arch::build(&meta, arch, n_vocab)
+        let c = crate::arch::build(&meta, arch, n_vocab)?;
+        c.check(&meta, emb.dims.first().copied().unwrap_or(0))?;
+        Ok(c)
+    }
+
+    /// Refuses hyper-parameters no real model has, so that a crafted
+    /// header cannot make a later step allocate without bound, divide by
+    /// zero or compute with NaN (`hearth import` runs this before a file
+    /// enters the store). `emb_cols` is `token_embd.weight`'s first dim.
+    fn check(&self, meta: &Meta<'_>, emb_cols: u64) -> Result<(), ModelError> {
+        let bad = |k: &str, why: String| {
+            Err(ModelError::BadHparam {
+                key: meta.key(k),
+                why,
+            })
+        };
+        let within = |v: usize, max: usize| (1..=max).contains(&v);
+        if !within(self.n_embd, MAX_EMBD) || self.n_embd as u64 != emb_cols {
+            return bad(
+                "embedding_length",
+                format!(
+                    "{} (token_embd.weight has {emb_cols} columns; at most {MAX_EMBD})",
+                    self.n_embd
+                ),
+            );
+        }
+        for (k, v, max) in [
+            ("vocab_size", self.n_vocab, MAX_VOCAB),
+            ("attention.head_count", self.n_head, MAX_HEADS),
+            ("feed_forward_length", self.n_ff, MAX_FF),
+            ("context_length", self.n_ctx_train, MAX_CTX),
+        ] {
+            if !within(v, max) {
+                return bad(k, format!("{v} (must be 1 to {max})"));
+            }
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0 && self.norm_eps < 1.0) {
+            return bad(
+                "attention.layer_norm_rms_epsilon",
+                format!("{} (must be in (0, 1))", self.norm_eps),
+            );
+        }
+        for l in &self.layers {
+            let r = &l.rope;
+            if !(r.base.is_finite()
+                && r.base > 0.0
+                && r.freq_scale.is_finite()
+                && r.freq_scale > 0.0)
+            {
+                return bad(
+                    "rope.freq_base",
+                    format!(
+                        "base {} scale {} (must be finite and positive)",
+                        r.base, r.freq_scale
+                    ),
+                );
+            }
+        }
+        for (k, cap) in [
+            ("attn_logit_softcapping", self.attn_softcap),
+            ("final_logit_softcapping", self.final_softcap),
+        ] {
+            if cap.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                return bad(k, format!("{cap:?} (must be finite and positive)"));
+            }
+        }
+        Ok(())
     }
 
     /// Rows of KV cache each layer keeps for a context of `n_ctx` evaluated
@@ -161,6 +235,17 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
     let n_head = meta.usize("attention.head_count")?;
     let n_kv_head = meta.usize_or("attention.head_count_kv", n_head)?;
     let n_layer = meta.usize("block_count")?;
+    // Every layer has its own tensors: more layers than tensors is a
+    // crafted header (and would size a per-layer table from it).
+    if n_layer > MAX_LAYERS || n_layer > meta.file.tensors().len() {
+        return Err(ModelError::BadHparam {
+            key: meta.key("block_count"),
+            why: format!(
+                "{n_layer} layers for {} tensors (at most {MAX_LAYERS})",
+                meta.file.tensors().len()
+            ),
+        });
+    }
     if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_layer == 0 {
         return Err(ModelError::BadHparam {
             key: meta.key("attention.head_count"),

@@ -39,8 +39,15 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+    /// The one answer for a model that is not served, whether it does not
+    /// exist or may not be named (a path without `--allow-paths`); the name
+    /// is echoed only up to 100 characters.
     pub fn model_not_found(name: &str) -> ApiError {
-        Self::not_found(format!("model '{name}' not found"))
+        let shown = match name.char_indices().nth(100) {
+            Some((i, _)) => &name[..i],
+            None => name,
+        };
+        Self::not_found(format!("model '{}' not found", shown.escape_debug()))
     }
 }
 

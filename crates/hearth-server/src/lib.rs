@@ -32,6 +32,7 @@ mod ollama;
 mod openai;
 mod params;
 mod prompt;
+mod security;
 mod structured;
 mod tools;
 
@@ -53,6 +54,7 @@ pub use engine::{Constraint, Engine, EngineConfig, EngineError, EngineMetrics, E
 pub use error::ApiError;
 pub use models::{display_name, EngineDefaults, LoadedModel, ModelManager, Resolver};
 pub use params::{parse_duration, parse_keep_alive, KeepAlive};
+pub use security::{host_allowed, is_local_origin, is_path_like, Security, ADMIN_ROUTES};
 
 /// Everything `hearth serve` configures.
 #[derive(Clone)]
@@ -73,6 +75,8 @@ pub struct ServerConfig {
     /// removed and copied by `/api/delete` and `/api/copy`, and `/api/pull`
     /// installs into it.
     pub store: Option<Arc<hearth_store::Store>>,
+    /// Origins, Host names, management routes, paths and pull targets.
+    pub security: Security,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             memory_budget: u64::MAX,
             resolver: None,
             store: None,
+            security: Security::default(),
         }
     }
 }
@@ -107,21 +112,32 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: ServerConfig) -> AppState {
         AppState {
-            models: Arc::new(ModelManager::new(
-                config.resolver.clone(),
-                config.store.clone(),
-                config.engine.clone(),
-                config.keep_alive,
-                config.memory_budget,
-            )),
+            models: Arc::new(
+                ModelManager::new(
+                    config.resolver.clone(),
+                    config.store.clone(),
+                    config.engine.clone(),
+                    config.keep_alive,
+                    config.memory_budget,
+                )
+                .allow_paths(config.security.allow_paths),
+            ),
             metrics: Arc::default(),
             config: Arc::new(config),
         }
     }
 
     /// Loads `name` and keeps it for the default keep-alive (`hearth serve MODEL`).
+    /// A file given here is served by its display name whether or not
+    /// requests may name paths.
     pub async fn preload(&self, name: &str) -> Result<String, ApiError> {
-        let m = self.models.acquire(name, None).await?;
+        let path = std::path::Path::new(name);
+        let name = if path.is_file() {
+            self.models.register_file(path)
+        } else {
+            name.to_string()
+        };
+        let m = self.models.acquire(&name, None).await?;
         Ok(m.model.name.clone())
     }
 
@@ -286,30 +302,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// True for `http(s)://localhost|127.0.0.1|[::1]` with any port or none.
-pub fn is_local_origin(origin: &str) -> bool {
-    let Some(rest) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let host = match rest.strip_prefix("[::1]") {
-        Some(port) => return port.is_empty() || is_port(port),
-        None => rest,
-    };
-    let (h, port) = match host.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (host, None),
-    };
-    (h == "localhost" || h == "127.0.0.1") && port.is_none_or(|p| is_port(&format!(":{p}")))
-}
-
-fn is_port(s: &str) -> bool {
-    s.strip_prefix(':')
-        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
 fn cors(extra: Vec<String>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
@@ -329,7 +321,8 @@ fn cors(extra: Vec<String>) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// The whole service: routes, errors in each API's shape, auth, CORS,
+/// The whole service: routes, errors in each API's shape, the security
+/// guard (origins, Host, management routes), auth, CORS,
 /// body cap, panic catching, and one log line per request.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body;
@@ -361,33 +354,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
         .layer(middleware::from_fn(error::shape_errors))
         .layer(cors(origins))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
         .with_state(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_origins() {
-        for o in [
-            "http://localhost",
-            "http://localhost:3000",
-            "https://127.0.0.1:8080",
-            "http://[::1]:5173",
-        ] {
-            assert!(is_local_origin(o), "{o}");
-        }
-        for o in [
-            "http://localhost.evil.com",
-            "http://evil.com",
-            "http://127.0.0.1.nip.io",
-            "file://localhost",
-            "http://localhost:abc",
-            "http://[::1]x",
-        ] {
-            assert!(!is_local_origin(o), "{o}");
-        }
-    }
 }

@@ -120,6 +120,8 @@ pub struct ModelManager {
     defaults: EngineDefaults,
     default_keep_alive: KeepAlive,
     budget: u64,
+    /// Requests may name `.gguf` paths (`--allow-paths`).
+    allow_paths: bool,
 }
 
 impl ModelManager {
@@ -138,7 +140,34 @@ impl ModelManager {
             defaults,
             default_keep_alive,
             budget,
+            allow_paths: false,
         }
+    }
+
+    /// Whether requests may name models by file path (off by default:
+    /// only store names and the models the server was started with).
+    pub fn allow_paths(mut self, allow: bool) -> ModelManager {
+        self.allow_paths = allow;
+        self
+    }
+
+    /// Refuses a path-like name when paths are off, with the very answer a
+    /// name that does not exist gets (nothing tells the two apart).
+    pub fn admit(&self, name: &str) -> Result<(), ApiError> {
+        if !self.allow_paths && crate::security::is_path_like(name) {
+            return Err(ApiError::model_not_found(name));
+        }
+        Ok(())
+    }
+
+    /// Makes the file at `path` known by its display name (the models
+    /// named on the command line); returns that name.
+    pub fn register_file(&self, path: &Path) -> String {
+        let key = display_name(&path.to_string_lossy());
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(key.clone(), path.to_path_buf());
+        }
+        key
     }
 
     pub fn default_keep_alive(&self) -> KeepAlive {
@@ -147,12 +176,13 @@ impl ModelManager {
 
     /// The file of `name`: a known name, a path, or what the resolver finds.
     pub fn locate(&self, name: &str) -> Result<PathBuf, ApiError> {
+        self.admit(name)?;
         let key = display_name(name);
         if let Some(p) = self.known.lock().ok().and_then(|k| k.get(&key).cloned()) {
             return Ok(p);
         }
         let p = Path::new(name);
-        if p.is_file() {
+        if self.allow_paths && p.is_file() {
             return Ok(p.to_path_buf());
         }
         if let Some(store) = &self.store {
@@ -197,6 +227,7 @@ impl ModelManager {
         if name.trim().is_empty() {
             return Err(ApiError::bad_request("the request names no model"));
         }
+        self.admit(name)?;
         let key = display_name(name);
         let mut loaded = self.loaded.lock().await;
         let (model, loaded_now) = match loaded.get(&key) {
@@ -300,6 +331,9 @@ impl ModelManager {
 
     /// Forgets a name (and unloads it when loaded). The file stays.
     pub async fn forget(&self, name: &str) -> bool {
+        if self.admit(name).is_err() {
+            return false;
+        }
         let key = display_name(name);
         let unloaded = self.unload(&key).await;
         let known = self
@@ -315,6 +349,12 @@ impl ModelManager {
 
     /// Makes `dest` another name for the model `source`.
     pub fn copy(&self, source: &str, dest: &str) -> Result<(), ApiError> {
+        self.admit(source)?;
+        if crate::security::is_path_like(dest) {
+            return Err(ApiError::bad_request(
+                "the destination must be a model name, not a path",
+            ));
+        }
         if let Some(store) = &self.store {
             if store.get(source).ok().flatten().is_some() {
                 return store

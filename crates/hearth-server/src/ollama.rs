@@ -708,11 +708,22 @@ pub async fn pull(
             )),
         };
     };
+    let public_only = !st.config.security.insecure_pull;
+    if public_only && name.contains("://") && hearth_store::name::parse_hf(&name).is_none() {
+        let url = name.clone();
+        tokio::task::spawn_blocking(move || hearth_store::check_public_url(&url))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = cancel.clone();
     tokio::task::spawn_blocking(move || {
-        let opts = hearth_store::PullOptions::from_env();
+        let opts = hearth_store::PullOptions {
+            public_only,
+            ..hearth_store::PullOptions::from_env()
+        };
         let mut progress = |p: hearth_store::Progress| {
             if tx.send(p.to_ollama_json()).is_err() {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -725,6 +736,7 @@ pub async fn pull(
                 | hearth_store::StoreError::NoSuchQuant { .. } => 404,
                 hearth_store::StoreError::Http { status, .. } => status,
                 hearth_store::StoreError::BadName { .. } => 400,
+                hearth_store::StoreError::NotPublic { .. } => 403,
                 _ => 500,
             };
             let _ = tx.send(json!({ "error": e.to_string(), "code": status }));

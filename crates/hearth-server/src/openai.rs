@@ -540,6 +540,7 @@ pub async fn model(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    st.models.admit(&id)?;
     if names(&st)
         .await
         .iter()

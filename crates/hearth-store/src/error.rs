@@ -58,6 +58,8 @@ pub enum StoreError {
     Cancelled,
     #[error("'{0}' already exists in the store")]
     Exists(String),
+    #[error("{url}: refused: {why}; this server pulls only https:// URLs of public hosts (start it with --allow-insecure-pull to lift that)")]
+    NotPublic { url: String, why: String },
 }
 
 fn pull_hint(name: &str) -> String {

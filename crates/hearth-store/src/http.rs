@@ -66,14 +66,19 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(cfg: &HubConfig) -> Client {
-        let agent = ureq::AgentBuilder::new()
+    /// `public_only`: https only, and every connection (redirects
+    /// included) to public addresses (see [`crate::target`]).
+    pub(crate) fn new(cfg: &HubConfig, public_only: bool) -> Client {
+        let mut b = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(20))
             .timeout_read(Duration::from_secs(60))
             .timeout_write(Duration::from_secs(60))
             .redirects(8)
-            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")));
+        if public_only {
+            b = b.https_only(true).resolver(crate::target::PublicOnly);
+        }
+        let agent = b.build();
         Client {
             agent,
             token: cfg.token.clone(),
@@ -411,7 +416,7 @@ pub fn hub_gguf_files(cfg: &HubConfig, owner: &str, repo: &str) -> Result<Vec<(S
     if cfg.offline {
         return Err(StoreError::Offline(format!("hf.co/{owner}/{repo}")));
     }
-    let client = Client::new(cfg);
+    let client = Client::new(cfg, false);
     let files = client.list_repo(&cfg.endpoint, owner, repo)?;
     Ok(files
         .into_iter()
@@ -433,7 +438,7 @@ pub fn hub_file_prefix(
         return Err(StoreError::Offline(format!("hf.co/{owner}/{repo}")));
     }
     let url = format!("{}/{owner}/{repo}/resolve/main/{path}", cfg.endpoint);
-    Client::new(cfg).prefix(&url, n)
+    Client::new(cfg, false).prefix(&url, n)
 }
 
 #[cfg(test)]

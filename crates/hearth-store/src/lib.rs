@@ -38,6 +38,7 @@ mod pull;
 pub mod quant;
 pub mod split;
 mod store;
+mod target;
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,7 @@ pub use store::{
     default_root, gguf_facts, hash_file, name_from_file, parse_sha256, GgufFacts, Manifest, Source,
     Store, Verified,
 };
+pub use target::{check_public_url, is_internal};
 
 /// What a MODEL argument means: an existing file is itself; anything else
 /// is looked up as a name in the default store. The error says whether a

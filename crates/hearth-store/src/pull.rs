@@ -80,6 +80,11 @@ pub struct PullOptions {
     pub name: Option<String>,
     /// The expected sha256 of a URL's file (hex, optionally `sha256:`).
     pub sha256: Option<String>,
+    /// A URL source must be `https://` and reach only public addresses
+    /// (checked up front and by the client's resolver, redirects included):
+    /// set when a server pulls for a client. Hub names are unaffected (the
+    /// hub endpoint is the operator's choice).
+    pub public_only: bool,
 }
 
 impl PullOptions {
@@ -88,6 +93,7 @@ impl PullOptions {
             hub: HubConfig::from_env(),
             name: None,
             sha256: None,
+            public_only: false,
         }
     }
 }
@@ -138,7 +144,11 @@ pub fn pull(
         })?),
         None => None,
     };
-    let client = Client::new(&opts.hub);
+    let is_url = source.contains("://") && name::parse_hf(source).is_none();
+    if opts.public_only && is_url {
+        crate::target::check_public_url(source)?;
+    }
+    let client = Client::new(&opts.hub, opts.public_only && is_url);
     progress(Progress::Status("pulling manifest".into()));
     let (name, parts): (ModelName, Vec<Part>) = if let Some(r) = name::parse_hf(source) {
         let files = client.list_repo(&opts.hub.endpoint, &r.owner, &r.repo)?;
@@ -348,15 +358,18 @@ fn download_and_install(
         File::open(single)
             .and_then(|f| f.sync_all())
             .map_err(StoreError::io(single))?;
+        store::set_read_only(single)?;
         fs::rename(single, &blob).map_err(StoreError::io(&blob))?;
         sha
     } else {
         let tmp = store::temp_in(&blobs, "merge");
         let (sha, _) = crate::split::merge(&files, &tmp)?;
         let blob = store.blob_path(&sha);
-        if let Err(e) = fs::rename(&tmp, &blob) {
+        if let Err(e) = store::set_read_only(&tmp)
+            .and_then(|()| fs::rename(&tmp, &blob).map_err(StoreError::io(&blob)))
+        {
             let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io(&blob)(e));
+            return Err(e);
         }
         for f in &files {
             let _ = fs::remove_file(f);

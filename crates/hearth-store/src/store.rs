@@ -412,9 +412,10 @@ impl Store {
         })
     }
 
-    /// Copies (or hard-links, when on the same file system) a local GGUF
-    /// into the store under `name` (default: the file's name without
-    /// `.gguf`, made a valid name).
+    /// Copies a local GGUF into the store under `name` (default: the
+    /// file's name without `.gguf`, made a valid name) as a read-only blob.
+    /// Never a hard link: a later write to the user's file (`curl -o` over
+    /// it) would change a verified blob under a running server.
     pub fn import(&self, file: &Path, name: Option<&str>) -> Result<Manifest> {
         if !file.is_file() {
             return Err(StoreError::NoSuchFile(file.to_path_buf()));
@@ -429,13 +430,7 @@ impl Store {
         let blob = self.blob_path(&sha);
         if !blob.is_file() {
             let tmp = temp_in(&self.blobs_dir(), "import");
-            let linked = fs::hard_link(file, &tmp).is_ok();
-            let r = if linked {
-                Ok(())
-            } else {
-                copy_synced(file, &tmp)
-            };
-            let r = r.and_then(|()| {
+            let r = copy_synced(file, &tmp).and_then(|()| {
                 // The file may have changed between hashing and copying.
                 let (again, _) = hash_file(&tmp)?;
                 if again != sha {
@@ -445,6 +440,7 @@ impl Store {
                         actual: again,
                     });
                 }
+                set_read_only(&tmp)?;
                 fs::rename(&tmp, &blob).map_err(StoreError::io(&blob))
             });
             if r.is_err() {
@@ -471,6 +467,18 @@ impl Store {
         self.write_manifest(&m)?;
         Ok(m)
     }
+}
+
+/// Makes a blob read-only (0444 on Unix) before it is installed.
+pub(crate) fn set_read_only(path: &Path) -> Result<()> {
+    let mut perm = fs::metadata(path)
+        .map_err(StoreError::io(path))?
+        .permissions();
+    #[cfg(unix)]
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o444);
+    #[cfg(not(unix))]
+    perm.set_readonly(true);
+    fs::set_permissions(path, perm).map_err(StoreError::io(path))
 }
 
 fn copy_synced(from: &Path, to: &Path) -> Result<()> {

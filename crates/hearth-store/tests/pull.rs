@@ -33,6 +33,7 @@ fn opts(hub: &FakeHub) -> PullOptions {
         },
         name: None,
         sha256: None,
+        public_only: false,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use hearth_store::Store;
 
@@ -17,6 +17,15 @@ pub struct ImportArgs {
 }
 
 pub fn main(a: ImportArgs) -> Result<()> {
+    // The whole model is checked before it enters the store (container,
+    // hyper-parameters, every tensor's name, shape and type, tokenizer), so
+    // nothing in the store can make `run` or `serve` fail later.
+    if a.file.is_file() {
+        let model = hearth_model::Model::load(&a.file)
+            .with_context(|| format!("{} is not a GGUF model hearth can run", a.file.display()))?;
+        hearth_tokenizer::Tokenizer::from_gguf(model.file())
+            .with_context(|| format!("{} has no usable tokenizer", a.file.display()))?;
+    }
     let store = Store::open_default();
     let m = store.import(&a.file, a.name.as_deref())?;
     println!(

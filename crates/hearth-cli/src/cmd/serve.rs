@@ -44,6 +44,43 @@ pub struct ServeArgs {
     /// negative = forever, 0 = unload at once) [env: HEARTH_KEEP_ALIVE].
     #[arg(long, allow_negative_numbers = true)]
     pub keep_alive: Option<String>,
+    /// Turn off the model-management routes (pull, delete, copy). They are
+    /// off anyway on a non-loopback address without --api-key.
+    #[arg(long)]
+    pub no_admin: bool,
+    /// Let requests name models by .gguf file path (default: store names
+    /// and the model given here only).
+    #[arg(long)]
+    pub allow_paths: bool,
+    /// Let /api/pull fetch http:// URLs and URLs of loopback, private or
+    /// link-local addresses.
+    #[arg(long)]
+    pub allow_insecure_pull: bool,
+}
+
+/// Comma-separated entries of an environment variable.
+fn env_list(name: &str) -> Vec<String> {
+    env(name)
+        .map(|s| {
+            s.split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Why the management routes are off, if they are.
+fn admin_off(no_admin: bool, addr: SocketAddr, has_key: bool) -> Option<String> {
+    if no_admin {
+        Some("the server was started with --no-admin".into())
+    } else if !addr.ip().is_loopback() && !has_key {
+        Some(format!(
+            "the server listens on {addr}, a non-loopback address, without --api-key"
+        ))
+    } else {
+        None
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -108,14 +145,15 @@ pub fn main(a: ServeArgs) -> Result<()> {
             parse_keep_alive(&v).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?
         }
     };
-    let extra_origins = env("HEARTH_ORIGINS")
-        .map(|s| {
-            s.split(',')
-                .map(|o| o.trim().to_string())
-                .filter(|o| !o.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let extra_origins = env_list("HEARTH_ORIGINS");
+    let api_key = a.api_key.clone().or_else(|| env("HEARTH_API_KEY"));
+    let security = hearth_server::Security {
+        allowed_hosts: env_list("HEARTH_ALLOWED_HOSTS"),
+        bound: Some(addr),
+        admin_off: admin_off(a.no_admin, addr, api_key.is_some()),
+        allow_paths: a.allow_paths,
+        insecure_pull: a.allow_insecure_pull,
+    };
     let cfg = ServerConfig {
         engine: EngineDefaults {
             n_parallel: a.parallel,
@@ -124,13 +162,14 @@ pub fn main(a: ServeArgs) -> Result<()> {
             threads: common::threads(a.threads)?,
             max_queue: a.max_queue,
         },
-        api_key: a.api_key.clone().or_else(|| env("HEARTH_API_KEY")),
+        api_key,
         max_body: a.max_body,
         keep_alive,
         extra_origins,
         memory_budget: memory_budget(),
         resolver: None,
         store: Some(std::sync::Arc::new(hearth_store::Store::open_default())),
+        security,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -144,6 +183,9 @@ pub fn main(a: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let Some(why) = &cfg.security.admin_off {
+        eprintln!("pull, delete and copy are off: {why}");
+    }
     rt.block_on(async move {
         let state = AppState::new(cfg);
         if let Some(m) = &a.model {
