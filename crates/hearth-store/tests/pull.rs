@@ -24,6 +24,13 @@ fn model(seed: u64) -> Vec<u8> {
     build(&s)
 }
 
+/// Installed blobs are read-only (0444).
+fn assert_read_only(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o444, "{}", p.display());
+}
+
 fn opts(hub: &FakeHub) -> PullOptions {
     PullOptions {
         hub: HubConfig {
@@ -81,6 +88,7 @@ fn pull_by_repo_and_quant_and_default() {
         hub.url("acme/tiny-GGUF", "tiny-Q8_0.gguf")
     );
     assert_eq!(std::fs::read(store.blob_path(&m.sha256)).unwrap(), q8);
+    assert_read_only(&store.blob_path(&m.sha256));
     // The progress a client sees, in Ollama's order.
     let statuses: Vec<String> = events
         .iter()
@@ -383,6 +391,7 @@ fn split_model_is_fetched_together_merged_and_loads() {
     assert_eq!(m.sources[1].sha256, sha256_hex(&parts[1]));
     let blob = store.blob_path(&m.sha256);
     assert_eq!(hearth_store::hash_file(&blob).unwrap().0, m.sha256);
+    assert_read_only(&blob);
 
     // Same metadata (no split keys) and tensors as the unsplit model.
     let merged = GgufFile::open(&blob).unwrap();
@@ -461,6 +470,23 @@ fn import_list_cp_rm_verify() {
     let m2 = store.import(&file, Some("Other:V1")).unwrap();
     assert_eq!(m2.name, "other:v1");
     assert_eq!(files_in(&store.blobs_dir()).len(), 1);
+
+    // A copy, never a hard link, and read-only: overwriting the user's
+    // file leaves the verified blob as it was.
+    let blob = store.blob_path(&m.sha256);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (b, f) = (
+            std::fs::metadata(&blob).unwrap(),
+            std::fs::metadata(&file).unwrap(),
+        );
+        assert_ne!((b.dev(), b.ino()), (f.dev(), f.ino()), "a hard link");
+        assert_eq!(b.nlink(), 1);
+    }
+    assert_read_only(&blob);
+    std::fs::write(&file, model(14)).unwrap();
+    assert_eq!(std::fs::read(&blob).unwrap(), data);
+    std::fs::write(&file, &data).unwrap();
 
     // Not a GGUF, missing file, bad name.
     let junk = dir.join("junk.gguf");

@@ -76,7 +76,7 @@ fn admin_off(no_admin: bool, addr: SocketAddr, has_key: bool) -> Option<String> 
         Some("the server was started with --no-admin".into())
     } else if !addr.ip().is_loopback() && !has_key {
         Some(format!(
-            "the server listens on {addr}, a non-loopback address, without --api-key"
+            "the server listens on {addr}, a non-loopback address without --api-key"
         ))
     } else {
         None

@@ -105,7 +105,16 @@ pub fn main(a: ShowArgs) -> Result<()> {
         println!();
         println!("  {} tensors (--tensors to list them)", f.tensors().len());
     }
-    Ok(())
+    // Everything above is what the file says; a supported architecture
+    // whose hyper-parameters no model can have is then an error, so that
+    // `show` does not vouch for a file `run` would refuse.
+    // (Files that are not whole models, such as split shards, still show.)
+    match hearth_model::Config::from_gguf(&f) {
+        Err(e @ hearth_model::ModelError::BadHparam { .. }) => {
+            anyhow::bail!("{} cannot run: {e}", a.model)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn human_count(n: u64) -> String {
