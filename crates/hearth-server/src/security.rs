@@ -21,8 +21,9 @@ use axum::response::{IntoResponse, Response};
 use crate::error::error_body;
 use crate::AppState;
 
-/// The security settings of a server (what `hearth serve` flags set).
-#[derive(Clone, Debug)]
+/// The security settings of a server (what `hearth serve` flags set);
+/// the default refuses paths and insecure pulls and keeps management on.
+#[derive(Clone, Debug, Default)]
 pub struct Security {
     /// Host names served besides loopback addresses, `localhost` and the
     /// bound address (`HEARTH_ALLOWED_HOSTS`); `name` matches any port,
@@ -40,18 +41,6 @@ pub struct Security {
     /// `/api/pull` may fetch `http://` URLs and URLs naming loopback,
     /// private or link-local addresses (`--allow-insecure-pull`).
     pub insecure_pull: bool,
-}
-
-impl Default for Security {
-    fn default() -> Self {
-        Security {
-            allowed_hosts: Vec::new(),
-            bound: None,
-            admin_off: None,
-            allow_paths: false,
-            insecure_pull: false,
-        }
-    }
 }
 
 /// Routes that change the store or make the server fetch: off with
