@@ -287,6 +287,8 @@ fn management_routes_off_by_flag_and_on_open_addresses() {
         args.extend(extra);
         let _srv = Server(
             hearth(&store, "http://127.0.0.1:9", &args)
+                .env("HEARTH_ALLOWED_HOSTS", "box.lan, pinned.lan:8080")
+                .env("HEARTH_ORIGINS", "https://app.example")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
@@ -317,6 +319,23 @@ fn management_routes_off_by_flag_and_on_open_addresses() {
         }
         let (code, reply) = send(&addr, "POST", "/api/show", &h, r#"{"model": "m"}"#);
         assert_eq!(code, 200, "{reply}");
+        // HEARTH_ALLOWED_HOSTS and HEARTH_ORIGINS reach the server.
+        for (header, want) in [
+            ("Host: box.lan:11434", 200),
+            ("Host: pinned.lan:8080", 200),
+            ("Host: pinned.lan:9", 403),
+            ("Host: other.lan", 403),
+        ] {
+            let (code, reply) = send(&addr, "GET", "/api/version", &[header.to_string()], "");
+            assert_eq!(code, want, "{header}: {reply}");
+        }
+        let app = [h[0].clone(), "Origin: https://app.example".to_string()];
+        let (code, reply) = send(&addr, "GET", "/api/version", &app, "");
+        assert_eq!(code, 200, "{reply}");
+        assert!(
+            reply.contains("access-control-allow-origin: https://app.example"),
+            "{reply}"
+        );
         let log = std::fs::read_to_string(&log).unwrap();
         assert!(log.contains("pull, delete and copy are off"), "{log}");
     }
