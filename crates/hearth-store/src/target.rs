@@ -160,6 +160,25 @@ mod tests {
     }
 
     #[test]
+    fn the_client_resolver_refuses_internal_addresses() {
+        use ureq::Resolver;
+        for netloc in [
+            "127.0.0.1:443",
+            "[::1]:443",
+            "10.0.0.1:443",
+            "localhost:443",
+        ] {
+            let e = PublicOnly.resolve(netloc).expect_err(netloc);
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{netloc}: {e}");
+        }
+        let ok = PublicOnly.resolve("1.1.1.1:443").unwrap_or_default();
+        assert_eq!(
+            ok,
+            vec!["1.1.1.1:443".parse().unwrap_or_else(|_| unreachable!())]
+        );
+    }
+
+    #[test]
     fn urls() {
         for u in [
             "http://example.org/m.gguf",
