@@ -11,24 +11,15 @@
 //! refusal was the only thing that stopped them.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
+use hearth_testdata::http::{free_port, send, wait_listening, KillOnDrop};
 use hearth_testdata::hub::FakeHub;
 use hearth_testdata::{model, RealModel};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hearth-attack-{tag}-{}", std::process::id()));
@@ -52,29 +43,6 @@ fn hearth(store: &Path, hub: &str, args: &[&str]) -> Command {
 fn list(store: &Path, hub: &str) -> String {
     let o = hearth(store, hub, &["list"]).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// One request with raw headers; returns the status and the whole reply.
-fn send(addr: &str, method: &str, path: &str, headers: &[String], body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\n");
-    for h in headers {
-        req += &format!("{h}\r\n");
-    }
-    req += &format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
 }
 
 fn metric(addr: &str, name: &str) -> f64 {
@@ -111,13 +79,9 @@ fn an_attacking_page_can_pull_copy_delete_or_generate_nothing() {
     let before = list(&store, &ep);
     assert!(before.contains("victim:latest"), "{before}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let _srv = Server(
+    let _srv = KillOnDrop(
         hearth(
             &store,
             &ep,
@@ -138,14 +102,7 @@ fn an_attacking_page_can_pull_copy_delete_or_generate_nothing() {
         .spawn()
         .unwrap(),
     );
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&addr, Duration::from_secs(60));
 
     let targets: [(&str, &str, &str); 6] = [
         ("POST", "/api/pull", r#"{"model": "hf.co/acme/Bait-GGUF"}"#),
@@ -276,16 +233,12 @@ fn management_routes_off_by_flag_and_on_open_addresses() {
         ("127.0.0.1", vec!["--no-admin"], "--no-admin"),
         ("0.0.0.0", vec![], "non-loopback address without --api-key"),
     ] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let listen = format!("{host}:{port}");
         let log = dir.join(format!("{host}.log"));
         let mut args = vec!["serve", m, "--host", &listen, "-t", "1", "--ctx", "64"];
         args.extend(extra);
-        let _srv = Server(
+        let _srv = KillOnDrop(
             hearth(&store, "http://127.0.0.1:9", &args)
                 .env("HEARTH_ALLOWED_HOSTS", "box.lan, pinned.lan:8080")
                 .env("HEARTH_ORIGINS", "https://app.example")
@@ -295,14 +248,7 @@ fn management_routes_off_by_flag_and_on_open_addresses() {
                 .unwrap(),
         );
         let addr = format!("127.0.0.1:{port}");
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&addr, Duration::from_secs(60));
         let h = [format!("Host: {addr}")];
         for (method, path, body) in [
             ("POST", "/api/pull", r#"{"model": "hf.co/a/b"}"#),

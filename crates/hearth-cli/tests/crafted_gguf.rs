@@ -9,10 +9,11 @@
 //! byte; this covers the path on through `Config` and the commands.)
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use hearth_testdata::http::{free_port, send, wait_listening};
 
 use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
@@ -159,24 +160,6 @@ fn crafted_headers_are_errors_in_every_command() {
     assert!(!String::from_utf8_lossy(&l.stdout).contains("crafted"));
 }
 
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
-}
-
 /// A store that holds the crafted files (put there with the library, as a
 /// file imported before import checked models would be): the server
 /// answers each with an error and keeps serving.
@@ -195,11 +178,7 @@ fn a_server_answers_crafted_store_models_with_errors() {
         }
     }
     assert!(names.len() >= 10, "only {names:?} entered the store");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let log = dir.join("serve.log");
     let mut srv = Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -210,27 +189,26 @@ fn a_server_answers_crafted_store_models_with_errors() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&addr, Duration::from_secs(30));
+    let host = [format!("Host: {addr}")];
     for name in &names {
         let body = format!(r#"{{"model": "{name}", "prompt": "hi", "stream": false}}"#);
-        let (code, text) = http(&addr, "POST", "/api/generate", &body);
+        let (code, text) = send(&addr, "POST", "/api/generate", &host, &body);
         assert!((400..600).contains(&code), "{name}: {text}");
         assert!(text.contains("\"error\""), "{name}: {text}");
-        let (code, _) = http(
+        let (code, _) = send(
             &addr,
             "POST",
             "/api/show",
+            &host,
             &format!(r#"{{"model": "{name}"}}"#),
         );
         assert!(code == 200 || (400..600).contains(&code), "{name}");
-        assert_eq!(http(&addr, "GET", "/health", "").0, 200, "after {name}");
+        assert_eq!(
+            send(&addr, "GET", "/health", &host, "").0,
+            200,
+            "after {name}"
+        );
     }
     assert!(srv.try_wait().unwrap().is_none(), "the server exited");
     let _ = srv.kill();
