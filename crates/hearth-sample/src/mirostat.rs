@@ -255,7 +255,7 @@ mod tests {
     fn reset_restores_mu_and_the_stream() {
         let logits: Vec<f32> = (0..64).map(|i| -(i as f32) * 0.1).collect();
         let mut m = MirostatV2::new(3.0, 0.2, Some(11));
-        let mut run = |m: &mut MirostatV2| -> Vec<Option<u32>> {
+        let run = |m: &mut MirostatV2| -> Vec<Option<u32>> {
             (0..10)
                 .map(|_| {
                     let mut c = Candidates::from_logits(&logits);
