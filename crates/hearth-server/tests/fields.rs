@@ -270,7 +270,13 @@ async fn logit_bias_and_ignore_eos() {
                "options": {"temperature": 0, "num_predict": 1}}),
     )
     .await;
-    let banned = g["context"].as_array().unwrap().last().unwrap().as_u64().unwrap();
+    let banned = g["context"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_u64()
+        .unwrap();
     let (_, v) = post(
         &app,
         "/v1/completions",
