@@ -91,3 +91,20 @@ def ai(base_url):
 def http(base_url):
     with httpx.Client(base_url=base_url, timeout=300) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """hearth's own teacher-forced log-probabilities over the golden
+    sequences (written by serve_clients.rs `fields_with_the_openai_client`)."""
+    import json
+    with open(_env("HEARTH_REFERENCE")) as f:
+        return json.load(f)["results"]
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """llama.cpp's golden greedy runs of the model (testdata/golden)."""
+    import json
+    with open(_env("HEARTH_GOLDEN")) as f:
+        return json.load(f)["results"]

@@ -261,3 +261,96 @@ fn load() {
     ]);
     pytest(&py, &["test_load.py"], &env, &[&main, &small]);
 }
+
+/// hearth's own teacher-forced log-probabilities over the golden sequences
+/// of `m` (as crates/hearth-model/tests/golden_logits.rs computes them, KV
+/// F16 like the server): per prompt, per step, the golden token's text and
+/// log-probability and the best 10 `[text, logprob]`, texts as the server
+/// renders them. Written to `path` for the Python side.
+fn write_reference(m: RealModel, path: &Path, dest: &Path) {
+    use hearth_model::{KvType, Logits, Model, State};
+    use serde_json::json;
+    let model = Model::load(path).expect("loading the model");
+    let tok = hearth_tokenizer::Tokenizer::from_gguf(model.file()).expect("tokenizer");
+    let golden = hearth_testdata::golden_json(m, "greedy.json");
+    let pool = std::sync::Arc::new(hearth_ops::ThreadPool::new(2));
+    let text = |id: usize| String::from_utf8_lossy(tok.token_piece(id as u32)).into_owned();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .expect("ids")
+            .iter()
+            .map(|x| x.as_u64().expect("id") as u32)
+            .collect()
+    };
+    let mut results = Vec::new();
+    for r in golden["results"].as_array().expect("results") {
+        let (prompt, gen) = (ids(&r["prompt_ids"]), ids(&r["generated_ids"]));
+        let mut st = State::new(&model, 2048, KvType::F16, pool.clone());
+        let mut logits = model
+            .forward(&mut st, &prompt, Logits::Last)
+            .expect("prompt")
+            .to_vec();
+        let mut steps = Vec::new();
+        let mut logp = vec![0f32; logits.len()];
+        for (i, &g) in gen.iter().enumerate() {
+            hearth_ops::log_softmax(&logits, &mut logp);
+            let mut order: Vec<usize> = (0..logp.len()).collect();
+            order.sort_by(|&a, &b| logp[b].total_cmp(&logp[a]).then(a.cmp(&b)));
+            let top: Vec<_> = order[..10]
+                .iter()
+                .map(|&id| json!([text(id), logp[id]]))
+                .collect();
+            steps.push(json!({"id": g, "token": text(g as usize),
+                              "logprob": logp[g as usize], "top": top}));
+            if i + 1 < gen.len() {
+                logits = model
+                    .forward(&mut st, &[g], Logits::Last)
+                    .expect("step")
+                    .to_vec();
+            }
+        }
+        results.push(json!({"prompt_ids": prompt, "steps": steps}));
+    }
+    std::fs::write(dest, json!({ "results": results }).to_string()).expect("writing the reference");
+}
+
+/// Acceptance of the request fields with the official `openai` client:
+/// `logprobs`/`top_logprobs` (completions with token-id prompts, and chat)
+/// agree with hearth's own teacher-forced log-probabilities within 0.01 nat
+/// and with llama.cpp's golden ones as closely as the golden logit test
+/// demands; `ignore_eos` generates exactly `max_tokens`. Both real models.
+#[test]
+fn fields_with_the_openai_client() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(py) = venv_python() else { return };
+    for m in RealModel::ALL {
+        let Some(path) = model(m) else { continue };
+        let reference = std::env::temp_dir().join(format!(
+            "hearth-reference-{}-{}.json",
+            m.golden_folder(),
+            std::process::id()
+        ));
+        write_reference(m, &path, &reference);
+        let server = start(
+            &path,
+            m.golden_folder(),
+            &["--parallel", "1", "--ctx", CTX, "--kv-type", "f16"],
+        );
+        let mut env = model_env(&path);
+        env.extend([
+            ("HEARTH_URL", server.url()),
+            ("HEARTH_REFERENCE", reference.display().to_string()),
+            (
+                "HEARTH_GOLDEN",
+                hearth_testdata::testdata_dir()
+                    .join("golden")
+                    .join(m.golden_folder())
+                    .join("greedy.json")
+                    .display()
+                    .to_string(),
+            ),
+        ]);
+        pytest(&py, &["test_fields.py"], &env, &[&server]);
+        let _ = std::fs::remove_file(&reference);
+    }
+}

@@ -19,10 +19,11 @@ use std::time::Instant;
 
 use hearth_model::{KvType, Logits, Model, SeqInput, State};
 use hearth_ops::ThreadPool;
-use hearth_sample::{Constraint, FinishReason, Sampler, StopMatcher, StopStep};
-use hearth_tokenizer::{StreamDecoder, Tokenizer};
+use hearth_sample::{Constraint, FinishReason, TokenLogprob};
+use hearth_tokenizer::Tokenizer;
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
+use crate::step::{Decode, Emit, Flow};
 use crate::{EngineError, GenParams, GenStats};
 
 /// How an engine runs its model.
@@ -53,6 +54,9 @@ pub enum Event {
     /// Text safe to show (incomplete characters and possible stop strings
     /// held back).
     Text(String),
+    /// A generated token's log-probabilities (only when
+    /// [`GenParams::logprobs`] asks), sent before the token's text.
+    Logprob(TokenLogprob),
     /// The last event of a successful generation.
     Done {
         finish: FinishReason,
@@ -89,7 +93,9 @@ enum Cmd {
 }
 
 struct Job {
-    req: GenRequest,
+    /// Boxed: the sampling settings make a request large, and a `Cmd` is moved
+    /// through the channel.
+    req: Box<GenRequest>,
     tx: tmpsc::UnboundedSender<Event>,
 }
 
@@ -215,7 +221,10 @@ impl Engine {
             });
         }
         let (tx, rx) = tmpsc::unbounded_channel();
-        if let Err(e) = self.send(Cmd::Gen(Job { req, tx })) {
+        if let Err(e) = self.send(Cmd::Gen(Job {
+            req: Box::new(req),
+            tx,
+        })) {
             c.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(e);
         }
@@ -280,16 +289,12 @@ impl Engine {
 /// A sequence in a slot.
 struct Seq {
     tx: tmpsc::UnboundedSender<Event>,
-    params: GenParams,
-    sampler: Sampler,
+    decode: Decode,
     constraint: Option<Box<dyn Constraint>>,
-    decoder: StreamDecoder,
-    stops: StopMatcher,
     /// Prompt tokens not yet evaluated.
     pending: Vec<u32>,
     /// The sampled token to evaluate next step.
     next: Option<u32>,
-    out: Vec<u32>,
     stats: GenStats,
     started: Instant,
     prompt_done: Option<Instant>,
@@ -452,12 +457,13 @@ impl Worker {
         job: Job,
     ) -> Result<(), (tmpsc::UnboundedSender<Event>, EngineError)> {
         let Job { req, tx } = job;
+        let req = *req;
         let slot = &mut self.slots[i];
-        let mut sampler = match Sampler::new(&req.params.sampler, self.cfg.n_ctx) {
-            Ok(s) => s,
+        let prompt = req.prompt;
+        let decode = match Decode::new(&req.params, &self.tok, self.cfg.n_ctx, &prompt) {
+            Ok(d) => d,
             Err(e) => return Err((tx, e.into())),
         };
-        let prompt = req.prompt;
         let common = slot
             .state
             .tokens()
@@ -467,9 +473,6 @@ impl Worker {
             .count();
         // At least the last prompt token is evaluated, for its logits.
         let reuse = slot.state.truncate(common.min(prompt.len() - 1));
-        for &t in &prompt {
-            sampler.accept(t);
-        }
         self.counters
             .prompt_tokens
             .fetch_add(prompt.len() as u64, Ordering::Relaxed);
@@ -483,14 +486,10 @@ impl Worker {
         };
         slot.seq = Some(Seq {
             tx,
-            stops: StopMatcher::new(req.params.stop.clone()),
-            params: req.params,
-            sampler,
+            decode,
             constraint: req.constraint,
-            decoder: StreamDecoder::new(&self.tok),
             pending: prompt[reuse..].to_vec(),
             next: None,
-            out: Vec::new(),
             stats,
             started: Instant::now(),
             prompt_done: None,
@@ -645,92 +644,47 @@ fn finish_seq(slot: &mut Slot, finish: Finish, counters: &Counters) {
     seq.stats.gen_eval = seq
         .prompt_done
         .map_or_else(Default::default, |t| t.elapsed());
-    if finish != FinishReason::Stop || seq.stops.matched().is_none() {
-        // Text held back for an incomplete character or a possible
-        // stop string is shown now that generation has ended.
-        let mut tail = seq.decoder.flush();
-        match seq.stops.push(&tail) {
-            StopStep::Continue(text) => {
-                tail = text;
-                tail.push_str(&seq.stops.flush());
-            }
-            StopStep::Stop(text) => tail = text,
-        }
-        if !tail.is_empty() {
-            let _ = seq.tx.send(Event::Text(tail));
-        }
-    }
+    let tx = seq.tx.clone();
+    seq.decode.finish(&mut |e| send(&tx, e));
+    seq.stats.gen_tokens = seq.decode.out.len();
     counters
         .generated_tokens
-        .fetch_add(seq.out.len() as u64, Ordering::Relaxed);
+        .fetch_add(seq.decode.out.len() as u64, Ordering::Relaxed);
     // Counters first, so whoever sees the last event sees them settled.
     counters.active.fetch_sub(1, Ordering::SeqCst);
     let _ = seq.tx.send(Event::Done {
         finish,
         prompt_tokens: seq.stats.prompt_tokens,
         stats: seq.stats,
-        tokens: seq.out,
+        tokens: seq.decode.out,
     });
 }
 
-/// Picks the next token from the state's logits; `Some` when the sequence
-/// ends here.
+/// Sends what a step emitted to the request's channel.
+fn send(tx: &tmpsc::UnboundedSender<Event>, e: Emit) {
+    let _ = tx.send(match e {
+        Emit::Text(t) => Event::Text(t),
+        Emit::Logprob(l) => Event::Logprob(l),
+    });
+}
+
+/// Picks the next token from the state's logits (the shared step,
+/// [`crate::step`]); `Some` when the sequence ends here.
 fn next_token(seq: &mut Seq, st: &mut State, model: &Model, tok: &Tokenizer) -> Option<Finish> {
     seq.next = None;
-    if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
-        return Some(Ok(FinishReason::Length));
-    }
-    let id = match seq.constraint.as_mut() {
-        Some(c) => match seq.sampler.sample_constrained(st.logits(), c.as_mut()) {
-            Some(id) => id,
-            None => {
-                return Some(Err(EngineError::ConstraintStuck {
-                    n_generated: seq.out.len(),
-                }))
-            }
-        },
-        None => seq.sampler.sample(st.logits()),
-    };
-    seq.sampler.accept(id);
-    seq.out.push(id);
-    seq.stats.gen_tokens += 1;
-    if tok.is_eog(id) {
-        return Some(Ok(FinishReason::Stop));
-    }
-    if let Some(c) = seq.constraint.as_mut() {
-        c.accept(id);
-    }
-    let piece = seq.decoder.push(tok, id);
-    match seq.stops.push(&piece) {
-        StopStep::Continue(text) => {
-            if !text.is_empty() {
-                let _ = seq.tx.send(Event::Text(text));
-            }
+    let tx = &seq.tx;
+    let flow = seq
+        .decode
+        .step(st, model, tok, seq.constraint.as_deref_mut(), &mut |e| {
+            send(tx, e)
+        });
+    seq.stats.gen_tokens = seq.decode.out.len();
+    match flow {
+        Ok(Flow::Continue(id)) => {
+            seq.next = Some(id);
+            None
         }
-        StopStep::Stop(text) => {
-            if !text.is_empty() {
-                let _ = seq.tx.send(Event::Text(text));
-            }
-            return Some(Ok(FinishReason::Stop));
-        }
+        Ok(Flow::Finish(f)) => Some(Ok(f)),
+        Err(e) => Some(Err(e)),
     }
-    if seq.constraint.as_ref().is_some_and(|c| c.is_finished()) {
-        return Some(Ok(FinishReason::Stop));
-    }
-    if seq.params.max_tokens.is_some_and(|m| seq.out.len() >= m) {
-        return Some(Ok(FinishReason::Length));
-    }
-    if st.n_past() + 1 > st.n_ctx() {
-        if !seq.params.context_shift {
-            return Some(Ok(FinishReason::Length));
-        }
-        let n_keep = seq.params.n_keep.min(st.n_past());
-        let n_discard = (st.n_past() - n_keep) / 2;
-        if n_discard == 0 {
-            return Some(Ok(FinishReason::Length));
-        }
-        model.shift_context(st, n_keep, n_discard);
-    }
-    seq.next = Some(id);
-    None
 }

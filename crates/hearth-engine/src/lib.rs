@@ -1,7 +1,8 @@
 //! Turning a prompt into streamed text.
 //!
-//! This crate owns the generation loop that every front end shares (the
-//! terminal, and later the server's engine thread): it reuses the longest
+//! This crate owns the generation step that every front end shares (the
+//! terminal's loop here and the server's engine thread in [`batch`] both call
+//! one per-sequence step): it reuses the longest
 //! cached prefix of the prompt, evaluates the rest in batches, samples
 //! token by token, streams only complete UTF-8 text, holds back text that
 //! may become a stop string, and stops on an end-of-generation token, a stop
@@ -22,15 +23,16 @@
 //! ```
 
 pub mod batch;
+mod step;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth_model::{Logits, Model, ModelError, State};
-use hearth_sample::{
-    Constraint, FinishReason, SampleError, Sampler, SamplerConfig, StopMatcher, StopStep,
-};
-use hearth_tokenizer::{StreamDecoder, Tokenizer};
+use hearth_sample::{Constraint, FinishReason, SampleError, SamplerConfig};
+use hearth_tokenizer::Tokenizer;
+
+use crate::step::{Decode, Emit, Flow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -63,6 +65,14 @@ pub struct GenParams {
     /// `n_keep` and go on, instead of stopping with `length`.
     pub context_shift: bool,
     pub n_keep: usize,
+    /// Report each generated token's log-probability and those of the `n` most likely tokens
+    /// (`Some(0)`: the token's alone); the serving engine sends them as [`batch::Event::Logprob`].
+    pub logprobs: Option<usize>,
+    /// Never end on an end-of-generation token: they are banned, so generation runs to the token
+    /// limit or the end of the context.
+    pub ignore_eos: bool,
+    /// Keep the repetition penalties off the newline token (Ollama's `penalize_newline: false`).
+    pub exempt_newline: bool,
 }
 
 /// Counts and timings of one generation.
@@ -99,7 +109,8 @@ pub fn generate(
 }
 
 /// [`generate`] under `constraint`: every token is sampled from the ones it
-/// allows, each chosen token is passed to [`Constraint::accept`], and
+/// allows, each chosen token (an end-of-generation token included) is passed
+/// to [`Constraint::accept`], exactly as the serving engine does, and
 /// generation ends with [`FinishReason::Stop`] as soon as
 /// [`Constraint::is_finished`] (or on an EOG token the constraint allowed).
 /// A constraint that allows no token at all is [`EngineError::ConstraintStuck`].
@@ -146,11 +157,11 @@ fn generate_with(
             n_ctx: st.n_ctx(),
         });
     }
-    let mut sampler = Sampler::new(&params.sampler, st.n_ctx())?;
     let mut stats = GenStats {
         prompt_tokens: prompt.len(),
         ..Default::default()
     };
+    let mut decode = Decode::new(params, tok, st.n_ctx(), prompt)?;
 
     // Reuse the cached prefix; at least the last prompt token is evaluated
     // so that its logits exist.
@@ -162,95 +173,32 @@ fn generate_with(
         .count();
     let reuse = st.truncate(common.min(prompt.len() - 1));
     stats.cached_tokens = reuse;
-    for &t in prompt {
-        sampler.accept(t);
-    }
     let t0 = Instant::now();
     model.forward(st, &prompt[reuse..], Logits::Last)?;
     stats.prompt_eval = t0.elapsed();
 
-    let mut decoder = StreamDecoder::new(tok);
-    let mut stops = StopMatcher::new(params.stop.clone());
-    let mut out_tokens = Vec::new();
     let t1 = Instant::now();
-    let mut stopped_by_string = false;
+    let mut emit = |e: Emit| match e {
+        Emit::Text(t) => on_text(&t),
+        Emit::Logprob(_) => {}
+    };
     let finish = loop {
         if cancel.load(Ordering::Relaxed) {
             break FinishReason::Stop;
         }
-        if params.max_tokens.is_some_and(|m| out_tokens.len() >= m) {
-            break FinishReason::Length;
-        }
-        let id = match constraint.as_deref_mut() {
-            None => sampler.sample(st.logits()),
-            Some(c) => match sampler.sample_constrained(st.logits(), c) {
-                Some(id) => {
-                    c.accept(id);
-                    id
-                }
-                None => {
-                    return Err(EngineError::ConstraintStuck {
-                        n_generated: out_tokens.len(),
-                    })
-                }
-            },
-        };
-        sampler.accept(id);
-        out_tokens.push(id);
-        stats.gen_tokens += 1;
-        if tok.is_eog(id) {
-            break FinishReason::Stop;
-        }
-        let piece = decoder.push(tok, id);
-        match stops.push(&piece) {
-            StopStep::Continue(text) => {
-                if !text.is_empty() {
-                    on_text(&text);
-                }
-            }
-            StopStep::Stop(text) => {
-                if !text.is_empty() {
-                    on_text(&text);
-                }
-                stopped_by_string = true;
-                break FinishReason::Stop;
+        match decode.step(st, model, tok, constraint.as_deref_mut(), &mut emit)? {
+            Flow::Finish(f) => break f,
+            Flow::Continue(id) => {
+                model.forward(st, &[id], Logits::Last)?;
             }
         }
-        if constraint.as_deref().is_some_and(|c| c.is_finished()) {
-            break FinishReason::Stop;
-        }
-        if st.n_past() + 1 > st.n_ctx() {
-            if !params.context_shift {
-                break FinishReason::Length;
-            }
-            let n_keep = params.n_keep.min(st.n_past());
-            let n_discard = (st.n_past() - n_keep) / 2;
-            if n_discard == 0 {
-                break FinishReason::Length;
-            }
-            model.shift_context(st, n_keep, n_discard);
-        }
-        model.forward(st, &[id], Logits::Last)?;
     };
     stats.gen_eval = t1.elapsed();
-    if !stopped_by_string {
-        // Text held back for an incomplete character or a possible stop
-        // string is shown now that generation has ended.
-        let mut tail = decoder.flush();
-        match stops.push(&tail) {
-            StopStep::Continue(text) => {
-                tail = text;
-                tail.push_str(&stops.flush());
-            }
-            StopStep::Stop(text) => tail = text,
-        }
-        if !tail.is_empty() {
-            on_text(&tail);
-        }
-    }
+    stats.gen_tokens = decode.out.len();
+    decode.finish(&mut emit);
     Ok(Generation {
         finish,
         stats,
-        tokens: out_tokens,
+        tokens: std::mem::take(&mut decode.out),
     })
 }

@@ -3,11 +3,11 @@
 //! and constraints.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_engine::batch::{Engine, EngineConfig, Event, GenRequest};
-use hearth_engine::{generate, EngineError, GenParams};
+use hearth_engine::{generate, generate_constrained, EngineError, GenParams};
 use hearth_gguf::{GgmlType, GgufFile};
 use hearth_model::synth::{build, SynthSpec};
 use hearth_model::{Arch, KvType, Model, State};
@@ -57,6 +57,7 @@ fn collect(mut rx: UnboundedReceiver<Event>) -> (String, Event) {
     loop {
         match rx.blocking_recv() {
             Some(Event::Text(t)) => text.push_str(&t),
+            Some(Event::Logprob(_)) => {}
             Some(e @ (Event::Done { .. } | Event::Error(_))) => return (text, e),
             None => panic!("channel closed without a final event"),
         }
@@ -473,4 +474,184 @@ fn a_panic_inside_a_step_fails_that_request_and_the_engine_goes_on() {
             .expect("submit"),
     );
     assert!(matches!(last, Event::Done { .. }), "{last:?}");
+}
+
+/// Allows a fixed script of tokens, then only `end`; records every token it
+/// is told about.
+struct ScriptThenEnd {
+    tokens: Vec<u32>,
+    end: u32,
+    seen: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Constraint for ScriptThenEnd {
+    fn mask(&mut self, logits: &mut [f32]) {
+        let n = self.seen.lock().expect("lock").len();
+        let allowed = self.tokens.get(n).copied().unwrap_or(self.end);
+        for (i, l) in logits.iter_mut().enumerate() {
+            if i as u32 != allowed {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+    fn accept(&mut self, token: u32) {
+        self.seen.lock().expect("lock").push(token);
+    }
+    fn is_finished(&self) -> bool {
+        self.seen.lock().expect("lock").last() == Some(&self.end)
+    }
+}
+
+/// `hearth run`'s loop and the serving engine share one step: the
+/// constraint is told every token, the end-of-generation token included,
+/// and both end on it with the same tokens and text.
+#[test]
+fn both_loops_tell_the_constraint_the_end_token() {
+    let (model, tok) = synth(Arch::Llama);
+    let end = *tok
+        .eog_ids()
+        .first()
+        .expect("the synthetic vocabulary has an EOG token");
+    let script = tok.encode("hello world", false, false);
+    let mut want = script.clone();
+    want.push(end);
+    let prompt = tok.encode("the", true, false);
+    let params = greedy(40);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut c = ScriptThenEnd {
+        tokens: script.clone(),
+        end,
+        seen: seen.clone(),
+    };
+    let mut st = State::new(&model, 128, KvType::F32, Arc::new(ThreadPool::new(1)));
+    let mut alone = String::new();
+    let g = generate_constrained(
+        &model,
+        &mut st,
+        &tok,
+        &prompt,
+        &params,
+        &mut c,
+        &AtomicBool::new(false),
+        &mut |t| alone.push_str(t),
+    )
+    .expect("generate");
+    assert_eq!(*seen.lock().expect("lock"), want);
+    assert_eq!(g.tokens, want);
+    assert_eq!(g.finish, FinishReason::Stop);
+
+    let engine = Engine::start(model, tok.clone(), cfg(2, 4)).expect("engine");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (text, last) = collect(
+        engine
+            .submit(GenRequest {
+                prompt,
+                params,
+                constraint: Some(Box::new(ScriptThenEnd {
+                    tokens: script,
+                    end,
+                    seen: seen.clone(),
+                })),
+            })
+            .expect("submit"),
+    );
+    assert_eq!(*seen.lock().expect("lock"), want);
+    assert_eq!(text, alone);
+    assert!(
+        matches!(last, Event::Done { finish: FinishReason::Stop, ref tokens, .. } if *tokens == want),
+        "{last:?}"
+    );
+}
+
+/// `ignore_eos` bans the end tokens even when a logit bias makes one the
+/// argmax: both loops then generate exactly `max_tokens`; without it the
+/// bias ends generation at once.
+#[test]
+fn ignore_eos_generates_exactly_max_tokens_in_both_loops() {
+    let (model, tok) = synth(Arch::Qwen2);
+    let end = *tok.eog_ids().first().expect("an EOG token");
+    let prompt = tok.encode("hello", true, false);
+    let mut params = greedy(9);
+    params.sampler.logit_bias = vec![(end, 1000.0)];
+    let engine = Engine::start(model.clone(), tok.clone(), cfg(1, 4)).expect("engine");
+    let run = |params: &GenParams| {
+        let (_, alone) = solo(&model, &tok, &prompt, params, KvType::F32);
+        let (_, last) = collect(
+            engine
+                .submit(GenRequest {
+                    prompt: prompt.clone(),
+                    params: params.clone(),
+                    constraint: None,
+                })
+                .expect("submit"),
+        );
+        let Event::Done {
+            tokens,
+            finish,
+            stats,
+            ..
+        } = last
+        else {
+            panic!("{last:?}")
+        };
+        assert_eq!(tokens, alone);
+        assert_eq!(stats.gen_tokens, tokens.len());
+        (tokens, finish)
+    };
+    assert_eq!(run(&params), (vec![end], FinishReason::Stop));
+    params.ignore_eos = true;
+    let (tokens, finish) = run(&params);
+    assert_eq!(tokens.len(), 9);
+    assert!(!tokens.iter().any(|t| tok.is_eog(*t)));
+    assert_eq!(finish, FinishReason::Length);
+}
+
+/// Log-probabilities are the log-softmax of the raw logits: the first
+/// token's match one computed from the model directly, whatever the
+/// sampler's temperature; the chosen token and the top list agree.
+#[test]
+fn logprob_events_are_the_models_log_softmax() {
+    let (model, tok) = synth(Arch::Gemma3);
+    let prompt = tok.encode("hello world", true, false);
+    let mut st = State::new(&model, 128, KvType::F32, Arc::new(ThreadPool::new(1)));
+    let logits = model
+        .forward(&mut st, &prompt, hearth_model::Logits::Last)
+        .expect("forward")
+        .to_vec();
+    let mut want = vec![0f32; logits.len()];
+    hearth_ops::log_softmax(&logits, &mut want);
+
+    let engine = Engine::start(model, tok.clone(), cfg(1, 4)).expect("engine");
+    let mut params = greedy(5);
+    params.sampler.temperature = 0.3; // not greedy: logprobs still come from the raw logits
+    params.sampler.seed = Some(1);
+    params.logprobs = Some(4);
+    let mut rx = engine
+        .submit(GenRequest {
+            prompt,
+            params,
+            constraint: None,
+        })
+        .expect("submit");
+    let mut got = Vec::new();
+    let tokens = loop {
+        match rx.blocking_recv() {
+            Some(Event::Logprob(l)) => got.push(l),
+            Some(Event::Text(_)) => {}
+            Some(Event::Done { tokens, .. }) => break tokens,
+            other => panic!("{other:?}"),
+        }
+    };
+    let live: Vec<u32> = tokens.iter().copied().filter(|t| !tok.is_eog(*t)).collect();
+    assert_eq!(got.iter().map(|l| l.id).collect::<Vec<_>>(), live);
+    let first = &got[0];
+    assert!((first.logprob - want[first.id as usize]).abs() < 1e-5);
+    assert_eq!(first.top.len(), 4);
+    let mut best: Vec<(usize, f32)> = want.iter().copied().enumerate().collect();
+    best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    for ((id, lp), (wid, wlp)) in first.top.iter().zip(&best) {
+        assert_eq!(*id as usize, *wid);
+        assert!((lp - wlp).abs() < 1e-5);
+    }
 }

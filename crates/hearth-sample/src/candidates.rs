@@ -376,6 +376,15 @@ impl Candidates {
         }
     }
 
+    /// Replaces the list with `kept` (a stage's chosen subset, in its own order).
+    pub(crate) fn replace_with(&mut self, kept: &[Candidate]) {
+        self.data.clear();
+        self.data.extend_from_slice(kept);
+        self.sorted = false;
+        self.vocab_order = false;
+        self.selected = None;
+    }
+
     pub(crate) fn data_mut(&mut self) -> &mut [Candidate] {
         &mut self.data
     }

@@ -3,7 +3,9 @@
 use crate::candidates::Candidates;
 use crate::config::SamplerConfig;
 use crate::constraint::Constraint;
+use crate::mirostat::{Mirostat, MirostatV2};
 use crate::penalties::Penalties;
+use crate::shaping::{LogitBias, TypicalP};
 use crate::stages::{Dist, Greedy, MinP, SamplerStage, Temperature, TopK, TopP};
 use crate::SampleError;
 
@@ -13,12 +15,16 @@ use crate::SampleError;
 /// that the settings turn off:
 ///
 /// ```text
-/// temperature > 0:  penalties → top-k → top-p → min-p → temperature → dist
-/// temperature <= 0: penalties → greedy
+/// temperature > 0:             bias → penalties → top-k → typical → top-p → min-p → temperature → dist
+/// temperature > 0, mirostat 1: bias → penalties → temperature → mirostat
+/// temperature > 0, mirostat 2: bias → penalties → temperature → mirostat-v2
+/// temperature <= 0:            bias → penalties → greedy
 /// ```
 ///
-/// (top-k, top-p, min-p and temperature cannot change which token has the largest logit, so the
-/// greedy chain skips them.) The candidate buffer is kept between calls: after the first
+/// (top-k, typical, top-p, min-p and temperature cannot change which token has the largest
+/// logit, so the greedy chain skips them; Mirostat replaces the filters, as in llama.cpp's
+/// `common_sampler_init`. hearth keeps the penalties in front of Mirostat, where llama.cpp's
+/// current chain has none: a penalty asked for is applied.) The candidate buffer is kept between calls: after the first
 /// [`Sampler::sample`] no call allocates, except when the penalty history grows past its
 /// initial reserve.
 pub struct Sampler {
@@ -33,20 +39,37 @@ impl Sampler {
     pub fn new(cfg: &SamplerConfig, n_ctx: usize) -> Result<Self, SampleError> {
         cfg.validate()?;
         let mut stages: Vec<Box<dyn SamplerStage>> = Vec::new();
+        if !cfg.logit_bias.is_empty() {
+            stages.push(Box::new(LogitBias::new(cfg.logit_bias.clone())));
+        }
         let penalties = Penalties::new(
             cfg.penalty_window(n_ctx),
             cfg.repeat_penalty,
             cfg.frequency_penalty,
             cfg.presence_penalty,
-        );
+        )
+        .exempting(&cfg.penalty_exempt);
         if !penalties.is_noop() {
             stages.push(Box::new(penalties));
         }
         if cfg.is_greedy() {
             stages.push(Box::new(Greedy));
+        } else if cfg.mirostat != 0 {
+            if cfg.temperature != 1.0 {
+                stages.push(Box::new(Temperature::new(cfg.temperature)));
+            }
+            let (tau, eta) = (cfg.mirostat_tau, cfg.mirostat_eta);
+            if cfg.mirostat == 1 {
+                stages.push(Box::new(Mirostat::new(tau, eta, cfg.seed)));
+            } else {
+                stages.push(Box::new(MirostatV2::new(tau, eta, cfg.seed)));
+            }
         } else {
             if cfg.top_k > 0 {
                 stages.push(Box::new(TopK::new(cfg.top_k)));
+            }
+            if cfg.typical_p < 1.0 {
+                stages.push(Box::new(TypicalP::new(cfg.typical_p, 1)));
             }
             if cfg.top_p < 1.0 {
                 stages.push(Box::new(TopP::new(cfg.top_p, 1)));
@@ -220,6 +243,54 @@ mod tests {
         };
         let s = Sampler::new(&cfg, 4096).expect("valid");
         assert_eq!(s.stage_names(), ["penalties", "greedy"]);
+    }
+
+    #[test]
+    fn bias_typical_and_mirostat_chains() {
+        let cfg = SamplerConfig {
+            logit_bias: vec![(3, -1.0)],
+            typical_p: 0.9,
+            penalty_exempt: vec![5],
+            ..SamplerConfig::default()
+        };
+        let s = Sampler::new(&cfg, 64).expect("valid");
+        assert_eq!(
+            s.stage_names(),
+            [
+                "logit-bias",
+                "penalties",
+                "top-k",
+                "typical",
+                "top-p",
+                "temp",
+                "dist"
+            ]
+        );
+        for (m, last) in [(1, "mirostat"), (2, "mirostat-v2")] {
+            let cfg = SamplerConfig {
+                mirostat: m,
+                seed: Some(4),
+                ..SamplerConfig::default()
+            };
+            let s = Sampler::new(&cfg, 64).expect("valid");
+            assert_eq!(s.stage_names(), ["penalties", "temp", last]);
+            assert_eq!(s.seed(), Some(4));
+        }
+        let bad = SamplerConfig {
+            mirostat: 3,
+            ..SamplerConfig::default()
+        };
+        assert!(Sampler::new(&bad, 64).is_err());
+    }
+
+    #[test]
+    fn a_banned_token_is_never_picked() {
+        let cfg = SamplerConfig {
+            logit_bias: vec![(1, f32::NEG_INFINITY)],
+            ..SamplerConfig::greedy()
+        };
+        let mut s = Sampler::new(&cfg, 64).expect("valid");
+        assert_eq!(s.sample(&[0.0, 9.0, 1.0]), 2);
     }
 
     #[test]

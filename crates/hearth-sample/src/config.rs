@@ -28,6 +28,19 @@ pub struct SamplerConfig {
     pub frequency_penalty: f32,
     /// RNG seed; `None` draws a random one. Same seed, same settings, same logits ⇒ same tokens.
     pub seed: Option<u64>,
+    /// Locally typical sampling: keep typical probability mass `typical_p`; in `(0, 1]`, 1 = off.
+    pub typical_p: f32,
+    /// 0 = off, 1 = Mirostat, 2 = Mirostat 2.0 (replacing top-k, typical, top-p and min-p).
+    pub mirostat: u8,
+    /// Mirostat's target surprise in bits (> 0).
+    pub mirostat_tau: f32,
+    /// Mirostat's learning rate (>= 0).
+    pub mirostat_eta: f32,
+    /// `(token id, bias)` added to the logits before anything else; `-inf` bans the token.
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Tokens the repetition penalties leave alone (Ollama's `penalize_newline: false` exempts
+    /// the newline token).
+    pub penalty_exempt: Vec<u32>,
 }
 
 impl Default for SamplerConfig {
@@ -42,6 +55,12 @@ impl Default for SamplerConfig {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
+            typical_p: 1.0,
+            mirostat: 0,
+            mirostat_tau: 5.0,
+            mirostat_eta: 0.1,
+            logit_bias: Vec::new(),
+            penalty_exempt: Vec::new(),
         }
     }
 }
@@ -59,7 +78,7 @@ impl SamplerConfig {
             repeat_last_n: 0,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
-            seed: None,
+            ..Self::default()
         }
     }
 
@@ -105,6 +124,29 @@ impl SamplerConfig {
                 self.frequency_penalty,
                 "a finite number",
             );
+        }
+        if !(self.typical_p > 0.0 && self.typical_p <= 1.0) {
+            return bad("typical_p", self.typical_p, "a number in (0, 1]");
+        }
+        if self.mirostat > 2 {
+            return Err(SampleError::InvalidParameter {
+                field: "mirostat",
+                value: self.mirostat.to_string(),
+                expected: "0 (off), 1 or 2",
+            });
+        }
+        if !(self.mirostat_tau > 0.0 && self.mirostat_tau.is_finite()) {
+            return bad("mirostat_tau", self.mirostat_tau, "a finite number > 0");
+        }
+        if !(self.mirostat_eta >= 0.0 && self.mirostat_eta.is_finite()) {
+            return bad("mirostat_eta", self.mirostat_eta, "a finite number >= 0");
+        }
+        if let Some(&(_, b)) = self
+            .logit_bias
+            .iter()
+            .find(|(_, b)| b.is_nan() || *b == f32::INFINITY)
+        {
+            return bad("logit_bias", b, "a finite number or -inf (ban)");
         }
         Ok(())
     }

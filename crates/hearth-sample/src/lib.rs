@@ -4,8 +4,11 @@
 //!
 //! - the **sampler chain**, shaped like llama.cpp's `llama_sampler_i`: small stages that each
 //!   `apply` to a [`Candidates`] list and `accept` the tokens that enter the context
-//!   ([`Penalties`], [`TopK`], [`TopP`], [`MinP`], [`Temperature`], and the final pick:
-//!   [`Dist`], a seeded categorical draw, or [`Greedy`], the argmax);
+//!   ([`LogitBias`], [`Penalties`], [`TopK`], [`TypicalP`], [`TopP`], [`MinP`],
+//!   [`Temperature`], and the final pick: [`Dist`], a seeded categorical draw, [`Greedy`], the
+//!   argmax, or [`Mirostat`] / [`MirostatV2`], which steer the draw's surprise);
+//! - [`LogprobReader`], the model's log-probabilities of each generated token and its best
+//!   alternatives ([`TokenLogprob`]);
 //! - [`SamplerConfig`], the user-facing settings with Ollama's defaults and their validation;
 //! - [`Sampler`], the chain built from a config, which reuses its buffers so that sampling a
 //!   262 144-entry vocabulary allocates nothing after the first call and never sorts the whole
@@ -42,8 +45,11 @@ mod candidates;
 mod chain;
 mod config;
 mod constraint;
+mod logprobs;
+mod mirostat;
 mod penalties;
 mod rng;
+mod shaping;
 mod stages;
 mod stop;
 
@@ -51,8 +57,11 @@ pub use candidates::{cmp_desc, Candidate, Candidates};
 pub use chain::Sampler;
 pub use config::SamplerConfig;
 pub use constraint::Constraint;
+pub use logprobs::{LogprobReader, TokenLogprob};
+pub use mirostat::{Mirostat, MirostatV2};
 pub use penalties::Penalties;
 pub use rng::Rng;
+pub use shaping::{LogitBias, TypicalP};
 pub use stages::{Dist, Greedy, MinP, SamplerStage, Temperature, TopK, TopP};
 pub use stop::{FinishReason, StopMatcher, StopStep};
 

@@ -30,6 +30,9 @@ pub struct Penalties {
     presence: f32,
     history: VecDeque<u32>,
     counts: HashMap<u32, u32>,
+    /// Tokens whose logits the penalties never change (llama.cpp's `penalize_nl = false`
+    /// restores the newline logit after penalising).
+    exempt: Vec<u32>,
 }
 
 impl Penalties {
@@ -44,7 +47,15 @@ impl Penalties {
             presence,
             history: VecDeque::with_capacity(reserve),
             counts: HashMap::with_capacity(reserve),
+            exempt: Vec::new(),
         }
+    }
+
+    /// Leaves these tokens' logits alone (they still count in the window, as in llama.cpp,
+    /// where the newline's logit is restored after the penalties ran).
+    pub fn exempting(mut self, tokens: &[u32]) -> Self {
+        self.exempt = tokens.to_vec();
+        self
     }
 
     /// True when applying the stage cannot change any logit.
@@ -82,6 +93,9 @@ impl SamplerStage for Penalties {
             // Index by id: O(distinct tokens in the window) instead of a lookup per candidate.
             let data = cands.data_mut();
             for (&tok, &count) in &self.counts {
+                if self.exempt.contains(&tok) {
+                    continue;
+                }
                 if let Some(c) = data.get_mut(tok as usize) {
                     c.logit = self.penalise(c.logit, count);
                 }
@@ -89,6 +103,9 @@ impl SamplerStage for Penalties {
         } else {
             for i in 0..cands.len() {
                 let c = cands.data_mut()[i];
+                if self.exempt.contains(&c.id) {
+                    continue;
+                }
                 if let Some(&count) = self.counts.get(&c.id) {
                     cands.data_mut()[i].logit = self.penalise(c.logit, count);
                 }
@@ -151,6 +168,28 @@ mod tests {
         p.accept(3);
         assert_eq!(p.count(3), 0);
         assert!(p.is_noop());
+    }
+
+    #[test]
+    fn exempt_token_keeps_its_logit() {
+        // Token 1 (the "newline") was seen twice, token 0 once; repeat 2, presence 0.5.
+        let mut p = Penalties::new(8, 2.0, 0.0, 0.5).exempting(&[1]);
+        for t in [0, 1, 1] {
+            p.accept(t);
+        }
+        let mut c = Candidates::from_logits(&[3.0, 3.0, 3.0]);
+        p.apply(&mut c);
+        // 3 / 2 - 0.5 = 1.0 for token 0; token 1 untouched; token 2 never seen.
+        let got: Vec<f32> = c.as_slice().iter().map(|c| c.logit).collect();
+        assert_eq!(got, vec![1.0, 3.0, 3.0]);
+        assert_eq!(p.count(1), 2);
+        let mut sorted = Candidates::from_logits(&[3.0, 3.0, 3.0]);
+        sorted.sort();
+        p.apply(&mut sorted);
+        let mut by_id: Vec<(u32, f32)> =
+            sorted.as_slice().iter().map(|c| (c.id, c.logit)).collect();
+        by_id.sort_by_key(|e| e.0);
+        assert_eq!(by_id, vec![(0, 1.0), (1, 3.0), (2, 3.0)]);
     }
 
     #[test]

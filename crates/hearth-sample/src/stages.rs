@@ -221,6 +221,23 @@ impl SamplerStage for Dist {
     }
 }
 
+/// Draws an index from the candidates' probabilities `p` (which must already be normalised,
+/// or at least non-negative): u in [0, 1) times their sum, and the first entry whose running
+/// sum passes it. An entry with p = 0 can never be chosen. `None` only when rounding leaves the
+/// running sum below the target (or the list is empty).
+pub(crate) fn draw(cands: &Candidates, rng: &mut Rng) -> Option<usize> {
+    let sum: f64 = cands.as_slice().iter().map(|c| f64::from(c.p)).sum();
+    let target = rng.next_f64() * sum;
+    let mut run = 0.0f64;
+    for (i, c) in cands.as_slice().iter().enumerate() {
+        run += f64::from(c.p);
+        if run > target {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// Final stage: the candidate with the largest logit, ties to the lowest id.
 #[derive(Clone, Debug, Default)]
 pub struct Greedy;

@@ -16,6 +16,7 @@ fn plain(temperature: f32, seed: u64) -> SamplerConfig {
         presence_penalty: 0.0,
         frequency_penalty: 0.0,
         seed: Some(seed),
+        ..SamplerConfig::default()
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use hearth_engine::{GenParams, GenStats};
-use hearth_sample::FinishReason;
+use hearth_sample::{FinishReason, TokenLogprob};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::{Constraint, EngineError, Event, GenRequest};
@@ -24,6 +24,8 @@ pub struct Finished {
     pub tokens: Vec<u32>,
     /// From submission to the end.
     pub total: Duration,
+    /// Each token's log-probabilities, when asked for and gathered by [`Run::collect`].
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// A running generation. Dropping it drops the engine's receiver, which
@@ -87,6 +89,8 @@ pub fn start(
 /// One step of a run.
 pub enum Step {
     Text(String),
+    /// A token's log-probabilities (only when the request asked), before its text.
+    Logprob(TokenLogprob),
     Done(Finished),
     Error(String),
 }
@@ -104,6 +108,7 @@ impl Run {
                 self.last = Some(now);
                 Step::Text(t)
             }
+            Some(Event::Logprob(l)) => Step::Logprob(l),
             Some(Event::Done {
                 finish,
                 stats,
@@ -118,6 +123,7 @@ impl Run {
                     prompt_tokens,
                     tokens,
                     total: self.started.elapsed(),
+                    logprobs: Vec::new(),
                 })
             }
             Some(Event::Error(e)) => Step::Error(e),
@@ -125,13 +131,19 @@ impl Run {
         }
     }
 
-    /// Runs to the end and returns the whole text.
+    /// Runs to the end and returns the whole text (and the log-probabilities in
+    /// [`Finished::logprobs`]).
     pub async fn collect(&mut self) -> Result<(String, Finished), ApiError> {
         let mut text = String::new();
+        let mut logprobs = Vec::new();
         loop {
             match self.next().await {
                 Step::Text(t) => text.push_str(&t),
-                Step::Done(f) => return Ok((text, f)),
+                Step::Logprob(l) => logprobs.push(l),
+                Step::Done(mut f) => {
+                    f.logprobs = logprobs;
+                    return Ok((text, f));
+                }
                 Step::Error(e) => return Err(ApiError::internal(e)),
             }
         }

@@ -30,6 +30,8 @@ mod metrics;
 mod models;
 mod ollama;
 mod openai;
+mod openai_reply;
+mod options;
 mod params;
 mod prompt;
 mod security;

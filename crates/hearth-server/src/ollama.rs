@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::gen::{self, Finished, Run, Step};
 use crate::models::{display_name, LoadedModel, ModelUse};
-use crate::params::{check_stops, parse_keep_alive, JsonBody, KeepAlive, OneOrMany, Options};
+use crate::options::{self, Fields, Options, OLLAMA_OPTIONS};
+use crate::params::{parse_keep_alive, JsonBody, KeepAlive, OneOrMany};
 use crate::prompt::{self, rfc3339, Fitted, TRUNCATED_HEADER};
 use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
@@ -31,6 +32,60 @@ pub async fn root() -> &'static str {
 
 pub async fn version() -> Json<Value> {
     Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Request fields Ollama defines that change nothing hearth generates.
+const HARMLESS: &[&str] = &[];
+
+/// `/api/generate`'s fields.
+static GENERATE_FIELDS: Fields = Fields {
+    prefix: "",
+    known: &[&[
+        "model",
+        "prompt",
+        "suffix",
+        "system",
+        "template",
+        "context",
+        "stream",
+        "raw",
+        "format",
+        "options",
+        "keep_alive",
+        "truncate",
+        "images",
+        "think",
+    ]],
+    harmless: HARMLESS,
+    nested: Some(("options", &OLLAMA_OPTIONS)),
+};
+
+/// `/api/chat`'s fields.
+static CHAT_FIELDS: Fields = Fields {
+    prefix: "",
+    known: &[&[
+        "model",
+        "messages",
+        "tools",
+        "format",
+        "options",
+        "stream",
+        "keep_alive",
+        "truncate",
+        "think",
+    ]],
+    harmless: HARMLESS,
+    nested: Some(("options", &OLLAMA_OPTIONS)),
+};
+
+/// `think: true` asks for a reasoning trace hearth's models do not produce.
+fn no_thinking(think: Option<&Value>) -> Result<(), ApiError> {
+    match think {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "think {v} is not supported: hearth has no thinking mode (send false or leave it out)"
+        ))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -52,6 +107,7 @@ pub struct GenerateReq {
     #[serde(default)]
     truncate: bool,
     images: Option<Vec<String>>,
+    think: Option<Value>,
 }
 
 fn keep_alive(v: &Option<Value>) -> Result<Option<KeepAlive>, ApiError> {
@@ -101,9 +157,11 @@ async fn load_only(
 pub async fn generate(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<GenerateReq>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    let r: GenerateReq = options::parse(body, &GENERATE_FIELDS)?;
     no_images(r.images.as_ref())?;
+    no_thinking(r.think.as_ref())?;
     if r.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::bad_request(
             "suffix (fill-in-the-middle) is not supported",
@@ -115,7 +173,6 @@ pub async fn generate(
         return load_only(&st, &r.model, ka, false).await;
     }
     let mut params = r.options.to_params()?;
-    check_stops(&params.stop)?;
     let grammar = structured::from_ollama_format(r.format.as_ref())?;
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
@@ -145,7 +202,7 @@ pub async fn generate(
     };
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = prompt::fit(m, tokens, n_ctx, r.truncate)?;
-    limit_to_ctx(&mut params, n_ctx, fitted.tokens.len());
+    limit_to_ctx(&mut params, n_ctx, m.engine.n_ctx(), fitted.tokens.len())?;
     let prompt_ids = fitted.tokens.clone();
     let run = gen::start(
         use_,
@@ -167,9 +224,26 @@ pub async fn generate(
 
 /// The engine stops at the end of the context anyway; a request's
 /// `num_ctx` below the engine's is enforced here.
-fn limit_to_ctx(p: &mut hearth_engine::GenParams, n_ctx: usize, n_prompt: usize) {
+/// With context shift (`num_keep`) generation goes on past the end of the
+/// engine's context instead, which a smaller `num_ctx` cannot bound: that
+/// combination is refused.
+fn limit_to_ctx(
+    p: &mut hearth_engine::GenParams,
+    n_ctx: usize,
+    engine_ctx: usize,
+    n_prompt: usize,
+) -> Result<(), ApiError> {
+    if p.context_shift {
+        if n_ctx < engine_ctx {
+            return Err(ApiError::bad_request(format!(
+                "options.num_keep (context shift) works on the server's whole context                  ({engine_ctx}); leave num_ctx out or set it to at least that"
+            )));
+        }
+        return Ok(());
+    }
     let room = n_ctx.saturating_sub(n_prompt);
     p.max_tokens = Some(p.max_tokens.map_or(room, |m| m.min(room)));
+    Ok(())
 }
 
 /// How to shape the objects of one reply.
@@ -292,6 +366,8 @@ async fn respond(
         let (mut run, out) = state?;
         match run.next().await {
             Step::Text(t) => Some((line(&out.chunk(&t)), Some((run, out)))),
+            // The Ollama API never asks for log-probabilities.
+            Step::Logprob(_) => Some((Ok(Bytes::new()), Some((run, out)))),
             Step::Done(f) => {
                 let load = load_ns(&run.model);
                 Some((line(&out.last(&f, load)), None))
@@ -325,20 +401,22 @@ pub struct ChatReq {
     keep_alive: Option<Value>,
     #[serde(default)]
     truncate: bool,
+    think: Option<Value>,
 }
 
 pub async fn chat(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<ChatReq>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    let r: ChatReq = options::parse(body, &CHAT_FIELDS)?;
+    no_thinking(r.think.as_ref())?;
     let ka = keep_alive(&r.keep_alive)?;
     log.model(&r.model);
     if r.messages.is_empty() {
         return load_only(&st, &r.model, ka, true).await;
     }
     let mut params = r.options.to_params()?;
-    check_stops(&params.stop)?;
     let names = tools::tool_names(&r.tools)?;
     if !names.is_empty() && r.format.is_some() {
         return Err(ApiError::bad_request("tools and format cannot be combined"));
@@ -358,7 +436,7 @@ pub async fn chat(
     let text = prompt::render_chat(m, &msgs)?;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, r.truncate)?;
-    limit_to_ctx(&mut params, n_ctx, fitted.tokens.len());
+    limit_to_ctx(&mut params, n_ctx, m.engine.n_ctx(), fitted.tokens.len())?;
     let run = gen::start(
         use_,
         fitted.tokens.clone(),

@@ -1,14 +1,9 @@
 //! The OpenAI API: `/v1/chat/completions`, `/v1/completions`,
-//! `/v1/embeddings`, `/v1/models`. Streams are server-sent events
-//! (`data: {json}\n\n` … `data: [DONE]\n\n`).
+//! `/v1/embeddings`, `/v1/models`. Replies and streams: [`crate::openai_reply`].
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_engine::GenParams;
@@ -16,10 +11,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::gen::{self, Finished, Run, Step};
-use crate::params::{check_stops, default_sampler, seed, JsonBody, OneOrMany};
-use crate::prompt::{self, TRUNCATED_HEADER};
-use crate::tools::{self, ToolCall, ToolChoice};
+use crate::gen::{self, Run};
+use crate::models::{LoadedModel, ModelUse};
+use crate::openai_reply::{new_id, now_secs, respond, Reply};
+use crate::options::{self, Fields, Sampling, SAMPLING};
+use crate::params::{JsonBody, OneOrMany};
+use crate::prompt;
+use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
 
 #[derive(Deserialize)]
@@ -28,84 +26,195 @@ pub struct StreamOptions {
     include_usage: bool,
 }
 
-/// Fields shared by chat and text completions (OpenAI's, plus hearth's
-/// `top_k`, `min_p`, `repeat_penalty` and `truncate`).
+/// Fields OpenAI defines that cannot change what is generated: accepted and
+/// ignored (`user` included: hearth logs it nowhere).
+const HARMLESS: &[&str] = &[
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "parallel_tool_calls",
+    "prediction",
+];
+
+/// Fields of both endpoints (OpenAI's, plus hearth's and llama-server's
+/// `top_k`, `min_p`, `typical_p`, `repeat_penalty`, `repeat_last_n`,
+/// `mirostat*`, `ignore_eos` and `truncate`).
+const COMMON: &[&str] = &[
+    "model",
+    "max_tokens",
+    "stream",
+    "stream_options",
+    "n",
+    "truncate",
+    "logit_bias",
+    "ignore_eos",
+    "logprobs",
+];
+
+static CHAT_FIELDS: Fields = Fields {
+    prefix: "",
+    known: &[
+        SAMPLING,
+        COMMON,
+        &[
+            "messages",
+            "max_completion_tokens",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "top_logprobs",
+        ],
+    ],
+    harmless: HARMLESS,
+    nested: None,
+};
+
+static COMPLETION_FIELDS: Fields = Fields {
+    prefix: "",
+    known: &[SAMPLING, COMMON, &["prompt", "suffix", "echo", "best_of"]],
+    harmless: HARMLESS,
+    nested: None,
+};
+
+/// Choices one request may ask for (`n` times the prompts).
+const MAX_CHOICES: usize = 16;
+
+/// Fields shared by chat and text completions.
 #[derive(Deserialize)]
 pub struct Common {
     model: String,
+    #[serde(flatten)]
+    sampling: Sampling,
     max_tokens: Option<i64>,
     max_completion_tokens: Option<i64>,
-    stop: Option<OneOrMany>,
-    seed: Option<i64>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<i64>,
-    min_p: Option<f32>,
-    repeat_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    presence_penalty: Option<f32>,
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
     n: Option<i64>,
     #[serde(default)]
     truncate: bool,
+    logit_bias: Option<HashMap<String, f32>>,
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 impl Common {
+    /// The generation parameters (the logit bias is checked against the
+    /// vocabulary later, in [`logit_bias`]).
     fn params(&self, default_max: Option<usize>) -> Result<GenParams, ApiError> {
-        if self.n.is_some_and(|n| n != 1) {
-            return Err(ApiError::bad_request("only n = 1 is supported"));
-        }
-        let mut s = default_sampler();
-        if let Some(v) = self.temperature {
-            s.temperature = v;
-        }
-        if let Some(v) = self.top_p {
-            s.top_p = v;
-        }
-        if let Some(v) = self.top_k {
-            s.top_k = usize::try_from(v)
-                .map_err(|_| ApiError::bad_request(format!("invalid top_k {v}")))?;
-        }
-        if let Some(v) = self.min_p {
-            s.min_p = v;
-        }
-        if let Some(v) = self.repeat_penalty {
-            s.repeat_penalty = v;
-        }
-        if let Some(v) = self.frequency_penalty {
-            s.frequency_penalty = v;
-        }
-        if let Some(v) = self.presence_penalty {
-            s.presence_penalty = v;
-        }
-        s.seed = seed(self.seed);
-        s.validate()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let max_tokens = match self.max_completion_tokens.or(self.max_tokens) {
+        let mut p = self.sampling.to_params()?;
+        p.max_tokens = match self.max_completion_tokens.or(self.max_tokens) {
             None => default_max,
-            Some(n) if n < 0 => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid max_tokens {n}: expected 0 or more"
-                )))
-            }
-            Some(n) => Some(n as usize),
+            Some(n) => Some(usize::try_from(n).map_err(|_| {
+                ApiError::bad_request(format!("invalid max_tokens {n}: expected 0 or more"))
+            })?),
         };
-        let stop = self
-            .stop
-            .clone()
-            .map(OneOrMany::into_vec)
-            .unwrap_or_default();
-        check_stops(&stop)?;
-        Ok(GenParams {
-            sampler: s,
-            max_tokens,
-            stop,
-            context_shift: false,
-            n_keep: 0,
-        })
+        p.ignore_eos = self.ignore_eos;
+        Ok(p)
     }
+
+    fn n(&self) -> Result<usize, ApiError> {
+        match self.n {
+            None => Ok(1),
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_CHOICES).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid n {n}: expected 1 to {MAX_CHOICES}"))
+                }),
+        }
+    }
+
+    fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
+    }
+}
+
+/// OpenAI's `logit_bias`: token id (as a string) → bias in [-100, 100],
+/// added to the logit; -100 bans the token (it becomes `-inf`).
+fn logit_bias(
+    bias: Option<&HashMap<String, f32>>,
+    n_vocab: usize,
+) -> Result<Vec<(u32, f32)>, ApiError> {
+    let mut out = Vec::new();
+    for (k, &v) in bias.into_iter().flatten() {
+        let id = k
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&id| (id as usize) < n_vocab)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid logit_bias key '{k}': expected a token id below {n_vocab}"
+                ))
+            })?;
+        if !(-100.0..=100.0).contains(&v) {
+            return Err(ApiError::bad_request(format!(
+                "invalid logit_bias {v} for token {id}: expected -100 to 100"
+            )));
+        }
+        out.push((id, if v <= -100.0 { f32::NEG_INFINITY } else { v }));
+    }
+    out.sort_by_key(|e| e.0);
+    Ok(out)
+}
+
+/// Starts `n` runs of `prompt` (choice `j` draws with seed `seed + j` when a
+/// seed was given, else each its own random seed); the first uses `first`,
+/// the others acquire the model again.
+#[allow(clippy::too_many_arguments)]
+async fn start_runs(
+    st: &AppState,
+    first: ModelUse,
+    prompt: &[u32],
+    params: &GenParams,
+    n: usize,
+    grammar: Option<&std::sync::Arc<hearth_grammar::Grammar>>,
+    log: &RequestLog,
+    runs: &mut Vec<Run>,
+) -> Result<(), ApiError> {
+    let mut first = Some(first);
+    for j in 0..n {
+        let use_ = match first.take() {
+            Some(u) => u,
+            None => st.models.acquire(&runs_model(runs), None).await?,
+        };
+        let mut p = params.clone();
+        p.sampler.seed = params.sampler.seed.map(|s| s.wrapping_add(j as u64));
+        let constraint = structured::constraint(grammar, &use_.model);
+        runs.push(gen::start(
+            use_,
+            prompt.to_vec(),
+            p,
+            constraint,
+            st.metrics.clone(),
+            log.clone(),
+        )?);
+    }
+    Ok(())
+}
+
+fn runs_model(runs: &[Run]) -> String {
+    runs.first()
+        .map(|r| r.model.model.name.clone())
+        .unwrap_or_default()
+}
+
+/// Fills in what needs the model: the logit bias against its vocabulary
+/// and the token limit against the room left in the context.
+fn fit_params(
+    c: &Common,
+    params: &mut GenParams,
+    m: &LoadedModel,
+    n_prompt: usize,
+) -> Result<(), ApiError> {
+    params.sampler.logit_bias = logit_bias(c.logit_bias.as_ref(), m.tokenizer.n_vocab())?;
+    let room = m.engine.n_ctx() - n_prompt;
+    params.max_tokens = Some(params.max_tokens.map_or(room, |x| x.min(room)));
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -117,235 +226,41 @@ pub struct ChatReq {
     tools: Vec<Value>,
     tool_choice: Option<Value>,
     response_format: Option<Value>,
+    #[serde(default)]
+    logprobs: bool,
+    top_logprobs: Option<i64>,
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn new_id(prefix: &str) -> String {
-    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    format!("{prefix}-{t:x}{n:x}")
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
-fn usage(f: &Finished) -> Value {
-    json!({
-        "prompt_tokens": f.prompt_tokens,
-        "completion_tokens": f.stats.gen_tokens,
-        "total_tokens": f.prompt_tokens + f.stats.gen_tokens,
-    })
-}
-
-/// The shape of one reply's objects.
-struct Reply {
-    id: String,
-    created: u64,
-    model: String,
-    chat: bool,
-    include_usage: bool,
-    /// Offered tool names, when the reply may be a tool call.
-    tools: Option<Vec<String>>,
-    dropped: usize,
-}
-
-fn tool_calls_json(calls: &[ToolCall], streaming: bool) -> Value {
-    let v: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut call = json!({
-                "id": format!("call_{}", new_id("t")),
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments.to_string()},
-            });
-            if streaming {
-                call["index"] = json!(i);
-            }
-            call
-        })
-        .collect();
-    json!(v)
-}
-
-impl Reply {
-    fn object(&self) -> &'static str {
-        if self.chat {
-            "chat.completion.chunk"
-        } else {
-            "text_completion"
-        }
+/// Chat's `top_logprobs` (0 to 20, only with `logprobs: true`).
+fn chat_logprobs(logprobs: bool, top: Option<i64>) -> Result<Option<usize>, ApiError> {
+    match (logprobs, top) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(ApiError::bad_request("top_logprobs needs logprobs: true")),
+        (true, None) => Ok(Some(0)),
+        (true, Some(n)) => usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= 20)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("invalid top_logprobs {n}: expected 0 to 20"))
+            }),
     }
-
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        let choice = if self.chat {
-            json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
-        } else {
-            json!({"index": 0, "text": delta.get("content").cloned().unwrap_or(json!("")),
-                   "logprobs": null, "finish_reason": finish})
-        };
-        json!({
-            "id": self.id, "object": self.object(), "created": self.created,
-            "model": self.model, "system_fingerprint": "hearth", "choices": [choice],
-        })
-    }
-
-    fn usage_chunk(&self, f: &Finished) -> Value {
-        json!({
-            "id": self.id, "object": self.object(), "created": self.created,
-            "model": self.model, "system_fingerprint": "hearth", "choices": [], "usage": usage(f),
-        })
-    }
-
-    fn whole(&self, text: &str, f: &Finished) -> Value {
-        let calls = self
-            .tools
-            .as_ref()
-            .and_then(|names| tools::parse_reply(text, names));
-        let text = &match (&self.tools, &calls) {
-            (Some(_), None) => tools::content_of(text),
-            _ => text.to_string(),
-        };
-        let finish = if calls.is_some() {
-            "tool_calls"
-        } else {
-            f.finish.as_str()
-        };
-        let choice = if self.chat {
-            let mut msg = json!({"role": "assistant", "content": text});
-            if let Some(c) = &calls {
-                msg["content"] = Value::Null;
-                msg["tool_calls"] = tool_calls_json(c, false);
-            }
-            json!({"index": 0, "message": msg, "logprobs": null, "finish_reason": finish})
-        } else {
-            json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
-        };
-        let mut v = json!({
-            "id": self.id,
-            "object": if self.chat { "chat.completion" } else { "text_completion" },
-            "created": self.created, "model": self.model, "system_fingerprint": "hearth",
-            "choices": [choice], "usage": usage(f),
-        });
-        if self.dropped > 0 {
-            v["truncated_tokens"] = json!(self.dropped);
-        }
-        v
-    }
-}
-
-fn sse(v: &Value) -> Result<Bytes, Infallible> {
-    Ok(Bytes::from(format!("data: {v}\n\n")))
-}
-
-fn sse_response(body: Body, dropped: usize) -> Response {
-    let mut r = Response::new(body);
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if dropped > 0 {
-        h.insert(TRUNCATED_HEADER, HeaderValue::from(dropped));
-    }
-    r
-}
-
-/// The events after the text: the finishing chunk, usage, `[DONE]`.
-fn tail(reply: &Reply, f: &Finished, finish: &str) -> String {
-    let mut s = format!("data: {}\n\n", reply.chunk(json!({}), Some(finish)));
-    if reply.include_usage {
-        s += &format!("data: {}\n\n", reply.usage_chunk(f));
-    }
-    s + "data: [DONE]\n\n"
-}
-
-async fn respond(mut run: Run, reply: Reply, stream: bool) -> Result<Response, ApiError> {
-    let dropped = reply.dropped;
-    if !stream {
-        let (text, f) = run.collect().await?;
-        let mut r = Json(reply.whole(&text, &f)).into_response();
-        if dropped > 0 {
-            r.headers_mut()
-                .insert(TRUNCATED_HEADER, HeaderValue::from(dropped));
-        }
-        return Ok(r);
-    }
-    if let Some(names) = reply.tools.clone() {
-        // A tool call is only known once the reply is whole.
-        let (text, f) = run.collect().await?;
-        let mut s = String::new();
-        s += &format!(
-            "data: {}\n\n",
-            reply.chunk(json!({"role": "assistant", "content": ""}), None)
-        );
-        let finish = match tools::parse_reply(&text, &names) {
-            Some(calls) => {
-                let delta = json!({"tool_calls": tool_calls_json(&calls, true)});
-                s += &format!("data: {}\n\n", reply.chunk(delta, None));
-                "tool_calls"
-            }
-            None => {
-                let content = tools::content_of(&text);
-                s += &format!(
-                    "data: {}\n\n",
-                    reply.chunk(json!({"content": content}), None)
-                );
-                f.finish.as_str()
-            }
-        };
-        s += &tail(&reply, &f, finish);
-        return Ok(sse_response(Body::from(s), dropped));
-    }
-    let first = if reply.chat {
-        Some(sse(
-            &reply.chunk(json!({"role": "assistant", "content": ""}), None)
-        ))
-    } else {
-        None
-    };
-    let head = futures_util::stream::iter(first);
-    let rest = futures_util::stream::unfold(Some((run, reply)), |state| async move {
-        let (mut run, reply) = state?;
-        match run.next().await {
-            Step::Text(t) => {
-                let c = reply.chunk(json!({"content": t}), None);
-                Some((sse(&c), Some((run, reply))))
-            }
-            Step::Done(f) => Some((Ok(Bytes::from(tail(&reply, &f, f.finish.as_str()))), None)),
-            Step::Error(e) => {
-                let err = json!({"error": {"message": e, "type": "server_error", "param": null, "code": null}});
-                Some((
-                    Ok(Bytes::from(format!("data: {err}\n\ndata: [DONE]\n\n"))),
-                    None,
-                ))
-            }
-        }
-    });
-    use futures_util::StreamExt;
-    Ok(sse_response(Body::from_stream(head.chain(rest)), dropped))
 }
 
 pub async fn chat(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<ChatReq>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    let r: ChatReq = options::parse(body, &CHAT_FIELDS)?;
     let c = &r.common;
     log.model(&c.model);
     if r.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty"));
     }
     let mut params = c.params(None)?;
+    params.logprobs = chat_logprobs(r.logprobs, r.top_logprobs)?;
+    let n = c.n()?;
     let choice = tools::parse_tool_choice(r.tool_choice.as_ref())?;
     let names = tools::tool_names(&r.tools)?;
     if let ToolChoice::Named(n) = &choice {
@@ -374,82 +289,184 @@ pub async fn chat(
     };
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&c.model, None).await?;
-    let m = &use_.model;
-    let constraint = structured::constraint(grammar.as_ref(), m);
-    let text = prompt::render_chat(m, &msgs)?;
-    let n_ctx = m.engine.n_ctx();
-    let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, c.truncate)?;
-    let room = n_ctx - fitted.tokens.len();
-    params.max_tokens = Some(params.max_tokens.map_or(room, |x| x.min(room)));
+    let m = use_.model.clone();
+    let text = prompt::render_chat(&m, &msgs)?;
+    let fitted = prompt::fit(
+        &m,
+        prompt::tokenize(&m, &text),
+        m.engine.n_ctx(),
+        c.truncate,
+    )?;
+    fit_params(c, &mut params, &m, fitted.tokens.len())?;
     let reply = Reply {
         id: new_id("chatcmpl"),
         created: now_secs(),
         model: c.model.clone(),
         chat: true,
-        include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        include_usage: c.include_usage(),
         tools: use_tools.then_some(names),
         dropped: fitted.dropped,
+        logprobs: params.logprobs.is_some(),
+        tok: m.tokenizer.clone(),
+        prompt_tokens: fitted.tokens.len(),
     };
-    let run = gen::start(
+    let mut runs = Vec::with_capacity(n);
+    start_runs(
+        &st,
         use_,
-        fitted.tokens,
-        params,
-        constraint,
-        st.metrics.clone(),
-        log,
-    )?;
-    respond(run, reply, c.stream).await
+        &fitted.tokens,
+        &params,
+        n,
+        grammar.as_ref(),
+        &log,
+        &mut runs,
+    )
+    .await?;
+    respond(runs, reply, c.stream).await
 }
 
 #[derive(Deserialize)]
 pub struct CompletionReq {
     #[serde(flatten)]
     common: Common,
-    prompt: OneOrMany,
+    prompt: Value,
     suffix: Option<String>,
     #[serde(default)]
     echo: bool,
+    best_of: Option<i64>,
+    logprobs: Option<i64>,
+}
+
+/// One prompt of `/v1/completions`: text, or token ids used exactly as
+/// given (no BOS is added).
+enum PromptIn {
+    Text(String),
+    Ids(Vec<u32>),
+}
+
+/// `prompt`: a string, a list of strings, a list of token ids, or a list of
+/// such lists.
+fn prompts(v: &Value) -> Result<Vec<PromptIn>, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid prompt: expected a string, a list of strings, a list of token ids or a list of token-id lists",
+        )
+    };
+    let ids = |a: &[Value]| -> Result<Vec<u32>, ApiError> {
+        a.iter()
+            .map(|t| {
+                t.as_u64()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(bad)
+            })
+            .collect()
+    };
+    let out = match v {
+        Value::String(s) => vec![PromptIn::Text(s.clone())],
+        Value::Array(a) if a.iter().all(Value::is_string) && !a.is_empty() => a
+            .iter()
+            .map(|s| PromptIn::Text(s.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        Value::Array(a) if a.iter().all(Value::is_array) && !a.is_empty() => a
+            .iter()
+            .map(|x| {
+                Ok(PromptIn::Ids(ids(x
+                    .as_array()
+                    .map_or(&[][..], Vec::as_slice))?))
+            })
+            .collect::<Result<_, ApiError>>()?,
+        Value::Array(a) => vec![PromptIn::Ids(ids(a)?)],
+        _ => return Err(bad()),
+    };
+    Ok(out)
+}
+
+/// Completions' `logprobs` (0 to 20 alternatives; OpenAI allows up to 5).
+fn completion_logprobs(n: Option<i64>) -> Result<Option<usize>, ApiError> {
+    n.map(|n| {
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= 20)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid logprobs {n}: expected 0 to 20")))
+    })
+    .transpose()
 }
 
 pub async fn completions(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<CompletionReq>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    let r: CompletionReq = options::parse(body, &COMPLETION_FIELDS)?;
     let c = &r.common;
     log.model(&c.model);
-    let mut prompts = r.prompt.clone().into_vec();
-    if prompts.len() != 1 {
-        return Err(ApiError::bad_request(
-            "prompt must be one string (batches are not supported)",
-        ));
-    }
+    let inputs = prompts(&r.prompt)?;
     if r.suffix.as_deref().is_some_and(|s| !s.is_empty()) || r.echo {
         return Err(ApiError::bad_request("suffix and echo are not supported"));
     }
-    let text = prompts.pop().unwrap_or_default();
-    if text.is_empty() {
-        return Err(ApiError::bad_request("prompt must not be empty"));
+    let n = c.n()?;
+    if r.best_of.is_some_and(|b| b != n as i64) {
+        return Err(ApiError::bad_request(
+            "best_of other than n is not supported (hearth returns every choice it generates)",
+        ));
+    }
+    if inputs.len() * n > MAX_CHOICES {
+        return Err(ApiError::bad_request(format!(
+            "{} prompts times n = {n} is more than {MAX_CHOICES} choices",
+            inputs.len()
+        )));
     }
     // OpenAI's default for this endpoint.
     let mut params = c.params(Some(16))?;
+    params.logprobs = completion_logprobs(r.logprobs)?;
     let use_ = st.models.acquire(&c.model, None).await?;
-    let m = &use_.model;
-    let n_ctx = m.engine.n_ctx();
-    let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, c.truncate)?;
-    let room = n_ctx - fitted.tokens.len();
-    params.max_tokens = Some(params.max_tokens.map_or(room, |x| x.min(room)));
+    let m = use_.model.clone();
+    let n_vocab = m.tokenizer.n_vocab();
+    let mut fitted = Vec::with_capacity(inputs.len());
+    for p in inputs {
+        let tokens = match p {
+            PromptIn::Text(t) if t.is_empty() => {
+                return Err(ApiError::bad_request("prompt must not be empty"))
+            }
+            PromptIn::Text(t) => prompt::tokenize(&m, &t),
+            PromptIn::Ids(ids) if ids.is_empty() => {
+                return Err(ApiError::bad_request("prompt must not be empty"))
+            }
+            PromptIn::Ids(ids) => {
+                if let Some(bad) = ids.iter().find(|&&t| t as usize >= n_vocab) {
+                    return Err(ApiError::bad_request(format!(
+                        "prompt token id {bad} is outside the vocabulary ({n_vocab} tokens)"
+                    )));
+                }
+                ids
+            }
+        };
+        fitted.push(prompt::fit(&m, tokens, m.engine.n_ctx(), c.truncate)?);
+    }
     let reply = Reply {
         id: new_id("cmpl"),
         created: now_secs(),
         model: c.model.clone(),
         chat: false,
-        include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        include_usage: c.include_usage(),
         tools: None,
-        dropped: fitted.dropped,
+        dropped: fitted.iter().map(|f| f.dropped).sum(),
+        logprobs: params.logprobs.is_some(),
+        tok: m.tokenizer.clone(),
+        prompt_tokens: fitted.iter().map(|f| f.tokens.len()).sum(),
     };
-    let run = gen::start(use_, fitted.tokens, params, None, st.metrics.clone(), log)?;
-    respond(run, reply, c.stream).await
+    let mut runs = Vec::with_capacity(fitted.len() * n);
+    let mut first = Some(use_);
+    for f in &fitted {
+        let mut p = params.clone();
+        fit_params(c, &mut p, &m, f.tokens.len())?;
+        let use_ = match first.take() {
+            Some(u) => u,
+            None => st.models.acquire(&c.model, None).await?,
+        };
+        start_runs(&st, use_, &f.tokens, &p, n, None, &log, &mut runs).await?;
+    }
+    respond(runs, reply, c.stream).await
 }
 
 #[derive(Deserialize)]

@@ -1,13 +1,10 @@
-//! Request parsing shared by both APIs: JSON bodies with JSON errors,
-//! `keep_alive` durations, and sampling options mapped onto
-//! [`GenParams`] / [`SamplerConfig`].
+//! Request parsing shared by both APIs: JSON bodies with JSON errors and
+//! `keep_alive` durations (sampling options: [`crate::options`]).
 
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use hearth_engine::GenParams;
-use hearth_sample::SamplerConfig;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -135,109 +132,6 @@ impl OneOrMany {
     }
 }
 
-/// Ollama's `options` (the subset hearth acts on; unknown keys are
-/// accepted and ignored as Ollama does).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Options {
-    pub temperature: Option<f32>,
-    pub top_k: Option<i64>,
-    pub top_p: Option<f32>,
-    pub min_p: Option<f32>,
-    pub repeat_penalty: Option<f32>,
-    pub repeat_last_n: Option<i32>,
-    pub presence_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-    pub seed: Option<i64>,
-    pub stop: Option<OneOrMany>,
-    pub num_predict: Option<i64>,
-    pub num_ctx: Option<i64>,
-}
-
-/// Sampling defaults of the server: Ollama's, with the repetition penalty
-/// off (1.0) as in `hearth run`, so that both give the same text.
-pub fn default_sampler() -> SamplerConfig {
-    SamplerConfig {
-        repeat_penalty: 1.0,
-        ..SamplerConfig::default()
-    }
-}
-
-impl Options {
-    /// Generation parameters; `max_tokens` from `num_predict` (-1 or -2:
-    /// no limit).
-    pub fn to_params(&self) -> Result<GenParams, ApiError> {
-        let mut s = default_sampler();
-        if let Some(v) = self.temperature {
-            s.temperature = v;
-        }
-        if let Some(v) = self.top_k {
-            s.top_k = usize::try_from(v).map_err(|_| {
-                ApiError::bad_request(format!("invalid top_k {v}: expected 0 or more"))
-            })?;
-        }
-        if let Some(v) = self.top_p {
-            s.top_p = v;
-        }
-        if let Some(v) = self.min_p {
-            s.min_p = v;
-        }
-        if let Some(v) = self.repeat_penalty {
-            s.repeat_penalty = v;
-        }
-        if let Some(v) = self.repeat_last_n {
-            s.repeat_last_n = v;
-        }
-        if let Some(v) = self.presence_penalty {
-            s.presence_penalty = v;
-        }
-        if let Some(v) = self.frequency_penalty {
-            s.frequency_penalty = v;
-        }
-        s.seed = seed(self.seed);
-        s.validate()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let max_tokens = match self.num_predict {
-            None | Some(-1) | Some(-2) => None,
-            Some(n) if n < 0 => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid num_predict {n}: expected -1 (no limit) or 0 or more"
-                )))
-            }
-            Some(n) => Some(n as usize),
-        };
-        Ok(GenParams {
-            sampler: s,
-            max_tokens,
-            stop: self
-                .stop
-                .clone()
-                .map(OneOrMany::into_vec)
-                .unwrap_or_default(),
-            context_shift: false,
-            n_keep: 0,
-        })
-    }
-}
-
-/// A negative seed (Ollama's -1) means random.
-pub fn seed(v: Option<i64>) -> Option<u64> {
-    v.and_then(|s| u64::try_from(s).ok())
-}
-
-/// Checks a stop list: at most 16 strings, none empty.
-pub fn check_stops(stops: &[String]) -> Result<(), ApiError> {
-    if stops.len() > 16 {
-        return Err(ApiError::bad_request(format!(
-            "too many stop strings ({}): at most 16",
-            stops.len()
-        )));
-    }
-    if stops.iter().any(String::is_empty) {
-        return Err(ApiError::bad_request("a stop string is empty"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,24 +164,5 @@ mod tests {
         );
         assert!(parse_keep_alive(&json!("soon")).is_err());
         assert!(parse_keep_alive(&json!([1])).is_err());
-    }
-
-    #[test]
-    fn options_map_and_validate() {
-        let o: Options =
-            serde_json::from_value(serde_json::json!({"temperature": 0, "num_predict": 5, "stop": "x", "seed": 3, "mirostat": 0}))
-                .expect("options");
-        let p = o.to_params().expect("params");
-        assert!(p.sampler.is_greedy());
-        assert_eq!(p.max_tokens, Some(5));
-        assert_eq!(p.stop, vec!["x".to_string()]);
-        assert_eq!(p.sampler.seed, Some(3));
-        let bad: Options = serde_json::from_value(serde_json::json!({"top_p": 2.0})).expect("o");
-        assert!(bad.to_params().is_err());
-        let bad: Options = serde_json::from_value(serde_json::json!({"top_k": -3})).expect("o");
-        assert!(bad.to_params().is_err());
-        let bad: Options =
-            serde_json::from_value(serde_json::json!({"num_predict": -7})).expect("o");
-        assert!(bad.to_params().is_err());
     }
 }

@@ -430,7 +430,7 @@ async fn errors_are_json_in_each_shape() {
     let (s, _) = post(
         &app,
         "/v1/chat/completions",
-        json!({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "n": 2}),
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "x"}], "n": 99}),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);

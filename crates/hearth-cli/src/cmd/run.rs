@@ -111,6 +111,7 @@ pub fn main(a: RunArgs) -> Result<()> {
         stop: a.stop.clone(),
         context_shift: a.context_shift,
         n_keep: a.keep + usize::from(loaded.tokenizer.add_bos()),
+        ..GenParams::default()
     };
     let mut session = Session {
         model: &loaded.model,
