@@ -132,11 +132,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Allocates the slots' caches and starts the engine thread.
+    /// Allocates the slots' caches and starts the engine thread, with a
+    /// thread pool of its own (`cfg.threads` wide).
     pub fn start(
         model: Arc<Model>,
         tokenizer: Arc<Tokenizer>,
         cfg: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let pool = Arc::new(ThreadPool::new(cfg.threads.max(1)));
+        Self::start_with_pool(model, tokenizer, cfg, pool)
+    }
+
+    /// [`Engine::start`] on a pool shared with other engines: their jobs
+    /// take turns on the same threads, so several loaded models never spin
+    /// on more cores than the pool has. `cfg.threads` must be the pool's width.
+    pub fn start_with_pool(
+        model: Arc<Model>,
+        tokenizer: Arc<Tokenizer>,
+        cfg: EngineConfig,
+        pool: Arc<ThreadPool>,
     ) -> Result<Engine, EngineError> {
         if cfg.n_parallel == 0 || cfg.n_ctx < 2 || cfg.threads == 0 {
             return Err(EngineError::BadConfig(format!(
@@ -144,7 +158,13 @@ impl Engine {
                 cfg.n_parallel, cfg.n_ctx, cfg.threads
             )));
         }
-        let pool = Arc::new(ThreadPool::new(cfg.threads));
+        if cfg.threads != pool.n_threads() {
+            return Err(EngineError::BadConfig(format!(
+                "threads {} but the shared pool has {}",
+                cfg.threads,
+                pool.n_threads()
+            )));
+        }
         let slots = (0..cfg.n_parallel)
             .map(|_| {
                 Ok(Slot {

@@ -65,8 +65,10 @@ pub struct ServerConfig {
     pub keep_alive: KeepAlive,
     /// Origins allowed besides localhost ones (`HEARTH_ORIGINS`).
     pub extra_origins: Vec<String>,
-    /// Bytes the loaded models (weights and KV caches) may take together.
-    pub memory_budget: u64,
+    /// Memory the loaded models (weights and KV caches, as planned) may
+    /// take together: the planner's figure (cgroups and
+    /// `HEARTH_MEMORY_LIMIT` included). `None`: probed when the state is made.
+    pub memory_budget: Option<hearth_plan::Available>,
     /// Finds models by name besides the store; paths always work.
     pub resolver: Option<Resolver>,
     /// The model store: names in it are found, listed by `/api/tags`,
@@ -89,7 +91,7 @@ impl Default for ServerConfig {
             max_body: 16 << 20,
             keep_alive: KeepAlive::For(Duration::from_secs(300)),
             extra_origins: Vec::new(),
-            memory_budget: u64::MAX,
+            memory_budget: None,
             resolver: None,
             store: None,
         }
@@ -112,7 +114,15 @@ impl AppState {
                 config.store.clone(),
                 config.engine.clone(),
                 config.keep_alive,
-                config.memory_budget,
+                config.memory_budget.clone().unwrap_or_else(|| {
+                    hearth_plan::Available::probe().unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "no memory figure; loads are not limited");
+                        hearth_plan::Available {
+                            bytes: u64::MAX,
+                            source: hearth_plan::MemorySource::Unknown,
+                        }
+                    })
+                }),
             )),
             metrics: Arc::default(),
             config: Arc::new(config),

@@ -50,16 +50,6 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Bytes available for models: 80% of the memory available at start.
-fn memory_budget() -> u64 {
-    let avail_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    });
-    avail_kb.map_or(u64::MAX, |kb| kb * 1024 / 5 * 4)
-}
-
 /// Parses `ADDR:PORT`, or a bare port, or a bare host (port 11434).
 fn parse_host(s: &str) -> Result<SocketAddr> {
     let s = s.trim().trim_start_matches("http://");
@@ -128,7 +118,9 @@ pub fn main(a: ServeArgs) -> Result<()> {
         max_body: a.max_body,
         keep_alive,
         extra_origins,
-        memory_budget: memory_budget(),
+        // The planner's figure (MemAvailable, the cgroup's room,
+        // HEARTH_MEMORY_LIMIT), read once: loaded models count against it.
+        memory_budget: Some(hearth_plan::Available::probe().context("measuring free memory")?),
         resolver: None,
         store: Some(std::sync::Arc::new(hearth_store::Store::open_default())),
     };
