@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod conn;
 mod engine;
 mod error;
 mod extras;
@@ -49,6 +50,7 @@ use hearth_model::KvType;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use conn::{serve, BodyTimeout, Timeouts};
 pub use engine::{Constraint, Engine, EngineConfig, EngineError, EngineMetrics, Event, GenRequest};
 pub use error::ApiError;
 pub use models::{display_name, EngineDefaults, LoadedModel, ModelManager, Resolver};
@@ -62,6 +64,9 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Largest request body in bytes.
     pub max_body: usize,
+    /// How long a connection may take to send a request head (and stay
+    /// idle) and a request body.
+    pub timeouts: Timeouts,
     pub keep_alive: KeepAlive,
     /// Origins allowed besides localhost ones (`HEARTH_ORIGINS`).
     pub extra_origins: Vec<String>,
@@ -89,6 +94,7 @@ impl Default for ServerConfig {
             },
             api_key: None,
             max_body: 16 << 20,
+            timeouts: Timeouts::default(),
             keep_alive: KeepAlive::For(Duration::from_secs(300)),
             extra_origins: Vec::new(),
             memory_budget: None,
@@ -369,6 +375,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            conn::body_deadline,
+        ))
         .layer(middleware::from_fn(error::shape_errors))
         .layer(cors(origins))
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))

@@ -40,6 +40,16 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body: usize,
+    /// Seconds a connection has to send a complete request head, counted
+    /// from when it opens or its previous response ends (so it is also how
+    /// long an idle keep-alive connection stays open).
+    #[arg(long, default_value_t = 30.0)]
+    pub header_timeout: f64,
+    /// Seconds a request's body has to arrive after its head; a late or
+    /// short body is a 408 and the connection is closed. Responses are
+    /// never timed.
+    #[arg(long, default_value_t = 60.0)]
+    pub body_timeout: f64,
     /// How long a model stays loaded after its last request ("5m", seconds,
     /// negative = forever, 0 = unload at once) [env: HEARTH_KEEP_ALIVE].
     #[arg(long, allow_negative_numbers = true)]
@@ -98,6 +108,16 @@ pub fn main(a: ServeArgs) -> Result<()> {
             parse_keep_alive(&v).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?
         }
     };
+    let seconds = |flag: &str, v: f64| {
+        if !(v.is_finite() && (0.001..=86_400.0).contains(&v)) {
+            bail!("--{flag} must be between 0.001 and 86400 seconds, got {v}");
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let timeouts = hearth_server::Timeouts {
+        header: seconds("header-timeout", a.header_timeout)?,
+        body: seconds("body-timeout", a.body_timeout)?,
+    };
     let extra_origins = env("HEARTH_ORIGINS")
         .map(|s| {
             s.split(',')
@@ -116,6 +136,7 @@ pub fn main(a: ServeArgs) -> Result<()> {
         },
         api_key: a.api_key.clone().or_else(|| env("HEARTH_API_KEY")),
         max_body: a.max_body,
+        timeouts,
         keep_alive,
         extra_origins,
         // The planner's figure (MemAvailable, the cgroup's room,
@@ -155,10 +176,10 @@ pub fn main(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {addr}"))?;
         eprintln!("hearth is listening on http://{addr}");
-        axum::serve(listener, hearth_server::router(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        hearth_server::serve(listener, hearth_server::router(state), timeouts, shutdown)
             .await
             .context("serving")
     })
