@@ -51,6 +51,9 @@ pub struct LoadedModel {
     /// `None` when the file has no template and no built-in one fits.
     pub template: Option<ChatTemplate>,
     pub engine: Engine,
+    /// The most bytes any one token stands for (its text or its piece), so
+    /// a text of `n` bytes is at least `n / max_token_bytes` tokens.
+    pub max_token_bytes: usize,
     /// The vocabulary index constrained decoding walks, built on first use.
     pub vocab_index: std::sync::OnceLock<Arc<hearth_grammar::VocabIndex>>,
     pub load_duration: Duration,
@@ -574,9 +577,18 @@ fn start_model(
     .map_err(|e| {
         ApiError::internal(format!("starting the engine for {}: {e}", o.path.display()))
     })?;
+    let max_token_bytes = (0..o.tokenizer.n_vocab() as u32)
+        .map(|id| {
+            let text = o.tokenizer.token_text(id).map_or(0, str::len);
+            text.max(o.tokenizer.token_piece(id).len())
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1);
     Ok(LoadedModel {
         name,
         path: o.path,
+        max_token_bytes,
         model: o.model,
         tokenizer: o.tokenizer,
         template: o.template,

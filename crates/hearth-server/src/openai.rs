@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::gen::{self, Finished, Run, Step};
 use crate::params::{check_stops, default_sampler, seed, JsonBody, OneOrMany};
-use crate::prompt::{self, TRUNCATED_HEADER};
+use crate::prompt::{self, PromptText, TRUNCATED_HEADER};
 use crate::tools::{self, ToolCall, ToolChoice};
 use crate::{structured, AppState, RequestLog};
 
@@ -376,9 +376,8 @@ pub async fn chat(
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = &use_.model;
     let constraint = structured::constraint(grammar.as_ref(), m);
-    let text = prompt::render_chat(m, &msgs)?;
     let n_ctx = m.engine.n_ctx();
-    let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, c.truncate)?;
+    let fitted = prompt::prepare_one(m, PromptText::Chat(msgs), n_ctx, c.truncate).await?;
     let room = n_ctx - fitted.tokens.len();
     params.max_tokens = Some(params.max_tokens.map_or(room, |x| x.min(room)));
     let reply = Reply {
@@ -436,7 +435,7 @@ pub async fn completions(
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = &use_.model;
     let n_ctx = m.engine.n_ctx();
-    let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, c.truncate)?;
+    let fitted = prompt::prepare_one(m, PromptText::Text(text), n_ctx, c.truncate).await?;
     let room = n_ctx - fitted.tokens.len();
     params.max_tokens = Some(params.max_tokens.map_or(room, |x| x.min(room)));
     let reply = Reply {

@@ -235,3 +235,63 @@ async fn idle_models_are_evicted_before_the_memory_check_and_what_never_fits_is_
     );
     assert!(tiny.models.loaded().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn huge_prompts_are_refused_before_tokenizing_and_tokenized_off_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synth(&dir, "big");
+    let st = AppState::new(ServerConfig {
+        max_body: 32 << 20,
+        ..config()
+    });
+    st.preload(path.to_str().unwrap()).await.unwrap();
+    let app = router(st.clone());
+    let huge = "lorem ipsum dolor sit amet ".repeat(400_000); // 10.8 MB
+    for (uri, body) in [
+        (
+            "/api/generate",
+            json!({"model": "big", "prompt": huge, "raw": true}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "big", "messages": [{"role": "user", "content": huge}]}),
+        ),
+        ("/v1/completions", json!({"model": "big", "prompt": huge})),
+    ] {
+        let (status, body) = call(&app, Method::POST, uri, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        let text = body.to_string();
+        assert!(
+            text.contains("at least") && text.contains("the context holds 128"),
+            "{text}"
+        );
+    }
+
+    // With truncate the whole text is tokenized, on a blocking thread: the
+    // one runtime thread keeps answering meanwhile.
+    let big = {
+        let app = app.clone();
+        let body = json!({"model": "big", "prompt": huge, "raw": true, "truncate": true,
+                          "stream": false, "options": {"num_predict": 1}});
+        tokio::spawn(async move { call(&app, Method::POST, "/api/generate", Some(body)).await })
+    };
+    let (mut worst, mut during) = (Duration::ZERO, 0);
+    while !big.is_finished() {
+        let t = Instant::now();
+        let (status, _) = call(&app, Method::GET, "/health", None).await;
+        assert_eq!(status, StatusCode::OK);
+        if !big.is_finished() {
+            during += 1;
+            worst = worst.max(t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, body) = big.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eprintln!("{during} health checks while a 10 MB prompt was tokenized, slowest {worst:?}");
+    assert!(
+        during >= 3,
+        "tokenizing ended too soon to observe ({during})"
+    );
+    assert!(worst < Duration::from_millis(100), "{worst:?}");
+}
