@@ -22,6 +22,7 @@
 //! ```
 
 pub mod batch;
+mod embed;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

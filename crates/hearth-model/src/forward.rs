@@ -256,30 +256,51 @@ impl Model {
     pub fn embed(&self, st: &mut State, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
         st.clear();
         self.check(st, tokens)?;
-        st.pooled.clear();
-        st.pooled.resize(self.config.n_embd, 0.0);
-        let mut start = 0;
-        let result = (|| -> Result<(), ModelError> {
-            while start < tokens.len() {
-                let end = (start + st.n_ubatch).min(tokens.len());
+        for chunk in tokens.chunks(st.n_ubatch.max(1)) {
+            self.embed_feed(st, chunk)?;
+        }
+        Ok(self.embed_finish(st))
+    }
+
+    /// [`Model::embed`] a piece at a time (so a caller can interleave
+    /// other work): feeds the next `tokens` of the text being embedded in
+    /// `st` (a cleared state starts a new one), at most `st`'s micro-batch
+    /// at once. On error the state is cleared.
+    pub fn embed_feed(&self, st: &mut State, tokens: &[u32]) -> Result<(), ModelError> {
+        if st.n_past == 0 {
+            st.pooled.clear();
+            st.pooled.resize(self.config.n_embd, 0.0);
+        }
+        let result = self.check(st, tokens).and_then(|()| {
+            tokens.chunks(st.n_ubatch.max(1)).try_for_each(|chunk| {
                 self.run(&mut [Seg {
                     st: &mut *st,
-                    tokens: &tokens[start..end],
+                    tokens: chunk,
                     out: Out::Pool,
-                }])?;
-                start = end;
-            }
-            Ok(())
-        })();
+                }])
+            })
+        });
+        if result.is_err() {
+            st.clear();
+        }
+        result
+    }
+
+    /// The embedding of the tokens fed since the state was cleared; clears it.
+    pub fn embed_finish(&self, st: &mut State) -> Vec<f32> {
+        if st.n_past == 0 {
+            // Nothing fed: the zero vector.
+            st.pooled.clear();
+            st.pooled.resize(self.config.n_embd, 0.0);
+        }
+        let n = st.n_past.max(1) as f32;
         st.clear();
-        result?;
         let mut v = std::mem::take(&mut st.pooled);
-        let n = tokens.len().max(1) as f32;
         let norm = v.iter().map(|x| (x / n) * (x / n)).sum::<f32>().sqrt();
         for x in v.iter_mut() {
             *x = if norm > 0.0 { *x / n / norm } else { 0.0 };
         }
-        Ok(v)
+        v
     }
 
     /// One micro-batch made of one or more sequences' segments.

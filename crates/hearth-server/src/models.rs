@@ -205,6 +205,11 @@ impl ModelManager {
         v
     }
 
+    /// Memory of the budget that no loaded model (or load under way) holds.
+    pub fn free_bytes(&self) -> u64 {
+        self.budget.bytes.saturating_sub(self.lock().used())
+    }
+
     /// Loaded models, most recently used first.
     pub async fn loaded(&self) -> Vec<Arc<LoadedModel>> {
         let mut v: Vec<_> = self.lock().models.values().cloned().collect();

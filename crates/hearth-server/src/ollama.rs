@@ -403,14 +403,21 @@ pub(crate) async fn embed_texts(
     if inputs.is_empty() {
         return Err(ApiError::bad_request("no input to embed"));
     }
-    if inputs.len() > 2048 {
-        return Err(ApiError::bad_request(format!(
-            "{} inputs: at most 2048 per request",
-            inputs.len()
-        )));
-    }
     let use_ = st.models.acquire(model, ka).await?;
     let m = &use_.model;
+    // The answer holds a vector per input, in memory and as JSON text
+    // (about 16 bytes a dimension together): as many as the memory the
+    // loaded models leave free can hold.
+    let per_input = (m.model.config.n_embd as u64).saturating_mul(16).max(1);
+    let most = st.models.free_bytes() / per_input;
+    if inputs.len() as u64 > most {
+        return Err(ApiError::bad_request(format!(
+            "{} inputs: the answer would need {} bytes and {} are free; send at most {most} per request",
+            inputs.len(),
+            per_input.saturating_mul(inputs.len() as u64),
+            st.models.free_bytes()
+        )));
+    }
     let n_ctx = m.engine.n_ctx();
     let texts = inputs.into_iter().map(PromptText::Text).collect();
     let batch: Vec<Vec<u32>> = prompt::prepare(m, texts, n_ctx, truncate)
