@@ -450,10 +450,10 @@ impl Worker {
             .first()
             .map_or(hearth_model::UBATCH, |s| s.state.n_ubatch());
         let budget = self.pace.budget(decoding, n_ubatch);
-        let (model, pool, kv) = (&*self.model, &self.pool, self.cfg.kv);
+        let (model, pool, kv, n_ctx) = (&*self.model, &self.pool, self.cfg.kv, self.cfg.n_ctx);
         let (result, took) = timed(|| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                job.advance(model, pool, kv, budget)
+                job.advance(model, pool, kv, n_ctx, budget)
             }))
         });
         let done = match result {

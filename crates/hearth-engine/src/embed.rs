@@ -23,21 +23,34 @@ pub(crate) type EmbedReply = oneshot::Sender<Result<Vec<Vec<f32>>, EngineError>>
 /// One embedding request in progress.
 pub(crate) struct EmbedJob {
     inputs: Vec<Vec<u32>>,
-    out: Vec<Vec<f32>>,
-    /// Tokens of `inputs[out.len()]` already fed.
-    fed: usize,
-    /// Allocated on the first piece, sized to the longest input.
-    state: Option<State>,
+    out: Vec<Option<Vec<f32>>>,
+    /// The next input no lane has taken.
+    next: usize,
+    done: usize,
+    /// Built on the first piece: texts evaluated side by side.
+    lanes: Vec<Lane>,
     reply: EmbedReply,
 }
+
+/// A state embedding one input at a time.
+struct Lane {
+    st: State,
+    /// The input it embeds, and how many of its tokens it has fed.
+    input: Option<usize>,
+    fed: usize,
+}
+
+/// Most inputs evaluated side by side in one micro-batch.
+const MAX_LANES: usize = 16;
 
 impl EmbedJob {
     pub fn new(inputs: Vec<Vec<u32>>, reply: EmbedReply) -> EmbedJob {
         EmbedJob {
-            out: Vec::with_capacity(inputs.len()),
+            out: vec![None; inputs.len()],
             inputs,
-            fed: 0,
-            state: None,
+            next: 0,
+            done: 0,
+            lanes: Vec::new(),
             reply,
         }
     }
@@ -47,44 +60,82 @@ impl EmbedJob {
         self.reply.is_closed()
     }
 
-    /// Feeds up to `budget` tokens (at least one); returns the tokens fed
-    /// and whether every input is done.
+    /// Lanes whose caches together hold one sequence of `n_ctx` tokens
+    /// (the memory of one slot), each as long as the longest input.
+    fn lanes(
+        &mut self,
+        model: &Model,
+        pool: &Arc<ThreadPool>,
+        kv: KvType,
+        n_ctx: usize,
+    ) -> Result<(), EngineError> {
+        let longest = self.inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let n = (n_ctx / longest).clamp(1, MAX_LANES).min(self.inputs.len());
+        for _ in 0..n {
+            self.lanes.push(Lane {
+                st: State::try_new(model, longest, kv, Arc::clone(pool))?,
+                input: None,
+                fed: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Feeds up to `budget` tokens (at least one), spread over the lanes
+    /// in one micro-batch; returns the tokens fed and whether every input
+    /// is done.
     pub fn advance(
         &mut self,
         model: &Model,
         pool: &Arc<ThreadPool>,
         kv: KvType,
+        n_ctx: usize,
         budget: usize,
     ) -> Result<(usize, bool), EngineError> {
-        let st = match &mut self.state {
-            Some(st) => st,
-            None => {
-                let longest = self.inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-                self.state
-                    .insert(State::try_new(model, longest, kv, Arc::clone(pool))?)
-            }
-        };
-        let mut used = 0;
-        while let Some(input) = self.inputs.get(self.out.len()) {
-            if used >= budget.max(1) {
-                break;
-            }
-            let take = (input.len() - self.fed).min(budget.max(1) - used);
-            model.embed_feed(st, &input[self.fed..self.fed + take])?;
-            self.fed += take;
-            used += take;
-            if self.fed == input.len() {
-                self.out.push(model.embed_finish(st));
-                self.fed = 0;
+        if self.lanes.is_empty() {
+            self.lanes(model, pool, kv, n_ctx)?;
+        }
+        for lane in &mut self.lanes {
+            if lane.input.is_none() && self.next < self.inputs.len() {
+                lane.input = Some(self.next);
+                lane.fed = 0;
+                self.next += 1;
             }
         }
-        Ok((used, self.out.len() == self.inputs.len()))
+        let mut left = budget.max(1);
+        let mut feeds: Vec<(&mut State, &[u32])> = Vec::new();
+        let mut took = Vec::new();
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            let Some(input) = lane.input else { continue };
+            let tokens = &self.inputs[input][lane.fed..];
+            let take = tokens.len().min(left);
+            if take == 0 {
+                break;
+            }
+            left -= take;
+            took.push((i, take));
+            feeds.push((&mut lane.st, &tokens[..take]));
+        }
+        model.embed_feed_batch(&mut feeds)?;
+        drop(feeds);
+        let mut used = 0;
+        for (i, take) in took {
+            let lane = &mut self.lanes[i];
+            lane.fed += take;
+            used += take;
+            if let Some(input) = lane.input.filter(|&x| lane.fed == self.inputs[x].len()) {
+                self.out[input] = Some(model.embed_finish(&mut lane.st));
+                lane.input = None;
+                self.done += 1;
+            }
+        }
+        Ok((used, self.done == self.inputs.len()))
     }
 
     /// Sends the vectors (or `err`) to whoever asked.
     pub fn finish(self, err: Option<EngineError>) {
         let _ = self.reply.send(match err {
-            None => Ok(self.out),
+            None => Ok(self.out.into_iter().flatten().collect()),
             Some(e) => Err(e),
         });
     }

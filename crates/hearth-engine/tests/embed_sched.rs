@@ -84,9 +84,14 @@ fn a_generation_runs_on_while_a_large_embedding_request_is_evaluated() {
         "the embedding request finished first: the generation waited for it"
     );
     let got = embedding.join().expect("thread").expect("embed");
+    same_as_alone(&model, &inputs, &got);
+}
+
+/// Each vector is what embedding its input alone gives.
+fn same_as_alone(model: &Model, inputs: &[Vec<u32>], got: &[Vec<f32>]) {
     assert_eq!(got.len(), inputs.len());
-    let mut st = State::new(&model, 256, KvType::F32, Arc::new(ThreadPool::new(2)));
-    for (inp, v) in inputs.iter().zip(&got) {
+    let mut st = State::new(model, 256, KvType::F32, Arc::new(ThreadPool::new(2)));
+    for (inp, v) in inputs.iter().zip(got) {
         let want = model.embed(&mut st, inp).expect("embed");
         let d = want
             .iter()
@@ -99,6 +104,24 @@ fn a_generation_runs_on_while_a_large_embedding_request_is_evaluated() {
             inp.len()
         );
     }
+}
+
+#[test]
+fn short_inputs_are_evaluated_side_by_side_and_each_equals_its_own_embedding() {
+    let (model, tok) = synth();
+    let engine = Engine::start(model.clone(), tok, cfg(4)).expect("engine");
+    // At most 20 tokens: 256 / 20 = 12 inputs share each micro-batch.
+    let inputs: Vec<Vec<u32>> = (0..100)
+        .map(|i| {
+            (0..1 + i % 20)
+                .map(|t| ((t * 5 + i) % 150) as u32 + 3)
+                .collect()
+        })
+        .collect();
+    let got = runtime()
+        .block_on(engine.embed(inputs.clone()))
+        .expect("embed");
+    same_as_alone(&model, &inputs, &got);
 }
 
 #[test]

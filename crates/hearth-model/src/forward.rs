@@ -286,6 +286,50 @@ impl Model {
         result
     }
 
+    /// [`Model::embed_feed`] for several texts at once, each in its own
+    /// state, in one micro-batch (the weights are read once for all): at
+    /// most the first state's micro-batch of tokens in all. On error every
+    /// state is cleared.
+    pub fn embed_feed_batch(&self, feeds: &mut [(&mut State, &[u32])]) -> Result<(), ModelError> {
+        let total: usize = feeds.iter().map(|(_, t)| t.len()).sum();
+        let result = (|| {
+            let Some(first) = feeds.first() else {
+                return Ok(());
+            };
+            if total > first.0.n_ubatch {
+                return Err(ModelError::BatchTooLarge {
+                    n: total,
+                    n_ubatch: first.0.n_ubatch,
+                });
+            }
+            let mut segs = Vec::with_capacity(feeds.len());
+            for (st, tokens) in feeds.iter_mut() {
+                self.check(st, tokens)?;
+                if st.n_past == 0 {
+                    st.pooled.clear();
+                    st.pooled.resize(self.config.n_embd, 0.0);
+                }
+                if !tokens.is_empty() {
+                    segs.push(Seg {
+                        st: &mut **st,
+                        tokens,
+                        out: Out::Pool,
+                    });
+                }
+            }
+            if segs.is_empty() {
+                return Ok(());
+            }
+            self.run(&mut segs)
+        })();
+        if result.is_err() {
+            for (st, _) in feeds.iter_mut() {
+                st.clear();
+            }
+        }
+        result
+    }
+
     /// The embedding of the tokens fed since the state was cleared; clears it.
     pub fn embed_finish(&self, st: &mut State) -> Vec<f32> {
         if st.n_past == 0 {
