@@ -6,56 +6,17 @@
 //! never fits is a 507 with the plan's numbers.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::Router;
-use hearth_model::synth::{build, SynthSpec};
-use hearth_model::{Arch, KvType};
+use axum::http::{Method, StatusCode};
 use hearth_plan::{Available, MemorySource};
-use hearth_server::{router, AppState, EngineDefaults, ServerConfig};
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use hearth_server::{router, AppState, ServerConfig};
+use serde_json::json;
 
-fn config() -> ServerConfig {
-    ServerConfig {
-        engine: EngineDefaults {
-            n_parallel: Some(2),
-            n_ctx: Some(128),
-            kv: KvType::F32,
-            threads: 1,
-            max_queue: 4,
-        },
-        ..ServerConfig::default()
-    }
-}
-
-fn synth(dir: &tempfile::TempDir, name: &str) -> PathBuf {
-    let p = dir.path().join(format!("{name}.gguf"));
-    std::fs::write(&p, build(&SynthSpec::new(Arch::Llama))).unwrap();
-    p
-}
-
-async fn call(app: &Router, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let body = body.map_or(Body::empty(), |b| Body::from(b.to_string()));
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(body)
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+mod common;
+use common::{call, config, synth};
 
 /// A resolver that finds `slow` only when the test opens the gate, and
 /// counts its calls.
@@ -88,7 +49,7 @@ async fn other_requests_answer_while_a_model_loads_and_it_loads_once() {
             }
             Ok(slow_file.clone())
         })),
-        ..config()
+        ..config(2)
     };
     let st = AppState::new(cfg);
     st.preload(first.to_str().unwrap()).await.unwrap();
@@ -165,14 +126,14 @@ async fn idle_models_are_evicted_before_the_memory_check_and_what_never_fits_is_
     let (a, b) = (synth(&dir, "a"), synth(&dir, "b"));
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
     // The planned size of one model.
-    let probe = AppState::new(config());
+    let probe = AppState::new(config(2));
     probe.preload(a).await.unwrap();
     let one = probe.models.loaded().await[0].bytes;
 
     // Room for one: loading b unloads the idle a.
     let st = AppState::new(ServerConfig {
         memory_budget: budget(one * 3 / 2),
-        ..config()
+        ..config(2)
     });
     st.preload(a).await.unwrap();
     let app = router(st.clone());
@@ -225,7 +186,7 @@ async fn idle_models_are_evicted_before_the_memory_check_and_what_never_fits_is_
     // A budget smaller than one model: never fits, nothing to evict.
     let tiny = AppState::new(ServerConfig {
         memory_budget: budget(one / 2),
-        ..config()
+        ..config(2)
     });
     let err = tiny.preload(a).await.err().unwrap();
     assert_eq!(err.status, StatusCode::INSUFFICIENT_STORAGE);
@@ -242,7 +203,7 @@ async fn huge_prompts_are_refused_before_tokenizing_and_tokenized_off_the_runtim
     let path = synth(&dir, "big");
     let st = AppState::new(ServerConfig {
         max_body: 32 << 20,
-        ..config()
+        ..config(2)
     });
     st.preload(path.to_str().unwrap()).await.unwrap();
     let app = router(st.clone());

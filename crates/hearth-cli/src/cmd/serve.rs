@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Context per sequence in tokens (default: the model's, capped at 4096).
     #[arg(long = "ctx", short = 'c')]
     pub ctx: Option<usize>,
-    /// Threads per model (default: the machine's cores).
+    /// Threads of the one pool every loaded model computes on, taking
+    /// turns (default: the machine's cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// KV cache type: f16 or f32.
