@@ -311,7 +311,7 @@ impl Model {
                 }
                 if !tokens.is_empty() {
                     segs.push(Seg {
-                        st: &mut **st,
+                        st,
                         tokens,
                         out: Out::Pool,
                     });
