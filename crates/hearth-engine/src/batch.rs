@@ -23,6 +23,7 @@ use hearth_sample::{Constraint, FinishReason, TokenLogprob};
 use hearth_tokenizer::Tokenizer;
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
+use crate::embed::{timed, EmbedJob, Pace};
 use crate::step::{Decode, Emit, Flow};
 use crate::{EngineError, GenParams, GenStats};
 
@@ -86,10 +87,7 @@ pub struct EngineMetrics {
 
 enum Cmd {
     Gen(Job),
-    Embed(
-        Vec<Vec<u32>>,
-        oneshot::Sender<Result<Vec<Vec<f32>>, EngineError>>,
-    ),
+    Embed(EmbedJob),
 }
 
 struct Job {
@@ -138,11 +136,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Allocates the slots' caches and starts the engine thread.
+    /// Allocates the slots' caches and starts the engine thread, with a
+    /// thread pool of its own (`cfg.threads` wide).
     pub fn start(
         model: Arc<Model>,
         tokenizer: Arc<Tokenizer>,
         cfg: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let pool = Arc::new(ThreadPool::new(cfg.threads.max(1)));
+        Self::start_with_pool(model, tokenizer, cfg, pool)
+    }
+
+    /// [`Engine::start`] on a pool shared with other engines: their jobs
+    /// take turns on the same threads, so several loaded models never spin
+    /// on more cores than the pool has. `cfg.threads` must be the pool's width.
+    pub fn start_with_pool(
+        model: Arc<Model>,
+        tokenizer: Arc<Tokenizer>,
+        cfg: EngineConfig,
+        pool: Arc<ThreadPool>,
     ) -> Result<Engine, EngineError> {
         if cfg.n_parallel == 0 || cfg.n_ctx < 2 || cfg.threads == 0 {
             return Err(EngineError::BadConfig(format!(
@@ -150,7 +162,13 @@ impl Engine {
                 cfg.n_parallel, cfg.n_ctx, cfg.threads
             )));
         }
-        let pool = Arc::new(ThreadPool::new(cfg.threads));
+        if cfg.threads != pool.n_threads() {
+            return Err(EngineError::BadConfig(format!(
+                "threads {} but the shared pool has {}",
+                cfg.threads,
+                pool.n_threads()
+            )));
+        }
         let slots = (0..cfg.n_parallel)
             .map(|_| {
                 Ok(Slot {
@@ -169,6 +187,8 @@ impl Engine {
             cfg: cfg.clone(),
             slots,
             waiting: VecDeque::new(),
+            embeds: VecDeque::new(),
+            pace: Pace::new(),
             rx,
             counters: Arc::clone(&counters),
             stop: Arc::clone(&stop),
@@ -194,6 +214,24 @@ impl Engine {
         tx.send(cmd).map_err(|_| EngineError::Stopped)
     }
 
+    /// Counts a request as waiting, or refuses it when the free slots and
+    /// `max_queue` places are taken (generations and embeddings alike).
+    fn take_queue_place(&self) -> Result<(), EngineError> {
+        let c = &self.inner.counters;
+        let free = self
+            .inner
+            .cfg
+            .n_parallel
+            .saturating_sub(c.active.load(Ordering::SeqCst));
+        if c.queued.fetch_add(1, Ordering::SeqCst) >= self.inner.cfg.max_queue + free {
+            c.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(EngineError::QueueFull {
+                max_queue: self.inner.cfg.max_queue,
+            });
+        }
+        Ok(())
+    }
+
     /// Queues a generation. Events arrive on the returned receiver;
     /// dropping it cancels the sequence within one step.
     pub fn submit(&self, req: GenRequest) -> Result<tmpsc::UnboundedReceiver<Event>, EngineError> {
@@ -207,19 +245,8 @@ impl Engine {
             });
         }
         hearth_sample::Sampler::new(&req.params.sampler, self.inner.cfg.n_ctx)?;
+        self.take_queue_place()?;
         let c = &self.inner.counters;
-        let free = self
-            .inner
-            .cfg
-            .n_parallel
-            .saturating_sub(c.active.load(Ordering::SeqCst));
-        let queued = c.queued.fetch_add(1, Ordering::SeqCst);
-        if queued >= self.inner.cfg.max_queue + free {
-            c.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(EngineError::QueueFull {
-                max_queue: self.inner.cfg.max_queue,
-            });
-        }
         let (tx, rx) = tmpsc::unbounded_channel();
         if let Err(e) = self.send(Cmd::Gen(Job {
             req: Box::new(req),
@@ -232,6 +259,10 @@ impl Engine {
     }
 
     /// Mean-pooled, unit-length final hidden states, one vector per input.
+    /// The request waits in the queue like a generation (counted against
+    /// `max_queue`: [`EngineError::QueueFull`] beyond it) and is evaluated
+    /// in pieces between decode steps, so running streams keep flowing.
+    /// Dropping the future cancels it at the next piece.
     pub async fn embed(&self, inputs: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, EngineError> {
         for inp in &inputs {
             if inp.is_empty() {
@@ -244,8 +275,13 @@ impl Engine {
                 });
             }
         }
+        self.take_queue_place()?;
+        let c = &self.inner.counters;
         let (tx, rx) = oneshot::channel();
-        self.send(Cmd::Embed(inputs, tx))?;
+        if let Err(e) = self.send(Cmd::Embed(EmbedJob::new(inputs, tx))) {
+            c.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -312,6 +348,9 @@ struct Worker {
     cfg: EngineConfig,
     slots: Vec<Slot>,
     waiting: VecDeque<Job>,
+    /// Embedding requests, the first one in progress.
+    embeds: VecDeque<EmbedJob>,
+    pace: Pace,
     rx: mpsc::Receiver<Cmd>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
@@ -331,7 +370,9 @@ impl Worker {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let busy = !self.waiting.is_empty() || self.slots.iter().any(|s| s.seq.is_some());
+            let busy = !self.waiting.is_empty()
+                || !self.embeds.is_empty()
+                || self.slots.iter().any(|s| s.seq.is_some());
             // Take commands: block when idle, else just what has arrived.
             let first = if busy {
                 match self.rx.try_recv() {
@@ -355,10 +396,18 @@ impl Worker {
             self.drop_cancelled();
             // A bug that panics inside one step fails the sequences in it,
             // not the engine: their caches are dropped and serving goes on.
-            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            let decoding = self.slots.iter().any(|s| s.seq.is_some());
+            let (stepped, took) =
+                timed(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step())));
             if stepped.is_err() {
                 self.fail_active("internal error while generating (the request was stopped)");
+            } else if decoding {
+                self.pace.stepped(took);
             }
+            self.embed_piece();
+        }
+        for job in self.embeds.drain(..) {
+            job.finish(Some(EngineError::Stopped));
         }
         for slot in &mut self.slots {
             if let Some(seq) = slot.seq.take() {
@@ -386,25 +435,51 @@ impl Worker {
     fn command(&mut self, c: Cmd) {
         match c {
             Cmd::Gen(job) => self.waiting.push_back(job),
-            Cmd::Embed(inputs, reply) => {
-                let _ = reply.send(self.embed(&inputs));
-            }
+            Cmd::Embed(job) => self.embeds.push_back(job),
         }
     }
 
-    fn embed(&mut self, inputs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EngineError> {
-        let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut st = State::try_new(&self.model, longest, self.cfg.kv, Arc::clone(&self.pool))?;
-        inputs
-            .iter()
-            .map(|inp| {
-                let v = self.model.embed(&mut st, inp)?;
+    /// One piece of the first embedding request: about one decode step's
+    /// worth of tokens while sequences decode, a micro-batch otherwise.
+    fn embed_piece(&mut self) {
+        while self.embeds.front().is_some_and(EmbedJob::cancelled) {
+            self.embeds.pop_front();
+            self.counters.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        let Some(job) = self.embeds.front_mut() else {
+            return;
+        };
+        let decoding = self.slots.iter().any(|s| s.seq.is_some());
+        let n_ubatch = self
+            .slots
+            .first()
+            .map_or(hearth_model::UBATCH, |s| s.state.n_ubatch());
+        let budget = self.pace.budget(decoding, n_ubatch);
+        let (model, pool, kv, n_ctx) = (&*self.model, &self.pool, self.cfg.kv, self.cfg.n_ctx);
+        let (result, took) = timed(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                job.advance(model, pool, kv, n_ctx, budget)
+            }))
+        });
+        let done = match result {
+            Ok(Ok((fed, done))) => {
+                self.pace.embedded(fed, took);
                 self.counters
                     .prompt_tokens
-                    .fetch_add(inp.len() as u64, Ordering::Relaxed);
-                Ok(v)
-            })
-            .collect()
+                    .fetch_add(fed as u64, Ordering::Relaxed);
+                done.then_some(None)
+            }
+            Ok(Err(e)) => Some(Some(e)),
+            Err(_) => Some(Some(EngineError::BadConfig(
+                "internal error while embedding (the request was stopped)".into(),
+            ))),
+        };
+        if let Some(err) = done {
+            if let Some(job) = self.embeds.pop_front() {
+                self.counters.queued.fetch_sub(1, Ordering::SeqCst);
+                job.finish(err);
+            }
+        }
     }
 
     /// Moves waiting requests into free slots, each into the one whose

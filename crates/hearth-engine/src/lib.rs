@@ -23,6 +23,7 @@
 //! ```
 
 pub mod batch;
+mod embed;
 mod step;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -256,30 +256,95 @@ impl Model {
     pub fn embed(&self, st: &mut State, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
         st.clear();
         self.check(st, tokens)?;
-        st.pooled.clear();
-        st.pooled.resize(self.config.n_embd, 0.0);
-        let mut start = 0;
-        let result = (|| -> Result<(), ModelError> {
-            while start < tokens.len() {
-                let end = (start + st.n_ubatch).min(tokens.len());
+        for chunk in tokens.chunks(st.n_ubatch.max(1)) {
+            self.embed_feed(st, chunk)?;
+        }
+        Ok(self.embed_finish(st))
+    }
+
+    /// [`Model::embed`] a piece at a time (so a caller can interleave
+    /// other work): feeds the next `tokens` of the text being embedded in
+    /// `st` (a cleared state starts a new one), at most `st`'s micro-batch
+    /// at once. On error the state is cleared.
+    pub fn embed_feed(&self, st: &mut State, tokens: &[u32]) -> Result<(), ModelError> {
+        if st.n_past == 0 {
+            st.pooled.clear();
+            st.pooled.resize(self.config.n_embd, 0.0);
+        }
+        let result = self.check(st, tokens).and_then(|()| {
+            tokens.chunks(st.n_ubatch.max(1)).try_for_each(|chunk| {
                 self.run(&mut [Seg {
                     st: &mut *st,
-                    tokens: &tokens[start..end],
+                    tokens: chunk,
                     out: Out::Pool,
-                }])?;
-                start = end;
+                }])
+            })
+        });
+        if result.is_err() {
+            st.clear();
+        }
+        result
+    }
+
+    /// [`Model::embed_feed`] for several texts at once, each in its own
+    /// state, in one micro-batch (the weights are read once for all): at
+    /// most the first state's micro-batch of tokens in all. On error every
+    /// state is cleared.
+    pub fn embed_feed_batch(&self, feeds: &mut [(&mut State, &[u32])]) -> Result<(), ModelError> {
+        let total: usize = feeds.iter().map(|(_, t)| t.len()).sum();
+        let result = (|| {
+            let Some(first) = feeds.first() else {
+                return Ok(());
+            };
+            if total > first.0.n_ubatch {
+                return Err(ModelError::BatchTooLarge {
+                    n: total,
+                    n_ubatch: first.0.n_ubatch,
+                });
             }
-            Ok(())
+            let mut segs = Vec::with_capacity(feeds.len());
+            for (st, tokens) in feeds.iter_mut() {
+                self.check(st, tokens)?;
+                if st.n_past == 0 {
+                    st.pooled.clear();
+                    st.pooled.resize(self.config.n_embd, 0.0);
+                }
+                if !tokens.is_empty() {
+                    segs.push(Seg {
+                        st,
+                        tokens,
+                        out: Out::Pool,
+                    });
+                }
+            }
+            if segs.is_empty() {
+                return Ok(());
+            }
+            self.run(&mut segs)
         })();
+        if result.is_err() {
+            for (st, _) in feeds.iter_mut() {
+                st.clear();
+            }
+        }
+        result
+    }
+
+    /// The embedding of the tokens fed since the state was cleared; clears it.
+    pub fn embed_finish(&self, st: &mut State) -> Vec<f32> {
+        if st.n_past == 0 {
+            // Nothing fed: the zero vector.
+            st.pooled.clear();
+            st.pooled.resize(self.config.n_embd, 0.0);
+        }
+        let n = st.n_past.max(1) as f32;
         st.clear();
-        result?;
         let mut v = std::mem::take(&mut st.pooled);
-        let n = tokens.len().max(1) as f32;
         let norm = v.iter().map(|x| (x / n) * (x / n)).sum::<f32>().sqrt();
         for x in v.iter_mut() {
             *x = if norm > 0.0 { *x / n / norm } else { 0.0 };
         }
-        Ok(v)
+        v
     }
 
     /// One micro-batch made of one or more sequences' segments.

@@ -129,11 +129,13 @@ impl ThreadPool {
     }
 
     fn run_split(&self, per_thread: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        // Callers on other threads (engines sharing the pool) take turns,
+        // even on a one-thread pool, so they never use more cores than it has.
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.n_threads == 1 {
             f(0, 1);
             return;
         }
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let s = &*self.shared;
         let n_tasks = self.n_threads * per_thread;
         let job = JobRef { f, n_tasks };

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod conn;
 mod engine;
 mod error;
 mod extras;
@@ -52,6 +53,7 @@ use hearth_model::KvType;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use conn::{serve, BodyTimeout, Timeouts};
 pub use engine::{Constraint, Engine, EngineConfig, EngineError, EngineMetrics, Event, GenRequest};
 pub use error::ApiError;
 pub use models::{display_name, EngineDefaults, LoadedModel, ModelManager, Resolver};
@@ -66,11 +68,16 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Largest request body in bytes.
     pub max_body: usize,
+    /// How long a connection may take to send a request head (and stay
+    /// idle) and a request body.
+    pub timeouts: Timeouts,
     pub keep_alive: KeepAlive,
     /// Origins allowed besides localhost ones (`HEARTH_ORIGINS`).
     pub extra_origins: Vec<String>,
-    /// Bytes the loaded models (weights and KV caches) may take together.
-    pub memory_budget: u64,
+    /// Memory the loaded models (weights and KV caches, as planned) may
+    /// take together: the planner's figure (cgroups and
+    /// `HEARTH_MEMORY_LIMIT` included). `None`: probed when the state is made.
+    pub memory_budget: Option<hearth_plan::Available>,
     /// Finds models by name besides the store; paths always work.
     pub resolver: Option<Resolver>,
     /// The model store: names in it are found, listed by `/api/tags`,
@@ -93,9 +100,10 @@ impl Default for ServerConfig {
             },
             api_key: None,
             max_body: 16 << 20,
+            timeouts: Timeouts::default(),
             keep_alive: KeepAlive::For(Duration::from_secs(300)),
             extra_origins: Vec::new(),
-            memory_budget: u64::MAX,
+            memory_budget: None,
             resolver: None,
             store: None,
             security: Security::default(),
@@ -120,7 +128,15 @@ impl AppState {
                     config.store.clone(),
                     config.engine.clone(),
                     config.keep_alive,
-                    config.memory_budget,
+                    config.memory_budget.clone().unwrap_or_else(|| {
+                        hearth_plan::Available::probe().unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "no memory figure; loads are not limited");
+                            hearth_plan::Available {
+                                bytes: u64::MAX,
+                                source: hearth_plan::MemorySource::Unknown,
+                            }
+                        })
+                    }),
                 )
                 .allow_paths(config.security.allow_paths),
             ),
@@ -354,6 +370,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            conn::body_deadline,
+        ))
         .layer(middleware::from_fn(error::shape_errors))
         .layer(cors(origins))
         .layer(middleware::from_fn_with_state(

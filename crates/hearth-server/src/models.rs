@@ -2,6 +2,12 @@
 //! first use with one engine each, kept for `keep_alive` after their last
 //! request, and unloaded least recently used first when a new one would
 //! not fit the memory budget.
+//!
+//! No lock that other requests need is held while a model loads or
+//! unloads: the map of loaded models is locked only to read or change it,
+//! a load waits on a gate of its own name (so two requests for one model
+//! load it once), and the slow parts (opening the file, allocating caches,
+//! joining an engine thread) run on blocking threads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +51,9 @@ pub struct LoadedModel {
     /// `None` when the file has no template and no built-in one fits.
     pub template: Option<ChatTemplate>,
     pub engine: Engine,
+    /// The most bytes any one token stands for (its text or its piece), so
+    /// a text of `n` bytes is at least `n / max_token_bytes` tokens.
+    pub max_token_bytes: usize,
     /// The vocabulary index constrained decoding walks, built on first use.
     pub vocab_index: std::sync::OnceLock<Arc<hearth_grammar::VocabIndex>>,
     pub load_duration: Duration,
@@ -64,6 +73,10 @@ struct Life {
 }
 
 impl LoadedModel {
+    fn is_idle(&self) -> bool {
+        self.life.lock().is_ok_and(|l| l.active == 0)
+    }
+
     /// When the model will be unloaded (None: never).
     pub fn expires_at(&self) -> Option<SystemTime> {
         let l = self.life.lock().ok()?;
@@ -111,15 +124,36 @@ pub fn display_name(name: &str) -> String {
     name.strip_suffix(":latest").unwrap_or(name).to_string()
 }
 
+/// The loaded models and the memory they and the loads under way hold.
+#[derive(Default)]
+struct Loaded {
+    models: HashMap<String, Arc<LoadedModel>>,
+    /// Bytes planned by loads that have not finished.
+    reserved: u64,
+}
+
+impl Loaded {
+    fn used(&self) -> u64 {
+        self.models.values().map(|m| m.bytes).sum::<u64>() + self.reserved
+    }
+}
+
 pub struct ModelManager {
-    loaded: tokio::sync::Mutex<HashMap<String, Arc<LoadedModel>>>,
+    /// Locked only to read or change the map, never across a load.
+    loaded: Mutex<Loaded>,
+    /// One gate per name being loaded: a second request for the same
+    /// model waits there and finds it loaded.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Names seen (loaded once, copied): name → file.
     known: Mutex<HashMap<String, PathBuf>>,
     resolver: Option<Resolver>,
     store: Option<Arc<hearth_store::Store>>,
     defaults: EngineDefaults,
     default_keep_alive: KeepAlive,
-    budget: u64,
+    /// Memory the loaded models may take together: the planner's figure.
+    budget: hearth_plan::Available,
+    /// The one pool every engine computes on, `defaults.threads` wide.
+    pool: Arc<hearth_ops::ThreadPool>,
     /// Requests may name `.gguf` paths (`--allow-paths`).
     allow_paths: bool,
 }
@@ -130,13 +164,15 @@ impl ModelManager {
         store: Option<Arc<hearth_store::Store>>,
         defaults: EngineDefaults,
         default_keep_alive: KeepAlive,
-        budget: u64,
+        budget: hearth_plan::Available,
     ) -> ModelManager {
         ModelManager {
             loaded: Default::default(),
+            gates: Default::default(),
             known: Default::default(),
             resolver,
             store,
+            pool: Arc::new(hearth_ops::ThreadPool::new(defaults.threads)),
             defaults,
             default_keep_alive,
             budget,
@@ -170,6 +206,14 @@ impl ModelManager {
         key
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<LoadedModel>> {
+        self.lock().models.get(key).cloned()
+    }
+
     pub fn default_keep_alive(&self) -> KeepAlive {
         self.default_keep_alive
     }
@@ -177,26 +221,7 @@ impl ModelManager {
     /// The file of `name`: a known name, a path, or what the resolver finds.
     pub fn locate(&self, name: &str) -> Result<PathBuf, ApiError> {
         self.admit(name)?;
-        let key = display_name(name);
-        if let Some(p) = self.known.lock().ok().and_then(|k| k.get(&key).cloned()) {
-            return Ok(p);
-        }
-        let p = Path::new(name);
-        if self.allow_paths && p.is_file() {
-            return Ok(p.to_path_buf());
-        }
-        if let Some(store) = &self.store {
-            if let Ok(p) = store.model_path(name) {
-                return Ok(p);
-            }
-        }
-        match &self.resolver {
-            Some(r) => r(name).map_err(|e| {
-                tracing::debug!(model = name, error = %e, "resolver did not find the model");
-                ApiError::model_not_found(name)
-            }),
-            None => Err(ApiError::model_not_found(name)),
-        }
+        self.locator().locate(name)
     }
 
     /// Names and files of every model the server knows (for `/api/tags`).
@@ -210,9 +235,14 @@ impl ModelManager {
         v
     }
 
+    /// Memory of the budget that no loaded model (or load under way) holds.
+    pub fn free_bytes(&self) -> u64 {
+        self.budget.bytes.saturating_sub(self.lock().used())
+    }
+
     /// Loaded models, most recently used first.
     pub async fn loaded(&self) -> Vec<Arc<LoadedModel>> {
-        let mut v: Vec<_> = self.loaded.lock().await.values().cloned().collect();
+        let mut v: Vec<_> = self.lock().models.values().cloned().collect();
         v.sort_by_key(|m| std::cmp::Reverse(m.life.lock().map(|l| l.last_used).ok()));
         v
     }
@@ -229,20 +259,9 @@ impl ModelManager {
         }
         self.admit(name)?;
         let key = display_name(name);
-        let mut loaded = self.loaded.lock().await;
-        let (model, loaded_now) = match loaded.get(&key) {
-            Some(m) => (m.clone(), false),
-            None => {
-                let path = self.locate(name)?;
-                let m = Arc::new(self.load(key.clone(), path.clone()).await?);
-                self.make_room(&mut loaded, m.bytes);
-                loaded.insert(key.clone(), m.clone());
-                if let Ok(mut k) = self.known.lock() {
-                    k.insert(key.clone(), path);
-                }
-                tracing::info!(model = %key, bytes = m.bytes, load_ms = m.load_duration.as_millis() as u64, "loaded");
-                (m, true)
-            }
+        let (model, loaded_now) = match self.get(&key) {
+            Some(m) => (m, false),
+            None => self.load_once(name, &key).await?,
         };
         if let Ok(mut l) = model.life.lock() {
             l.active += 1;
@@ -255,78 +274,168 @@ impl ModelManager {
         Ok(ModelUse { model, loaded_now })
     }
 
-    async fn load(&self, name: String, path: PathBuf) -> Result<LoadedModel, ApiError> {
-        let d = self.defaults.clone();
-        let keep_alive = self.default_keep_alive;
-        tokio::task::spawn_blocking(move || load_model(name, path, &d, keep_alive))
-            .await
-            .map_err(|e| ApiError::internal(format!("loading the model: {e}")))?
+    /// Loads `key` unless a request that held its gate first did.
+    async fn load_once(&self, name: &str, key: &str) -> Result<(Arc<LoadedModel>, bool), ApiError> {
+        let gate = self
+            .gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        let held = gate.lock().await;
+        let result = match self.get(key) {
+            Some(m) => Ok((m, false)),
+            None => self.load(name, key).await.map(|m| (m, true)),
+        };
+        drop(held);
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's clone and ours: nobody else waits on this gate.
+        if Arc::strong_count(&gate) <= 2 {
+            gates.remove(key);
+        }
+        result
     }
 
-    /// Unloads idle models, least recently used first, until `incoming`
-    /// more bytes fit the budget. Busy models stay.
-    fn make_room(&self, loaded: &mut HashMap<String, Arc<LoadedModel>>, incoming: u64) {
-        loop {
-            let used: u64 = loaded.values().map(|m| m.bytes).sum();
-            if used + incoming <= self.budget {
-                return;
-            }
-            let victim = loaded
-                .iter()
-                .filter_map(|(k, m)| {
-                    let l = m.life.lock().ok()?;
-                    (l.active == 0).then(|| (l.last_used, k.clone()))
-                })
-                .min();
-            let Some((_, k)) = victim else {
-                tracing::warn!(
-                    used,
-                    incoming,
-                    budget = self.budget,
-                    "over the memory budget and every loaded model is busy"
-                );
-                return;
-            };
-            if let Some(m) = loaded.remove(&k) {
-                m.engine.shutdown();
-                tracing::info!(model = %k, "unloaded to make room");
-            }
+    /// Finds and opens the model, plans it against the memory left (after
+    /// unloading idle models when that makes it fit), starts its engine
+    /// and lists it. The map is locked only for moments in between.
+    async fn load(&self, name: &str, key: &str) -> Result<Arc<LoadedModel>, ApiError> {
+        let t0 = Instant::now();
+        let opened = {
+            let (name, locate) = (name.to_string(), self.locator());
+            blocking(move || open_model(&name, &locate)).await??
+        };
+        let plan = self.reserve(key, &opened).await?;
+        let bytes = plan.total;
+        let started = {
+            let (d, pool) = (self.defaults.clone(), self.pool.clone());
+            let (key, keep_alive) = (key.to_string(), self.default_keep_alive);
+            blocking(move || start_model(key, opened, plan, &d, pool, keep_alive, t0)).await
+        };
+        let mut loaded = self.lock();
+        loaded.reserved = loaded.reserved.saturating_sub(bytes);
+        let m = Arc::new(started??);
+        loaded.models.insert(key.to_string(), m.clone());
+        drop(loaded);
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(key.to_string(), m.path.clone());
         }
+        tracing::info!(model = %key, bytes = m.bytes, load_ms = m.load_duration.as_millis() as u64, "loaded");
+        Ok(m)
+    }
+
+    /// What [`ModelManager::locate`] needs, owned, for a blocking thread.
+    fn locator(&self) -> Locator {
+        Locator {
+            known: self.known.lock().map(|k| k.clone()).unwrap_or_default(),
+            allow_paths: self.allow_paths,
+            store: self.store.clone(),
+            resolver: self.resolver.clone(),
+        }
+    }
+
+    /// The plan for `opened` within the memory left, its bytes reserved.
+    /// Without `--parallel` as many sequences (up to the default) as fit
+    /// once every idle model is gone; then idle models are unloaded, least
+    /// recently used first, until the plan fits. One that cannot fit even
+    /// then is a 507 with the plan's numbers.
+    async fn reserve(&self, key: &str, opened: &Opened) -> Result<hearth_plan::Plan, ApiError> {
+        let d = &self.defaults;
+        let n_ctx = d
+            .n_ctx
+            .unwrap_or_else(|| opened.model.config.n_ctx_train.clamp(1, DEFAULT_CTX));
+        let plan_for = |parallel: usize, bytes: u64| {
+            let opts = hearth_plan::Options {
+                ctx: hearth_plan::Ctx::Tokens(n_ctx),
+                parallel,
+                kv: d.kv,
+                n_ubatch: hearth_model::UBATCH,
+            };
+            let available = hearth_plan::Available {
+                bytes,
+                source: self.budget.source.clone(),
+            };
+            hearth_plan::check(key, opened.model.file(), &opts, &available)
+        };
+        let (victims, plan) = {
+            let mut loaded = self.lock();
+            // Busy models and loads under way stay; idle ones may go.
+            let idle: u64 = loaded
+                .models
+                .values()
+                .filter(|m| m.is_idle())
+                .map(|m| m.bytes)
+                .sum();
+            let room = self.budget.bytes.saturating_sub(loaded.used() - idle);
+            let mut plan = plan_for(d.n_parallel.unwrap_or(DEFAULT_PARALLEL), room);
+            if d.n_parallel.is_none() {
+                let mut p = DEFAULT_PARALLEL;
+                while plan.is_err() && p > 1 {
+                    p -= 1;
+                    plan = plan_for(p, room);
+                }
+            }
+            let busy = loaded.used() - idle;
+            let plan = plan.map_err(|e| does_not_fit(e, busy, self.budget.bytes))?;
+            let victims = evict_for(&mut loaded, plan.total, self.budget.bytes);
+            loaded.reserved += plan.total;
+            (victims, plan)
+        };
+        if !victims.is_empty() {
+            // Their engines end off the async threads (a join waits a step).
+            let _ = blocking(move || {
+                for (k, m) in victims {
+                    m.engine.shutdown();
+                    tracing::info!(model = %k, "unloaded to make room");
+                }
+            })
+            .await;
+        }
+        Ok(plan)
     }
 
     /// Unloads `name` now (its running requests are cancelled); false
     /// when it was not loaded.
     pub async fn unload(&self, name: &str) -> bool {
         let key = display_name(name);
-        match self.loaded.lock().await.remove(&key) {
-            Some(m) => {
-                m.engine.shutdown();
-                tracing::info!(model = %key, "unloaded");
-                true
-            }
-            None => false,
-        }
+        let Some(m) = self.lock().models.remove(&key) else {
+            return false;
+        };
+        let _ = blocking(move || m.engine.shutdown()).await;
+        tracing::info!(model = %key, "unloaded");
+        true
     }
 
     /// Unloads idle models whose keep-alive has passed.
     pub async fn reap(&self) {
         let now = Instant::now();
-        let mut loaded = self.loaded.lock().await;
-        let expired: Vec<String> = loaded
-            .iter()
-            .filter(|(_, m)| {
-                m.life
-                    .lock()
-                    .is_ok_and(|l| l.active == 0 && l.expires.is_some_and(|e| e <= now))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in expired {
-            if let Some(m) = loaded.remove(&k) {
+        let expired: Vec<(String, Arc<LoadedModel>)> = {
+            let mut loaded = self.lock();
+            let keys: Vec<String> = loaded
+                .models
+                .iter()
+                .filter(|(_, m)| {
+                    m.life
+                        .lock()
+                        .is_ok_and(|l| l.active == 0 && l.expires.is_some_and(|e| e <= now))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| loaded.models.remove(&k).map(|m| (k, m)))
+                .collect()
+        };
+        if expired.is_empty() {
+            return;
+        }
+        let _ = blocking(move || {
+            for (k, m) in expired {
                 m.engine.shutdown();
                 tracing::info!(model = %k, "unloaded after keep_alive");
             }
-        }
+        })
+        .await;
     }
 
     /// Forgets a name (and unloads it when loaded). The file stays.
@@ -376,13 +485,60 @@ impl ModelManager {
     }
 }
 
-fn load_model(
-    name: String,
+/// Runs `f` on a blocking thread (a panic there is a 500, not a crash).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("loading the model: {e}")))
+}
+
+/// Where names are looked up, owned so a blocking thread can use it.
+struct Locator {
+    known: HashMap<String, PathBuf>,
+    /// Whether a request may name a file by its path (`--allow-paths`).
+    allow_paths: bool,
+    store: Option<Arc<hearth_store::Store>>,
+    resolver: Option<Resolver>,
+}
+
+impl Locator {
+    fn locate(&self, name: &str) -> Result<PathBuf, ApiError> {
+        if let Some(p) = self.known.get(&display_name(name)) {
+            return Ok(p.clone());
+        }
+        let p = Path::new(name);
+        if self.allow_paths && p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        if let Some(store) = &self.store {
+            if let Ok(p) = store.model_path(name) {
+                return Ok(p);
+            }
+        }
+        match &self.resolver {
+            Some(r) => r(name).map_err(|e| {
+                tracing::debug!(model = name, error = %e, "resolver did not find the model");
+                ApiError::model_not_found(name)
+            }),
+            None => Err(ApiError::model_not_found(name)),
+        }
+    }
+}
+
+/// A model file opened (mapped, tokenizer and template read), before its
+/// engine allocates anything.
+struct Opened {
     path: PathBuf,
-    d: &EngineDefaults,
-    keep_alive: KeepAlive,
-) -> Result<LoadedModel, ApiError> {
-    let t0 = Instant::now();
+    meta: std::fs::Metadata,
+    model: Arc<Model>,
+    tokenizer: Arc<Tokenizer>,
+    template: Option<ChatTemplate>,
+}
+
+fn open_model(name: &str, locator: &Locator) -> Result<Opened, ApiError> {
+    let path = locator.locate(name)?;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::internal(format!("{what} {}: {e}", path.display()))
     };
@@ -392,58 +548,104 @@ fn load_model(
         Tokenizer::from_gguf(model.file()).map_err(|e| fail("reading the tokenizer of", &e))?,
     );
     let template = ChatTemplate::from_gguf(model.file()).ok();
-    let n_ctx = d
-        .n_ctx
-        .unwrap_or_else(|| model.config.n_ctx_train.clamp(1, DEFAULT_CTX));
-    // The memory plan decides before anything large is allocated: a model
-    // that does not fit is refused with the numbers and the way out, and
-    // without --parallel the server takes as many sequences (up to the
-    // default) as fit.
-    let available =
-        hearth_plan::Available::probe().map_err(|e| fail("measuring free memory for", &e))?;
-    let plan_for = |parallel: usize| {
-        let opts = hearth_plan::Options {
-            ctx: hearth_plan::Ctx::Tokens(n_ctx),
-            parallel,
-            kv: d.kv,
-            n_ubatch: hearth_model::UBATCH,
-        };
-        hearth_plan::check(&name, model.file(), &opts, &available)
-    };
-    let mut plan = plan_for(d.n_parallel.unwrap_or(DEFAULT_PARALLEL));
-    if d.n_parallel.is_none() {
-        let mut p = DEFAULT_PARALLEL;
-        while plan.is_err() && p > 1 {
-            p -= 1;
-            plan = plan_for(p);
-        }
-    }
-    let plan = plan.map_err(|e| ApiError::internal(e.to_string()))?;
-    let bytes = plan.total;
-    let engine = Engine::start(
-        model.clone(),
-        tokenizer.clone(),
-        EngineConfig {
-            n_parallel: plan.parallel,
-            n_ctx,
-            kv: d.kv,
-            threads: d.threads,
-            max_queue: d.max_queue,
-        },
-    )
-    .map_err(|e| fail("starting the engine for", &e))?;
-    Ok(LoadedModel {
-        name,
+    Ok(Opened {
         path,
+        meta,
         model,
         tokenizer,
         template,
+    })
+}
+
+/// Removes idle models, least recently used first, until `incoming` more
+/// bytes fit `budget`; returns them for their engines to be shut down.
+fn evict_for(loaded: &mut Loaded, incoming: u64, budget: u64) -> Vec<(String, Arc<LoadedModel>)> {
+    let mut out = Vec::new();
+    while loaded.used() + incoming > budget {
+        let victim = loaded
+            .models
+            .iter()
+            .filter_map(|(k, m)| {
+                let l = m.life.lock().ok()?;
+                (l.active == 0).then(|| (l.last_used, k.clone()))
+            })
+            .min();
+        let Some((_, k)) = victim else { break };
+        if let Some(m) = loaded.models.remove(&k) {
+            out.push((k, m));
+        }
+    }
+    out
+}
+
+/// A plan that does not fit even with every idle model unloaded: 507 with
+/// the plan's numbers and what the other models hold.
+fn does_not_fit(e: hearth_plan::PlanError, busy: u64, budget: u64) -> ApiError {
+    match e {
+        hearth_plan::PlanError::DoesNotFit(d) => {
+            let held = if busy > 0 {
+                format!(
+                    "; busy models and loads under way hold {} of the server's {} (idle models are unloaded to make room; retry when they finish)",
+                    hearth_plan::human_bytes(busy),
+                    hearth_plan::human_bytes(budget)
+                )
+            } else {
+                String::new()
+            };
+            ApiError::new(
+                axum::http::StatusCode::INSUFFICIENT_STORAGE,
+                format!("{d}{held}"),
+            )
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn start_model(
+    name: String,
+    o: Opened,
+    plan: hearth_plan::Plan,
+    d: &EngineDefaults,
+    pool: Arc<hearth_ops::ThreadPool>,
+    keep_alive: KeepAlive,
+    t0: Instant,
+) -> Result<LoadedModel, ApiError> {
+    let engine = Engine::start_with_pool(
+        o.model.clone(),
+        o.tokenizer.clone(),
+        EngineConfig {
+            n_parallel: plan.parallel,
+            n_ctx: plan.n_ctx,
+            kv: d.kv,
+            threads: pool.n_threads(),
+            max_queue: d.max_queue,
+        },
+        pool,
+    )
+    .map_err(|e| {
+        ApiError::internal(format!("starting the engine for {}: {e}", o.path.display()))
+    })?;
+    let max_token_bytes = (0..o.tokenizer.n_vocab() as u32)
+        .map(|id| {
+            let text = o.tokenizer.token_text(id).map_or(0, str::len);
+            text.max(o.tokenizer.token_piece(id).len())
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    Ok(LoadedModel {
+        name,
+        path: o.path,
+        max_token_bytes,
+        model: o.model,
+        tokenizer: o.tokenizer,
+        template: o.template,
         engine,
         vocab_index: std::sync::OnceLock::new(),
         load_duration: t0.elapsed(),
-        bytes,
-        file_size: meta.len(),
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        bytes: plan.total,
+        file_size: o.meta.len(),
+        modified: o.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         life: Mutex::new(Life {
             active: 0,
             last_used: Instant::now(),

@@ -22,7 +22,7 @@ use crate::gen::{self, Finished, Run, Step};
 use crate::models::{display_name, LoadedModel, ModelUse};
 use crate::options::{self, Fields, Options, OLLAMA_OPTIONS};
 use crate::params::{parse_keep_alive, JsonBody, KeepAlive, OneOrMany};
-use crate::prompt::{self, rfc3339, Fitted, TRUNCATED_HEADER};
+use crate::prompt::{self, rfc3339, Fitted, PromptText, TRUNCATED_HEADER};
 use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
 
@@ -179,29 +179,35 @@ pub async fn generate(
     let constraint = structured::constraint(grammar.as_ref(), m);
     let system = r.system.clone().unwrap_or_default();
     let text = if r.raw {
-        r.prompt.clone()
+        PromptText::Text(r.prompt.clone())
     } else if let Some(t) = &r.template {
-        prompt::render_go_template(t, &system, &r.prompt)?
+        PromptText::Text(prompt::render_go_template(t, &system, &r.prompt)?)
     } else if m.template.is_some() {
         let mut msgs = Vec::new();
         if !system.is_empty() {
             msgs.push(ChatMessage::new("system", system));
         }
         msgs.push(ChatMessage::new("user", r.prompt.clone()));
-        prompt::render_chat(m, &msgs)?
+        PromptText::Chat(msgs)
     } else {
-        r.prompt.clone()
-    };
-    let tokens = match &r.context {
-        Some(ctx) if !ctx.is_empty() => {
-            let mut t = ctx.clone();
-            t.extend(m.tokenizer.encode(&text, false, true));
-            t
-        }
-        _ => prompt::tokenize(m, &text),
+        PromptText::Text(r.prompt.clone())
     };
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
-    let fitted = prompt::fit(m, tokens, n_ctx, r.truncate)?;
+    let fitted = match &r.context {
+        Some(ctx) if !ctx.is_empty() => {
+            let text = match text {
+                PromptText::Text(s) => s,
+                PromptText::Chat(msgs) => prompt::render_chat(m, &msgs)?,
+            };
+            if !r.truncate {
+                prompt::check_bytes(m, text.len(), n_ctx)?;
+            }
+            let mut t = ctx.clone();
+            t.extend(m.tokenizer.encode(&text, false, true));
+            prompt::fit(m, t, n_ctx, r.truncate)?
+        }
+        _ => prompt::prepare_one(m, text, n_ctx, r.truncate).await?,
+    };
     limit_to_ctx(&mut params, n_ctx, m.engine.n_ctx(), fitted.tokens.len())?;
     let prompt_ids = fitted.tokens.clone();
     let run = gen::start(
@@ -433,9 +439,8 @@ pub async fn chat(
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
     let constraint = structured::constraint(grammar.as_ref(), m);
-    let text = prompt::render_chat(m, &msgs)?;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
-    let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, r.truncate)?;
+    let fitted = prompt::prepare_one(m, PromptText::Chat(msgs), n_ctx, r.truncate).await?;
     limit_to_ctx(&mut params, n_ctx, m.engine.n_ctx(), fitted.tokens.len())?;
     let run = gen::start(
         use_,
@@ -476,20 +481,28 @@ pub(crate) async fn embed_texts(
     if inputs.is_empty() {
         return Err(ApiError::bad_request("no input to embed"));
     }
-    if inputs.len() > 2048 {
-        return Err(ApiError::bad_request(format!(
-            "{} inputs: at most 2048 per request",
-            inputs.len()
-        )));
-    }
     let use_ = st.models.acquire(model, ka).await?;
     let m = &use_.model;
-    let n_ctx = m.engine.n_ctx();
-    let mut batch = Vec::with_capacity(inputs.len());
-    for text in &inputs {
-        let fitted = prompt::fit(m, prompt::tokenize(m, text), n_ctx, truncate)?;
-        batch.push(fitted.tokens);
+    // The answer holds a vector per input, in memory and as JSON text
+    // (about 16 bytes a dimension together): as many as the memory the
+    // loaded models leave free can hold.
+    let per_input = (m.model.config.n_embd as u64).saturating_mul(16).max(1);
+    let most = st.models.free_bytes() / per_input;
+    if inputs.len() as u64 > most {
+        return Err(ApiError::bad_request(format!(
+            "{} inputs: the answer would need {} bytes and {} are free; send at most {most} per request",
+            inputs.len(),
+            per_input.saturating_mul(inputs.len() as u64),
+            st.models.free_bytes()
+        )));
     }
+    let n_ctx = m.engine.n_ctx();
+    let texts = inputs.into_iter().map(PromptText::Text).collect();
+    let batch: Vec<Vec<u32>> = prompt::prepare(m, texts, n_ctx, truncate)
+        .await?
+        .into_iter()
+        .map(|f| f.tokens)
+        .collect();
     let n_tokens = batch.iter().map(Vec::len).sum();
     let vecs = m.engine.embed(batch).await.map_err(gen::engine_error)?;
     Ok((vecs, n_tokens, use_))

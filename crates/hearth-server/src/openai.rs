@@ -16,7 +16,7 @@ use crate::models::{LoadedModel, ModelUse};
 use crate::openai_reply::{new_id, now_secs, respond, Reply};
 use crate::options::{self, Fields, Sampling, SAMPLING};
 use crate::params::{JsonBody, OneOrMany};
-use crate::prompt;
+use crate::prompt::{self, PromptText};
 use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
 
@@ -290,13 +290,8 @@ pub async fn chat(
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
-    let text = prompt::render_chat(&m, &msgs)?;
-    let fitted = prompt::fit(
-        &m,
-        prompt::tokenize(&m, &text),
-        m.engine.n_ctx(),
-        c.truncate,
-    )?;
+    let n_ctx = m.engine.n_ctx();
+    let fitted = prompt::prepare_one(&m, PromptText::Chat(msgs), n_ctx, c.truncate).await?;
     fit_params(c, &mut params, &m, fitted.tokens.len())?;
     let reply = Reply {
         id: new_id("chatcmpl"),
@@ -422,13 +417,17 @@ pub async fn completions(
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
     let n_vocab = m.tokenizer.n_vocab();
+    let n_ctx = m.engine.n_ctx();
     let mut fitted = Vec::with_capacity(inputs.len());
     for p in inputs {
         let tokens = match p {
             PromptIn::Text(t) if t.is_empty() => {
                 return Err(ApiError::bad_request("prompt must not be empty"))
             }
-            PromptIn::Text(t) => prompt::tokenize(&m, &t),
+            PromptIn::Text(t) => {
+                fitted.push(prompt::prepare_one(&m, PromptText::Text(t), n_ctx, c.truncate).await?);
+                continue;
+            }
             PromptIn::Ids(ids) if ids.is_empty() => {
                 return Err(ApiError::bad_request("prompt must not be empty"))
             }
@@ -441,7 +440,7 @@ pub async fn completions(
                 ids
             }
         };
-        fitted.push(prompt::fit(&m, tokens, m.engine.n_ctx(), c.truncate)?);
+        fitted.push(prompt::fit(&m, tokens, n_ctx, c.truncate)?);
     }
     let reply = Reply {
         id: new_id("cmpl"),

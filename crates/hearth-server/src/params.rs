@@ -22,7 +22,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
-            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            if crate::conn::is_body_timeout(&e) {
+                ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, e.body_text())
+            } else if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     status,
                     "the request body is larger than the server accepts (--max-body)",

@@ -2,6 +2,8 @@
 //! `template` field (the common substitutions), the context check and
 //! truncation.
 
+use std::sync::Arc;
+
 use axum::http::HeaderName;
 use hearth_tokenizer::ChatMessage;
 
@@ -68,6 +70,69 @@ pub fn render_chat(m: &LoadedModel, messages: &[ChatMessage]) -> Result<String, 
 /// token texts parsed, as `hearth run` does).
 pub fn tokenize(m: &LoadedModel, text: &str) -> Vec<u32> {
     m.tokenizer.encode(text, true, true)
+}
+
+/// Refuses, before tokenizing, a text that cannot fit `n_ctx`: no token of
+/// the model covers more than `max_token_bytes` bytes, so `text_bytes`
+/// bytes are at least `text_bytes / max_token_bytes` tokens.
+pub fn check_bytes(m: &LoadedModel, text_bytes: usize, n_ctx: usize) -> Result<(), ApiError> {
+    let at_least = text_bytes / m.max_token_bytes.max(1);
+    if at_least < n_ctx {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "the prompt is at least {at_least} tokens ({text_bytes} bytes, and no token of this model spans more than {} bytes) but the context holds {n_ctx}; shorten it, raise the server's --ctx, or send \"truncate\": true",
+        m.max_token_bytes
+    )))
+}
+
+/// Where a prompt's text comes from.
+pub enum PromptText {
+    Text(String),
+    /// Rendered with the model's chat template.
+    Chat(Vec<ChatMessage>),
+}
+
+/// Renders and tokenizes each prompt and fits it to `n_ctx` (see [`fit`])
+/// on a blocking thread, so a large body never stalls other connections; a
+/// text far beyond the context is refused without being tokenized
+/// ([`check_bytes`]) unless `truncate` asks to keep its end.
+pub async fn prepare(
+    m: &Arc<LoadedModel>,
+    texts: Vec<PromptText>,
+    n_ctx: usize,
+    truncate: bool,
+) -> Result<Vec<Fitted>, ApiError> {
+    let m = Arc::clone(m);
+    tokio::task::spawn_blocking(move || {
+        texts
+            .into_iter()
+            .map(|t| {
+                let text = match t {
+                    PromptText::Text(s) => s,
+                    PromptText::Chat(msgs) => render_chat(&m, &msgs)?,
+                };
+                if !truncate {
+                    check_bytes(&m, text.len(), n_ctx)?;
+                }
+                fit(&m, tokenize(&m, &text), n_ctx, truncate)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("preparing the prompt: {e}")))?
+}
+
+/// [`prepare`] for one prompt.
+pub async fn prepare_one(
+    m: &Arc<LoadedModel>,
+    text: PromptText,
+    n_ctx: usize,
+    truncate: bool,
+) -> Result<Fitted, ApiError> {
+    let mut v = prepare(m, vec![text], n_ctx, truncate).await?;
+    v.pop()
+        .ok_or_else(|| ApiError::internal("preparing the prompt gave nothing"))
 }
 
 /// Result of fitting a prompt into the context.

@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Context per sequence in tokens (default: the model's, capped at 4096).
     #[arg(long = "ctx", short = 'c')]
     pub ctx: Option<usize>,
-    /// Threads per model (default: the machine's cores).
+    /// Threads of the one pool every loaded model computes on, taking
+    /// turns (default: the machine's cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// KV cache type: f16 or f32.
@@ -40,6 +41,16 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body: usize,
+    /// Seconds a connection has to send a complete request head, counted
+    /// from when it opens or its previous response ends (so it is also how
+    /// long an idle keep-alive connection stays open).
+    #[arg(long, default_value_t = 30.0)]
+    pub header_timeout: f64,
+    /// Seconds a request's body has to arrive after its head; a late or
+    /// short body is a 408 and the connection is closed. Responses are
+    /// never timed.
+    #[arg(long, default_value_t = 60.0)]
+    pub body_timeout: f64,
     /// How long a model stays loaded after its last request ("5m", seconds,
     /// negative = forever, 0 = unload at once) [env: HEARTH_KEEP_ALIVE].
     #[arg(long, allow_negative_numbers = true)]
@@ -85,16 +96,6 @@ fn admin_off(no_admin: bool, addr: SocketAddr, has_key: bool) -> Option<String> 
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// Bytes available for models: 80% of the memory available at start.
-fn memory_budget() -> u64 {
-    let avail_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    });
-    avail_kb.map_or(u64::MAX, |kb| kb * 1024 / 5 * 4)
 }
 
 /// Parses `ADDR:PORT`, or a bare port, or a bare host (port 11434).
@@ -145,6 +146,16 @@ pub fn main(a: ServeArgs) -> Result<()> {
             parse_keep_alive(&v).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?
         }
     };
+    let seconds = |flag: &str, v: f64| {
+        if !(v.is_finite() && (0.001..=86_400.0).contains(&v)) {
+            bail!("--{flag} must be between 0.001 and 86400 seconds, got {v}");
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let timeouts = hearth_server::Timeouts {
+        header: seconds("header-timeout", a.header_timeout)?,
+        body: seconds("body-timeout", a.body_timeout)?,
+    };
     let extra_origins = env_list("HEARTH_ORIGINS");
     let api_key = a.api_key.clone().or_else(|| env("HEARTH_API_KEY"));
     let security = hearth_server::Security {
@@ -164,9 +175,12 @@ pub fn main(a: ServeArgs) -> Result<()> {
         },
         api_key,
         max_body: a.max_body,
+        timeouts,
         keep_alive,
         extra_origins,
-        memory_budget: memory_budget(),
+        // The planner's figure (MemAvailable, the cgroup's room,
+        // HEARTH_MEMORY_LIMIT), read once: loaded models count against it.
+        memory_budget: Some(hearth_plan::Available::probe().context("measuring free memory")?),
         resolver: None,
         store: Some(std::sync::Arc::new(hearth_store::Store::open_default())),
         security,
@@ -205,10 +219,10 @@ pub fn main(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {addr}"))?;
         eprintln!("hearth is listening on http://{addr}");
-        axum::serve(listener, hearth_server::router(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        hearth_server::serve(listener, hearth_server::router(state), timeouts, shutdown)
             .await
             .context("serving")
     })

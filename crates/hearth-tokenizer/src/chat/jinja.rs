@@ -78,17 +78,95 @@ impl JinjaTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
-        let tmpl = self
-            .env
-            .get_template(NAME)
-            .map_err(|e| template_error(&e))?;
-        tmpl.render(context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => &self.bos,
-            eos_token => &self.eos,
-        })
-        .map_err(|e| template_error(&e))
+        let input: usize = messages
+            .iter()
+            .map(|m| m.role.len() + m.content.len())
+            .sum();
+        let budget = Budget::for_input(messages.len(), input);
+        // Fuel is the environment's; a clone shares the compiled template.
+        let mut env = self.env.clone();
+        env.set_fuel(Some(budget.fuel));
+        let tmpl = env.get_template(NAME).map_err(|e| template_error(&e))?;
+        let mut out = CappedWriter {
+            buf: Vec::new(),
+            cap: budget.output_bytes,
+            over: false,
+        };
+        let rendered = tmpl.render_captured_to(
+            context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos,
+                eos_token => &self.eos,
+            },
+            &mut out,
+        );
+        match rendered {
+            Ok(_) => String::from_utf8(out.buf).map_err(|_| {
+                TokenizerError::Template("the chat template produced invalid UTF-8".into())
+            }),
+            Err(_) if out.over => Err(TokenizerError::Template(format!(
+                "the chat template's output passed its budget of {} bytes (the messages hold {input})",
+                budget.output_bytes
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(TokenizerError::Template(format!(
+                "the chat template ran past its budget of {} instructions for {} messages",
+                budget.fuel,
+                messages.len()
+            ))),
+            Err(e) => Err(template_error(&e)),
+        }
+    }
+}
+
+/// What one render may spend: instructions (minijinja's fuel, which bounds
+/// its time: a few tens of milliseconds per million) and output bytes. Both
+/// grow with the conversation, so any real template over any real request
+/// fits, while a template with runaway loops stops within a second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Budget {
+    pub fuel: u64,
+    pub output_bytes: usize,
+}
+
+/// Instructions every render may use, and more per message: the largest
+/// templates in use (tool-calling ones) spend a few thousand per message.
+const FUEL_BASE: u64 = 2_000_000;
+const FUEL_PER_MESSAGE: u64 = 20_000;
+/// Output every render may write, and how many times the messages' own
+/// bytes it may write besides (a template that shows the system prompt
+/// twice stays far below it).
+const OUTPUT_BASE: usize = 1 << 20;
+const OUTPUT_PER_INPUT_BYTE: usize = 4;
+
+impl Budget {
+    pub fn for_input(n_messages: usize, input_bytes: usize) -> Budget {
+        Budget {
+            fuel: FUEL_BASE.saturating_add(FUEL_PER_MESSAGE.saturating_mul(n_messages as u64)),
+            output_bytes: OUTPUT_BASE
+                .saturating_add(OUTPUT_PER_INPUT_BYTE.saturating_mul(input_bytes)),
+        }
+    }
+}
+
+/// A buffer that refuses writes past `cap` bytes (the render then stops).
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    over: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > self.cap {
+            self.over = true;
+            return Err(std::io::Error::other("output budget exceeded"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -232,5 +310,39 @@ mod tests {
             strftime("%A %B %-d, %H:%M:%S %j %%", t),
             "Thursday February 29, 13:05:09 060 %"
         );
+    }
+
+    #[test]
+    fn runaway_loops_stop_at_the_fuel_budget() {
+        let src =
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
+        let t = JinjaTemplate::new(src, "", "").unwrap();
+        let started = std::time::Instant::now();
+        let err = t
+            .render(&[ChatMessage::new("user", "hi")], true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("budget"), "{err}");
+        // Bounded, not 10^10 iterations (generous for a loaded machine).
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn output_is_capped_and_the_budget_grows_with_the_input() {
+        // Few instructions, much output: each loop turn writes 100 kB.
+        let src = "{% for a in range(1000) %}{{ 'y' * 100000 }}{% endfor %}";
+        let t = JinjaTemplate::new(src, "", "").unwrap();
+        let err = t.render(&[], false).unwrap_err().to_string();
+        assert!(err.contains("output") && err.contains("bytes"), "{err}");
+        let small = Budget::for_input(1, 10);
+        let big = Budget::for_input(1000, 10 << 20);
+        assert!(big.fuel > small.fuel && big.output_bytes > 4 * (10 << 20));
+        // A real conversation renders far inside the budget.
+        let chatml = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+        let t = JinjaTemplate::new(chatml, "", "").unwrap();
+        let msgs: Vec<_> = (0..2000)
+            .map(|i| ChatMessage::new("user", "z".repeat(i % 300)))
+            .collect();
+        assert!(t.render(&msgs, true).is_ok());
     }
 }
