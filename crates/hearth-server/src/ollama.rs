@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::gen::{self, Finished, Run, Step};
 use crate::models::{display_name, LoadedModel, ModelUse};
-use crate::options::{self, Fields, Options, OLLAMA_OPTIONS};
+use crate::options::{Checked, Fields, Options, RequestFields, OLLAMA_OPTIONS};
 use crate::params::{parse_keep_alive, JsonBody, KeepAlive, OneOrMany};
 use crate::prompt::{self, rfc3339, Fitted, PromptText, TRUNCATED_HEADER};
 use crate::tools::{self, ToolChoice};
@@ -86,6 +86,27 @@ fn no_thinking(think: Option<&Value>) -> Result<(), ApiError> {
             "think {v} is not supported: hearth has no thinking mode (send false or leave it out)"
         ))),
     }
+}
+
+impl RequestFields for GenerateReq {
+    const FIELDS: &'static Fields = &GENERATE_FIELDS;
+}
+
+impl RequestFields for ChatReq {
+    const FIELDS: &'static Fields = &CHAT_FIELDS;
+}
+
+/// `/api/embed`'s and `/api/embeddings`' fields; `options` only tune how
+/// the model runs (sampling does not touch embeddings).
+static EMBED_FIELDS: Fields = Fields {
+    prefix: "",
+    known: &[&["model", "input", "prompt", "truncate", "keep_alive"]],
+    harmless: &["options"],
+    nested: None,
+};
+
+impl RequestFields for EmbedReq {
+    const FIELDS: &'static Fields = &EMBED_FIELDS;
 }
 
 #[derive(Deserialize)]
@@ -157,9 +178,8 @@ async fn load_only(
 pub async fn generate(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(body): JsonBody<Value>,
+    Checked(r): Checked<GenerateReq>,
 ) -> Result<Response, ApiError> {
-    let r: GenerateReq = options::parse(body, &GENERATE_FIELDS)?;
     no_images(r.images.as_ref())?;
     no_thinking(r.think.as_ref())?;
     if r.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -413,9 +433,8 @@ pub struct ChatReq {
 pub async fn chat(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(body): JsonBody<Value>,
+    Checked(r): Checked<ChatReq>,
 ) -> Result<Response, ApiError> {
-    let r: ChatReq = options::parse(body, &CHAT_FIELDS)?;
     no_thinking(r.think.as_ref())?;
     let ka = keep_alive(&r.keep_alive)?;
     log.model(&r.model);
@@ -511,7 +530,7 @@ pub(crate) async fn embed_texts(
 pub async fn embed(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<EmbedReq>,
+    Checked(r): Checked<EmbedReq>,
 ) -> Result<Response, ApiError> {
     log.model(&r.model);
     let t0 = std::time::Instant::now();
@@ -536,7 +555,7 @@ pub async fn embed(
 pub async fn embeddings(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<EmbedReq>,
+    Checked(r): Checked<EmbedReq>,
 ) -> Result<Response, ApiError> {
     log.model(&r.model);
     let prompt = r

@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::gen::{self, Run};
 use crate::models::{LoadedModel, ModelUse};
 use crate::openai_reply::{new_id, now_secs, respond, Reply};
-use crate::options::{self, Fields, Sampling, SAMPLING};
-use crate::params::{JsonBody, OneOrMany};
+use crate::options::{Checked, Fields, RequestFields, Sampling, SAMPLING};
+use crate::params::OneOrMany;
 use crate::prompt::{self, PromptText};
 use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
@@ -76,6 +76,26 @@ static COMPLETION_FIELDS: Fields = Fields {
     harmless: HARMLESS,
     nested: None,
 };
+
+impl RequestFields for ChatReq {
+    const FIELDS: &'static Fields = &CHAT_FIELDS;
+}
+
+impl RequestFields for CompletionReq {
+    const FIELDS: &'static Fields = &COMPLETION_FIELDS;
+}
+
+/// `/v1/embeddings`' fields (`dimensions` is not supported: a 400).
+static EMBEDDING_FIELDS: Fields = Fields {
+    prefix: "",
+    known: &[&["model", "input", "encoding_format"]],
+    harmless: HARMLESS,
+    nested: None,
+};
+
+impl RequestFields for EmbeddingsReq {
+    const FIELDS: &'static Fields = &EMBEDDING_FIELDS;
+}
 
 /// Choices one request may ask for (`n` times the prompts).
 const MAX_CHOICES: usize = 16;
@@ -250,9 +270,8 @@ fn chat_logprobs(logprobs: bool, top: Option<i64>) -> Result<Option<usize>, ApiE
 pub async fn chat(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(body): JsonBody<Value>,
+    Checked(r): Checked<ChatReq>,
 ) -> Result<Response, ApiError> {
-    let r: ChatReq = options::parse(body, &CHAT_FIELDS)?;
     let c = &r.common;
     log.model(&c.model);
     if r.messages.is_empty() {
@@ -390,9 +409,8 @@ fn completion_logprobs(n: Option<i64>) -> Result<Option<usize>, ApiError> {
 pub async fn completions(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(body): JsonBody<Value>,
+    Checked(r): Checked<CompletionReq>,
 ) -> Result<Response, ApiError> {
-    let r: CompletionReq = options::parse(body, &COMPLETION_FIELDS)?;
     let c = &r.common;
     log.model(&c.model);
     let inputs = prompts(&r.prompt)?;
@@ -497,7 +515,7 @@ fn base64(bytes: &[u8]) -> String {
 pub async fn embeddings(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    JsonBody(r): JsonBody<EmbeddingsReq>,
+    Checked(r): Checked<EmbeddingsReq>,
 ) -> Result<Response, ApiError> {
     log.model(&r.model);
     let b64 = match r.encoding_format.as_deref() {

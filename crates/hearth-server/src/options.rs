@@ -9,8 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use axum::extract::{FromRequest, Request};
+
 use crate::error::ApiError;
-use crate::params::OneOrMany;
+use crate::params::{JsonBody, OneOrMany};
 
 /// Sampling fields both APIs spell the same way (OpenAI's own, plus the llama-server / Ollama
 /// extensions hearth also accepts on `/v1`).
@@ -178,6 +180,24 @@ impl Fields {
 pub fn parse<T: DeserializeOwned>(body: Value, fields: &Fields) -> Result<T, ApiError> {
     fields.check(&body)?;
     serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))
+}
+
+/// A request type and the fields its body may carry.
+pub trait RequestFields: DeserializeOwned {
+    const FIELDS: &'static Fields;
+}
+
+/// A JSON body ([`JsonBody`]) whose fields were checked against
+/// [`RequestFields::FIELDS`] before it was read as `T`.
+pub struct Checked<T>(pub T);
+
+impl<S: Send + Sync, T: RequestFields> FromRequest<S> for Checked<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(body) = JsonBody::<Value>::from_request(req, state).await?;
+        parse(body, T::FIELDS).map(Checked)
+    }
 }
 
 /// Ollama's runtime options that only change how the model runs, never what it generates.

@@ -117,6 +117,23 @@ async fn unknown_fields_are_400s_naming_them_and_harmless_ones_pass() {
             .unwrap();
         assert!(msg.contains(&format!("'{field}'")), "{uri}: {msg}");
     }
+    for uri in ["/api/embed", "/v1/embeddings"] {
+        let (s, v) = post(
+            &app,
+            uri,
+            json!({"model": MODEL, "input": "x", "dimensions": 8}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert!(v.to_string().contains("'dimensions'"), "{v}");
+    }
+    let (s, v) = post(
+        &app,
+        "/api/embed",
+        json!({"model": MODEL, "input": "x", "options": {"num_thread": 2}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let harmless = json!({"user": "u-1", "metadata": {"a": "b"}, "store": false,
                           "service_tier": "auto", "reasoning_effort": null});
     let (s, v) = post(&app, "/v1/chat/completions", chat(harmless)).await;
