@@ -218,6 +218,19 @@ fn an_attacking_page_can_pull_copy_delete_or_generate_nothing() {
         "{after}"
     );
     assert!(!after.contains("victim:latest"), "{after}");
+
+    // The server would not fetch a loopback http:// URL for a client; the
+    // user's own `hearth pull` still does.
+    let url = hub.url("acme/Bait-GGUF", "bait-Q8_0.gguf");
+    let body = format!(r#"{{"model": "{url}", "stream": false}}"#);
+    let (code, reply) = send(&addr, "POST", "/api/pull", &user, &body);
+    assert_eq!(code, 403, "{reply}");
+    assert!(reply.contains("--allow-insecure-pull"), "{reply}");
+    let o = hearth(&store, &ep, &["pull", &url, "--name", "by-url"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(list(&store, &ep).contains("by-url:latest"));
 }
 
 /// `--no-admin`, and a non-loopback address without `--api-key`, turn the

@@ -65,7 +65,7 @@ fn refuse(path: &str, message: &str) -> Response {
 }
 
 /// Middleware: refuses (403, in the API's error shape) a foreign `Origin`,
-/// `Sec-Fetch-Site: cross-site`, a foreign `Host`, and a management route
+/// a cross-site fetch without an allowed `Origin`, a foreign `Host`, and a management route
 /// that is off. Runs before CORS, so a foreign preflight is refused too.
 pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
@@ -107,8 +107,12 @@ fn refusal(st: &AppState, req: &Request) -> Option<String> {
 }
 
 /// Why a request that came from a web page may not be served, if it may not.
+/// A cross-site fetch is served only from an allowed origin (a page that
+/// `HEARTH_ORIGINS` lists is cross-site to the server, and says so); one
+/// without an `Origin` (a navigation, an image, a form GET) is not.
 fn cross_site(headers: &HeaderMap, extra: &[String]) -> Option<String> {
-    if let Some(o) = headers.get(header::ORIGIN) {
+    let origin = headers.get(header::ORIGIN);
+    if let Some(o) = origin {
         let ok = o
             .to_str()
             .is_ok_and(|o| is_local_origin(o) || extra.iter().any(|e| e == o || e == "*"));
@@ -120,8 +124,11 @@ fn cross_site(headers: &HeaderMap, extra: &[String]) -> Option<String> {
         }
     }
     let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
-    if site.is_some_and(|s| s.eq_ignore_ascii_case(b"cross-site")) {
-        return Some("cross-site requests are not allowed (Sec-Fetch-Site: cross-site)".into());
+    if origin.is_none() && site.is_some_and(|s| s.eq_ignore_ascii_case(b"cross-site")) {
+        return Some(
+            "cross-site requests without an allowed Origin are not allowed (Sec-Fetch-Site: cross-site)"
+                .into(),
+        );
     }
     None
 }

@@ -110,8 +110,9 @@ async fn foreign_origins_cross_site_and_foreign_hosts_are_refused_on_every_route
         }
     }
     // Allowed: no Origin (curl, the official clients), localhost origins,
-    // HEARTH_ORIGINS, same-origin and same-site fetches, loopback Hosts.
-    let allowed: [&[(&str, &str)]; 7] = [
+    // HEARTH_ORIGINS (cross-site fetches from them too), same-origin and
+    // same-site fetches, loopback Hosts.
+    let allowed: [&[(&str, &str)]; 8] = [
         &[],
         &[
             ("origin", "http://localhost:5173"),
@@ -119,12 +120,16 @@ async fn foreign_origins_cross_site_and_foreign_hosts_are_refused_on_every_route
         ],
         &[
             ("origin", "https://app.example"),
-            ("sec-fetch-site", "cross-site-not"),
+            ("sec-fetch-site", "cross-site"),
         ],
         &[("sec-fetch-site", "same-origin")],
         &[("sec-fetch-site", "none"), ("host", "127.0.0.1:11434")],
         &[("host", "[::1]:8080")],
         &[("host", "LocalHost")],
+        &[
+            ("origin", "http://localhost:3000"),
+            ("sec-fetch-site", "cross-site"),
+        ],
     ];
     for headers in allowed {
         let r = call(&a.router, Method::GET, "/api/tags", None, headers).await;
