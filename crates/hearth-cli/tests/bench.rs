@@ -225,24 +225,47 @@ fn bad_flags_are_clear_errors() {
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }
 
+/// The write end of a pipe whose read end is already closed: every write to
+/// it fails (EPIPE, or SIGPIPE where that is not ignored).
+fn pipe_without_reader() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two new descriptors into a valid two-element array.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created by pipe2 and are owned by
+    // nothing else; the read end is closed at once by dropping its owner.
+    #[allow(unsafe_code)]
+    let (read, write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read);
+    write
+}
+
 /// A reader that goes away (`hearth bench ... | head`) ends hearth quietly,
 /// as it does other command-line tools: by SIGPIPE, or, where SIGPIPE is
 /// ignored by the parent, with a write error and exit 1 — never a panic.
+/// The reader is gone before hearth starts (closing it after the spawn
+/// would race with a fast run that has already written everything into the
+/// pipe's buffer and exited 0).
 #[test]
 fn closed_stdout_is_an_error_not_a_panic() {
     let synth = synth_model("pipe");
     let _serial = hearth_testdata::exclusive();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+    let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .arg("bench")
         .arg(&synth.path)
         .args(["-p", "8", "-n", "2", "-r", "1", "-t", "1"])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
+        .stdout(pipe_without_reader())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .expect("running hearth");
-    drop(child.stdout.take());
-    let o = child.wait_with_output().expect("waiting for hearth");
     let e = stderr(&o);
     assert!(!e.contains("panicked"), "{e}");
     match o.status.code() {
