@@ -77,7 +77,7 @@ fn long_prompt() -> String {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn plan_total_is_within_ten_percent_of_peak_rss() {
+fn plan_total_is_within_two_percent_of_peak_rss() {
     let _serial = hearth_testdata::exclusive();
     let prompt = long_prompt();
     let mut table = vec![format!(
@@ -126,8 +126,9 @@ fn plan_total_is_within_ten_percent_of_peak_rss() {
         }
     }
     eprintln!("{}", table.join("\n"));
+    // Measured: at most 1.3 % (Gemma 3 at context 512); docs/plan.md says 2 %.
     assert!(
-        worst <= 0.10,
+        worst <= 0.02,
         "the plan is {:.1}% off the peak RSS",
         worst * 100.0
     );
