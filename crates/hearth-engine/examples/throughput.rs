@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 kv: KvType::F16,
                 threads: 2,
                 max_queue: 64,
+                deterministic: false,
             },
         )?;
         let t0 = Instant::now();

@@ -37,6 +37,10 @@ pub struct EngineConfig {
     /// Requests that may wait for a slot; beyond it `submit` answers
     /// [`EngineError::QueueFull`].
     pub max_queue: usize,
+    /// Batch-invariant evaluation ([`State::set_batch_invariant`]): a
+    /// sequence's tokens come out the same whether it ran alone, beside
+    /// others, or after a cached prefix; prompts evaluate more slowly.
+    pub deterministic: bool,
 }
 
 /// One generation to run.
@@ -147,10 +151,9 @@ impl Engine {
         let pool = Arc::new(ThreadPool::new(cfg.threads));
         let slots = (0..cfg.n_parallel)
             .map(|_| {
-                Ok(Slot {
-                    state: State::try_new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool))?,
-                    seq: None,
-                })
+                let mut state = State::try_new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool))?;
+                state.set_batch_invariant(cfg.deterministic);
+                Ok(Slot { state, seq: None })
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         let (tx, rx) = mpsc::channel();
@@ -390,6 +393,7 @@ impl Worker {
     fn embed(&mut self, inputs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EngineError> {
         let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let mut st = State::try_new(&self.model, longest, self.cfg.kv, Arc::clone(&self.pool))?;
+        st.set_batch_invariant(self.cfg.deterministic);
         inputs
             .iter()
             .map(|inp| {

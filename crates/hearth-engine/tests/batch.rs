@@ -40,6 +40,7 @@ fn cfg(n_parallel: usize, max_queue: usize) -> EngineConfig {
         kv: KvType::F32,
         threads: 2,
         max_queue,
+        deterministic: false,
     }
 }
 
@@ -70,7 +71,20 @@ fn solo(
     params: &GenParams,
     kv: KvType,
 ) -> (String, Vec<u32>) {
+    solo_with(model, tok, prompt, params, kv, false)
+}
+
+/// [`solo`] with batch-invariant evaluation on or off.
+fn solo_with(
+    model: &Model,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    kv: KvType,
+    invariant: bool,
+) -> (String, Vec<u32>) {
     let mut st = State::new(model, 128, kv, Arc::new(ThreadPool::new(2)));
+    st.set_batch_invariant(invariant);
     let mut text = String::new();
     let g = generate(
         model,
@@ -427,6 +441,68 @@ fn real_model_batched_greedy_matches_alone() {
     // Several rows per weight product sum in another order than one row
     // does; a near-tie may flip, but not in most prompts.
     assert!(same >= 3, "{same}/4 identical");
+}
+
+/// A deterministic engine (`EngineConfig::deterministic`) gives every
+/// greedy request exactly what it gives alone: four prompts decoded
+/// together, then each again on its own after the first round cached it
+/// (only its last token is evaluated, separately from the cached prefix).
+/// Both real models, on whatever tier runs the test (.ci/run runs it on
+/// each).
+#[test]
+fn deterministic_engine_matches_alone_batched_and_cached() {
+    let _x = hearth_testdata::exclusive();
+    for m in RealModel::ALL {
+        let Some((model, tok)) = real(m) else {
+            continue;
+        };
+        let engine = Engine::start(
+            model.clone(),
+            tok.clone(),
+            EngineConfig {
+                n_ctx: 128,
+                kv: KvType::F16,
+                deterministic: true,
+                ..cfg(4, 4)
+            },
+        )
+        .expect("engine");
+        let prompts = [
+            "The capital of France is",
+            "def fibonacci(n):",
+            "Once upon a time, in a small village,",
+            "1, 2, 3, 4,",
+        ];
+        let run = |p: &str| {
+            engine
+                .submit(GenRequest {
+                    prompt: tok.encode(p, true, false),
+                    params: greedy(16),
+                    constraint: None,
+                })
+                .expect("submit")
+        };
+        let batched: Vec<_> = prompts.iter().map(|p| run(p)).collect();
+        for (p, rx) in prompts.iter().zip(batched) {
+            let (text, last) = collect(rx);
+            let want = solo_with(
+                &model,
+                &tok,
+                &tok.encode(p, true, false),
+                &greedy(16),
+                KvType::F16,
+                true,
+            )
+            .0;
+            assert_eq!(text, want, "{m:?} {p:?}: batched vs alone");
+            let (again, last_again) = collect(run(p));
+            let Event::Done { stats, .. } = last_again else {
+                panic!("{last_again:?}")
+            };
+            assert!(stats.cached_tokens > 0, "{m:?} {p:?}: no prefix reuse");
+            assert_eq!(again, want, "{m:?} {p:?}: cached vs alone ({last:?})");
+        }
+    }
 }
 
 /// A constraint with a bug: it panics on its third token.

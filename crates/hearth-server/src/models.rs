@@ -28,6 +28,8 @@ pub struct EngineDefaults {
     pub kv: KvType,
     pub threads: usize,
     pub max_queue: usize,
+    /// Batch-invariant engines (`--deterministic`).
+    pub deterministic: bool,
 }
 
 /// Sequences per model when not given and memory allows.
@@ -389,6 +391,7 @@ fn load_model(
             kv: d.kv,
             threads: d.threads,
             max_queue: d.max_queue,
+            deterministic: d.deterministic,
         },
     )
     .map_err(|e| fail("starting the engine for", &e))?;

@@ -32,6 +32,7 @@ fn config() -> ServerConfig {
             kv: KvType::F32,
             threads: 1,
             max_queue: 4,
+            deterministic: false,
         },
         max_body: 64 * 1024,
         ..ServerConfig::default()

@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// negative = forever, 0 = unload at once) [env: HEARTH_KEEP_ALIVE].
     #[arg(long, allow_negative_numbers = true)]
     pub keep_alive: Option<String>,
+    /// Batch-invariant kernels: a temperature-0 request returns the same
+    /// text alone, batched with others or after a cached prefix (prompts
+    /// evaluate more slowly; see docs/serve.md).
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -123,6 +128,7 @@ pub fn main(a: ServeArgs) -> Result<()> {
             kv: a.kv_type,
             threads: common::threads(a.threads)?,
             max_queue: a.max_queue,
+            deterministic: a.deterministic,
         },
         api_key: a.api_key.clone().or_else(|| env("HEARTH_API_KEY")),
         max_body: a.max_body,
