@@ -230,6 +230,28 @@ fn official_clients() {
     );
 }
 
+/// Greedy parity (tests/clients/test_parity.py): batched and prefix-cached
+/// requests against `hearth run`, measured without --deterministic and
+/// required with it.
+#[test]
+fn parity() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(path) = model(RealModel::SmolLm2) else {
+        return;
+    };
+    let Some(py) = venv_python() else { return };
+    let args = ["--parallel", "4", "--max-queue", "64", "--ctx", "512"];
+    let fast = start(&path, "parity", &args);
+    let det = start(
+        &path,
+        "parity-det",
+        &[&args[..], &["--deterministic"]].concat(),
+    );
+    let mut env = model_env(&path);
+    env.extend([("HEARTH_URL", fast.url()), ("HEARTH_DET_URL", det.url())]);
+    pytest(&py, &["test_parity.py"], &env, &[&fast, &det]);
+}
+
 /// Load: 32 streaming clients x 4 requests, a full queue answering 503, and
 /// clients hanging up mid-stream freeing their slots.
 #[test]
