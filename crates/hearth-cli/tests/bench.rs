@@ -109,6 +109,7 @@ fn json_has_llama_bench_fields() {
         assert!(t["load_time_ns"].is_u64());
         assert!(t["ttft_ns"].is_u64());
         assert!(t.get("sustained").is_none());
+        assert_eq!(t["batch_invariant"], false);
     }
     assert_eq!(
         (tests[0]["n_prompt"].as_u64(), tests[0]["n_gen"].as_u64()),
@@ -223,6 +224,33 @@ fn bad_flags_are_clear_errors() {
     let o = bench(Path::new("/nonexistent/model.gguf"), &["-p", "8"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}
+
+/// `--deterministic` runs the batch-invariant kernels and says so, in the
+/// JSON records and under the table.
+#[test]
+fn deterministic_is_reported() {
+    let synth = synth_model("det");
+    let args = [
+        "-p",
+        "8",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-t",
+        "1",
+        "--deterministic",
+    ];
+    let o = bench(&synth.path, &[&args[..], &["--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let tests = v.as_array().expect("a JSON array");
+    assert!(tests.iter().all(|t| t["batch_invariant"] == true), "{v}");
+    let o = bench(&synth.path, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("batch-invariant (--deterministic)"), "{out}");
 }
 
 /// The write end of a pipe whose read end is already closed: every write to
