@@ -12,6 +12,7 @@ environment:
   HEARTH_AUTH_URL    a second server started with --api-key HEARTH_API_KEY
   HEARTH_API_KEY
   HEARTH_SMALL_URL   a server with --parallel 2 --max-queue 2 (load tests)
+  HEARTH_DET_URL     a server started with --deterministic (parity tests)
 
 A variable a test needs that is missing fails the test (it is never skipped):
 run them with `cargo test --release -p hearth-cli --test serve_clients`.
@@ -71,6 +72,11 @@ def api_key():
 @pytest.fixture(scope="session")
 def small_url():
     return _env("HEARTH_SMALL_URL").rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def det_url():
+    return _env("HEARTH_DET_URL").rstrip("/")
 
 
 @pytest.fixture(scope="session")

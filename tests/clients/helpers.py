@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 
 
 def same_model(name, model):
@@ -33,3 +34,13 @@ def metric(metrics, *words, exclude=()):
 
 def ndjson(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def hearth_run(hearth_bin, model_path, prompt, deterministic=False, n_predict=32):
+    """`hearth run --raw --temperature 0` of `prompt`: the text a greedy
+    request gives alone, its whole prompt evaluated in one pass."""
+    args = [hearth_bin, "run", model_path, "--raw", "--temperature", "0",
+            "-n", str(n_predict), "-t", "2", prompt]
+    if deterministic:
+        args.append("--deterministic")
+    return subprocess.run(args, capture_output=True, check=True, timeout=300).stdout.decode()

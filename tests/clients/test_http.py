@@ -2,17 +2,14 @@
 API key, the `/` probe Ollama's CLI uses, and `/api/generate` against
 `hearth run` token for token."""
 
-import asyncio
 import json
-import os
-import subprocess
 
 import httpx
 import ollama
 import openai
 import pytest
 
-from helpers import ndjson
+from helpers import hearth_run, ndjson
 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed"])
@@ -124,13 +121,6 @@ PARITY_PROMPTS = [
 ]
 
 
-def hearth_run(hearth_bin, model_path, prompt):
-    run = subprocess.run([hearth_bin, "run", model_path, "--raw", "--temperature", "0",
-                          "-n", "32", "-t", "2", prompt],
-                         capture_output=True, check=True, timeout=300)
-    return run.stdout.decode()
-
-
 def generate_raw(oc, model, prompt):
     return "".join(c.response for c in oc.generate(
         model=model, prompt=prompt, raw=True, stream=True,
@@ -142,44 +132,4 @@ def test_generate_raw_greedy_equals_hearth_run(oc, model, model_path, hearth_bin
     assert generate_raw(oc, model, prompt) == hearth_run(hearth_bin, model_path, prompt)
 
 
-# The scalar kernels sum in the same order whatever the batch, so there the
-# equality must hold; the SIMD tiers' multi-row kernels sum in another order.
-SIMD = os.environ.get("HEARTH_ISA", "").lower() != "scalar"
-
-
-@pytest.mark.xfail(SIMD, strict=True, reason=(
-    "known: the batched forward pass is not batch-invariant, so a greedy sequence decoded "
-    "together with others can pick another token at a near tie than it does alone"))
-def test_generate_raw_greedy_concurrent_equals_hearth_run(base_url, model, model_path,
-                                                          hearth_bin):
-    """Sequences decoded together in one batch give what each gives alone."""
-    prompts = ["The best way to learn a language is", "import numpy as np\n",
-               "Water boils at", "My favourite season is"]
-
-    async def all_at_once():
-        async with httpx.AsyncClient(base_url=base_url, timeout=300) as c:
-            async def one(p):
-                r = await c.post("/api/generate", json={
-                    "model": model, "prompt": p, "raw": True, "stream": False,
-                    "options": {"temperature": 0, "num_predict": 32}})
-                r.raise_for_status()
-                return r.json()["response"]
-            return await asyncio.gather(*(one(p) for p in prompts))
-
-    got = asyncio.run(all_at_once())
-    for p, text in zip(prompts, got):
-        assert text == hearth_run(hearth_bin, model_path, p), p
-
-
-@pytest.mark.xfail(SIMD, strict=True, reason=(
-    "known: with the prompt cached only its last token is evaluated, one token at a time, "
-    "which rounds differently from the whole-prompt batch `hearth run` evaluates"))
-def test_generate_raw_greedy_repeated_equals_hearth_run(oc, model, model_path, hearth_bin):
-    """The second time, the prompt is in a slot's cache (prefix reuse): the
-    reply must not change."""
-    prompt = "The three primary colours are"
-    want = hearth_run(hearth_bin, model_path, prompt)
-    first = generate_raw(oc, model, prompt)
-    second = generate_raw(oc, model, prompt)
-    assert first == want
-    assert second == want, "a cached prompt gives another greedy reply"
+# Batched and prefix-cached requests against the same: test_parity.py.

@@ -109,6 +109,7 @@ fn json_has_llama_bench_fields() {
         assert!(t["load_time_ns"].is_u64());
         assert!(t["ttft_ns"].is_u64());
         assert!(t.get("sustained").is_none());
+        assert_eq!(t["batch_invariant"], false);
     }
     assert_eq!(
         (tests[0]["n_prompt"].as_u64(), tests[0]["n_gen"].as_u64()),
@@ -225,24 +226,74 @@ fn bad_flags_are_clear_errors() {
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }
 
+/// `--deterministic` runs the batch-invariant kernels and says so, in the
+/// JSON records and under the table.
+#[test]
+fn deterministic_is_reported() {
+    let synth = synth_model("det");
+    let args = [
+        "-p",
+        "8",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-t",
+        "1",
+        "--deterministic",
+    ];
+    let o = bench(&synth.path, &[&args[..], &["--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let tests = v.as_array().expect("a JSON array");
+    assert!(tests.iter().all(|t| t["batch_invariant"] == true), "{v}");
+    let o = bench(&synth.path, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("batch-invariant (--deterministic)"), "{out}");
+}
+
+/// The write end of a pipe whose read end is already closed: every write to
+/// it fails (EPIPE, or SIGPIPE where that is not ignored).
+fn pipe_without_reader() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two new descriptors into a valid two-element array.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created by pipe2 and are owned by
+    // nothing else; the read end is closed at once by dropping its owner.
+    #[allow(unsafe_code)]
+    let (read, write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read);
+    write
+}
+
 /// A reader that goes away (`hearth bench ... | head`) ends hearth quietly,
 /// as it does other command-line tools: by SIGPIPE, or, where SIGPIPE is
 /// ignored by the parent, with a write error and exit 1 — never a panic.
+/// The reader is gone before hearth starts (closing it after the spawn
+/// would race with a fast run that has already written everything into the
+/// pipe's buffer and exited 0).
 #[test]
 fn closed_stdout_is_an_error_not_a_panic() {
     let synth = synth_model("pipe");
     let _serial = hearth_testdata::exclusive();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+    let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .arg("bench")
         .arg(&synth.path)
         .args(["-p", "8", "-n", "2", "-r", "1", "-t", "1"])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
+        .stdout(pipe_without_reader())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .expect("running hearth");
-    drop(child.stdout.take());
-    let o = child.wait_with_output().expect("waiting for hearth");
     let e = stderr(&o);
     assert!(!e.contains("panicked"), "{e}");
     match o.status.code() {

@@ -77,7 +77,7 @@ fn long_prompt() -> String {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn plan_total_is_within_ten_percent_of_peak_rss() {
+fn plan_total_is_within_two_percent_of_peak_rss() {
     let _serial = hearth_testdata::exclusive();
     let prompt = long_prompt();
     let mut table = vec![format!(
@@ -126,8 +126,9 @@ fn plan_total_is_within_ten_percent_of_peak_rss() {
         }
     }
     eprintln!("{}", table.join("\n"));
+    // Measured: at most 1.3 % (Gemma 3 at context 512); docs/plan.md says 2 %.
     assert!(
-        worst <= 0.10,
+        worst <= 0.02,
         "the plan is {:.1}% off the peak RSS",
         worst * 100.0
     );
@@ -217,10 +218,10 @@ fn a_context_beyond_this_machine_is_refused() {
     let args = ["--ctx", "1048576", "--kv-type", "f32"];
     let (p, o) = plan_json(path, &args, &[]);
     if p["fits"] == Value::Bool(true) {
-        eprintln!(
-            "this machine has {} bytes available, enough for a 45 GiB plan: skipped",
+        hearth_testdata::unavailable(&format!(
+            "this machine has {} bytes available, enough for a 45 GiB plan",
             bytes(&p["available"], "bytes")
-        );
+        ));
         return;
     }
     assert_eq!(o.status.code(), Some(1));

@@ -20,31 +20,26 @@ const API_KEY: &str = "test-key-7f3a";
 /// send more than this).
 const CTX: &str = "2048";
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// The clients venv's python, or `None` (after saying so) outside CI.
 fn venv_python() -> Option<PathBuf> {
     let venv = match std::env::var_os("HEARTH_CLIENT_VENV") {
         Some(v) => PathBuf::from(v),
-        None => {
-            let home = std::env::var_os("HOME").map(PathBuf::from)?;
-            home.join(".cache/hearth/venv-clients")
-        }
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".cache/hearth/venv-clients"),
+            None => {
+                hearth_testdata::unavailable("neither HEARTH_CLIENT_VENV nor HOME is set");
+                return None;
+            }
+        },
     };
     let py = venv.join("bin/python");
     if py.is_file() && venv.join(".hearth-requirements").is_file() {
         return Some(py);
     }
-    let msg = format!(
+    hearth_testdata::unavailable(&format!(
         "no client venv at {} (run scripts/client-venv.sh)",
         venv.display()
-    );
-    if in_ci() {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
+    ));
     None
 }
 
@@ -233,6 +228,28 @@ fn official_clients() {
         &env,
         &[&main, &auth],
     );
+}
+
+/// Greedy parity (tests/clients/test_parity.py): batched and prefix-cached
+/// requests against `hearth run`, measured without --deterministic and
+/// required with it.
+#[test]
+fn parity() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(path) = model(RealModel::SmolLm2) else {
+        return;
+    };
+    let Some(py) = venv_python() else { return };
+    let args = ["--parallel", "4", "--max-queue", "64", "--ctx", "512"];
+    let fast = start(&path, "parity", &args);
+    let det = start(
+        &path,
+        "parity-det",
+        &[&args[..], &["--deterministic"]].concat(),
+    );
+    let mut env = model_env(&path);
+    env.extend([("HEARTH_URL", fast.url()), ("HEARTH_DET_URL", det.url())]);
+    pytest(&py, &["test_parity.py"], &env, &[&fast, &det]);
 }
 
 /// Load: 32 streaming clients x 4 requests, a full queue answering 503, and

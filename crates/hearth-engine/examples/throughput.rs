@@ -1,6 +1,8 @@
 //! Aggregate decode throughput of the serving engine with N concurrent
 //! sequences (128 tokens each, sampled with Ollama's defaults, seeded):
-//! `cargo run --release -p hearth-engine --example throughput -- MODEL [N...]`.
+//! `cargo run --release -p hearth-engine --example throughput -- MODEL [N...]
+//! [--deterministic]` (the last: batch-invariant engines, as `hearth serve
+//! --deterministic`).
 //! The HTTP-level comparison with llama-server is `scripts/bench-serve.sh`.
 
 use std::sync::Arc;
@@ -14,8 +16,16 @@ use hearth_tokenizer::Tokenizer;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: throughput MODEL [N...]")?;
-    let ns: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let path = args
+        .next()
+        .ok_or("usage: throughput MODEL [N...] [--deterministic]")?;
+    let rest: Vec<String> = args.collect();
+    let deterministic = rest.iter().any(|a| a == "--deterministic");
+    let ns: Vec<usize> = rest
+        .iter()
+        .filter(|a| *a != "--deterministic")
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
     let model = Arc::new(Model::load(&path)?);
     let tok = Arc::new(Tokenizer::from_gguf(model.file())?);
     for n in if ns.is_empty() { vec![1, 4, 16] } else { ns } {
@@ -28,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 kv: KvType::F16,
                 threads: 2,
                 max_queue: 64,
+                deterministic,
             },
         )?;
         let t0 = Instant::now();

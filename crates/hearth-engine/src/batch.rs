@@ -39,6 +39,10 @@ pub struct EngineConfig {
     /// Requests that may wait for a slot; beyond it `submit` answers
     /// [`EngineError::QueueFull`].
     pub max_queue: usize,
+    /// Batch-invariant evaluation ([`State::set_batch_invariant`]): a
+    /// sequence's tokens come out the same whether it ran alone, beside
+    /// others, or after a cached prefix; prompts evaluate more slowly.
+    pub deterministic: bool,
 }
 
 /// One generation to run.
@@ -171,10 +175,9 @@ impl Engine {
         }
         let slots = (0..cfg.n_parallel)
             .map(|_| {
-                Ok(Slot {
-                    state: State::try_new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool))?,
-                    seq: None,
-                })
+                let mut state = State::try_new(&model, cfg.n_ctx, cfg.kv, Arc::clone(&pool))?;
+                state.set_batch_invariant(cfg.deterministic);
+                Ok(Slot { state, seq: None })
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         let (tx, rx) = mpsc::channel();
@@ -456,9 +459,10 @@ impl Worker {
             .map_or(hearth_model::UBATCH, |s| s.state.n_ubatch());
         let budget = self.pace.budget(decoding, n_ubatch);
         let (model, pool, kv, n_ctx) = (&*self.model, &self.pool, self.cfg.kv, self.cfg.n_ctx);
+        let det = self.cfg.deterministic;
         let (result, took) = timed(|| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                job.advance(model, pool, kv, n_ctx, budget)
+                job.advance(model, pool, kv, n_ctx, budget, det)
             }))
         });
         let done = match result {

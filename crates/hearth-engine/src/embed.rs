@@ -68,12 +68,15 @@ impl EmbedJob {
         pool: &Arc<ThreadPool>,
         kv: KvType,
         n_ctx: usize,
+        batch_invariant: bool,
     ) -> Result<(), EngineError> {
         let longest = self.inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let n = (n_ctx / longest).clamp(1, MAX_LANES).min(self.inputs.len());
         for _ in 0..n {
+            let mut st = State::try_new(model, longest, kv, Arc::clone(pool))?;
+            st.set_batch_invariant(batch_invariant);
             self.lanes.push(Lane {
-                st: State::try_new(model, longest, kv, Arc::clone(pool))?,
+                st,
                 input: None,
                 fed: 0,
             });
@@ -91,9 +94,10 @@ impl EmbedJob {
         kv: KvType,
         n_ctx: usize,
         budget: usize,
+        batch_invariant: bool,
     ) -> Result<(usize, bool), EngineError> {
         if self.lanes.is_empty() {
-            self.lanes(model, pool, kv, n_ctx)?;
+            self.lanes(model, pool, kv, n_ctx, batch_invariant)?;
         }
         for lane in &mut self.lanes {
             if lane.input.is_none() && self.next < self.inputs.len() {

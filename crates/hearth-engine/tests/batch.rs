@@ -40,6 +40,7 @@ fn cfg(n_parallel: usize, max_queue: usize) -> EngineConfig {
         kv: KvType::F32,
         threads: 2,
         max_queue,
+        deterministic: false,
     }
 }
 
@@ -71,7 +72,20 @@ fn solo(
     params: &GenParams,
     kv: KvType,
 ) -> (String, Vec<u32>) {
+    solo_with(model, tok, prompt, params, kv, false)
+}
+
+/// [`solo`] with batch-invariant evaluation on or off.
+fn solo_with(
+    model: &Model,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    kv: KvType,
+    invariant: bool,
+) -> (String, Vec<u32>) {
     let mut st = State::new(model, 128, kv, Arc::new(ThreadPool::new(2)));
+    st.set_batch_invariant(invariant);
     let mut text = String::new();
     let g = generate(
         model,
@@ -377,57 +391,86 @@ fn embeddings_through_the_engine_match_the_model() {
     assert!(matches!(err, Err(EngineError::PromptTooLong { .. })));
 }
 
-#[test]
-fn real_model_batched_greedy_matches_alone() {
-    let Some((model, tok)) = real(RealModel::SmolLm2) else {
-        return;
-    };
-    let _x = hearth_testdata::exclusive();
+const PARITY_PROMPTS: [&str; 4] = [
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Once upon a time, in a small village,",
+    "1, 2, 3, 4,",
+];
+
+/// Greedy parity on a real model: [`PARITY_PROMPTS`] decoded together on
+/// four slots, then each again on its own after the first round cached it
+/// (only its last token is evaluated, apart from the cached prefix), both
+/// compared with the prompt decoded alone. Returns how many of the four
+/// agree (batched, cached), or `None` when the model is missing.
+fn parity(m: RealModel, deterministic: bool) -> Option<(usize, usize)> {
+    let (model, tok) = real(m)?;
     let engine = Engine::start(
         model.clone(),
         tok.clone(),
         EngineConfig {
             n_ctx: 128,
             kv: KvType::F16,
+            deterministic,
             ..cfg(4, 4)
         },
     )
     .expect("engine");
-    let prompts = [
-        "The capital of France is",
-        "def fibonacci(n):",
-        "Once upon a time, in a small village,",
-        "1, 2, 3, 4,",
-    ];
-    let rxs: Vec<_> = prompts
-        .iter()
-        .map(|p| {
-            engine
-                .submit(GenRequest {
-                    prompt: tok.encode(p, true, false),
-                    params: greedy(16),
-                    constraint: None,
-                })
-                .expect("submit")
-        })
-        .collect();
-    let mut same = 0;
-    for (p, rx) in prompts.iter().zip(rxs) {
+    let run = |p: &str| {
+        engine
+            .submit(GenRequest {
+                prompt: tok.encode(p, true, false),
+                params: greedy(16),
+                constraint: None,
+            })
+            .expect("submit")
+    };
+    let batched: Vec<_> = PARITY_PROMPTS.iter().map(|p| run(p)).collect();
+    let (mut same_batched, mut same_cached) = (0, 0);
+    for (p, rx) in PARITY_PROMPTS.iter().zip(batched) {
         let (text, last) = collect(rx);
         assert!(matches!(last, Event::Done { .. }), "{last:?}");
-        let (want, _) = solo(
-            &model,
-            &tok,
-            &tok.encode(p, true, false),
-            &greedy(16),
-            KvType::F16,
-        );
-        println!("{p:?}\n  batched: {text:?}\n  alone:   {want:?}");
-        same += usize::from(text == want);
+        let prompt = tok.encode(p, true, false);
+        let kv = KvType::F16;
+        let want = solo_with(&model, &tok, &prompt, &greedy(16), kv, deterministic).0;
+        let (again, last) = collect(run(p));
+        let Event::Done { stats, .. } = last else {
+            panic!("{last:?}")
+        };
+        assert!(stats.cached_tokens > 0, "{m:?} {p:?}: no prefix reuse");
+        println!("{m:?} {p:?}\n  alone:   {want:?}\n  batched: {text:?}\n  cached:  {again:?}");
+        same_batched += usize::from(text == want);
+        same_cached += usize::from(again == want);
     }
+    println!(
+        "{m:?} (deterministic: {deterministic}): batched = alone {same_batched}/4, cached = alone {same_cached}/4"
+    );
+    Some((same_batched, same_cached))
+}
+
+#[test]
+fn real_model_batched_greedy_matches_alone() {
+    let _x = hearth_testdata::exclusive();
+    let Some((batched, _)) = parity(RealModel::SmolLm2, false) else {
+        return;
+    };
     // Several rows per weight product sum in another order than one row
     // does; a near-tie may flip, but not in most prompts.
-    assert!(same >= 3, "{same}/4 identical");
+    assert!(batched >= 3, "{batched}/4 identical");
+}
+
+/// A deterministic engine (`EngineConfig::deterministic`) gives every
+/// greedy request exactly what it gives alone, batched and after a prefix
+/// cache hit, for both real models on whatever tier runs the test (.ci/run
+/// runs it on each).
+#[test]
+fn deterministic_engine_matches_alone_batched_and_cached() {
+    let _x = hearth_testdata::exclusive();
+    for m in RealModel::ALL {
+        if let Some(agree) = parity(m, true) {
+            assert_eq!(agree, (4, 4), "{m:?}: (batched, cached) of 4 equal alone");
+        }
+    }
 }
 
 /// A constraint with a bug: it panics on its third token.

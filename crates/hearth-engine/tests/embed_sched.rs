@@ -30,6 +30,7 @@ fn cfg(max_queue: usize) -> EngineConfig {
         kv: KvType::F32,
         threads: 2,
         max_queue,
+        deterministic: false,
     }
 }
 

@@ -363,7 +363,13 @@ impl Model {
         segs: &mut [Seg<'_, '_>],
     ) -> Result<(), ModelError> {
         let c = &self.config;
-        let kern = hearth_quant::kernels();
+        // Batch-invariant: one-row kernels only (and, below, the one-query
+        // attention path), so no row's sums depend on the batch.
+        let invariant = segs.iter().any(|g| g.st.batch_invariant);
+        let kern = match invariant {
+            true => hearth_quant::kernels().row_invariant(),
+            false => hearth_quant::kernels(),
+        };
         let bytes = self.file.bytes();
         let n: usize = segs.iter().map(|g| g.tokens.len()).sum();
         let (e, hd) = (c.n_embd, c.head_dim);
@@ -440,6 +446,7 @@ impl Model {
                 scale: c.attn_scale,
                 window: spec.window,
                 softcap: c.attn_softcap,
+                batch_invariant: invariant,
             };
             // Store every sequence's new keys and values, then attend in
             // one parallel region over all of them.

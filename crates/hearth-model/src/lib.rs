@@ -180,6 +180,8 @@ pub struct State {
     logits: Vec<f32>,
     /// Sum of final hidden states while embedding.
     pooled: Vec<f32>,
+    /// Batch-invariant evaluation ([`State::set_batch_invariant`]).
+    batch_invariant: bool,
 }
 
 impl State {
@@ -264,6 +266,7 @@ impl State {
             scratch: Default::default(),
             logits: Vec::new(),
             pooled: Vec::new(),
+            batch_invariant: false,
         })
     }
 
@@ -320,5 +323,20 @@ impl State {
 
     pub fn pool(&self) -> &Arc<ThreadPool> {
         &self.pool
+    }
+
+    /// Batch-invariant evaluation (off by default): every token's row of
+    /// every product, attention and norm is computed with the same kernel
+    /// and summation order whatever else is in the forward pass — how many
+    /// tokens of this prompt, which other sequences — so a token's logits
+    /// are the same bits whether its prompt was evaluated in one batch, in
+    /// pieces (a cached prefix, then the rest), or beside other sequences.
+    /// Prompt processing is slower: the multi-row kernels are not used.
+    pub fn set_batch_invariant(&mut self, on: bool) {
+        self.batch_invariant = on;
+    }
+
+    pub fn batch_invariant(&self) -> bool {
+        self.batch_invariant
     }
 }

@@ -175,6 +175,10 @@ pub struct AttnParams {
     pub window: Option<usize>,
     /// Soft-capping of scores: `cap · tanh(s / cap)`.
     pub softcap: Option<f32>,
+    /// Every query takes the one-query path, also in batches of
+    /// [`WIDE_BATCH`] or more: a query's output is then the same bits
+    /// whatever other queries are evaluated with it (deterministic serving).
+    pub batch_invariant: bool,
 }
 
 /// Batches of at least this many queries are computed in f32 throughout
@@ -292,7 +296,7 @@ pub fn attention_batch<T: KvElem>(
                 n_tokens,
             } = kv[seq];
             let n_rows = k_cache.len() / kv_dim.max(1);
-            let wide = n_tokens >= WIDE_BATCH;
+            let wide = !p.batch_invariant && n_tokens >= WIDE_BATCH;
             let pos = positions[t];
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
@@ -445,6 +449,7 @@ mod tests {
             scale: 0.35,
             window: Some(3),
             softcap: None,
+            batch_invariant: false,
         };
         for n in [6, WIDE_BATCH + 6] {
             check_against_naive(&pool, &p, n);
@@ -532,6 +537,7 @@ mod tests {
                     scale: 1.0 / (hd as f32).sqrt(),
                     window,
                     softcap,
+                    batch_invariant: false,
                 };
                 let rows = 37;
                 let kv_dim = n_kv_head * hd;
@@ -574,6 +580,7 @@ mod tests {
             scale: 0.35,
             window: None,
             softcap: Some(30.0),
+            batch_invariant: false,
         };
         let f = |i: usize| F16::from_f32(((i * 7919 % 101) as f32 / 50.0) - 1.0);
         for n_b in [5, WIDE_BATCH + 2] {
@@ -607,5 +614,44 @@ mod tests {
             attention_batch(&pool, &p, &q, &kv, &pos, &mut together);
             assert_eq!(alone, together, "n_b {n_b}");
         }
+    }
+
+    #[test]
+    fn batch_invariant_queries_equal_each_query_alone_bit_for_bit() {
+        // A wide prompt batch (which would take the f32 path) against the
+        // same queries one at a time, with a window and soft-capping.
+        let pool = ThreadPool::new(2);
+        let p = AttnParams {
+            n_head: 4,
+            n_kv_head: 1,
+            head_dim: 16,
+            scale: 0.25,
+            window: Some(50),
+            softcap: Some(30.0),
+            batch_invariant: true,
+        };
+        let f = |i: usize| F16::from_f32(((i * 7919 % 101) as f32 / 50.0) - 1.0);
+        let (n, kv_dim, q_dim) = (WIDE_BATCH + 9, 16, 64);
+        let k: Vec<F16> = (0..n * kv_dim).map(f).collect();
+        let v: Vec<F16> = (0..n * kv_dim).map(|i| f(i + 7)).collect();
+        let q: Vec<f32> = (0..n * q_dim).map(|i| f(i + 3).to_f32() * 2.0).collect();
+        let pos: Vec<usize> = (0..n).collect();
+        let mut batch = vec![0f32; n * q_dim];
+        attention(&pool, &p, &q, &k, &v, &pos, &mut batch);
+        for t in 0..n {
+            let mut one = vec![0f32; q_dim];
+            let qt = &q[t * q_dim..(t + 1) * q_dim];
+            attention(&pool, &p, qt, &k, &v, &pos[t..t + 1], &mut one);
+            assert_eq!(one, batch[t * q_dim..(t + 1) * q_dim], "query {t}");
+        }
+        // Without the flag the wide batch takes another path (which is
+        // why the flag exists): some query differs in the last bits.
+        let mut wide = vec![0f32; n * q_dim];
+        let fast = AttnParams {
+            batch_invariant: false,
+            ..p
+        };
+        attention(&pool, &fast, &q, &k, &v, &pos, &mut wide);
+        assert_ne!(wide, batch, "the wide path rounds like the one-query path");
     }
 }

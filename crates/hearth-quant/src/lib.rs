@@ -310,6 +310,29 @@ impl std::fmt::Debug for Kernels {
 }
 
 impl Kernels {
+    /// This tier with every multi-row kernel taken out (no multi-column,
+    /// tile or panel kernels): each product of a weight row and an
+    /// activation row is this tier's one-row [`vec_dot`](Kernels::vec_dot)
+    /// whatever else is in the batch, so a row's result does not depend on
+    /// which rows are multiplied with it (batch-invariant, for
+    /// deterministic serving). Prompt processing is slower with it.
+    pub fn row_invariant(&self) -> &'static Kernels {
+        static TABLES: [OnceLock<Kernels>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let i = match self.isa {
+            Isa::Scalar => 0,
+            Isa::Avx2 => 1,
+            Isa::Avx512 => 2,
+        };
+        TABLES[i].get_or_init(|| Kernels {
+            isa: self.isa,
+            dot: self.dot,
+            multi: [None; DOT_SLOTS],
+            tile: [None; DOT_SLOTS],
+            panel: [None; DOT_SLOTS],
+            act: self.act,
+        })
+    }
+
     /// Dot of one weight row (`n` elements of `w_ty`, `w` its exact bytes)
     /// with one activation row (`n` elements of [`vec_dot_type`]`(w_ty)`).
     ///

@@ -97,6 +97,7 @@ impl Default for ServerConfig {
                 kv: KvType::F16,
                 threads: 2,
                 max_queue: 512,
+                deterministic: false,
             },
             api_key: None,
             max_body: 16 << 20,

@@ -34,6 +34,8 @@ pub struct EngineDefaults {
     pub kv: KvType,
     pub threads: usize,
     pub max_queue: usize,
+    /// Batch-invariant engines (`--deterministic`).
+    pub deterministic: bool,
 }
 
 /// Sequences per model when not given and memory allows.
@@ -619,6 +621,7 @@ fn start_model(
             kv: d.kv,
             threads: pool.n_threads(),
             max_queue: d.max_queue,
+            deterministic: d.deterministic,
         },
         pool,
     )

@@ -31,6 +31,7 @@ async fn start(model: &std::path::Path, n_ctx: usize) -> (std::net::SocketAddr, 
             kv: KvType::F32,
             threads: 2,
             max_queue: 4,
+            deterministic: false,
         },
         timeouts,
         ..ServerConfig::default()

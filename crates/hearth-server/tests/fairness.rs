@@ -65,6 +65,7 @@ async fn a_large_embedding_request_leaves_no_long_gap_in_four_streams() {
             kv: KvType::F16,
             threads: 2,
             max_queue: 8,
+            deterministic: false,
         },
         ..ServerConfig::default()
     });

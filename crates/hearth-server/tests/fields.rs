@@ -30,6 +30,7 @@ async fn app() -> (Router, tempfile::TempDir) {
             kv: KvType::F32,
             threads: 1,
             max_queue: 16,
+            deterministic: false,
         },
         ..ServerConfig::default()
     });

@@ -32,6 +32,7 @@ fn config() -> ServerConfig {
             kv: KvType::F32,
             threads: 1,
             max_queue: 4,
+            deterministic: false,
         },
         max_body: 64 * 1024,
         ..ServerConfig::default()
@@ -606,6 +607,7 @@ async fn queue_full_is_503_with_retry_after() {
         engine: EngineDefaults {
             n_parallel: Some(1),
             max_queue: 0,
+            deterministic: false,
             ..config().engine
         },
         ..config()

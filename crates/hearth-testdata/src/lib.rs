@@ -48,6 +48,21 @@ pub fn model_cache() -> PathBuf {
     home.join(".cache/hearth/models")
 }
 
+/// `true` under `CI=true`, where nothing a test needs may be missing.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// What a test needs is not here (a model, a SIMD tier, enough memory, a
+/// network namespace): under `CI=true` that is a failure (this panics with
+/// `why`); elsewhere it prints `skipping: why` and the test returns.
+pub fn unavailable(why: &str) {
+    if in_ci() {
+        panic!("{why}; CI=true requires it");
+    }
+    eprintln!("skipping: {why}");
+}
+
 /// The path of a real model, or `None` (after saying so) when it is missing
 /// outside CI. Under `CI=true` a missing model is a failure.
 pub fn model(m: RealModel) -> Option<PathBuf> {
@@ -60,16 +75,10 @@ pub fn model_file(file_name: &str) -> Option<PathBuf> {
     if p.is_file() {
         return Some(p);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{} is missing under CI; run scripts/fetch-models.sh first",
-            p.display()
-        );
-    }
-    eprintln!(
-        "skipping: {} not found (run scripts/fetch-models.sh)",
+    unavailable(&format!(
+        "{} not found (run scripts/fetch-models.sh)",
         p.display()
-    );
+    ));
     None
 }
 

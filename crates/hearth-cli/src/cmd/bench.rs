@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Seed for the random prompt tokens.
     #[arg(long, default_value_t = 1234)]
     pub seed: u64,
+    /// Batch-invariant kernels, as `hearth serve --deterministic` (to
+    /// measure what they cost).
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 /// Validated settings.
@@ -83,6 +87,7 @@ struct Config {
     json: bool,
     sustained: Option<usize>,
     seed: u64,
+    deterministic: bool,
 }
 
 /// Parses a comma list given as `flag` (clap has split it already).
@@ -144,6 +149,7 @@ impl Config {
             json: a.json || a.output.as_deref() == Some("json"),
             sustained: a.sustained,
             seed: a.seed,
+            deterministic: a.deterministic,
         })
     }
 
@@ -365,6 +371,8 @@ struct Record {
     load_time_ns: u64,
     ttft_ns: Option<u64>,
     peak_rss_bytes: Option<u64>,
+    /// `--deterministic`: batch-invariant kernels.
+    batch_invariant: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     sustained: Option<Sustained>,
 }
@@ -387,6 +395,7 @@ struct Common<'a> {
     n_ctx: usize,
     load_time: Duration,
     ttft: Option<Duration>,
+    batch_invariant: bool,
 }
 
 impl Common<'_> {
@@ -450,6 +459,7 @@ impl Common<'_> {
             load_time_ns: self.load_time.as_nanos() as u64,
             ttft_ns: self.ttft.map(|d| d.as_nanos() as u64),
             peak_rss_bytes: None,
+            batch_invariant: self.batch_invariant,
             sustained: None,
         }
     }
@@ -473,6 +483,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
 
     // Time to first token: process start to a 1-token forward pass done.
     let mut st = common::new_state(&model, n_ctx, cfg.kv, cfg.threads[0]);
+    st.set_batch_invariant(cfg.deterministic);
     model
         .forward(&mut st, &[bos], Logits::Last)
         .context("first forward pass")?;
@@ -488,6 +499,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
         n_ctx,
         load_time,
         ttft,
+        batch_invariant: cfg.deterministic,
     };
     let tests: Vec<Test> = (cfg.prompts.iter().filter(|&&p| p > 0).map(|&p| Test {
         n_prompt: p,
@@ -511,6 +523,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
     for (i, &threads) in cfg.threads.iter().enumerate() {
         if i > 0 {
             st = common::new_state(&model, n_ctx, cfg.kv, threads);
+            st.set_batch_invariant(cfg.deterministic);
         }
         for &t in &tests {
             runner
@@ -561,6 +574,9 @@ pub fn main(a: BenchArgs) -> Result<()> {
         return emit(&serde_json::to_string_pretty(&records)?);
     }
     let mut tail = String::from("\n");
+    if cfg.deterministic {
+        tail += "kernels:             batch-invariant (--deterministic)\n";
+    }
     for l in &sustained_lines {
         tail += &format!("{l}\n");
     }

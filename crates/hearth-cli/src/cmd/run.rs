@@ -80,6 +80,11 @@ pub struct RunArgs {
     /// Print load time and prompt/generation speed.
     #[arg(long)]
     pub verbose: bool,
+    /// Batch-invariant kernels, as `hearth serve --deterministic`: the same
+    /// greedy reply however the prompt is split into forward passes (a chat
+    /// turn after a cached conversation, or the server's batches).
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -105,6 +110,7 @@ pub fn main(a: RunArgs) -> Result<()> {
         |n| n.to_string_lossy().into_owned(),
     );
     let mut state = common::checked_state(&loaded.model, &name, n_ctx, a.kv_type, threads)?;
+    state.set_batch_invariant(a.deterministic);
     let params = GenParams {
         sampler,
         max_tokens,

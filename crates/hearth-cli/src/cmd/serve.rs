@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// link-local addresses.
     #[arg(long)]
     pub allow_insecure_pull: bool,
+    /// Batch-invariant kernels: a temperature-0 request returns the same
+    /// text alone, batched with others or after a cached prefix (prompts
+    /// evaluate more slowly; see docs/serve.md).
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 /// Comma-separated entries of an environment variable.
@@ -172,6 +177,7 @@ pub fn main(a: ServeArgs) -> Result<()> {
             kv: a.kv_type,
             threads: common::threads(a.threads)?,
             max_queue: a.max_queue,
+            deterministic: a.deterministic,
         },
         api_key,
         max_body: a.max_body,

@@ -36,6 +36,7 @@ pub fn config() -> ServerConfig {
             kv: KvType::F32,
             threads: 1,
             max_queue: 8,
+            deterministic: false,
         },
         ..ServerConfig::default()
     }

@@ -23,6 +23,7 @@ pub fn config(n_parallel: usize) -> ServerConfig {
             kv: KvType::F32,
             threads: 1,
             max_queue: 4,
+            deterministic: false,
         },
         ..ServerConfig::default()
     }
