@@ -33,6 +33,7 @@
 
 mod error;
 mod http;
+pub mod modelfile;
 pub mod name;
 mod pull;
 pub mod quant;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Result, StoreError};
 pub use http::{hub_file_prefix, hub_gguf_files, HubConfig, MAX_LISTING, MAX_RETRIES};
+pub use modelfile::{ConfigMessage, ModelConfig, Modelfile};
 pub use name::{HfRef, ModelName};
 pub use pull::{pull, Progress, PullOptions};
 pub use store::{

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
+use crate::modelfile::ModelConfig;
 use crate::name::{self, ModelName};
 
 /// A manifest may not be larger than this (they are a few hundred bytes).
@@ -49,6 +50,10 @@ pub struct Manifest {
     pub file_type: Option<String>,
     /// When it was installed, seconds since the Unix epoch.
     pub created: u64,
+    /// What a Modelfile set (`hearth create`); empty for pulled and
+    /// imported models.
+    #[serde(default, skip_serializing_if = "ModelConfig::is_empty")]
+    pub config: ModelConfig,
 }
 
 impl Manifest {
@@ -467,6 +472,7 @@ impl Store {
             parameters: facts.parameters,
             file_type: facts.file_type,
             created: now_unix(),
+            config: ModelConfig::default(),
         };
         self.write_manifest(&m)?;
         Ok(m)
