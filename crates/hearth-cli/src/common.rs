@@ -93,7 +93,15 @@ pub fn context(model: &Model, requested: Option<Ctx>, kv: KvType) -> Result<usiz
                 hearth_plan::MAX_CTX
             )
         }
-        Some(Ctx::Tokens(n)) => Ok(n),
+        Some(Ctx::Tokens(n)) => {
+            let trained = model.config.n_ctx_train;
+            if n > trained {
+                eprintln!(
+                    "warning: a context of {n} tokens is beyond the {trained} the model was trained for; its output may lose coherence past them"
+                );
+            }
+            Ok(n)
+        }
         Some(Ctx::Auto) => {
             let name = model.file().get("general.name").and_then(|v| v.as_str());
             Ok(fit(model, name.unwrap_or("the model"), Ctx::Auto, kv)?.n_ctx)

@@ -285,6 +285,16 @@ fn plan_of_a_synthetic_model() {
     ] {
         assert!(out.contains(part), "'{part}' missing from:\n{out}");
     }
+    // Beyond the trained length: allowed, and said once, without the
+    // contradicting "largest context" line.
+    let o = hearth(&["plan", path, "--ctx", "1000"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("fits in memory, but beyond the trained 256 tokens"),
+        "{out}"
+    );
+    assert!(!out.contains("largest context"), "{out}");
     let (p, _) = plan_json(path, &["--kv-type", "f32"], &[]);
     // Default context: the trained length (256) capped at 4096, as `run`.
     assert_eq!(p["n_ctx"], 256);

@@ -52,6 +52,11 @@ pub struct LoadedModel {
     pub bytes: u64,
     pub file_size: u64,
     pub modified: SystemTime,
+    /// The store's sha256 of the file when the store holds it (however the
+    /// model was named), else an identifier from its path, size and time.
+    pub digest: String,
+    /// The store model's Modelfile settings (empty for a file).
+    pub config: hearth_store::ModelConfig,
     life: Mutex<Life>,
 }
 
@@ -115,6 +120,9 @@ pub struct ModelManager {
     loaded: tokio::sync::Mutex<HashMap<String, Arc<LoadedModel>>>,
     /// Names seen (loaded once, copied): name → file.
     known: Mutex<HashMap<String, PathBuf>>,
+    /// A file's stem → the store name of the same file, so a model loaded
+    /// by path and by its store name is one model.
+    aliases: Mutex<HashMap<String, String>>,
     resolver: Option<Resolver>,
     store: Option<Arc<hearth_store::Store>>,
     defaults: EngineDefaults,
@@ -133,6 +141,7 @@ impl ModelManager {
         ModelManager {
             loaded: Default::default(),
             known: Default::default(),
+            aliases: Default::default(),
             resolver,
             store,
             defaults,
@@ -145,9 +154,51 @@ impl ModelManager {
         self.default_keep_alive
     }
 
+    /// The key a model is loaded and listed under: its display name, or
+    /// the store name of the same file.
+    fn key(&self, name: &str) -> String {
+        let key = display_name(name);
+        self.aliases
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&key).cloned())
+            .unwrap_or(key)
+    }
+
+    /// The store's manifest of the model `name` (at `path`): its own when
+    /// `name` is a store name; for a file, the store entry holding the same
+    /// bytes (one without Modelfile settings first).
+    pub fn store_entry(&self, name: &str, path: &Path) -> Option<hearth_store::Manifest> {
+        let store = self.store.as_ref()?;
+        if !Path::new(name).is_file() {
+            if let Ok(Some(m)) = store.get(name) {
+                return Some(m);
+            }
+        }
+        let size = std::fs::metadata(path).ok()?.len();
+        let mut same: Vec<_> = store
+            .list()
+            .ok()?
+            .into_iter()
+            .filter(|m| m.size == size)
+            .collect();
+        same.sort_by_key(|m| (!m.config.is_empty(), m.name.clone()));
+        let mut sha = None;
+        for m in same {
+            let sha = match &sha {
+                Some(s) => s,
+                None => sha.insert(hearth_store::hash_file(path).ok()?.0),
+            };
+            if *sha == m.sha256 {
+                return Some(m);
+            }
+        }
+        None
+    }
+
     /// The file of `name`: a known name, a path, or what the resolver finds.
     pub fn locate(&self, name: &str) -> Result<PathBuf, ApiError> {
-        let key = display_name(name);
+        let key = self.key(name);
         if let Some(p) = self.known.lock().ok().and_then(|k| k.get(&key).cloned()) {
             return Ok(p);
         }
@@ -197,13 +248,27 @@ impl ModelManager {
         if name.trim().is_empty() {
             return Err(ApiError::bad_request("the request names no model"));
         }
-        let key = display_name(name);
+        let mut key = self.key(name);
         let mut loaded = self.loaded.lock().await;
-        let (model, loaded_now) = match loaded.get(&key) {
-            Some(m) => (m.clone(), false),
+        let found = loaded.get(&key).cloned();
+        let (model, loaded_now) = match found {
+            Some(m) => (m, false),
             None => {
                 let path = self.locate(name)?;
-                let m = Arc::new(self.load(key.clone(), path.clone()).await?);
+                let entry = self.store_entry(name, &path);
+                if let Some(e) = &entry {
+                    let store_key = display_name(&e.name);
+                    if store_key != key {
+                        if let Ok(mut a) = self.aliases.lock() {
+                            a.insert(key.clone(), store_key.clone());
+                        }
+                        key = store_key;
+                    }
+                }
+                if let Some(m) = loaded.get(&key).cloned() {
+                    return Ok(self.hold(m, false, keep_alive));
+                }
+                let m = Arc::new(self.load(key.clone(), path.clone(), entry).await?);
                 self.make_room(&mut loaded, m.bytes);
                 loaded.insert(key.clone(), m.clone());
                 if let Ok(mut k) = self.known.lock() {
@@ -213,6 +278,16 @@ impl ModelManager {
                 (m, true)
             }
         };
+        Ok(self.hold(model, loaded_now, keep_alive))
+    }
+
+    /// Marks `model` busy.
+    fn hold(
+        &self,
+        model: Arc<LoadedModel>,
+        loaded_now: bool,
+        keep_alive: Option<KeepAlive>,
+    ) -> ModelUse {
         if let Ok(mut l) = model.life.lock() {
             l.active += 1;
             l.last_used = Instant::now();
@@ -221,13 +296,18 @@ impl ModelManager {
                 l.keep_alive = k;
             }
         }
-        Ok(ModelUse { model, loaded_now })
+        ModelUse { model, loaded_now }
     }
 
-    async fn load(&self, name: String, path: PathBuf) -> Result<LoadedModel, ApiError> {
+    async fn load(
+        &self,
+        name: String,
+        path: PathBuf,
+        entry: Option<hearth_store::Manifest>,
+    ) -> Result<LoadedModel, ApiError> {
         let d = self.defaults.clone();
         let keep_alive = self.default_keep_alive;
-        tokio::task::spawn_blocking(move || load_model(name, path, &d, keep_alive))
+        tokio::task::spawn_blocking(move || load_model(name, path, entry, &d, keep_alive))
             .await
             .map_err(|e| ApiError::internal(format!("loading the model: {e}")))?
     }
@@ -266,7 +346,7 @@ impl ModelManager {
     /// Unloads `name` now (its running requests are cancelled); false
     /// when it was not loaded.
     pub async fn unload(&self, name: &str) -> bool {
-        let key = display_name(name);
+        let key = self.key(name);
         match self.loaded.lock().await.remove(&key) {
             Some(m) => {
                 m.engine.shutdown();
@@ -300,7 +380,7 @@ impl ModelManager {
 
     /// Forgets a name (and unloads it when loaded). The file stays.
     pub async fn forget(&self, name: &str) -> bool {
-        let key = display_name(name);
+        let key = self.key(name);
         let unloaded = self.unload(&key).await;
         let known = self
             .known
@@ -339,6 +419,7 @@ impl ModelManager {
 fn load_model(
     name: String,
     path: PathBuf,
+    entry: Option<hearth_store::Manifest>,
     d: &EngineDefaults,
     keep_alive: KeepAlive,
 ) -> Result<LoadedModel, ApiError> {
@@ -347,13 +428,24 @@ fn load_model(
         ApiError::internal(format!("{what} {}: {e}", path.display()))
     };
     let meta = std::fs::metadata(&path).map_err(|e| fail("reading", &e))?;
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let digest = match &entry {
+        Some(e) => e.sha256.clone(),
+        None => crate::ollama::digest(&path, meta.len(), modified),
+    };
     let model = Arc::new(Model::load(&path).map_err(|e| fail("loading", &e))?);
     let tokenizer = Arc::new(
         Tokenizer::from_gguf(model.file()).map_err(|e| fail("reading the tokenizer of", &e))?,
     );
     let template = ChatTemplate::from_gguf(model.file()).ok();
+    // A Modelfile's num_ctx sizes the engine when --ctx does not.
+    let modelfile_ctx = entry
+        .as_ref()
+        .and_then(|e| e.config.parameters.get("num_ctx")?.as_u64())
+        .map(|n| n as usize);
     let n_ctx = d
         .n_ctx
+        .or(modelfile_ctx)
         .unwrap_or_else(|| model.config.n_ctx_train.clamp(1, DEFAULT_CTX));
     // The memory plan decides before anything large is allocated: a model
     // that does not fit is refused with the numbers and the way out, and
@@ -403,7 +495,9 @@ fn load_model(
         load_duration: t0.elapsed(),
         bytes,
         file_size: meta.len(),
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        modified,
+        digest,
+        config: entry.map(|e| e.config).unwrap_or_default(),
         life: Mutex::new(Life {
             active: 0,
             last_used: Instant::now(),

@@ -54,10 +54,21 @@ pub struct Common {
 
 impl Common {
     fn params(&self, default_max: Option<usize>) -> Result<GenParams, ApiError> {
+        self.params_over(default_max, None)
+    }
+
+    /// [`params`](Common::params) over a model's Modelfile settings (`base`).
+    fn params_over(
+        &self,
+        default_max: Option<usize>,
+        base: Option<GenParams>,
+    ) -> Result<GenParams, ApiError> {
         if self.n.is_some_and(|n| n != 1) {
             return Err(ApiError::bad_request("only n = 1 is supported"));
         }
-        let mut s = default_sampler();
+        let default_max = base.as_ref().and_then(|b| b.max_tokens).or(default_max);
+        let base_stop = base.as_ref().map(|b| b.stop.clone()).unwrap_or_default();
+        let mut s = base.map_or_else(default_sampler, |b| b.sampler);
         if let Some(v) = self.temperature {
             s.temperature = v;
         }
@@ -80,7 +91,9 @@ impl Common {
         if let Some(v) = self.presence_penalty {
             s.presence_penalty = v;
         }
-        s.seed = seed(self.seed);
+        if self.seed.is_some() {
+            s.seed = seed(self.seed);
+        }
         s.validate()
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let max_tokens = match self.max_completion_tokens.or(self.max_tokens) {
@@ -96,7 +109,7 @@ impl Common {
             .stop
             .clone()
             .map(OneOrMany::into_vec)
-            .unwrap_or_default();
+            .unwrap_or(base_stop);
         check_stops(&stop)?;
         Ok(GenParams {
             sampler: s,
@@ -345,7 +358,8 @@ pub async fn chat(
     if r.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty"));
     }
-    let mut params = c.params(None)?;
+    let default_max = None;
+    let mut params = c.params(default_max)?;
     let choice = tools::parse_tool_choice(r.tool_choice.as_ref())?;
     let names = tools::tool_names(&r.tools)?;
     if let ToolChoice::Named(n) = &choice {
@@ -375,6 +389,9 @@ pub async fn chat(
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = &use_.model;
+    if let Some(o) = crate::modelfile::options(m, &Default::default())? {
+        params = c.params_over(default_max, Some(o.to_params()?))?;
+    }
     let constraint = structured::constraint(grammar.as_ref(), m);
     let text = prompt::render_chat(m, &msgs)?;
     let n_ctx = m.engine.n_ctx();
@@ -432,9 +449,13 @@ pub async fn completions(
         return Err(ApiError::bad_request("prompt must not be empty"));
     }
     // OpenAI's default for this endpoint.
-    let mut params = c.params(Some(16))?;
+    let default_max = Some(16);
+    let mut params = c.params(default_max)?;
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = &use_.model;
+    if let Some(o) = crate::modelfile::options(m, &Default::default())? {
+        params = c.params_over(default_max, Some(o.to_params()?))?;
+    }
     let n_ctx = m.engine.n_ctx();
     let fitted = prompt::fit(m, prompt::tokenize(m, &text), n_ctx, c.truncate)?;
     let room = n_ctx - fitted.tokens.len();
@@ -521,10 +542,23 @@ fn model_obj(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": now_secs(), "owned_by": "hearth"})
 }
 
+/// Every model this server can answer with: the store's (as Ollama lists
+/// them), then the ones it knows by path or loaded.
 async fn names(st: &AppState) -> Vec<String> {
-    let mut v: Vec<String> = st.models.known().into_iter().map(|(n, _)| n).collect();
+    let mut v: Vec<String> = Vec::new();
+    if let Some(store) = st.models.store().cloned() {
+        let listed = tokio::task::spawn_blocking(move || store.list().unwrap_or_default())
+            .await
+            .unwrap_or_default();
+        v.extend(listed.iter().map(|m| m.name.clone()));
+    }
+    for (n, _) in st.models.known() {
+        if !v.iter().any(|x| crate::display_name(x) == n) {
+            v.push(n);
+        }
+    }
     for m in st.models.loaded().await {
-        if !v.contains(&m.name) {
+        if !v.iter().any(|x| crate::display_name(x) == m.name) {
             v.push(m.name.clone());
         }
     }
@@ -543,7 +577,7 @@ pub async fn model(
     if names(&st)
         .await
         .iter()
-        .any(|n| *n == crate::display_name(&id))
+        .any(|n| crate::display_name(n) == crate::display_name(&id))
         || st.models.locate(&id).is_ok()
     {
         Ok(Json(model_obj(&crate::display_name(&id))))

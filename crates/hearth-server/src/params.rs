@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Request};
 use hearth_engine::GenParams;
 use hearth_sample::SamplerConfig;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -119,7 +119,7 @@ pub fn parse_duration(s: &str) -> Option<f64> {
 }
 
 /// A string or a list of strings (`stop`, `input`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -137,7 +137,7 @@ impl OneOrMany {
 
 /// Ollama's `options` (the subset hearth acts on; unknown keys are
 /// accepted and ignored as Ollama does).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Options {
     pub temperature: Option<f32>,
     pub top_k: Option<i64>,

@@ -48,8 +48,8 @@ pub use modelfile::{ConfigMessage, ModelConfig, Modelfile};
 pub use name::{HfRef, ModelName};
 pub use pull::{pull, Progress, PullOptions};
 pub use store::{
-    default_root, gguf_facts, hash_file, name_from_file, parse_sha256, GgufFacts, Manifest, Source,
-    Store, Verified,
+    capabilities, default_root, file_type_of, gguf_facts, hash_file, name_from_file, parse_sha256,
+    GgufFacts, Manifest, Source, Store, Verified,
 };
 
 /// What a MODEL argument means: an existing file is itself; anything else

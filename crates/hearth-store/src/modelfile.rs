@@ -436,8 +436,8 @@ impl Store {
                 .unwrap_or_else(|| PathBuf::from(from)),
             None => base_dir.join(from),
         };
-        let looks_like_path = from.starts_with(['/', '.', '~'])
-            || from.to_ascii_lowercase().ends_with(".gguf");
+        let looks_like_path =
+            from.starts_with(['/', '.', '~']) || from.to_ascii_lowercase().ends_with(".gguf");
         let mut m = if expanded.is_file() {
             let mut m = self.import(&expanded, Some(&target.to_string()))?;
             m.sources.truncate(1);
@@ -463,6 +463,26 @@ impl Store {
     }
 }
 
+/// A conversation of `(role, content)` messages rendered with a one-turn
+/// template: the system messages joined, each user message paired with
+/// the assistant reply after it (see [`render_turns`]).
+pub fn render_conversation<'a>(
+    t: &str,
+    messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> std::result::Result<String, String> {
+    let mut system: Vec<&str> = Vec::new();
+    let mut turns: Vec<(String, Option<String>)> = Vec::new();
+    for (role, content) in messages {
+        match (role, turns.last_mut()) {
+            ("system", _) => system.push(content),
+            ("assistant", Some((_, reply @ None))) => *reply = Some(content.to_string()),
+            ("assistant", _) => turns.push((String::new(), Some(content.to_string()))),
+            _ => turns.push((content.to_string(), None)),
+        }
+    }
+    render_turns(t, &system.join("\n"), &turns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,7 +501,10 @@ mod tests {
         assert_eq!(c.template.as_deref(), Some("{{ .System }} {{ .Prompt }}"));
         assert_eq!(c.parameters["temperature"], serde_json::json!(0.5));
         assert_eq!(c.parameters["num_ctx"], serde_json::json!(1024));
-        assert_eq!(c.parameters["stop"], serde_json::json!(["<|im_end|>", "END"]));
+        assert_eq!(
+            c.parameters["stop"],
+            serde_json::json!(["<|im_end|>", "END"])
+        );
         assert_eq!(c.messages.len(), 2);
         assert_eq!(c.messages[1].content, "Arr.\nArr!");
         assert_eq!(c.license, vec!["MIT".to_string()]);
@@ -526,5 +549,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, "<s>sys|a|b</s><s>|c|");
+        let s2 = render_conversation(
+            t,
+            [
+                ("system", "sys"),
+                ("user", "a"),
+                ("assistant", "b"),
+                ("user", "c"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s2, s);
     }
 }
