@@ -30,14 +30,54 @@ pub fn model_path(arg: &Path) -> Result<PathBuf> {
 pub fn load(arg: &Path) -> Result<Loaded> {
     let t0 = Instant::now();
     let path = &model_path(arg)?;
-    let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
-    let tokenizer = Tokenizer::from_gguf(model.file())
-        .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+    let what = format!("loading {}", arg.display());
+    let (model, tokenizer) = with_spinner(&what, || -> Result<_> {
+        let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
+        let tokenizer = Tokenizer::from_gguf(model.file())
+            .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+        Ok((model, tokenizer))
+    })?;
     Ok(Loaded {
         model,
         tokenizer,
         load_time: t0.elapsed(),
     })
+}
+
+/// Runs `work`; on a terminal, when it takes longer than a second, a
+/// spinner with `message` turns on stderr until it is done.
+pub fn with_spinner<T>(message: &str, work: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    use std::sync::{Condvar, Mutex};
+    if !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = Arc::new((Mutex::new(false), Condvar::new()));
+    let flag = done.clone();
+    let message = message.to_string();
+    let spinner = std::thread::spawn(move || {
+        let (lock, cv) = &*flag;
+        let Ok(g) = lock.lock() else { return };
+        let Ok((g, _)) = cv.wait_timeout_while(g, Duration::from_secs(1), |d| !*d) else {
+            return;
+        };
+        if *g {
+            return;
+        }
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(message);
+        pb.enable_steady_tick(Duration::from_millis(100));
+        drop(cv.wait_while(g, |d| !*d));
+        pb.finish_and_clear();
+    });
+    let out = work();
+    let (lock, cv) = &*done;
+    if let Ok(mut d) = lock.lock() {
+        *d = true;
+    }
+    cv.notify_all();
+    let _ = spinner.join();
+    out
 }
 
 /// Threads to use: the number given, else the machine's physical cores

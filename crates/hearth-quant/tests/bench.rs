@@ -91,7 +91,7 @@ fn vec_dot_speed() {
 fn vec_dot_multi_speed() {
     use hearth_quant::GgmlType as T;
     let Some(k) = avx2_kernels() else {
-        eprintln!("skipping: no AVX2");
+        hearth_testdata::skip("no AVX2");
         return;
     };
     let (rows, cols) = (64, 16);
@@ -164,7 +164,7 @@ fn vec_dot_multi_speed() {
 fn vec_dot_tile_speed() {
     use hearth_quant::GgmlType as T;
     let Some(k) = avx2_kernels() else {
-        eprintln!("skipping: no AVX2");
+        hearth_testdata::skip("no AVX2");
         return;
     };
     let (rows, cols) = (64, 16);
@@ -223,7 +223,7 @@ fn vec_dot_tile_speed() {
 fn vec_dot_tile_avx512_vs_avx2() {
     use hearth_quant::GgmlType as T;
     let (Some(k2), Some(k5)) = (avx2_kernels(), avx512_kernels()) else {
-        eprintln!("skipping: no AVX-512 tier on this CPU");
+        hearth_testdata::skip("no AVX-512 tier on this CPU");
         return;
     };
     let (rows, cols) = (64, 16);

@@ -19,7 +19,7 @@ fn simd_tiers() -> Vec<&'static Kernels> {
         .flatten()
         .collect();
     if tiers.is_empty() {
-        eprintln!("skipping: this CPU has no SIMD tier hearth-quant implements");
+        hearth_testdata::skip("this CPU has no SIMD tier hearth-quant implements");
     }
     tiers
 }

@@ -468,6 +468,15 @@ pub async fn embeddings(
     Ok(Json(json!({ "embedding": vecs.pop().unwrap_or_default() })).into_response())
 }
 
+/// [`details`] with the parent a Modelfile named.
+pub(crate) fn details_of(file: &GgufFile, config: &hearth_store::ModelConfig) -> Value {
+    let mut d = details(file);
+    if let Some(p) = &config.parent {
+        d["parent_model"] = json!(p);
+    }
+    d
+}
+
 /// Ollama's `details` of a model file.
 pub(crate) fn details(file: &GgufFile) -> Value {
     let family = file.architecture().unwrap_or("unknown").to_string();
@@ -532,6 +541,9 @@ pub async fn tags(State(st): State<AppState>) -> Json<Value> {
                 store_names.insert(display_name(&m.name));
                 let path = store.blob_path(&m.sha256);
                 if let Some(mut e) = file_entry(&m.name, &path) {
+                    if let Some(p) = &m.config.parent {
+                        e["details"]["parent_model"] = json!(p);
+                    }
                     e["digest"] = json!(m.sha256);
                     e["modified_at"] = json!(rfc3339(
                         SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(m.created)
@@ -565,7 +577,7 @@ fn ps_entry(m: &LoadedModel) -> Value {
         "model": m.name,
         "size": m.bytes,
         "digest": m.digest,
-        "details": details(m.model.file()),
+        "details": details_of(m.model.file(), &m.config),
         "expires_at": rfc3339(expires),
         "size_vram": 0,
         "context_length": m.engine.n_ctx(),

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use std::time::SystemTime;
 
 use crate::error::ApiError;
-use crate::ollama::{details, NameReq};
+use crate::ollama::{details_of, NameReq};
 use crate::params::JsonBody;
 use crate::prompt::rfc3339;
 use crate::AppState;
@@ -73,10 +73,7 @@ pub async fn show(
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH),
         };
-        let mut details = details(&file);
-        if let Some(p) = &config.parent {
-            details["parent_model"] = json!(p);
-        }
+        let details = details_of(&file, &config);
         let mut v = json!({
             "license": license,
             "modelfile": config.to_modelfile(&path.display().to_string()),

@@ -156,6 +156,11 @@ fn values(v: &Value) -> Vec<String> {
     match v {
         Value::Array(a) => a.iter().flat_map(values).collect(),
         Value::String(s) => vec![format!("\"{}\"", s.replace('"', "\\\""))],
+        // 0.0 reads as 0, as Ollama writes it.
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => vec![format!("{}", x as i64)],
+            _ => vec![n.to_string()],
+        },
         other => vec![other.to_string()],
     }
 }

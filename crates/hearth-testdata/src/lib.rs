@@ -65,11 +65,46 @@ pub fn model_file(file_name: &str) -> Option<PathBuf> {
             p.display()
         );
     }
-    eprintln!(
-        "skipping: {} not found (run scripts/fetch-models.sh)",
+    skip(&format!(
+        "{} not found (run scripts/fetch-models.sh)",
         p.display()
-    );
+    ));
     None
+}
+
+/// Says that the running test skips, and why: on stderr, and as a line
+/// `TEST: WHY` appended to the file `$HEARTH_SKIP_LOG` names (set by
+/// scripts/test.sh, which lists and counts them at the end), so no skip
+/// goes unseen.
+pub fn skip(why: &str) {
+    eprintln!("skipping: {why}");
+    let Some(log) = std::env::var_os("HEARTH_SKIP_LOG") else {
+        return;
+    };
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| match s.rsplit_once('-') {
+            Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+            _ => s,
+        })
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("{binary}::{test}: {}\n", why.replace('\n', " "));
+    use std::io::Write;
+    // One append of one short line: lines of tests running at once do not mix.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "could not record the skip in {}: {e}",
+            log.to_string_lossy()
+        );
+    }
 }
 
 /// The repository's `testdata/` folder.

@@ -40,7 +40,7 @@ pub fn offline_command(
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("`unshare -n` is not permitted here; the offline tests need it under CI");
         }
-        eprintln!("skipping: `unshare -n` is not permitted here");
+        crate::skip("`unshare -n` is not permitted here");
         return None;
     }
     let trace = has_strace().then(|| trace_dir.join("net.trace"));

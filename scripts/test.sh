@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's test command: fetches everything the tests need (the real
+# models, also installed into the store as `smollm2` and `gemma3:270m`,
+# and the Python venv with the official clients), runs the whole suite,
+# then lists every test that skipped itself and why (0 on a machine with
+# everything fetched). Under CI=true a missing model or venv is a failure,
+# never a skip.
+#
+# Usage: scripts/test.sh [extra `cargo test` arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci() { [ "${CI:-}" = true ]; }
+
+# Fetching needs PyPI; outside CI a failure leaves the tests to skip (and
+# be listed below) rather than not run at all.
+cargo build --release --bin hearth
+export HEARTH_BIN="$PWD/target/release/hearth"
+if ! scripts/fetch-models.sh; then
+  ci && exit 1
+  echo "test.sh: fetching the models failed; the tests that need them will skip" >&2
+fi
+if ! scripts/client-venv.sh >/dev/null; then
+  ci && exit 1
+  echo "test.sh: making the client venv failed; the client tests will skip" >&2
+fi
+
+skips="$(mktemp)"
+trap 'rm -f "$skips"' EXIT
+export HEARTH_SKIP_LOG="$skips"
+status=0
+cargo test --workspace --release --no-fail-fast "$@" || status=$?
+
+n=$(grep -c . "$skips" || true)
+echo
+echo "skipped: $n test(s)"
+sort "$skips" | sed 's/^/  /'
+exit "$status"
