@@ -133,15 +133,7 @@ pub fn context(model: &Model, requested: Option<Ctx>, kv: KvType) -> Result<usiz
                 hearth_plan::MAX_CTX
             )
         }
-        Some(Ctx::Tokens(n)) => {
-            let trained = model.config.n_ctx_train;
-            if n > trained {
-                eprintln!(
-                    "warning: a context of {n} tokens is beyond the {trained} the model was trained for; its output may lose coherence past them"
-                );
-            }
-            Ok(n)
-        }
+        Some(Ctx::Tokens(n)) => Ok(n),
         Some(Ctx::Auto) => {
             let name = model.file().get("general.name").and_then(|v| v.as_str());
             Ok(fit(model, name.unwrap_or("the model"), Ctx::Auto, kv)?.n_ctx)
@@ -177,6 +169,12 @@ pub fn checked_state(
     threads: usize,
 ) -> Result<State> {
     fit(model, name, Ctx::Tokens(n_ctx), kv)?;
+    let trained = model.config.n_ctx_train;
+    if n_ctx > trained {
+        eprintln!(
+            "warning: a context of {n_ctx} tokens is beyond the {trained} the model was trained for; its output may lose coherence past them"
+        );
+    }
     Ok(State::try_new(
         model,
         n_ctx,

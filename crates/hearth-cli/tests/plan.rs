@@ -339,7 +339,10 @@ fn plan_bad_input_is_a_clear_error() {
             "--ctx must be at least 1",
         );
         assert_clean_error(
-            &hearth(&[cmd, path, "--ctx", "99999999"], &[]),
+            &hearth(
+                &[cmd, path, "--ctx", "99999999", "hi"][..if cmd == "run" { 5 } else { 4 }],
+                &[],
+            ),
             "larger than hearth supports",
         );
     }

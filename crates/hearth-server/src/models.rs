@@ -447,6 +447,14 @@ fn load_model(
         .n_ctx
         .or(modelfile_ctx)
         .unwrap_or_else(|| model.config.n_ctx_train.clamp(1, DEFAULT_CTX));
+    if n_ctx > model.config.n_ctx_train {
+        tracing::warn!(
+            model = %name,
+            n_ctx,
+            trained = model.config.n_ctx_train,
+            "the context is beyond the length the model was trained for; its output may lose coherence past it"
+        );
+    }
     // The memory plan decides before anything large is allocated: a model
     // that does not fit is refused with the numbers and the way out, and
     // without --parallel the server takes as many sequences (up to the

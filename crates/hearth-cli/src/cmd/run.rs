@@ -15,7 +15,7 @@ use crate::common;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The model: a store name (`hearth list`) or a path to a GGUF file.
+    /// The model: a store name or a path to a GGUF file (`hearth list` shows the names).
     pub model: String,
     /// The prompt. Without it (and with a terminal) hearth starts a chat;
     /// piped standard input is read as the prompt.

@@ -199,8 +199,13 @@ impl Session {
         };
         let model = &self.loaded.model;
         let n_ctx = common::context(model, ctx, self.setup.kv)?;
+        // Messages name a file by its file name, a store model by its name.
+        let shown = Path::new(&self.name)
+            .file_name()
+            .filter(|_| Path::new(&self.name).exists())
+            .map_or_else(|| self.name.clone(), |n| n.to_string_lossy().into_owned());
         self.state =
-            common::checked_state(model, &self.name, n_ctx, self.setup.kv, self.setup.threads)?;
+            common::checked_state(model, &shown, n_ctx, self.setup.kv, self.setup.threads)?;
         Ok(())
     }
 
