@@ -139,10 +139,12 @@ fn parameter(name: &str, v: &Value, out: &mut Map<String, Value>) -> Result<(), 
     };
     let mut values = Vec::new();
     for t in texts {
-        values.push(
-            modelfile::parse_value(kind, &t)
+        values.push(match kind {
+            // JSON strings are taken as they are (no Modelfile quoting).
+            modelfile::Kind::List if !t.is_empty() => Value::String(t),
+            _ => modelfile::parse_value(kind, &t)
                 .map_err(|e| ApiError::bad_request(format!("parameter {name}: {e}")))?,
-        );
+        });
     }
     let value = match kind {
         modelfile::Kind::List => Value::Array(values),
