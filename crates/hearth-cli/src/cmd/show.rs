@@ -44,8 +44,8 @@ pub fn main(a: ShowArgs) -> Result<()> {
         .map(|m| m.config.clone())
         .unwrap_or_default();
     if a.modelfile {
-        print!(
-            "# Modelfile of {}, printed by `hearth show --modelfile`\n",
+        println!(
+            "# Modelfile of {}, printed by `hearth show --modelfile`",
             a.model
         );
         print!("{}", config.to_modelfile(&path.display().to_string()));
