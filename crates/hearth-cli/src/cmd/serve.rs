@@ -152,10 +152,12 @@ pub fn main(a: ServeArgs) -> Result<()> {
             {
                 bail!("model file {m} does not exist");
             }
+            let spinner = common::Spinner::after_a_second(&format!("loading {m}"));
             let name = state
                 .preload(m)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading {m}: {e}"))?;
+            drop(spinner);
             eprintln!("loaded {m} as '{name}'");
         }
         state.spawn_reaper();

@@ -75,6 +75,24 @@ pub fn store_config(name: &str) -> ModelConfig {
         .unwrap_or_default()
 }
 
+/// hearth's defaults before any layer: llama.cpp's for one prompt (no
+/// repeat penalty, no length cap, so `hearth run` matches llama.cpp
+/// token for token); Ollama's in a chat (repeat penalty 1.1 over the last
+/// 64 tokens) with at most [`CHAT_NUM_PREDICT`] tokens per reply.
+fn defaults(chat: bool) -> GenParams {
+    GenParams {
+        sampler: SamplerConfig {
+            repeat_penalty: if chat { 1.1 } else { 1.0 },
+            repeat_last_n: 64,
+            ..SamplerConfig::default()
+        },
+        max_tokens: chat.then_some(CHAT_NUM_PREDICT),
+        stop: Vec::new(),
+        context_shift: false,
+        n_keep: 0,
+    }
+}
+
 /// Sets one option (an Ollama option name) on the generation settings.
 /// `num_ctx` is not one of them: it sizes the state.
 pub fn apply_option(p: &mut GenParams, name: &str, v: &Value) -> Result<()> {
@@ -164,16 +182,9 @@ impl Session {
 
     /// Generation settings from the defaults and every layer.
     pub fn rebuild_params(&mut self) -> Result<()> {
-        let mut p = GenParams {
-            sampler: SamplerConfig {
-                repeat_penalty: if self.setup.chat { 1.1 } else { 1.0 },
-                ..SamplerConfig::default()
-            },
-            max_tokens: self.setup.chat.then_some(CHAT_NUM_PREDICT),
-            stop: Vec::new(),
-            context_shift: self.setup.context_shift,
-            n_keep: self.setup.keep + usize::from(self.loaded.tokenizer.add_bos()),
-        };
+        let mut p = defaults(self.setup.chat);
+        p.context_shift = self.setup.context_shift;
+        p.n_keep = self.setup.keep + usize::from(self.loaded.tokenizer.add_bos());
         for layer in self.layers() {
             for (k, v) in layer {
                 apply_option(&mut p, k, v)?;
@@ -383,5 +394,41 @@ impl<W: Write> Write for EndsWithNewline<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn chat_defaults_are_ollamas_and_layers_override() {
+        let chat = defaults(true);
+        assert_eq!(chat.sampler.repeat_penalty, 1.1);
+        assert_eq!(chat.sampler.repeat_last_n, 64);
+        assert_eq!(chat.max_tokens, Some(1024));
+        let once = defaults(false);
+        assert_eq!(once.sampler.repeat_penalty, 1.0);
+        assert_eq!(once.max_tokens, None);
+        let mut p = defaults(true);
+        for (k, v) in [
+            ("temperature", json!(0)),
+            ("num_predict", json!(-1)),
+            ("stop", json!(["a", "b"])),
+            ("seed", json!(-1)),
+            ("top_k", json!(5)),
+        ] {
+            apply_option(&mut p, k, &v).unwrap();
+        }
+        assert_eq!(p.sampler.temperature, 0.0);
+        assert_eq!(p.max_tokens, None);
+        assert_eq!(p.stop, ["a", "b"]);
+        assert_eq!(p.sampler.seed, None);
+        assert_eq!(p.sampler.top_k, 5);
+        assert!(apply_option(&mut p, "top_k", &json!(-1)).is_err());
+        assert!(apply_option(&mut p, "num_predict", &json!(-5)).is_err());
+        assert!(apply_option(&mut p, "mirostat", &json!(1)).is_err());
     }
 }
