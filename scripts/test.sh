@@ -26,13 +26,19 @@ if ! scripts/client-venv.sh >/dev/null; then
 fi
 
 skips="$(mktemp)"
-trap 'rm -f "$skips"' EXIT
+log="$(mktemp)"
+trap 'rm -f "$skips" "$log"' EXIT
 export HEARTH_SKIP_LOG="$skips"
 status=0
-cargo test --workspace --release --no-fail-fast "$@" || status=$?
+cargo test --workspace --release --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
 n=$(grep -c . "$skips" || true)
 echo
 echo "skipped: $n test(s)"
 sort "$skips" | sed 's/^/  /'
+# #[ignore]d tests are the speed benchmarks (timings are never asserted);
+# `cargo test --release -- --ignored` runs them.
+ignored=$(grep -E '\.\.\. ignored$' "$log" | sed -E 's/^test (.*) \.\.\. ignored$/\1/' || true)
+echo "ignored (benchmarks, run with -- --ignored): $(grep -c . <<<"$ignored" || true)"
+[ -z "$ignored" ] || sed 's/^/  /' <<<"$ignored"
 exit "$status"

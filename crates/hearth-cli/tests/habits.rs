@@ -159,6 +159,14 @@ fn create_show_list_and_stop() {
     ] {
         assert!(shown.contains(line), "{line:?} not in:\n{shown}");
     }
+    let human = ok(&hearth(&store, &["show", "tiny2"]));
+    for part in [
+        "  System\n    Be brief.\n    Very.",
+        "  License\n    MIT",
+        "temperature",
+    ] {
+        assert!(human.contains(part), "{part:?} not in:\n{human}");
+    }
     let v: serde_json::Value =
         serde_json::from_str(&ok(&hearth(&store, &["show", "tiny2", "--json"]))).expect("json");
     assert_eq!(

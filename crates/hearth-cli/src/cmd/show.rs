@@ -102,16 +102,26 @@ pub fn main(a: ShowArgs) -> Result<()> {
         _ => hearth_store::hash_file(&path)?.0,
     };
     println!("    sha256              {sha}");
-    if let Some(l) = f.get("general.license").and_then(|v| v.as_str()) {
-        println!();
-        println!("  License");
-        println!("    {l}");
-    }
-    if let Some(t) = f.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
-        println!();
-        println!("  Template");
-        for line in t.lines() {
-            println!("    {line}");
+    // A Modelfile's licence and template replace the file's.
+    let license = match config.license.is_empty() {
+        false => Some(config.license.join("\n")),
+        true => f
+            .get("general.license")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+    };
+    let template = config.template.clone().or_else(|| {
+        f.get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    });
+    for (title, text) in [("License", license), ("Template", template)] {
+        if let Some(t) = text {
+            println!();
+            println!("  {title}");
+            for line in t.lines() {
+                println!("    {line}");
+            }
         }
     }
     if let Some(sys) = &config.system {
