@@ -20,6 +20,11 @@ use tower::ServiceExt;
 /// The service with a store holding the synthetic model as `base`, the
 /// file also preloaded by its path; with the blob's sha256.
 async fn app() -> (Router, String, tempfile::TempDir) {
+    app_ctx(Some(128)).await
+}
+
+/// [`app`] with `--ctx` as given.
+async fn app_ctx(n_ctx: Option<usize>) -> (Router, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("synth.gguf");
     std::fs::write(&file, build(&SynthSpec::new(Arch::Llama))).unwrap();
@@ -28,7 +33,7 @@ async fn app() -> (Router, String, tempfile::TempDir) {
     let cfg = ServerConfig {
         engine: EngineDefaults {
             n_parallel: Some(1),
-            n_ctx: Some(128),
+            n_ctx,
             kv: KvType::F32,
             threads: 1,
             max_queue: 4,
@@ -121,6 +126,21 @@ async fn create_show_and_the_settings_applied() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["eval_count"].as_u64().unwrap() <= 3, "{v}");
+    // The prompt held the system message and the example messages.
+    let (_, text) = call(
+        &app,
+        Method::POST,
+        "/detokenize",
+        Some(json!({"model": "tiny", "tokens": v["context"]})),
+    )
+    .await;
+    let prompt = text["content"].as_str().unwrap();
+    for part in ["Be brief.", "hi", "yo", "hello"] {
+        assert!(
+            prompt.contains(part),
+            "{part:?} not in the prompt {prompt:?}"
+        );
+    }
     // The request's own options still win.
     let (_, v) = call(
         &app,
@@ -171,6 +191,27 @@ async fn create_show_and_the_settings_applied() {
         "{v}"
     );
 
+    // A TEMPLATE takes the chat template's place.
+    let body = json!({"model": "tpl", "from": "tiny", "template": "<<{{ .System }}|{{ .Prompt }}>>", "stream": false});
+    let (s, _) = call(&app, Method::POST, "/api/create", Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = call(
+        &app,
+        Method::POST,
+        "/api/generate",
+        Some(json!({"model": "tpl", "prompt": "hello", "stream": false})),
+    )
+    .await;
+    let (_, text) = call(
+        &app,
+        Method::POST,
+        "/detokenize",
+        Some(json!({"model": "tpl", "tokens": v["context"]})),
+    )
+    .await;
+    let prompt = text["content"].as_str().unwrap();
+    assert!(prompt.contains("<<Be brief.|hello>>"), "{prompt:?}");
+
     // The older form: Modelfile text; streamed, ending in success.
     let (s, v) = call(
         &app,
@@ -212,7 +253,10 @@ async fn create_show_and_the_settings_applied() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["base:latest", "t2:latest", "tiny:latest"]);
+    assert_eq!(
+        ids,
+        ["base:latest", "t2:latest", "tiny:latest", "tpl:latest"]
+    );
     let (s, _) = call(&app, Method::GET, "/v1/models/t2", None).await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -274,5 +318,32 @@ async fn create_refusals_are_clear() {
         assert_eq!(s.as_u16(), status, "{body}: {v}");
         let msg = v["error"].as_str().unwrap_or_default();
         assert!(msg.contains(needle), "{body}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn a_modelfile_num_ctx_sizes_the_model_unless_ctx_does() {
+    for (ctx, want) in [(None, 64), (Some(128), 128)] {
+        let (app, _, _d) = app_ctx(ctx).await;
+        let body = json!({"model": "short", "from": "base", "parameters": {"num_ctx": 64}, "stream": false});
+        let (s, _) = call(&app, Method::POST, "/api/create", Some(body)).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = call(
+            &app,
+            Method::POST,
+            "/api/generate",
+            Some(json!({"model": "short"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, ps) = call(&app, Method::GET, "/api/ps", None).await;
+        let short = ps["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "short")
+            .cloned()
+            .unwrap();
+        assert_eq!(short["context_length"], json!(want), "--ctx {ctx:?}");
     }
 }
