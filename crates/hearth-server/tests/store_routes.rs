@@ -69,6 +69,18 @@ async fn call(app: &Router, method: Method, uri: &str, body: Option<Value>) -> (
     (status, v)
 }
 
+/// `/api/generate` of "hello" with `model`: the answer and the text of
+/// the prompt it evaluated (its `context`, detokenized).
+async fn generate(app: &Router, model: &str) -> (Value, String) {
+    let body = json!({"model": model, "prompt": "hello", "stream": false});
+    let (s, v) = call(app, Method::POST, "/api/generate", Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let tokens = json!({"model": model, "tokens": v["context"]});
+    let (_, text) = call(app, Method::POST, "/detokenize", Some(tokens)).await;
+    let prompt = text["content"].as_str().unwrap().to_string();
+    (v, prompt)
+}
+
 #[tokio::test]
 async fn a_file_loaded_by_path_is_its_store_entry() {
     let (app, sha, _d) = app().await;
@@ -117,24 +129,9 @@ async fn create_show_and_the_settings_applied() {
     )
     .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"status": "success"})));
-    let (s, v) = call(
-        &app,
-        Method::POST,
-        "/api/generate",
-        Some(json!({"model": "tiny", "prompt": "hello", "stream": false})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let (v, prompt) = generate(&app, "tiny").await;
     assert!(v["eval_count"].as_u64().unwrap() <= 3, "{v}");
     // The prompt held the system message and the example messages.
-    let (_, text) = call(
-        &app,
-        Method::POST,
-        "/detokenize",
-        Some(json!({"model": "tiny", "tokens": v["context"]})),
-    )
-    .await;
-    let prompt = text["content"].as_str().unwrap();
     for part in ["Be brief.", "hi", "yo", "hello"] {
         assert!(
             prompt.contains(part),
@@ -195,21 +192,7 @@ async fn create_show_and_the_settings_applied() {
     let body = json!({"model": "tpl", "from": "tiny", "template": "<<{{ .System }}|{{ .Prompt }}>>", "stream": false});
     let (s, _) = call(&app, Method::POST, "/api/create", Some(body)).await;
     assert_eq!(s, StatusCode::OK);
-    let (_, v) = call(
-        &app,
-        Method::POST,
-        "/api/generate",
-        Some(json!({"model": "tpl", "prompt": "hello", "stream": false})),
-    )
-    .await;
-    let (_, text) = call(
-        &app,
-        Method::POST,
-        "/detokenize",
-        Some(json!({"model": "tpl", "tokens": v["context"]})),
-    )
-    .await;
-    let prompt = text["content"].as_str().unwrap();
+    let (_, prompt) = generate(&app, "tpl").await;
     assert!(prompt.contains("<<Be brief.|hello>>"), "{prompt:?}");
 
     // The older form: Modelfile text; streamed, ending in success.
