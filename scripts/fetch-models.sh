@@ -7,8 +7,15 @@
 # checked against its sha256 and only then moved into place, so a partial or
 # corrupt download never sits where a test or user would pick it up.
 #
+# Each model is then put into the model store (~/.hearth/models, or
+# HEARTH_MODELS) under a short name, `smollm2` and `gemma3:270m`, with
+# `hearth import` (a hard link where the file system allows), so
+# `hearth run smollm2` works at once. The hearth binary is HEARTH_BIN, else
+# target/release/hearth, built when missing. HEARTH_NO_STORE=1 skips this.
+#
 # Usage: scripts/fetch-models.sh [smollm2] [gemma3]   (default: both)
 set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 CACHE="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}"
 mkdir -p "$CACHE"
@@ -69,11 +76,26 @@ fetch_gemma3() {
   echo "gemma3: $out"
 }
 
+hearth_bin() {
+  if [ -n "${HEARTH_BIN:-}" ]; then echo "$HEARTH_BIN"; return; fi
+  if [ ! -x "$ROOT/target/release/hearth" ]; then
+    echo "building hearth to install the models into the store" >&2
+    (cd "$ROOT" && cargo build --release --bin hearth >&2)
+  fi
+  echo "$ROOT/target/release/hearth"
+}
+
+# install FILE NAME: puts the file into the store as NAME.
+install() {
+  [ "${HEARTH_NO_STORE:-}" = 1 ] && return
+  "$(hearth_bin)" import "$1" --name "$2"
+}
+
 models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3)
 for m in "${models[@]}"; do
   case "$m" in
-    smollm2) fetch_smollm2 ;;
-    gemma3) fetch_gemma3 ;;
+    smollm2) fetch_smollm2; install "$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf" smollm2 ;;
+    gemma3) fetch_gemma3; install "$CACHE/gemma-3-270m-q4_k_m.gguf" gemma3:270m ;;
     *) echo "unknown model '$m' (known: smollm2 gemma3)" >&2; exit 2 ;;
   esac
 done

@@ -44,3 +44,8 @@ def hearth_run(hearth_bin, model_path, prompt, deterministic=False, n_predict=32
     if deterministic:
         args.append("--deterministic")
     return subprocess.run(args, capture_output=True, check=True, timeout=300).stdout.decode()
+
+
+def printed(text):
+    """The text as `hearth run` prints it: ending with a newline."""
+    return text if text.endswith("\n") else text + "\n"

@@ -9,7 +9,7 @@ import ollama
 import openai
 import pytest
 
-from helpers import hearth_run, ndjson
+from helpers import hearth_run, ndjson, printed
 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed"])
@@ -129,7 +129,7 @@ def generate_raw(oc, model, prompt):
 
 @pytest.mark.parametrize("prompt", PARITY_PROMPTS)
 def test_generate_raw_greedy_equals_hearth_run(oc, model, model_path, hearth_bin, prompt):
-    assert generate_raw(oc, model, prompt) == hearth_run(hearth_bin, model_path, prompt)
+    assert printed(generate_raw(oc, model, prompt)) == hearth_run(hearth_bin, model_path, prompt)
 
 
 # Batched and prefix-cached requests against the same: test_parity.py.

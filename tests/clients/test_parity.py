@@ -14,7 +14,7 @@ import asyncio
 
 import httpx
 
-from helpers import hearth_run
+from helpers import hearth_run, printed
 
 PROMPTS = [
     "The capital of France is",
@@ -62,8 +62,8 @@ def _twice_in_a_row(base_url, model):
 
 def _measure(base_url, model, model_path, hearth_bin, deterministic):
     alone = [hearth_run(hearth_bin, model_path, p, deterministic, N_PREDICT) for p in PROMPTS]
-    batched = asyncio.run(_all_at_once(base_url, model))
-    cached = _twice_in_a_row(base_url, model)
+    batched = [printed(t) for t in asyncio.run(_all_at_once(base_url, model))]
+    cached = [printed(t) for t in _twice_in_a_row(base_url, model)]
     n = len(PROMPTS)
     same_batched = sum(a == b for a, b in zip(alone, batched))
     same_cached = sum(a == c for a, c in zip(alone, cached))

@@ -30,14 +30,81 @@ pub fn model_path(arg: &Path) -> Result<PathBuf> {
 pub fn load(arg: &Path) -> Result<Loaded> {
     let t0 = Instant::now();
     let path = &model_path(arg)?;
-    let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
-    let tokenizer = Tokenizer::from_gguf(model.file())
-        .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+    let what = format!("loading {}", arg.display());
+    let (model, tokenizer) = with_spinner(&what, || -> Result<_> {
+        let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
+        let tokenizer = Tokenizer::from_gguf(model.file())
+            .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+        Ok((model, tokenizer))
+    })?;
     Ok(Loaded {
         model,
         tokenizer,
         load_time: t0.elapsed(),
     })
+}
+
+/// Runs `work`; on a terminal, when it takes longer than a second, a
+/// spinner with `message` turns on stderr until it is done.
+pub fn with_spinner<T>(message: &str, work: impl FnOnce() -> T) -> T {
+    let _spinner = Spinner::after_a_second(message);
+    work()
+}
+
+/// A spinner on stderr that appears when it has lived for a second (and
+/// only on a terminal), and goes when dropped.
+pub struct Spinner {
+    done: Option<Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spinner {
+    pub fn after_a_second(message: &str) -> Spinner {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Spinner {
+                done: None,
+                thread: None,
+            };
+        }
+        let done = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let flag = done.clone();
+        let message = message.to_string();
+        let thread = std::thread::spawn(move || {
+            let (lock, cv) = &*flag;
+            let Ok(g) = lock.lock() else { return };
+            let Ok((g, _)) = cv.wait_timeout_while(g, Duration::from_secs(1), |d| !*d) else {
+                return;
+            };
+            if *g {
+                return;
+            }
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_message(message);
+            pb.enable_steady_tick(Duration::from_millis(100));
+            drop(cv.wait_while(g, |d| !*d));
+            pb.finish_and_clear();
+        });
+        Spinner {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(done) = &self.done {
+            let (lock, cv) = &**done;
+            if let Ok(mut d) = lock.lock() {
+                *d = true;
+            }
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Threads to use: the number given, else the machine's physical cores
@@ -129,6 +196,12 @@ pub fn checked_state(
     threads: usize,
 ) -> Result<State> {
     fit(model, name, Ctx::Tokens(n_ctx), kv)?;
+    let trained = model.config.n_ctx_train;
+    if n_ctx > trained {
+        eprintln!(
+            "warning: a context of {n_ctx} tokens is beyond the {trained} the model was trained for; its output may lose coherence past them"
+        );
+    }
     Ok(State::try_new(
         model,
         n_ctx,

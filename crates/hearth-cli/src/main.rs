@@ -56,6 +56,10 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// List the models a running server has loaded.
     Ps(cmd::ps::PsArgs),
+    /// Unload a model from the running server.
+    Stop(cmd::stop::StopArgs),
+    /// Make a store model from a Modelfile.
+    Create(cmd::create::CreateArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -90,6 +94,8 @@ fn main() {
         Command::Cp(a) => cmd::cp::main(a),
         Command::Verify(a) => cmd::verify::main(a),
         Command::Ps(a) => cmd::ps::main(a),
+        Command::Stop(a) => cmd::stop::main(a),
+        Command::Create(a) => cmd::create::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

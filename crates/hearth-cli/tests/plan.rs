@@ -286,6 +286,16 @@ fn plan_of_a_synthetic_model() {
     ] {
         assert!(out.contains(part), "'{part}' missing from:\n{out}");
     }
+    // Beyond the trained length: allowed, and said once, without the
+    // contradicting "largest context" line.
+    let o = hearth(&["plan", path, "--ctx", "1000"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("fits in memory, but beyond the trained 256 tokens"),
+        "{out}"
+    );
+    assert!(!out.contains("largest context"), "{out}");
     let (p, _) = plan_json(path, &["--kv-type", "f32"], &[]);
     // Default context: the trained length (256) capped at 4096, as `run`.
     assert_eq!(p["n_ctx"], 256);
@@ -330,7 +340,10 @@ fn plan_bad_input_is_a_clear_error() {
             "--ctx must be at least 1",
         );
         assert_clean_error(
-            &hearth(&[cmd, path, "--ctx", "99999999"], &[]),
+            &hearth(
+                &[cmd, path, "--ctx", "99999999", "hi"][..if cmd == "run" { 5 } else { 4 }],
+                &[],
+            ),
             "larger than hearth supports",
         );
     }

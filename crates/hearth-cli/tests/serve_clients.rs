@@ -99,6 +99,11 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 /// `/health`. Another process can take the port between the probe and the
 /// bind; then it tries another one.
 fn start(model: &Path, tag: &str, args: &[&str]) -> Server {
+    start_with_store(model, tag, args, None)
+}
+
+/// [`start`] with the model store at `store` (`HEARTH_MODELS`).
+fn start_with_store(model: &Path, tag: &str, args: &[&str], store: Option<&Path>) -> Server {
     let mut last_log = String::new();
     for attempt in 0..5 {
         let port = free_port();
@@ -115,6 +120,15 @@ fn start(model: &Path, tag: &str, args: &[&str]) -> Server {
             .args(args)
             .env_remove("HEARTH_API_KEY")
             .env_remove("HEARTH_HOST")
+            // An empty store unless the test brings one: names here are the
+            // files', whatever this machine's own store holds.
+            .env(
+                "HEARTH_MODELS",
+                store.map_or_else(
+                    || std::env::temp_dir().join(format!("hearth-no-store-{}", std::process::id())),
+                    Path::to_path_buf,
+                ),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -250,6 +264,48 @@ fn parity() {
     let mut env = model_env(&path);
     env.extend([("HEARTH_URL", fast.url()), ("HEARTH_DET_URL", det.url())]);
     pytest(&py, &["test_parity.py"], &env, &[&fast, &det]);
+}
+
+/// The official client's store calls (create, show, ps, list) against a
+/// server with its own store holding both real models under their short
+/// names, the main one also given by path (listed once).
+#[test]
+fn ollama_store_calls() {
+    let _serial = hearth_testdata::exclusive();
+    let (Some(smol), Some(gemma)) = (model(RealModel::SmolLm2), model(RealModel::Gemma3)) else {
+        return;
+    };
+    let Some(py) = venv_python() else { return };
+    let store = std::env::temp_dir().join(format!("hearth-store-calls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    for (file, name) in [(&smol, "smollm2"), (&gemma, "gemma3:270m")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("import")
+            .arg(file)
+            .args(["--name", name])
+            .env("HEARTH_MODELS", &store)
+            .output()
+            .expect("running hearth import");
+        assert!(
+            o.status.success(),
+            "import {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let server = start_with_store(
+        &smol,
+        "store",
+        &["--parallel", "1", "--ctx", "512"],
+        Some(&store),
+    );
+    let mut env = model_env(&smol);
+    env.extend([
+        ("HEARTH_URL", server.url()),
+        ("HEARTH_GEMMA_PATH", gemma.display().to_string()),
+    ]);
+    pytest(&py, &["test_store.py"], &env, &[&server]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&store);
 }
 
 /// Load: 32 streaming clients x 4 requests, a full queue answering 503, and

@@ -55,6 +55,13 @@ impl fmt::Display for Plan {
             self.available.source
         )?;
         writeln!(f)?;
+        if self.fits && self.n_ctx > self.n_ctx_train {
+            return write!(
+                f,
+                "fits in memory, but beyond the trained {} tokens: the model may lose coherence past them",
+                self.n_ctx_train
+            );
+        }
         let verdict = if self.fits { "fits" } else { "does NOT fit" };
         match self.max_ctx {
             Some(m) if m == self.n_ctx_train => write!(

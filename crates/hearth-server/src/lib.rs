@@ -28,6 +28,7 @@ mod error;
 mod extras;
 mod gen;
 mod metrics;
+mod modelfile;
 mod models;
 mod ollama;
 mod openai;
@@ -36,6 +37,7 @@ mod options;
 mod params;
 mod prompt;
 mod security;
+mod show;
 mod structured;
 mod tools;
 
@@ -257,7 +259,7 @@ async fn log_requests(State(st): State<AppState>, mut req: Request, next: Next) 
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-const ROUTES: [&str; 20] = [
+const ROUTES: [&str; 21] = [
     "/",
     "/api/version",
     "/api/generate",
@@ -269,6 +271,7 @@ const ROUTES: [&str; 20] = [
     "/api/ps",
     "/api/delete",
     "/api/copy",
+    "/api/create",
     "/api/pull",
     "/v1/chat/completions",
     "/v1/completions",
@@ -354,10 +357,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/embed", post(ollama::embed))
         .route("/api/embeddings", post(ollama::embeddings))
         .route("/api/tags", get(ollama::tags))
-        .route("/api/show", post(ollama::show))
+        .route("/api/show", post(show::show))
         .route("/api/ps", get(ollama::ps))
         .route("/api/delete", delete(ollama::delete))
         .route("/api/copy", post(ollama::copy))
+        // Admin, like /api/copy: writes to the store.
+        .route("/api/create", post(show::create))
         .route("/api/pull", post(ollama::pull))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))

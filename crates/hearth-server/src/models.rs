@@ -63,6 +63,11 @@ pub struct LoadedModel {
     pub bytes: u64,
     pub file_size: u64,
     pub modified: SystemTime,
+    /// The store's sha256 of the file when the store holds it (however the
+    /// model was named), else an identifier from its path, size and time.
+    pub digest: String,
+    /// The store model's Modelfile settings (empty for a file).
+    pub config: hearth_store::ModelConfig,
     life: Mutex<Life>,
 }
 
@@ -148,6 +153,9 @@ pub struct ModelManager {
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Names seen (loaded once, copied): name → file.
     known: Mutex<HashMap<String, PathBuf>>,
+    /// A file's stem → the store name of the same file, so a model loaded
+    /// by path and by its store name is one model.
+    aliases: Mutex<HashMap<String, String>>,
     resolver: Option<Resolver>,
     store: Option<Arc<hearth_store::Store>>,
     defaults: EngineDefaults,
@@ -172,6 +180,7 @@ impl ModelManager {
             loaded: Default::default(),
             gates: Default::default(),
             known: Default::default(),
+            aliases: Default::default(),
             resolver,
             store,
             pool: Arc::new(hearth_ops::ThreadPool::new(defaults.threads)),
@@ -220,10 +229,32 @@ impl ModelManager {
         self.default_keep_alive
     }
 
+    /// The key a model is loaded and listed under: its display name, or
+    /// the store name of the same file.
+    fn key(&self, name: &str) -> String {
+        let key = display_name(name);
+        self.aliases
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&key).cloned())
+            .unwrap_or(key)
+    }
+
+    /// The store's manifest of the model `name` (at `path`): its own when
+    /// `name` is a store name; for a file, the store entry holding the same
+    /// bytes (one without Modelfile settings first).
+    pub fn store_entry(&self, name: &str, path: &Path) -> Option<hearth_store::Manifest> {
+        store_entry(self.store.as_deref(), name, path)
+    }
+
     /// The file of `name`: a known name, a path, or what the resolver finds.
     pub fn locate(&self, name: &str) -> Result<PathBuf, ApiError> {
         self.admit(name)?;
-        self.locator().locate(name)
+        let locator = self.locator();
+        match locator.known.get(&self.key(name)) {
+            Some(p) => Ok(p.clone()),
+            None => locator.locate(name),
+        }
     }
 
     /// Names and files of every model the server knows (for `/api/tags`).
@@ -260,11 +291,53 @@ impl ModelManager {
             return Err(ApiError::bad_request("the request names no model"));
         }
         self.admit(name)?;
-        let key = display_name(name);
+        let mut key = self.key(name);
         let (model, loaded_now) = match self.get(&key) {
             Some(m) => (m, false),
-            None => self.load_once(name, &key).await?,
+            None => {
+                let (path, entry) = self.find(name).await?;
+                // A file the store holds is loaded and listed under its
+                // store name, whichever way it was named.
+                if let Some(e) = &entry {
+                    let store_key = display_name(&e.name);
+                    if store_key != key {
+                        if let Ok(mut a) = self.aliases.lock() {
+                            a.insert(key.clone(), store_key.clone());
+                        }
+                        key = store_key;
+                    }
+                }
+                match self.get(&key) {
+                    Some(m) => (m, false),
+                    None => self.load_once(&key, path, entry).await?,
+                }
+            }
         };
+        Ok(self.hold(model, loaded_now, keep_alive))
+    }
+
+    /// The file of `name` and the store entry holding the same bytes, looked
+    /// up on a blocking thread (finding the entry may hash the file).
+    async fn find(
+        &self,
+        name: &str,
+    ) -> Result<(PathBuf, Option<hearth_store::Manifest>), ApiError> {
+        let (locate, store, name) = (self.locator(), self.store.clone(), name.to_string());
+        blocking(move || {
+            let path = locate.locate(&name)?;
+            let entry = store_entry(store.as_deref(), &name, &path);
+            Ok((path, entry))
+        })
+        .await?
+    }
+
+    /// Marks `model` busy.
+    fn hold(
+        &self,
+        model: Arc<LoadedModel>,
+        loaded_now: bool,
+        keep_alive: Option<KeepAlive>,
+    ) -> ModelUse {
         if let Ok(mut l) = model.life.lock() {
             l.active += 1;
             l.last_used = Instant::now();
@@ -273,11 +346,16 @@ impl ModelManager {
                 l.keep_alive = k;
             }
         }
-        Ok(ModelUse { model, loaded_now })
+        ModelUse { model, loaded_now }
     }
 
     /// Loads `key` unless a request that held its gate first did.
-    async fn load_once(&self, name: &str, key: &str) -> Result<(Arc<LoadedModel>, bool), ApiError> {
+    async fn load_once(
+        &self,
+        key: &str,
+        path: PathBuf,
+        entry: Option<hearth_store::Manifest>,
+    ) -> Result<(Arc<LoadedModel>, bool), ApiError> {
         let gate = self
             .gates
             .lock()
@@ -288,7 +366,7 @@ impl ModelManager {
         let held = gate.lock().await;
         let result = match self.get(key) {
             Some(m) => Ok((m, false)),
-            None => self.load(name, key).await.map(|m| (m, true)),
+            None => self.load(key, path, entry).await.map(|m| (m, true)),
         };
         drop(held);
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
@@ -302,12 +380,14 @@ impl ModelManager {
     /// Finds and opens the model, plans it against the memory left (after
     /// unloading idle models when that makes it fit), starts its engine
     /// and lists it. The map is locked only for moments in between.
-    async fn load(&self, name: &str, key: &str) -> Result<Arc<LoadedModel>, ApiError> {
+    async fn load(
+        &self,
+        key: &str,
+        path: PathBuf,
+        entry: Option<hearth_store::Manifest>,
+    ) -> Result<Arc<LoadedModel>, ApiError> {
         let t0 = Instant::now();
-        let opened = {
-            let (name, locate) = (name.to_string(), self.locator());
-            blocking(move || open_model(&name, &locate)).await??
-        };
+        let opened = blocking(move || open_model(path, entry)).await??;
         let plan = self.reserve(key, &opened).await?;
         let bytes = plan.total;
         let started = {
@@ -344,9 +424,25 @@ impl ModelManager {
     /// then is a 507 with the plan's numbers.
     async fn reserve(&self, key: &str, opened: &Opened) -> Result<hearth_plan::Plan, ApiError> {
         let d = &self.defaults;
+        // A Modelfile's num_ctx sizes the engine when --ctx does not.
+        let modelfile_ctx = opened
+            .entry
+            .as_ref()
+            .and_then(|e| e.config.parameters.get("num_ctx")?.as_u64())
+            .map(|n| n as usize);
+        let trained = opened.model.config.n_ctx_train;
         let n_ctx = d
             .n_ctx
-            .unwrap_or_else(|| opened.model.config.n_ctx_train.clamp(1, DEFAULT_CTX));
+            .or(modelfile_ctx)
+            .unwrap_or_else(|| trained.clamp(1, DEFAULT_CTX));
+        if n_ctx > trained {
+            tracing::warn!(
+                model = %key,
+                n_ctx,
+                trained,
+                "the context is beyond the length the model was trained for; its output may lose coherence past it"
+            );
+        }
         let plan_for = |parallel: usize, bytes: u64| {
             let opts = hearth_plan::Options {
                 ctx: hearth_plan::Ctx::Tokens(n_ctx),
@@ -400,7 +496,7 @@ impl ModelManager {
     /// Unloads `name` now (its running requests are cancelled); false
     /// when it was not loaded.
     pub async fn unload(&self, name: &str) -> bool {
-        let key = display_name(name);
+        let key = self.key(name);
         let Some(m) = self.lock().models.remove(&key) else {
             return false;
         };
@@ -445,7 +541,7 @@ impl ModelManager {
         if self.admit(name).is_err() {
             return false;
         }
-        let key = display_name(name);
+        let key = self.key(name);
         let unloaded = self.unload(&key).await;
         let known = self
             .known
@@ -534,17 +630,27 @@ impl Locator {
 struct Opened {
     path: PathBuf,
     meta: std::fs::Metadata,
+    modified: SystemTime,
+    /// The store's sha256 when the store holds the file, else one derived
+    /// from its path, size and time.
+    digest: String,
+    /// The store entry holding the file (its Modelfile settings).
+    entry: Option<hearth_store::Manifest>,
     model: Arc<Model>,
     tokenizer: Arc<Tokenizer>,
     template: Option<ChatTemplate>,
 }
 
-fn open_model(name: &str, locator: &Locator) -> Result<Opened, ApiError> {
-    let path = locator.locate(name)?;
+fn open_model(path: PathBuf, entry: Option<hearth_store::Manifest>) -> Result<Opened, ApiError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::internal(format!("{what} {}: {e}", path.display()))
     };
     let meta = std::fs::metadata(&path).map_err(|e| fail("reading", &e))?;
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let digest = match &entry {
+        Some(e) => e.sha256.clone(),
+        None => crate::ollama::digest(&path, meta.len(), modified),
+    };
     let model = Arc::new(Model::load(&path).map_err(|e| fail("loading", &e))?);
     let tokenizer = Arc::new(
         Tokenizer::from_gguf(model.file()).map_err(|e| fail("reading the tokenizer of", &e))?,
@@ -553,6 +659,9 @@ fn open_model(name: &str, locator: &Locator) -> Result<Opened, ApiError> {
     Ok(Opened {
         path,
         meta,
+        modified,
+        digest,
+        entry,
         model,
         tokenizer,
         template,
@@ -648,7 +757,9 @@ fn start_model(
         load_duration: t0.elapsed(),
         bytes: plan.total,
         file_size: o.meta.len(),
-        modified: o.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        modified: o.modified,
+        digest: o.digest,
+        config: o.entry.map(|e| e.config).unwrap_or_default(),
         life: Mutex::new(Life {
             active: 0,
             last_used: Instant::now(),
@@ -671,4 +782,39 @@ mod tests {
         assert_eq!(display_name("smollm2:latest"), "smollm2");
         assert_eq!(display_name("smollm2:135m"), "smollm2:135m");
     }
+}
+
+/// The store's manifest of the model `name` (at `path`): its own when
+/// `name` is a store name; for a file, the store entry holding the same
+/// bytes (one without Modelfile settings first).
+fn store_entry(
+    store: Option<&hearth_store::Store>,
+    name: &str,
+    path: &Path,
+) -> Option<hearth_store::Manifest> {
+    let store = store?;
+    if !Path::new(name).is_file() {
+        if let Ok(Some(m)) = store.get(name) {
+            return Some(m);
+        }
+    }
+    let size = std::fs::metadata(path).ok()?.len();
+    let mut same: Vec<_> = store
+        .list()
+        .ok()?
+        .into_iter()
+        .filter(|m| m.size == size)
+        .collect();
+    same.sort_by_key(|m| (!m.config.is_empty(), m.name.clone()));
+    let mut sha = None;
+    for m in same {
+        let sha = match &sha {
+            Some(s) => s,
+            None => sha.insert(hearth_store::hash_file(path).ok()?.0),
+        };
+        if *sha == m.sha256 {
+            return Some(m);
+        }
+    }
+    None
 }

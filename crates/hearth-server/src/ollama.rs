@@ -1,7 +1,6 @@
 //! The Ollama API: `/api/*`, NDJSON streaming (one JSON object per line;
 //! the last has `done: true`, `done_reason` and the durations in ns).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
@@ -196,11 +195,18 @@ pub async fn generate(
     let grammar = structured::from_ollama_format(r.format.as_ref())?;
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
+    if let Some(o) = crate::modelfile::under(m, &r.options)? {
+        params = o.to_params()?;
+    }
     let constraint = structured::constraint(grammar.as_ref(), m);
     let system = r.system.clone().unwrap_or_default();
     let text = if r.raw {
         PromptText::Text(r.prompt.clone())
-    } else if let Some(t) = &r.template {
+    } else if let Some(t) = r.template.as_ref().or(m.config.template.as_ref()) {
+        let system = match (system.is_empty(), &m.config.system) {
+            (true, Some(s)) => s.clone(),
+            _ => system.clone(),
+        };
         PromptText::Text(prompt::render_go_template(t, &system, &r.prompt)?)
     } else if m.template.is_some() {
         let mut msgs = Vec::new();
@@ -457,6 +463,9 @@ pub async fn chat(
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
+    if let Some(o) = crate::modelfile::under(m, &r.options)? {
+        params = o.to_params()?;
+    }
     let constraint = structured::constraint(grammar.as_ref(), m);
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = prompt::prepare_one(m, PromptText::Chat(msgs), n_ctx, r.truncate).await?;
@@ -567,19 +576,22 @@ pub async fn embeddings(
     Ok(Json(json!({ "embedding": vecs.pop().unwrap_or_default() })).into_response())
 }
 
+/// [`details`] with the parent a Modelfile named.
+pub(crate) fn details_of(file: &GgufFile, config: &hearth_store::ModelConfig) -> Value {
+    let mut d = details(file);
+    if let Some(p) = &config.parent {
+        d["parent_model"] = json!(p);
+    }
+    d
+}
+
 /// Ollama's `details` of a model file.
 pub(crate) fn details(file: &GgufFile) -> Value {
     let family = file.architecture().unwrap_or("unknown").to_string();
     let params: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
-    let mut by_type: HashMap<String, u64> = HashMap::new();
-    for t in file.tensors().iter().filter(|t| t.dims.len() >= 2) {
-        *by_type.entry(t.ty.to_string()).or_default() += t.size;
-    }
-    let quant = by_type
-        .into_iter()
-        .max_by_key(|(_, b)| *b)
-        .map(|(t, _)| t)
-        .unwrap_or_default();
+    // The file type, as `hearth list` shows it (not the type of the
+    // largest tensor, which is often the output's Q8_0 or Q6_K).
+    let quant = hearth_store::file_type_of(file).unwrap_or_default();
     json!({
         "parent_model": "",
         "format": "gguf",
@@ -590,7 +602,7 @@ pub(crate) fn details(file: &GgufFile) -> Value {
     })
 }
 
-fn parameter_size(n: u64) -> String {
+pub(crate) fn parameter_size(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1}B", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.0}M", n as f64 / 1e6),
@@ -631,10 +643,15 @@ pub async fn tags(State(st): State<AppState>) -> Json<Value> {
     let models: Vec<Value> = tokio::task::spawn_blocking(move || {
         let mut out: Vec<Value> = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut store_names = std::collections::HashSet::new();
         if let Some(store) = &store {
             for m in store.list().unwrap_or_default() {
+                store_names.insert(display_name(&m.name));
                 let path = store.blob_path(&m.sha256);
                 if let Some(mut e) = file_entry(&m.name, &path) {
+                    if let Some(p) = &m.config.parent {
+                        e["details"]["parent_model"] = json!(p);
+                    }
                     e["digest"] = json!(m.sha256);
                     e["modified_at"] = json!(rfc3339(
                         SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(m.created)
@@ -647,7 +664,9 @@ pub async fn tags(State(st): State<AppState>) -> Json<Value> {
         out.extend(
             known
                 .iter()
-                .filter(|(_, p)| !seen.contains(p))
+                // A file loaded by path that the store holds is listed once,
+                // under its store name.
+                .filter(|(n, p)| !seen.contains(p) && !store_names.contains(n))
                 .filter_map(|(n, p)| file_entry(n, p)),
         );
         out
@@ -665,8 +684,8 @@ fn ps_entry(m: &LoadedModel) -> Value {
         "name": m.name,
         "model": m.name,
         "size": m.bytes,
-        "digest": digest(&m.path, m.file_size, m.modified),
-        "details": details(m.model.file()),
+        "digest": m.digest,
+        "details": details_of(m.model.file(), &m.config),
         "expires_at": rfc3339(expires),
         "size_vram": 0,
         "context_length": m.engine.n_ctx(),
@@ -691,63 +710,13 @@ pub struct NameReq {
 }
 
 impl NameReq {
-    fn get(&self) -> Result<&str, ApiError> {
+    pub(crate) fn get(&self) -> Result<&str, ApiError> {
         self.model
             .as_deref()
             .or(self.name.as_deref())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ApiError::bad_request("model is required"))
     }
-}
-
-pub async fn show(
-    State(st): State<AppState>,
-    JsonBody(r): JsonBody<NameReq>,
-) -> Result<Response, ApiError> {
-    let name = r.get()?.to_string();
-    let path = st.models.locate(&name)?;
-    let v = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let file = GgufFile::open(&path)
-            .map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
-        let template = hearth_tokenizer::ChatTemplate::from_gguf(&file)
-            .map(|t| t.source().unwrap_or(t.name()).to_string())
-            .unwrap_or_default();
-        let arch = file.architecture().unwrap_or("unknown").to_string();
-        let mut info = serde_json::Map::new();
-        info.insert("general.architecture".into(), json!(arch));
-        let params: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
-        info.insert("general.parameter_count".into(), json!(params));
-        for (k, v) in file.metadata() {
-            if k.starts_with("tokenizer.") || k == "general.architecture" {
-                continue;
-            }
-            if let Some(n) = v.as_u64() {
-                info.insert(k.clone(), json!(n));
-            } else if let Some(s) = v.as_str() {
-                info.insert(k.clone(), json!(s));
-            } else if let Ok(x) = file.get_f32(k) {
-                info.insert(k.clone(), json!(x));
-            }
-        }
-        let meta = std::fs::metadata(&path).ok();
-        let modified = meta
-            .as_ref()
-            .and_then(|m| m.modified().ok())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        Ok(json!({
-            "license": "",
-            "modelfile": format!("FROM {}\n", path.display()),
-            "parameters": "",
-            "template": template,
-            "details": details(&file),
-            "model_info": info,
-            "capabilities": ["completion"],
-            "modified_at": rfc3339(modified),
-        }))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(Json(v).into_response())
 }
 
 pub async fn delete(

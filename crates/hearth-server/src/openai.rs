@@ -123,7 +123,29 @@ impl Common {
     /// The generation parameters (the logit bias is checked against the
     /// vocabulary later, in [`logit_bias`]).
     fn params(&self, default_max: Option<usize>) -> Result<GenParams, ApiError> {
-        let mut p = self.sampling.to_params()?;
+        self.params_with(&self.sampling, default_max)
+    }
+
+    /// [`params`](Common::params) over the model's Modelfile parameters:
+    /// each sampling field the request leaves out comes from them, and
+    /// their `num_predict` replaces the endpoint's default token limit.
+    fn params_for(
+        &self,
+        m: &LoadedModel,
+        default_max: Option<usize>,
+    ) -> Result<GenParams, ApiError> {
+        match crate::modelfile::under(m, &self.sampling)? {
+            None => self.params(default_max),
+            Some(s) => self.params_with(&s, crate::modelfile::num_predict(m).or(default_max)),
+        }
+    }
+
+    fn params_with(
+        &self,
+        sampling: &Sampling,
+        default_max: Option<usize>,
+    ) -> Result<GenParams, ApiError> {
+        let mut p = sampling.to_params()?;
         p.max_tokens = match self.max_completion_tokens.or(self.max_tokens) {
             None => default_max,
             Some(n) => Some(usize::try_from(n).map_err(|_| {
@@ -309,6 +331,11 @@ pub async fn chat(
     let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
+    if !m.config.parameters.is_empty() {
+        let logprobs = params.logprobs.clone();
+        params = c.params_for(&m, None)?;
+        params.logprobs = logprobs;
+    }
     let n_ctx = m.engine.n_ctx();
     let fitted = prompt::prepare_one(&m, PromptText::Chat(msgs), n_ctx, c.truncate).await?;
     fit_params(c, &mut params, &m, fitted.tokens.len())?;
@@ -434,6 +461,11 @@ pub async fn completions(
     params.logprobs = completion_logprobs(r.logprobs)?;
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
+    if !m.config.parameters.is_empty() {
+        let logprobs = params.logprobs.clone();
+        params = c.params_for(&m, Some(16))?;
+        params.logprobs = logprobs;
+    }
     let n_vocab = m.tokenizer.n_vocab();
     let n_ctx = m.engine.n_ctx();
     let mut fitted = Vec::with_capacity(inputs.len());
@@ -555,10 +587,23 @@ fn model_obj(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": now_secs(), "owned_by": "hearth"})
 }
 
+/// Every model this server can answer with: the store's (as Ollama lists
+/// them), then the ones it knows by path or loaded.
 async fn names(st: &AppState) -> Vec<String> {
-    let mut v: Vec<String> = st.models.known().into_iter().map(|(n, _)| n).collect();
+    let mut v: Vec<String> = Vec::new();
+    if let Some(store) = st.models.store().cloned() {
+        let listed = tokio::task::spawn_blocking(move || store.list().unwrap_or_default())
+            .await
+            .unwrap_or_default();
+        v.extend(listed.iter().map(|m| m.name.clone()));
+    }
+    for (n, _) in st.models.known() {
+        if !v.iter().any(|x| crate::display_name(x) == n) {
+            v.push(n);
+        }
+    }
     for m in st.models.loaded().await {
-        if !v.contains(&m.name) {
+        if !v.iter().any(|x| crate::display_name(x) == m.name) {
             v.push(m.name.clone());
         }
     }
@@ -578,7 +623,7 @@ pub async fn model(
     if names(&st)
         .await
         .iter()
-        .any(|n| *n == crate::display_name(&id))
+        .any(|n| crate::display_name(n) == crate::display_name(&id))
         || st.models.locate(&id).is_ok()
     {
         Ok(Json(model_obj(&crate::display_name(&id))))

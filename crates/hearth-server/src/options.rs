@@ -6,7 +6,7 @@
 use hearth_engine::GenParams;
 use hearth_sample::SamplerConfig;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use axum::extract::{FromRequest, Request};
@@ -16,7 +16,7 @@ use crate::params::{JsonBody, OneOrMany};
 
 /// Sampling fields both APIs spell the same way (OpenAI's own, plus the llama-server / Ollama
 /// extensions hearth also accepts on `/v1`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Sampling {
     pub temperature: Option<f32>,
     pub top_k: Option<i64>,
@@ -234,7 +234,7 @@ pub static OLLAMA_OPTIONS: Fields = Fields {
 };
 
 /// Ollama's `options` object.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Options {
     #[serde(flatten)]
     pub sampling: Sampling,

@@ -55,6 +55,10 @@ pub fn render_go_template(template: &str, system: &str, prompt: &str) -> Result<
 
 /// The chat prompt text for `messages` with the model's template.
 pub fn render_chat(m: &LoadedModel, messages: &[ChatMessage]) -> Result<String, ApiError> {
+    let messages = &crate::modelfile::messages(m, messages.to_vec());
+    if let Some(r) = crate::modelfile::render(m, messages) {
+        return r;
+    }
     match &m.template {
         Some(t) => t
             .render(messages, true)

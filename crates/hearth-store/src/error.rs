@@ -56,6 +56,8 @@ pub enum StoreError {
     Split(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("Modelfile{}: {why}", if *line > 0 { format!(" line {line}") } else { String::new() })]
+    Modelfile { line: usize, why: String },
     #[error("'{0}' already exists in the store")]
     Exists(String),
     #[error("{url}: refused: {why}; this server pulls only https:// URLs of public hosts (start it with --allow-insecure-pull to lift that)")]

@@ -33,6 +33,7 @@
 
 mod error;
 mod http;
+pub mod modelfile;
 pub mod name;
 mod pull;
 pub mod quant;
@@ -44,11 +45,12 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Result, StoreError};
 pub use http::{hub_file_prefix, hub_gguf_files, HubConfig, MAX_LISTING, MAX_RETRIES};
+pub use modelfile::{ConfigMessage, ModelConfig, Modelfile};
 pub use name::{HfRef, ModelName};
 pub use pull::{pull, Progress, PullOptions};
 pub use store::{
-    default_root, gguf_facts, hash_file, name_from_file, parse_sha256, GgufFacts, Manifest, Source,
-    Store, Verified,
+    capabilities, default_root, file_type_of, gguf_facts, hash_file, name_from_file, parse_sha256,
+    GgufFacts, Manifest, Source, Store, Verified,
 };
 pub use target::{check_public_url, is_internal};
 

@@ -284,6 +284,7 @@ fn pull_locked(
         parameters: facts.parameters,
         file_type: facts.file_type,
         created: store::now_unix(),
+        config: Default::default(),
     };
     store.write_manifest(&m)?;
     progress(Progress::Status("success".into()));

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
+use crate::modelfile::ModelConfig;
 use crate::name::{self, ModelName};
 
 /// A manifest may not be larger than this (they are a few hundred bytes).
@@ -49,6 +50,10 @@ pub struct Manifest {
     pub file_type: Option<String>,
     /// When it was installed, seconds since the Unix epoch.
     pub created: u64,
+    /// What a Modelfile set (`hearth create`); empty for pulled and
+    /// imported models.
+    #[serde(default, skip_serializing_if = "ModelConfig::is_empty")]
+    pub config: ModelConfig,
 }
 
 impl Manifest {
@@ -72,13 +77,21 @@ pub fn gguf_facts(path: &Path) -> Result<GgufFacts> {
         path: path.to_path_buf(),
         source,
     })?;
-    let file_type = f
-        .get("general.file_type")
+    Ok(GgufFacts {
+        architecture: f.architecture().ok().map(str::to_string),
+        parameters: Some(f.tensors().iter().map(|t| t.n_elements()).sum()),
+        file_type: file_type_of(&f),
+    })
+}
+
+/// A model's quantization as `hearth list` shows it: `general.file_type`
+/// (e.g. `Q4_K_M`), else the tensor type holding the most bytes.
+pub fn file_type_of(f: &hearth_gguf::GgufFile) -> Option<String> {
+    f.get("general.file_type")
         .and_then(|v| v.as_u64())
         .and_then(crate::quant::file_type_name)
         .map(str::to_string)
         .or_else(|| {
-            // No file type: the type holding the most bytes.
             let mut by: std::collections::HashMap<&str, u64> = Default::default();
             for t in f.tensors() {
                 *by.entry(t.ty.name()).or_default() += t.size;
@@ -86,12 +99,23 @@ pub fn gguf_facts(path: &Path) -> Result<GgufFacts> {
             by.into_iter()
                 .max_by_key(|(n, b)| (*b, *n))
                 .map(|(n, _)| n.to_string())
-        });
-    Ok(GgufFacts {
-        architecture: f.architecture().ok().map(str::to_string),
-        parameters: Some(f.tensors().iter().map(|t| t.n_elements()).sum()),
-        file_type,
-    })
+        })
+}
+
+/// What a model can do, in the words of Ollama's `capabilities`: an
+/// embedding model (one with a pooling type, or a BERT) gives
+/// `embedding`; any other gives `completion` and `tools` (hearth makes
+/// tool calls with every generative model, through constrained decoding).
+/// `thinking` and `insert` are never listed: hearth has no separate
+/// reasoning output and refuses `suffix`.
+pub fn capabilities(f: &hearth_gguf::GgufFile) -> Vec<&'static str> {
+    let arch = f.architecture().unwrap_or("");
+    let pooled = f.get(&format!("{arch}.pooling_type")).is_some();
+    if pooled || arch.contains("bert") {
+        vec!["embedding"]
+    } else {
+        vec!["completion", "tools"]
+    }
 }
 
 /// What `verify` found.
@@ -463,6 +487,7 @@ impl Store {
             parameters: facts.parameters,
             file_type: facts.file_type,
             created: now_unix(),
+            config: ModelConfig::default(),
         };
         self.write_manifest(&m)?;
         Ok(m)

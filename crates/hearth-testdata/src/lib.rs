@@ -60,7 +60,7 @@ pub fn unavailable(why: &str) {
     if in_ci() {
         panic!("{why}; CI=true requires it");
     }
-    eprintln!("skipping: {why}");
+    skip(why);
 }
 
 /// The path of a real model, or `None` (after saying so) when it is missing
@@ -80,6 +80,42 @@ pub fn model_file(file_name: &str) -> Option<PathBuf> {
         p.display()
     ));
     None
+}
+
+/// Says that the running test skips, and why: on stderr, and as a line
+/// `TEST: WHY` appended to the file `$HEARTH_SKIP_LOG` names (set by
+/// scripts/test.sh, which lists and counts them at the end), so no skip
+/// goes unseen.
+pub fn skip(why: &str) {
+    eprintln!("skipping: {why}");
+    if let Some(log) = std::env::var_os("HEARTH_SKIP_LOG") {
+        record_skip(std::path::Path::new(&log), why);
+    }
+}
+
+/// Appends `TEST: WHY` for the running test to the file at `log`.
+fn record_skip(log: &std::path::Path, why: &str) {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| match s.rsplit_once('-') {
+            Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+            _ => s,
+        })
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("{binary}::{test}: {}\n", why.replace('\n', " "));
+    use std::io::Write;
+    // One append of one short line: lines of tests running at once do not mix.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("could not record the skip in {}: {e}", log.display());
+    }
 }
 
 /// The repository's `testdata/` folder.
@@ -104,4 +140,24 @@ pub fn golden_json(m: RealModel, file: &str) -> serde_json::Value {
 pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_skip_is_one_line_naming_the_test() {
+        let log = std::env::temp_dir().join(format!("hearth-skip-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        super::record_skip(&log, "no model\nhere");
+        super::record_skip(&log, "again");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with("::tests::a_skip_is_one_line_naming_the_test: no model here"),
+            "{text}"
+        );
+        assert!(lines[0].starts_with("hearth_testdata::"), "{text}");
+    }
 }

@@ -26,7 +26,7 @@ const MAX_REPS: usize = 100_000;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Path to a .gguf model file.
+    /// The model: a store name or a path to a GGUF file.
     pub model: PathBuf,
     /// Prompt lengths to test, comma-separated (0 skips prompt tests).
     #[arg(

@@ -6,7 +6,9 @@ use hearth_store::Store;
 
 #[derive(Args, Debug)]
 pub struct CpArgs {
+    /// The store name of the model to copy.
     pub source: String,
+    /// The new name.
     pub destination: String,
 }
 

@@ -10,6 +10,7 @@ use super::store_fmt::human_size;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
+    /// The GGUF file to put into the store.
     pub file: PathBuf,
     /// Name to install it under (default: the file name without .gguf).
     #[arg(long)]

@@ -7,11 +7,38 @@ use hearth_store::Store;
 use super::store_fmt::{human_count, human_size, now_unix, relative};
 
 #[derive(Args, Debug)]
-pub struct ListArgs {}
+pub struct ListArgs {
+    /// Print the models as JSON (`{"models": [...]}`, one object per
+    /// model with its full sha256 and settings).
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn main(_: ListArgs) -> Result<()> {
+pub fn main(a: ListArgs) -> Result<()> {
     let store = Store::open_default();
     let models = store.list()?;
+    if a.json {
+        let list: Vec<serde_json::Value> = models
+            .iter()
+            .map(|m| {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.created);
+                serde_json::json!({
+                    "name": m.name,
+                    "id": m.short_id(),
+                    "sha256": m.sha256,
+                    "size": m.size,
+                    "quantization": m.file_type,
+                    "parameters": m.parameters,
+                    "architecture": m.architecture,
+                    "modified_at": hearth_time::iso8601_secs(at),
+                    "config": m.config,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({ "models": list });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     let now = now_unix();
     let rows: Vec<[String; 6]> = models
         .iter()

@@ -17,6 +17,7 @@ use crate::common;
 
 #[derive(Args, Debug)]
 pub struct PerplexityArgs {
+    /// The model: a store name or a path to a GGUF file.
     pub model: PathBuf,
     /// Text file to score.
     pub file: PathBuf,
@@ -26,6 +27,7 @@ pub struct PerplexityArgs {
     /// Score at most this many chunks.
     #[arg(long)]
     pub chunks: Option<usize>,
+    /// Threads (default: the machine's cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     #[arg(long, default_value = "f16")]

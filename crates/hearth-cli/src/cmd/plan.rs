@@ -14,7 +14,7 @@ use crate::common::DEFAULT_CTX;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// A .gguf file, a model in the store, or `hf.co/OWNER/REPO` (then every
+    /// The model: a store name or a path to a GGUF file; or `hf.co/OWNER/REPO` (then every
     /// quantization the repository has is planned, before downloading).
     pub model: PathBuf,
     /// Context size in tokens, or `auto` (the largest that fits, up to the

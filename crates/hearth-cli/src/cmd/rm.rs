@@ -6,6 +6,7 @@ use hearth_store::Store;
 
 #[derive(Args, Debug)]
 pub struct RmArgs {
+    /// The store names of the models to remove.
     #[arg(required = true)]
     pub names: Vec<String>,
 }

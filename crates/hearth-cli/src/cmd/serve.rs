@@ -12,7 +12,7 @@ use crate::common;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A model to load at start (a .gguf path or a model name).
+    /// A model to load at start: a store name or a path to a GGUF file.
     pub model: Option<String>,
     /// Address to listen on [env: HEARTH_HOST] (default 127.0.0.1:11434).
     #[arg(long)]
@@ -214,10 +214,12 @@ pub fn main(a: ServeArgs) -> Result<()> {
             {
                 bail!("model file {m} does not exist");
             }
+            let spinner = common::Spinner::after_a_second(&format!("loading {m}"));
             let name = state
                 .preload(m)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading {m}: {e}"))?;
+            drop(spinner);
             eprintln!("loaded {m} as '{name}'");
         }
         state.spawn_reaper();

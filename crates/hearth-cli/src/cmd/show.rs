@@ -6,11 +6,19 @@ use std::path::Path;
 use anyhow::Result;
 use clap::Args;
 use hearth_gguf::GgufFile;
+use hearth_store::{Manifest, ModelConfig, Store};
+use serde_json::json;
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
-    /// A GGUF file or a store name (`hearth list`).
+    /// The model: a store name or a path to a GGUF file.
     pub model: String,
+    /// Print a Modelfile that recreates the model (`hearth create`).
+    #[arg(long, conflicts_with_all = ["json", "tensors", "verbose"])]
+    pub modelfile: bool,
+    /// Print the facts as one JSON object.
+    #[arg(long, conflicts_with = "tensors")]
+    pub json: bool,
     /// Also print every metadata key.
     #[arg(long, short)]
     pub verbose: bool,
@@ -19,9 +27,33 @@ pub struct ShowArgs {
     pub tensors: bool,
 }
 
+/// The store's manifest when MODEL is a store name (not an existing path).
+fn manifest_of(model: &str) -> Option<Manifest> {
+    if Path::new(model).exists() {
+        return None;
+    }
+    Store::open_default().get(model).ok().flatten()
+}
+
 pub fn main(a: ShowArgs) -> Result<()> {
     let path = crate::common::model_path(Path::new(&a.model))?;
     let f = GgufFile::open(&path)?;
+    let manifest = manifest_of(&a.model);
+    let config = manifest
+        .as_ref()
+        .map(|m| m.config.clone())
+        .unwrap_or_default();
+    if a.modelfile {
+        println!(
+            "# Modelfile of {}, printed by `hearth show --modelfile`",
+            a.model
+        );
+        print!("{}", config.to_modelfile(&path.display().to_string()));
+        return Ok(());
+    }
+    if a.json {
+        return print_json(&a.model, &path, &f, manifest.as_ref(), &config);
+    }
     let arch = f.architecture().unwrap_or("?");
     let n_params: u64 = f.tensors().iter().map(|t| t.n_elements()).sum();
     let bytes: u64 = f.tensors().iter().map(|t| t.size).sum();
@@ -70,15 +102,39 @@ pub fn main(a: ShowArgs) -> Result<()> {
         _ => hearth_store::hash_file(&path)?.0,
     };
     println!("    sha256              {sha}");
-    if let Some(l) = f.get("general.license").and_then(|v| v.as_str()) {
-        println!();
-        println!("  License");
-        println!("    {l}");
+    // A Modelfile's licence and template replace the file's.
+    let license = match config.license.is_empty() {
+        false => Some(config.license.join("\n")),
+        true => f
+            .get("general.license")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+    };
+    let template = config.template.clone().or_else(|| {
+        f.get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    });
+    for (title, text) in [("License", license), ("Template", template)] {
+        if let Some(t) = text {
+            println!();
+            println!("  {title}");
+            for line in t.lines() {
+                println!("    {line}");
+            }
+        }
     }
-    if let Some(t) = f.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+    if let Some(sys) = &config.system {
         println!();
-        println!("  Template");
-        for line in t.lines() {
+        println!("  System");
+        for line in sys.lines() {
+            println!("    {line}");
+        }
+    }
+    if !config.parameters.is_empty() {
+        println!();
+        println!("  Parameters");
+        for line in config.parameters_text().lines() {
             println!("    {line}");
         }
     }
@@ -115,6 +171,36 @@ pub fn main(a: ShowArgs) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+fn print_json(
+    model: &str,
+    path: &Path,
+    f: &GgufFile,
+    manifest: Option<&Manifest>,
+    config: &ModelConfig,
+) -> Result<()> {
+    let arch = f.architecture().unwrap_or("unknown");
+    let key = |k: &str| f.get(&format!("{arch}.{k}")).and_then(|v| v.as_u64());
+    let sha = match manifest {
+        Some(m) => m.sha256.clone(),
+        None => hearth_store::hash_file(path)?.0,
+    };
+    let v = json!({
+        "model": model,
+        "path": path,
+        "sha256": sha,
+        "architecture": arch,
+        "name": f.get("general.name").and_then(|v| v.as_str()),
+        "parameters": f.tensors().iter().map(|t| t.n_elements()).sum::<u64>(),
+        "quantization": hearth_store::file_type_of(f),
+        "context_length": key("context_length"),
+        "embedding_length": key("embedding_length"),
+        "capabilities": hearth_store::capabilities(f),
+        "config": config,
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
 }
 
 fn human_count(n: u64) -> String {

@@ -7,7 +7,9 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct TokenizeArgs {
+    /// The model: a store name or a path to a GGUF file.
     pub model: PathBuf,
+    /// The text to tokenize.
     pub text: String,
     /// Do not add BOS/EOS even if the model asks for them.
     #[arg(long)]

@@ -7,6 +7,7 @@ use hearth_store::Store;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// The store names of the models to check.
     #[arg(required = true)]
     pub names: Vec<String>,
 }
