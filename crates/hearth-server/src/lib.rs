@@ -38,6 +38,7 @@ mod params;
 mod prompt;
 mod security;
 mod show;
+mod strict;
 mod structured;
 mod tools;
 

@@ -195,7 +195,7 @@ impl<S: Send + Sync, T: RequestFields> FromRequest<S> for Checked<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let JsonBody(body) = JsonBody::<Value>::from_request(req, state).await?;
+        let JsonBody(crate::strict::Strict(body)) = JsonBody::from_request(req, state).await?;
         parse(body, T::FIELDS).map(Checked)
     }
 }
