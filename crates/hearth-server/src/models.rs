@@ -291,27 +291,10 @@ impl ModelManager {
             return Err(ApiError::bad_request("the request names no model"));
         }
         self.admit(name)?;
-        let mut key = self.key(name);
+        let key = self.key(name);
         let (model, loaded_now) = match self.get(&key) {
             Some(m) => (m, false),
-            None => {
-                let (path, entry) = self.find(name).await?;
-                // A file the store holds is loaded and listed under its
-                // store name, whichever way it was named.
-                if let Some(e) = &entry {
-                    let store_key = display_name(&e.name);
-                    if store_key != key {
-                        if let Ok(mut a) = self.aliases.lock() {
-                            a.insert(key.clone(), store_key.clone());
-                        }
-                        key = store_key;
-                    }
-                }
-                match self.get(&key) {
-                    Some(m) => (m, false),
-                    None => self.load_once(&key, path, entry).await?,
-                }
-            }
+            None => self.load_once(name, &key).await?,
         };
         Ok(self.hold(model, loaded_now, keep_alive))
     }
@@ -349,13 +332,10 @@ impl ModelManager {
         ModelUse { model, loaded_now }
     }
 
-    /// Loads `key` unless a request that held its gate first did.
-    async fn load_once(
-        &self,
-        key: &str,
-        path: PathBuf,
-        entry: Option<hearth_store::Manifest>,
-    ) -> Result<(Arc<LoadedModel>, bool), ApiError> {
+    /// Loads the model `name` (listed as `key`) unless a request that held
+    /// its gate first did. Finding the file happens behind the gate, so a
+    /// slow look-up (or hashing a file to find its store entry) runs once.
+    async fn load_once(&self, name: &str, key: &str) -> Result<(Arc<LoadedModel>, bool), ApiError> {
         let gate = self
             .gates
             .lock()
@@ -364,9 +344,9 @@ impl ModelManager {
             .or_default()
             .clone();
         let held = gate.lock().await;
-        let result = match self.get(key) {
+        let result = match self.get(&self.key(name)) {
             Some(m) => Ok((m, false)),
-            None => self.load(key, path, entry).await.map(|m| (m, true)),
+            None => self.find_and_load(name, key).await,
         };
         drop(held);
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
@@ -375,6 +355,34 @@ impl ModelManager {
             gates.remove(key);
         }
         result
+    }
+
+    /// Finds the file of `name`; a file the store holds is loaded and
+    /// listed under its store name, whichever way it was named.
+    async fn find_and_load(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> Result<(Arc<LoadedModel>, bool), ApiError> {
+        let (path, entry) = self.find(name).await?;
+        let mut key = key.to_string();
+        if let Some(e) = &entry {
+            let store_key = display_name(&e.name);
+            if store_key != key {
+                if let Ok(mut a) = self.aliases.lock() {
+                    a.insert(key.clone(), store_key.clone());
+                }
+                // Listed once, by its store name; the alias finds it.
+                if let Ok(mut k) = self.known.lock() {
+                    k.remove(&key);
+                }
+                key = store_key;
+            }
+        }
+        if let Some(m) = self.get(&key) {
+            return Ok((m, false));
+        }
+        self.load(&key, path, entry).await.map(|m| (m, true))
     }
 
     /// Finds and opens the model, plans it against the memory left (after

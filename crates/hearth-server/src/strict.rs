@@ -81,7 +81,11 @@ mod tests {
         let ok: Strict = serde_json::from_str(r#"{"a": [1, 2.5, "x", null, {"b": true}]}"#)
             .expect("no repeated key");
         assert_eq!(ok.0["a"][4]["b"], Value::Bool(true));
-        for bad in [r#"{"a": 1, "a": 2}"#, r#"{"o": {"k": 1, "k": 1}}"#, r#"[{"x": 0, "x": 0}]"#] {
+        for bad in [
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"o": {"k": 1, "k": 1}}"#,
+            r#"[{"x": 0, "x": 0}]"#,
+        ] {
             let e = serde_json::from_str::<Strict>(bad).err().expect(bad);
             assert!(e.to_string().contains("appears twice"), "{bad}: {e}");
         }

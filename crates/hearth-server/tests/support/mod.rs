@@ -14,9 +14,14 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// One thread, small contexts, `n_parallel` sequences.
+/// One thread, small contexts, `n_parallel` sequences; requests may name
+/// models by path (these tests load files from temporary folders).
 pub fn config(n_parallel: usize) -> ServerConfig {
     ServerConfig {
+        security: hearth_server::Security {
+            allow_paths: true,
+            ..Default::default()
+        },
         engine: EngineDefaults {
             n_parallel: Some(n_parallel),
             n_ctx: Some(128),
