@@ -2,9 +2,8 @@
 # The project's test command: fetches everything the tests need (the real
 # models, also installed into the store as `smollm2` and `gemma3:270m`,
 # and the Python venv with the official clients), runs the whole suite,
-# then runs the tests whose results depend on the kernel tier (the golden
-# comparisons with llama.cpp and the `hearth serve` client tests) again
-# with HEARTH_ISA=avx2, the tier of most users' CPUs, and lists every test
+# then runs the tests whose results depend on the kernel tier again with
+# HEARTH_ISA=avx2 and scalar (below), and lists every test
 # that skipped itself and why (0 on a machine with
 # everything fetched). Under CI=true a missing model or venv is a failure,
 # never a skip.
@@ -36,14 +35,25 @@ status=0
 t0=$SECONDS
 cargo test --workspace --release --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 echo "test.sh: suite (best tier) took $((SECONDS - t0)) s"
-if [ "${HEARTH_TEST_AVX2_PASS:-1}" = 1 ]; then
-  t0=$SECONDS
-  echo "test.sh: golden and client tests again with HEARTH_ISA=avx2"
-  HEARTH_ISA=avx2 cargo test --release --no-fail-fast \
-    -p hearth-model --test golden_logits \
-    -p hearth-cli --test golden_run --test perplexity --test serve_clients \
-    2>&1 | tee -a "$log" || status=$?
-  echo "test.sh: HEARTH_ISA=avx2 pass took $((SECONDS - t0)) s"
+# The tier-dependent tests again on the lower tiers (HEARTH_TEST_TIERS=0
+# skips this, e.g. while iterating): AVX2, the tier of most users' CPUs,
+# gets the golden comparisons with llama.cpp, batch invariance and the
+# client tests; the slow scalar tier the batch-invariance tests
+# (--deterministic must hold on every tier).
+tier() { # NAME ISA cargo-test-args...
+  local name=$1 isa=$2 t0=$SECONDS
+  shift 2
+  echo "test.sh: $name (HEARTH_ISA=$isa)"
+  HEARTH_ISA=$isa cargo test --release --no-fail-fast "$@" 2>&1 | tee -a "$log" || status=$?
+  echo "test.sh: $name (HEARTH_ISA=$isa) took $((SECONDS - t0)) s"
+}
+if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
+  tier "golden, parity and client tests" avx2 \
+    -p hearth-model --test golden_logits --test batch_invariant \
+    -p hearth-engine --test batch \
+    -p hearth-cli --test golden_run --test perplexity --test serve_clients
+  tier "batch invariance" scalar -p hearth-model --test batch_invariant
+  tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
 fi
 
 n=$(grep -c . "$skips" || true)
