@@ -33,6 +33,8 @@ enum Command {
     Perplexity(cmd::perplexity::PerplexityArgs),
     /// Show how text is tokenized.
     Tokenize(cmd::tokenize::TokenizeArgs),
+    /// Print the logits of every position of a list of token ids.
+    Eval(cmd::eval::EvalArgs),
     /// Show a model's metadata and tensors.
     Show(cmd::show::ShowArgs),
     /// Measure prompt and generation speed (llama-bench's tests and output).
@@ -83,6 +85,7 @@ fn main() {
         Command::Run(a) => cmd::run::main(a),
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Tokenize(a) => cmd::tokenize::main(a),
+        Command::Eval(a) => cmd::eval::main(a),
         Command::Show(a) => cmd::show::main(a),
         Command::Bench(a) => cmd::bench::main(a),
         Command::Serve(a) => cmd::serve::main(a),

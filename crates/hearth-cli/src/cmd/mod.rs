@@ -3,6 +3,7 @@ mod chat;
 mod client;
 pub mod cp;
 pub mod create;
+pub mod eval;
 mod format;
 pub mod import;
 pub mod list;

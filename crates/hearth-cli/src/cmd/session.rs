@@ -119,7 +119,12 @@ pub fn apply_option(p: &mut GenParams, name: &str, v: &Value) -> Result<()> {
         "frequency_penalty" => s.frequency_penalty = f()?,
         "seed" => s.seed = u64::try_from(i()?).ok(),
         "typical_p" => s.typical_p = f()?,
-        "mirostat" => s.mirostat = u8::try_from(i()?).context("mirostat must be 0, 1 or 2")?,
+        "mirostat" => {
+            s.mirostat = u8::try_from(i()?)
+                .ok()
+                .filter(|m| *m <= 2)
+                .context("mirostat must be 0, 1 or 2")?
+        }
         "mirostat_tau" => s.mirostat_tau = f()?,
         "mirostat_eta" => s.mirostat_eta = f()?,
         "num_predict" => {
@@ -428,6 +433,10 @@ mod tests {
         assert_eq!(p.sampler.top_k, 5);
         assert!(apply_option(&mut p, "top_k", &json!(-1)).is_err());
         assert!(apply_option(&mut p, "num_predict", &json!(-5)).is_err());
-        assert!(apply_option(&mut p, "mirostat", &json!(1)).is_err());
+        apply_option(&mut p, "mirostat", &json!(2)).unwrap();
+        apply_option(&mut p, "typical_p", &json!(0.5)).unwrap();
+        assert_eq!((p.sampler.mirostat, p.sampler.typical_p), (2, 0.5));
+        assert!(apply_option(&mut p, "mirostat", &json!(3)).is_err());
+        assert!(apply_option(&mut p, "dry_multiplier", &json!(1)).is_err());
     }
 }
