@@ -18,39 +18,8 @@ use crate::models::LoadedModel;
 /// anything after `{{ .Response }}` is dropped since the reply goes there.
 /// Any other action is an error that names it.
 pub fn render_go_template(template: &str, system: &str, prompt: &str) -> Result<String, ApiError> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let mut before = &rest[..start];
-        let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| {
-            ApiError::bad_request("template: an action opened with {{ is never closed")
-        })?;
-        let mut action = &after[..end];
-        let mut next = &after[end + 2..];
-        if let Some(a) = action.strip_prefix('-') {
-            action = a;
-            before = before.trim_end();
-        }
-        if let Some(a) = action.strip_suffix('-') {
-            action = a;
-            next = next.trim_start();
-        }
-        out.push_str(before);
-        match action.trim() {
-            ".System" => out.push_str(system),
-            ".Prompt" => out.push_str(prompt),
-            ".Response" => return Ok(out),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "template: unsupported action {{{{ {other} }}}} (hearth supports {{{{ .System }}}}, {{{{ .Prompt }}}} and {{{{ .Response }}}})"
-                )))
-            }
-        }
-        rest = next;
-    }
-    out.push_str(rest);
-    Ok(out)
+    hearth_store::modelfile::render_template(template, system, prompt, None)
+        .map_err(|e| ApiError::bad_request(format!("template: {e}")))
 }
 
 /// The chat prompt text for `messages` with the model's template.
