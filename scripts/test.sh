@@ -56,6 +56,11 @@ if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
 fi
 
+# The fuzz targets are their own workspace (they need nightly to run);
+# type-checking them on stable keeps them in step with the crates they drive.
+echo "test.sh: type-checking the fuzz targets"
+cargo check --quiet --manifest-path fuzz/Cargo.toml --bins 2>&1 | tee -a "$log" || status=$?
+
 n=$(grep -c . "$skips" || true)
 echo
 echo "skipped: $n test(s)"

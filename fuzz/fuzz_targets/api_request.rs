@@ -88,6 +88,7 @@ fn fixture() -> &'static Fixture {
                 kv: KvType::F32,
                 threads: 1,
                 max_queue: 8,
+                deterministic: false,
             },
             max_body: 64 * 1024,
             store: Some(std::sync::Arc::new(hearth_store::Store::at(
