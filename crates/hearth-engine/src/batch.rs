@@ -442,7 +442,7 @@ impl Worker {
         }
     }
 
-    /// One piece of the first embedding request: about one decode step's
+    /// One piece of the first embedding request: about half a decode step's
     /// worth of tokens while sequences decode, a micro-batch otherwise.
     fn embed_piece(&mut self) {
         while self.embeds.front().is_some_and(EmbedJob::cancelled) {

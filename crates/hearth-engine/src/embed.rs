@@ -3,8 +3,8 @@
 //! `max_queue`) and is evaluated in pieces between decode steps, so open
 //! streams keep flowing while a large batch of inputs is embedded.
 //!
-//! While sequences are decoding, a piece is sized to take about as long as
-//! one decode step (from the measured rate of both); with nothing decoding
+//! While sequences are decoding, a piece is sized to take about half as long
+//! as a decode step (from the measured rate of both); with nothing decoding
 //! it is a whole micro-batch. A piece may end inside an input: its state
 //! carries the pooled sum to the next piece.
 
@@ -156,6 +156,10 @@ pub(crate) struct Pace {
 
 /// Tokens in a piece before any embedding speed is known.
 const FIRST_PIECE: usize = 8;
+/// The share of a decode step one embedding piece may take while sequences
+/// decode: half, so a streamed token waits about 1.5 steps at most while an
+/// embedding request runs, and the embedding still gets a third of the time.
+const PIECE_OF_STEP: f64 = 0.5;
 /// Weight of a new measurement in the moving averages.
 const EMA: f64 = 0.25;
 
@@ -187,15 +191,15 @@ impl Pace {
         });
     }
 
-    /// Tokens for the next piece: one decode step's worth while sequences
-    /// decode, else a whole micro-batch.
+    /// Tokens for the next piece: [`PIECE_OF_STEP`] of a decode step's
+    /// worth while sequences decode, else a whole micro-batch.
     pub fn budget(&self, decoding: bool, n_ubatch: usize) -> usize {
         if !decoding {
             return n_ubatch.max(1);
         }
         match (self.step, self.per_token) {
             (Some(step), Some(per)) if per > 0.0 => {
-                ((step.as_secs_f64() / per) as usize).clamp(1, n_ubatch.max(1))
+                ((PIECE_OF_STEP * step.as_secs_f64() / per) as usize).clamp(1, n_ubatch.max(1))
             }
             _ => FIRST_PIECE.min(n_ubatch.max(1)),
         }
@@ -214,13 +218,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_piece_takes_about_one_decode_step() {
+    fn a_piece_takes_about_half_a_decode_step() {
         let mut p = Pace::new();
         assert_eq!(p.budget(false, 512), 512);
         assert_eq!(p.budget(true, 512), FIRST_PIECE);
         p.stepped(Duration::from_millis(10));
         p.embedded(8, Duration::from_millis(8));
-        assert_eq!(p.budget(true, 512), 10);
+        assert_eq!(p.budget(true, 512), 5);
         p.stepped(Duration::from_secs(10));
         assert_eq!(p.budget(true, 512), 512);
         assert_eq!(p.budget(true, 0), 1);
