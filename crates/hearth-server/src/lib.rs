@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod catalog;
 mod conn;
 mod engine;
 mod error;
@@ -33,6 +34,7 @@ mod models;
 mod ollama;
 mod openai;
 mod openai_reply;
+mod opening;
 mod options;
 mod params;
 mod prompt;
