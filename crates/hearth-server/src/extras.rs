@@ -43,7 +43,11 @@ pub async fn tokenize(
 ) -> Result<Json<Value>, ApiError> {
     log.model(&r.model);
     let m = st.models.acquire(&r.model, None).await?;
-    let tokens = m.model.tokenizer.encode(&r.content, r.add_special, true);
+    // A large body is tokenized off the async threads.
+    let tok = m.model.tokenizer.clone();
+    let tokens = tokio::task::spawn_blocking(move || tok.encode(&r.content, r.add_special, true))
+        .await
+        .map_err(|e| ApiError::internal(format!("tokenizing: {e}")))?;
     Ok(Json(json!({ "tokens": tokens })))
 }
 
