@@ -5,7 +5,7 @@
 
 use hearth_server::AppState;
 
-mod common;
+mod support;
 
 /// Threads of this process named like the pool's workers, once their
 /// count has stayed the same for a while (a new thread names itself when
@@ -37,8 +37,8 @@ async fn two_loaded_models_compute_on_one_pool() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (common::synth(&dir, "a"), common::synth(&dir, "b"));
-    let mut cfg = common::config(2);
+    let (a, b) = (support::synth(&dir, "a"), support::synth(&dir, "b"));
+    let mut cfg = support::config(2);
     cfg.engine.threads = 3;
     let st = AppState::new(cfg);
     // The caller of each job is the third thread.
@@ -53,7 +53,7 @@ async fn two_loaded_models_compute_on_one_pool() {
                                       "options": {"num_predict": 3}});
         let app = hearth_server::router(st.clone());
         let (status, body) =
-            common::call(&app, axum::http::Method::POST, "/api/generate", Some(body)).await;
+            support::call(&app, axum::http::Method::POST, "/api/generate", Some(body)).await;
         assert_eq!(status, axum::http::StatusCode::OK, "{body}");
     }
 }
