@@ -293,11 +293,22 @@ impl ModelManager {
         }
         self.admit(name)?;
         let key = self.key(name);
-        let (model, loaded_now) = match self.get(&key) {
-            Some(m) => (m, false),
-            None => self.load_once(name, &key).await?,
-        };
+        if let Some(u) = self.take(&key, keep_alive) {
+            return Ok(u);
+        }
+        let (model, loaded_now) = self.load_once(name, &key).await?;
         Ok(self.hold(model, loaded_now, keep_alive))
+    }
+
+    /// The loaded model `key`, marked busy while the map is locked, so that
+    /// eviction and reaping (which decide under the same lock) never take a
+    /// model a request has just found.
+    fn take(&self, key: &str, keep_alive: Option<KeepAlive>) -> Option<ModelUse> {
+        let loaded = self.lock();
+        let m = loaded.models.get(key)?.clone();
+        let u = self.hold(m, false, keep_alive);
+        drop(loaded);
+        Some(u)
     }
 
     /// The file of `name` and the store entry holding the same bytes, looked
