@@ -332,7 +332,7 @@ fn cors(extra: Vec<String>) -> CorsLayer {
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
             origin
                 .to_str()
-                .is_ok_and(|o| is_local_origin(o) || extra.iter().any(|e| e == o || e == "*"))
+                .is_ok_and(|o| security::origin_allowed(o, &extra))
         }))
         .allow_methods([
             Method::GET,

@@ -68,10 +68,10 @@ fn refuse(path: &str, message: &str) -> Response {
 /// a cross-site fetch without an allowed `Origin`, a foreign `Host`, and a management route
 /// that is off. Runs before CORS, so a foreign preflight is refused too.
 pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_string();
     if let Some(why) = refusal(&st, &req) {
+        let path = req.uri().path();
         tracing::warn!(path = %path, why = %why, "refused");
-        return refuse(&path, &why);
+        return refuse(path, &why);
     }
     next.run(req).await
 }
@@ -113,10 +113,7 @@ fn refusal(st: &AppState, req: &Request) -> Option<String> {
 fn cross_site(headers: &HeaderMap, extra: &[String]) -> Option<String> {
     let origin = headers.get(header::ORIGIN);
     if let Some(o) = origin {
-        let ok = o
-            .to_str()
-            .is_ok_and(|o| is_local_origin(o) || extra.iter().any(|e| e == o || e == "*"));
-        if !ok {
+        if !o.to_str().is_ok_and(|o| origin_allowed(o, extra)) {
             return Some(format!(
                 "Origin '{}' is not allowed: only localhost origins and those in HEARTH_ORIGINS are",
                 truncate(&String::from_utf8_lossy(o.as_bytes()))
@@ -131,6 +128,12 @@ fn cross_site(headers: &HeaderMap, extra: &[String]) -> Option<String> {
         );
     }
     None
+}
+
+/// Whether a browser `Origin` may use the server: a localhost origin or one
+/// `HEARTH_ORIGINS` lists (`*`: any). The guard and the CORS layer both ask.
+pub(crate) fn origin_allowed(origin: &str, extra: &[String]) -> bool {
+    is_local_origin(origin) || extra.iter().any(|e| e == origin || e == "*")
 }
 
 /// At most 100 characters of something a client sent, for a message.
