@@ -33,7 +33,7 @@ fn pool_workers() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_loaded_models_compute_on_one_pool() {
     if !std::path::Path::new("/proc/self/task").is_dir() {
-        eprintln!("skipping: no /proc/self/task to count threads in");
+        hearth_testdata::unavailable("no /proc/self/task to count threads in");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
