@@ -207,3 +207,19 @@ fn show_and_tokenize() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.starts_with("[1, "), "BOS first: {s}");
 }
+
+#[test]
+fn serve_timeouts_out_of_range_are_clear_errors() {
+    let dir = temp_dir("serve-timeouts");
+    let m = synth_model(&dir, Arch::Llama);
+    let m = m.to_str().expect("utf-8 path");
+    for (flag, v) in [
+        ("--header-timeout", "0"),
+        ("--body-timeout", "NaN"),
+        ("--body-timeout", "100000"),
+    ] {
+        let o = hearth(&["serve", m, "--host", "127.0.0.1:0", flag, v]);
+        assert_clean_error(&o, flag);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
