@@ -5,7 +5,8 @@
 //! ([`matmul`], activations quantized once per call into the weight type's
 //! dot-product format and multiplied with the kernels `hearth-quant` picked
 //! for this CPU), RMS norm, gated activations, rotary embeddings ([`Rope`])
-//! and attention over a KV cache ([`attention`]).
+//! attention over a KV cache ([`attention`]), and mixture-of-experts
+//! routing ([`route`]) with the grouped expert matmul ([`expert_matmul`]).
 //!
 //! ```
 //! use hearth_ops::{ThreadPool, rms_norm};
@@ -17,7 +18,9 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod experts;
 pub mod matmul;
+pub mod moe;
 pub mod pool;
 pub mod rope;
 pub mod vec;
@@ -27,8 +30,12 @@ pub use elementwise::{
     add_inplace, gated_act, gated_act_par, gelu, gelu_table, log_softmax, rms_norm,
     rms_norm_inplace, scale_inplace, silu, Activation,
 };
+pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
+};
+pub use moe::{
+    combine_experts, expert_scale_bias, route, swiglu_limited, swiglu_oai, Gating, Router, Routes,
 };
 pub use pool::{split, Disjoint, ThreadPool};
 pub use rope::{Rope, RopeKind};
