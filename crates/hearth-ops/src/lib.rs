@@ -25,7 +25,9 @@ pub mod pool;
 pub mod rope;
 pub mod vec;
 
-pub use attention::{attention, attention_batch, AttnParams, KvElem, KvView, F16};
+pub use attention::{
+    attention, attention_batch, attention_batch_sinks, AttnParams, KvElem, KvView, F16,
+};
 pub use elementwise::{
     add_inplace, gated_act, gated_act_par, gelu, gelu_table, log_softmax, rms_norm,
     rms_norm_inplace, scale_inplace, silu, Activation,
