@@ -45,6 +45,16 @@ impl fmt::Display for Plan {
         ];
         for (name, b) in rows {
             writeln!(f, "  {name:<18}{:>12}", bytes(b))?;
+            if let (Some(e), "weights") = (&self.experts, name) {
+                writeln!(
+                    f,
+                    "    routed experts{:>12}  ({} of {} per token: {} read per token)",
+                    bytes(e.expert_bytes),
+                    e.used,
+                    e.count,
+                    bytes(e.active_bytes)
+                )?;
+            }
         }
         writeln!(f, "  {:<18}{:>12}", "total", bytes(self.total))?;
         writeln!(

@@ -85,6 +85,7 @@ pub fn main(a: ShowArgs) -> Result<()> {
         "    weights             {:.1} MiB",
         bytes as f64 / (1u64 << 20) as f64
     );
+    print_experts(&f);
     let types: Vec<String> = by_type
         .iter()
         .map(|(t, (n, el))| {
@@ -197,10 +198,30 @@ fn print_json(
         "context_length": key("context_length"),
         "embedding_length": key("embedding_length"),
         "capabilities": hearth_store::capabilities(f),
+        "experts": hearth_plan::experts(f),
         "config": config,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+/// A mixture-of-experts model's experts and the parameters a token uses.
+fn print_experts(f: &GgufFile) {
+    let Some(e) = hearth_plan::experts(f) else {
+        return;
+    };
+    let shared = match e.shared {
+        0 => String::new(),
+        n => format!(", {n} shared"),
+    };
+    println!(
+        "    experts             {} ({} used per token{shared})",
+        e.count, e.used
+    );
+    println!(
+        "    active parameters   {} per token",
+        human_count(e.active_params)
+    );
 }
 
 fn human_count(n: u64) -> String {
