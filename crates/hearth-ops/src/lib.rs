@@ -29,8 +29,8 @@ pub use attention::{
     attention, attention_batch, attention_batch_sinks, AttnParams, KvElem, KvView, F16,
 };
 pub use elementwise::{
-    add_inplace, gated_act, gated_act_par, gelu, gelu_table, log_softmax, rms_norm,
-    rms_norm_inplace, scale_inplace, silu, Activation,
+    act_inplace, add_inplace, gated_act, gated_act_par, gelu, gelu_table, layer_norm, log_softmax,
+    rms_norm, rms_norm_inplace, scale_inplace, silu, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{
@@ -40,4 +40,4 @@ pub use moe::{
     combine_experts, expert_scale_bias, route, swiglu_limited, swiglu_oai, Gating, Router, Routes,
 };
 pub use pool::{split, Disjoint, ThreadPool};
-pub use rope::{Rope, RopeKind};
+pub use rope::{Rope, RopeKind, Yarn};
