@@ -17,13 +17,55 @@ pub enum Mixer {
     Attention,
 }
 
-/// A layer's feed-forward block. (Mixture-of-experts is a further variant.)
+/// A layer's feed-forward block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ffn {
     /// `down(act(gate·x) ⊙ up·x)`; gate and up may be one fused tensor.
     Gated,
     /// `down(act(up·x))`.
     Plain,
+    /// Mixture of experts ([`Config::moe`] says how tokens are routed), with
+    /// an optional shared expert.
+    Moe,
+}
+
+/// The gated activation of a mixture-of-experts layer's experts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MoeAct {
+    /// SwiGLU: `silu(gate) · up`.
+    Silu,
+    /// gpt-oss's clamped SwiGLU: with `g = min(gate, limit)` and
+    /// `u = clamp(up, ±limit)`, `g · sigmoid(alpha · g) · (u + 1)`.
+    SwigluOai { alpha: f32, limit: f32 },
+}
+
+/// How a mixture-of-experts model routes tokens to its experts (every
+/// [`Ffn::Moe`] layer alike).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoeSpec {
+    pub n_expert: usize,
+    /// Experts each token is routed to.
+    pub n_used: usize,
+    /// Hidden size of one expert.
+    pub n_ff: usize,
+    /// Hidden size of the shared expert every token goes through; 0: none.
+    pub n_ff_shared: usize,
+    pub gating: hearth_ops::Gating,
+    /// The chosen experts' weights are divided by their sum.
+    pub norm_weights: bool,
+    /// Multiplier on the chosen experts' weights (0 or 1: none).
+    pub weight_scale: f32,
+    /// Expert groups (0 or 1: none) and how many a token chooses from.
+    pub groups: usize,
+    pub groups_used: usize,
+    pub act: MoeAct,
+    /// The experts carry biases (gpt-oss); otherwise biases are refused.
+    pub expert_biases: bool,
+    /// The per-expert `.scale` tensors multiply the experts' products. The
+    /// architectures whose llama.cpp graph does not apply them (it loads
+    /// them, then passes none) have this off: hearth takes them and, like
+    /// llama.cpp, leaves them out of the math.
+    pub expert_scales: bool,
 }
 
 /// The normalisation every norm of the model uses.
@@ -88,6 +130,18 @@ pub struct Config {
     /// `post_attention_norm` and `post_ffw_norm` on the blocks' outputs
     /// (Gemma 2/3, OLMo 2).
     pub post_norms: bool,
+    /// Attention layers carry sinks (`attn_sinks`, one logit per head).
+    pub attn_sinks: bool,
+    /// The tensor name of the norm before the feed-forward block
+    /// (`ffn_norm`; gpt-oss and GLM-4.5 call it `post_attention_norm`).
+    pub ffn_norm_name: &'static str,
+    /// The dense feed-forward projections' `.scale` tensors multiply their
+    /// products; off where llama.cpp's graph passes none (DeepSeek-V2/V3's
+    /// and GLM-4.5's leading dense layers and shared experts): the tensors
+    /// are taken and, as in llama.cpp, left out of the math.
+    pub ffn_scales: bool,
+    /// Mixture-of-experts routing, for the [`Ffn::Moe`] layers.
+    pub moe: Option<MoeSpec>,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -372,6 +426,10 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         qk_norm: false,
         pre_norms: true,
         post_norms: false,
+        attn_sinks: false,
+        ffn_norm_name: "ffn_norm",
+        ffn_scales: true,
+        moe: None,
         layers: vec![layer; n_layer],
     })
 }

@@ -70,6 +70,17 @@ pub(crate) struct KvCache<T> {
     pub v: Vec<T>,
 }
 
+impl<T> KvCache<T> {
+    /// The cache as an attention view for a segment of `n_tokens`.
+    pub fn view(&self, n_tokens: usize) -> hearth_ops::KvView<'_, T> {
+        hearth_ops::KvView {
+            k: &self.k,
+            v: &self.v,
+            n_tokens,
+        }
+    }
+}
+
 /// What one layer keeps between calls for one sequence. Attention layers
 /// keep keys and values; a recurrent layer's state is a further variant
 /// (its size does not grow with the context, and rolling it back needs a

@@ -69,6 +69,7 @@ impl Model {
             pre_norm(c, layer.ffn_norm.as_ref(), s);
             match &layer.ffn {
                 Ffn::Dense(f) => f.forward(&cx, s),
+                Ffn::Moe(f) => f.forward(&cx, s),
             }
             residual(c, layer.post_ffn_norm.as_ref(), s);
         }

@@ -105,4 +105,6 @@ macro_rules! zoo {
 
 zoo! {
     llama_dense => "llama-dense",
+    llama_moe => "llama-moe",
+    gpt_oss_moe => "gpt-oss-moe",
 }

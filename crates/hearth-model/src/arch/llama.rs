@@ -2,14 +2,19 @@
 //! optional biases and Llama 3's per-dimension RoPE factors, gated SiLU
 //! feed-forward, RMS norms).
 
-use hearth_ops::RopeKind;
+use hearth_ops::{Gating, RopeKind};
 
-use super::Meta;
+use super::{moe, Meta};
 use crate::config::Config;
 use crate::ModelError;
 
-/// Llama, Mistral, TinyLlama, SmolLM2: RoPE on adjacent pairs.
-pub(super) fn llama(_: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+/// Llama, Mistral, TinyLlama, SmolLM2: RoPE on adjacent pairs. With
+/// experts (Mixtral): every feed-forward a mixture of experts, softmax
+/// routing with normalised weights, the experts' scales applied.
+pub(super) fn llama(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     c.set_rope_kind(RopeKind::Norm);
+    if meta.usize_or("expert_count", 0)? > 0 {
+        moe::experts(meta, c, false, Gating::Softmax, true)?.expert_scales = true;
+    }
     Ok(())
 }

@@ -7,7 +7,9 @@
 //! a builder in this folder's file for its family.
 
 mod gemma;
+mod gpt_oss;
 mod llama;
+mod moe;
 mod qwen;
 
 use crate::config::{Config, Meta};
@@ -19,6 +21,7 @@ pub enum Arch {
     Llama,
     Gemma3,
     Qwen2,
+    GptOss,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -59,6 +62,13 @@ pub static ARCHS: &[ArchEntry] = &[
         build: gemma::gemma3,
         models: "Gemma 3",
         blocks: "attention with QK-norm, 5:1 sliding window + gated GELU FFN, post norms",
+    },
+    ArchEntry {
+        arch: Arch::GptOss,
+        name: "gpt-oss",
+        build: gpt_oss::gpt_oss,
+        models: "gpt-oss 20B, 120B",
+        blocks: "attention with biases and sinks, alternating sliding window + MoE (biased experts, clamped SwiGLU)",
     },
 ];
 

@@ -33,6 +33,8 @@ pub(crate) struct Attention {
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
     wo: Linear,
+    /// Attention sinks, one logit per head (gpt-oss).
+    sinks: Option<Vec<f32>>,
 }
 
 impl Attention {
@@ -68,6 +70,7 @@ impl Attention {
             q_norm: norm(t, "attn_q_norm", q_dim)?,
             k_norm: norm(t, "attn_k_norm", kv_dim)?,
             wo: Linear::load(t, &n("attn_output"), q_dim, e)?,
+            sinks: t.vector_if(c.attn_sinks, &n("attn_sinks.weight"), c.n_head)?,
         })
     }
 
@@ -147,9 +150,10 @@ impl Attention {
             _ => None,
         });
         let out = &mut s.att[..n * q_dim];
+        let sk = self.sinks.as_deref();
         match (views16, views32) {
-            (Some(kv), _) => ops::attention_batch(cx.pool, &params, &s.q, &kv, &s.positions, out),
-            (_, Some(kv)) => ops::attention_batch(cx.pool, &params, &s.q, &kv, &s.positions, out),
+            (Some(kv), _) => attend(cx, &params, sk, &s.q, &kv, &s.positions, out),
+            (_, Some(kv)) => attend(cx, &params, sk, &s.q, &kv, &s.positions, out),
             // Sequences with caches of different types: one call each.
             (None, None) => {
                 let mut t0 = 0;
@@ -162,13 +166,34 @@ impl Attention {
                     );
                     let o = &mut s.att[r.start * q_dim..r.end * q_dim];
                     match &g.st.cache.layers[il] {
-                        LayerMem::F16(l) => ops::attention(cx.pool, &params, q, &l.k, &l.v, pos, o),
-                        LayerMem::F32(l) => ops::attention(cx.pool, &params, q, &l.k, &l.v, pos, o),
+                        LayerMem::F16(l) => {
+                            attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
+                        }
+                        LayerMem::F32(l) => {
+                            attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
+                        }
                     }
                 }
             }
         }
         QuantActs::new(&s.att, n, &mut s.qbuf).linear(cx, [&self.wo], &mut [&mut s.o]);
+    }
+}
+
+/// Attention over `kv` (see [`ops::attention_batch`]), with the layer's
+/// sinks when it has them.
+fn attend<T: KvElem>(
+    cx: &Ctx<'_>,
+    p: &AttnParams,
+    sinks: Option<&[f32]>,
+    q: &[f32],
+    kv: &[KvView<'_, T>],
+    positions: &[usize],
+    out: &mut [f32],
+) {
+    match sinks {
+        Some(sk) => ops::attention_batch_sinks(cx.pool, p, sk, q, kv, positions, out),
+        None => ops::attention_batch(cx.pool, p, q, kv, positions, out),
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod ffn;
+pub(crate) mod moe;
 
 use hearth_gguf::GgmlType;
 use hearth_ops::{self as ops, ThreadPool, WeightRef};
@@ -259,6 +260,7 @@ pub(crate) enum Mixer {
 #[derive(Debug)]
 pub(crate) enum Ffn {
     Dense(ffn::Dense),
+    Moe(moe::Moe),
 }
 
 /// One layer's weights.
@@ -286,12 +288,13 @@ impl Layer {
             crate::config::Ffn::Gated | crate::config::Ffn::Plain => {
                 Ffn::Dense(ffn::Dense::load(t, c, il)?)
             }
+            crate::config::Ffn::Moe => Ffn::Moe(moe::Moe::load(t, c, il)?),
         };
         Ok(Layer {
             attn_norm: Norm::load_if(t, c, c.pre_norms, &n("attn_norm"), e)?,
             mixer,
             post_attn_norm: Norm::load_if(t, c, c.post_norms, &n("post_attention_norm"), e)?,
-            ffn_norm: Norm::load_if(t, c, c.pre_norms, &n("ffn_norm"), e)?,
+            ffn_norm: Norm::load_if(t, c, c.pre_norms, &n(c.ffn_norm_name), e)?,
             ffn,
             post_ffn_norm: Norm::load_if(t, c, c.post_norms, &n("post_ffw_norm"), e)?,
         })
