@@ -15,6 +15,28 @@ pub enum Mixer {
     /// Multi-head attention over a KV cache (GQA, optional biases, QK-norm,
     /// RoPE or none, sliding window).
     Attention,
+    /// Multi-head latent attention (DeepSeek-V2/V3): keys and values
+    /// compressed into one latent row per position plus a shared rotary
+    /// key ([`Config::mla`] has the sizes), attended as one KV head.
+    Mla,
+}
+
+/// The sizes of multi-head latent attention. The cache holds, per
+/// position, the normalised latent (`kv_lora_rank`) and the rotated key
+/// part (`n_rot`): `head_dim = kv_lora_rank + n_rot` values, which are both
+/// the key and (their first `kv_lora_rank`) the value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlaSpec {
+    /// Rank of the query compression (`attn_q_a` / `attn_q_b`); 0: one
+    /// `attn_q` projection.
+    pub q_lora_rank: usize,
+    pub kv_lora_rank: usize,
+    /// Rotated dims of each query head and of the shared key.
+    pub n_rot: usize,
+    /// Non-rotated dims of each query head (`key_length_mla - n_rot`).
+    pub qk_nope: usize,
+    /// Each head's value dims after decompression (`value_length_mla`).
+    pub v_head: usize,
 }
 
 /// A layer's feed-forward block.
@@ -142,6 +164,8 @@ pub struct Config {
     pub ffn_scales: bool,
     /// Mixture-of-experts routing, for the [`Ffn::Moe`] layers.
     pub moe: Option<MoeSpec>,
+    /// Latent attention's sizes, for the [`Mixer::Mla`] layers.
+    pub mla: Option<MlaSpec>,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -267,7 +291,7 @@ impl Config {
             .iter()
             .map(|l| match (l.mixer, l.window) {
                 (Mixer::Attention, Some(w)) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
-                (Mixer::Attention, _) => n_ctx,
+                (Mixer::Attention, _) | (Mixer::Mla, _) => n_ctx,
             })
             .collect()
     }
@@ -282,18 +306,22 @@ impl Config {
                     rows,
                     dim: self.n_kv_head * self.head_dim,
                 },
+                Mixer::Mla => crate::kv::MemSpec::Latent {
+                    rows,
+                    dim: self.head_dim,
+                },
             })
             .collect()
     }
 
-    /// Bytes of one sequence's KV cache (keys and values, every layer).
+    /// Bytes of one sequence's KV cache (keys and values, every layer;
+    /// latent attention's one row per position).
     pub fn kv_bytes(&self, n_ctx: usize, n_ubatch: usize, kv: crate::KvType) -> u64 {
-        let row = (self.n_kv_head * self.head_dim * kv.elem_bytes()) as u64;
-        let rows = self
-            .kv_rows(n_ctx, n_ubatch)
+        let rows = self.kv_rows(n_ctx, n_ubatch);
+        self.mem_specs(&rows)
             .iter()
-            .fold(0u64, |a, &r| a.saturating_add(r as u64));
-        2u64.saturating_mul(rows).saturating_mul(row)
+            .map(|s| s.bytes(kv))
+            .fold(0u64, u64::saturating_add)
     }
 }
 
@@ -383,7 +411,12 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
     }
     let head_dim = meta.usize_or("attention.key_length", n_embd / n_head)?;
     let v_dim = meta.usize_or("attention.value_length", head_dim)?;
-    if head_dim == 0 || v_dim != head_dim || head_dim > hearth_ops::attention::MAX_HEAD_DIM {
+    // Latent attention's values are the keys' first kv_lora_rank values.
+    let latent = meta.usize_or("attention.kv_lora_rank", 0)? > 0;
+    if head_dim == 0
+        || (v_dim != head_dim && !latent)
+        || head_dim > hearth_ops::attention::MAX_HEAD_DIM
+    {
         return Err(meta.bad(
             "attention.key_length",
             format!("head dims k={head_dim} v={v_dim} are not supported"),
@@ -430,6 +463,7 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         ffn_norm_name: "ffn_norm",
         ffn_scales: true,
         moe: None,
+        mla: None,
         layers: vec![layer; n_layer],
     })
 }

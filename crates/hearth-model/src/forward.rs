@@ -54,6 +54,8 @@ pub(crate) struct Scratch {
     pub positions: Vec<usize>,
     /// A mixture-of-experts layer's routes and per-expert products.
     pub moe: crate::blocks::moe::MoeScratch,
+    /// Latent attention's per-head products.
+    pub mla: crate::blocks::mla::MlaScratch,
 }
 
 /// Bytes of the buffers a [`State`] grows to while it evaluates
@@ -86,7 +88,8 @@ pub fn buffer_bytes(c: &Config, file: &GgufFile, n_rows: usize) -> u64 {
     };
     let small = n * 8 + hd / 2 * 8 + e * 4; // positions, rope angles, a row
     let logits = c.n_vocab as u64 * 4;
-    let moe = crate::blocks::moe::scratch_bytes(c, file, n);
+    let moe =
+        crate::blocks::moe::scratch_bytes(c, file, n) + crate::blocks::mla::scratch_bytes(c, n);
     (f32s + tmp) * 4 + n * quant_row + small + logits + moe
 }
 

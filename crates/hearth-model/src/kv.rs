@@ -95,6 +95,20 @@ pub(crate) enum LayerMem {
 pub(crate) enum MemSpec {
     /// `rows` cached positions of `dim` keys and `dim` values.
     Kv { rows: usize, dim: usize },
+    /// `rows` cached positions of one `dim`-wide row that is both key and
+    /// value (latent attention): no separate values.
+    Latent { rows: usize, dim: usize },
+}
+
+impl MemSpec {
+    /// Bytes this memory takes with elements of `ty`.
+    pub fn bytes(&self, ty: KvType) -> u64 {
+        let (rows, dim, rows_per_pos) = match *self {
+            MemSpec::Kv { rows, dim } => (rows, dim, 2),
+            MemSpec::Latent { rows, dim } => (rows, dim, 1),
+        };
+        (rows as u64 * dim as u64).saturating_mul(rows_per_pos * ty.elem_bytes() as u64)
+    }
 }
 
 /// One sequence's per-layer memory.
@@ -106,20 +120,21 @@ impl Cache {
     /// One memory per layer, committed; or the total size in bytes when it
     /// cannot be allocated.
     pub fn new(ty: KvType, specs: &[MemSpec]) -> Result<Cache, u64> {
-        fn kv<T: KvElem>(n: usize) -> Option<KvCache<T>> {
+        fn kv<T: KvElem>(n: usize, values: bool) -> Option<KvCache<T>> {
             Some(KvCache {
                 k: committed(n)?,
-                v: committed(n)?,
+                v: if values { committed(n)? } else { Vec::new() },
             })
         }
         let made: Option<Vec<LayerMem>> = specs
             .iter()
             .map(|s| match *s {
-                MemSpec::Kv { rows, dim } => {
+                MemSpec::Kv { rows, dim } | MemSpec::Latent { rows, dim } => {
                     let n = rows.checked_mul(dim)?;
+                    let values = matches!(s, MemSpec::Kv { .. });
                     match ty {
-                        KvType::F16 => kv(n).map(LayerMem::F16),
-                        KvType::F32 => kv(n).map(LayerMem::F32),
+                        KvType::F16 => kv(n, values).map(LayerMem::F16),
+                        KvType::F32 => kv(n, values).map(LayerMem::F32),
                     }
                 }
             })
@@ -127,11 +142,7 @@ impl Cache {
         made.map(|layers| Cache { layers }).ok_or_else(|| {
             specs
                 .iter()
-                .map(|s| match *s {
-                    MemSpec::Kv { rows, dim } => {
-                        (rows as u64 * dim as u64).saturating_mul(2 * ty.elem_bytes() as u64)
-                    }
-                })
+                .map(|s| s.bytes(ty))
                 .fold(0u64, u64::saturating_add)
         })
     }

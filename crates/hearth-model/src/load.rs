@@ -133,7 +133,10 @@ impl<'a> Tensors<'a> {
     ) -> Result<Stacked, ModelError> {
         let t = self.take(name)?;
         let want = [cols as u64, rows as u64, n as u64];
-        if t.dims != want {
+        // GGUF drops trailing dimensions of 1 (one head, one expert).
+        let mut dims = t.dims.clone();
+        dims.resize(3.max(dims.len()), 1);
+        if dims != want {
             return Err(ModelError::BadTensor {
                 tensor: name.to_string(),
                 why: format!("shape {:?}, expected {want:?}", t.dims),

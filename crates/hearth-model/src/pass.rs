@@ -64,6 +64,7 @@ impl Model {
             pre_norm(c, layer.attn_norm.as_ref(), s);
             match &layer.mixer {
                 Mixer::Attention(a) => a.forward(&cx, il, segs, s),
+                Mixer::Mla(a) => a.forward(&cx, il, segs, s),
             }
             residual(c, layer.post_attn_norm.as_ref(), s);
             pre_norm(c, layer.ffn_norm.as_ref(), s);

@@ -147,6 +147,25 @@ impl Routes {
         self.group();
     }
 
+    /// Every token routed to every expert, in order, with weight 1: the
+    /// per-head products of latent attention (head h of token t is slot
+    /// `t · n_expert + h`) through [`crate::expert_matmul`].
+    pub fn every(&mut self, n_expert: usize, n_tokens: usize) {
+        self.n_expert = n_expert;
+        self.n_used = n_expert;
+        self.experts.clear();
+        self.experts
+            .extend((0..n_tokens).flat_map(|_| 0..n_expert as u32));
+        self.weights.clear();
+        self.weights.resize(n_tokens * n_expert, 1.0);
+        self.offsets.clear();
+        self.offsets.extend((0..=n_expert).map(|e| e * n_tokens));
+        self.slots.clear();
+        self.slots.extend(
+            (0..n_expert).flat_map(|e| (0..n_tokens).map(move |t| (t * n_expert + e) as u32)),
+        );
+    }
+
     /// Groups the slots by expert.
     fn group(&mut self) {
         let n_expert = self.n_expert;
@@ -510,6 +529,20 @@ mod tests {
         swiglu_limited(&mut g, &[-9.0, 2.0], 3.0);
         assert!((g[0] + 9.0).abs() < 1e-5);
         assert!((g[1] - 2.0 * crate::silu(1.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn every_expert_for_every_token() {
+        let mut every = Routes::default();
+        every.every(3, 2);
+        let mut set = Routes::default();
+        set.set(3, 3, &[0, 1, 2, 0, 1, 2], &[1.0; 6]);
+        assert_eq!(every.experts(), set.experts());
+        assert_eq!(every.weights(), set.weights());
+        for e in 0..3 {
+            assert_eq!(every.expert_slots(e), set.expert_slots(e));
+        }
+        assert_eq!(every.expert_slots(1), &[1, 4]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Adding an architecture: a variant of [`Arch`], an entry in [`ARCHS`] and
 //! a builder in this folder's file for its family.
 
+mod deepseek;
 mod gemma;
 mod gpt_oss;
 mod llama;
@@ -22,6 +23,7 @@ pub enum Arch {
     Gemma3,
     Qwen2,
     GptOss,
+    Deepseek2,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -69,6 +71,13 @@ pub static ARCHS: &[ArchEntry] = &[
         build: gpt_oss::gpt_oss,
         models: "gpt-oss 20B, 120B",
         blocks: "attention with biases and sinks, alternating sliding window + MoE (biased experts, clamped SwiGLU)",
+    },
+    ArchEntry {
+        arch: Arch::Deepseek2,
+        name: "deepseek2",
+        build: deepseek::deepseek2,
+        models: "DeepSeek-V2/V2.5/V3/R1, Kimi K2",
+        blocks: "multi-head latent attention + leading dense FFN, then MoE with shared experts",
     },
 ];
 

@@ -10,6 +10,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod ffn;
+pub(crate) mod mla;
 pub(crate) mod moe;
 
 use hearth_gguf::GgmlType;
@@ -254,6 +255,7 @@ impl<'a> QuantActs<'a> {
 #[derive(Debug)]
 pub(crate) enum Mixer {
     Attention(attention::Attention),
+    Mla(mla::Mla),
 }
 
 /// A layer's feed-forward weights, one variant per [`crate::config::Ffn`].
@@ -283,6 +285,7 @@ impl Layer {
             crate::config::Mixer::Attention => {
                 Mixer::Attention(attention::Attention::load(t, c, il)?)
             }
+            crate::config::Mixer::Mla => Mixer::Mla(mla::Mla::load(t, c, il)?),
         };
         let ffn = match spec.ffn {
             crate::config::Ffn::Gated | crate::config::Ffn::Plain => {
