@@ -34,8 +34,15 @@ impl Dense {
     pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Dense, ModelError> {
         let n = |s: &str| format!("blk.{il}.{s}");
         let (e, ff) = (c.n_embd, c.layers[il].n_ff);
+        // llama.cpp adds the bias before the scale here; where its graph
+        // for the architecture passes no scales, the `.scale` tensors (of
+        // NVFP4 checkpoints) are loaded and not applied.
         let load = |t: &mut Tensors<'_>, name: &str, cols, rows| {
-            Ok::<_, ModelError>(Linear::load(t, &n(name), cols, rows)?.bias_first())
+            let mut l = Linear::load(t, &n(name), cols, rows)?.bias_first();
+            if !c.ffn_scales {
+                l.scale = None;
+            }
+            Ok::<_, ModelError>(l)
         };
         let up = match c.layers[il].ffn {
             Ffn::Plain => Up::Plain(load(t, "ffn_up", e, ff)?),
