@@ -114,6 +114,42 @@ pub struct LayerSpec {
     pub n_ff: usize,
 }
 
+/// The tensor names (after `blk.N.`, before `.weight`) of a layer's
+/// optional norms; `None` where the architecture has no such norm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Norms {
+    /// Before the mixer.
+    pub attn: Option<&'static str>,
+    /// On the mixer's output, before the residual add.
+    pub post_attn: Option<&'static str>,
+    /// Before the feed-forward block.
+    pub ffn: Option<&'static str>,
+    /// On the feed-forward output, before the residual add.
+    pub post_ffn: Option<&'static str>,
+}
+
+impl Norms {
+    /// Pre-norms only (Llama and most others).
+    pub const PRE: Norms = Norms {
+        attn: Some("attn_norm"),
+        post_attn: None,
+        ffn: Some("ffn_norm"),
+        post_ffn: None,
+    };
+    /// Pre- and post-norms around both blocks (Gemma 2/3, GLM-4).
+    pub const SANDWICH: Norms = Norms {
+        post_attn: Some("post_attention_norm"),
+        post_ffn: Some("post_ffw_norm"),
+        ..Norms::PRE
+    };
+    /// Post-norms only (OLMo 2, EXAONE 4).
+    pub const POST: Norms = Norms {
+        attn: None,
+        ffn: None,
+        ..Norms::SANDWICH
+    };
+}
+
 /// Everything the forward pass needs to know besides the weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -135,6 +171,10 @@ pub struct Config {
     pub embed_scale: Option<f32>,
     /// Multiplier on q·k.
     pub attn_scale: f32,
+    /// The queries are multiplied by `attn_scale` before attention (rather
+    /// than the scores after), as Gemma's and Phi-3's graphs do; the
+    /// rounding of the queries to the cache type then follows theirs.
+    pub scale_queries: bool,
     pub attn_softcap: Option<f32>,
     pub final_softcap: Option<f32>,
     /// Multiplier on each block's output before the residual add (Granite).
@@ -146,22 +186,19 @@ pub struct Config {
     /// Q and K are RMS-normed (per head, or over all heads when the norm
     /// weight spans them) before RoPE; the file must carry the weights.
     pub qk_norm: bool,
-    /// `attn_norm` before the mixer and `ffn_norm` before the feed-forward
-    /// (all but OLMo 2).
-    pub pre_norms: bool,
-    /// `post_attention_norm` and `post_ffw_norm` on the blocks' outputs
-    /// (Gemma 2/3, OLMo 2).
-    pub post_norms: bool,
+    /// The norms around each block.
+    pub norms: Norms,
+    /// The feed-forward projections' `.scale` tensors are applied (llama.cpp
+    /// applies them in some architectures' graphs and not in others, which
+    /// use them only for NVFP4 weights; hearth follows each graph).
+    pub ffn_scales: bool,
+    /// LongRoPE: the per-dimension factors for contexts longer than
+    /// `rope_long_after` positions (the others use each layer's `rope`
+    /// factors), set by the loader from `rope_factors_long`.
+    pub rope_long: Option<std::sync::Arc<[f32]>>,
+    pub rope_long_after: usize,
     /// Attention layers carry sinks (`attn_sinks`, one logit per head).
     pub attn_sinks: bool,
-    /// The tensor name of the norm before the feed-forward block
-    /// (`ffn_norm`; gpt-oss and GLM-4.5 call it `post_attention_norm`).
-    pub ffn_norm_name: &'static str,
-    /// The dense feed-forward projections' `.scale` tensors multiply their
-    /// products; off where llama.cpp's graph passes none (DeepSeek-V2/V3's
-    /// and GLM-4.5's leading dense layers and shared experts): the tensors
-    /// are taken and, as in llama.cpp, left out of the math.
-    pub ffn_scales: bool,
     /// Mixture-of-experts routing, for the [`Ffn::Moe`] layers.
     pub moe: Option<MoeSpec>,
     /// Latent attention's sizes, for the [`Mixer::Mla`] layers.
@@ -423,6 +460,7 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         ));
     }
     let n_ctx_train = meta.usize_or("context_length", 2048)?;
+    pooling(meta)?;
     let rope = rope(meta, head_dim, n_ctx_train)?;
     let n_ff = meta.usize("feed_forward_length")?;
     let layer = LayerSpec {
@@ -451,17 +489,18 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         act: Activation::Silu,
         embed_scale: None,
         attn_scale: 1.0 / (head_dim as f32).sqrt(),
+        scale_queries: false,
         attn_softcap: None,
         final_softcap: None,
         residual_scale: None,
         logit_scale: None,
         qkv_bias: false,
         qk_norm: false,
-        pre_norms: true,
-        post_norms: false,
+        norms: Norms::PRE,
+        ffn_scales: false,
+        rope_long: None,
+        rope_long_after: meta.usize_or("rope.scaling.original_context_length", n_ctx_train)?,
         attn_sinks: false,
-        ffn_norm_name: "ffn_norm",
-        ffn_scales: true,
         moe: None,
         mla: None,
         layers: vec![layer; n_layer],
@@ -514,4 +553,57 @@ fn rope(meta: &Meta<'_>, head_dim: usize, n_ctx_train: usize) -> Result<Rope, Mo
         }
     }
     Ok(r)
+}
+
+/// The file's pooling type, refused unless it is one hearth's embedding
+/// (the mean of the final hidden states) computes: unset, none or mean.
+fn pooling(meta: &Meta<'_>) -> Result<(), ModelError> {
+    const UNSET: u64 = u32::MAX as u64;
+    match meta.file.get(&meta.key("pooling_type")).map(|v| v.as_u64()) {
+        None | Some(Some(0 | 1 | UNSET)) => Ok(()),
+        Some(v) => Err(meta.bad(
+            "pooling_type",
+            format!("{v:?} is not supported (hearth pools by the mean)"),
+        )),
+    }
+}
+
+/// The layers a file marks as sliding-window: the per-layer array
+/// `attention.sliding_window_pattern` when present, else every layer but
+/// each `period`-th (the last of each period, or the first with
+/// `dense_first`), as llama.cpp's `set_swa_pattern` does.
+pub(crate) fn swa_layers(
+    meta: &Meta<'_>,
+    n_layer: usize,
+    period: usize,
+    dense_first: bool,
+) -> Result<Vec<bool>, ModelError> {
+    let key = "attention.sliding_window_pattern";
+    let period = match meta.file.get(&meta.key(key)) {
+        None => period,
+        Some(v) => match (v.as_array(), v.as_u64()) {
+            (Some(a), _) => {
+                if a.len() < n_layer {
+                    return Err(meta.bad(key, format!("{} entries for {n_layer} layers", a.len())));
+                }
+                return a
+                    .iter()
+                    .take(n_layer)
+                    .map(|x| match (x.as_bool(), x.as_i64()) {
+                        (Some(b), _) => Ok(b),
+                        (_, Some(i)) => Ok(i != 0),
+                        _ => Err(meta.bad(key, "not an array of booleans or integers")),
+                    })
+                    .collect();
+            }
+            (_, Some(p)) => usize::try_from(p).map_err(|_| meta.bad(key, "too large"))?,
+            _ => return Err(meta.bad(key, "not an integer or an array")),
+        },
+    };
+    Ok((0..n_layer)
+        .map(|il| match dense_first {
+            true => period == 0 || il % period != 0,
+            false => period == 0 || il % period < period - 1,
+        })
+        .collect())
 }

@@ -105,6 +105,20 @@ macro_rules! zoo {
 
 zoo! {
     llama_dense => "llama-dense",
+    mistral3_dense => "mistral3-dense",
+    granite_dense => "granite-dense",
+    smollm3_dense => "smollm3-dense",
+    seed_oss_dense => "seed_oss-dense",
+    qwen2_dense => "qwen2-dense",
+    qwen3_dense => "qwen3-dense",
+    gemma_dense => "gemma-dense",
+    gemma2_dense => "gemma2-dense",
+    gemma3_dense => "gemma3-dense",
+    phi3_dense => "phi3-dense",
+    olmo2_dense => "olmo2-dense",
+    glm4_dense => "glm4-dense",
+    exaone4_dense => "exaone4-dense",
+    starcoder2_dense => "starcoder2-dense",
     llama_moe => "llama-moe",
     gpt_oss_moe => "gpt-oss-moe",
 }

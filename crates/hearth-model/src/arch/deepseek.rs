@@ -96,7 +96,6 @@ pub(super) fn deepseek2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelErro
     moe::weights_norm_and_scale(meta, m)?;
     m.n_ff_shared = meta.usize("expert_shared_count")? * m.n_ff;
     // llama.cpp's graph passes no scales to the dense and shared
-    // feed-forwards.
-    c.ffn_scales = false;
+    // feed-forwards: `ffn_scales` stays off.
     Ok(())
 }

@@ -6,7 +6,7 @@
 use hearth_ops::{Gating, RopeKind};
 
 use super::{moe, Meta};
-use crate::config::{Config, MoeAct};
+use crate::config::{Config, MoeAct, Norms};
 use crate::ModelError;
 
 /// gpt-oss's SwiGLU constants (fixed in llama.cpp's graph).
@@ -16,7 +16,10 @@ const SWIGLU_LIMIT: f32 = 7.0;
 pub(super) fn gpt_oss(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     c.set_rope_kind(RopeKind::Neox);
     c.attn_sinks = true;
-    c.ffn_norm_name = "post_attention_norm";
+    c.norms = Norms {
+        ffn: Some("post_attention_norm"),
+        ..Norms::PRE
+    };
     // Every layer's FFN is MoE (expert_feed_forward_length is required).
     meta.usize("expert_feed_forward_length")?;
     let m = moe::experts(meta, c, false, Gating::SoftmaxChosen, false)?;

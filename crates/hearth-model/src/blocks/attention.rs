@@ -108,19 +108,41 @@ impl Attention {
                 }
             }
         }
-        if let Some(rope) = &spec.rope {
-            s.rope_cs.resize(rope.n_rot / 2, (0.0, 0.0));
-            for t in 0..n {
-                rope.angles(s.positions[t] as f32, &mut s.rope_cs);
-                rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
-                rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
+        if let Some(short) = &spec.rope {
+            s.rope_cs.resize(short.n_rot / 2, (0.0, 0.0));
+            let mut t0 = 0;
+            for g in segs.iter() {
+                // LongRoPE: a context longer than the training one takes
+                // the long factors (llama.cpp's choice by context size).
+                let long = c
+                    .rope_long
+                    .as_ref()
+                    .filter(|_| g.st.n_ctx() > c.rope_long_after);
+                let long_rope = long.map(|f| hearth_ops::Rope {
+                    factors: Some(f.clone()),
+                    ..short.clone()
+                });
+                let rope = long_rope.as_ref().unwrap_or(short);
+                for t in t0..t0 + g.tokens.len() {
+                    rope.angles(s.positions[t] as f32, &mut s.rope_cs);
+                    rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
+                    rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
+                }
+                t0 += g.tokens.len();
             }
         }
+        let scale = match c.scale_queries {
+            true => {
+                ops::scale_inplace(&mut s.q, c.attn_scale);
+                1.0
+            }
+            false => c.attn_scale,
+        };
         let params = AttnParams {
             n_head: c.n_head,
             n_kv_head: c.n_kv_head,
             head_dim: hd,
-            scale: c.attn_scale,
+            scale,
             window: spec.window,
             softcap: c.attn_softcap,
             batch_invariant: cx.invariant,

@@ -49,6 +49,9 @@ impl Dense {
     ) -> Result<Dense, ModelError> {
         let n = |s: &str| format!("blk.{il}.{s}{suffix}");
         let e = c.n_embd;
+        // llama.cpp adds the bias before the scale here; where its graph
+        // for the architecture passes no scales, the `.scale` tensors (of
+        // NVFP4 checkpoints) are loaded and not applied.
         let load = |t: &mut Tensors<'_>, name: &str, cols, rows| {
             let mut l = Linear::load(t, &n(name), cols, rows)?.bias_first();
             if !c.ffn_scales {
