@@ -34,9 +34,7 @@ use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
 pub use arch::{markdown_table, supported, ArchEntry, ARCHS};
-pub use config::{
-    Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms,
-};
+pub use config::{Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms};
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 

@@ -121,4 +121,9 @@ zoo! {
     starcoder2_dense => "starcoder2-dense",
     llama_moe => "llama-moe",
     gpt_oss_moe => "gpt-oss-moe",
+    qwen3moe_moe => "qwen3moe-moe",
+    olmoe_moe => "olmoe-moe",
+    granitemoe_moe => "granitemoe-moe",
+    mistral3_moe => "mistral3-moe",
+    glm4moe_moe => "glm4moe-moe",
 }

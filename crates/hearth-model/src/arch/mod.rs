@@ -37,6 +37,10 @@ pub enum Arch {
     Starcoder2,
     GptOss,
     Deepseek2,
+    Qwen3Moe,
+    Olmoe,
+    GraniteMoe,
+    Glm4Moe,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -175,6 +179,34 @@ pub static ARCHS: &[ArchEntry] = &[
         build: deepseek::deepseek2,
         models: "DeepSeek-V2/V2.5/V3/R1, Kimi K2",
         blocks: "multi-head latent attention + leading dense FFN, then MoE with shared experts",
+    },
+    ArchEntry {
+        arch: Arch::Qwen3Moe,
+        name: "qwen3moe",
+        build: moe::qwen3moe,
+        models: "Qwen3 30B-A3B, 235B-A22B, Qwen3-Coder",
+        blocks: "attention with QK-norm + MoE (softmax, normalised weights)",
+    },
+    ArchEntry {
+        arch: Arch::Olmoe,
+        name: "olmoe",
+        build: moe::olmoe,
+        models: "OLMoE",
+        blocks: "attention with QK-norm over all heads + MoE (softmax)",
+    },
+    ArchEntry {
+        arch: Arch::GraniteMoe,
+        name: "granitemoe",
+        build: moe::granitemoe,
+        models: "Granite 3 MoE",
+        blocks: "Granite's multipliers + MoE (softmax, normalised weights), optional shared expert",
+    },
+    ArchEntry {
+        arch: Arch::Glm4Moe,
+        name: "glm4moe",
+        build: moe::glm4moe,
+        models: "GLM-4.5, 4.6, 4.7",
+        blocks: "attention with QK-norm + leading dense FFN, then MoE (sigmoid, selection bias) with shared experts",
     },
 ];
 
