@@ -55,6 +55,8 @@ if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
     -p hearth-cli --test golden_run --test perplexity --test serve_clients
   tier "batch invariance and architecture zoo" scalar -p hearth-model --test batch_invariant --test zoo
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
+  tier "operations (expert matmul, attention sinks)" avx2 -p hearth-ops --lib --test attention_sinks
+  tier "operations (expert matmul, attention sinks)" scalar -p hearth-ops --lib --test attention_sinks
 fi
 
 # The fuzz targets are their own workspace (they need nightly to run);
