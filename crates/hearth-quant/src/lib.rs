@@ -57,6 +57,7 @@
 
 use std::sync::OnceLock;
 
+pub mod grids;
 mod panel;
 mod scalar;
 #[cfg(target_arch = "x86_64")]

@@ -32,6 +32,8 @@ pub(crate) fn dequantizer(ty: GgmlType) -> Option<DequantizeFn> {
         T::Q6K => kquants::dequantize_q6_k,
         T::Q8K => kquants::dequantize_q8_k,
         T::I8 | T::I16 | T::I32 | T::I64 | T::F64 => return None,
+        T::IQ2XXS | T::IQ2XS | T::IQ2S | T::IQ3XXS | T::IQ3S | T::IQ1S | T::IQ1M => return None,
+        T::IQ4NL | T::IQ4XS | T::TQ1_0 | T::TQ2_0 | T::MXFP4 => return None,
     })
 }
 
@@ -55,6 +57,8 @@ pub(crate) fn quantizer(ty: GgmlType) -> Option<QuantizeFn> {
         T::Q6K => kquantize::quantize_q6_k,
         T::Q8K => kquants::quantize_q8_k,
         T::I8 | T::I16 | T::I32 | T::I64 | T::F64 => return None,
+        T::IQ2XXS | T::IQ2XS | T::IQ2S | T::IQ3XXS | T::IQ3S | T::IQ1S | T::IQ1M => return None,
+        T::IQ4NL | T::IQ4XS | T::TQ1_0 | T::TQ2_0 | T::MXFP4 => return None,
     })
 }
 
