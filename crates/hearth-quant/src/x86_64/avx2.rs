@@ -139,43 +139,54 @@ safe!(act quant_q8_0 => quantize_q8_0_avx2);
 safe!(act quant_q8_1 => quantize_q8_1_avx2);
 safe!(act quant_q8_k => quantize_q8_k_avx2);
 
+/// The dot products of slots 13 ..= 24 (IQ2_XXS … MXFP4).
+const DOT_NEW: [crate::VecDotFn; 12] = {
+    let mut t = [scalar::DOT[0]; 12];
+    let mut i = 0;
+    while i < 12 {
+        t[i] = scalar::DOT[13 + i];
+        i += 1;
+    }
+    t
+};
+
+/// Multi-column kernels by `crate::dot_slot`.
+const MULTI: [Option<crate::MultiDotFn>; crate::DOT_SLOTS] = {
+    let mut t: [Option<crate::MultiDotFn>; crate::DOT_SLOTS] = [None; crate::DOT_SLOTS];
+    let kernels: [crate::MultiDotFn; 10] = [
+        multi_q4_0, multi_q4_1, multi_q5_0, multi_q5_1, multi_q8_0, multi_q2_k, multi_q3_k,
+        multi_q4_k, multi_q5_k, multi_q6_k,
+    ];
+    let mut i = 0;
+    while i < kernels.len() {
+        // Slots 3 ..= 12: Q4_0 … Q8_0, Q2_K … Q6_K.
+        t[3 + i] = Some(kernels[i]);
+        i += 1;
+    }
+    t
+};
+
+/// 2-D tile kernels by `crate::dot_slot` (Q4_0, Q4_1, Q5_0, Q5_1).
+const TILE: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = {
+    let mut t: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = [None; crate::DOT_SLOTS];
+    t[3] = Some(tile2d_q4_0);
+    t[4] = Some(tile2d_q4_1);
+    t[5] = Some(tile2d_q5_0);
+    t[6] = Some(tile2d_q5_1);
+    t
+};
+
 /// The AVX2 table by value (the AVX-512 tier starts from it).
 pub(crate) const TABLE: Kernels = Kernels {
     isa: Isa::Avx2,
     dot: [
         dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
-        dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k,
+        dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k, DOT_NEW[0], DOT_NEW[1], DOT_NEW[2], DOT_NEW[3],
+        DOT_NEW[4], DOT_NEW[5], DOT_NEW[6], DOT_NEW[7], DOT_NEW[8], DOT_NEW[9], DOT_NEW[10],
+        DOT_NEW[11],
     ],
-    multi: [
-        None,
-        None,
-        None,
-        Some(multi_q4_0),
-        Some(multi_q4_1),
-        Some(multi_q5_0),
-        Some(multi_q5_1),
-        Some(multi_q8_0),
-        Some(multi_q2_k),
-        Some(multi_q3_k),
-        Some(multi_q4_k),
-        Some(multi_q5_k),
-        Some(multi_q6_k),
-    ],
-    tile: [
-        None,
-        None,
-        None,
-        Some(tile2d_q4_0),
-        Some(tile2d_q4_1),
-        Some(tile2d_q5_0),
-        Some(tile2d_q5_1),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    ],
+    multi: MULTI,
+    tile: TILE,
     panel: [None; crate::DOT_SLOTS],
     act: [
         scalar::float::quantize_f32,
