@@ -76,9 +76,11 @@ fn assert_same_bits(got: &[f32], want: &[f32], what: &str) {
     }
 }
 
-/// The random-block rows of each type: (type, n, bytes of each row, the
+/// The random-block rows of one type: (type, n, bytes of each row, the
 /// oracle's dequantized rows).
-fn random_rows() -> Vec<(GgmlType, usize, Vec<Vec<u8>>, Vec<Vec<f32>>)> {
+type RandomRows = (GgmlType, usize, Vec<Vec<u8>>, Vec<Vec<f32>>);
+
+fn random_rows() -> Vec<RandomRows> {
     let (entries, bin) = oracle();
     let mut out = Vec::new();
     for ty in TYPES {

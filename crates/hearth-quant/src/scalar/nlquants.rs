@@ -231,7 +231,7 @@ mod tests {
         // A byte holding the digits t0..t4 (most significant first) as the
         // fraction Σ t_i·3^(4−i) / 243, rounded up as ggml stores it.
         for code in 0..243u16 {
-            let q = ((code * 256 + 242) / 243) as u8;
+            let q = (code * 256).div_ceil(243) as u8;
             let mut c = code;
             let mut digits = [0i8; 5];
             for d in digits.iter_mut().rev() {
