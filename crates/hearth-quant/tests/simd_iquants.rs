@@ -1,17 +1,21 @@
 //! The SIMD dot products of the i-quant, ternary and FP4 formats against the
-//! scalar reference. The SIMD kernels vectorise only the integer sums and
-//! do the reference's float operations in its order, so the results are
-//! the same bits. On a CPU without any SIMD tier the tests skip with a
-//! note, and fail under `CI=true`.
+//! scalar reference: equal up to float summation order (relative to
+//! Σ|w·a|), and bit for bit for the formats whose kernels keep the
+//! reference's float steps. On a CPU without any SIMD tier the tests skip
+//! with a note, and fail under `CI=true`.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{quantize, random_blocks, random_row, Rng, DOT_ONLY_TYPES};
+use common::{abs_dot, dequantize, quantize, random_blocks, random_row, Rng, DOT_ONLY_TYPES};
 use hearth_quant::{
-    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, Kernels,
+    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels,
 };
+
+/// The formats whose SIMD kernels sum floats in another order than the
+/// reference (all others must give its bits).
+const REORDERED: [GgmlType; 3] = [GgmlType::IQ4NL, GgmlType::MXFP4, GgmlType::IQ4XS];
 
 fn simd_tiers() -> Vec<&'static Kernels> {
     let tiers: Vec<_> = [avx2_kernels(), avx512_kernels()]
@@ -25,7 +29,7 @@ fn simd_tiers() -> Vec<&'static Kernels> {
 }
 
 #[test]
-fn vec_dot_is_the_scalar_reference_bit_for_bit() {
+fn vec_dot_matches_the_scalar_reference() {
     let mut rng = Rng::new(40);
     for k in simd_tiers() {
         for ty in DOT_ONLY_TYPES {
@@ -38,11 +42,14 @@ fn vec_dot_is_the_scalar_reference_bit_for_bit() {
                     k.quantize_act(at, &random_row(&mut rng, n, xs), &mut a);
                     let s = scalar_kernels().vec_dot(ty, n, &w, &a);
                     let v = k.vec_dot(ty, n, &w, &a);
-                    assert!(
-                        v.to_bits() == s.to_bits() || (v.is_nan() && s.is_nan()),
-                        "{:?} {ty} n={n} scales {ws}/{xs}: simd {v} scalar {s}",
-                        k.isa
-                    );
+                    let what = format!("{:?} {ty} n={n} scales {ws}/{xs}", k.isa);
+                    if REORDERED.contains(&ty) {
+                        let scale = abs_dot(&dequantize(ty, &w, n), &dequantize(at, &a, n));
+                        let err = f64::from((v - s).abs());
+                        assert!(err <= 1e-5 * scale, "{what}: simd {v} scalar {s}");
+                    } else {
+                        assert_eq!(v.to_bits(), s.to_bits(), "{what}: simd {v} scalar {s}");
+                    }
                 }
             }
         }
@@ -56,7 +63,9 @@ fn tiles_and_multi_columns_agree_with_vec_dot() {
         for ty in DOT_ONLY_TYPES {
             let at = vec_dot_type(ty);
             let n = 2 * ty.block_len();
-            let ws: Vec<Vec<u8>> = (0..5).map(|_| random_blocks(&mut rng, ty, n, 0.5)).collect();
+            let ws: Vec<Vec<u8>> = (0..5)
+                .map(|_| random_blocks(&mut rng, ty, n, 0.5))
+                .collect();
             let acts: Vec<Vec<u8>> = (0..6)
                 .map(|_| quantize(at, &random_row(&mut rng, n, 2.0)))
                 .collect();

@@ -111,7 +111,10 @@ pub(crate) fn iq4_xs_scales(x: &[u8]) -> [i32; 8] {
 
 /// `dequantize_row_iq4_xs`.
 pub(crate) fn dequantize_iq4_xs(src: &[u8], dst: &mut [f32]) {
-    for (x, y) in src.chunks_exact(IQ4_XS_BYTES).zip(dst.chunks_exact_mut(QK_K)) {
+    for (x, y) in src
+        .chunks_exact(IQ4_XS_BYTES)
+        .zip(dst.chunks_exact_mut(QK_K))
+    {
         let d = rd_f16(x, 0);
         let ls = iq4_xs_scales(x);
         for ((y, qs), &l) in y.chunks_exact_mut(32).zip(x[8..].chunks_exact(16)).zip(&ls) {

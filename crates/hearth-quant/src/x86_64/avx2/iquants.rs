@@ -1,9 +1,12 @@
 //! AVX2 dot products of the i-quant, ternary and FP4 formats.
 //!
-//! Every kernel computes each block's integer sums with AVX2 and then does
-//! exactly the float operations of the scalar reference
-//! (`scalar::iquants`, `scalar::nlquants`) in the same order, so its
-//! results are the reference's bits; only the integer work is vectorised.
+//! The 256-element kernels compute each super-block's integer sums with
+//! AVX2 and then do exactly the float operations of the scalar reference
+//! (`scalar::iquants`, `scalar::nlquants`) in the same order, so their
+//! results are the reference's bits. IQ4_NL and MXFP4 (32-element blocks)
+//! keep eight float partial sums, and IQ4_XS sums its eight 32-value
+//! chunks as integers before one float step (as ggml's AVX2 paths do), so
+//! those three agree with the reference to float rounding.
 //!
 //! - IQ4_NL, MXFP4, IQ4_XS: the 16 table values are looked up with
 //!   `vpshufb`; the signed products use the sign trick
@@ -18,12 +21,12 @@
 
 use core::arch::x86_64::*;
 
-use super::{bits32, hsum_i32, load16, load32, rd_f32, rd_u32};
+use super::{bits32, hsum_i32, hsum_ps, load16, load32, rd_f32, rd_u32};
 use crate::grids::{
     e8m0_to_f32_half, IQ1M_DELTA, IQ1S_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID,
     IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS, KVALUES_IQ4NL, KVALUES_MXFP4,
 };
-use crate::scalar::float::{f16_to_f32, rd_f16, rd_u16};
+use crate::scalar::float::{f16_table, f16_to_f32, rd_f16, rd_u16};
 use crate::scalar::iquants::{
     Ternary, IQ1_M_BYTES, IQ1_S_BYTES, IQ2_S_BYTES, IQ2_XS_BYTES, IQ2_XXS_BYTES, IQ3_S_BYTES,
     IQ3_XXS_BYTES,
@@ -31,8 +34,7 @@ use crate::scalar::iquants::{
 use crate::scalar::kquants::{Q8K_QS, Q8_K_BYTES};
 use crate::scalar::legacy::Q8_0_BYTES;
 use crate::scalar::nlquants::{
-    iq4_xs_scales, unpack_tq1_0, IQ4_NL_BYTES, IQ4_XS_BYTES, MXFP4_BYTES, TQ1_0_BYTES,
-    TQ2_0_BYTES,
+    iq4_xs_scales, unpack_tq1_0, IQ4_NL_BYTES, IQ4_XS_BYTES, MXFP4_BYTES, TQ1_0_BYTES, TQ2_0_BYTES,
 };
 
 /// `Σ v·q` of 32 signed bytes each, as 8 i32 lanes (sign trick: `v` must
@@ -53,6 +55,13 @@ unsafe fn lookup32(table: __m256i, b: &[u8], off: usize) -> __m256i {
     _mm256_shuffle_epi8(table, _mm256_and_si256(v, _mm256_set1_epi8(0x0f)))
 }
 
+/// The f16 at `off` of `b` as f32, with F16C (exact, as the scalar one).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(b: &[u8], off: usize) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(rd_u16(b, off)))))
+}
+
 /// A 16-entry `i8` table in both 128-bit halves, for `vpshufb`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -62,40 +71,44 @@ unsafe fn table16(t: &[i8; 16]) -> __m256i {
     _mm256_set_m128i(v, v)
 }
 
-/// 32-element blocks with a 16-value table against Q8_0: `d(x, y)` is the
-/// block's scale product, the data starts at byte `qs` of the block.
+/// IQ4_NL (`MX = false`) or MXFP4 (`MX = true`) against Q8_0: 32-element
+/// blocks of nibbles into a 16-value table, eight float partial sums.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_table32(
-    w: &[u8],
-    a: &[u8],
-    bytes: usize,
-    qs: usize,
-    table: &[i8; 16],
-    d: impl Fn(&[u8], &[u8]) -> f32,
-) -> f32 {
+unsafe fn dot_table32<const MX: bool>(w: &[u8], a: &[u8]) -> f32 {
+    let (bytes, qs, table) = if MX {
+        (MXFP4_BYTES, 1, &KVALUES_MXFP4)
+    } else {
+        (IQ4_NL_BYTES, 2, &KVALUES_IQ4NL)
+    };
     let t = table16(table);
-    let mut sumf = 0.0f32;
+    // The scales through the f16 table: an F16C conversion per block would
+    // be compiled as an insert into a live register, chaining each block to
+    // the previous block's accumulator.
+    let h = f16_table();
+    let mut acc = _mm256_setzero_ps();
     for (x, y) in w.chunks_exact(bytes).zip(a.chunks_exact(Q8_0_BYTES)) {
+        let dx = if MX {
+            e8m0_to_f32_half(x[0])
+        } else {
+            h[usize::from(rd_u16(x, 0))]
+        };
+        let d = h[usize::from(rd_u16(y, 0))] * dx;
         let v = lookup32(t, x, qs);
-        let sumi = hsum_i32(dot_i8(v, load32(y, 2)));
-        sumf += d(x, y) * sumi as f32;
+        let sumi = _mm256_cvtepi32_ps(dot_i8(v, load32(y, 2)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sumi, acc);
     }
-    sumf
+    hsum_ps(acc)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_iq4_nl_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_table32(w, a, IQ4_NL_BYTES, 2, &KVALUES_IQ4NL, |x, y| {
-        rd_f16(y, 0) * rd_f16(x, 0)
-    })
+    dot_table32::<false>(w, a)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dot_mxfp4_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_table32(w, a, MXFP4_BYTES, 1, &KVALUES_MXFP4, |x, y| {
-        rd_f16(y, 0) * e8m0_to_f32_half(x[0])
-    })
+    dot_table32::<true>(w, a)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -103,13 +116,15 @@ pub(super) unsafe fn dot_iq4_xs_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
     let t = table16(&KVALUES_IQ4NL);
     let mut sumf = 0.0f32;
     for (x, y) in w.chunks_exact(IQ4_XS_BYTES).zip(a.chunks_exact(Q8_K_BYTES)) {
-        let d4d8 = rd_f16(x, 0) * rd_f32(y, 0);
+        let d4d8 = f16_at(x, 0) * rd_f32(y, 0);
         let ls = iq4_xs_scales(x);
+        let mut acc = _mm256_setzero_si256();
         for (ib, &l) in ls.iter().enumerate() {
             let v = lookup32(t, x, 8 + 16 * ib);
-            let sumi = hsum_i32(dot_i8(v, load32(y, Q8K_QS + 32 * ib)));
-            sumf += d4d8 * l as f32 * sumi as f32;
+            let p = dot_i8(v, load32(y, Q8K_QS + 32 * ib));
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, _mm256_set1_epi32(l)));
         }
+        sumf += d4d8 * hsum_i32(acc) as f32;
     }
     sumf
 }
@@ -151,7 +166,7 @@ unsafe fn dot_lattice(
 ) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in w.chunks_exact(bytes).zip(a.chunks_exact(Q8_K_BYTES)) {
-        let d = rd_f16(x, 0) * rd_f32(y, 0);
+        let d = f16_at(x, 0) * rd_f32(y, 0);
         let mut acc = _mm256_setzero_si256();
         for ib in 0..8 {
             acc = _mm256_add_epi32(acc, chunk_dot(&chunk(x, ib), y, Q8K_QS + 32 * ib));
@@ -214,9 +229,8 @@ pub(super) unsafe fn dot_iq2_s_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
         let h = usize::from(x[66 + ib]);
         let sc = x[74 + ib];
         Chunk {
-            grid: [0, 1, 2, 3].map(|l| {
-                IQ2S_GRID[usize::from(x[2 + 4 * ib + l]) | ((h << (8 - 2 * l)) & 0x300)]
-            }),
+            grid: [0, 1, 2, 3]
+                .map(|l| IQ2S_GRID[usize::from(x[2 + 4 * ib + l]) | ((h << (8 - 2 * l)) & 0x300)]),
             signs: rd_u32(x, 34 + 4 * ib),
             ls: ls2(sc & 0x0f, sc >> 4),
         }
@@ -368,10 +382,8 @@ pub(super) unsafe fn dot_tq2_0_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
                 let shift = _mm_cvtsi32_si128(2 * l as i32);
                 let q = _mm256_and_si256(_mm256_srl_epi16(qs, shift), m3);
                 let y8 = load32(y, Q8K_QS + 128 * c + 32 * l);
-                let p = _mm256_sub_epi16(
-                    _mm256_maddubs_epi16(q, y8),
-                    _mm256_maddubs_epi16(ones, y8),
-                );
+                let p =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(q, y8), _mm256_maddubs_epi16(ones, y8));
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
             }
         }
