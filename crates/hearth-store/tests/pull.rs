@@ -41,6 +41,10 @@ fn opts(hub: &FakeHub) -> PullOptions {
         name: None,
         sha256: None,
         public_only: false,
+        // The tests of the download itself; tests/pull_header.rs checks
+        // headers.
+        check_header: false,
+        accept: None,
     }
 }
 
