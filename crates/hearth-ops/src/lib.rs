@@ -24,11 +24,11 @@ pub mod vec;
 
 pub use attention::{attention, attention_batch, AttnParams, KvElem, KvView, F16};
 pub use elementwise::{
-    add_inplace, gated_act, gated_act_par, gelu, gelu_table, log_softmax, rms_norm,
-    rms_norm_inplace, scale_inplace, silu, Activation,
+    act_inplace, add_inplace, gated_act, gated_act_par, gelu, gelu_table, layer_norm, log_softmax,
+    rms_norm, rms_norm_inplace, scale_inplace, silu, Activation,
 };
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
 };
 pub use pool::{split, Disjoint, ThreadPool};
-pub use rope::{Rope, RopeKind};
+pub use rope::{Rope, RopeKind, Yarn};

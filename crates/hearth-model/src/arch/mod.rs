@@ -1,0 +1,222 @@
+//! The architecture table: one entry per `general.architecture` value,
+//! each a name, a small builder that reads the architecture's own
+//! hyper-parameters and decides how the shared blocks are wired, and the
+//! facts the README's table is generated from. Everything else is shared.
+//!
+//! Adding an architecture: a variant of [`Arch`], an entry in [`ARCHS`] and
+//! a builder in this folder's file for its family.
+
+mod gemma;
+mod llama;
+mod others;
+mod qwen;
+
+use crate::config::{Config, Meta};
+use crate::ModelError;
+
+/// The architectures hearth can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Mistral3,
+    Granite,
+    Smollm3,
+    SeedOss,
+    Qwen2,
+    Qwen3,
+    Gemma,
+    Gemma2,
+    Gemma3,
+    Phi3,
+    Olmo2,
+    Glm4,
+    Exaone4,
+    Starcoder2,
+}
+
+/// Reads the architecture's hyper-parameters into the [`Config`] that
+/// [`crate::config::common`] filled with the shared ones.
+pub(crate) type Build = fn(&Meta<'_>, &mut Config) -> Result<(), ModelError>;
+
+/// One row of the architecture table.
+pub struct ArchEntry {
+    pub arch: Arch,
+    /// The `general.architecture` value.
+    pub name: &'static str,
+    pub(crate) build: Build,
+    /// Model families published under this architecture.
+    pub models: &'static str,
+    /// What the builder wires, in a few words.
+    pub blocks: &'static str,
+}
+
+/// Every architecture hearth runs.
+pub static ARCHS: &[ArchEntry] = &[
+    ArchEntry {
+        arch: Arch::Llama,
+        name: "llama",
+        build: llama::llama,
+        models: "Llama 2/3.x, Mistral 7B, SmolLM2, TinyLlama",
+        blocks: "attention (optional biases, Llama 3 RoPE factors) + gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Mistral3,
+        name: "mistral3",
+        build: llama::mistral3,
+        models: "Mistral Small 3.x, Devstral",
+        blocks: "Llama's blocks",
+    },
+    ArchEntry {
+        arch: Arch::Granite,
+        name: "granite",
+        build: llama::granite,
+        models: "Granite 3.x",
+        blocks: "Llama's blocks with embedding, residual and logit multipliers",
+    },
+    ArchEntry {
+        arch: Arch::Smollm3,
+        name: "smollm3",
+        build: llama::smollm3,
+        models: "SmolLM3",
+        blocks: "Llama's blocks, every 4th layer without RoPE",
+    },
+    ArchEntry {
+        arch: Arch::SeedOss,
+        name: "seed_oss",
+        build: llama::seed_oss,
+        models: "Seed-OSS",
+        blocks: "Llama's blocks with NeoX RoPE",
+    },
+    ArchEntry {
+        arch: Arch::Qwen2,
+        name: "qwen2",
+        build: qwen::qwen2,
+        models: "Qwen2, Qwen2.5",
+        blocks: "attention with QKV biases, NeoX RoPE + gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Qwen3,
+        name: "qwen3",
+        build: qwen::qwen3,
+        models: "Qwen3 (dense)",
+        blocks: "attention with per-head QK-norm, NeoX RoPE + gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Gemma,
+        name: "gemma",
+        build: gemma::gemma,
+        models: "Gemma",
+        blocks: "attention, NeoX RoPE + gated GELU FFN, scaled embeddings",
+    },
+    ArchEntry {
+        arch: Arch::Gemma2,
+        name: "gemma2",
+        build: gemma::gemma2,
+        models: "Gemma 2",
+        blocks: "Gemma + post-norms, soft-capping, alternating sliding window",
+    },
+    ArchEntry {
+        arch: Arch::Gemma3,
+        name: "gemma3",
+        build: gemma::gemma3,
+        models: "Gemma 3",
+        blocks: "Gemma + QK-norm, post-norms, 5:1 sliding window with its own RoPE base",
+    },
+    ArchEntry {
+        arch: Arch::Phi3,
+        name: "phi3",
+        build: others::phi3,
+        models: "Phi-3, Phi-3.5, Phi-4",
+        blocks: "fused QKV and gate-up, LongRoPE short/long factors",
+    },
+    ArchEntry {
+        arch: Arch::Olmo2,
+        name: "olmo2",
+        build: others::olmo2,
+        models: "OLMo 2",
+        blocks: "post-norms only, QK-norm over all heads",
+    },
+    ArchEntry {
+        arch: Arch::Glm4,
+        name: "glm4",
+        build: others::glm4,
+        models: "GLM-4, GLM-Z1",
+        blocks: "pre- and post-norms, fused gate-up; multi-section RoPE as NeoX for text",
+    },
+    ArchEntry {
+        arch: Arch::Exaone4,
+        name: "exaone4",
+        build: others::exaone4,
+        models: "EXAONE 4.0",
+        blocks: "post-norms only, per-head QK-norm, sliding window with global no-RoPE layers",
+    },
+    ArchEntry {
+        arch: Arch::Starcoder2,
+        name: "starcoder2",
+        build: others::starcoder2,
+        models: "StarCoder 2",
+        blocks: "LayerNorm with biases, plain GELU FFN with biases",
+    },
+];
+
+impl Arch {
+    /// The architectures in table order.
+    pub fn all() -> impl Iterator<Item = Arch> {
+        ARCHS.iter().map(|e| e.arch)
+    }
+
+    /// This architecture's table entry.
+    pub fn entry(self) -> &'static ArchEntry {
+        // Every variant has an entry (the `table_covers_every_variant` test).
+        ARCHS.iter().find(|e| e.arch == self).unwrap_or(&ARCHS[0])
+    }
+
+    /// `general.architecture` value.
+    pub fn name(self) -> &'static str {
+        self.entry().name
+    }
+
+    pub fn from_name(s: &str) -> Option<Arch> {
+        ARCHS.iter().find(|e| e.name == s).map(|e| e.arch)
+    }
+}
+
+/// The table entry for `name`, or an error listing the supported ones.
+pub(crate) fn find(name: &str) -> Result<&'static ArchEntry, ModelError> {
+    ARCHS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownArch {
+            name: name.into(),
+            supported: supported(),
+        })
+}
+
+/// The supported `general.architecture` values, comma-separated.
+pub fn supported() -> String {
+    ARCHS.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The README's architecture table, generated from [`ARCHS`].
+pub fn markdown_table() -> String {
+    let mut s = String::from("| `general.architecture` | Families published with it | What the builder wires |\n|---|---|---|\n");
+    for e in ARCHS {
+        s += &format!("| `{}` | {} | {} |\n", e.name, e.models, e.blocks);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_covers_every_variant_once() {
+        for e in ARCHS {
+            assert_eq!(ARCHS.iter().filter(|o| o.arch == e.arch).count(), 1);
+            assert_eq!(ARCHS.iter().filter(|o| o.name == e.name).count(), 1);
+            assert_eq!(Arch::from_name(e.name), Some(e.arch));
+            assert_eq!(e.arch.entry().name, e.name);
+        }
+    }
+}
