@@ -58,6 +58,19 @@ def pick_tensor(reader: gguf.GGUFReader, type_name: str):
     return (multi or tensors)[0]
 
 
+def sampled_rows(t):
+    """(row index, row length, gguf-py's dequantization) of the first,
+    middle and last rows of tensor `t`."""
+    row_len = int(t.shape[0])
+    n_rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
+    data = t.data.reshape(n_rows, -1)
+    for row in sorted({0, n_rows // 2, n_rows - 1}):
+        values = gguf.quants.dequantize(np.ascontiguousarray(data[row]), t.tensor_type)
+        values = np.asarray(values, dtype="<f4").reshape(-1)
+        assert values.size == row_len, (t.name, values.size, row_len)
+        yield row, row_len, values
+
+
 def dequant_rows(models_dir: Path):
     entries, blobs, offset = [], [], 0
     for model, types in MODELS.items():
@@ -69,13 +82,7 @@ def dequant_rows(models_dir: Path):
             t = pick_tensor(reader, type_name)
             if t is None:
                 sys.exit(f"{model}: no {type_name} tensor")
-            row_len = int(t.shape[0])
-            n_rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
-            data = t.data.reshape(n_rows, -1)
-            for row in sorted({0, n_rows // 2, n_rows - 1}):
-                values = gguf.quants.dequantize(np.ascontiguousarray(data[row]), t.tensor_type)
-                values = np.asarray(values, dtype="<f4").reshape(-1)
-                assert values.size == row_len, (t.name, values.size, row_len)
+            for row, row_len, values in sampled_rows(t):
                 entries.append(
                     {
                         "model": model,
@@ -198,13 +205,9 @@ def iquant_oracle(zoo_dir: Path):
             t = pick_tensor(reader, type_name)
             if t is None:
                 continue
-            row_len = int(t.shape[0])
-            n_rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
-            data = t.data.reshape(n_rows, -1)
-            for row in sorted({0, n_rows // 2, n_rows - 1}):
-                y = np.asarray(gguf.quants.dequantize(np.ascontiguousarray(data[row]), t.tensor_type), dtype="<f4")
+            for row, row_len, y in sampled_rows(t):
                 add({"source": file, "tensor": t.name, "type": type_name, "row": row, "n": row_len, "what": "dequant"},
-                    y.reshape(-1).tobytes())
+                    y.tobytes())
     return entries, b"".join(blobs)
 
 

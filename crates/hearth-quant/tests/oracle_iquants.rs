@@ -10,31 +10,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use common::DOT_ONLY_TYPES as TYPES;
 use hearth_gguf::GgufFile;
 use hearth_quant::{
     avx2_kernels, avx512_kernels, dequantize_row, row_bytes, scalar_kernels, vec_dot_type,
     GgmlType, Kernels,
 };
 use serde_json::Value;
-
-/// The formats the oracle covers.
-const TYPES: [GgmlType; 12] = [
-    GgmlType::IQ2XXS,
-    GgmlType::IQ2XS,
-    GgmlType::IQ2S,
-    GgmlType::IQ3XXS,
-    GgmlType::IQ3S,
-    GgmlType::IQ1S,
-    GgmlType::IQ1M,
-    GgmlType::IQ4NL,
-    GgmlType::IQ4XS,
-    GgmlType::TQ1_0,
-    GgmlType::TQ2_0,
-    GgmlType::MXFP4,
-];
 
 fn oracle() -> (Vec<Value>, Vec<u8>) {
     let dir = hearth_testdata::testdata_dir().join("quant-oracle");

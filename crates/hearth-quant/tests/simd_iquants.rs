@@ -8,25 +8,14 @@
 
 mod common;
 
-use common::{abs_dot, dequantize, quantize, random_blocks, random_row, Rng, DOT_ONLY_TYPES};
-use hearth_quant::{
-    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels,
+use common::{
+    abs_dot, dequantize, quantize, random_blocks, random_row, simd_tiers, Rng, DOT_ONLY_TYPES,
 };
+use hearth_quant::{row_bytes, scalar_kernels, vec_dot_type, GgmlType};
 
 /// The formats whose SIMD kernels sum floats in another order than the
 /// reference (all others must give its bits).
 const REORDERED: [GgmlType; 3] = [GgmlType::IQ4NL, GgmlType::MXFP4, GgmlType::IQ4XS];
-
-fn simd_tiers() -> Vec<&'static Kernels> {
-    let tiers: Vec<_> = [avx2_kernels(), avx512_kernels()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if tiers.is_empty() {
-        hearth_testdata::unavailable("this CPU has no SIMD tier hearth-quant implements");
-    }
-    tiers
-}
 
 #[test]
 fn vec_dot_matches_the_scalar_reference() {

@@ -5,26 +5,15 @@
 //! `FakeHub` on loopback.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
-use hearth_model::synth::{build, SynthSpec};
-use hearth_model::Arch;
+use common::{model, temp_store};
 use hearth_store::{pull, HubConfig, Manifest, PullOptions, Store, StoreError};
 use hearth_testdata::hub::{sha256_hex, FakeHub};
 
 const REPO: &str = "acme/tiny-GGUF";
-
-fn temp_store(tag: &str) -> Store {
-    let d = std::env::temp_dir().join(format!("hearth-pullhdr-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    Store::at(d)
-}
-
-fn model(seed: u64) -> Vec<u8> {
-    let mut s = SynthSpec::new(Arch::Llama);
-    s.seed = seed;
-    build(&s)
-}
 
 /// `bytes` with the type id of tensor `name` replaced by `id`.
 fn with_tensor_type(mut bytes: Vec<u8>, name: &str, id: u32) -> Vec<u8> {
@@ -85,7 +74,7 @@ fn a_file_hearth_cannot_run_is_passed_over_before_downloading() {
         with_tensor_type(model(3), "output_norm.weight", 24),
     );
     hub.add(REPO, "tiny-Q8_0.gguf", good.clone());
-    let store = temp_store("passover");
+    let store = temp_store("hdr-passover");
     let m = run(&store, "hf.co/acme/tiny-GGUF", &opts(&hub, None)).unwrap();
     assert_eq!(m.sha256, sha256_hex(&good));
     assert!(!hub.requests_for("tiny-Q4_K_M.gguf").is_empty());
@@ -121,7 +110,7 @@ fn the_callers_model_check_refuses_before_downloading() {
     let hub = FakeHub::start();
     hub.add(REPO, "tiny-Q4_K_M.gguf", model(1));
     hub.add(REPO, "tiny-Q8_0.gguf", model(2));
-    let store = temp_store("accept");
+    let store = temp_store("hdr-accept");
     let e = run(
         &store,
         "hf.co/acme/tiny-GGUF",

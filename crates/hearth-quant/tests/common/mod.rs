@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use hearth_quant::GgmlType;
+use hearth_quant::{avx2_kernels, avx512_kernels, GgmlType, Kernels};
 
 /// Every type with a quantizer, dequantizer and (for weights) a dot.
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -47,6 +47,19 @@ pub const ACT_TYPES: [GgmlType; 6] = [
     GgmlType::Q8_1,
     GgmlType::Q8K,
 ];
+
+/// The SIMD tiers this CPU runs; with none, the calling test is marked
+/// unavailable (a failure under `CI=true`).
+pub fn simd_tiers() -> Vec<&'static Kernels> {
+    let tiers: Vec<_> = [avx2_kernels(), avx512_kernels()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if tiers.is_empty() {
+        hearth_testdata::unavailable("this CPU has no SIMD tier hearth-quant implements");
+    }
+    tiers
+}
 
 /// xorshift64* — small, seeded, good enough for test data.
 pub struct Rng(u64);
