@@ -27,4 +27,5 @@ zoo! {
     q4_k_m => "quant/llama-dense-q4_k_m",
     q5_k_m => "quant/llama-dense-q5_k_m",
     q6_k => "quant/llama-dense-q6_k",
+    gpt_oss_mxfp4 => "quant/gpt-oss-moe-mxfp4",
 }
