@@ -12,7 +12,9 @@
 //!   the same bytes (or floats) out.
 //! - **The scalar reference** ([`dequantize_row`], [`quantize_row`],
 //!   [`scalar_kernels`]) — plain Rust, always compiled; it produces the bytes
-//!   ggml's `quantize_row_*_ref` does and follows ggml's generic dot products.
+//!   ggml's `quantize_row_*_ref` does and follows ggml's generic dot products
+//!   (the Q8_0 dot and the Q8_0/Q8_1 activations follow ggml's x86 order
+//!   and rounding, so that every tier computes them as llama.cpp on x86).
 //! - **SIMD tiers** behind one table of function pointers, [`Kernels`],
 //!   chosen once at run time ([`kernels`]): AVX2 (+FMA, F16C) and AVX-512
 //!   (F/BW/VL/VNNI: the AVX2 table with VNNI tiles for Q5_0 and Q8_0) on
