@@ -4,7 +4,7 @@
 use hearth_ops::{Activation, RopeKind};
 
 use super::Meta;
-use crate::config::{swa_layers, Config, Ffn, NormKind, Norms};
+use crate::config::{Config, Ffn, NormKind, Norms};
 use crate::ModelError;
 
 /// Phi-3 / Phi-4: fused QKV and gate-up tensors, NeoX RoPE with LongRoPE
@@ -26,22 +26,14 @@ pub(super) fn olmo2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
         return Ok(());
     }
     let base = meta.f32_opt("rope.freq_base_swa")?;
-    for (l, swa) in c
-        .layers
-        .iter_mut()
-        .zip(swa_layers(meta, c.n_layer, 4, false)?)
-    {
-        if swa {
-            l.window = Some(window);
-            if let Some(r) = &mut l.rope {
-                r.base = base.unwrap_or(r.base);
-                r.freq_scale = 1.0;
-                r.attn_factor = 1.0;
-                r.yarn = None;
-            }
+    c.sliding_window(meta, window, 4, |l, swa| {
+        if let (true, Some(r)) = (swa, &mut l.rope) {
+            r.base = base.unwrap_or(r.base);
+            r.freq_scale = 1.0;
+            r.attn_factor = 1.0;
+            r.yarn = None;
         }
-    }
-    Ok(())
+    })
 }
 
 /// GLM-4: norms around both blocks, fused gate-up. Its multi-section RoPE
@@ -80,22 +72,11 @@ pub(super) fn exaone4(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError>
     }
     let window = meta.usize_or("attention.sliding_window", 4096)?;
     let base = meta.f32_opt("rope.freq_base_swa")?;
-    for (l, swa) in c
-        .layers
-        .iter_mut()
-        .zip(swa_layers(meta, c.n_layer, 4, false)?)
-    {
-        match swa {
-            true => {
-                l.window = Some(window);
-                if let (Some(r), Some(b)) = (&mut l.rope, base) {
-                    r.base = b;
-                }
-            }
-            false => l.rope = None,
-        }
-    }
-    Ok(())
+    c.sliding_window(meta, window, 4, |l, swa| match (swa, &mut l.rope, base) {
+        (true, Some(r), Some(b)) => r.base = b,
+        (true, _, _) => {}
+        (false, _, _) => l.rope = None,
+    })
 }
 
 /// StarCoder 2: LayerNorm with biases, a plain GELU feed-forward.
