@@ -7,12 +7,16 @@
 //! a builder in this folder's file for its family.
 
 mod deepseek;
+mod exaone;
 mod gemma;
+mod glm;
 mod gpt_oss;
 mod llama;
 mod moe;
-mod others;
+mod olmo;
+mod phi;
 mod qwen;
+mod starcoder;
 
 use crate::config::{Config, Meta};
 use crate::ModelError;
@@ -66,7 +70,7 @@ pub static ARCHS: &[ArchEntry] = &[
         name: "llama",
         build: llama::llama,
         models: "Llama 2/3.x, Mistral 7B, SmolLM2, TinyLlama",
-        blocks: "attention (optional biases, Llama 3 RoPE factors) + gated SiLU FFN",
+        blocks: "attention (optional biases, Llama 3 RoPE factors) + gated SiLU FFN, or MoE (Mixtral)",
     },
     ArchEntry {
         arch: Arch::Mistral3,
@@ -134,35 +138,35 @@ pub static ARCHS: &[ArchEntry] = &[
     ArchEntry {
         arch: Arch::Phi3,
         name: "phi3",
-        build: others::phi3,
+        build: phi::phi3,
         models: "Phi-3, Phi-3.5, Phi-4",
         blocks: "fused QKV and gate-up, LongRoPE short/long factors",
     },
     ArchEntry {
         arch: Arch::Olmo2,
         name: "olmo2",
-        build: others::olmo2,
+        build: olmo::olmo2,
         models: "OLMo 2",
         blocks: "post-norms only, QK-norm over all heads",
     },
     ArchEntry {
         arch: Arch::Glm4,
         name: "glm4",
-        build: others::glm4,
+        build: glm::glm4,
         models: "GLM-4, GLM-Z1",
         blocks: "pre- and post-norms, fused gate-up; multi-section RoPE as NeoX for text",
     },
     ArchEntry {
         arch: Arch::Exaone4,
         name: "exaone4",
-        build: others::exaone4,
+        build: exaone::exaone4,
         models: "EXAONE 4.0",
         blocks: "post-norms only, per-head QK-norm, sliding window with global no-RoPE layers",
     },
     ArchEntry {
         arch: Arch::Starcoder2,
         name: "starcoder2",
-        build: others::starcoder2,
+        build: starcoder::starcoder2,
         models: "StarCoder 2",
         blocks: "LayerNorm with biases, plain GELU FFN with biases",
     },
@@ -183,28 +187,28 @@ pub static ARCHS: &[ArchEntry] = &[
     ArchEntry {
         arch: Arch::Qwen3Moe,
         name: "qwen3moe",
-        build: moe::qwen3moe,
+        build: qwen::qwen3moe,
         models: "Qwen3 30B-A3B, 235B-A22B, Qwen3-Coder",
         blocks: "attention with QK-norm + MoE (softmax, normalised weights)",
     },
     ArchEntry {
         arch: Arch::Olmoe,
         name: "olmoe",
-        build: moe::olmoe,
+        build: olmo::olmoe,
         models: "OLMoE",
         blocks: "attention with QK-norm over all heads + MoE (softmax)",
     },
     ArchEntry {
         arch: Arch::GraniteMoe,
         name: "granitemoe",
-        build: moe::granitemoe,
+        build: llama::granitemoe,
         models: "Granite 3 MoE",
         blocks: "Granite's multipliers + MoE (softmax, normalised weights), optional shared expert",
     },
     ArchEntry {
         arch: Arch::Glm4Moe,
         name: "glm4moe",
-        build: moe::glm4moe,
+        build: glm::glm4moe,
         models: "GLM-4.5, 4.6, 4.7",
         blocks: "attention with QK-norm + leading dense FFN, then MoE (sigmoid, selection bias) with shared experts",
     },
