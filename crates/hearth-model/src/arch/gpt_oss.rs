@@ -6,7 +6,7 @@
 use hearth_ops::{Gating, RopeKind};
 
 use super::{moe, Meta};
-use crate::config::{swa_layers, Config, MoeAct, Norms};
+use crate::config::{Config, MoeAct, Norms};
 use crate::ModelError;
 
 /// gpt-oss's SwiGLU constants (fixed in llama.cpp's graph).
@@ -33,14 +33,9 @@ pub(super) fn gpt_oss(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError>
         return Err(meta.bad("attention.sliding_window", "0"));
     }
     let swa_base = meta.f32_opt("rope.freq_base_swa")?;
-    let pattern = swa_layers(meta, c.n_layer, 2, false)?;
-    for (l, swa) in c.layers.iter_mut().zip(pattern) {
-        if swa {
-            l.window = Some(window);
-            if let (Some(r), Some(b)) = (&mut l.rope, swa_base) {
-                r.base = b;
-            }
+    c.sliding_window(meta, window, 2, |l, swa| {
+        if let (true, Some(r), Some(b)) = (swa, &mut l.rope, swa_base) {
+            r.base = b;
         }
-    }
-    Ok(())
+    })
 }
