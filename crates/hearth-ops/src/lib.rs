@@ -5,7 +5,9 @@
 //! ([`matmul`], activations quantized once per call into the weight type's
 //! dot-product format and multiplied with the kernels `hearth-quant` picked
 //! for this CPU), RMS norm, gated activations, rotary embeddings ([`Rope`])
-//! and attention over a KV cache ([`attention`]).
+//! attention over a KV cache ([`attention`]), and the recurrent mixers'
+//! operations ([`recurrent`]: causal convolution with a carried state, the
+//! Mamba-2 scan, the gated delta rule).
 //!
 //! ```
 //! use hearth_ops::{ThreadPool, rms_norm};
@@ -19,6 +21,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod matmul;
 pub mod pool;
+pub mod recurrent;
 pub mod rope;
 pub mod vec;
 
@@ -31,4 +34,8 @@ pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
 };
 pub use pool::{split, Disjoint, ThreadPool};
+pub use recurrent::{
+    causal_conv1d, gated_delta_rule, l2_norm_inplace, mamba2_scan, mul_inplace, mul_silu_inplace,
+    sigmoid, softplus, DeltaNet, Mamba2,
+};
 pub use rope::{Rope, RopeKind};
