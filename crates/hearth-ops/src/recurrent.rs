@@ -17,6 +17,7 @@
 //! batch of sequences is a loop over them.
 
 use crate::elementwise::silu;
+use crate::pool::{split, Disjoint, ThreadPool};
 
 /// ggml's softplus (`ggml_compute_softplus_f32`): `ln(1 + eˣ)`, and `x`
 /// itself above 20 where the two agree in f32.
@@ -141,8 +142,94 @@ impl Mamba2 {
     }
 }
 
+/// Work (tokens × heads × state) below which a scan runs on the caller
+/// alone: a pool round trip costs more than it saves there.
+const MIN_PARALLEL_WORK: usize = 1 << 16;
+
+/// `Σ aᵢ·bᵢ` in eight lanes (so that it vectorises), then the lanes.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// A scan's output, `n_head` heads of `width` floats per token, shared by
+/// tasks that each own a disjoint range of heads.
+struct HeadOut<'a> {
+    o: Disjoint<'a, f32>,
+    n_head: usize,
+    width: usize,
+}
+
+impl HeadOut<'_> {
+    /// Token `t`'s output of head `h`.
+    ///
+    /// # Safety
+    /// Only the task that owns head `h` may ask for it, and it must drop
+    /// one borrow before asking again.
+    #[allow(unsafe_code, clippy::mut_from_ref)]
+    unsafe fn at(&self, t: usize, h: usize) -> &mut [f32] {
+        let at = (t * self.n_head + h) * self.width;
+        // SAFETY: the caller's contract makes every live range disjoint.
+        unsafe { self.o.part(at..at + self.width) }
+    }
+}
+
+/// A scan over a range of heads, given their state and the shared output.
+type HeadTask<'f> = dyn Fn(std::ops::Range<usize>, &mut [f32], &HeadOut<'_>) + Sync + 'f;
+
+/// Calls `f(heads, their state, out)` for ranges of the `n_head` heads
+/// split among the pool's tasks (on the caller alone when `work` is
+/// small), where a head's state is `per_head` consecutive floats of
+/// `state` and `out` holds `head_out` floats per token and head.
+#[allow(clippy::too_many_arguments)]
+fn over_heads(
+    pool: &ThreadPool,
+    work: usize,
+    n_head: usize,
+    per_head: usize,
+    head_out: usize,
+    state: &mut [f32],
+    out: &mut [f32],
+    f: &HeadTask<'_>,
+) {
+    let st = Disjoint::new(state);
+    let o = HeadOut {
+        o: Disjoint::new(out),
+        n_head,
+        width: head_out,
+    };
+    let task = |i: usize, nt: usize| {
+        let heads = split(n_head, i, nt);
+        if heads.is_empty() {
+            return;
+        }
+        // SAFETY: each task owns the state of its own heads.
+        #[allow(unsafe_code)]
+        let s = unsafe { st.part(heads.start * per_head..heads.end * per_head) };
+        f(heads, s, &o);
+    };
+    if work < MIN_PARALLEL_WORK || pool.n_threads() <= 1 {
+        task(0, 1);
+    } else {
+        pool.run(&task);
+    }
+}
+
 /// The Mamba-2 selective scan over `n` tokens (ggml's `ssm_scan` with one
-/// decay per head).
+/// decay per head), heads spread over `pool`.
 ///
 /// `xbc` holds `n` rows of [`Mamba2::xbc_width`]: the head inputs `x`
 /// (`n_head × head_dim`), then `B` and `C` (`n_group × d_state` each);
@@ -159,6 +246,7 @@ impl Mamba2 {
 /// `y` gets `n` rows of `n_head · head_dim` (the skip term `D · x` and
 /// the gate are the caller's).
 pub fn mamba2_scan(
+    pool: &ThreadPool,
     m: &Mamba2,
     state: &mut [f32],
     xbc: &[f32],
@@ -170,33 +258,38 @@ pub fn mamba2_scan(
     let w = m.xbc_width();
     let d_inner = m.d_inner();
     let heads_per_group = (nh / m.n_group.max(1)).max(1);
-    debug_assert_eq!(state.len(), m.state_len());
-    debug_assert_eq!(a.len(), nh);
+    assert_eq!(state.len(), m.state_len(), "Mamba-2 state size");
+    assert_eq!(a.len(), nh, "Mamba-2 decay rates");
     let n = xbc.len() / w.max(1);
-    debug_assert_eq!(dt.len(), n * nh);
-    debug_assert_eq!(y.len(), n * d_inner);
-    for t in 0..n {
-        let row = &xbc[t * w..(t + 1) * w];
-        let (x, bc) = row.split_at(d_inner);
-        let (b, c) = bc.split_at(m.n_group * ds);
-        for h in 0..nh {
-            let delta = softplus(dt[t * nh + h]);
-            let decay = (delta * a[h]).exp();
-            let g = h / heads_per_group;
-            let bg = &b[g * ds..(g + 1) * ds];
-            let cg = &c[g * ds..(g + 1) * ds];
-            for i in 0..hd {
-                let x_dt = x[h * hd + i] * delta;
-                let s = &mut state[(h * hd + i) * ds..(h * hd + i + 1) * ds];
-                let mut sum = 0.0f32;
-                for ((sv, &bv), &cv) in s.iter_mut().zip(bg).zip(cg) {
-                    *sv = *sv * decay + bv * x_dt;
-                    sum += *sv * cv;
+    assert!(dt.len() == n * nh && y.len() == n * d_inner, "Mamba-2 rows");
+    let scan = |heads: std::ops::Range<usize>, s: &mut [f32], out: &HeadOut<'_>| {
+        let h0 = heads.start;
+        for t in 0..n {
+            let row = &xbc[t * w..(t + 1) * w];
+            let (x, bc) = row.split_at(d_inner);
+            let (b, c) = bc.split_at(m.n_group * ds);
+            for h in heads.clone() {
+                let delta = softplus(dt[t * nh + h]);
+                let decay = (delta * a[h]).exp();
+                let g = h / heads_per_group;
+                let bg = &b[g * ds..(g + 1) * ds];
+                let cg = &c[g * ds..(g + 1) * ds];
+                // SAFETY: this task owns head h; the borrow ends with the head.
+                #[allow(unsafe_code)]
+                let yh = unsafe { out.at(t, h) };
+                for (i, yi) in yh.iter_mut().enumerate() {
+                    let x_dt = x[h * hd + i] * delta;
+                    let at = ((h - h0) * hd + i) * ds;
+                    let sv = &mut s[at..at + ds];
+                    for (v, &bv) in sv.iter_mut().zip(bg) {
+                        *v = *v * decay + bv * x_dt;
+                    }
+                    *yi = dot(sv, cg);
                 }
-                y[t * d_inner + h * hd + i] = sum;
             }
         }
-    }
+    };
+    over_heads(pool, n * d_inner * ds, nh, hd * ds, hd, state, y, &scan);
 }
 
 /// Shape of a Gated DeltaNet mixer (Qwen3.5's linear attention).
@@ -225,7 +318,8 @@ impl DeltaNet {
     }
 }
 
-/// The gated delta rule over `n` tokens, one token after another.
+/// The gated delta rule over `n` tokens, one token after another, value
+/// heads spread over `pool`.
 ///
 /// `qkv` holds `n` rows of [`DeltaNet::qkv_width`]: queries and keys
 /// (`n_k_heads × head_k` each, already L2-normalised), then values
@@ -240,6 +334,7 @@ impl DeltaNet {
 ///
 /// `out` gets `n` rows of `n_v_heads · head_v`.
 pub fn gated_delta_rule(
+    pool: &ThreadPool,
     d: &DeltaNet,
     state: &mut [f32],
     qkv: &[f32],
@@ -247,53 +342,51 @@ pub fn gated_delta_rule(
     beta: &[f32],
     out: &mut [f32],
 ) {
-    let (nk, nv, hk, hv) = (d.n_k_heads, d.n_v_heads, d.head_k, d.head_v);
+    let (nk, nv, hk, hv) = (d.n_k_heads.max(1), d.n_v_heads, d.head_k, d.head_v);
     let w = d.qkv_width();
     let n = qkv.len() / w.max(1);
-    debug_assert_eq!(state.len(), d.state_len());
-    debug_assert_eq!(g.len(), n * nv);
-    debug_assert_eq!(beta.len(), n * nv);
-    debug_assert_eq!(out.len(), n * nv * hv);
+    assert_eq!(state.len(), d.state_len(), "delta-rule state size");
+    assert!(
+        g.len() == n * nv && beta.len() == n * nv,
+        "delta-rule gates"
+    );
+    assert_eq!(out.len(), n * nv * hv, "delta-rule output");
     let scale = 1.0 / (hk as f32).sqrt();
-    let mut delta = vec![0f32; hv];
-    for t in 0..n {
-        let row = &qkv[t * w..(t + 1) * w];
-        let (q, rest) = row.split_at(nk * hk);
-        let (k, v) = rest.split_at(nk * hk);
-        for h in 0..nv {
-            let kh = (h % nk.max(1)) * hk;
-            let (qh, kh) = (&q[kh..kh + hk], &k[kh..kh + hk]);
-            let vh = &v[h * hv..(h + 1) * hv];
-            let s = &mut state[h * hk * hv..(h + 1) * hk * hv];
-            let decay = g[t * nv + h].exp();
-            let b = beta[t * nv + h];
-            for v in s.iter_mut() {
-                *v *= decay;
-            }
-            for (j, dj) in delta.iter_mut().enumerate() {
-                let sk: f32 = s[j * hk..(j + 1) * hk]
-                    .iter()
-                    .zip(kh)
-                    .map(|(a, b)| a * b)
-                    .sum();
-                *dj = (vh[j] - sk) * b;
-            }
-            for (j, &dj) in delta.iter().enumerate() {
-                for (sv, &kv) in s[j * hk..(j + 1) * hk].iter_mut().zip(kh) {
-                    *sv += kv * dj;
+    let rule = |heads: std::ops::Range<usize>, s: &mut [f32], out: &HeadOut<'_>| {
+        let h0 = heads.start;
+        let mut delta = vec![0f32; hv];
+        for t in 0..n {
+            let row = &qkv[t * w..(t + 1) * w];
+            let (q, rest) = row.split_at(nk * hk);
+            let (k, v) = rest.split_at(nk * hk);
+            for h in heads.clone() {
+                let kh = (h % nk) * hk;
+                let (qh, kh) = (&q[kh..kh + hk], &k[kh..kh + hk]);
+                let vh = &v[h * hv..(h + 1) * hv];
+                let s = &mut s[(h - h0) * hk * hv..(h - h0 + 1) * hk * hv];
+                let decay = g[t * nv + h].exp();
+                let b = beta[t * nv + h];
+                for e in s.iter_mut() {
+                    *e *= decay;
+                }
+                for ((dj, sj), &vj) in delta.iter_mut().zip(s.chunks_exact(hk)).zip(vh) {
+                    *dj = (vj - dot(sj, kh)) * b;
+                }
+                for (sj, &dj) in s.chunks_exact_mut(hk).zip(&delta) {
+                    for (e, &ki) in sj.iter_mut().zip(kh) {
+                        *e += ki * dj;
+                    }
+                }
+                // SAFETY: this task owns head h; the borrow ends with the head.
+                #[allow(unsafe_code)]
+                let o = unsafe { out.at(t, h) };
+                for (oj, sj) in o.iter_mut().zip(s.chunks_exact(hk)) {
+                    *oj = dot(sj, qh) * scale;
                 }
             }
-            let o = &mut out[(t * nv + h) * hv..(t * nv + h + 1) * hv];
-            for (j, oj) in o.iter_mut().enumerate() {
-                let sq: f32 = s[j * hk..(j + 1) * hk]
-                    .iter()
-                    .zip(qh)
-                    .map(|(a, b)| a * b)
-                    .sum();
-                *oj = sq * scale;
-            }
         }
-    }
+    };
+    over_heads(pool, n * nv * hk * hv, nv, hk * hv, hv, state, out, &rule);
 }
 
 #[cfg(test)]

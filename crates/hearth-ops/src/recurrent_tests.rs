@@ -5,6 +5,10 @@
 
 use super::*;
 
+fn pool() -> ThreadPool {
+    ThreadPool::new(3)
+}
+
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761).max(1);
@@ -144,7 +148,7 @@ fn mamba2_scan_matches_the_closed_form_and_pieces() {
     let want = mamba2_ref(&m, &xbc, &dt, &a);
     let mut st = vec![0f32; m.state_len()];
     let mut y = vec![0f32; n * m.d_inner()];
-    mamba2_scan(&m, &mut st, &xbc, &dt, &a, &mut y);
+    mamba2_scan(&pool(), &m, &mut st, &xbc, &dt, &a, &mut y);
     close(&y, &want, 1e-5);
     for split in [1, 4, 8] {
         let mut st = vec![0f32; m.state_len()];
@@ -152,6 +156,7 @@ fn mamba2_scan_matches_the_closed_form_and_pieces() {
         let mut y2 = vec![0f32; (n - split) * m.d_inner()];
         let cut = split * m.xbc_width();
         mamba2_scan(
+            &pool(),
             &m,
             &mut st,
             &xbc[..cut],
@@ -160,6 +165,7 @@ fn mamba2_scan_matches_the_closed_form_and_pieces() {
             &mut y1,
         );
         mamba2_scan(
+            &pool(),
             &m,
             &mut st,
             &xbc[cut..],
@@ -237,7 +243,7 @@ fn gated_delta_rule_matches_the_matrix_form_and_pieces() {
     let want = delta_ref(&d, &qkv, &g, &beta);
     let mut st = vec![0f32; d.state_len()];
     let mut out = vec![0f32; n * d.n_v_heads * d.head_v];
-    gated_delta_rule(&d, &mut st, &qkv, &g, &beta, &mut out);
+    gated_delta_rule(&pool(), &d, &mut st, &qkv, &g, &beta, &mut out);
     close(&out, &want, 1e-5);
     let w = d.qkv_width();
     let nv = d.n_v_heads;
@@ -246,7 +252,7 @@ fn gated_delta_rule_matches_the_matrix_form_and_pieces() {
     for (from, to) in [(0, 3), (3, 4), (4, 7)] {
         let mut o = vec![0f32; (to - from) * nv * d.head_v];
         let (g, b) = (&g[from * nv..to * nv], &beta[from * nv..to * nv]);
-        gated_delta_rule(&d, &mut st, &qkv[from * w..to * w], g, b, &mut o);
+        gated_delta_rule(&pool(), &d, &mut st, &qkv[from * w..to * w], g, b, &mut o);
         got.extend(o);
     }
     assert_eq!(got, out);
@@ -270,14 +276,14 @@ fn delta_rule_recalls_what_it_wrote() {
     qkv.extend(v);
     let mut st = vec![0f32; d.state_len()];
     let mut out = [0f32; 3];
-    gated_delta_rule(&d, &mut st, &qkv, &[0.0], &[1.0], &mut out);
+    gated_delta_rule(&pool(), &d, &mut st, &qkv, &[0.0], &[1.0], &mut out);
     for (o, v) in out.iter().zip(v) {
         assert!((o - v / 2.0).abs() < 1e-6, "{o} vs {v}");
     }
     // Writing again under the same key replaces, not adds.
     let v2 = [4.0f32, 0.0, -1.0];
     qkv[8..].copy_from_slice(&v2);
-    gated_delta_rule(&d, &mut st, &qkv, &[0.0], &[1.0], &mut out);
+    gated_delta_rule(&pool(), &d, &mut st, &qkv, &[0.0], &[1.0], &mut out);
     for (o, v) in out.iter().zip(v2) {
         assert!((o - v / 2.0).abs() < 1e-6, "{o} vs {v}");
     }
@@ -291,4 +297,65 @@ fn gates() {
     let mut y = [2.0f32, 2.0];
     mul_silu_inplace(&mut y, &[0.0, 30.0]);
     assert!(y[0].abs() < 1e-7 && (y[1] - 60.0).abs() < 1e-4);
+}
+
+#[test]
+fn scans_spread_over_threads_give_the_single_thread_bits() {
+    // Shapes with enough work to take the pool's path.
+    let m = Mamba2 {
+        n_head: 8,
+        head_dim: 16,
+        d_state: 32,
+        n_group: 2,
+    };
+    let n = 20;
+    let xbc = values(n * m.xbc_width(), 10);
+    let dt = values(n * m.n_head, 11);
+    let a: Vec<f32> = values(m.n_head, 12).iter().map(|v| -v.abs()).collect();
+    let run = |threads: usize| {
+        let mut st = vec![0f32; m.state_len()];
+        let mut y = vec![0f32; n * m.d_inner()];
+        mamba2_scan(
+            &ThreadPool::new(threads),
+            &m,
+            &mut st,
+            &xbc,
+            &dt,
+            &a,
+            &mut y,
+        );
+        (st, y)
+    };
+    assert_eq!(run(1), run(3));
+
+    let d = DeltaNet {
+        n_k_heads: 4,
+        n_v_heads: 8,
+        head_k: 32,
+        head_v: 16,
+    };
+    let qkv = values(n * d.qkv_width(), 13);
+    let g: Vec<f32> = values(n * d.n_v_heads, 14)
+        .iter()
+        .map(|v| -v.abs())
+        .collect();
+    let beta: Vec<f32> = values(n * d.n_v_heads, 15)
+        .iter()
+        .map(|&v| sigmoid(v))
+        .collect();
+    let run = |threads: usize| {
+        let mut st = vec![0f32; d.state_len()];
+        let mut o = vec![0f32; n * d.n_v_heads * d.head_v];
+        gated_delta_rule(
+            &ThreadPool::new(threads),
+            &d,
+            &mut st,
+            &qkv,
+            &g,
+            &beta,
+            &mut o,
+        );
+        (st, o)
+    };
+    assert_eq!(run(1), run(3));
 }
