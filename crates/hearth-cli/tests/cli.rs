@@ -50,7 +50,7 @@ fn assert_clean_error(o: &Output, needle: &str) {
 #[test]
 fn run_is_deterministic_with_a_seed_and_respects_max_tokens() {
     let dir = temp_dir("seed");
-    for arch in Arch::ALL {
+    for arch in hearth_model::synth::ARCHS {
         let m = synth_model(&dir, arch);
         let m = m.to_str().expect("path");
         let args = [

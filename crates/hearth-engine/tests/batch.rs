@@ -102,7 +102,7 @@ fn solo_with(
 
 #[test]
 fn concurrent_sequences_match_generating_alone() {
-    for arch in Arch::ALL {
+    for arch in hearth_model::synth::ARCHS {
         let (model, tok) = synth(arch);
         let engine = Engine::start(model.clone(), tok.clone(), cfg(3, 8)).expect("engine");
         let prompts: Vec<Vec<u32>> = ["hello world", "the a the", "e t th he ll", "hello", "a"]

@@ -1,42 +1,53 @@
 //! What a model is, as data: hyper-parameters read from GGUF metadata and
-//! the per-architecture facts that decide how the shared blocks are wired.
+//! the per-layer facts that decide how the shared blocks are wired.
 
 use hearth_gguf::GgufFile;
-use hearth_ops::{Activation, Rope, RopeKind};
+use hearth_ops::{Activation, Rope, RopeKind, Yarn};
 
+pub use crate::arch::Arch;
 use crate::ModelError;
 
-/// The architectures hearth can run.
+/// A layer's token mixer: what moves information between positions.
+/// (Multi-head latent attention and the recurrent mixers are further
+/// variants, each with a block file under `blocks/`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    Llama,
-    Gemma3,
-    Qwen2,
+pub enum Mixer {
+    /// Multi-head attention over a KV cache (GQA, optional biases, QK-norm,
+    /// RoPE or none, sliding window).
+    Attention,
 }
 
-impl Arch {
-    pub const ALL: [Arch; 3] = [Arch::Llama, Arch::Gemma3, Arch::Qwen2];
+/// A layer's feed-forward block. (Mixture-of-experts is a further variant.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ffn {
+    /// `down(act(gate·x) ⊙ up·x)`; gate and up may be one fused tensor.
+    Gated,
+    /// `down(act(up·x))`.
+    Plain,
+}
 
-    /// `general.architecture` value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Gemma3 => "gemma3",
-            Arch::Qwen2 => "qwen2",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Arch> {
-        Arch::ALL.into_iter().find(|a| a.name() == s)
-    }
+/// The normalisation every norm of the model uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormKind {
+    /// RMS norm with a weight.
+    Rms,
+    /// LayerNorm with a weight and an optional bias.
+    Layer,
 }
 
 /// Per-layer facts that vary inside one model (Gemma 3 interleaves
-/// sliding-window and global layers with their own RoPE bases).
+/// sliding-window and global layers with their own RoPE bases; SmolLM3 has
+/// layers without RoPE).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerSpec {
-    pub rope: Rope,
+    pub mixer: Mixer,
+    /// RoPE of the layer's queries and keys; `None`: no positional rotation.
+    pub rope: Option<Rope>,
+    /// Sliding window: a query at position p sees keys after p - window.
     pub window: Option<usize>,
+    pub ffn: Ffn,
+    /// Hidden size of the feed-forward block.
+    pub n_ff: usize,
 }
 
 /// Everything the forward pass needs to know besides the weights.
@@ -49,22 +60,33 @@ pub struct Config {
     pub n_head: usize,
     pub n_kv_head: usize,
     pub head_dim: usize,
+    /// The largest feed-forward hidden size of any layer.
     pub n_ff: usize,
+    pub norm: NormKind,
     pub norm_eps: f32,
     /// Context length the model was trained with.
     pub n_ctx_train: usize,
     pub act: Activation,
-    /// Multiplier on the token embeddings (Gemma: √n_embd).
+    /// Multiplier on the token embeddings (Gemma: √n_embd; Granite).
     pub embed_scale: Option<f32>,
     /// Multiplier on q·k.
     pub attn_scale: f32,
     pub attn_softcap: Option<f32>,
     pub final_softcap: Option<f32>,
-    /// Q/K/V carry biases (Qwen2).
+    /// Multiplier on each block's output before the residual add (Granite).
+    pub residual_scale: Option<f32>,
+    /// Divisor of the logits (Granite).
+    pub logit_scale: Option<f32>,
+    /// Q/K/V must carry biases (Qwen2).
     pub qkv_bias: bool,
-    /// Per-head RMS norm of Q and K before RoPE (Gemma 3).
+    /// Q and K are RMS-normed (per head, or over all heads when the norm
+    /// weight spans them) before RoPE; the file must carry the weights.
     pub qk_norm: bool,
-    /// Extra norms after attention and after the feed-forward block (Gemma 2/3).
+    /// `attn_norm` before the mixer and `ffn_norm` before the feed-forward
+    /// (all but OLMo 2).
+    pub pre_norms: bool,
+    /// `post_attention_norm` and `post_ffw_norm` on the blocks' outputs
+    /// (Gemma 2/3, OLMo 2).
     pub post_norms: bool,
     pub layers: Vec<LayerSpec>,
 }
@@ -78,13 +100,20 @@ pub const MAX_FF: usize = 1 << 20;
 pub const MAX_CTX: usize = 1 << 24;
 
 impl Config {
+    /// Sets the RoPE layout of every layer that has RoPE.
+    pub fn set_rope_kind(&mut self, kind: RopeKind) {
+        for r in self.layers.iter_mut().filter_map(|l| l.rope.as_mut()) {
+            r.kind = kind;
+        }
+    }
+
     /// The configuration a GGUF file describes, from its metadata and
     /// tensor infos alone (no tensor data is read; a header parsed with
-    /// [`GgufFile::from_prefix`] is enough).
+    /// [`GgufFile::from_prefix`] is enough). Per-dimension RoPE factors,
+    /// which live in tensors, are set when the weights are loaded.
     pub fn from_gguf(file: &GgufFile) -> Result<Config, ModelError> {
         let arch_name = file.architecture()?;
-        let arch =
-            Arch::from_name(arch_name).ok_or_else(|| ModelError::UnknownArch(arch_name.into()))?;
+        let entry = crate::arch::find(arch_name)?;
         let emb = file
             .tensor("token_embd.weight")
             .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
@@ -98,7 +127,9 @@ impl Config {
             file,
             arch: arch_name,
         };
-        let c = crate::arch::build(&meta, arch, n_vocab)?;
+        let mut c = common(&meta, entry.arch, n_vocab)?;
+        (entry.build)(&meta, &mut c)?;
+        c.n_ff = c.layers.iter().map(|l| l.n_ff).max().unwrap_or(0);
         c.check(&meta, emb.dims.first().copied().unwrap_or(0))?;
         Ok(c)
     }
@@ -140,28 +171,33 @@ impl Config {
                 format!("{} (must be in (0, 1))", self.norm_eps),
             );
         }
-        for l in &self.layers {
-            let r = &l.rope;
-            if !(r.base.is_finite()
-                && r.base > 0.0
-                && r.freq_scale.is_finite()
-                && r.freq_scale > 0.0)
-            {
+        for r in self.layers.iter().filter_map(|l| l.rope.as_ref()) {
+            let finite_pos = |v: f32| v.is_finite() && v > 0.0;
+            if !(finite_pos(r.base) && finite_pos(r.freq_scale) && finite_pos(r.attn_factor)) {
                 return bad(
                     "rope.freq_base",
                     format!(
-                        "base {} scale {} (must be finite and positive)",
-                        r.base, r.freq_scale
+                        "base {} scale {} attention factor {} (must be finite and positive)",
+                        r.base, r.freq_scale, r.attn_factor
                     ),
                 );
             }
+            if r.n_rot > self.head_dim || r.n_rot % 2 != 0 {
+                return bad(
+                    "rope.dimension_count",
+                    format!("{} rotated dims with head dim {}", r.n_rot, self.head_dim),
+                );
+            }
         }
-        for (k, cap) in [
+        for (k, v) in [
             ("attn_logit_softcapping", self.attn_softcap),
             ("final_logit_softcapping", self.final_softcap),
+            ("embedding_scale", self.embed_scale),
+            ("residual_scale", self.residual_scale),
+            ("logit_scale", self.logit_scale),
         ] {
-            if cap.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
-                return bad(k, format!("{cap:?} (must be finite and positive)"));
+            if v.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                return bad(k, format!("{v:?} (must be finite and positive)"));
             }
         }
         Ok(())
@@ -175,9 +211,23 @@ impl Config {
         let n_ubatch = n_ubatch.max(1);
         self.layers
             .iter()
-            .map(|l| match l.window {
-                Some(w) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
-                _ => n_ctx,
+            .map(|l| match (l.mixer, l.window) {
+                (Mixer::Attention, Some(w)) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
+                (Mixer::Attention, _) => n_ctx,
+            })
+            .collect()
+    }
+
+    /// Each layer's memory for one sequence, given [`Config::kv_rows`].
+    pub(crate) fn mem_specs(&self, rows: &[usize]) -> Vec<crate::kv::MemSpec> {
+        self.layers
+            .iter()
+            .zip(rows)
+            .map(|(l, &rows)| match l.mixer {
+                Mixer::Attention => crate::kv::MemSpec::Kv {
+                    rows,
+                    dim: self.n_kv_head * self.head_dim,
+                },
             })
             .collect()
     }
@@ -194,7 +244,7 @@ impl Config {
 }
 
 /// Typed access to `{arch}.*` metadata with errors that name the key.
-pub(crate) struct Meta<'a> {
+pub struct Meta<'a> {
     pub file: &'a GgufFile,
     pub arch: &'a str,
 }
@@ -202,6 +252,9 @@ pub(crate) struct Meta<'a> {
 impl Meta<'_> {
     pub fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.arch)
+    }
+    pub fn has(&self, k: &str) -> bool {
+        self.file.get(&self.key(k)).is_some()
     }
     pub fn usize(&self, k: &str) -> Result<usize, ModelError> {
         let key = self.key(k);
@@ -212,7 +265,7 @@ impl Meta<'_> {
         })
     }
     pub fn usize_or(&self, k: &str, d: usize) -> Result<usize, ModelError> {
-        if self.file.get(&self.key(k)).is_some() {
+        if self.has(k) {
             self.usize(k)
         } else {
             Ok(d)
@@ -222,14 +275,36 @@ impl Meta<'_> {
         Ok(self.file.get_f32(&self.key(k))?)
     }
     pub fn f32_opt(&self, k: &str) -> Result<Option<f32>, ModelError> {
+        match self.has(k) {
+            false => Ok(None),
+            true => self.f32(k).map(Some),
+        }
+    }
+    /// A float where 0 (llama.cpp's "unset") and absence both mean `None`.
+    pub fn f32_nonzero(&self, k: &str) -> Result<Option<f32>, ModelError> {
+        Ok(self.f32_opt(k)?.filter(|&v| v != 0.0))
+    }
+    pub fn str_opt(&self, k: &str) -> Result<Option<&str>, ModelError> {
         match self.file.get(&self.key(k)) {
             None => Ok(None),
-            Some(_) => self.f32(k).map(Some),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| ModelError::BadHparam {
+                key: self.key(k),
+                why: "not a string".into(),
+            }),
+        }
+    }
+    /// An error naming key `k`.
+    pub fn bad(&self, k: &str, why: impl Into<String>) -> ModelError {
+        ModelError::BadHparam {
+            key: self.key(k),
+            why: why.into(),
         }
     }
 }
 
-/// The hyper-parameters every supported architecture shares.
+/// The hyper-parameters every supported architecture shares, with the
+/// defaults llama.cpp's loader gives absent keys. Every layer starts as
+/// attention (norm RoPE over the whole head) with a gated feed-forward.
 pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Config, ModelError> {
     let n_embd = meta.usize("embedding_length")?;
     let n_head = meta.usize("attention.head_count")?;
@@ -238,42 +313,41 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
     // Every layer has its own tensors: more layers than tensors is a
     // crafted header (and would size a per-layer table from it).
     if n_layer > MAX_LAYERS || n_layer > meta.file.tensors().len() {
-        return Err(ModelError::BadHparam {
-            key: meta.key("block_count"),
-            why: format!(
+        return Err(meta.bad(
+            "block_count",
+            format!(
                 "{n_layer} layers for {} tensors (at most {MAX_LAYERS})",
                 meta.file.tensors().len()
             ),
-        });
+        ));
     }
     if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_layer == 0 {
-        return Err(ModelError::BadHparam {
-            key: meta.key("attention.head_count"),
-            why: format!("{n_head} heads / {n_kv_head} KV heads over {n_layer} layers"),
-        });
+        return Err(meta.bad(
+            "attention.head_count",
+            format!("{n_head} heads / {n_kv_head} KV heads over {n_layer} layers"),
+        ));
     }
     let head_dim = meta.usize_or("attention.key_length", n_embd / n_head)?;
     let v_dim = meta.usize_or("attention.value_length", head_dim)?;
     if head_dim == 0 || v_dim != head_dim || head_dim > hearth_ops::attention::MAX_HEAD_DIM {
-        return Err(ModelError::BadHparam {
-            key: meta.key("attention.key_length"),
-            why: format!("head dims k={head_dim} v={v_dim} are not supported"),
-        });
+        return Err(meta.bad(
+            "attention.key_length",
+            format!("head dims k={head_dim} v={v_dim} are not supported"),
+        ));
     }
-    let n_rot = meta.usize_or("rope.dimension_count", head_dim)?;
-    if n_rot > head_dim || n_rot % 2 != 0 {
-        return Err(ModelError::BadHparam {
-            key: meta.key("rope.dimension_count"),
-            why: format!("{n_rot} rotated dims with head dim {head_dim}"),
-        });
-    }
-    let base = meta.f32_opt("rope.freq_base")?.unwrap_or(10000.0);
-    let freq_scale = rope_freq_scale(meta)?;
-    let rope = Rope {
-        kind: RopeKind::Norm,
-        n_rot,
-        base,
-        freq_scale,
+    let n_ctx_train = meta.usize_or("context_length", 2048)?;
+    let rope = rope(meta, head_dim, n_ctx_train)?;
+    let n_ff = meta.usize("feed_forward_length")?;
+    let layer = LayerSpec {
+        mixer: Mixer::Attention,
+        rope: Some(rope),
+        window: None,
+        ffn: Ffn::Gated,
+        n_ff,
+    };
+    let norm_eps = match meta.f32_nonzero("attention.layer_norm_rms_epsilon")? {
+        Some(e) => e,
+        None => meta.f32("attention.layer_norm_epsilon")?,
     };
     Ok(Config {
         arch,
@@ -283,41 +357,69 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         n_head,
         n_kv_head,
         head_dim,
-        n_ff: meta.usize("feed_forward_length")?,
-        norm_eps: meta.f32("attention.layer_norm_rms_epsilon")?,
-        n_ctx_train: meta.usize_or("context_length", 2048)?,
+        n_ff,
+        norm: NormKind::Rms,
+        norm_eps,
+        n_ctx_train,
         act: Activation::Silu,
         embed_scale: None,
         attn_scale: 1.0 / (head_dim as f32).sqrt(),
         attn_softcap: None,
         final_softcap: None,
+        residual_scale: None,
+        logit_scale: None,
         qkv_bias: false,
         qk_norm: false,
+        pre_norms: true,
         post_norms: false,
-        layers: vec![LayerSpec { rope, window: None }; n_layer],
+        layers: vec![layer; n_layer],
     })
 }
 
-fn rope_freq_scale(meta: &Meta<'_>) -> Result<f32, ModelError> {
-    let ty = meta
-        .file
-        .get(&meta.key("rope.scaling.type"))
-        .and_then(|v| v.as_str());
-    match ty {
-        None | Some("none") => Ok(1.0),
-        Some("linear") => {
-            let f = meta.f32_opt("rope.scaling.factor")?.unwrap_or(1.0);
-            if !(f.is_finite() && f > 0.0) {
-                return Err(ModelError::BadHparam {
-                    key: meta.key("rope.scaling.factor"),
-                    why: format!("{f}"),
-                });
-            }
-            Ok(1.0 / f)
-        }
-        Some(other) => Err(ModelError::BadHparam {
-            key: meta.key("rope.scaling.type"),
-            why: format!("rope scaling '{other}' is not supported"),
-        }),
+/// The file's RoPE: base, rotated dims, and its scaling type — `none`,
+/// `linear` or `yarn`; any other type is refused naming the key (LongRoPE
+/// and Llama 3's per-dimension factors come from tensors and are set by the
+/// loader).
+fn rope(meta: &Meta<'_>, head_dim: usize, n_ctx_train: usize) -> Result<Rope, ModelError> {
+    let n_rot = meta.usize_or("rope.dimension_count", head_dim)?;
+    if n_rot > head_dim || n_rot % 2 != 0 {
+        return Err(meta.bad(
+            "rope.dimension_count",
+            format!("{n_rot} rotated dims with head dim {head_dim}"),
+        ));
     }
+    let base = meta.f32_opt("rope.freq_base")?.unwrap_or(10000.0);
+    let factor = match meta.f32_opt("rope.scaling.factor")? {
+        Some(f) => Some(f),
+        None => meta.f32_opt("rope.scale_linear")?,
+    };
+    let freq_scale = match factor {
+        None => 1.0,
+        Some(0.0) => 1.0,
+        Some(f) if f.is_finite() && f > 0.0 => 1.0 / f,
+        Some(f) => return Err(meta.bad("rope.scaling.factor", format!("{f}"))),
+    };
+    let mut r = Rope::new(RopeKind::Norm, n_rot, base, freq_scale);
+    r.attn_factor = meta.f32_opt("rope.scaling.attn_factor")?.unwrap_or(1.0);
+    match meta.str_opt("rope.scaling.type")?.unwrap_or("linear") {
+        "none" | "linear" | "longrope" => {}
+        "yarn" => {
+            let ext = meta
+                .f32_opt("rope.scaling.yarn_ext_factor")?
+                .unwrap_or(-1.0);
+            r.yarn = Some(Yarn {
+                ext_factor: if ext < 0.0 { 1.0 } else { ext },
+                beta_fast: meta.f32_opt("rope.scaling.yarn_beta_fast")?.unwrap_or(32.0),
+                beta_slow: meta.f32_opt("rope.scaling.yarn_beta_slow")?.unwrap_or(1.0),
+                n_ctx_orig: meta.usize_or("rope.scaling.original_context_length", n_ctx_train)?,
+            });
+        }
+        other => {
+            return Err(meta.bad(
+                "rope.scaling.type",
+                format!("rope scaling '{other}' is not supported (none, linear, yarn, longrope)"),
+            ))
+        }
+    }
+    Ok(r)
 }

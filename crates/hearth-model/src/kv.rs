@@ -64,46 +64,74 @@ fn committed<T: KvElem>(n: usize) -> Option<Vec<T>> {
     Some(v)
 }
 
-pub(crate) struct LayerCache<T> {
+/// One attention layer's cache: `rows` rows of keys and of values.
+pub(crate) struct KvCache<T> {
     pub k: Vec<T>,
     pub v: Vec<T>,
 }
 
-pub(crate) enum Cache {
-    F16(Vec<LayerCache<F16>>),
-    F32(Vec<LayerCache<f32>>),
+/// What one layer keeps between calls for one sequence. Attention layers
+/// keep keys and values; a recurrent layer's state is a further variant
+/// (its size does not grow with the context, and rolling it back needs a
+/// snapshot, not a truncation).
+pub(crate) enum LayerMem {
+    F16(KvCache<F16>),
+    F32(KvCache<f32>),
+}
+
+/// How much memory one layer needs, from [`crate::Config`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MemSpec {
+    /// `rows` cached positions of `dim` keys and `dim` values.
+    Kv { rows: usize, dim: usize },
+}
+
+/// One sequence's per-layer memory.
+pub(crate) struct Cache {
+    pub layers: Vec<LayerMem>,
 }
 
 impl Cache {
-    /// One cache per layer with `rows[layer]` rows of `kv_dim` elements,
-    /// its memory committed; or the cache's size in bytes when it cannot be
-    /// allocated.
-    pub fn new(ty: KvType, rows: &[usize], kv_dim: usize) -> Result<Cache, u64> {
-        fn make<T: KvElem>(rows: &[usize], kv_dim: usize) -> Option<Vec<LayerCache<T>>> {
-            rows.iter()
-                .map(|&r| {
-                    let n = r.checked_mul(kv_dim)?;
-                    Some(LayerCache {
-                        k: committed(n)?,
-                        v: committed(n)?,
-                    })
-                })
-                .collect()
+    /// One memory per layer, committed; or the total size in bytes when it
+    /// cannot be allocated.
+    pub fn new(ty: KvType, specs: &[MemSpec]) -> Result<Cache, u64> {
+        fn kv<T: KvElem>(n: usize) -> Option<KvCache<T>> {
+            Some(KvCache {
+                k: committed(n)?,
+                v: committed(n)?,
+            })
         }
-        let made = match ty {
-            KvType::F16 => make(rows, kv_dim).map(Cache::F16),
-            KvType::F32 => make(rows, kv_dim).map(Cache::F32),
-        };
-        made.ok_or_else(|| {
-            let elems: u64 = rows.iter().map(|&r| r as u64 * kv_dim as u64).sum();
-            elems.saturating_mul(2 * ty.elem_bytes() as u64)
+        let made: Option<Vec<LayerMem>> = specs
+            .iter()
+            .map(|s| match *s {
+                MemSpec::Kv { rows, dim } => {
+                    let n = rows.checked_mul(dim)?;
+                    match ty {
+                        KvType::F16 => kv(n).map(LayerMem::F16),
+                        KvType::F32 => kv(n).map(LayerMem::F32),
+                    }
+                }
+            })
+            .collect();
+        made.map(|layers| Cache { layers }).ok_or_else(|| {
+            specs
+                .iter()
+                .map(|s| match *s {
+                    MemSpec::Kv { rows, dim } => {
+                        (rows as u64 * dim as u64).saturating_mul(2 * ty.elem_bytes() as u64)
+                    }
+                })
+                .fold(0u64, u64::saturating_add)
         })
     }
 
     pub fn bytes(&self) -> usize {
-        match self {
-            Cache::F16(l) => l.iter().map(|c| (c.k.len() + c.v.len()) * 2).sum(),
-            Cache::F32(l) => l.iter().map(|c| (c.k.len() + c.v.len()) * 4).sum(),
-        }
+        self.layers
+            .iter()
+            .map(|l| match l {
+                LayerMem::F16(c) => (c.k.len() + c.v.len()) * 2,
+                LayerMem::F32(c) => (c.k.len() + c.v.len()) * 4,
+            })
+            .sum()
     }
 }

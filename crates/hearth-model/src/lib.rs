@@ -19,11 +19,13 @@
 //! ```
 
 mod arch;
+mod blocks;
 mod config;
 mod forward;
 mod kv;
+mod load;
+mod pass;
 pub mod synth;
-mod weights;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,20 +33,23 @@ use std::sync::Arc;
 use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
-pub use config::{Arch, Config, LayerSpec};
+pub use arch::{markdown_table, supported, ArchEntry, ARCHS};
+pub use config::{Arch, Config, Ffn, LayerSpec, Mixer, NormKind};
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 
-use kv::{Cache, LayerCache};
+use kv::{Cache, KvCache, LayerMem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("unknown architecture '{0}' (hearth supports: llama, gemma3, qwen2)")]
-    UnknownArch(String),
+    #[error("unknown architecture '{name}' (hearth supports: {supported})")]
+    UnknownArch { name: String, supported: String },
     #[error("missing tensor '{0}'")]
     MissingTensor(String),
+    #[error("tensor '{0}' is not used by hearth's {1} model: the file holds weights hearth does not understand")]
+    UnusedTensor(String, &'static str),
     #[error("tensor '{tensor}': {why}")]
     BadTensor { tensor: String, why: String },
     #[error("tensor '{tensor}' has type {ty}, which cannot be used as a weight matrix")]
@@ -68,7 +73,7 @@ pub enum ModelError {
 /// A loaded model: configuration and weights mapped from the file.
 pub struct Model {
     pub config: Config,
-    weights: weights::Weights,
+    weights: blocks::Weights,
     file: Arc<GgufFile>,
 }
 
@@ -83,8 +88,8 @@ impl Model {
         if !file.has_tensor_data() {
             return Err(ModelError::NoTensorData);
         }
-        let config = Config::from_gguf(&file)?;
-        let weights = weights::load(&file, &config)?;
+        let mut config = Config::from_gguf(&file)?;
+        let weights = blocks::load(&file, &mut config)?;
         Ok(Model {
             config,
             weights,
@@ -115,11 +120,12 @@ impl Model {
         let mut cs = vec![(0f32, 0f32); hd / 2];
         let mut row = vec![0f32; kv_dim];
         /// Moves positions `n_keep + n_discard..n_past` down by `n_discard`,
-        /// re-rotating keys; in a ring only the positions still held move,
-        /// through a copy, since new and old rows may collide.
+        /// re-rotating keys (when the layer has RoPE); in a ring only the
+        /// positions still held move, through a copy, since new and old
+        /// rows may collide.
         fn shift<T: KvElem>(
-            lc: &mut LayerCache<T>,
-            spec: &LayerSpec,
+            lc: &mut KvCache<T>,
+            rope: Option<&hearth_ops::Rope>,
             range: (usize, usize, usize),
             kv_dim: usize,
             hd: usize,
@@ -129,7 +135,9 @@ impl Model {
             let (n_keep, n_discard, n_past) = range;
             let rows = lc.k.len() / kv_dim;
             let first = (n_keep + n_discard).max(n_past.saturating_sub(rows));
-            spec.rope.angles(-(n_discard as f32), cs);
+            if let Some(r) = rope {
+                r.angles(-(n_discard as f32), cs);
+            }
             let mut k_moved = Vec::with_capacity((n_past - first) * kv_dim);
             let mut v_moved = Vec::with_capacity((n_past - first) * kv_dim);
             for src in first..n_past {
@@ -137,7 +145,9 @@ impl Model {
                 for (r, k) in row.iter_mut().zip(&lc.k[at..at + kv_dim]) {
                     *r = k.to_f32();
                 }
-                spec.rope.apply(row, hd, cs);
+                if let Some(r) = rope {
+                    r.apply(row, hd, cs);
+                }
                 k_moved.extend(row.iter().map(|&r| T::from_f32(r)));
                 v_moved.extend_from_slice(&lc.v[at..at + kv_dim]);
             }
@@ -148,16 +158,11 @@ impl Model {
             }
         }
         let range = (n_keep, n_discard, st.n_past);
-        match &mut st.cache {
-            Cache::F16(ls) => {
-                for (lc, spec) in ls.iter_mut().zip(&self.config.layers) {
-                    shift(lc, spec, range, kv_dim, hd, &mut cs, &mut row);
-                }
-            }
-            Cache::F32(ls) => {
-                for (lc, spec) in ls.iter_mut().zip(&self.config.layers) {
-                    shift(lc, spec, range, kv_dim, hd, &mut cs, &mut row);
-                }
+        for (mem, spec) in st.cache.layers.iter_mut().zip(&self.config.layers) {
+            let rope = spec.rope.as_ref();
+            match mem {
+                LayerMem::F16(lc) => shift(lc, rope, range, kv_dim, hd, &mut cs, &mut row),
+                LayerMem::F32(lc) => shift(lc, rope, range, kv_dim, hd, &mut cs, &mut row),
             }
         }
         st.tokens.drain(n_keep..n_keep + n_discard);
@@ -261,7 +266,7 @@ impl State {
             n_ubatch,
             ring_slack,
             tokens: Vec::new(),
-            cache: Cache::new(kv, &rows, c.n_kv_head * c.head_dim)?,
+            cache: Cache::new(kv, &c.mem_specs(&rows))?,
             pool,
             scratch: Default::default(),
             logits: Vec::new(),

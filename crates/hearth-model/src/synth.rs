@@ -7,6 +7,10 @@ use hearth_gguf::{GgmlType, GgufWriter, Value, ValueType};
 
 use crate::config::Arch;
 
+/// The architectures [`build`] writes (the tests that run every path use
+/// these; the architecture zoo tests cover the rest with llama.cpp's files).
+pub const ARCHS: [Arch; 3] = [Arch::Llama, Arch::Gemma3, Arch::Qwen2];
+
 /// Shape and contents of a synthetic model.
 #[derive(Clone, Debug)]
 pub struct SynthSpec {

@@ -101,7 +101,7 @@ const LEN: usize = 80;
 
 #[test]
 fn synthetic_models_are_batch_invariant_with_the_flag() {
-    for arch in Arch::ALL {
+    for arch in hearth_model::synth::ARCHS {
         for ty in [
             GgmlType::Q8_0,
             GgmlType::Q4_0,

@@ -30,7 +30,7 @@ const PROMPT: [u32; 12] = [1, 270, 271, 9, 40, 80, 272, 100, 5, 6, 273, 50];
 
 #[test]
 fn batch_and_incremental_decoding_agree() {
-    for arch in Arch::ALL {
+    for arch in hearth_model::synth::ARCHS {
         for ty in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_1] {
             let mut spec = SynthSpec::new(arch);
             spec.weight_type = ty;
@@ -65,7 +65,7 @@ fn batch_and_incremental_decoding_agree() {
 
 #[test]
 fn f16_cache_is_close_to_f32() {
-    for arch in Arch::ALL {
+    for arch in hearth_model::synth::ARCHS {
         let m = load(&SynthSpec::new(arch));
         let mut a = state(&m, 32, KvType::F32);
         let mut b = state(&m, 32, KvType::F16);
@@ -88,7 +88,7 @@ fn gemma3_layers_are_interleaved() {
         windows,
         vec![Some(8), Some(8), Some(8), Some(8), Some(8), None]
     );
-    assert_eq!(m.config.layers[0].rope.base, 10000.0);
+    assert_eq!(m.config.layers[0].rope.as_ref().unwrap().base, 10000.0);
     assert!(m.config.embed_scale.is_some() && m.config.qk_norm && m.config.post_norms);
     // Beyond the window the model still runs (keys outside it are masked).
     let mut st = state(&m, 64, KvType::F16);
@@ -273,7 +273,10 @@ fn batched_sequences_match_each_alone() {
     // kernel, an activation can land on the other side of a quantization
     // step, and a random tiny model magnifies such a flip far more than a
     // trained one does.
-    for (arch, ty) in Arch::ALL.into_iter().map(|a| (a, GgmlType::F32)) {
+    for (arch, ty) in hearth_model::synth::ARCHS
+        .into_iter()
+        .map(|a| (a, GgmlType::F32))
+    {
         let mut spec = SynthSpec::new(arch);
         spec.n_layer = 3;
         spec.weight_type = ty;

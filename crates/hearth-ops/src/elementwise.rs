@@ -29,6 +29,26 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
+/// LayerNorm of one row: `out = (x - mean) / sqrt(var + eps) * w + b`
+/// (ggml's `norm`, then the weight and bias), accumulated in f64.
+pub fn layer_norm(x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    debug_assert!(x.len() == w.len() && x.len() == out.len());
+    let n = x.len() as f64;
+    let mean = (x.iter().map(|&v| v as f64).sum::<f64>() / n) as f32;
+    let mut var = 0f64;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v - mean;
+        var += (*o * *o) as f64;
+    }
+    let scale = 1.0 / ((var / n) as f32 + eps).sqrt();
+    for (o, &g) in out.iter_mut().zip(w) {
+        *o = *o * scale * g;
+    }
+    if let Some(b) = b {
+        add_inplace(out, b);
+    }
+}
+
 /// `x += y`.
 pub fn add_inplace(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
@@ -54,7 +74,7 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
 }
 
-/// The activation of a gated feed-forward block.
+/// The activation of a feed-forward block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Silu,
@@ -105,6 +125,14 @@ fn geglu(gate: &mut [f32], up: &[f32]) {
         for ((g, &u), &t) in g.iter_mut().zip(u).zip(idx.iter()) {
             *g = gelu_lookup(table, *g, t) * u;
         }
+    }
+}
+
+/// `x = act(x)`, element-wise (a feed-forward block without a gate).
+pub fn act_inplace(act: Activation, x: &mut [f32]) {
+    match act {
+        Activation::Silu => x.iter_mut().for_each(|v| *v = silu(*v)),
+        Activation::Gelu => x.iter_mut().for_each(|v| *v = gelu_table(*v)),
     }
 }
 

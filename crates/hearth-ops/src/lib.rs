@@ -27,8 +27,8 @@ pub mod vec;
 
 pub use attention::{attention, attention_batch, AttnParams, KvElem, KvView, F16};
 pub use elementwise::{
-    add_inplace, gated_act, gated_act_par, gelu, gelu_table, log_softmax, rms_norm,
-    rms_norm_inplace, scale_inplace, silu, Activation,
+    act_inplace, add_inplace, gated_act, gated_act_par, gelu, gelu_table, layer_norm, log_softmax,
+    rms_norm, rms_norm_inplace, scale_inplace, silu, Activation,
 };
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
@@ -38,4 +38,4 @@ pub use recurrent::{
     causal_conv1d, gated_delta_rule, l2_norm_inplace, mamba2_scan, mul_inplace, mul_silu_inplace,
     sigmoid, softplus, DeltaNet, Mamba2,
 };
-pub use rope::{Rope, RopeKind};
+pub use rope::{Rope, RopeKind, Yarn};

@@ -88,7 +88,7 @@ fn kv_cache_of_sliding_window_layers_is_a_ring() {
 /// What the planner counts is what a State allocates.
 #[test]
 fn kv_cache_matches_the_state() {
-    for arch in Arch::ALL {
+    for arch in hearth_model::synth::ARCHS {
         let s = spec(arch);
         let m = Model::from_file(Arc::new(file(&s))).expect("model");
         let est = Estimator::new(m.file()).expect("estimator");

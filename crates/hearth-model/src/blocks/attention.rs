@@ -1,0 +1,213 @@
+//! Multi-head attention over the KV cache: Q/K/V projections (separate or
+//! one fused tensor, each with optional bias and scale), optional QK-norm
+//! (per head, or over all heads), RoPE (any variant, or none), grouped
+//! query attention with an optional sliding window and score soft-capping,
+//! and the output projection.
+
+use hearth_ops::{self as ops, AttnParams, KvElem, KvView};
+
+use super::{Ctx, Linear, QuantActs};
+use crate::config::Config;
+use crate::forward::{Scratch, Seg};
+use crate::kv::{KvCache, LayerMem};
+use crate::load::Tensors;
+use crate::ModelError;
+
+#[derive(Debug)]
+enum Qkv {
+    Split {
+        q: Linear,
+        k: Linear,
+        v: Linear,
+    },
+    /// One `attn_qkv` tensor whose rows are Q, then K, then V (Phi-3).
+    Fused(Linear),
+}
+
+/// One attention layer's weights.
+#[derive(Debug)]
+pub(crate) struct Attention {
+    qkv: Qkv,
+    /// RMS-norm weights of Q and K: `head_dim` long (per head) or the whole
+    /// projection long (over all heads at once, OLMo 2).
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    wo: Linear,
+}
+
+impl Attention {
+    pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Attention, ModelError> {
+        let n = |s: &str| format!("blk.{il}.{s}");
+        let (e, hd) = (c.n_embd, c.head_dim);
+        let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
+        let qkv = match Linear::opt(t, &n("attn_qkv"), e, q_dim + 2 * kv_dim)? {
+            Some(f) => Qkv::Fused(f),
+            None => Qkv::Split {
+                q: Linear::load(t, &n("attn_q"), e, q_dim)?,
+                k: Linear::load(t, &n("attn_k"), e, kv_dim)?,
+                v: Linear::load(t, &n("attn_v"), e, kv_dim)?,
+            },
+        };
+        if let (true, Qkv::Split { q, k, v }) = (c.qkv_bias, &qkv) {
+            for (l, s) in [(q, "attn_q.bias"), (k, "attn_k.bias"), (v, "attn_v.bias")] {
+                if l.bias.is_none() {
+                    return Err(ModelError::MissingTensor(n(s)));
+                }
+            }
+        }
+        let norm = |t: &mut Tensors<'_>, name: &str, whole: usize| {
+            let name = n(&format!("{name}.weight"));
+            let len = match t.file().tensor(&name).map(|i| i.n_elements()) {
+                Some(l) if l == whole as u64 => whole,
+                _ => hd,
+            };
+            t.vector_if(c.qk_norm, &name, len)
+        };
+        Ok(Attention {
+            qkv,
+            q_norm: norm(t, "attn_q_norm", q_dim)?,
+            k_norm: norm(t, "attn_k_norm", kv_dim)?,
+            wo: Linear::load(t, &n("attn_output"), q_dim, e)?,
+        })
+    }
+
+    /// `s.o = Wo · attention(s.xb)` for every row, storing the rows' keys
+    /// and values in each segment's cache of layer `il`.
+    pub fn forward(&self, cx: &Ctx<'_>, il: usize, segs: &mut [Seg<'_, '_>], s: &mut Scratch) {
+        let (c, n) = (cx.c, cx.n);
+        let spec = &c.layers[il];
+        let hd = c.head_dim;
+        let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
+        s.q.resize(n * q_dim, 0.0);
+        s.k.resize(n * kv_dim, 0.0);
+        s.v.resize(n * kv_dim, 0.0);
+        s.att.resize(n * q_dim, 0.0);
+        let mut acts = QuantActs::new(&s.xb, n, &mut s.qbuf);
+        match &self.qkv {
+            Qkv::Split { q, k, v } => {
+                acts.linear(cx, [q, k, v], &mut [&mut s.q, &mut s.k, &mut s.v])
+            }
+            Qkv::Fused(w) => {
+                let width = q_dim + 2 * kv_dim;
+                s.tmp.resize(n * width, 0.0);
+                acts.linear(cx, [w], &mut [&mut s.tmp]);
+                for (t, row) in s.tmp.chunks_exact(width).enumerate() {
+                    s.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&row[..q_dim]);
+                    s.k[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
+                    s.v[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim + kv_dim..]);
+                }
+            }
+        }
+        for (x, w) in [(&mut s.q, &self.q_norm), (&mut s.k, &self.k_norm)] {
+            if let Some(w) = w {
+                for part in x.chunks_exact_mut(w.len()) {
+                    ops::rms_norm_inplace(part, w, c.norm_eps);
+                }
+            }
+        }
+        if let Some(rope) = &spec.rope {
+            s.rope_cs.resize(rope.n_rot / 2, (0.0, 0.0));
+            for t in 0..n {
+                rope.angles(s.positions[t] as f32, &mut s.rope_cs);
+                rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
+                rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
+            }
+        }
+        let params = AttnParams {
+            n_head: c.n_head,
+            n_kv_head: c.n_kv_head,
+            head_dim: hd,
+            scale: c.attn_scale,
+            window: spec.window,
+            softcap: c.attn_softcap,
+            batch_invariant: cx.invariant,
+        };
+        // Store every sequence's new keys and values, then attend in one
+        // parallel region over all of them.
+        let mut t0 = 0;
+        for g in segs.iter_mut() {
+            let r = t0..t0 + g.tokens.len();
+            t0 = r.end;
+            let (k, v) = (
+                &s.k[r.start * kv_dim..r.end * kv_dim],
+                &s.v[r.start * kv_dim..r.end * kv_dim],
+            );
+            let pos = &s.positions[r];
+            match &mut g.st.cache.layers[il] {
+                LayerMem::F16(lc) => store_kv(lc, k, v, pos, kv_dim),
+                LayerMem::F32(lc) => store_kv(lc, k, v, pos, kv_dim),
+            }
+        }
+        let views16 = views(segs, il, |m| match m {
+            LayerMem::F16(l) => Some(l),
+            _ => None,
+        });
+        let views32 = views(segs, il, |m| match m {
+            LayerMem::F32(l) => Some(l),
+            _ => None,
+        });
+        let out = &mut s.att[..n * q_dim];
+        match (views16, views32) {
+            (Some(kv), _) => ops::attention_batch(cx.pool, &params, &s.q, &kv, &s.positions, out),
+            (_, Some(kv)) => ops::attention_batch(cx.pool, &params, &s.q, &kv, &s.positions, out),
+            // Sequences with caches of different types: one call each.
+            (None, None) => {
+                let mut t0 = 0;
+                for g in segs.iter() {
+                    let r = t0..t0 + g.tokens.len();
+                    t0 = r.end;
+                    let (q, pos) = (
+                        &s.q[r.start * q_dim..r.end * q_dim],
+                        &s.positions[r.clone()],
+                    );
+                    let o = &mut s.att[r.start * q_dim..r.end * q_dim];
+                    match &g.st.cache.layers[il] {
+                        LayerMem::F16(l) => ops::attention(cx.pool, &params, q, &l.k, &l.v, pos, o),
+                        LayerMem::F32(l) => ops::attention(cx.pool, &params, q, &l.k, &l.v, pos, o),
+                    }
+                }
+            }
+        }
+        QuantActs::new(&s.att, n, &mut s.qbuf).linear(cx, [&self.wo], &mut [&mut s.o]);
+    }
+}
+
+/// Writes a segment's keys and values into its cache (position j in row
+/// j % rows: a ring for sliding-window layers).
+fn store_kv<T: KvElem>(
+    lc: &mut KvCache<T>,
+    k: &[f32],
+    v: &[f32],
+    positions: &[usize],
+    kv_dim: usize,
+) {
+    let rows = lc.k.len() / kv_dim;
+    for (t, &pos) in positions.iter().enumerate() {
+        let slot = pos % rows;
+        let (src, dst) = (
+            t * kv_dim..(t + 1) * kv_dim,
+            slot * kv_dim..(slot + 1) * kv_dim,
+        );
+        T::store(&k[src.clone()], &mut lc.k[dst.clone()]);
+        T::store(&v[src], &mut lc.v[dst]);
+    }
+}
+
+/// Layer `il`'s cache of every segment as attention views, when all of
+/// them have the element type `pick` selects.
+fn views<'a, T: 'a>(
+    segs: &'a [Seg<'_, '_>],
+    il: usize,
+    pick: impl Fn(&'a LayerMem) -> Option<&'a KvCache<T>>,
+) -> Option<Vec<KvView<'a, T>>> {
+    segs.iter()
+        .map(|g| {
+            let lc = pick(&g.st.cache.layers[il])?;
+            Some(KvView {
+                k: &lc.k,
+                v: &lc.v,
+                n_tokens: g.tokens.len(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,84 @@
+//! The dense feed-forward block: gated `down(act(gate·x) ⊙ up·x)` (gate
+//! and up separate, or one fused `ffn_up` of twice the width, Phi-3), or
+//! plain `down(act(up·x))` (StarCoder 2); every projection with optional
+//! bias and scale.
+
+use hearth_ops as ops;
+
+use super::{Ctx, Linear, QuantActs};
+use crate::config::{Config, Ffn};
+use crate::forward::Scratch;
+use crate::load::Tensors;
+use crate::ModelError;
+
+#[derive(Debug)]
+enum Up {
+    Gated {
+        gate: Linear,
+        up: Linear,
+    },
+    /// `ffn_up` rows are the gate's, then the up projection's.
+    Fused(Linear),
+    Plain(Linear),
+}
+
+/// One dense feed-forward block's weights.
+#[derive(Debug)]
+pub(crate) struct Dense {
+    up: Up,
+    down: Linear,
+    n_ff: usize,
+}
+
+impl Dense {
+    pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Dense, ModelError> {
+        let n = |s: &str| format!("blk.{il}.{s}");
+        let (e, ff) = (c.n_embd, c.layers[il].n_ff);
+        let load = |t: &mut Tensors<'_>, name: &str, cols, rows| {
+            Ok::<_, ModelError>(Linear::load(t, &n(name), cols, rows)?.bias_first())
+        };
+        let up = match c.layers[il].ffn {
+            Ffn::Plain => Up::Plain(load(t, "ffn_up", e, ff)?),
+            Ffn::Gated => match t.has(&n("ffn_gate.weight")) {
+                true => Up::Gated {
+                    gate: load(t, "ffn_gate", e, ff)?,
+                    up: load(t, "ffn_up", e, ff)?,
+                },
+                false => Up::Fused(load(t, "ffn_up", e, 2 * ff)?),
+            },
+        };
+        Ok(Dense {
+            up,
+            down: load(t, "ffn_down", ff, e)?,
+            n_ff: ff,
+        })
+    }
+
+    /// `s.o = ffn(s.xb)` for every row.
+    pub fn forward(&self, cx: &Ctx<'_>, s: &mut Scratch) {
+        let (n, ff, act) = (cx.n, self.n_ff, cx.c.act);
+        s.gate.resize(n * ff, 0.0);
+        s.up.resize(n * ff, 0.0);
+        let mut acts = QuantActs::new(&s.xb, n, &mut s.qbuf);
+        match &self.up {
+            Up::Gated { gate, up } => {
+                acts.linear(cx, [gate, up], &mut [&mut s.gate, &mut s.up]);
+                ops::gated_act_par(cx.pool, act, &mut s.gate[..n * ff], &s.up[..n * ff]);
+            }
+            Up::Fused(w) => {
+                s.tmp.resize(n * 2 * ff, 0.0);
+                acts.linear(cx, [w], &mut [&mut s.tmp]);
+                for (t, row) in s.tmp.chunks_exact(2 * ff).enumerate() {
+                    s.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
+                    s.up[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
+                }
+                ops::gated_act_par(cx.pool, act, &mut s.gate[..n * ff], &s.up[..n * ff]);
+            }
+            Up::Plain(up) => {
+                acts.linear(cx, [up], &mut [&mut s.gate]);
+                ops::act_inplace(act, &mut s.gate[..n * ff]);
+            }
+        }
+        QuantActs::new(&s.gate[..n * ff], n, &mut s.qbuf).linear(cx, [&self.down], &mut [&mut s.o]);
+    }
+}

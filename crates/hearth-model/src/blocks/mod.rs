@@ -1,0 +1,346 @@
+//! The shared blocks a layer is wired from, and what they share: a norm,
+//! a linear projection (weight with optional bias and scale), the
+//! activations quantized once per input, and the per-call context.
+//!
+//! A layer is `x += post?(mixer(pre?(x)))`, then `x += post?(ffn(pre?(x)))`.
+//! Each mixer and feed-forward kind is a variant of [`Mixer`] / [`Ffn`] with
+//! its own file here: it loads its tensors from a [`Tensors`] and, in
+//! `forward`, reads the normalised input `s.xb` (n × n_embd) and writes its
+//! output to `s.o` (n × n_embd). Math goes through `hearth_ops` only.
+
+pub(crate) mod attention;
+pub(crate) mod ffn;
+
+use hearth_gguf::GgmlType;
+use hearth_ops::{self as ops, ThreadPool, WeightRef};
+use hearth_quant::{vec_dot_type, Kernels};
+
+use crate::config::{Config, NormKind};
+use crate::load::{Matrix, Tensors};
+use crate::ModelError;
+
+/// What every block's `forward` needs besides its weights and buffers.
+pub(crate) struct Ctx<'a> {
+    pub pool: &'a ThreadPool,
+    pub kern: &'a Kernels,
+    /// The mapped file the weights point into.
+    pub bytes: &'a [u8],
+    pub c: &'a Config,
+    /// Rows (tokens) of this micro-batch.
+    pub n: usize,
+    /// Batch-invariant evaluation: one-row kernels only.
+    pub invariant: bool,
+}
+
+/// A norm weight, with a bias for LayerNorm.
+#[derive(Debug)]
+pub(crate) struct Norm {
+    pub w: Vec<f32>,
+    pub b: Option<Vec<f32>>,
+}
+
+impl Norm {
+    /// `{prefix}.weight` and, for LayerNorm, the optional `{prefix}.bias`.
+    pub fn load(
+        t: &mut Tensors<'_>,
+        c: &Config,
+        prefix: &str,
+        len: usize,
+    ) -> Result<Norm, ModelError> {
+        let w = t.vector(&format!("{prefix}.weight"), len)?;
+        let b = match c.norm {
+            NormKind::Layer => t.opt_vector(&format!("{prefix}.bias"), len)?,
+            NormKind::Rms => None,
+        };
+        Ok(Norm { w, b })
+    }
+
+    pub fn load_if(
+        t: &mut Tensors<'_>,
+        c: &Config,
+        need: bool,
+        prefix: &str,
+        len: usize,
+    ) -> Result<Option<Norm>, ModelError> {
+        match need {
+            true => Norm::load(t, c, prefix, len).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// `out = norm(x)` for one row.
+    pub fn apply(&self, c: &Config, x: &[f32], out: &mut [f32]) {
+        match c.norm {
+            NormKind::Rms => ops::rms_norm(x, &self.w, c.norm_eps, out),
+            NormKind::Layer => ops::layer_norm(x, &self.w, self.b.as_deref(), c.norm_eps, out),
+        }
+    }
+
+    /// Normalises every row of `x` (rows of `self.w.len()`) in place.
+    pub fn apply_rows(&self, c: &Config, x: &mut [f32], tmp: &mut Vec<f32>) {
+        let e = self.w.len();
+        tmp.resize(e, 0.0);
+        for row in x.chunks_exact_mut(e) {
+            tmp.copy_from_slice(row);
+            self.apply(c, tmp, row);
+        }
+    }
+}
+
+/// `y = (W · x) · scale + bias`: a weight matrix with the optional
+/// `.bias` and per-tensor `.scale` tensors llama.cpp's loader accepts for
+/// every projection, applied in llama.cpp's order — which for the
+/// feed-forward projections is the other one, `(W · x + bias) · scale`.
+#[derive(Debug)]
+pub(crate) struct Linear {
+    pub m: Matrix,
+    pub bias: Option<Vec<f32>>,
+    pub scale: Option<f32>,
+    /// The bias is added before the scale multiplies.
+    pub bias_first: bool,
+}
+
+impl Linear {
+    /// `{prefix}.weight` (`rows` × `cols`) with its optional bias, scale and
+    /// input scale. The input scale is the activation scale of NVFP4
+    /// checkpoints, which llama.cpp loads and its graph does not apply to
+    /// any other weight type; hearth runs no NVFP4 weights, so it is
+    /// checked (one finite value) and has no effect here.
+    pub fn load(
+        t: &mut Tensors<'_>,
+        prefix: &str,
+        cols: usize,
+        rows: usize,
+    ) -> Result<Linear, ModelError> {
+        let m = t.matrix(&format!("{prefix}.weight"), cols, Some(rows))?;
+        let bias = t.opt_vector(&format!("{prefix}.bias"), rows)?;
+        let scale = scalar(t, &format!("{prefix}.scale"))?;
+        scalar(t, &format!("{prefix}.input_scale"))?;
+        Ok(Linear {
+            m,
+            bias,
+            scale,
+            bias_first: false,
+        })
+    }
+
+    pub fn opt(
+        t: &mut Tensors<'_>,
+        prefix: &str,
+        cols: usize,
+        rows: usize,
+    ) -> Result<Option<Linear>, ModelError> {
+        match t.has(&format!("{prefix}.weight")) {
+            true => Linear::load(t, prefix, cols, rows).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    pub fn view<'a>(&self, bytes: &'a [u8]) -> WeightRef<'a> {
+        self.m.view(bytes)
+    }
+
+    /// Applies the scale and bias to `y` (rows of `self.m.rows`).
+    pub fn finish(&self, y: &mut [f32]) {
+        let scale = |y: &mut [f32]| {
+            if let Some(s) = self.scale {
+                ops::scale_inplace(y, s);
+            }
+        };
+        if !self.bias_first {
+            scale(y);
+        }
+        if let Some(b) = &self.bias {
+            for row in y.chunks_exact_mut(b.len()) {
+                ops::add_inplace(row, b);
+            }
+        }
+        if self.bias_first {
+            scale(y);
+        }
+    }
+
+    /// This projection with its bias added before its scale.
+    pub fn bias_first(self) -> Linear {
+        Linear {
+            bias_first: true,
+            ..self
+        }
+    }
+}
+
+/// The one-element tensor `name`, if present.
+fn scalar(t: &mut Tensors<'_>, name: &str) -> Result<Option<f32>, ModelError> {
+    let Some(v) = t.opt_vector(name, 1)? else {
+        return Ok(None);
+    };
+    match v[0].is_finite() {
+        true => Ok(Some(v[0])),
+        false => Err(ModelError::BadTensor {
+            tensor: name.into(),
+            why: format!("scale {} is not finite", v[0]),
+        }),
+    }
+}
+
+/// One input's activations, quantized on first use into the dot-product
+/// format of the weights they meet, and reused by every later product with
+/// the same format. A new value per input, so a stale quantization cannot
+/// be reused by mistake.
+pub(crate) struct QuantActs<'a> {
+    x: &'a [f32],
+    m: usize,
+    buf: &'a mut Vec<u8>,
+    ty: Option<GgmlType>,
+}
+
+impl<'a> QuantActs<'a> {
+    pub fn new(x: &'a [f32], m: usize, buf: &'a mut Vec<u8>) -> Self {
+        QuantActs {
+            x,
+            m,
+            buf,
+            ty: None,
+        }
+    }
+
+    /// Quantized rows in `aty` for rows of `k` elements; bytes per row.
+    fn ensure(&mut self, pool: &ThreadPool, kern: &Kernels, aty: GgmlType, k: usize) -> usize {
+        if self.ty != Some(aty) {
+            ops::quantize_rows(pool, kern, aty, self.x, self.m, k, self.buf);
+            self.ty = Some(aty);
+        }
+        aty.row_bytes(k as u64).unwrap_or(0) as usize
+    }
+
+    /// `ys[i] = X · ws[i]ᵀ`: one parallel region when the weights share an
+    /// activation format, else one product each.
+    pub fn mul(
+        &mut self,
+        pool: &ThreadPool,
+        kern: &Kernels,
+        ws: &[WeightRef<'_>],
+        ys: &mut [&mut [f32]],
+    ) {
+        let aty = vec_dot_type(ws[0].ty);
+        if ws.iter().all(|w| vec_dot_type(w.ty) == aty) {
+            let arb = self.ensure(pool, kern, aty, ws[0].cols);
+            ops::matmul_quantized_many(pool, kern, ws, self.buf, arb, self.m, ys);
+        } else {
+            for (w, y) in ws.iter().zip(ys.iter_mut()) {
+                let arb = self.ensure(pool, kern, vec_dot_type(w.ty), w.cols);
+                ops::matmul_quantized(pool, kern, *w, self.buf, arb, self.m, y);
+            }
+        }
+    }
+
+    /// `ys[i] = ls[i](X)` for the first `n` rows, scales and biases applied.
+    pub fn linear<const N: usize>(
+        &mut self,
+        cx: &Ctx<'_>,
+        ls: [&Linear; N],
+        ys: &mut [&mut [f32]; N],
+    ) {
+        let ws = ls.map(|l| l.view(cx.bytes));
+        self.mul(cx.pool, cx.kern, &ws, ys);
+        for (l, y) in ls.iter().zip(ys.iter_mut()) {
+            l.finish(&mut y[..self.m * l.m.rows]);
+        }
+    }
+}
+
+/// A layer's token mixer weights, one variant per [`crate::config::Mixer`].
+#[derive(Debug)]
+pub(crate) enum Mixer {
+    Attention(attention::Attention),
+}
+
+/// A layer's feed-forward weights, one variant per [`crate::config::Ffn`].
+#[derive(Debug)]
+pub(crate) enum Ffn {
+    Dense(ffn::Dense),
+}
+
+/// One layer's weights.
+#[derive(Debug)]
+pub(crate) struct Layer {
+    pub attn_norm: Option<Norm>,
+    pub mixer: Mixer,
+    pub post_attn_norm: Option<Norm>,
+    pub ffn_norm: Option<Norm>,
+    pub ffn: Ffn,
+    pub post_ffn_norm: Option<Norm>,
+}
+
+impl Layer {
+    pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Layer, ModelError> {
+        let spec = &c.layers[il];
+        let e = c.n_embd;
+        let n = |s: &str| format!("blk.{il}.{s}");
+        let mixer = match spec.mixer {
+            crate::config::Mixer::Attention => {
+                Mixer::Attention(attention::Attention::load(t, c, il)?)
+            }
+        };
+        let ffn = match spec.ffn {
+            crate::config::Ffn::Gated | crate::config::Ffn::Plain => {
+                Ffn::Dense(ffn::Dense::load(t, c, il)?)
+            }
+        };
+        Ok(Layer {
+            attn_norm: Norm::load_if(t, c, c.pre_norms, &n("attn_norm"), e)?,
+            mixer,
+            post_attn_norm: Norm::load_if(t, c, c.post_norms, &n("post_attention_norm"), e)?,
+            ffn_norm: Norm::load_if(t, c, c.pre_norms, &n("ffn_norm"), e)?,
+            ffn,
+            post_ffn_norm: Norm::load_if(t, c, c.post_norms, &n("post_ffw_norm"), e)?,
+        })
+    }
+}
+
+/// All the weights of a model.
+#[derive(Debug)]
+pub(crate) struct Weights {
+    pub token_embd: Matrix,
+    pub output_norm: Norm,
+    /// The output projection; the token embedding when tied.
+    pub output: Linear,
+    pub layers: Vec<Layer>,
+}
+
+/// Loads every tensor of `file` into the blocks `c` wires, and fails on
+/// any tensor left over. Per-dimension RoPE factors (`rope_freqs`) are set
+/// on `c`'s layers here.
+pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weights, ModelError> {
+    let mut t = Tensors::new(file);
+    let e = c.n_embd;
+    if let Some(r) = c.layers.iter().find_map(|l| l.rope.as_ref()) {
+        if let Some(f) = t.opt_vector("rope_freqs.weight", r.n_rot / 2)? {
+            let f: std::sync::Arc<[f32]> = f.into();
+            for r in c.layers.iter_mut().filter_map(|l| l.rope.as_mut()) {
+                r.factors = Some(f.clone());
+            }
+        }
+    }
+    let token_embd = t.matrix("token_embd.weight", e, Some(c.n_vocab))?;
+    let output = match Linear::opt(&mut t, "output", e, c.n_vocab)? {
+        Some(o) => o,
+        None => Linear {
+            m: token_embd.clone(),
+            bias: None,
+            scale: None,
+            bias_first: false,
+        },
+    };
+    let layers = (0..c.n_layer)
+        .map(|il| Layer::load(&mut t, c, il))
+        .collect::<Result<Vec<_>, _>>()?;
+    let output_norm = Norm::load(&mut t, c, "output_norm", e)?;
+    t.finish(c.arch.name())?;
+    Ok(Weights {
+        token_embd,
+        output_norm,
+        output,
+        layers,
+    })
+}

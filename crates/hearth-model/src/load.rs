@@ -1,0 +1,162 @@
+//! Tensor lookup with shape checks and consumption tracking: every tensor
+//! the file holds must be taken by a block's loader, or the load fails
+//! naming the first one left over (a file half understood must not run).
+//! Matrices stay quantized in the mapped file; only small vectors (norm
+//! weights, biases, scales) are copied out as f32.
+
+use std::collections::HashMap;
+
+use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
+use hearth_ops::WeightRef;
+
+use crate::ModelError;
+
+/// A matrix inside the mapped file: `rows` rows of `cols` elements.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Matrix {
+    pub fn view<'a>(&self, bytes: &'a [u8]) -> WeightRef<'a> {
+        WeightRef {
+            data: &bytes[self.start..self.start + self.len],
+            ty: self.ty,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+/// The file's tensors, each marked when a loader takes it.
+pub(crate) struct Tensors<'a> {
+    file: &'a GgufFile,
+    index: HashMap<&'a str, usize>,
+    used: Vec<bool>,
+}
+
+impl<'a> Tensors<'a> {
+    pub fn new(file: &'a GgufFile) -> Self {
+        let index = file
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        Tensors {
+            file,
+            index,
+            used: vec![false; file.tensors().len()],
+        }
+    }
+
+    pub fn file(&self) -> &'a GgufFile {
+        self.file
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The tensor `name`, marked as consumed.
+    fn take(&mut self, name: &str) -> Result<&'a TensorInfo, ModelError> {
+        let &i = self
+            .index
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        self.used[i] = true;
+        Ok(&self.file.tensors()[i])
+    }
+
+    /// The matrix `name`: `rows` rows (any number when `None`) of `cols`.
+    pub fn matrix(
+        &mut self,
+        name: &str,
+        cols: usize,
+        rows: Option<usize>,
+    ) -> Result<Matrix, ModelError> {
+        let t = self.take(name)?;
+        let (c, r) = match t.dims.as_slice() {
+            [c] => (*c, 1),
+            [c, r] => (*c, *r),
+            _ => return Err(shape_err(name, &t.dims, cols, rows)),
+        };
+        if c as usize != cols || rows.is_some_and(|r2| r2 as u64 != r) {
+            return Err(shape_err(name, &t.dims, cols, rows));
+        }
+        if hearth_quant::vec_dot_type(t.ty) == t.ty
+            && !matches!(
+                t.ty,
+                GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
+            )
+        {
+            return Err(ModelError::UnsupportedWeightType {
+                tensor: name.to_string(),
+                ty: t.ty,
+            });
+        }
+        Ok(Matrix {
+            ty: t.ty,
+            rows: r as usize,
+            cols,
+            start: (self.file.data_offset() + t.offset) as usize,
+            len: t.size as usize,
+        })
+    }
+
+    pub fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+        let m = self.matrix(name, len, Some(1))?;
+        let mut out = vec![0f32; len];
+        hearth_quant::dequantize_row(m.ty, &self.file.bytes()[m.start..m.start + m.len], &mut out)
+            .map_err(|e| ModelError::BadTensor {
+                tensor: name.to_string(),
+                why: e.to_string(),
+            })?;
+        Ok(out)
+    }
+
+    pub fn opt_vector(&mut self, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
+        match self.has(name) {
+            true => self.vector(name, len).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// The optional vector `name`, required when `need` (an error naming it).
+    pub fn vector_if(
+        &mut self,
+        need: bool,
+        name: &str,
+        len: usize,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        match (need, self.opt_vector(name, len)?) {
+            (true, None) => Err(ModelError::MissingTensor(name.to_string())),
+            (_, v) => Ok(v),
+        }
+    }
+
+    /// Fails naming the first tensor no loader took.
+    pub fn finish(self, arch: &'static str) -> Result<(), ModelError> {
+        match self.used.iter().position(|&u| !u) {
+            Some(i) => Err(ModelError::UnusedTensor(
+                self.file.tensors()[i].name.clone(),
+                arch,
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+fn shape_err(name: &str, dims: &[u64], cols: usize, rows: Option<usize>) -> ModelError {
+    ModelError::BadTensor {
+        tensor: name.to_string(),
+        why: format!(
+            "shape {dims:?}, expected [{cols}, {}]",
+            rows.map_or("*".to_string(), |r| r.to_string())
+        ),
+    }
+}

@@ -1,0 +1,191 @@
+//! One micro-batch through the model: embed, then per layer
+//! `x += post?(mixer(pre?(x)))` and `x += post?(ffn(pre?(x)))` (each block
+//! output scaled first where the model says so), then the output norm and
+//! projection for the rows whose logits were asked for.
+
+use hearth_ops::{self as ops, ThreadPool};
+
+use crate::blocks::{Ctx, Ffn, Mixer, Norm};
+use crate::config::Config;
+use crate::forward::{Out, Scratch, Seg};
+use crate::{Model, ModelError};
+
+impl Model {
+    pub(crate) fn run_with(
+        &self,
+        pool: &ThreadPool,
+        s: &mut Scratch,
+        segs: &mut [Seg<'_, '_>],
+    ) -> Result<(), ModelError> {
+        let c = &self.config;
+        // Batch-invariant: one-row kernels only (and the one-query attention
+        // path), so no row's sums depend on the batch.
+        let invariant = segs.iter().any(|g| g.st.batch_invariant);
+        let kern = match invariant {
+            true => hearth_quant::kernels().row_invariant(),
+            false => hearth_quant::kernels(),
+        };
+        let bytes = self.file.bytes();
+        let n: usize = segs.iter().map(|g| g.tokens.len()).sum();
+        let e = c.n_embd;
+        let cx = Ctx {
+            pool,
+            kern,
+            bytes,
+            c,
+            n,
+            invariant,
+        };
+        s.x.resize(n * e, 0.0);
+        s.xb.resize(n * e, 0.0);
+        s.o.resize(n * e, 0.0);
+        s.positions.clear();
+        for g in segs.iter() {
+            s.positions
+                .extend(g.st.n_past..g.st.n_past + g.tokens.len());
+        }
+
+        let emb = self.weights.token_embd.view(bytes);
+        let all_tokens = segs.iter().flat_map(|g| g.tokens.iter());
+        for (t, &tok) in all_tokens.enumerate() {
+            let row = &mut s.x[t * e..(t + 1) * e];
+            hearth_quant::dequantize_row(emb.ty, emb.row(tok as usize), row).map_err(|err| {
+                ModelError::BadTensor {
+                    tensor: "token_embd.weight".into(),
+                    why: err.to_string(),
+                }
+            })?;
+            if let Some(sc) = c.embed_scale {
+                ops::scale_inplace(row, sc);
+            }
+        }
+
+        for (il, layer) in self.weights.layers.iter().enumerate() {
+            pre_norm(c, layer.attn_norm.as_ref(), s);
+            match &layer.mixer {
+                Mixer::Attention(a) => a.forward(&cx, il, segs, s),
+            }
+            residual(c, layer.post_attn_norm.as_ref(), s);
+            pre_norm(c, layer.ffn_norm.as_ref(), s);
+            match &layer.ffn {
+                Ffn::Dense(f) => f.forward(&cx, s),
+            }
+            residual(c, layer.post_ffn_norm.as_ref(), s);
+        }
+        self.output(&cx, s, segs);
+        for g in segs.iter_mut() {
+            g.st.n_past += g.tokens.len();
+            g.st.tokens.extend_from_slice(g.tokens);
+        }
+        Ok(())
+    }
+
+    /// The output norm of the rows that need it (gathered at the front of
+    /// `s.xb`), then their logits, or their sum into the pooled embedding.
+    fn output(&self, cx: &Ctx<'_>, s: &mut Scratch, segs: &mut [Seg<'_, '_>]) {
+        let (c, e) = (cx.c, cx.c.n_embd);
+        let mut rows = 0;
+        let mut t0 = 0;
+        for g in segs.iter_mut() {
+            let (from, to) = match g.out {
+                Out::None => (0, 0),
+                Out::Logits { from, to, .. } => (from, to),
+                Out::Pool => (0, g.tokens.len()),
+            };
+            for t in t0 + from..t0 + to {
+                let dst = match g.out {
+                    Out::Pool => &mut s.o[..e],
+                    _ => {
+                        rows += 1;
+                        &mut s.xb[(rows - 1) * e..rows * e]
+                    }
+                };
+                self.weights
+                    .output_norm
+                    .apply(c, &s.x[t * e..(t + 1) * e], dst);
+                if let Out::Pool = g.out {
+                    ops::add_inplace(&mut g.st.pooled, &s.o[..e]);
+                }
+            }
+            t0 += g.tokens.len();
+        }
+        if rows == 0 {
+            return;
+        }
+        let nv = c.n_vocab;
+        let output = &self.weights.output;
+        let w = output.view(cx.bytes);
+        let finish = |out: &mut [f32]| {
+            output.finish(out);
+            if let Some(ls) = c.logit_scale {
+                ops::scale_inplace(out, 1.0 / ls);
+            }
+            if let Some(cap) = c.final_softcap {
+                for v in out.iter_mut() {
+                    *v = cap * (*v / cap).tanh();
+                }
+            }
+        };
+        if segs.len() == 1 {
+            if let Out::Logits { dest, .. } = segs[0].out {
+                let out = &mut segs[0].st.logits[dest * nv..(dest + rows) * nv];
+                ops::matmul(
+                    cx.pool,
+                    cx.kern,
+                    w,
+                    &s.xb[..rows * e],
+                    rows,
+                    &mut s.qbuf,
+                    out,
+                );
+                finish(out);
+            }
+        } else {
+            // Each row straight into its sequence's logits.
+            let mut dests: Vec<&mut [f32]> = Vec::with_capacity(rows);
+            for g in segs.iter_mut() {
+                if let Out::Logits { from, to, dest } = g.out {
+                    let k = to - from;
+                    dests.extend(g.st.logits[dest * nv..(dest + k) * nv].chunks_exact_mut(nv));
+                }
+            }
+            ops::matmul_rows(
+                cx.pool,
+                cx.kern,
+                w,
+                &s.xb[..rows * e],
+                rows,
+                &mut s.qbuf,
+                &mut dests,
+            );
+            for d in dests {
+                finish(d);
+            }
+        }
+    }
+}
+
+/// `s.xb = norm(s.x)` row by row, or a copy without a pre-norm.
+fn pre_norm(c: &Config, norm: Option<&Norm>, s: &mut Scratch) {
+    let e = c.n_embd;
+    for (x, xb) in s.x.chunks_exact(e).zip(s.xb.chunks_exact_mut(e)) {
+        match norm {
+            Some(w) => w.apply(c, x, xb),
+            None => xb.copy_from_slice(x),
+        }
+    }
+}
+
+/// `x += scale? · post_norm?(o)` row by row.
+fn residual(c: &Config, post: Option<&Norm>, s: &mut Scratch) {
+    let e = c.n_embd;
+    if let Some(w) = post {
+        w.apply_rows(c, &mut s.o, &mut s.row);
+    }
+    if let Some(rs) = c.residual_scale {
+        ops::scale_inplace(&mut s.o, rs);
+    }
+    for (x, o) in s.x.chunks_exact_mut(e).zip(s.o.chunks_exact(e)) {
+        ops::add_inplace(x, o);
+    }
+}
