@@ -2,19 +2,60 @@
 //! the per-layer facts that decide how the shared blocks are wired.
 
 use hearth_gguf::GgufFile;
-use hearth_ops::{Activation, Rope, RopeKind, Yarn};
+use hearth_ops::{Activation, DeltaNet, Mamba2, Rope, RopeKind, Yarn};
 
 pub use crate::arch::Arch;
 use crate::ModelError;
 
 /// A layer's token mixer: what moves information between positions.
-/// (Multi-head latent attention and the recurrent mixers are further
-/// variants, each with a block file under `blocks/`.)
+/// (Multi-head latent attention is a further variant, with a block file
+/// under `blocks/`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mixer {
     /// Multi-head attention over a KV cache (GQA, optional biases, QK-norm,
     /// RoPE or none, sliding window).
     Attention,
+    /// A recurrent mixer: a fixed-size state per sequence instead of a KV
+    /// cache.
+    Recurrent(Recurrent),
+}
+
+/// A recurrent mixer and its sizes (`blocks/recurrent.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recurrent {
+    /// Mamba-2 (Granite 4 hybrids): a causal convolution of `kernel` taps
+    /// over x, B and C, then the selective scan.
+    Mamba2 { shape: Mamba2, kernel: usize },
+    /// Gated DeltaNet (Qwen 3.5): a causal convolution of `kernel` taps over
+    /// q, k and v, then the gated delta rule.
+    DeltaNet { shape: DeltaNet, kernel: usize },
+    /// LFM2's gated short convolution of `kernel` taps over `n_embd`
+    /// channels (no scan state).
+    ShortConv { kernel: usize },
+}
+
+impl Recurrent {
+    /// The mixer's name, as `hearth show` lists it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Recurrent::Mamba2 { .. } => "Mamba-2",
+            Recurrent::DeltaNet { .. } => "Gated DeltaNet",
+            Recurrent::ShortConv { .. } => "short convolution",
+        }
+    }
+
+    /// Floats of one sequence's convolution history and of its scan state.
+    pub fn mem_len(&self, n_embd: usize) -> (usize, usize) {
+        match *self {
+            Recurrent::Mamba2 { shape, kernel } => {
+                ((kernel - 1) * shape.xbc_width(), shape.state_len())
+            }
+            Recurrent::DeltaNet { shape, kernel } => {
+                ((kernel - 1) * shape.qkv_width(), shape.state_len())
+            }
+            Recurrent::ShortConv { kernel } => ((kernel - 1) * n_embd, 0),
+        }
+    }
 }
 
 /// A layer's feed-forward block. (Mixture-of-experts is a further variant.)
@@ -88,6 +129,18 @@ pub struct Config {
     /// `post_attention_norm` and `post_ffw_norm` on the blocks' outputs
     /// (Gemma 2/3, OLMo 2).
     pub post_norms: bool,
+    /// The attention's Q projection carries a per-head output gate after
+    /// each head's queries, applied as `sigmoid(gate) ⊙ attention` before
+    /// the output projection (Qwen 3.5).
+    pub attn_gate: bool,
+    /// The feed-forward's pre-norm tensor (`ffn_norm`; Qwen 3.5 calls it
+    /// `post_attention_norm`).
+    pub ffn_norm: &'static str,
+    /// The final norm's tensor (`output_norm`; LFM2: `token_embd_norm`).
+    pub output_norm: &'static str,
+    /// The feed-forward projections' `.scale` tensors are applied (llama.cpp's
+    /// Granite-hybrid and LFM2 graphs load them but do not).
+    pub ffn_scales: bool,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -214,6 +267,7 @@ impl Config {
             .map(|l| match (l.mixer, l.window) {
                 (Mixer::Attention, Some(w)) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
                 (Mixer::Attention, _) => n_ctx,
+                (Mixer::Recurrent(_), _) => 0,
             })
             .collect()
     }
@@ -228,8 +282,36 @@ impl Config {
                     rows,
                     dim: self.n_kv_head * self.head_dim,
                 },
+                Mixer::Recurrent(r) => {
+                    let (conv, state) = r.mem_len(self.n_embd);
+                    crate::kv::MemSpec::Recurrent { conv, state }
+                }
             })
             .collect()
+    }
+
+    /// Whether any layer is recurrent (its memory cannot be truncated or
+    /// shifted, only recomputed).
+    pub fn is_recurrent(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l.mixer, Mixer::Recurrent(_)))
+    }
+
+    /// Bytes of one sequence's recurrent state (every recurrent layer's
+    /// convolution history and scan state, in f32); it does not grow with
+    /// the context.
+    pub fn recurrent_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .filter_map(|l| match l.mixer {
+                Mixer::Recurrent(r) => {
+                    let (conv, state) = r.mem_len(self.n_embd);
+                    Some((conv as u64 + state as u64) * 4)
+                }
+                Mixer::Attention => None,
+            })
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Bytes of one sequence's KV cache (keys and values, every layer).
@@ -293,6 +375,44 @@ impl Meta<'_> {
             }),
         }
     }
+    /// An unsigned key that may be one value or one per layer (hybrid
+    /// models give 0 heads to their recurrent layers): the value, or the
+    /// per-layer values' non-zero one, which must be the same for every
+    /// layer that has one.
+    pub fn usize_per_layer_max(&self, k: &str) -> Result<usize, ModelError> {
+        let Some(a) = self.file.get(&self.key(k)).and_then(|v| v.as_array()) else {
+            return self.usize(k);
+        };
+        let mut found = 0usize;
+        for v in a {
+            let v = v
+                .as_u64()
+                .and_then(|v| usize::try_from(v).ok())
+                .ok_or_else(|| self.bad(k, "not an array of unsigned integers"))?;
+            if v != 0 && found != 0 && v != found {
+                return Err(self.bad(k, "layers with different non-zero counts"));
+            }
+            found = found.max(v);
+        }
+        Ok(found)
+    }
+    /// The per-layer values of an unsigned or boolean key that may be one
+    /// value for every layer or an array of `n_layer`.
+    pub fn per_layer(&self, k: &str, n_layer: usize) -> Result<Vec<u64>, ModelError> {
+        let v = self
+            .file
+            .get(&self.key(k))
+            .ok_or_else(|| self.bad(k, "missing"))?;
+        let one = |x: &hearth_gguf::Value| x.as_u64().or_else(|| x.as_bool().map(u64::from));
+        let vals: Option<Vec<u64>> = match v.as_array() {
+            Some(a) => a.iter().map(one).collect(),
+            None => one(v).map(|x| vec![x; n_layer]),
+        };
+        match vals {
+            Some(v) if v.len() == n_layer => Ok(v),
+            _ => Err(self.bad(k, format!("expected {n_layer} unsigned integers"))),
+        }
+    }
     /// An error naming key `k`.
     pub fn bad(&self, k: &str, why: impl Into<String>) -> ModelError {
         ModelError::BadHparam {
@@ -307,8 +427,11 @@ impl Meta<'_> {
 /// attention (norm RoPE over the whole head) with a gated feed-forward.
 pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Config, ModelError> {
     let n_embd = meta.usize("embedding_length")?;
-    let n_head = meta.usize("attention.head_count")?;
-    let n_kv_head = meta.usize_or("attention.head_count_kv", n_head)?;
+    let n_head = meta.usize_per_layer_max("attention.head_count")?;
+    let n_kv_head = match meta.has("attention.head_count_kv") {
+        true => meta.usize_per_layer_max("attention.head_count_kv")?,
+        false => n_head,
+    };
     let n_layer = meta.usize("block_count")?;
     // Every layer has its own tensors: more layers than tensors is a
     // crafted header (and would size a per-layer table from it).
@@ -372,6 +495,10 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         qk_norm: false,
         pre_norms: true,
         post_norms: false,
+        attn_gate: false,
+        ffn_norm: "ffn_norm",
+        output_norm: "output_norm",
+        ffn_scales: true,
         layers: vec![layer; n_layer],
     })
 }

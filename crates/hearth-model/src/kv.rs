@@ -2,7 +2,9 @@
 //! of values per position, in f16 (as llama.cpp's default) or f32. A
 //! sliding-window layer keeps a ring of `window + n_ubatch` rows instead of
 //! the whole context (position j in row j % rows), as llama.cpp's SWA cache
-//! does, which is most of Gemma 3's cache.
+//! does, which is most of Gemma 3's cache. A recurrent layer (Mamba-2,
+//! Gated DeltaNet, short convolution) keeps instead a fixed-size state per
+//! sequence ([`RecurrentMem`]).
 
 use hearth_ops::{KvElem, F16};
 
@@ -70,13 +72,30 @@ pub(crate) struct KvCache<T> {
     pub v: Vec<T>,
 }
 
-/// What one layer keeps between calls for one sequence. Attention layers
-/// keep keys and values; a recurrent layer's state is a further variant
-/// (its size does not grow with the context, and rolling it back needs a
-/// snapshot, not a truncation).
+/// One recurrent layer's memory of a sequence, in f32 (as llama.cpp's
+/// recurrent cache): the convolution's last `kernel - 1` input rows and the
+/// scan's state. Its size does not grow with the context, and it cannot be
+/// rolled back to an earlier position: only [`RecurrentMem::reset`] to the
+/// start.
+pub(crate) struct RecurrentMem {
+    pub conv: Vec<f32>,
+    pub state: Vec<f32>,
+}
+
+impl RecurrentMem {
+    /// Back to the state before any token.
+    pub fn reset(&mut self) {
+        self.conv.fill(0.0);
+        self.state.fill(0.0);
+    }
+}
+
+/// What one layer keeps between calls for one sequence: keys and values
+/// for an attention layer, a [`RecurrentMem`] for a recurrent one.
 pub(crate) enum LayerMem {
     F16(KvCache<F16>),
     F32(KvCache<f32>),
+    Recurrent(RecurrentMem),
 }
 
 /// How much memory one layer needs, from [`crate::Config`].
@@ -84,6 +103,20 @@ pub(crate) enum LayerMem {
 pub(crate) enum MemSpec {
     /// `rows` cached positions of `dim` keys and `dim` values.
     Kv { rows: usize, dim: usize },
+    /// `conv` floats of convolution history and `state` of scan state.
+    Recurrent { conv: usize, state: usize },
+}
+
+impl MemSpec {
+    /// Bytes it takes with `ty` keys and values.
+    pub fn bytes(&self, ty: KvType) -> u64 {
+        match *self {
+            MemSpec::Kv { rows, dim } => {
+                (rows as u64 * dim as u64).saturating_mul(2 * ty.elem_bytes() as u64)
+            }
+            MemSpec::Recurrent { conv, state } => (conv as u64 + state as u64) * 4,
+        }
+    }
 }
 
 /// One sequence's per-layer memory.
@@ -111,18 +144,34 @@ impl Cache {
                         KvType::F32 => kv(n).map(LayerMem::F32),
                     }
                 }
+                MemSpec::Recurrent { conv, state } => Some(LayerMem::Recurrent(RecurrentMem {
+                    conv: committed(conv)?,
+                    state: committed(state)?,
+                })),
             })
             .collect();
         made.map(|layers| Cache { layers }).ok_or_else(|| {
             specs
                 .iter()
-                .map(|s| match *s {
-                    MemSpec::Kv { rows, dim } => {
-                        (rows as u64 * dim as u64).saturating_mul(2 * ty.elem_bytes() as u64)
-                    }
-                })
+                .map(|s| s.bytes(ty))
                 .fold(0u64, u64::saturating_add)
         })
+    }
+
+    /// Resets every recurrent layer to the state before any token.
+    pub fn reset_recurrent(&mut self) {
+        for l in &mut self.layers {
+            if let LayerMem::Recurrent(r) = l {
+                r.reset();
+            }
+        }
+    }
+
+    /// Whether any layer is recurrent.
+    pub fn has_recurrent(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, LayerMem::Recurrent(_)))
     }
 
     pub fn bytes(&self) -> usize {
@@ -131,6 +180,7 @@ impl Cache {
             .map(|l| match l {
                 LayerMem::F16(c) => (c.k.len() + c.v.len()) * 2,
                 LayerMem::F32(c) => (c.k.len() + c.v.len()) * 4,
+                LayerMem::Recurrent(r) => (r.conv.len() + r.state.len()) * 4,
             })
             .sum()
     }

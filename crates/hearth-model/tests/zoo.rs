@@ -105,4 +105,6 @@ macro_rules! zoo {
 
 zoo! {
     llama_dense => "llama-dense",
+    qwen35_dense => "qwen35-dense",
+    granitehybrid_dense => "granitehybrid-dense",
 }

@@ -35,7 +35,7 @@ pub use matmul::{
 };
 pub use pool::{split, Disjoint, ThreadPool};
 pub use recurrent::{
-    causal_conv1d, gated_delta_rule, l2_norm_inplace, mamba2_scan, mul_inplace, mul_silu_inplace,
-    sigmoid, softplus, DeltaNet, Mamba2,
+    causal_conv1d, gated_delta_rule, l2_norm_inplace, mamba2_scan, mul_inplace,
+    mul_sigmoid_inplace, mul_silu_inplace, sigmoid, softplus, DeltaNet, Mamba2,
 };
 pub use rope::{Rope, RopeKind, Yarn};

@@ -57,6 +57,14 @@ pub fn mul_inplace(x: &mut [f32], y: &[f32]) {
     }
 }
 
+/// `x = x · sigmoid(z)`, element-wise: Qwen 3.5's attention output gate.
+pub fn mul_sigmoid_inplace(x: &mut [f32], z: &[f32]) {
+    debug_assert_eq!(x.len(), z.len());
+    for (a, &g) in x.iter_mut().zip(z) {
+        *a *= sigmoid(g);
+    }
+}
+
 /// `x = x · silu(z)`, element-wise: the gate of Mamba-2's output and of
 /// Gated DeltaNet's output norm.
 pub fn mul_silu_inplace(x: &mut [f32], z: &[f32]) {

@@ -7,8 +7,12 @@
 //! a builder in this folder's file for its family.
 
 mod gemma;
+mod granite_hybrid;
+mod hybrid;
+mod lfm2;
 mod llama;
 mod qwen;
+mod qwen35;
 
 use crate::config::{Config, Meta};
 use crate::ModelError;
@@ -19,6 +23,9 @@ pub enum Arch {
     Llama,
     Gemma3,
     Qwen2,
+    Qwen35,
+    GraniteHybrid,
+    Lfm2,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -59,6 +66,27 @@ pub static ARCHS: &[ArchEntry] = &[
         build: gemma::gemma3,
         models: "Gemma 3",
         blocks: "attention with QK-norm, 5:1 sliding window + gated GELU FFN, post norms",
+    },
+    ArchEntry {
+        arch: Arch::Qwen35,
+        name: "qwen35",
+        build: qwen35::qwen35,
+        models: "Qwen3.5",
+        blocks: "Gated DeltaNet (3 of 4 layers) + gated attention with QK-norm, gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::GraniteHybrid,
+        name: "granitehybrid",
+        build: granite_hybrid::granitehybrid,
+        models: "Granite 4.0 H",
+        blocks: "Mamba-2 + attention, gated SiLU FFN, Granite multipliers",
+    },
+    ArchEntry {
+        arch: Arch::Lfm2,
+        name: "lfm2",
+        build: lfm2::lfm2,
+        models: "LFM2",
+        blocks: "gated short convolution + attention with QK-norm, gated SiLU FFN",
     },
 ];
 

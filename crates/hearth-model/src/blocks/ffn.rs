@@ -34,8 +34,14 @@ impl Dense {
     pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Dense, ModelError> {
         let n = |s: &str| format!("blk.{il}.{s}");
         let (e, ff) = (c.n_embd, c.layers[il].n_ff);
+        // Architectures whose llama.cpp graph does not apply the scales
+        // (`ffn_scales` false) still consume them.
         let load = |t: &mut Tensors<'_>, name: &str, cols, rows| {
-            Ok::<_, ModelError>(Linear::load(t, &n(name), cols, rows)?.bias_first())
+            let l = Linear::load(t, &n(name), cols, rows)?.bias_first();
+            Ok::<_, ModelError>(match c.ffn_scales {
+                true => l,
+                false => Linear { scale: None, ..l },
+            })
         };
         let up = match c.layers[il].ffn {
             Ffn::Plain => Up::Plain(load(t, "ffn_up", e, ff)?),

@@ -10,6 +10,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod ffn;
+pub(crate) mod recurrent;
 
 use hearth_gguf::GgmlType;
 use hearth_ops::{self as ops, ThreadPool, WeightRef};
@@ -253,6 +254,9 @@ impl<'a> QuantActs<'a> {
 #[derive(Debug)]
 pub(crate) enum Mixer {
     Attention(attention::Attention),
+    Mamba2(recurrent::Mamba2Mixer),
+    DeltaNet(recurrent::DeltaNetMixer),
+    ShortConv(recurrent::ShortConv),
 }
 
 /// A layer's feed-forward weights, one variant per [`crate::config::Ffn`].
@@ -281,6 +285,7 @@ impl Layer {
             crate::config::Mixer::Attention => {
                 Mixer::Attention(attention::Attention::load(t, c, il)?)
             }
+            crate::config::Mixer::Recurrent(r) => recurrent::load(t, c, r, il)?,
         };
         let ffn = match spec.ffn {
             crate::config::Ffn::Gated | crate::config::Ffn::Plain => {
@@ -291,7 +296,7 @@ impl Layer {
             attn_norm: Norm::load_if(t, c, c.pre_norms, &n("attn_norm"), e)?,
             mixer,
             post_attn_norm: Norm::load_if(t, c, c.post_norms, &n("post_attention_norm"), e)?,
-            ffn_norm: Norm::load_if(t, c, c.pre_norms, &n("ffn_norm"), e)?,
+            ffn_norm: Norm::load_if(t, c, c.pre_norms, &n(c.ffn_norm), e)?,
             ffn,
             post_ffn_norm: Norm::load_if(t, c, c.post_norms, &n("post_ffw_norm"), e)?,
         })
@@ -335,7 +340,7 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
     let layers = (0..c.n_layer)
         .map(|il| Layer::load(&mut t, c, il))
         .collect::<Result<Vec<_>, _>>()?;
-    let output_norm = Norm::load(&mut t, c, "output_norm", e)?;
+    let output_norm = Norm::load(&mut t, c, c.output_norm, e)?;
     t.finish(c.arch.name())?;
     Ok(Weights {
         token_embd,
