@@ -40,7 +40,8 @@ echo "test.sh: suite (best tier) took $((SECONDS - t0)) s"
 # gets the golden comparisons with llama.cpp, batch invariance and the
 # client tests; the slow scalar tier the batch-invariance tests
 # (--deterministic must hold on every tier); both the architecture zoo
-# (tiny models, every architecture against llama.cpp).
+# (tiny models, every architecture against llama.cpp) and the recurrent
+# state rules on the zoo's hybrid models.
 tier() { # NAME ISA cargo-test-args...
   local name=$1 isa=$2 t0=$SECONDS
   shift 2
@@ -50,10 +51,10 @@ tier() { # NAME ISA cargo-test-args...
 }
 if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
   tier "golden, parity and client tests" avx2 \
-    -p hearth-model --test golden_logits --test batch_invariant --test zoo \
+    -p hearth-model --test golden_logits --test batch_invariant --test zoo --test recurrent \
     -p hearth-engine --test batch \
     -p hearth-cli --test golden_run --test perplexity --test serve_clients
-  tier "batch invariance and architecture zoo" scalar -p hearth-model --test batch_invariant --test zoo
+  tier "batch invariance and architecture zoo" scalar -p hearth-model --test batch_invariant --test zoo --test recurrent
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
 fi
 
