@@ -2,7 +2,7 @@
 //! this machine can give it, whether it fits, and the largest context that
 //! does — from a GGUF header alone, before anything is allocated.
 //!
-//! The plan has four parts, each sized the way hearth allocates it:
+//! The plan has these parts, each sized the way hearth allocates it:
 //!
 //! - **weights**: tensor data of the mapped file that a forward pass reads,
 //!   so whose pages become resident (all of it, except an untied token
@@ -10,6 +10,9 @@
 //! - **KV cache**: [`Config::kv_rows`] rows per layer (sliding-window layers
 //!   keep a ring of `window + n_ubatch` rows) of keys and values in f16 or
 //!   f32, per parallel sequence — committed when the `State` is created;
+//! - **recurrent state**: for hybrid models, each recurrent layer's
+//!   convolution history and scan state in f32 ([`Config::recurrent_bytes`]),
+//!   per parallel sequence, the same at every context length;
 //! - **compute buffers**: the forward pass's activations for one
 //!   micro-batch, the quantized activations, one row of logits and the
 //!   sampler's candidate list ([`hearth_model::buffer_bytes`]), per sequence;
@@ -124,6 +127,8 @@ pub struct Plan {
     pub n_ubatch: usize,
     pub weights: u64,
     pub kv_cache: u64,
+    /// Recurrent layers' state (0 for a transformer).
+    pub recurrent_state: u64,
     pub compute: u64,
     pub overhead: u64,
     pub total: u64,
@@ -134,11 +139,12 @@ pub struct Plan {
     pub max_ctx: Option<usize>,
 }
 
-/// The four parts of a plan at one context.
+/// The parts of a plan at one context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Breakdown {
     pub weights: u64,
     pub kv_cache: u64,
+    pub recurrent: u64,
     pub compute: u64,
     pub overhead: u64,
 }
@@ -147,6 +153,7 @@ impl Breakdown {
     pub fn total(&self) -> u64 {
         self.weights
             .saturating_add(self.kv_cache)
+            .saturating_add(self.recurrent)
             .saturating_add(self.compute)
             .saturating_add(self.overhead)
     }
@@ -258,6 +265,7 @@ impl<'a> Estimator<'a> {
                 .config
                 .kv_bytes(n_ctx, n_ubatch, kv)
                 .saturating_mul(seqs),
+            recurrent: self.config.recurrent_bytes().saturating_mul(seqs),
             compute: per_seq.saturating_mul(seqs),
             overhead: self.overhead,
         }
@@ -342,6 +350,7 @@ pub fn plan(
         n_ubatch: opts.n_ubatch,
         weights: b.weights,
         kv_cache: b.kv_cache,
+        recurrent_state: b.recurrent,
         compute: b.compute,
         overhead: b.overhead,
         total: b.total(),
