@@ -45,7 +45,10 @@ impl fmt::Display for Plan {
             ("fixed overhead", self.overhead),
         ];
         // A transformer has no recurrent state: no row for it.
-        for (name, b) in rows.into_iter().filter(|&(n, b)| b > 0 || n != "recurrent state") {
+        for (name, b) in rows
+            .into_iter()
+            .filter(|&(n, b)| b > 0 || n != "recurrent state")
+        {
             writeln!(f, "  {name:<18}{:>12}", bytes(b))?;
         }
         writeln!(f, "  {:<18}{:>12}", "total", bytes(self.total))?;

@@ -39,7 +39,10 @@ fn recurrent_state_is_planned_per_sequence_whatever_the_context() {
                 st.kv_bytes() as u64,
                 "{stem} at {n_ctx}"
             );
-            assert_eq!(p.recurrent_state, m.config.recurrent_bytes() * parallel as u64);
+            assert_eq!(
+                p.recurrent_state,
+                m.config.recurrent_bytes() * parallel as u64
+            );
             assert!(p.recurrent_state > 0, "{stem}");
             assert_eq!(
                 p.total,
