@@ -15,6 +15,10 @@ pub enum Mixer {
     /// Multi-head attention over a KV cache (GQA, optional biases, QK-norm,
     /// RoPE or none, sliding window).
     Attention,
+    /// Multi-head latent attention (DeepSeek-V2/V3): keys and values
+    /// compressed into one latent row per position plus a shared rotary
+    /// key ([`Config::mla`] has the sizes), attended as one KV head.
+    Mla,
     /// A recurrent mixer: a fixed-size state per sequence instead of a KV
     /// cache.
     Recurrent(Recurrent),
@@ -58,13 +62,73 @@ impl Recurrent {
     }
 }
 
-/// A layer's feed-forward block. (Mixture-of-experts is a further variant.)
+/// The sizes of multi-head latent attention. The cache holds, per
+/// position, the normalised latent (`kv_lora_rank`) and the rotated key
+/// part (`n_rot`): `head_dim = kv_lora_rank + n_rot` values, which are both
+/// the key and (their first `kv_lora_rank`) the value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlaSpec {
+    /// Rank of the query compression (`attn_q_a` / `attn_q_b`); 0: one
+    /// `attn_q` projection.
+    pub q_lora_rank: usize,
+    pub kv_lora_rank: usize,
+    /// Rotated dims of each query head and of the shared key.
+    pub n_rot: usize,
+    /// Non-rotated dims of each query head (`key_length_mla - n_rot`).
+    pub qk_nope: usize,
+    /// Each head's value dims after decompression (`value_length_mla`).
+    pub v_head: usize,
+}
+
+/// A layer's feed-forward block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ffn {
     /// `down(act(gate·x) ⊙ up·x)`; gate and up may be one fused tensor.
     Gated,
     /// `down(act(up·x))`.
     Plain,
+    /// Mixture of experts ([`Config::moe`] says how tokens are routed), with
+    /// an optional shared expert.
+    Moe,
+}
+
+/// The gated activation of a mixture-of-experts layer's experts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MoeAct {
+    /// SwiGLU: `silu(gate) · up`.
+    Silu,
+    /// gpt-oss's clamped SwiGLU: with `g = min(gate, limit)` and
+    /// `u = clamp(up, ±limit)`, `g · sigmoid(alpha · g) · (u + 1)`.
+    SwigluOai { alpha: f32, limit: f32 },
+}
+
+/// How a mixture-of-experts model routes tokens to its experts (every
+/// [`Ffn::Moe`] layer alike).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoeSpec {
+    pub n_expert: usize,
+    /// Experts each token is routed to.
+    pub n_used: usize,
+    /// Hidden size of one expert.
+    pub n_ff: usize,
+    /// Hidden size of the shared expert every token goes through; 0: none.
+    pub n_ff_shared: usize,
+    pub gating: hearth_ops::Gating,
+    /// The chosen experts' weights are divided by their sum.
+    pub norm_weights: bool,
+    /// Multiplier on the chosen experts' weights (0 or 1: none).
+    pub weight_scale: f32,
+    /// Expert groups (0 or 1: none) and how many a token chooses from.
+    pub groups: usize,
+    pub groups_used: usize,
+    pub act: MoeAct,
+    /// The experts carry biases (gpt-oss); otherwise biases are refused.
+    pub expert_biases: bool,
+    /// The per-expert `.scale` tensors multiply the experts' products. The
+    /// architectures whose llama.cpp graph does not apply them (it loads
+    /// them, then passes none) have this off: hearth takes them and, like
+    /// llama.cpp, leaves them out of the math.
+    pub expert_scales: bool,
 }
 
 /// The normalisation every norm of the model uses.
@@ -91,6 +155,42 @@ pub struct LayerSpec {
     pub n_ff: usize,
 }
 
+/// The tensor names (after `blk.N.`, before `.weight`) of a layer's
+/// optional norms; `None` where the architecture has no such norm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Norms {
+    /// Before the mixer.
+    pub attn: Option<&'static str>,
+    /// On the mixer's output, before the residual add.
+    pub post_attn: Option<&'static str>,
+    /// Before the feed-forward block.
+    pub ffn: Option<&'static str>,
+    /// On the feed-forward output, before the residual add.
+    pub post_ffn: Option<&'static str>,
+}
+
+impl Norms {
+    /// Pre-norms only (Llama and most others).
+    pub const PRE: Norms = Norms {
+        attn: Some("attn_norm"),
+        post_attn: None,
+        ffn: Some("ffn_norm"),
+        post_ffn: None,
+    };
+    /// Pre- and post-norms around both blocks (Gemma 2/3, GLM-4).
+    pub const SANDWICH: Norms = Norms {
+        post_attn: Some("post_attention_norm"),
+        post_ffn: Some("post_ffw_norm"),
+        ..Norms::PRE
+    };
+    /// Post-norms only (OLMo 2, EXAONE 4).
+    pub const POST: Norms = Norms {
+        attn: None,
+        ffn: None,
+        ..Norms::SANDWICH
+    };
+}
+
 /// Everything the forward pass needs to know besides the weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -112,6 +212,10 @@ pub struct Config {
     pub embed_scale: Option<f32>,
     /// Multiplier on q·k.
     pub attn_scale: f32,
+    /// The queries are multiplied by `attn_scale` before attention (rather
+    /// than the scores after), as Gemma's and Phi-3's graphs do; the
+    /// rounding of the queries to the cache type then follows theirs.
+    pub scale_queries: bool,
     pub attn_softcap: Option<f32>,
     pub final_softcap: Option<f32>,
     /// Multiplier on each block's output before the residual add (Granite).
@@ -123,24 +227,29 @@ pub struct Config {
     /// Q and K are RMS-normed (per head, or over all heads when the norm
     /// weight spans them) before RoPE; the file must carry the weights.
     pub qk_norm: bool,
-    /// `attn_norm` before the mixer and `ffn_norm` before the feed-forward
-    /// (all but OLMo 2).
-    pub pre_norms: bool,
-    /// `post_attention_norm` and `post_ffw_norm` on the blocks' outputs
-    /// (Gemma 2/3, OLMo 2).
-    pub post_norms: bool,
+    /// The norms around each block.
+    pub norms: Norms,
+    /// The feed-forward projections' `.scale` tensors are applied (llama.cpp
+    /// applies them in some architectures' graphs and not in others, which
+    /// use them only for NVFP4 weights; hearth follows each graph).
+    pub ffn_scales: bool,
+    /// LongRoPE: the per-dimension factors for contexts longer than
+    /// `rope_long_after` positions (the others use each layer's `rope`
+    /// factors), set by the loader from `rope_factors_long`.
+    pub rope_long: Option<std::sync::Arc<[f32]>>,
+    pub rope_long_after: usize,
+    /// Attention layers carry sinks (`attn_sinks`, one logit per head).
+    pub attn_sinks: bool,
+    /// Mixture-of-experts routing, for the [`Ffn::Moe`] layers.
+    pub moe: Option<MoeSpec>,
+    /// Latent attention's sizes, for the [`Mixer::Mla`] layers.
+    pub mla: Option<MlaSpec>,
     /// The attention's Q projection carries a per-head output gate after
     /// each head's queries, applied as `sigmoid(gate) ⊙ attention` before
     /// the output projection (Qwen 3.5).
     pub attn_gate: bool,
-    /// The feed-forward's pre-norm tensor (`ffn_norm`; Qwen 3.5 calls it
-    /// `post_attention_norm`).
-    pub ffn_norm: &'static str,
     /// The final norm's tensor (`output_norm`; LFM2: `token_embd_norm`).
     pub output_norm: &'static str,
-    /// The feed-forward projections' `.scale` tensors are applied (llama.cpp's
-    /// Granite-hybrid and LFM2 graphs load them but do not).
-    pub ffn_scales: bool,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -266,7 +375,7 @@ impl Config {
             .iter()
             .map(|l| match (l.mixer, l.window) {
                 (Mixer::Attention, Some(w)) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
-                (Mixer::Attention, _) => n_ctx,
+                (Mixer::Attention, _) | (Mixer::Mla, _) => n_ctx,
                 (Mixer::Recurrent(_), _) => 0,
             })
             .collect()
@@ -281,6 +390,10 @@ impl Config {
                 Mixer::Attention => crate::kv::MemSpec::Kv {
                     rows,
                     dim: self.n_kv_head * self.head_dim,
+                },
+                Mixer::Mla => crate::kv::MemSpec::Latent {
+                    rows,
+                    dim: self.head_dim,
                 },
                 Mixer::Recurrent(r) => {
                     let (conv, state) = r.mem_len(self.n_embd);
@@ -309,19 +422,21 @@ impl Config {
                     let (conv, state) = r.mem_len(self.n_embd);
                     Some((conv as u64 + state as u64) * 4)
                 }
-                Mixer::Attention => None,
+                Mixer::Attention | Mixer::Mla => None,
             })
             .fold(0u64, u64::saturating_add)
     }
 
-    /// Bytes of one sequence's KV cache (keys and values, every layer).
+    /// Bytes of one sequence's KV cache (keys and values, every layer;
+    /// latent attention's one row per position).
     pub fn kv_bytes(&self, n_ctx: usize, n_ubatch: usize, kv: crate::KvType) -> u64 {
-        let row = (self.n_kv_head * self.head_dim * kv.elem_bytes()) as u64;
-        let rows = self
-            .kv_rows(n_ctx, n_ubatch)
+        let rows = self.kv_rows(n_ctx, n_ubatch);
+        self.mem_specs(&rows)
             .iter()
-            .fold(0u64, |a, &r| a.saturating_add(r as u64));
-        2u64.saturating_mul(rows).saturating_mul(row)
+            // Recurrent state is counted apart (`recurrent_bytes`).
+            .filter(|s| !matches!(s, crate::kv::MemSpec::Recurrent { .. }))
+            .map(|s| s.bytes(kv))
+            .fold(0u64, u64::saturating_add)
     }
 }
 
@@ -452,13 +567,19 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
     }
     let head_dim = meta.usize_or("attention.key_length", n_embd / n_head)?;
     let v_dim = meta.usize_or("attention.value_length", head_dim)?;
-    if head_dim == 0 || v_dim != head_dim || head_dim > hearth_ops::attention::MAX_HEAD_DIM {
+    // Latent attention's values are the keys' first kv_lora_rank values.
+    let latent = meta.usize_or("attention.kv_lora_rank", 0)? > 0;
+    if head_dim == 0
+        || (v_dim != head_dim && !latent)
+        || head_dim > hearth_ops::attention::MAX_HEAD_DIM
+    {
         return Err(meta.bad(
             "attention.key_length",
             format!("head dims k={head_dim} v={v_dim} are not supported"),
         ));
     }
     let n_ctx_train = meta.usize_or("context_length", 2048)?;
+    pooling(meta)?;
     let rope = rope(meta, head_dim, n_ctx_train)?;
     let n_ff = meta.usize("feed_forward_length")?;
     let layer = LayerSpec {
@@ -487,18 +608,22 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         act: Activation::Silu,
         embed_scale: None,
         attn_scale: 1.0 / (head_dim as f32).sqrt(),
+        scale_queries: false,
         attn_softcap: None,
         final_softcap: None,
         residual_scale: None,
         logit_scale: None,
         qkv_bias: false,
         qk_norm: false,
-        pre_norms: true,
-        post_norms: false,
+        norms: Norms::PRE,
+        ffn_scales: false,
+        rope_long: None,
+        rope_long_after: meta.usize_or("rope.scaling.original_context_length", n_ctx_train)?,
+        attn_sinks: false,
+        moe: None,
+        mla: None,
         attn_gate: false,
-        ffn_norm: "ffn_norm",
         output_norm: "output_norm",
-        ffn_scales: true,
         layers: vec![layer; n_layer],
     })
 }
@@ -549,4 +674,57 @@ fn rope(meta: &Meta<'_>, head_dim: usize, n_ctx_train: usize) -> Result<Rope, Mo
         }
     }
     Ok(r)
+}
+
+/// The file's pooling type, refused unless it is one hearth's embedding
+/// (the mean of the final hidden states) computes: unset, none or mean.
+fn pooling(meta: &Meta<'_>) -> Result<(), ModelError> {
+    const UNSET: u64 = u32::MAX as u64;
+    match meta.file.get(&meta.key("pooling_type")).map(|v| v.as_u64()) {
+        None | Some(Some(0 | 1 | UNSET)) => Ok(()),
+        Some(v) => Err(meta.bad(
+            "pooling_type",
+            format!("{v:?} is not supported (hearth pools by the mean)"),
+        )),
+    }
+}
+
+/// The layers a file marks as sliding-window: the per-layer array
+/// `attention.sliding_window_pattern` when present, else every layer but
+/// each `period`-th (the last of each period, or the first with
+/// `dense_first`), as llama.cpp's `set_swa_pattern` does.
+pub(crate) fn swa_layers(
+    meta: &Meta<'_>,
+    n_layer: usize,
+    period: usize,
+    dense_first: bool,
+) -> Result<Vec<bool>, ModelError> {
+    let key = "attention.sliding_window_pattern";
+    let period = match meta.file.get(&meta.key(key)) {
+        None => period,
+        Some(v) => match (v.as_array(), v.as_u64()) {
+            (Some(a), _) => {
+                if a.len() < n_layer {
+                    return Err(meta.bad(key, format!("{} entries for {n_layer} layers", a.len())));
+                }
+                return a
+                    .iter()
+                    .take(n_layer)
+                    .map(|x| match (x.as_bool(), x.as_i64()) {
+                        (Some(b), _) => Ok(b),
+                        (_, Some(i)) => Ok(i != 0),
+                        _ => Err(meta.bad(key, "not an array of booleans or integers")),
+                    })
+                    .collect();
+            }
+            (_, Some(p)) => usize::try_from(p).map_err(|_| meta.bad(key, "too large"))?,
+            _ => return Err(meta.bad(key, "not an integer or an array")),
+        },
+    };
+    Ok((0..n_layer)
+        .map(|il| match dense_first {
+            true => period == 0 || il % period != 0,
+            false => period == 0 || il % period < period - 1,
+        })
+        .collect())
 }

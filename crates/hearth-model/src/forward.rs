@@ -52,6 +52,10 @@ pub(crate) struct Scratch {
     pub rope_cs: Vec<(f32, f32)>,
     /// Each row's position in its sequence.
     pub positions: Vec<usize>,
+    /// A mixture-of-experts layer's routes and per-expert products.
+    pub moe: crate::blocks::moe::MoeScratch,
+    /// Latent attention's per-head products.
+    pub mla: crate::blocks::mla::MlaScratch,
 }
 
 /// Bytes of the buffers a [`State`] grows to while it evaluates
@@ -84,7 +88,9 @@ pub fn buffer_bytes(c: &Config, file: &GgufFile, n_rows: usize) -> u64 {
     };
     let small = n * 8 + hd / 2 * 8 + e * 4; // positions, rope angles, a row
     let logits = c.n_vocab as u64 * 4;
-    (f32s + tmp) * 4 + n * quant_row + small + logits
+    let moe =
+        crate::blocks::moe::scratch_bytes(c, file, n) + crate::blocks::mla::scratch_bytes(c, n);
+    (f32s + tmp) * 4 + n * quant_row + small + logits + moe
 }
 
 /// One sequence's part of a batched step ([`Model::forward_batch`]).

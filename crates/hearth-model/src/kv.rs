@@ -72,6 +72,17 @@ pub(crate) struct KvCache<T> {
     pub v: Vec<T>,
 }
 
+impl<T> KvCache<T> {
+    /// The cache as an attention view for a segment of `n_tokens`.
+    pub fn view(&self, n_tokens: usize) -> hearth_ops::KvView<'_, T> {
+        hearth_ops::KvView {
+            k: &self.k,
+            v: &self.v,
+            n_tokens,
+        }
+    }
+}
+
 /// One recurrent layer's memory of a sequence, in f32 (as llama.cpp's
 /// recurrent cache): the convolution's last `kernel - 1` input rows and the
 /// scan's state. Its size does not grow with the context, and it cannot be
@@ -103,19 +114,23 @@ pub(crate) enum LayerMem {
 pub(crate) enum MemSpec {
     /// `rows` cached positions of `dim` keys and `dim` values.
     Kv { rows: usize, dim: usize },
-    /// `conv` floats of convolution history and `state` of scan state.
+    /// `rows` cached positions of one `dim`-wide row that is both key and
+    /// value (latent attention): no separate values.
+    Latent { rows: usize, dim: usize },
+    /// `conv` floats of convolution history and `state` of scan state, in
+    /// f32 whatever the KV type.
     Recurrent { conv: usize, state: usize },
 }
 
 impl MemSpec {
-    /// Bytes it takes with `ty` keys and values.
+    /// Bytes this memory takes with elements of `ty`.
     pub fn bytes(&self, ty: KvType) -> u64 {
-        match *self {
-            MemSpec::Kv { rows, dim } => {
-                (rows as u64 * dim as u64).saturating_mul(2 * ty.elem_bytes() as u64)
-            }
-            MemSpec::Recurrent { conv, state } => (conv as u64 + state as u64) * 4,
-        }
+        let (rows, dim, rows_per_pos) = match *self {
+            MemSpec::Kv { rows, dim } => (rows, dim, 2),
+            MemSpec::Latent { rows, dim } => (rows, dim, 1),
+            MemSpec::Recurrent { conv, state } => return (conv as u64 + state as u64) * 4,
+        };
+        (rows as u64 * dim as u64).saturating_mul(rows_per_pos * ty.elem_bytes() as u64)
     }
 }
 
@@ -128,20 +143,21 @@ impl Cache {
     /// One memory per layer, committed; or the total size in bytes when it
     /// cannot be allocated.
     pub fn new(ty: KvType, specs: &[MemSpec]) -> Result<Cache, u64> {
-        fn kv<T: KvElem>(n: usize) -> Option<KvCache<T>> {
+        fn kv<T: KvElem>(n: usize, values: bool) -> Option<KvCache<T>> {
             Some(KvCache {
                 k: committed(n)?,
-                v: committed(n)?,
+                v: if values { committed(n)? } else { Vec::new() },
             })
         }
         let made: Option<Vec<LayerMem>> = specs
             .iter()
             .map(|s| match *s {
-                MemSpec::Kv { rows, dim } => {
+                MemSpec::Kv { rows, dim } | MemSpec::Latent { rows, dim } => {
                     let n = rows.checked_mul(dim)?;
+                    let values = matches!(s, MemSpec::Kv { .. });
                     match ty {
-                        KvType::F16 => kv(n).map(LayerMem::F16),
-                        KvType::F32 => kv(n).map(LayerMem::F32),
+                        KvType::F16 => kv(n, values).map(LayerMem::F16),
+                        KvType::F32 => kv(n, values).map(LayerMem::F32),
                     }
                 }
                 MemSpec::Recurrent { conv, state } => Some(LayerMem::Recurrent(RecurrentMem {

@@ -34,7 +34,9 @@ use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
 pub use arch::{markdown_table, supported, ArchEntry, ARCHS};
-pub use config::{Arch, Config, Ffn, LayerSpec, Mixer, NormKind, Recurrent};
+pub use config::{
+    Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms, Recurrent,
+};
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 
@@ -139,12 +141,15 @@ impl Model {
         /// re-rotating keys (when the layer has RoPE); in a ring only the
         /// positions still held move, through a copy, since new and old
         /// rows may collide.
+        /// `rot`: where the rotated part of a row starts and the width
+        /// each rotation covers (every head of an attention row; the
+        /// trailing rotary key of a latent row).
         fn shift<T: KvElem>(
             lc: &mut KvCache<T>,
             rope: Option<&hearth_ops::Rope>,
             range: (usize, usize, usize),
             kv_dim: usize,
-            hd: usize,
+            rot: (usize, usize),
             cs: &mut [(f32, f32)],
             row: &mut [f32],
         ) {
@@ -162,23 +167,31 @@ impl Model {
                     *r = k.to_f32();
                 }
                 if let Some(r) = rope {
-                    r.apply(row, hd, cs);
+                    r.apply(&mut row[rot.0..], rot.1, cs);
                 }
                 k_moved.extend(row.iter().map(|&r| T::from_f32(r)));
-                v_moved.extend_from_slice(&lc.v[at..at + kv_dim]);
+                if !lc.v.is_empty() {
+                    v_moved.extend_from_slice(&lc.v[at..at + kv_dim]);
+                }
             }
             for (i, src) in (first..n_past).enumerate() {
                 let at = ((src - n_discard) % rows) * kv_dim;
                 lc.k[at..at + kv_dim].copy_from_slice(&k_moved[i * kv_dim..(i + 1) * kv_dim]);
-                lc.v[at..at + kv_dim].copy_from_slice(&v_moved[i * kv_dim..(i + 1) * kv_dim]);
+                if !lc.v.is_empty() {
+                    lc.v[at..at + kv_dim].copy_from_slice(&v_moved[i * kv_dim..(i + 1) * kv_dim]);
+                }
             }
         }
         let range = (n_keep, n_discard, st.n_past);
         for (mem, spec) in st.cache.layers.iter_mut().zip(&self.config.layers) {
             let rope = spec.rope.as_ref();
+            let rot = match (spec.mixer, &self.config.mla) {
+                (Mixer::Mla, Some(m)) => (m.kv_lora_rank, m.n_rot),
+                _ => (0, hd),
+            };
             match mem {
-                LayerMem::F16(lc) => shift(lc, rope, range, kv_dim, hd, &mut cs, &mut row),
-                LayerMem::F32(lc) => shift(lc, rope, range, kv_dim, hd, &mut cs, &mut row),
+                LayerMem::F16(lc) => shift(lc, rope, range, kv_dim, rot, &mut cs, &mut row),
+                LayerMem::F32(lc) => shift(lc, rope, range, kv_dim, rot, &mut cs, &mut row),
                 // Handled above: recurrent models are evaluated again.
                 LayerMem::Recurrent(_) => {}
             }

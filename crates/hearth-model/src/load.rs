@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use hearth_gguf::{GgmlType, GgufFile, TensorInfo};
-use hearth_ops::WeightRef;
+use hearth_ops::{ExpertsRef, WeightRef};
 
 use crate::ModelError;
 
@@ -26,6 +26,31 @@ impl Matrix {
         WeightRef {
             data: &bytes[self.start..self.start + self.len],
             ty: self.ty,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+/// `n` matrices of `rows` × `cols` stacked in one 3-D tensor inside the
+/// mapped file: a mixture-of-experts layer's experts, or per-head
+/// projections (latent attention's `attn_k_b` / `attn_v_b`).
+#[derive(Clone, Debug)]
+pub struct Stacked {
+    pub ty: GgmlType,
+    pub n: usize,
+    pub rows: usize,
+    pub cols: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Stacked {
+    pub fn view<'a>(&self, bytes: &'a [u8]) -> ExpertsRef<'a> {
+        ExpertsRef {
+            data: &bytes[self.start..self.start + self.len],
+            ty: self.ty,
+            n_expert: self.n,
             rows: self.rows,
             cols: self.cols,
         }
@@ -88,17 +113,7 @@ impl<'a> Tensors<'a> {
         if c as usize != cols || rows.is_some_and(|r2| r2 as u64 != r) {
             return Err(shape_err(name, &t.dims, cols, rows));
         }
-        if hearth_quant::vec_dot_type(t.ty) == t.ty
-            && !matches!(
-                t.ty,
-                GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
-            )
-        {
-            return Err(ModelError::UnsupportedWeightType {
-                tensor: name.to_string(),
-                ty: t.ty,
-            });
-        }
+        weight_type(name, t)?;
         Ok(Matrix {
             ty: t.ty,
             rows: r as usize,
@@ -106,6 +121,63 @@ impl<'a> Tensors<'a> {
             start: (self.file.data_offset() + t.offset) as usize,
             len: t.size as usize,
         })
+    }
+
+    /// The 3-D tensor `name`: `n` matrices of `rows` × `cols`.
+    pub fn stacked(
+        &mut self,
+        name: &str,
+        cols: usize,
+        rows: usize,
+        n: usize,
+    ) -> Result<Stacked, ModelError> {
+        let t = self.take(name)?;
+        let want = [cols as u64, rows as u64, n as u64];
+        // GGUF drops trailing dimensions of 1 (one head, one expert).
+        let mut dims = t.dims.clone();
+        dims.resize(3.max(dims.len()), 1);
+        if dims != want {
+            return Err(ModelError::BadTensor {
+                tensor: name.to_string(),
+                why: format!("shape {:?}, expected {want:?}", t.dims),
+            });
+        }
+        weight_type(name, t)?;
+        Ok(Stacked {
+            ty: t.ty,
+            n,
+            rows,
+            cols,
+            start: (self.file.data_offset() + t.offset) as usize,
+            len: t.size as usize,
+        })
+    }
+
+    /// The optional 2-D tensor `name` of `rows` rows of `cols`, as f32
+    /// (per-expert biases).
+    pub fn opt_table(
+        &mut self,
+        name: &str,
+        cols: usize,
+        rows: usize,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        let m = self.matrix(name, cols, Some(rows))?;
+        let mut out = vec![0f32; cols * rows];
+        let bytes = &self.file.bytes()[m.start..m.start + m.len];
+        let rb = bytes.len() / rows.max(1);
+        for (src, dst) in bytes
+            .chunks_exact(rb.max(1))
+            .zip(out.chunks_exact_mut(cols))
+        {
+            hearth_quant::dequantize_row(m.ty, src, dst).map_err(|e| ModelError::BadTensor {
+                tensor: name.to_string(),
+                why: e.to_string(),
+            })?;
+        }
+        Ok(Some(out))
     }
 
     pub fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
@@ -169,6 +241,22 @@ impl<'a> Tensors<'a> {
             None => Ok(()),
         }
     }
+}
+
+/// Refuses a weight type hearth has no dot product for.
+fn weight_type(name: &str, t: &TensorInfo) -> Result<(), ModelError> {
+    if hearth_quant::vec_dot_type(t.ty) == t.ty
+        && !matches!(
+            t.ty,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
+        )
+    {
+        return Err(ModelError::UnsupportedWeightType {
+            tensor: name.to_string(),
+            ty: t.ty,
+        });
+    }
+    Ok(())
 }
 
 fn shape_err(name: &str, dims: &[u64], cols: usize, rows: Option<usize>) -> ModelError {

@@ -67,11 +67,13 @@ impl Model {
                 Mixer::Mamba2(m) => m.forward(&cx, il, segs, s),
                 Mixer::DeltaNet(d) => d.forward(&cx, il, segs, s),
                 Mixer::ShortConv(m) => m.forward(&cx, il, segs, s),
+                Mixer::Mla(a) => a.forward(&cx, il, segs, s),
             }
             residual(c, layer.post_attn_norm.as_ref(), s);
             pre_norm(c, layer.ffn_norm.as_ref(), s);
             match &layer.ffn {
                 Ffn::Dense(f) => f.forward(&cx, s),
+                Ffn::Moe(f) => f.forward(&cx, s),
             }
             residual(c, layer.post_ffn_norm.as_ref(), s);
         }

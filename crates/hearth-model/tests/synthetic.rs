@@ -89,7 +89,9 @@ fn gemma3_layers_are_interleaved() {
         vec![Some(8), Some(8), Some(8), Some(8), Some(8), None]
     );
     assert_eq!(m.config.layers[0].rope.as_ref().unwrap().base, 10000.0);
-    assert!(m.config.embed_scale.is_some() && m.config.qk_norm && m.config.post_norms);
+    assert!(
+        m.config.embed_scale.is_some() && m.config.qk_norm && m.config.norms.post_ffn.is_some()
+    );
     // Beyond the window the model still runs (keys outside it are masked).
     let mut st = state(&m, 64, KvType::F16);
     let long: Vec<u32> = (0..40).map(|i| 7 + i).collect();

@@ -10,8 +10,10 @@
 use crate::pool::{split, Disjoint, ThreadPool};
 use crate::vec::f16_kernels;
 
-/// Largest head dimension supported (bounds the per-query stack buffers).
-pub const MAX_HEAD_DIM: usize = 512;
+/// Largest head dimension supported (bounds the per-query stack buffers):
+/// DeepSeek's multi-head latent attention attends over 512 latent plus 64
+/// rotary dimensions.
+pub const MAX_HEAD_DIM: usize = 576;
 
 /// A KV cache element type, with the three vector operations attention
 /// needs. Queries are converted to the cache type before the dot product and
@@ -233,6 +235,47 @@ pub fn attention_batch<T: KvElem>(
     positions: &[usize],
     out: &mut [f32],
 ) {
+    attention_impl(pool, p, None, q, kv, positions, out);
+}
+
+/// [`attention_batch`] with attention sinks (gpt-oss): one learned logit
+/// per query head, `sinks[h]`, that takes part in the softmax's
+/// normalisation as if it were a key whose value is zero, so a head can
+/// give little weight to every real key.
+pub fn attention_batch_sinks<T: KvElem>(
+    pool: &ThreadPool,
+    p: &AttnParams,
+    sinks: &[f32],
+    q: &[f32],
+    kv: &[KvView<'_, T>],
+    positions: &[usize],
+    out: &mut [f32],
+) {
+    assert_eq!(sinks.len(), p.n_head, "attention: one sink per head");
+    attention_impl(pool, p, Some(sinks), q, kv, positions, out);
+}
+
+/// With the running maximum `m` and sum `l` of a head's softmax, the sink
+/// logit `s` taken in (as ggml does after the last key): the factor the
+/// accumulator is rescaled by, and the new sum.
+fn take_sink(s: f32, m: f32, l: f32) -> (f32, f32) {
+    if s > m {
+        let ms = (m - s).exp();
+        (ms, l * ms + 1.0)
+    } else {
+        (1.0, l + (s - m).exp())
+    }
+}
+
+fn attention_impl<T: KvElem>(
+    pool: &ThreadPool,
+    p: &AttnParams,
+    sinks: Option<&[f32]>,
+    q: &[f32],
+    kv: &[KvView<'_, T>],
+    positions: &[usize],
+    out: &mut [f32],
+) {
     let hd = p.head_dim;
     assert!(hd <= MAX_HEAD_DIM, "head_dim {hd} > {MAX_HEAD_DIM}");
     let q_dim = p.n_head * hd;
@@ -334,10 +377,18 @@ pub fn attention_batch<T: KvElem>(
                 // SAFETY: each (token, KV head) unit is owned by one thread.
                 #[allow(unsafe_code)]
                 let o = unsafe { dst.part(span) };
-                for ((o, a), &l) in o.chunks_exact_mut(hd).zip(acc32.chunks_exact(hd)).zip(&gl) {
+                for (g, (o, a)) in o
+                    .chunks_exact_mut(hd)
+                    .zip(acc32.chunks_exact(hd))
+                    .enumerate()
+                {
+                    let (ms, l) = match sinks {
+                        Some(sk) => take_sink(sk[heads.start + g], gm[g], gl[g]),
+                        None => (1.0, gl[g]),
+                    };
                     let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
                     for (o, a) in o.iter_mut().zip(a) {
-                        *o = a * inv;
+                        *o = a * ms * inv;
                     }
                 }
                 continue;
@@ -363,11 +414,12 @@ pub fn attention_batch<T: KvElem>(
             weights.resize(group * len, 0.0);
             rescale.resize(group * len, 0.0);
             T::scores(&qf, hd, k_cache, &rows_at, &mut scores);
-            for (((sc, ws), rs), sum) in scores
+            for ((((sc, ws), rs), sum), max) in scores
                 .chunks_exact(len)
                 .zip(weights.chunks_exact_mut(len))
                 .zip(rescale.chunks_exact_mut(len))
                 .zip(gl.iter_mut())
+                .zip(gm.iter_mut())
             {
                 let mut m = f32::NEG_INFINITY;
                 let mut l = 0f32;
@@ -387,18 +439,23 @@ pub fn attention_batch<T: KvElem>(
                     l += *w;
                 }
                 *sum = l;
+                *max = m;
             }
             let accs = &mut accs[..group * hd];
             accs.fill(T::default());
             T::accumulate(accs, hd, v_cache, &rows_at, &weights, &rescale);
-            for ((h, acc), &l) in heads.zip(accs.chunks_exact(hd)).zip(&gl) {
+            for (g, (h, acc)) in heads.zip(accs.chunks_exact(hd)).enumerate() {
                 // SAFETY: each (token, KV head) unit, and so each of its
                 // heads, is owned by one thread.
                 #[allow(unsafe_code)]
                 let o = unsafe { dst.part(t * q_dim + h * hd..t * q_dim + (h + 1) * hd) };
+                let (ms, l) = match sinks {
+                    Some(sk) => take_sink(sk[h], gm[g], gl[g]),
+                    None => (1.0, gl[g]),
+                };
                 let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
                 for (o, a) in o.iter_mut().zip(acc) {
-                    *o = a.to_f32() * inv;
+                    *o = a.to_f32() * ms * inv;
                 }
             }
         }

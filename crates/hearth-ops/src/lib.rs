@@ -5,9 +5,10 @@
 //! ([`matmul`], activations quantized once per call into the weight type's
 //! dot-product format and multiplied with the kernels `hearth-quant` picked
 //! for this CPU), RMS norm, gated activations, rotary embeddings ([`Rope`])
-//! attention over a KV cache ([`attention`]), and the recurrent mixers'
-//! operations ([`recurrent`]: causal convolution with a carried state, the
-//! Mamba-2 scan, the gated delta rule).
+//! attention over a KV cache ([`attention`]), mixture-of-experts routing
+//! ([`route`]) with the grouped expert matmul ([`expert_matmul`]), and the
+//! recurrent mixers' operations ([`recurrent`]: causal convolution with a
+//! carried state, the Mamba-2 scan, the gated delta rule).
 //!
 //! ```
 //! use hearth_ops::{ThreadPool, rms_norm};
@@ -19,19 +20,27 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod experts;
 pub mod matmul;
+pub mod moe;
 pub mod pool;
 pub mod recurrent;
 pub mod rope;
 pub mod vec;
 
-pub use attention::{attention, attention_batch, AttnParams, KvElem, KvView, F16};
+pub use attention::{
+    attention, attention_batch, attention_batch_sinks, AttnParams, KvElem, KvView, F16,
+};
 pub use elementwise::{
     act_inplace, add_inplace, gated_act, gated_act_par, gelu, gelu_table, layer_norm, log_softmax,
     rms_norm, rms_norm_inplace, scale_inplace, silu, Activation,
 };
+pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
+};
+pub use moe::{
+    combine_experts, expert_scale_bias, route, swiglu_limited, swiglu_oai, Gating, Router, Routes,
 };
 pub use pool::{split, Disjoint, ThreadPool};
 pub use recurrent::{

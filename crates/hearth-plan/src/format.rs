@@ -50,6 +50,16 @@ impl fmt::Display for Plan {
             .filter(|&(n, b)| b > 0 || n != "recurrent state")
         {
             writeln!(f, "  {name:<18}{:>12}", bytes(b))?;
+            if let (Some(e), "weights") = (&self.experts, name) {
+                writeln!(
+                    f,
+                    "    routed experts{:>12}  ({} of {} per token: {} read per token)",
+                    bytes(e.expert_bytes),
+                    e.used,
+                    e.count,
+                    bytes(e.active_bytes)
+                )?;
+            }
         }
         writeln!(f, "  {:<18}{:>12}", "total", bytes(self.total))?;
         writeln!(

@@ -6,7 +6,9 @@
 //!
 //! - **weights**: tensor data of the mapped file that a forward pass reads,
 //!   so whose pages become resident (all of it, except an untied token
-//!   embedding, of which only the rows of tokens seen are read);
+//!   embedding, of which only the rows of tokens seen are read; a
+//!   mixture-of-experts model's experts all count, since different tokens
+//!   choose different ones — [`Experts`] says what one token reads);
 //! - **KV cache**: [`Config::kv_rows`] rows per layer (sliding-window layers
 //!   keep a ring of `window + n_ubatch` rows) of keys and values in f16 or
 //!   f32, per parallel sequence — committed when the `State` is created;
@@ -33,6 +35,7 @@
 //! println!("{plan}");
 //! ```
 
+mod experts;
 mod format;
 mod memory;
 mod repo;
@@ -41,6 +44,7 @@ use hearth_gguf::{GgufFile, Value};
 use hearth_model::{Config, KvType, ModelError, UBATCH};
 use serde::Serialize;
 
+pub use experts::{experts, is_expert_tensor, Experts};
 pub use format::bytes as human_bytes;
 pub use memory::{parse_size, Available, CgroupMemory, MemorySource, MEMORY_LIMIT_ENV};
 pub use repo::{plan_repo, quant_of, repo_table, QuantFit};
@@ -137,6 +141,9 @@ pub struct Plan {
     /// The largest context that fits, up to the trained length; `None`
     /// when not even one token's does.
     pub max_ctx: Option<usize>,
+    /// A mixture-of-experts model's routed experts (all of them are in
+    /// `weights`; a token reads `used` of `count`).
+    pub experts: Option<Experts>,
 }
 
 /// The parts of a plan at one context.
@@ -357,6 +364,7 @@ pub fn plan(
         available: available.clone(),
         fits: b.total() <= available.bytes,
         max_ctx,
+        experts: experts(file),
     })
 }
 

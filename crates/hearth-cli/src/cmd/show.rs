@@ -88,6 +88,7 @@ pub fn main(a: ShowArgs) -> Result<()> {
         "    weights             {:.1} MiB",
         bytes as f64 / (1u64 << 20) as f64
     );
+    print_experts(&f);
     let types: Vec<String> = by_type
         .iter()
         .map(|(t, (n, el))| {
@@ -206,6 +207,7 @@ fn print_json(
             "mixers": r.mixers,
             "state_bytes_per_sequence": r.state_bytes,
         })),
+        "experts": hearth_plan::experts(f),
         "config": config,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -254,6 +256,25 @@ fn recurrent_layers(f: &GgufFile) -> Option<RecurrentLayers> {
         }
     }
     (!r.layers.is_empty()).then_some(r)
+}
+
+/// A mixture-of-experts model's experts and the parameters a token uses.
+fn print_experts(f: &GgufFile) {
+    let Some(e) = hearth_plan::experts(f) else {
+        return;
+    };
+    let shared = match e.shared {
+        0 => String::new(),
+        n => format!(", {n} shared"),
+    };
+    println!(
+        "    experts             {} ({} used per token{shared})",
+        e.count, e.used
+    );
+    println!(
+        "    active parameters   {} per token",
+        human_count(e.active_params)
+    );
 }
 
 fn human_count(n: u64) -> String {

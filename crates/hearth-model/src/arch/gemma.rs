@@ -1,33 +1,82 @@
-//! The Gemma family: √n_embd embedding scale, GELU, NeoX RoPE, and from
-//! Gemma 2 on post-block norms and sliding-window layers.
+//! The Gemma family: √n_embd embedding scale, GELU, NeoX RoPE, queries
+//! scaled by 1/√head_dim; from Gemma 2 on, norms around both blocks and
+//! sliding-window layers with their own RoPE base.
 
 use hearth_ops::{Activation, RopeKind};
 
 use super::Meta;
-use crate::config::Config;
+use crate::config::{swa_layers, Config, Norms};
 use crate::ModelError;
 
-/// Gemma 3: QK-norm, post-attention and post-FFN norms, and every 6th
-/// layer global (layers 5, 11, ...) with the file's RoPE base; the others
-/// attend within a sliding window with base 10 000 and no scaling.
-pub(super) fn gemma3(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
-    const SWA_PERIOD: usize = 6;
-    const SWA_ROPE_BASE: f32 = 10_000.0;
+/// Gemma.
+pub(super) fn gemma(_: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     c.act = Activation::Gelu;
     c.embed_scale = Some((c.n_embd as f32).sqrt());
-    c.qk_norm = true;
-    c.post_norms = true;
+    c.scale_queries = true;
     c.set_rope_kind(RopeKind::Neox);
+    Ok(())
+}
+
+/// Gemma 2: soft-capped attention scores and logits, every other layer
+/// (by default) attends within a sliding window.
+pub(super) fn gemma2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    gemma(meta, c)?;
+    c.norms = Norms::SANDWICH;
+    c.attn_scale = query_scale(c, 46);
+    c.attn_softcap = Some(meta.f32_opt("attn_logit_softcapping")?.unwrap_or(50.0));
+    c.final_softcap = Some(meta.f32_opt("final_logit_softcapping")?.unwrap_or(30.0));
+    let window = meta.usize_or("attention.sliding_window", 4096)?;
+    let base = meta.f32_opt("rope.freq_base_swa")?;
+    for (l, swa) in c
+        .layers
+        .iter_mut()
+        .zip(swa_layers(meta, c.n_layer, 2, false)?)
+    {
+        if swa {
+            l.window = Some(window);
+            if let (Some(r), Some(b)) = (&mut l.rope, base) {
+                r.base = b;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gemma 3: QK-norm, optional logit soft-capping, and 5 of every 6
+/// layers (by default) in a sliding window, with RoPE base
+/// `rope.freq_base_swa` (10 000 by default) and no scaling.
+pub(super) fn gemma3(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    gemma(meta, c)?;
+    c.qk_norm = true;
+    c.norms = Norms::SANDWICH;
+    c.attn_scale = query_scale(c, 62);
     c.final_softcap = meta.f32_nonzero("final_logit_softcapping")?;
     let window = meta.usize_or("attention.sliding_window", 0)?;
-    for (i, l) in c.layers.iter_mut().enumerate() {
-        if window > 0 && i % SWA_PERIOD < SWA_PERIOD - 1 {
+    if window == 0 {
+        return Ok(());
+    }
+    let base = meta.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0);
+    for (l, swa) in c
+        .layers
+        .iter_mut()
+        .zip(swa_layers(meta, c.n_layer, 6, false)?)
+    {
+        if swa {
             l.window = Some(window);
             if let Some(r) = &mut l.rope {
-                r.base = SWA_ROPE_BASE;
+                r.base = base;
                 r.freq_scale = 1.0;
             }
         }
     }
     Ok(())
+}
+
+/// The query scale: 1/√head_dim, except the 27B models (`n_layer_27b`
+/// layers), which use 1/√(n_embd / n_head) as Google's reference does.
+fn query_scale(c: &Config, n_layer_27b: usize) -> f32 {
+    match c.n_layer == n_layer_27b {
+        true => 1.0 / ((c.n_embd / c.n_head) as f32).sqrt(),
+        false => 1.0 / (c.head_dim as f32).sqrt(),
+    }
 }

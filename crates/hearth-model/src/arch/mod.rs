@@ -6,11 +6,15 @@
 //! Adding an architecture: a variant of [`Arch`], an entry in [`ARCHS`] and
 //! a builder in this folder's file for its family.
 
+mod deepseek;
 mod gemma;
+mod gpt_oss;
 mod granite_hybrid;
 mod hybrid;
 mod lfm2;
 mod llama;
+mod moe;
+mod others;
 mod qwen;
 mod qwen35;
 
@@ -21,8 +25,22 @@ use crate::ModelError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
     Llama,
-    Gemma3,
+    Mistral3,
+    Granite,
+    Smollm3,
+    SeedOss,
     Qwen2,
+    Qwen3,
+    Gemma,
+    Gemma2,
+    Gemma3,
+    Phi3,
+    Olmo2,
+    Glm4,
+    Exaone4,
+    Starcoder2,
+    GptOss,
+    Deepseek2,
     Qwen35,
     GraniteHybrid,
     Lfm2,
@@ -54,6 +72,34 @@ pub static ARCHS: &[ArchEntry] = &[
         blocks: "attention (optional biases, Llama 3 RoPE factors) + gated SiLU FFN",
     },
     ArchEntry {
+        arch: Arch::Mistral3,
+        name: "mistral3",
+        build: llama::mistral3,
+        models: "Mistral Small 3.x, Devstral",
+        blocks: "Llama's blocks",
+    },
+    ArchEntry {
+        arch: Arch::Granite,
+        name: "granite",
+        build: llama::granite,
+        models: "Granite 3.x",
+        blocks: "Llama's blocks with embedding, residual and logit multipliers",
+    },
+    ArchEntry {
+        arch: Arch::Smollm3,
+        name: "smollm3",
+        build: llama::smollm3,
+        models: "SmolLM3",
+        blocks: "Llama's blocks, every 4th layer without RoPE",
+    },
+    ArchEntry {
+        arch: Arch::SeedOss,
+        name: "seed_oss",
+        build: llama::seed_oss,
+        models: "Seed-OSS",
+        blocks: "Llama's blocks with NeoX RoPE",
+    },
+    ArchEntry {
         arch: Arch::Qwen2,
         name: "qwen2",
         build: qwen::qwen2,
@@ -61,11 +107,81 @@ pub static ARCHS: &[ArchEntry] = &[
         blocks: "attention with QKV biases, NeoX RoPE + gated SiLU FFN",
     },
     ArchEntry {
+        arch: Arch::Qwen3,
+        name: "qwen3",
+        build: qwen::qwen3,
+        models: "Qwen3 (dense)",
+        blocks: "attention with per-head QK-norm, NeoX RoPE + gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Gemma,
+        name: "gemma",
+        build: gemma::gemma,
+        models: "Gemma",
+        blocks: "attention, NeoX RoPE + gated GELU FFN, scaled embeddings",
+    },
+    ArchEntry {
+        arch: Arch::Gemma2,
+        name: "gemma2",
+        build: gemma::gemma2,
+        models: "Gemma 2",
+        blocks: "Gemma + post-norms, soft-capping, alternating sliding window",
+    },
+    ArchEntry {
         arch: Arch::Gemma3,
         name: "gemma3",
         build: gemma::gemma3,
         models: "Gemma 3",
-        blocks: "attention with QK-norm, 5:1 sliding window + gated GELU FFN, post norms",
+        blocks: "Gemma + QK-norm, post-norms, 5:1 sliding window with its own RoPE base",
+    },
+    ArchEntry {
+        arch: Arch::Phi3,
+        name: "phi3",
+        build: others::phi3,
+        models: "Phi-3, Phi-3.5, Phi-4",
+        blocks: "fused QKV and gate-up, LongRoPE short/long factors",
+    },
+    ArchEntry {
+        arch: Arch::Olmo2,
+        name: "olmo2",
+        build: others::olmo2,
+        models: "OLMo 2",
+        blocks: "post-norms only, QK-norm over all heads",
+    },
+    ArchEntry {
+        arch: Arch::Glm4,
+        name: "glm4",
+        build: others::glm4,
+        models: "GLM-4, GLM-Z1",
+        blocks: "pre- and post-norms, fused gate-up, partial RoPE",
+    },
+    ArchEntry {
+        arch: Arch::Exaone4,
+        name: "exaone4",
+        build: others::exaone4,
+        models: "EXAONE 4.0",
+        blocks: "post-norms only, per-head QK-norm, sliding window with global no-RoPE layers",
+    },
+    ArchEntry {
+        arch: Arch::Starcoder2,
+        name: "starcoder2",
+        build: others::starcoder2,
+        models: "StarCoder 2",
+        blocks: "LayerNorm with biases, plain GELU FFN with biases",
+    },
+    ArchEntry {
+        arch: Arch::GptOss,
+        name: "gpt-oss",
+        build: gpt_oss::gpt_oss,
+        models: "gpt-oss 20B, 120B",
+        blocks: "attention with biases and sinks, alternating sliding window + MoE (biased experts, clamped SwiGLU)",
+    },
+    ArchEntry {
+        arch: Arch::Deepseek2,
+        name: "deepseek2",
+        build: deepseek::deepseek2,
+        models: "DeepSeek-V2/V2.5/V3/R1, Kimi K2",
+        blocks: "multi-head latent attention + leading dense FFN, then MoE with shared experts",
     },
     ArchEntry {
         arch: Arch::Qwen35,

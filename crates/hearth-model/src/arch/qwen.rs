@@ -1,4 +1,5 @@
-//! The Qwen family: Llama's blocks with NeoX RoPE; Qwen2 has Q/K/V biases.
+//! The Qwen family: Llama's blocks with NeoX RoPE; Qwen2 has Q/K/V
+//! biases, Qwen3 per-head QK-norm.
 
 use hearth_ops::RopeKind;
 
@@ -9,6 +10,14 @@ use crate::ModelError;
 /// Qwen2, Qwen2.5.
 pub(super) fn qwen2(_: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     c.qkv_bias = true;
+    c.set_rope_kind(RopeKind::Neox);
+    Ok(())
+}
+
+/// Qwen3 (dense).
+pub(super) fn qwen3(_: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    c.qk_norm = true;
+    c.ffn_scales = true;
     c.set_rope_kind(RopeKind::Neox);
     Ok(())
 }

@@ -51,7 +51,8 @@ fn imrope_is_neox(meta: &Meta<'_>, n_rot: usize) -> Result<(), ModelError> {
 pub(super) fn qwen35(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     c.qk_norm = true;
     c.attn_gate = true;
-    c.ffn_norm = "post_attention_norm";
+    c.norms.ffn = Some("post_attention_norm");
+    c.ffn_scales = true;
     c.set_rope_kind(RopeKind::Neox);
     if let Some(r) = c.layers.iter().find_map(|l| l.rope.as_ref()) {
         imrope_is_neox(meta, r.n_rot)?;

@@ -34,6 +34,8 @@ pub(crate) struct Attention {
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
     wo: Linear,
+    /// Attention sinks, one logit per head (gpt-oss).
+    sinks: Option<Vec<f32>>,
 }
 
 impl Attention {
@@ -70,6 +72,7 @@ impl Attention {
             q_norm: norm(t, "attn_q_norm", q_dim)?,
             k_norm: norm(t, "attn_k_norm", kv_dim)?,
             wo: Linear::load(t, &n("attn_output"), q_dim, e)?,
+            sinks: t.vector_if(c.attn_sinks, &n("attn_sinks.weight"), c.n_head)?,
         })
     }
 
@@ -113,19 +116,41 @@ impl Attention {
                 }
             }
         }
-        if let Some(rope) = &spec.rope {
-            s.rope_cs.resize(rope.n_rot / 2, (0.0, 0.0));
-            for t in 0..n {
-                rope.angles(s.positions[t] as f32, &mut s.rope_cs);
-                rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
-                rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
+        if let Some(short) = &spec.rope {
+            s.rope_cs.resize(short.n_rot / 2, (0.0, 0.0));
+            let mut t0 = 0;
+            for g in segs.iter() {
+                // LongRoPE: a context longer than the training one takes
+                // the long factors (llama.cpp's choice by context size).
+                let long = c
+                    .rope_long
+                    .as_ref()
+                    .filter(|_| g.st.n_ctx() > c.rope_long_after);
+                let long_rope = long.map(|f| hearth_ops::Rope {
+                    factors: Some(f.clone()),
+                    ..short.clone()
+                });
+                let rope = long_rope.as_ref().unwrap_or(short);
+                for t in t0..t0 + g.tokens.len() {
+                    rope.angles(s.positions[t] as f32, &mut s.rope_cs);
+                    rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], hd, &s.rope_cs);
+                    rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], hd, &s.rope_cs);
+                }
+                t0 += g.tokens.len();
             }
         }
+        let scale = match c.scale_queries {
+            true => {
+                ops::scale_inplace(&mut s.q, c.attn_scale);
+                1.0
+            }
+            false => c.attn_scale,
+        };
         let params = AttnParams {
             n_head: c.n_head,
             n_kv_head: c.n_kv_head,
             head_dim: hd,
-            scale: c.attn_scale,
+            scale,
             window: spec.window,
             softcap: c.attn_softcap,
             batch_invariant: cx.invariant,
@@ -157,9 +182,10 @@ impl Attention {
             _ => None,
         });
         let out = &mut s.att[..n * q_dim];
+        let sk = self.sinks.as_deref();
         match (views16, views32) {
-            (Some(kv), _) => ops::attention_batch(cx.pool, &params, &s.q, &kv, &s.positions, out),
-            (_, Some(kv)) => ops::attention_batch(cx.pool, &params, &s.q, &kv, &s.positions, out),
+            (Some(kv), _) => attend(cx, &params, sk, &s.q, &kv, &s.positions, out),
+            (_, Some(kv)) => attend(cx, &params, sk, &s.q, &kv, &s.positions, out),
             // Sequences with caches of different types: one call each.
             (None, None) => {
                 let mut t0 = 0;
@@ -172,8 +198,12 @@ impl Attention {
                     );
                     let o = &mut s.att[r.start * q_dim..r.end * q_dim];
                     match &g.st.cache.layers[il] {
-                        LayerMem::F16(l) => ops::attention(cx.pool, &params, q, &l.k, &l.v, pos, o),
-                        LayerMem::F32(l) => ops::attention(cx.pool, &params, q, &l.k, &l.v, pos, o),
+                        LayerMem::F16(l) => {
+                            attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
+                        }
+                        LayerMem::F32(l) => {
+                            attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
+                        }
                         // An attention layer's memory is a KV cache (`mem_specs`).
                         LayerMem::Recurrent(_) => {}
                     }
@@ -200,6 +230,23 @@ fn split_gate(q: &mut Vec<f32>, gate: &mut Vec<f32>, n: usize, n_head: usize, hd
         }
     }
     q.truncate(n * n_head * hd);
+}
+
+/// Attention over `kv` (see [`ops::attention_batch`]), with the layer's
+/// sinks when it has them.
+fn attend<T: KvElem>(
+    cx: &Ctx<'_>,
+    p: &AttnParams,
+    sinks: Option<&[f32]>,
+    q: &[f32],
+    kv: &[KvView<'_, T>],
+    positions: &[usize],
+    out: &mut [f32],
+) {
+    match sinks {
+        Some(sk) => ops::attention_batch_sinks(cx.pool, p, sk, q, kv, positions, out),
+        None => ops::attention_batch(cx.pool, p, q, kv, positions, out),
+    }
 }
 
 /// Writes a segment's keys and values into its cache (position j in row

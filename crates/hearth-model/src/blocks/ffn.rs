@@ -32,20 +32,36 @@ pub(crate) struct Dense {
 
 impl Dense {
     pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Dense, ModelError> {
-        let n = |s: &str| format!("blk.{il}.{s}");
-        let (e, ff) = (c.n_embd, c.layers[il].n_ff);
-        // Architectures whose llama.cpp graph does not apply the scales
-        // (`ffn_scales` false) still consume them.
+        let spec = &c.layers[il];
+        Dense::load_named(t, c, il, "", spec.ffn, spec.n_ff)
+    }
+
+    /// The block of tensors `blk.{il}.ffn_{gate,up,down}{suffix}` with
+    /// hidden size `ff`: a layer's dense feed-forward (no suffix) or a
+    /// mixture-of-experts layer's shared expert (`_shexp`, gated).
+    pub fn load_named(
+        t: &mut Tensors<'_>,
+        c: &Config,
+        il: usize,
+        suffix: &str,
+        kind: Ffn,
+        ff: usize,
+    ) -> Result<Dense, ModelError> {
+        let n = |s: &str| format!("blk.{il}.{s}{suffix}");
+        let e = c.n_embd;
+        // llama.cpp adds the bias before the scale here; where its graph
+        // for the architecture passes no scales, the `.scale` tensors (of
+        // NVFP4 checkpoints) are loaded and not applied.
         let load = |t: &mut Tensors<'_>, name: &str, cols, rows| {
-            let l = Linear::load(t, &n(name), cols, rows)?.bias_first();
-            Ok::<_, ModelError>(match c.ffn_scales {
-                true => l,
-                false => Linear { scale: None, ..l },
-            })
+            let mut l = Linear::load(t, &n(name), cols, rows)?.bias_first();
+            if !c.ffn_scales {
+                l.scale = None;
+            }
+            Ok::<_, ModelError>(l)
         };
-        let up = match c.layers[il].ffn {
+        let up = match kind {
             Ffn::Plain => Up::Plain(load(t, "ffn_up", e, ff)?),
-            Ffn::Gated => match t.has(&n("ffn_gate.weight")) {
+            Ffn::Gated | Ffn::Moe => match t.has(&format!("{}.weight", n("ffn_gate"))) {
                 true => Up::Gated {
                     gate: load(t, "ffn_gate", e, ff)?,
                     up: load(t, "ffn_up", e, ff)?,

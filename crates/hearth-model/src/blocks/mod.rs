@@ -10,6 +10,8 @@
 
 pub(crate) mod attention;
 pub(crate) mod ffn;
+pub(crate) mod mla;
+pub(crate) mod moe;
 pub(crate) mod recurrent;
 
 use hearth_gguf::GgmlType;
@@ -56,16 +58,16 @@ impl Norm {
         Ok(Norm { w, b })
     }
 
-    pub fn load_if(
+    /// Layer `il`'s norm `name` (`blk.{il}.{name}`), where the model has one.
+    pub fn layer(
         t: &mut Tensors<'_>,
         c: &Config,
-        need: bool,
-        prefix: &str,
-        len: usize,
+        il: usize,
+        name: Option<&str>,
     ) -> Result<Option<Norm>, ModelError> {
-        match need {
-            true => Norm::load(t, c, prefix, len).map(Some),
-            false => Ok(None),
+        match name {
+            Some(name) => Norm::load(t, c, &format!("blk.{il}.{name}"), c.n_embd).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -257,12 +259,14 @@ pub(crate) enum Mixer {
     Mamba2(recurrent::Mamba2Mixer),
     DeltaNet(recurrent::DeltaNetMixer),
     ShortConv(recurrent::ShortConv),
+    Mla(mla::Mla),
 }
 
 /// A layer's feed-forward weights, one variant per [`crate::config::Ffn`].
 #[derive(Debug)]
 pub(crate) enum Ffn {
     Dense(ffn::Dense),
+    Moe(moe::Moe),
 }
 
 /// One layer's weights.
@@ -279,26 +283,26 @@ pub(crate) struct Layer {
 impl Layer {
     pub fn load(t: &mut Tensors<'_>, c: &Config, il: usize) -> Result<Layer, ModelError> {
         let spec = &c.layers[il];
-        let e = c.n_embd;
-        let n = |s: &str| format!("blk.{il}.{s}");
         let mixer = match spec.mixer {
             crate::config::Mixer::Attention => {
                 Mixer::Attention(attention::Attention::load(t, c, il)?)
             }
             crate::config::Mixer::Recurrent(r) => recurrent::load(t, c, r, il)?,
+            crate::config::Mixer::Mla => Mixer::Mla(mla::Mla::load(t, c, il)?),
         };
         let ffn = match spec.ffn {
             crate::config::Ffn::Gated | crate::config::Ffn::Plain => {
                 Ffn::Dense(ffn::Dense::load(t, c, il)?)
             }
+            crate::config::Ffn::Moe => Ffn::Moe(moe::Moe::load(t, c, il)?),
         };
         Ok(Layer {
-            attn_norm: Norm::load_if(t, c, c.pre_norms, &n("attn_norm"), e)?,
+            attn_norm: Norm::layer(t, c, il, c.norms.attn)?,
             mixer,
-            post_attn_norm: Norm::load_if(t, c, c.post_norms, &n("post_attention_norm"), e)?,
-            ffn_norm: Norm::load_if(t, c, c.pre_norms, &n(c.ffn_norm), e)?,
+            post_attn_norm: Norm::layer(t, c, il, c.norms.post_attn)?,
+            ffn_norm: Norm::layer(t, c, il, c.norms.ffn)?,
             ffn,
-            post_ffn_norm: Norm::load_if(t, c, c.post_norms, &n("post_ffw_norm"), e)?,
+            post_ffn_norm: Norm::layer(t, c, il, c.norms.post_ffn)?,
         })
     }
 }
@@ -313,19 +317,48 @@ pub(crate) struct Weights {
     pub layers: Vec<Layer>,
 }
 
+/// Per-dimension RoPE factors from the file, set on `c`: Llama 3's
+/// `rope_freqs` for every context, or LongRoPE's `rope_factors_short` and
+/// `rope_factors_long` (the latter for contexts beyond the training one).
+fn rope_factors(t: &mut Tensors<'_>, c: &mut Config) -> Result<(), ModelError> {
+    let Some(half) = c
+        .layers
+        .iter()
+        .find_map(|l| l.rope.as_ref())
+        .map(|r| r.n_rot / 2)
+    else {
+        return Ok(());
+    };
+    let mut get = |name: &str| -> Result<Option<std::sync::Arc<[f32]>>, ModelError> {
+        Ok(t.opt_vector(name, half)?.map(Into::into))
+    };
+    let (freqs, short, long) = (
+        get("rope_freqs.weight")?,
+        get("rope_factors_short.weight")?,
+        get("rope_factors_long.weight")?,
+    );
+    if freqs.is_none() {
+        c.rope_long = long;
+    }
+    if let Some(f) = freqs.or(short) {
+        for r in c.layers.iter_mut().filter_map(|l| l.rope.as_mut()) {
+            r.factors = Some(f.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Loads every tensor of `file` into the blocks `c` wires, and fails on
-/// any tensor left over. Per-dimension RoPE factors (`rope_freqs`) are set
-/// on `c`'s layers here.
+/// any tensor left over. Per-dimension RoPE factors are set on `c` here.
 pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weights, ModelError> {
     let mut t = Tensors::new(file);
     let e = c.n_embd;
-    if let Some(r) = c.layers.iter().find_map(|l| l.rope.as_ref()) {
-        if let Some(f) = t.opt_vector("rope_freqs.weight", r.n_rot / 2)? {
-            let f: std::sync::Arc<[f32]> = f.into();
-            for r in c.layers.iter_mut().filter_map(|l| l.rope.as_mut()) {
-                r.factors = Some(f.clone());
-            }
-        }
+    rope_factors(&mut t, c)?;
+    // A reranker's classifier head: applied only with pooling type `rank`,
+    // which `Config` refuses, so generation and mean-pooled embeddings
+    // never use it (as in llama.cpp).
+    if t.has("cls.output.weight") {
+        t.matrix("cls.output.weight", e, None)?;
     }
     let token_embd = t.matrix("token_embd.weight", e, Some(c.n_vocab))?;
     let output = match Linear::opt(&mut t, "output", e, c.n_vocab)? {

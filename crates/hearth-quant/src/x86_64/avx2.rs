@@ -531,9 +531,15 @@ unsafe fn q8_0_block(x: &[u8], y: &[u8], acc: __m256, _: &mut ()) -> __m256 {
     _mm256_fmadd_ps(block_d(x, y), mul_sum_i8(load32(x, 2), load32(y, 2)), acc)
 }
 
-/// `ggml_vec_dot_q8_0_q8_0` (AVX2 path).
+/// `ggml_vec_dot_q8_0_q8_0` (AVX2 path): one accumulator, the blocks in
+/// order, as ggml sums them, so that the result is ggml's to the bit (a
+/// product one rounding away can flip the next activation quantization,
+/// which models with peaked attention carry to the logits).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q8_0_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut none = ();
-    two_acc_loop!(w, a, Q8_0_BYTES, Q8_0_BYTES, none, q8_0_block)
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.chunks_exact(Q8_0_BYTES).zip(a.chunks_exact(Q8_0_BYTES)) {
+        acc = q8_0_block(x, y, acc, &mut ());
+    }
+    hsum_ps(acc)
 }
