@@ -3,7 +3,7 @@
 //! download. The vocabulary is a small SentencePiece-style one with byte
 //! fallback, so the tokenizer loads it too.
 
-use hearth_gguf::{GgmlType, GgufWriter, Value, ValueType};
+use hearth_gguf::{GgmlType, GgufFile, GgufWriter, Value, ValueType};
 
 use crate::config::Arch;
 
@@ -225,4 +225,19 @@ pub fn build(spec: &SynthSpec) -> Vec<u8> {
         );
     }
     w.to_bytes().expect("writing to memory")
+}
+
+/// A writer holding `file`'s metadata and tensors, to write a variant of
+/// it (tests and fuzz seeds craft files one key or tensor away from a
+/// valid model this way).
+pub fn writer_of(file: &GgufFile) -> GgufWriter {
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata() {
+        w.set(k, v.clone());
+    }
+    for t in file.tensors() {
+        w.add_tensor(&t.name, t.ty, &t.dims, file.tensor_data(t).to_vec())
+            .expect("a parsed tensor is a valid tensor");
+    }
+    w
 }

@@ -153,7 +153,7 @@ pub static ARCHS: &[ArchEntry] = &[
         name: "glm4",
         build: others::glm4,
         models: "GLM-4, GLM-Z1",
-        blocks: "pre- and post-norms, fused gate-up, partial RoPE",
+        blocks: "pre- and post-norms, fused gate-up; multi-section RoPE as NeoX for text",
     },
     ArchEntry {
         arch: Arch::Exaone4,
@@ -246,7 +246,7 @@ pub fn supported() -> String {
 
 /// The README's architecture table, generated from [`ARCHS`].
 pub fn markdown_table() -> String {
-    let mut s = String::from("| `general.architecture` | Models | Blocks |\n|---|---|---|\n");
+    let mut s = String::from("| `general.architecture` | Families published with it | What the builder wires |\n|---|---|---|\n");
     for e in ARCHS {
         s += &format!("| `{}` | {} | {} |\n", e.name, e.models, e.blocks);
     }
