@@ -107,6 +107,7 @@ zoo! {
     llama_dense => "llama-dense",
     qwen35_dense => "qwen35-dense",
     granitehybrid_dense => "granitehybrid-dense",
+    qwen35moe_moe => "qwen35moe-moe",
     mistral3_dense => "mistral3-dense",
     granite_dense => "granite-dense",
     smollm3_dense => "smollm3-dense",

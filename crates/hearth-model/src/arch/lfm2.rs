@@ -2,7 +2,7 @@
 //! attention with QK-norm and NeoX RoPE (on a sliding window when the file
 //! gives one); the final norm is `token_embd_norm`.
 
-use hearth_ops::RopeKind;
+use hearth_ops::{Gating, RopeKind};
 
 use super::hybrid::{conv_kernel, kv_less_layers, set_recurrent};
 use crate::config::{Config, Meta, Recurrent};
@@ -23,6 +23,22 @@ pub(super) fn lfm2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
         } else if window > 0 {
             c.layers[il].window = Some(window);
         }
+    }
+    Ok(())
+}
+
+/// LFM2-MoE: LFM2 whose feed-forwards after the leading dense ones are a
+/// mixture of experts routed by `expert_gating_func` with a selection
+/// bias, the chosen weights always normalised (llama.cpp's graph ignores
+/// `expert_weights_norm` here) and the experts' scales not applied.
+pub(super) fn lfm2moe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    lfm2(meta, c)?;
+    let gating = super::moe::gating(meta, Gating::Softmax)?;
+    let m = super::moe::experts(meta, c, true, gating, true)?;
+    let k = "expert_weights_scale";
+    m.weight_scale = meta.f32_opt(k)?.unwrap_or(0.0);
+    if !m.weight_scale.is_finite() {
+        return Err(meta.bad(k, format!("{}", m.weight_scale)));
     }
     Ok(())
 }

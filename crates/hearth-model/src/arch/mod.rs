@@ -42,8 +42,10 @@ pub enum Arch {
     GptOss,
     Deepseek2,
     Qwen35,
+    Qwen35Moe,
     GraniteHybrid,
     Lfm2,
+    Lfm2Moe,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -191,6 +193,13 @@ pub static ARCHS: &[ArchEntry] = &[
         blocks: "Gated DeltaNet (3 of 4 layers) + gated attention with QK-norm, gated SiLU FFN",
     },
     ArchEntry {
+        arch: Arch::Qwen35Moe,
+        name: "qwen35moe",
+        build: qwen35::qwen35moe,
+        models: "Qwen3.5 MoE",
+        blocks: "Qwen3.5's mixers + MoE (softmax) with a sigmoid-gated shared expert",
+    },
+    ArchEntry {
         arch: Arch::GraniteHybrid,
         name: "granitehybrid",
         build: granite_hybrid::granitehybrid,
@@ -203,6 +212,13 @@ pub static ARCHS: &[ArchEntry] = &[
         build: lfm2::lfm2,
         models: "LFM2",
         blocks: "gated short convolution + attention with QK-norm, gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Lfm2Moe,
+        name: "lfm2moe",
+        build: lfm2::lfm2moe,
+        models: "LFM2-MoE",
+        blocks: "LFM2's mixers + leading dense FFN, then MoE (sigmoid, selection bias)",
     },
 ];
 

@@ -5,7 +5,7 @@
 //! output gate carried by the Q projection. The feed-forward's norm is
 //! `post_attention_norm`.
 
-use hearth_ops::{DeltaNet, RopeKind};
+use hearth_ops::{DeltaNet, Gating, RopeKind};
 
 use super::hybrid::{conv_kernel, set_recurrent, ssm_sizes};
 use crate::config::{Config, Meta, Recurrent};
@@ -88,6 +88,24 @@ pub(super) fn qwen35(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> 
         if r {
             set_recurrent(c, il, Recurrent::DeltaNet { shape, kernel });
         }
+    }
+    Ok(())
+}
+
+/// Qwen 3.5 MoE: Qwen 3.5 with every feed-forward a mixture of experts
+/// (softmax routing, the chosen weights normalised, the experts' scales
+/// applied) beside a shared expert with its own sigmoid gate.
+pub(super) fn qwen35moe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    qwen35(meta, c)?;
+    let m = super::moe::experts(meta, c, false, Gating::Softmax, true)?;
+    m.weight_scale = meta.f32_opt("expert_weights_scale")?.unwrap_or(0.0);
+    m.expert_scales = true;
+    m.n_ff_shared = meta.usize_or("expert_shared_feed_forward_length", 0)?;
+    if !m.weight_scale.is_finite() || m.n_ff_shared > crate::config::MAX_FF {
+        return Err(meta.bad(
+            "expert_shared_feed_forward_length",
+            format!("{} (scale {})", m.n_ff_shared, m.weight_scale),
+        ));
     }
     Ok(())
 }
