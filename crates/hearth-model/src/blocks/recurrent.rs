@@ -61,6 +61,28 @@ fn per_seq(
     }
 }
 
+/// `dst = silu(conv(src) + bias)`: the causal convolution of `src`'s rows
+/// through the carried history `conv`, as Mamba-2 and Gated DeltaNet start.
+fn conv_silu(
+    conv: &mut [f32],
+    taps: &[f32],
+    kernel: usize,
+    bias: Option<&[f32]>,
+    src: &[f32],
+    dst: &mut [f32],
+) {
+    ops::causal_conv1d(conv, src, taps, kernel, dst);
+    let w = taps.len() / kernel.max(1);
+    for row in dst.chunks_exact_mut(w.max(1)) {
+        if let Some(b) = bias {
+            ops::add_inplace(row, b);
+        }
+        for v in row.iter_mut() {
+            *v = ops::silu(*v);
+        }
+    }
+}
+
 /// Copies columns `cols` of every `width`-wide row of `src` into `dst`.
 fn columns(src: &[f32], width: usize, cols: std::ops::Range<usize>, dst: &mut Vec<f32>) {
     dst.clear();
@@ -128,19 +150,15 @@ impl Mamba2Mixer {
         s.att.resize(n * di, 0.0);
         per_seq(segs, il, |r, mem| {
             let xbc = &mut s.k[r.start * w..r.end * w];
-            ops::causal_conv1d(
+            let src = &s.q[r.start * w..r.end * w];
+            conv_silu(
                 &mut mem.conv,
-                &s.q[r.start * w..r.end * w],
                 &self.conv_w,
                 self.kernel,
+                Some(&self.conv_b),
+                src,
                 xbc,
             );
-            for row in xbc.chunks_exact_mut(w) {
-                ops::add_inplace(row, &self.conv_b);
-                for v in row.iter_mut() {
-                    *v = ops::silu(*v);
-                }
-            }
             let dt = &s.v[r.start * nh..r.end * nh];
             ops::mamba2_scan(
                 cx.pool,
@@ -252,17 +270,9 @@ impl DeltaNetMixer {
         let qk = 2 * d.n_k_heads * d.head_k;
         per_seq(segs, il, |r, mem| {
             let conv = &mut s.q[r.start * w..r.end * w];
-            ops::causal_conv1d(
-                &mut mem.conv,
-                &s.tmp[r.start * w..r.end * w],
-                &self.conv_w,
-                self.kernel,
-                conv,
-            );
+            let src = &s.tmp[r.start * w..r.end * w];
+            conv_silu(&mut mem.conv, &self.conv_w, self.kernel, None, src, conv);
             for row in conv.chunks_exact_mut(w) {
-                for v in row.iter_mut() {
-                    *v = ops::silu(*v);
-                }
                 for head in row[..qk].chunks_exact_mut(d.head_k) {
                     ops::l2_norm_inplace(head, c.norm_eps);
                 }
