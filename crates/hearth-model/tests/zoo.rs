@@ -108,6 +108,8 @@ zoo! {
     qwen35_dense => "qwen35-dense",
     granitehybrid_dense => "granitehybrid-dense",
     qwen35moe_moe => "qwen35moe-moe",
+    lfm2_dense => "lfm2-dense",
+    lfm2moe_moe => "lfm2moe-moe",
     mistral3_dense => "mistral3-dense",
     granite_dense => "granite-dense",
     smollm3_dense => "smollm3-dense",
@@ -124,4 +126,9 @@ zoo! {
     starcoder2_dense => "starcoder2-dense",
     llama_moe => "llama-moe",
     gpt_oss_moe => "gpt-oss-moe",
+    qwen3moe_moe => "qwen3moe-moe",
+    olmoe_moe => "olmoe-moe",
+    granitemoe_moe => "granitemoe-moe",
+    mistral3_moe => "mistral3-moe",
+    glm4moe_moe => "glm4moe-moe",
 }

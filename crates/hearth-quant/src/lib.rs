@@ -637,10 +637,10 @@ impl Kernels {
 
     /// Quantizes an activation row into `a_ty` (normally Q8_0, Q8_1, Q8_K,
     /// F16, BF16 or F32; any type with a reference quantizer is accepted).
-    /// The scalar tier gives the same bytes as [`quantize_row`]; the AVX2
-    /// tier quantizes Q8_0/Q8_1 as ggml's x86 backend does at run time
-    /// ([`quantize_q8_x86`]), so activations match llama.cpp's on the same
-    /// CPU.
+    /// Every tier quantizes Q8_0/Q8_1 as ggml's x86 backend does at run
+    /// time ([`quantize_q8_x86`]), so activations match llama.cpp's on x86
+    /// whatever the tier; the other types give the same bytes as
+    /// [`quantize_row`].
     ///
     /// # Panics
     /// When `dst` is not exactly one row of `src.len()` elements of `a_ty`,

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use hearth_gguf::GgufFile;
-use hearth_quant::{dequantize_row, kernels, quantize_row, row_bytes, scalar_kernels, GgmlType};
+use hearth_quant::{dequantize_row, kernels, quantize_row, row_bytes, GgmlType};
 use serde_json::Value;
 
 fn oracle_dir() -> PathBuf {
@@ -65,15 +65,11 @@ fn check_quantize_oracle(json: &str, bin: &str) -> Vec<String> {
                 first.is_none(),
                 "{json}: {name} row {r}: first differing byte at {first:?}"
             );
-            // Activation quantizers that follow the reference rule: the
-            // scalar tier for every Q8 format, and every tier for Q8_K (the
-            // AVX2 Q8_0/Q8_1 ones follow ggml's x86 rule, tested in simd.rs).
-            if matches!(ty, GgmlType::Q8_0 | GgmlType::Q8_1 | GgmlType::Q8K) {
-                let k = if ty == GgmlType::Q8K {
-                    kernels()
-                } else {
-                    scalar_kernels()
-                };
+            // Activation quantizers that follow the reference rule: every
+            // tier's Q8_K (the Q8_0/Q8_1 ones of every tier follow ggml's
+            // x86 rule, tested in simd.rs).
+            if ty == GgmlType::Q8K {
+                let k = kernels();
                 k.quantize_act(ty, x, &mut got);
                 assert_eq!(got, want, "{name} row {r} via {:?} quantize_act", k.isa);
             }

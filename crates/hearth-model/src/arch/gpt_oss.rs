@@ -6,7 +6,7 @@
 use hearth_ops::{Gating, RopeKind};
 
 use super::{moe, Meta};
-use crate::config::{Config, MoeAct, Norms};
+use crate::config::{swa_layers, Config, MoeAct, Norms};
 use crate::ModelError;
 
 /// gpt-oss's SwiGLU constants (fixed in llama.cpp's graph).
@@ -33,7 +33,7 @@ pub(super) fn gpt_oss(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError>
         return Err(meta.bad("attention.sliding_window", "0"));
     }
     let swa_base = meta.f32_opt("rope.freq_base_swa")?;
-    let pattern = moe::swa_pattern(meta, c.n_layer, 2)?;
+    let pattern = swa_layers(meta, c.n_layer, 2, false)?;
     for (l, swa) in c.layers.iter_mut().zip(pattern) {
         if swa {
             l.window = Some(window);

@@ -327,6 +327,12 @@ fn rope_factors(t: &mut Tensors<'_>, c: &mut Config) -> Result<(), ModelError> {
         .find_map(|l| l.rope.as_ref())
         .map(|r| r.n_rot / 2)
     else {
+        // No layer rotates (Granite with `rope.scaling.finetuned` off):
+        // llama.cpp still loads the factors, and its graph never reads them.
+        let name = "rope_freqs.weight";
+        if let Some(len) = t.file().tensor(name).map(|i| i.n_elements()) {
+            t.vector(name, usize::try_from(len).unwrap_or(usize::MAX))?;
+        }
         return Ok(());
     };
     let mut get = |name: &str| -> Result<Option<std::sync::Arc<[f32]>>, ModelError> {

@@ -75,13 +75,18 @@ pub(crate) const DOT: [VecDotFn; crate::DOT_SLOTS] = [
     kquants::vec_dot_q6_k_q8_k,
 ];
 
-/// The scalar activation quantizers, in `crate::ACT_TYPES` order.
+/// The scalar activation quantizers, in `crate::ACT_TYPES` order. Q8_0 and
+/// Q8_1 follow ggml's x86 rule ([`legacy::quantize_q8_x86`]), as the SIMD
+/// tiers do: every tier then quantizes activations to the same bytes as
+/// llama.cpp on x86, and a model whose logits hinge on one rounding (a
+/// value on a quantization boundary feeding peaked attention) does not get
+/// different answers on different tiers.
 pub(crate) const ACT: [QuantizeFn; crate::ACT_SLOTS] = [
     float::quantize_f32,
     float::quantize_f16,
     float::quantize_bf16,
-    legacy::quantize_q8_0,
-    legacy::quantize_q8_1,
+    |x, y| legacy::quantize_q8_x86(x, y, false),
+    |x, y| legacy::quantize_q8_x86(x, y, true),
     kquants::quantize_q8_k,
 ];
 
