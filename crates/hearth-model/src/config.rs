@@ -689,6 +689,28 @@ fn pooling(meta: &Meta<'_>) -> Result<(), ModelError> {
     }
 }
 
+impl Config {
+    /// Makes the layers the file marks as sliding-window (see
+    /// [`swa_layers`]; `period` when it has no pattern) attend within
+    /// `window`, then calls `each` on every layer with whether it is one.
+    pub(crate) fn sliding_window(
+        &mut self,
+        meta: &Meta<'_>,
+        window: usize,
+        period: usize,
+        mut each: impl FnMut(&mut LayerSpec, bool),
+    ) -> Result<(), ModelError> {
+        let swa = swa_layers(meta, self.n_layer, period, false)?;
+        for (l, swa) in self.layers.iter_mut().zip(swa) {
+            if swa {
+                l.window = Some(window);
+            }
+            each(l, swa);
+        }
+        Ok(())
+    }
+}
+
 /// The layers a file marks as sliding-window: the per-layer array
 /// `attention.sliding_window_pattern` when present, else every layer but
 /// each `period`-th (the last of each period, or the first with

@@ -5,7 +5,7 @@
 use hearth_ops::{Activation, RopeKind};
 
 use super::Meta;
-use crate::config::{swa_layers, Config, Norms};
+use crate::config::{Config, Norms};
 use crate::ModelError;
 
 /// Gemma.
@@ -27,19 +27,11 @@ pub(super) fn gemma2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> 
     c.final_softcap = Some(meta.f32_opt("final_logit_softcapping")?.unwrap_or(30.0));
     let window = meta.usize_or("attention.sliding_window", 4096)?;
     let base = meta.f32_opt("rope.freq_base_swa")?;
-    for (l, swa) in c
-        .layers
-        .iter_mut()
-        .zip(swa_layers(meta, c.n_layer, 2, false)?)
-    {
-        if swa {
-            l.window = Some(window);
-            if let (Some(r), Some(b)) = (&mut l.rope, base) {
-                r.base = b;
-            }
+    c.sliding_window(meta, window, 2, |l, swa| {
+        if let (true, Some(r), Some(b)) = (swa, &mut l.rope, base) {
+            r.base = b;
         }
-    }
-    Ok(())
+    })
 }
 
 /// Gemma 3: QK-norm, optional logit soft-capping, and 5 of every 6
@@ -56,20 +48,12 @@ pub(super) fn gemma3(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> 
         return Ok(());
     }
     let base = meta.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0);
-    for (l, swa) in c
-        .layers
-        .iter_mut()
-        .zip(swa_layers(meta, c.n_layer, 6, false)?)
-    {
-        if swa {
-            l.window = Some(window);
-            if let Some(r) = &mut l.rope {
-                r.base = base;
-                r.freq_scale = 1.0;
-            }
+    c.sliding_window(meta, window, 6, |l, swa| {
+        if let (true, Some(r)) = (swa, &mut l.rope) {
+            r.base = base;
+            r.freq_scale = 1.0;
         }
-    }
-    Ok(())
+    })
 }
 
 /// The query scale: 1/√head_dim, except the 27B models (`n_layer_27b`

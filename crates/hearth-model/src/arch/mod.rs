@@ -7,16 +7,20 @@
 //! a builder in this folder's file for its family.
 
 mod deepseek;
+mod exaone;
 mod gemma;
+mod glm;
 mod gpt_oss;
 mod granite_hybrid;
 mod hybrid;
 mod lfm2;
 mod llama;
 mod moe;
-mod others;
+mod olmo;
+mod phi;
 mod qwen;
 mod qwen35;
+mod starcoder;
 
 use crate::config::{Config, Meta};
 use crate::ModelError;
@@ -143,35 +147,35 @@ pub static ARCHS: &[ArchEntry] = &[
     ArchEntry {
         arch: Arch::Phi3,
         name: "phi3",
-        build: others::phi3,
+        build: phi::phi3,
         models: "Phi-3, Phi-3.5, Phi-4",
         blocks: "fused QKV and gate-up, LongRoPE short/long factors",
     },
     ArchEntry {
         arch: Arch::Olmo2,
         name: "olmo2",
-        build: others::olmo2,
+        build: olmo::olmo2,
         models: "OLMo 2",
         blocks: "post-norms only, QK-norm over all heads",
     },
     ArchEntry {
         arch: Arch::Glm4,
         name: "glm4",
-        build: others::glm4,
+        build: glm::glm4,
         models: "GLM-4, GLM-Z1",
         blocks: "pre- and post-norms, fused gate-up; multi-section RoPE as NeoX for text",
     },
     ArchEntry {
         arch: Arch::Exaone4,
         name: "exaone4",
-        build: others::exaone4,
+        build: exaone::exaone4,
         models: "EXAONE 4.0",
         blocks: "post-norms only, per-head QK-norm, sliding window with global no-RoPE layers",
     },
     ArchEntry {
         arch: Arch::Starcoder2,
         name: "starcoder2",
-        build: others::starcoder2,
+        build: starcoder::starcoder2,
         models: "StarCoder 2",
         blocks: "LayerNorm with biases, plain GELU FFN with biases",
     },

@@ -1,0 +1,28 @@
+//! The OLMo family.
+
+use hearth_ops::RopeKind;
+
+use super::Meta;
+use crate::config::{Config, Norms};
+use crate::ModelError;
+
+/// OLMo 2: norms after each block only, QK-norm over all heads, and
+/// optional sliding-window layers whose RoPE has no scaling.
+pub(super) fn olmo2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    c.set_rope_kind(RopeKind::Neox);
+    c.norms = Norms::POST;
+    c.qk_norm = true;
+    let window = meta.usize_or("attention.sliding_window", 0)?;
+    if window == 0 {
+        return Ok(());
+    }
+    let base = meta.f32_opt("rope.freq_base_swa")?;
+    c.sliding_window(meta, window, 4, |l, swa| {
+        if let (true, Some(r)) = (swa, &mut l.rope) {
+            r.base = base.unwrap_or(r.base);
+            r.freq_scale = 1.0;
+            r.attn_factor = 1.0;
+            r.yarn = None;
+        }
+    })
+}
