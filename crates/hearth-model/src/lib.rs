@@ -3,10 +3,14 @@
 //! This crate owns the architectures — each one data ([`Config`]) plus a
 //! small builder that reads its hyper-parameters and wires the shared blocks
 //! (`arch.rs`) — the single forward pass they all share (`forward.rs`), the
-//! weights as views into the mapped file, and the KV cache.
+//! weights as views into the mapped file, and each sequence's memory: a KV
+//! cache for attention layers and, for the recurrent layers of hybrid
+//! models ([`Recurrent`]), a fixed-size state that can be kept whole or
+//! started over but not truncated.
 //!
 //! Key types: [`Model`] (immutable, shareable), [`State`] (one sequence's KV
-//! cache and buffers), [`Logits`] (which rows of a batch to project).
+//! cache, recurrent state and buffers), [`Logits`] (which rows of a batch to
+//! project).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -25,6 +29,7 @@ mod forward;
 mod kv;
 mod load;
 mod pass;
+mod recurrent;
 pub mod synth;
 
 use std::path::Path;
