@@ -1,6 +1,7 @@
-//! `hearth show` on mixture-of-experts models: the experts (count, used per
-//! token, shared) and the active parameters, in text and JSON, on the
-//! architecture zoo's MoE files (`../shared/zoo`).
+//! `hearth show` and `hearth plan` on mixture-of-experts models: the
+//! experts (count, used per token, shared), the active parameters, the
+//! routed experts' bytes, and latent attention's cache, on the architecture
+//! zoo's MoE files (`../shared/zoo`).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -73,4 +74,26 @@ fn a_dense_model_shows_no_experts() {
     assert!(!text.contains("experts"), "{text}");
     let v: Value = serde_json::from_str(&stdout(&hearth(&["show", "--json", path]))).expect("json");
     assert_eq!(v["experts"], Value::Null);
+}
+
+#[test]
+fn plan_counts_every_expert_and_the_latent_cache() {
+    let Some(path) = zoo("deepseek2-moe.gguf") else {
+        return;
+    };
+    let path = path.to_str().expect("utf-8 path");
+    let out = stdout(&hearth(&["plan", path, "--ctx", "256", "--json"]));
+    let p: Value = serde_json::from_str(&out).expect("json");
+    // Latent attention caches one row of kv_lora_rank + rope dims (512 +
+    // 64) per position and layer, in f16, and no separate values.
+    assert_eq!(p["kv_cache"], 2 * 256 * (512 + 64) * 2);
+    // Every expert's weights are counted (different tokens choose
+    // different experts); the plan says which are routed.
+    let size: u64 = std::fs::metadata(path).expect("stat").len();
+    let weights = p["weights"].as_u64().expect("weights");
+    assert!(weights > 0 && weights < size, "{weights} of {size}");
+    assert_eq!(p["experts"]["expert_bytes"], 52224 + 104448 + 8 + 8);
+    assert_eq!(p["experts"]["count"], 2);
+    let text = stdout(&hearth(&["plan", path, "--ctx", "256"]));
+    assert!(text.contains("routed experts"), "{text}");
 }

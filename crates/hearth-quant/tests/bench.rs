@@ -9,7 +9,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Instant;
 
-use common::{quantize, random_row, Rng, ACT_TYPES, WEIGHT_TYPES};
+use common::{quantize, random_blocks, random_row, Rng, ACT_TYPES, DOT_ONLY_TYPES, WEIGHT_TYPES};
 use hearth_quant::{
     avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, Kernels,
 };
@@ -38,13 +38,17 @@ fn vec_dot_speed() {
         .flatten()
         .collect();
     println!("vec_dot, n = {n}, ns per row (and weight GB/s):");
-    for ty in WEIGHT_TYPES {
+    for ty in WEIGHT_TYPES.into_iter().chain(DOT_ONLY_TYPES) {
+        // The formats hearth does not quantize get random valid blocks.
         let ws: Vec<Vec<u8>> = (0..rows)
-            .map(|_| quantize(ty, &random_row(&mut rng, n, 0.1)))
+            .map(|_| match WEIGHT_TYPES.contains(&ty) {
+                true => quantize(ty, &random_row(&mut rng, n, 0.1)),
+                false => random_blocks(&mut rng, ty, n, 0.1),
+            })
             .collect();
         let at = vec_dot_type(ty);
         let a = quantize(at, &random_row(&mut rng, n, 1.0));
-        let mut line = format!("  {:5}", ty.name());
+        let mut line = format!("  {:7}", ty.name());
         let mut base = 0.0;
         for k in &tiers {
             let ns = time_ns(200, || {

@@ -8,22 +8,10 @@
 mod common;
 
 use common::{
-    abs_dot, dequantize, quantize, random_blocks, random_row, Rng, ACT_TYPES, WEIGHT_TYPES,
+    abs_dot, dequantize, quantize, random_blocks, random_row, simd_tiers, Rng, ACT_TYPES,
+    WEIGHT_TYPES,
 };
-use hearth_quant::{
-    avx2_kernels, avx512_kernels, row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels,
-};
-
-fn simd_tiers() -> Vec<&'static Kernels> {
-    let tiers: Vec<_> = [avx2_kernels(), avx512_kernels()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if tiers.is_empty() {
-        hearth_testdata::unavailable("this CPU has no SIMD tier hearth-quant implements");
-    }
-    tiers
-}
+use hearth_quant::{row_bytes, scalar_kernels, vec_dot_type, GgmlType, Kernels};
 
 /// Element counts to try for a type: one block, an odd number of blocks
 /// (the two-accumulator loops' tail), and longer rows; ragged lengths for

@@ -22,6 +22,14 @@ use crate::params::JsonBody;
 use crate::prompt::rfc3339;
 use crate::AppState;
 
+/// Whether hearth's model layer builds a configuration from a header
+/// (architecture, hyper-parameters), checked before a pull downloads.
+fn model_runs(h: &GgufFile) -> std::result::Result<(), String> {
+    hearth_model::Config::from_gguf(h)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// [`details`] with the parent a Modelfile named.
 pub(crate) fn details_of(file: &GgufFile, config: &hearth_store::ModelConfig) -> Value {
     let mut d = details(file);
@@ -247,6 +255,7 @@ pub async fn pull(
     tokio::task::spawn_blocking(move || {
         let opts = hearth_store::PullOptions {
             public_only,
+            accept: Some(model_runs),
             ..hearth_store::PullOptions::from_env()
         };
         let mut progress = |p: hearth_store::Progress| {
@@ -261,6 +270,7 @@ pub async fn pull(
                 | hearth_store::StoreError::NoSuchQuant { .. } => 404,
                 hearth_store::StoreError::Http { status, .. } => status,
                 hearth_store::StoreError::BadName { .. } => 400,
+                hearth_store::StoreError::NotRunnable { .. } => 422,
                 hearth_store::StoreError::NotPublic { .. } => 403,
                 _ => 500,
             };

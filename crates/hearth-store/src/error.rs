@@ -28,6 +28,8 @@ pub enum StoreError {
         #[source]
         source: hearth_gguf::GgufError,
     },
+    #[error("{what}: hearth cannot run it ({why}); nothing was downloaded")]
+    NotRunnable { what: String, why: String },
     #[error("hearth is offline (HEARTH_OFFLINE is set): unset it to pull {0}")]
     Offline(String),
     #[error("{url}: {status} {}", http_hint(*status))]

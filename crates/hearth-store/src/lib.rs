@@ -32,6 +32,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
+pub mod header;
 mod http;
 pub mod modelfile;
 pub mod name;
@@ -44,6 +45,7 @@ mod target;
 use std::path::{Path, PathBuf};
 
 pub use error::{Result, StoreError};
+pub use header::{hub_header, runnable_types, HeaderCheck};
 pub use http::{hub_file_prefix, hub_gguf_files, HubConfig, MAX_LISTING, MAX_RETRIES};
 pub use modelfile::{ConfigMessage, ModelConfig, Modelfile};
 pub use name::{HfRef, ModelName};

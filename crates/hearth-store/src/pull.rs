@@ -16,6 +16,7 @@ use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
+use crate::header::{self, HeaderCheck};
 use crate::http::{Client, HubConfig};
 use crate::name::{self, ModelName};
 use crate::quant;
@@ -85,6 +86,13 @@ pub struct PullOptions {
     /// set when a server pulls for a client. Hub names are unaffected (the
     /// hub endpoint is the operator's choice).
     pub public_only: bool,
+    /// Read a hub file's header (a Range request) before downloading it and
+    /// take only a file hearth can run (see [`crate::header`]): its tensor
+    /// types, and `accept` when given.
+    pub check_header: bool,
+    /// The caller's check of the model in that header (architecture,
+    /// hyper-parameters); a refusal stops the pull before the download.
+    pub accept: Option<HeaderCheck>,
 }
 
 impl PullOptions {
@@ -94,6 +102,8 @@ impl PullOptions {
             name: None,
             sha256: None,
             public_only: false,
+            check_header: true,
+            accept: None,
         }
     }
 }
@@ -154,7 +164,28 @@ pub fn pull(
         let files = client.list_repo(&opts.hub.endpoint, &r.owner, &r.repo)?;
         let repo = format!("{}/{}", r.owner, r.repo);
         let cands = quant::candidates(&files);
-        let c = quant::choose(&repo, &cands, r.tag.as_deref())?;
+        let url_of = |path: &str| {
+            format!(
+                "{}/{}/{}/resolve/main/{}",
+                opts.hub.endpoint,
+                r.owner,
+                r.repo,
+                encode_path(path)
+            )
+        };
+        let c = if opts.check_header {
+            progress(Progress::Status("checking the model header".into()));
+            header::pick_runnable(
+                &client,
+                &repo,
+                &cands,
+                r.tag.as_deref(),
+                opts.accept,
+                &url_of,
+            )?
+        } else {
+            quant::choose(&repo, &cands, r.tag.as_deref())?
+        };
         let name = match &opts.name {
             Some(n) => name::parse(n)?,
             None => r.model_name()?,
@@ -164,13 +195,7 @@ pub fn pull(
             .files
             .iter()
             .map(|f| Part {
-                url: format!(
-                    "{}/{}/{}/resolve/main/{}",
-                    opts.hub.endpoint,
-                    r.owner,
-                    r.repo,
-                    encode_path(&f.path)
-                ),
+                url: url_of(&f.path),
                 label: f.path.clone(),
                 size: Some(f.size).filter(|&s| s > 0),
                 // An explicit --sha256 for a single file wins over the hub's.

@@ -182,14 +182,8 @@ pub fn choose(repo: &str, cands: &[Candidate], tag: Option<&str>) -> Result<Cand
             available: available(),
         });
     }
-    let target = rank(DEFAULT_QUANT).unwrap_or(0) as i64;
-    let best = cands
-        .iter()
-        .filter_map(|c| c.quant.and_then(rank).map(|r| (r as i64, c)))
-        // Nearest rank; on a tie the larger (higher rank) one.
-        .min_by_key(|(r, _)| ((r - target).abs(), -r));
-    match best {
-        Some((_, c)) => Ok(c.clone()),
+    match preference(cands).into_iter().next() {
+        Some(c) => Ok(c),
         None if cands.len() == 1 => Ok(cands[0].clone()),
         None => Err(StoreError::NoSuchQuant {
             repo: repo.to_string(),
@@ -197,6 +191,19 @@ pub fn choose(repo: &str, cands: &[Candidate], tag: Option<&str>) -> Result<Cand
             available: available(),
         }),
     }
+}
+
+/// The candidates with a known quantization, the one a pull without a tag
+/// takes first: nearest to [`DEFAULT_QUANT`] in [`QUANT_ORDER`], and on a
+/// tie the larger one.
+pub fn preference(cands: &[Candidate]) -> Vec<Candidate> {
+    let target = rank(DEFAULT_QUANT).unwrap_or(0) as i64;
+    let mut ranked: Vec<(i64, &Candidate)> = cands
+        .iter()
+        .filter_map(|c| c.quant.and_then(rank).map(|r| (r as i64, c)))
+        .collect();
+    ranked.sort_by_key(|(r, _)| ((r - target).abs(), -r));
+    ranked.into_iter().map(|(_, c)| c.clone()).collect()
 }
 
 /// llama.cpp's `llama_ftype` value of `general.file_type`, as the
@@ -235,6 +242,7 @@ pub fn file_type_name(ft: u64) -> Option<&'static str> {
         32 => "BF16",
         36 => "TQ1_0",
         37 => "TQ2_0",
+        38 => "MXFP4_MOE",
         _ => return None,
     })
 }
@@ -321,6 +329,17 @@ mod tests {
         assert_eq!(choose("r", &c, None).unwrap().files[0].path, "model.gguf");
         let c = candidates(&[f("a.gguf"), f("b.gguf")]);
         assert!(choose("r", &c, None).is_err());
+        // The whole preference order: nearest first, larger on ties.
+        let c = candidates(&[
+            f("m-IQ2_XXS.gguf"),
+            f("m-IQ4_XS.gguf"),
+            f("m-Q4_K_M.gguf"),
+            f("m-Q5_K_M.gguf"),
+            f("m-Q4_K_S.gguf"),
+            f("other.gguf"),
+        ]);
+        let order: Vec<_> = preference(&c).iter().map(|c| c.quant.unwrap()).collect();
+        assert_eq!(order, ["Q4_K_M", "Q4_K_S", "IQ4_XS", "Q5_K_M", "IQ2_XXS"]);
         assert!(matches!(
             choose("r", &[], None),
             Err(StoreError::NoGguf { .. })

@@ -2,27 +2,16 @@
 //! `FakeHub`), and the local store operations.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use common::{model, temp_store};
 use hearth_gguf::{GgufFile, GgufWriter, Value};
-use hearth_model::synth::{build, SynthSpec};
-use hearth_model::Arch;
 use hearth_store::{pull, HubConfig, Progress, PullOptions, Store, StoreError};
 use hearth_testdata::hub::{sha256_hex, FakeHub};
-
-fn temp_store(tag: &str) -> Store {
-    let d = std::env::temp_dir().join(format!("hearth-store-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    Store::at(d)
-}
-
-fn model(seed: u64) -> Vec<u8> {
-    let mut s = SynthSpec::new(Arch::Llama);
-    s.seed = seed;
-    build(&s)
-}
 
 /// Installed blobs are read-only (0444).
 fn assert_read_only(p: &std::path::Path) {
@@ -41,6 +30,10 @@ fn opts(hub: &FakeHub) -> PullOptions {
         name: None,
         sha256: None,
         public_only: false,
+        // The tests of the download itself; tests/pull_header.rs checks
+        // headers.
+        check_header: false,
+        accept: None,
     }
 }
 

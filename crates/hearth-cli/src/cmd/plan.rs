@@ -69,12 +69,6 @@ pub fn main(a: PlanArgs) -> Result<()> {
     Ok(())
 }
 
-/// Header bytes fetched to plan a hub repository: enough for most models'
-/// metadata (Gemma 3's, with its 262k-token vocabulary, is 6.2 MiB); a
-/// longer header is fetched again at the size it needs.
-const HEADER_PREFIX: u64 = 8 << 20;
-const MAX_HEADER_PREFIX: u64 = 256 << 20;
-
 /// Plans every quantization of a hub repository from its file listing and
 /// one file's header, fetched with a Range request.
 fn plan_hub_repo(a: &PlanArgs, r: &hearth_store::HfRef) -> Result<()> {
@@ -87,19 +81,8 @@ fn plan_hub_repo(a: &PlanArgs, r: &hearth_store::HfRef) -> Result<()> {
     else {
         bail!("hf.co/{}/{} has no GGUF model files", r.owner, r.repo);
     };
-    let mut want = HEADER_PREFIX.min(first_len);
-    let header = loop {
-        let bytes = hearth_store::hub_file_prefix(&hub, &r.owner, &r.repo, &first, want)?;
-        match GgufFile::from_prefix(bytes, first_len) {
-            Ok(h) => break h,
-            Err(hearth_gguf::GgufError::PrefixTooShort { needed, .. })
-                if needed > want && needed <= MAX_HEADER_PREFIX.min(first_len) =>
-            {
-                want = needed;
-            }
-            Err(e) => return Err(e).with_context(|| format!("reading the header of {first}")),
-        }
-    };
+    let header = hearth_store::hub_header(&hub, &r.owner, &r.repo, &first, first_len)
+        .with_context(|| format!("reading the header of {first}"))?;
     let opts = Options {
         ctx: a.ctx.unwrap_or(Ctx::Auto),
         parallel: a.parallel,

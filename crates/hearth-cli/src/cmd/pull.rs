@@ -99,9 +99,18 @@ impl Reporter {
     }
 }
 
+/// Whether hearth's model layer builds a configuration from a header
+/// (architecture, hyper-parameters), checked before a pull downloads.
+fn model_runs(h: &hearth_gguf::GgufFile) -> std::result::Result<(), String> {
+    hearth_model::Config::from_gguf(h)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 pub fn main(a: PullArgs) -> Result<()> {
     let store = Store::open_default();
     let mut opts = PullOptions::from_env();
+    opts.accept = Some(model_runs);
     opts.name = a.name;
     opts.sha256 = a.sha256;
     ctrlc::set_handler(|| CANCEL.store(true, Ordering::SeqCst))

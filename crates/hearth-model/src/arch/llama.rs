@@ -79,3 +79,18 @@ pub(super) fn seed_oss(_: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     };
     Ok(())
 }
+
+/// Granite 3 MoE: Granite's multipliers, softmax routing with normalised
+/// weights, and a shared expert when `expert_shared_feed_forward_length`
+/// says so. Its loader does not read `rope.scaling.finetuned`: RoPE is on
+/// in every layer.
+pub(super) fn granitemoe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    let ropes: Vec<_> = c.layers.iter().map(|l| l.rope.clone()).collect();
+    granite(meta, c)?;
+    for (l, r) in c.layers.iter_mut().zip(ropes) {
+        l.rope = r;
+    }
+    let shared = meta.usize_or("expert_shared_feed_forward_length", 0)?;
+    moe::experts(meta, c, false, Gating::Softmax, true)?.n_ff_shared = shared;
+    Ok(())
+}

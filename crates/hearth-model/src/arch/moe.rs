@@ -1,14 +1,13 @@
 //! What every mixture-of-experts architecture reads — the routed experts'
 //! keys shared by all of them (count, top-k, expert width, expert groups),
 //! and the keys only some read (gating function, weight normalisation and
-//! scale), each with llama.cpp's per-architecture default — and the MoE
-//! members of families whose dense members are built elsewhere (Qwen3,
-//! OLMo, Granite, GLM).
+//! scale), each with llama.cpp's per-architecture default. The builders
+//! live with their families (Llama, Qwen, OLMo, GLM, gpt-oss, DeepSeek).
 
-use hearth_ops::{Gating, RopeKind};
+use hearth_ops::Gating;
 
 use super::Meta;
-use crate::config::{Config, Ffn, MoeAct, MoeSpec, Norms};
+use crate::config::{Config, Ffn, MoeAct, MoeSpec};
 use crate::ModelError;
 
 /// Experts per layer hearth accepts (released models have at most 384).
@@ -114,62 +113,5 @@ pub(super) fn weights_norm_and_scale(meta: &Meta<'_>, m: &mut MoeSpec) -> Result
         return Err(meta.bad("expert_weights_scale", format!("{scale}")));
     }
     m.weight_scale = scale;
-    Ok(())
-}
-
-/// Qwen3-MoE: Qwen3's attention (per-head QK-norm, NeoX RoPE), every
-/// feed-forward a mixture of experts with softmax routing, normalised
-/// weights and the experts' scales applied.
-pub(super) fn qwen3moe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
-    super::qwen::qwen3(meta, c)?;
-    experts(meta, c, false, Gating::Softmax, true)?.expert_scales = true;
-    Ok(())
-}
-
-/// OLMoE: pre-norms, QK-norm over all heads, NeoX RoPE; softmax routing
-/// without normalisation.
-pub(super) fn olmoe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
-    c.set_rope_kind(RopeKind::Neox);
-    c.qk_norm = true;
-    experts(meta, c, false, Gating::Softmax, false)?;
-    Ok(())
-}
-
-/// Granite 3 MoE: Granite's multipliers, softmax routing with normalised
-/// weights, and a shared expert when `expert_shared_feed_forward_length`
-/// says so. Its loader does not read `rope.scaling.finetuned`: RoPE is on
-/// in every layer.
-pub(super) fn granitemoe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
-    let ropes: Vec<_> = c.layers.iter().map(|l| l.rope.clone()).collect();
-    super::llama::granite(meta, c)?;
-    for (l, r) in c.layers.iter_mut().zip(ropes) {
-        l.rope = r;
-    }
-    let shared = meta.usize_or("expert_shared_feed_forward_length", 0)?;
-    experts(meta, c, false, Gating::Softmax, true)?.n_ff_shared = shared;
-    Ok(())
-}
-
-/// GLM-4.5 / 4.6 / 4.7: attention with optional QK-norm and NeoX RoPE, the
-/// feed-forward pre-norm stored as `post_attention_norm`, leading dense
-/// layers, then experts routed by sigmoid (unless the file says) with a
-/// selection bias, plus shared experts.
-pub(super) fn glm4moe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
-    if meta.usize_or("nextn_predict_layers", 0)? > 0 {
-        return Err(meta.bad(
-            "nextn_predict_layers",
-            "multi-token prediction layers are not supported",
-        ));
-    }
-    c.set_rope_kind(RopeKind::Neox);
-    c.norms = Norms {
-        ffn: Some("post_attention_norm"),
-        ..Norms::PRE
-    };
-    c.qk_norm = meta.file.tensor("blk.0.attn_q_norm.weight").is_some();
-    let gating = gating(meta, Gating::Sigmoid)?;
-    let m = experts(meta, c, true, gating, false)?;
-    weights_norm_and_scale(meta, m)?;
-    m.n_ff_shared = meta.usize_or("expert_shared_count", 0)? * m.n_ff;
     Ok(())
 }

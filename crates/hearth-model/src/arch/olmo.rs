@@ -1,8 +1,8 @@
 //! The OLMo family.
 
-use hearth_ops::RopeKind;
+use hearth_ops::{Gating, RopeKind};
 
-use super::Meta;
+use super::{moe, Meta};
 use crate::config::{Config, Norms};
 use crate::ModelError;
 
@@ -25,4 +25,13 @@ pub(super) fn olmo2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
             r.yarn = None;
         }
     })
+}
+
+/// OLMoE: pre-norms, QK-norm over all heads, NeoX RoPE; softmax routing
+/// without normalisation.
+pub(super) fn olmoe(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
+    c.set_rope_kind(RopeKind::Neox);
+    c.qk_norm = true;
+    moe::experts(meta, c, false, Gating::Softmax, false)?;
+    Ok(())
 }

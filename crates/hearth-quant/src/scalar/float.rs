@@ -114,7 +114,7 @@ pub(crate) fn dequantize_f32(src: &[u8], dst: &mut [f32]) {
 
 /// All 65536 f16 values as f32 (256 KiB, built on first use), as ggml's
 /// `ggml_table_f32_f16`: the scalar F16 paths convert through it.
-fn f16_table() -> &'static [f32] {
+pub(crate) fn f16_table() -> &'static [f32] {
     static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
     TABLE.get_or_init(|| (0..=u16::MAX).map(f16_to_f32).collect())
 }

@@ -352,15 +352,23 @@ pub(crate) fn vec_dot_q5_1_q8_1(_n: usize, w: &[u8], a: &[u8]) -> f32 {
     sumf
 }
 
-/// `ggml_vec_dot_q8_0_q8_0_generic`.
+/// `ggml_vec_dot_q8_0_q8_0` in the order of ggml's x86 build (its AVX2
+/// path, which llama.cpp runs on x86 CPUs): each block's products summed
+/// four at a time into eight lanes, each lane fused-multiply-added with the
+/// block's scale into its own accumulator, the lanes summed at the end as
+/// `hsum_float_8` does. The same bits as the SIMD tiers' one-row dot, so
+/// that no tier rounds a product differently from llama.cpp on x86.
 pub(crate) fn vec_dot_q8_0_q8_0(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (x, y) in w.chunks_exact(Q8_0_BYTES).zip(a.chunks_exact(Q8_0_BYTES)) {
-        let mut s = 0i32;
-        for (&p, &q) in x[2..].iter().zip(&y[2..]) {
-            s += i32::from(p as i8) * i32::from(q as i8);
+        let d = rd_f16(x, 0) * rd_f16(y, 0);
+        let (qx, qy) = (&x[2..], &y[2..]);
+        for (l, acc) in acc.iter_mut().enumerate() {
+            let s: i32 = (4 * l..4 * l + 4)
+                .map(|j| i32::from(qx[j] as i8) * i32::from(qy[j] as i8))
+                .sum();
+            *acc = d.mul_add(s as f32, *acc);
         }
-        sumf += s as f32 * (rd_f16(x, 0) * rd_f16(y, 0));
     }
-    sumf
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }

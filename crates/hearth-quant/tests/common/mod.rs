@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use hearth_quant::GgmlType;
+use hearth_quant::{avx2_kernels, avx512_kernels, GgmlType, Kernels};
 
 /// Every type with a quantizer, dequantizer and (for weights) a dot.
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -22,6 +22,23 @@ pub const WEIGHT_TYPES: [GgmlType; 13] = [
     GgmlType::Q6K,
 ];
 
+/// The weight formats hearth reads and dots but does not quantize: the
+/// i-quants, the ternary formats and MXFP4.
+pub const DOT_ONLY_TYPES: [GgmlType; 12] = [
+    GgmlType::IQ2XXS,
+    GgmlType::IQ2XS,
+    GgmlType::IQ2S,
+    GgmlType::IQ3XXS,
+    GgmlType::IQ3S,
+    GgmlType::IQ1S,
+    GgmlType::IQ1M,
+    GgmlType::IQ4NL,
+    GgmlType::IQ4XS,
+    GgmlType::TQ1_0,
+    GgmlType::TQ2_0,
+    GgmlType::MXFP4,
+];
+
 pub const ACT_TYPES: [GgmlType; 6] = [
     GgmlType::F32,
     GgmlType::F16,
@@ -30,6 +47,19 @@ pub const ACT_TYPES: [GgmlType; 6] = [
     GgmlType::Q8_1,
     GgmlType::Q8K,
 ];
+
+/// The SIMD tiers this CPU runs; with none, the calling test is marked
+/// unavailable (a failure under `CI=true`).
+pub fn simd_tiers() -> Vec<&'static Kernels> {
+    let tiers: Vec<_> = [avx2_kernels(), avx512_kernels()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if tiers.is_empty() {
+        hearth_testdata::unavailable("this CPU has no SIMD tier hearth-quant implements");
+    }
+    tiers
+}
 
 /// xorshift64* — small, seeded, good enough for test data.
 pub struct Rng(u64);
@@ -105,10 +135,28 @@ pub fn random_blocks(rng: &mut Rng, ty: GgmlType, n: usize, scale: f32) -> Vec<u
             GgmlType::Q3K => &[108],
             GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
             GgmlType::Q6K => &[208],
+            GgmlType::IQ2XXS | GgmlType::IQ2XS | GgmlType::IQ2S => &[0],
+            GgmlType::IQ3XXS | GgmlType::IQ3S | GgmlType::IQ1S => &[0],
+            GgmlType::IQ4NL | GgmlType::IQ4XS => &[0],
+            GgmlType::TQ1_0 => &[52],
+            GgmlType::TQ2_0 => &[64],
             _ => &[],
         };
         for &o in f16_offsets {
             blk[o..o + 2].copy_from_slice(&h(rng));
+        }
+        if ty == GgmlType::IQ1M {
+            // The f16 scale is the top nibbles of the four u16 scales.
+            let d = u16::from_le_bytes(h(rng));
+            for k in 0..4 {
+                let b = &mut blk[49 + 2 * k];
+                *b = (*b & 0x0f) | (((d >> (4 * k)) & 0x0f) as u8) << 4;
+            }
+        }
+        if ty == GgmlType::MXFP4 {
+            // E8M0 around `scale`: 2^(e − 127).
+            let e = 127.0 + scale.log2() + rng.unit() * 4.0;
+            blk[0] = e.clamp(1.0, 250.0) as u8;
         }
         if ty == GgmlType::Q8_0 {
             // ggml's quantizers never write -128; the SIMD sign trick assumes so.
