@@ -41,7 +41,8 @@ echo "test.sh: suite (best tier) took $((SECONDS - t0)) s"
 # client tests; the slow scalar tier the batch-invariance tests
 # (--deterministic must hold on every tier); both the architecture zoo
 # and the block-format zoo (tiny models, every architecture and every
-# block format against llama.cpp).
+# block format against llama.cpp), and the recurrent state rules on the
+# zoo's hybrid models.
 tier() { # NAME ISA cargo-test-args...
   local name=$1 isa=$2 t0=$SECONDS
   shift 2
@@ -52,10 +53,11 @@ tier() { # NAME ISA cargo-test-args...
 if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
   tier "golden, parity and client tests" avx2 \
     -p hearth-model --test golden_logits --test batch_invariant --test zoo --test zoo_quant \
+      --test recurrent \
     -p hearth-engine --test batch \
     -p hearth-cli --test golden_run --test perplexity --test serve_clients
-  tier "batch invariance, architecture and block-format zoo" scalar \
-    -p hearth-model --test batch_invariant --test zoo --test zoo_quant
+  tier "batch invariance, architecture and block-format zoo, recurrent state" scalar \
+    -p hearth-model --test batch_invariant --test zoo --test zoo_quant --test recurrent
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
   tier "operations (expert matmul, attention sinks)" avx2 -p hearth-ops --lib --test attention_sinks
   tier "operations (expert matmul, attention sinks)" scalar -p hearth-ops --lib --test attention_sinks

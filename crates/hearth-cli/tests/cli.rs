@@ -209,6 +209,41 @@ fn show_and_tokenize() {
 }
 
 #[test]
+fn show_lists_a_hybrid_models_recurrent_layers() {
+    let zoo = hearth_testdata::testdata_dir().join("../../shared/zoo/qwen35-dense.gguf");
+    if !zoo.is_file() {
+        hearth_testdata::unavailable(&format!("zoo file {} not found", zoo.display()));
+        return;
+    }
+    let zoo = zoo.to_str().expect("utf-8 path");
+    let o = hearth(&["show", zoo]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    // Layer 0 of 2 is Gated DeltaNet: a 4-tap convolution over 768
+    // channels and 2 heads of 128 × 128 state, in f32.
+    let kib = ((3 * 768 + 2 * 128 * 128) * 4) as f64 / 1024.0;
+    let want =
+        format!("recurrent layers    1 of 2 (0): Gated DeltaNet, state {kib:.1} KiB per sequence");
+    assert!(s.contains(&want), "{s}");
+    let o = hearth(&["show", zoo, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["recurrent_layers"]["layers"], serde_json::json!([0]));
+    assert_eq!(
+        v["recurrent_layers"]["mixers"],
+        serde_json::json!(["Gated DeltaNet"])
+    );
+    // A transformer has none.
+    let dir = temp_dir("show-dense");
+    let m = synth_model(&dir, Arch::Llama);
+    let m = m.to_str().expect("path");
+    let o = hearth(&["show", m]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("recurrent"));
+    let o = hearth(&["show", m, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(v["recurrent_layers"].is_null());
+}
+
+#[test]
 fn serve_timeouts_out_of_range_are_clear_errors() {
     let dir = temp_dir("serve-timeouts");
     let m = synth_model(&dir, Arch::Llama);

@@ -152,7 +152,7 @@ impl Decode {
             if n_discard == 0 {
                 return Ok(Flow::Finish(FinishReason::Length));
             }
-            model.shift_context(st, n_keep, n_discard);
+            model.shift_context(st, n_keep, n_discard)?;
         }
         Ok(Flow::Continue(id))
     }

@@ -5,11 +5,12 @@ use hearth_gguf::GgufFile;
 use hearth_ops::{Activation, Rope, RopeKind, Yarn};
 
 pub use crate::arch::Arch;
+pub use crate::recurrent::Recurrent;
 use crate::ModelError;
 
 /// A layer's token mixer: what moves information between positions.
-/// (Multi-head latent attention and the recurrent mixers are further
-/// variants, each with a block file under `blocks/`.)
+/// (Multi-head latent attention is a further variant, with a block file
+/// under `blocks/`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mixer {
     /// Multi-head attention over a KV cache (GQA, optional biases, QK-norm,
@@ -19,6 +20,9 @@ pub enum Mixer {
     /// compressed into one latent row per position plus a shared rotary
     /// key ([`Config::mla`] has the sizes), attended as one KV head.
     Mla,
+    /// A recurrent mixer: a fixed-size state per sequence instead of a KV
+    /// cache.
+    Recurrent(Recurrent),
 }
 
 /// The sizes of multi-head latent attention. The cache holds, per
@@ -203,6 +207,12 @@ pub struct Config {
     pub moe: Option<MoeSpec>,
     /// Latent attention's sizes, for the [`Mixer::Mla`] layers.
     pub mla: Option<MlaSpec>,
+    /// The attention's Q projection carries a per-head output gate after
+    /// each head's queries, applied as `sigmoid(gate) ⊙ attention` before
+    /// the output projection (Qwen 3.5).
+    pub attn_gate: bool,
+    /// The final norm's tensor (`output_norm`; LFM2: `token_embd_norm`).
+    pub output_norm: &'static str,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -329,6 +339,7 @@ impl Config {
             .map(|l| match (l.mixer, l.window) {
                 (Mixer::Attention, Some(w)) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
                 (Mixer::Attention, _) | (Mixer::Mla, _) => n_ctx,
+                (Mixer::Recurrent(_), _) => 0,
             })
             .collect()
     }
@@ -347,8 +358,36 @@ impl Config {
                     rows,
                     dim: self.head_dim,
                 },
+                Mixer::Recurrent(r) => {
+                    let (conv, state) = r.mem_len(self.n_embd);
+                    crate::kv::MemSpec::Recurrent { conv, state }
+                }
             })
             .collect()
+    }
+
+    /// Whether any layer is recurrent (its memory cannot be truncated or
+    /// shifted, only recomputed).
+    pub fn is_recurrent(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l.mixer, Mixer::Recurrent(_)))
+    }
+
+    /// Bytes of one sequence's recurrent state (every recurrent layer's
+    /// convolution history and scan state, in f32); it does not grow with
+    /// the context.
+    pub fn recurrent_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .filter_map(|l| match l.mixer {
+                Mixer::Recurrent(r) => {
+                    let (conv, state) = r.mem_len(self.n_embd);
+                    Some((conv as u64 + state as u64) * 4)
+                }
+                Mixer::Attention | Mixer::Mla => None,
+            })
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Bytes of one sequence's KV cache (keys and values, every layer;
@@ -357,6 +396,8 @@ impl Config {
         let rows = self.kv_rows(n_ctx, n_ubatch);
         self.mem_specs(&rows)
             .iter()
+            // Recurrent state is counted apart (`recurrent_bytes`).
+            .filter(|s| !matches!(s, crate::kv::MemSpec::Recurrent { .. }))
             .map(|s| s.bytes(kv))
             .fold(0u64, u64::saturating_add)
     }
@@ -412,6 +453,44 @@ impl Meta<'_> {
             }),
         }
     }
+    /// An unsigned key that may be one value or one per layer (hybrid
+    /// models give 0 heads to their recurrent layers): the value, or the
+    /// per-layer values' non-zero one, which must be the same for every
+    /// layer that has one.
+    pub fn usize_per_layer_max(&self, k: &str) -> Result<usize, ModelError> {
+        let Some(a) = self.file.get(&self.key(k)).and_then(|v| v.as_array()) else {
+            return self.usize(k);
+        };
+        let mut found = 0usize;
+        for v in a {
+            let v = v
+                .as_u64()
+                .and_then(|v| usize::try_from(v).ok())
+                .ok_or_else(|| self.bad(k, "not an array of unsigned integers"))?;
+            if v != 0 && found != 0 && v != found {
+                return Err(self.bad(k, "layers with different non-zero counts"));
+            }
+            found = found.max(v);
+        }
+        Ok(found)
+    }
+    /// The per-layer values of an unsigned or boolean key that may be one
+    /// value for every layer or an array of `n_layer`.
+    pub fn per_layer(&self, k: &str, n_layer: usize) -> Result<Vec<u64>, ModelError> {
+        let v = self
+            .file
+            .get(&self.key(k))
+            .ok_or_else(|| self.bad(k, "missing"))?;
+        let one = |x: &hearth_gguf::Value| x.as_u64().or_else(|| x.as_bool().map(u64::from));
+        let vals: Option<Vec<u64>> = match v.as_array() {
+            Some(a) => a.iter().map(one).collect(),
+            None => one(v).map(|x| vec![x; n_layer]),
+        };
+        match vals {
+            Some(v) if v.len() == n_layer => Ok(v),
+            _ => Err(self.bad(k, format!("expected {n_layer} unsigned integers"))),
+        }
+    }
     /// An error naming key `k`.
     pub fn bad(&self, k: &str, why: impl Into<String>) -> ModelError {
         ModelError::BadHparam {
@@ -426,8 +505,11 @@ impl Meta<'_> {
 /// attention (norm RoPE over the whole head) with a gated feed-forward.
 pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Config, ModelError> {
     let n_embd = meta.usize("embedding_length")?;
-    let n_head = meta.usize("attention.head_count")?;
-    let n_kv_head = meta.usize_or("attention.head_count_kv", n_head)?;
+    let n_head = meta.usize_per_layer_max("attention.head_count")?;
+    let n_kv_head = match meta.has("attention.head_count_kv") {
+        true => meta.usize_per_layer_max("attention.head_count_kv")?,
+        false => n_head,
+    };
     let n_layer = meta.usize("block_count")?;
     // Every layer has its own tensors: more layers than tensors is a
     // crafted header (and would size a per-layer table from it).
@@ -503,6 +585,8 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         attn_sinks: false,
         moe: None,
         mla: None,
+        attn_gate: false,
+        output_norm: "output_norm",
         layers: vec![layer; n_layer],
     })
 }

@@ -2,7 +2,9 @@
 //! of values per position, in f16 (as llama.cpp's default) or f32. A
 //! sliding-window layer keeps a ring of `window + n_ubatch` rows instead of
 //! the whole context (position j in row j % rows), as llama.cpp's SWA cache
-//! does, which is most of Gemma 3's cache.
+//! does, which is most of Gemma 3's cache. A recurrent layer (Mamba-2,
+//! Gated DeltaNet, short convolution) keeps instead a fixed-size state per
+//! sequence ([`RecurrentMem`]).
 
 use hearth_ops::{KvElem, F16};
 
@@ -81,13 +83,30 @@ impl<T> KvCache<T> {
     }
 }
 
-/// What one layer keeps between calls for one sequence. Attention layers
-/// keep keys and values; a recurrent layer's state is a further variant
-/// (its size does not grow with the context, and rolling it back needs a
-/// snapshot, not a truncation).
+/// One recurrent layer's memory of a sequence, in f32 (as llama.cpp's
+/// recurrent cache): the convolution's last `kernel - 1` input rows and the
+/// scan's state. Its size does not grow with the context, and it cannot be
+/// rolled back to an earlier position: only [`RecurrentMem::reset`] to the
+/// start.
+pub(crate) struct RecurrentMem {
+    pub conv: Vec<f32>,
+    pub state: Vec<f32>,
+}
+
+impl RecurrentMem {
+    /// Back to the state before any token.
+    pub fn reset(&mut self) {
+        self.conv.fill(0.0);
+        self.state.fill(0.0);
+    }
+}
+
+/// What one layer keeps between calls for one sequence: keys and values
+/// for an attention layer, a [`RecurrentMem`] for a recurrent one.
 pub(crate) enum LayerMem {
     F16(KvCache<F16>),
     F32(KvCache<f32>),
+    Recurrent(RecurrentMem),
 }
 
 /// How much memory one layer needs, from [`crate::Config`].
@@ -98,6 +117,9 @@ pub(crate) enum MemSpec {
     /// `rows` cached positions of one `dim`-wide row that is both key and
     /// value (latent attention): no separate values.
     Latent { rows: usize, dim: usize },
+    /// `conv` floats of convolution history and `state` of scan state, in
+    /// f32 whatever the KV type.
+    Recurrent { conv: usize, state: usize },
 }
 
 impl MemSpec {
@@ -106,6 +128,7 @@ impl MemSpec {
         let (rows, dim, rows_per_pos) = match *self {
             MemSpec::Kv { rows, dim } => (rows, dim, 2),
             MemSpec::Latent { rows, dim } => (rows, dim, 1),
+            MemSpec::Recurrent { conv, state } => return (conv as u64 + state as u64) * 4,
         };
         (rows as u64 * dim as u64).saturating_mul(rows_per_pos * ty.elem_bytes() as u64)
     }
@@ -137,6 +160,10 @@ impl Cache {
                         KvType::F32 => kv(n, values).map(LayerMem::F32),
                     }
                 }
+                MemSpec::Recurrent { conv, state } => Some(LayerMem::Recurrent(RecurrentMem {
+                    conv: committed(conv)?,
+                    state: committed(state)?,
+                })),
             })
             .collect();
         made.map(|layers| Cache { layers }).ok_or_else(|| {
@@ -147,12 +174,29 @@ impl Cache {
         })
     }
 
+    /// Resets every recurrent layer to the state before any token.
+    pub fn reset_recurrent(&mut self) {
+        for l in &mut self.layers {
+            if let LayerMem::Recurrent(r) = l {
+                r.reset();
+            }
+        }
+    }
+
+    /// Whether any layer is recurrent.
+    pub fn has_recurrent(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, LayerMem::Recurrent(_)))
+    }
+
     pub fn bytes(&self) -> usize {
         self.layers
             .iter()
             .map(|l| match l {
                 LayerMem::F16(c) => (c.k.len() + c.v.len()) * 2,
                 LayerMem::F32(c) => (c.k.len() + c.v.len()) * 4,
+                LayerMem::Recurrent(r) => (r.conv.len() + r.state.len()) * 4,
             })
             .sum()
     }

@@ -3,10 +3,14 @@
 //! This crate owns the architectures — each one data ([`Config`]) plus a
 //! small builder that reads its hyper-parameters and wires the shared blocks
 //! (`arch.rs`) — the single forward pass they all share (`forward.rs`), the
-//! weights as views into the mapped file, and the KV cache.
+//! weights as views into the mapped file, and each sequence's memory: a KV
+//! cache for attention layers and, for the recurrent layers of hybrid
+//! models ([`Recurrent`]), a fixed-size state that can be kept whole or
+//! started over but not truncated.
 //!
 //! Key types: [`Model`] (immutable, shareable), [`State`] (one sequence's KV
-//! cache and buffers), [`Logits`] (which rows of a batch to project).
+//! cache, recurrent state and buffers), [`Logits`] (which rows of a batch to
+//! project).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -25,6 +29,7 @@ mod forward;
 mod kv;
 mod load;
 mod pass;
+mod recurrent;
 pub mod synth;
 
 use std::path::Path;
@@ -34,7 +39,9 @@ use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
 pub use arch::{markdown_table, supported, ArchEntry, ARCHS};
-pub use config::{Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms};
+pub use config::{
+    Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms, Recurrent,
+};
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 
@@ -109,11 +116,27 @@ impl Model {
     /// Drops cached positions `n_keep..n_keep + n_discard` and moves the
     /// later ones down, re-rotating their keys for the new positions
     /// (llama.cpp's context shift).
-    pub fn shift_context(&self, st: &mut State, n_keep: usize, n_discard: usize) {
+    ///
+    /// A recurrent layer's state has no positions to drop (llama.cpp
+    /// refuses to shift such models); hearth evaluates the kept tokens
+    /// again from an empty state instead, so the result is what the model
+    /// computes for the shortened sequence. Only that evaluation can fail.
+    pub fn shift_context(
+        &self,
+        st: &mut State,
+        n_keep: usize,
+        n_discard: usize,
+    ) -> Result<(), ModelError> {
         let n_keep = n_keep.min(st.n_past);
         let n_discard = n_discard.min(st.n_past - n_keep);
         if n_discard == 0 {
-            return;
+            return Ok(());
+        }
+        if st.cache.has_recurrent() {
+            let mut kept = st.tokens[..n_keep].to_vec();
+            kept.extend_from_slice(&st.tokens[n_keep + n_discard..]);
+            st.clear();
+            return self.forward(st, &kept, Logits::None).map(|_| ());
         }
         let kv_dim = self.config.n_kv_head * self.config.head_dim;
         let hd = self.config.head_dim;
@@ -174,10 +197,13 @@ impl Model {
             match mem {
                 LayerMem::F16(lc) => shift(lc, rope, range, kv_dim, rot, &mut cs, &mut row),
                 LayerMem::F32(lc) => shift(lc, rope, range, kv_dim, rot, &mut cs, &mut row),
+                // Handled above: recurrent models are evaluated again.
+                LayerMem::Recurrent(_) => {}
             }
         }
         st.tokens.drain(n_keep..n_keep + n_discard);
         st.n_past -= n_discard;
+        Ok(())
     }
 }
 
@@ -304,23 +330,30 @@ impl State {
     /// and returns how many positions were kept: all `n`, or none when a
     /// sliding-window ring has already overwritten keys that positions from
     /// `n` on would need (the prompt is then evaluated again, as llama.cpp
-    /// does with its SWA cache).
+    /// does with its SWA cache), or when the model has recurrent layers,
+    /// whose state holds every position at once and cannot be rolled back
+    /// (so a cached prefix is reused only when the whole of it matches).
     pub fn truncate(&mut self, n: usize) -> usize {
         if n < self.n_past {
-            let keep = if self.n_past - n <= self.ring_slack {
+            let keep = if self.n_past - n <= self.ring_slack && !self.cache.has_recurrent() {
                 n
             } else {
                 0
             };
             self.n_past = keep;
             self.tokens.truncate(keep);
+            if keep == 0 {
+                self.cache.reset_recurrent();
+            }
         }
         self.n_past
     }
 
+    /// Forgets every position (and resets recurrent states).
     pub fn clear(&mut self) {
         self.n_past = 0;
         self.tokens.clear();
+        self.cache.reset_recurrent();
     }
 
     /// The logits of the last [`Model::forward`] call (rows × n_vocab).

@@ -191,6 +191,26 @@ impl<'a> Tensors<'a> {
         Ok(out)
     }
 
+    /// The small matrix `name` (`rows` rows of `cols`), as f32: the taps of
+    /// a convolution, per-head constants stored as `[1, n_head]`.
+    pub fn small_matrix(
+        &mut self,
+        name: &str,
+        cols: usize,
+        rows: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        let m = self.matrix(name, cols, Some(rows))?;
+        let w = m.view(self.file.bytes());
+        let mut out = vec![0f32; cols * rows];
+        for (r, o) in out.chunks_exact_mut(cols.max(1)).enumerate() {
+            hearth_quant::dequantize_row(m.ty, w.row(r), o).map_err(|e| ModelError::BadTensor {
+                tensor: name.to_string(),
+                why: e.to_string(),
+            })?;
+        }
+        Ok(out)
+    }
+
     pub fn opt_vector(&mut self, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
         match self.has(name) {
             true => self.vector(name, len).map(Some),

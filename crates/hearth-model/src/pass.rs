@@ -64,6 +64,9 @@ impl Model {
             pre_norm(c, layer.attn_norm.as_ref(), s);
             match &layer.mixer {
                 Mixer::Attention(a) => a.forward(&cx, il, segs, s),
+                Mixer::Mamba2(m) => m.forward(&cx, il, segs, s),
+                Mixer::DeltaNet(d) => d.forward(&cx, il, segs, s),
+                Mixer::ShortConv(m) => m.forward(&cx, il, segs, s),
                 Mixer::Mla(a) => a.forward(&cx, il, segs, s),
             }
             residual(c, layer.post_attn_norm.as_ref(), s);

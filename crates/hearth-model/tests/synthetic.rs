@@ -140,7 +140,7 @@ fn context_shift_keeps_decoding_consistent() {
     let m = load(&spec);
     let mut a = state(&m, 32, KvType::F32);
     m.forward(&mut a, &PROMPT, Logits::None).expect("prompt");
-    m.shift_context(&mut a, 2, 4);
+    m.shift_context(&mut a, 2, 4).unwrap();
     assert_eq!(a.n_past(), 8);
     let kept: Vec<u32> = PROMPT[..2].iter().chain(&PROMPT[6..]).copied().collect();
     assert_eq!(a.tokens(), kept.as_slice());
@@ -235,8 +235,8 @@ fn context_shift_in_rings_matches_a_full_cache() {
     let prompt: Vec<u32> = (0..36).map(|i| 11 + (i * 7) % 250).collect();
     m.forward(&mut ring, &prompt, Logits::None).expect("ring");
     m.forward(&mut full, &prompt, Logits::None).expect("full");
-    m.shift_context(&mut ring, 2, 17);
-    m.shift_context(&mut full, 2, 17);
+    m.shift_context(&mut ring, 2, 17).unwrap();
+    m.shift_context(&mut full, 2, 17).unwrap();
     decode_alike(&m, &mut ring, &mut full, 8, 5, 1e-3);
 }
 

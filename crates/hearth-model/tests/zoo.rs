@@ -13,6 +13,11 @@ use zoo_common::{check, check_modes};
 
 zoo! {
     llama_dense => "llama-dense",
+    qwen35_dense => "qwen35-dense",
+    granitehybrid_dense => "granitehybrid-dense",
+    qwen35moe_moe => "qwen35moe-moe",
+    lfm2_dense => "lfm2-dense",
+    lfm2moe_moe => "lfm2moe-moe",
     mistral3_dense => "mistral3-dense",
     granite_dense => "granite-dense",
     smollm3_dense => "smollm3-dense",

@@ -5,8 +5,10 @@
 //! ([`matmul`], activations quantized once per call into the weight type's
 //! dot-product format and multiplied with the kernels `hearth-quant` picked
 //! for this CPU), RMS norm, gated activations, rotary embeddings ([`Rope`])
-//! attention over a KV cache ([`attention`]), and mixture-of-experts
-//! routing ([`route`]) with the grouped expert matmul ([`expert_matmul`]).
+//! attention over a KV cache ([`attention`]), mixture-of-experts routing
+//! ([`route`]) with the grouped expert matmul ([`expert_matmul`]), and the
+//! recurrent mixers' operations ([`recurrent`]: causal convolution with a
+//! carried state, the Mamba-2 scan, the gated delta rule).
 //!
 //! ```
 //! use hearth_ops::{ThreadPool, rms_norm};
@@ -22,6 +24,7 @@ pub mod experts;
 pub mod matmul;
 pub mod moe;
 pub mod pool;
+pub mod recurrent;
 pub mod rope;
 pub mod vec;
 
@@ -40,4 +43,8 @@ pub use moe::{
     combine_experts, expert_scale_bias, route, swiglu_limited, swiglu_oai, Gating, Router, Routes,
 };
 pub use pool::{split, Disjoint, ThreadPool};
+pub use recurrent::{
+    causal_conv1d, gated_delta_rule, l2_norm_inplace, mamba2_scan, mul_inplace,
+    mul_sigmoid_inplace, mul_silu_inplace, sigmoid, softplus, DeltaNet, Mamba2,
+};
 pub use rope::{Rope, RopeKind, Yarn};

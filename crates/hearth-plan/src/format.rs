@@ -40,10 +40,15 @@ impl fmt::Display for Plan {
         let rows = [
             ("weights", self.weights),
             ("KV cache", self.kv_cache),
+            ("recurrent state", self.recurrent_state),
             ("compute buffers", self.compute),
             ("fixed overhead", self.overhead),
         ];
-        for (name, b) in rows {
+        // A transformer has no recurrent state: no row for it.
+        for (name, b) in rows
+            .into_iter()
+            .filter(|&(n, b)| b > 0 || n != "recurrent state")
+        {
             writeln!(f, "  {name:<18}{:>12}", bytes(b))?;
             if let (Some(e), "weights") = (&self.experts, name) {
                 writeln!(

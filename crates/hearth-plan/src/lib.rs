@@ -2,7 +2,7 @@
 //! this machine can give it, whether it fits, and the largest context that
 //! does — from a GGUF header alone, before anything is allocated.
 //!
-//! The plan has four parts, each sized the way hearth allocates it:
+//! The plan has these parts, each sized the way hearth allocates it:
 //!
 //! - **weights**: tensor data of the mapped file that a forward pass reads,
 //!   so whose pages become resident (all of it, except an untied token
@@ -12,6 +12,9 @@
 //! - **KV cache**: [`Config::kv_rows`] rows per layer (sliding-window layers
 //!   keep a ring of `window + n_ubatch` rows) of keys and values in f16 or
 //!   f32, per parallel sequence — committed when the `State` is created;
+//! - **recurrent state**: for hybrid models, each recurrent layer's
+//!   convolution history and scan state in f32 ([`Config::recurrent_bytes`]),
+//!   per parallel sequence, the same at every context length;
 //! - **compute buffers**: the forward pass's activations for one
 //!   micro-batch, the quantized activations, one row of logits and the
 //!   sampler's candidate list ([`hearth_model::buffer_bytes`]), per sequence;
@@ -128,6 +131,8 @@ pub struct Plan {
     pub n_ubatch: usize,
     pub weights: u64,
     pub kv_cache: u64,
+    /// Recurrent layers' state (0 for a transformer).
+    pub recurrent_state: u64,
     pub compute: u64,
     pub overhead: u64,
     pub total: u64,
@@ -141,11 +146,12 @@ pub struct Plan {
     pub experts: Option<Experts>,
 }
 
-/// The four parts of a plan at one context.
+/// The parts of a plan at one context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Breakdown {
     pub weights: u64,
     pub kv_cache: u64,
+    pub recurrent: u64,
     pub compute: u64,
     pub overhead: u64,
 }
@@ -154,6 +160,7 @@ impl Breakdown {
     pub fn total(&self) -> u64 {
         self.weights
             .saturating_add(self.kv_cache)
+            .saturating_add(self.recurrent)
             .saturating_add(self.compute)
             .saturating_add(self.overhead)
     }
@@ -265,6 +272,7 @@ impl<'a> Estimator<'a> {
                 .config
                 .kv_bytes(n_ctx, n_ubatch, kv)
                 .saturating_mul(seqs),
+            recurrent: self.config.recurrent_bytes().saturating_mul(seqs),
             compute: per_seq.saturating_mul(seqs),
             overhead: self.overhead,
         }
@@ -349,6 +357,7 @@ pub fn plan(
         n_ubatch: opts.n_ubatch,
         weights: b.weights,
         kv_cache: b.kv_cache,
+        recurrent_state: b.recurrent,
         compute: b.compute,
         overhead: b.overhead,
         total: b.total(),

@@ -81,6 +81,9 @@ pub fn main(a: ShowArgs) -> Result<()> {
     {
         println!("    embedding length    {e}");
     }
+    if let Some(r) = recurrent_layers(&f) {
+        println!("    recurrent layers    {}", r.text());
+    }
     println!(
         "    weights             {:.1} MiB",
         bytes as f64 / (1u64 << 20) as f64
@@ -198,11 +201,61 @@ fn print_json(
         "context_length": key("context_length"),
         "embedding_length": key("embedding_length"),
         "capabilities": hearth_store::capabilities(f),
+        "recurrent_layers": recurrent_layers(f).map(|r| json!({
+            "layers": r.layers,
+            "of": r.n_layer,
+            "mixers": r.mixers,
+            "state_bytes_per_sequence": r.state_bytes,
+        })),
         "experts": hearth_plan::experts(f),
         "config": config,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+/// A hybrid model's recurrent layers, from its configuration.
+struct RecurrentLayers {
+    layers: Vec<usize>,
+    n_layer: usize,
+    /// The kinds of recurrent mixer, in layer order, each once.
+    mixers: Vec<&'static str>,
+    /// Convolution history and scan state of one sequence.
+    state_bytes: u64,
+}
+
+impl RecurrentLayers {
+    fn text(&self) -> String {
+        let list: Vec<String> = self.layers.iter().map(|l| l.to_string()).collect();
+        format!(
+            "{} of {} ({}): {}, state {:.1} KiB per sequence",
+            self.layers.len(),
+            self.n_layer,
+            list.join(", "),
+            self.mixers.join(", "),
+            self.state_bytes as f64 / 1024.0
+        )
+    }
+}
+
+/// The recurrent layers of a model hearth can run, when it has any.
+fn recurrent_layers(f: &GgufFile) -> Option<RecurrentLayers> {
+    let c = hearth_model::Config::from_gguf(f).ok()?;
+    let mut r = RecurrentLayers {
+        layers: Vec::new(),
+        n_layer: c.n_layer,
+        mixers: Vec::new(),
+        state_bytes: c.recurrent_bytes(),
+    };
+    for (i, l) in c.layers.iter().enumerate() {
+        if let hearth_model::Mixer::Recurrent(m) = l.mixer {
+            r.layers.push(i);
+            if !r.mixers.contains(&m.name()) {
+                r.mixers.push(m.name());
+            }
+        }
+    }
+    (!r.layers.is_empty()).then_some(r)
 }
 
 /// A mixture-of-experts model's experts and the parameters a token uses.

@@ -11,11 +11,15 @@ mod exaone;
 mod gemma;
 mod glm;
 mod gpt_oss;
+mod granite_hybrid;
+mod hybrid;
+mod lfm2;
 mod llama;
 mod moe;
 mod olmo;
 mod phi;
 mod qwen;
+mod qwen35;
 mod starcoder;
 
 use crate::config::{Config, Meta};
@@ -45,6 +49,11 @@ pub enum Arch {
     Olmoe,
     GraniteMoe,
     Glm4Moe,
+    Qwen35,
+    Qwen35Moe,
+    GraniteHybrid,
+    Lfm2,
+    Lfm2Moe,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -211,6 +220,41 @@ pub static ARCHS: &[ArchEntry] = &[
         build: glm::glm4moe,
         models: "GLM-4.5, 4.6, 4.7",
         blocks: "attention with QK-norm + leading dense FFN, then MoE (sigmoid, selection bias) with shared experts",
+    },
+    ArchEntry {
+        arch: Arch::Qwen35,
+        name: "qwen35",
+        build: qwen35::qwen35,
+        models: "Qwen3.5",
+        blocks: "Gated DeltaNet (3 of 4 layers) + gated attention with QK-norm, gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Qwen35Moe,
+        name: "qwen35moe",
+        build: qwen35::qwen35moe,
+        models: "Qwen3.5 MoE",
+        blocks: "Qwen3.5's mixers + MoE (softmax) with a sigmoid-gated shared expert",
+    },
+    ArchEntry {
+        arch: Arch::GraniteHybrid,
+        name: "granitehybrid",
+        build: granite_hybrid::granitehybrid,
+        models: "Granite 4.0 H",
+        blocks: "Mamba-2 + attention, gated SiLU FFN, Granite multipliers",
+    },
+    ArchEntry {
+        arch: Arch::Lfm2,
+        name: "lfm2",
+        build: lfm2::lfm2,
+        models: "LFM2",
+        blocks: "gated short convolution + attention with QK-norm, gated SiLU FFN",
+    },
+    ArchEntry {
+        arch: Arch::Lfm2Moe,
+        name: "lfm2moe",
+        build: lfm2::lfm2moe,
+        models: "LFM2-MoE",
+        blocks: "LFM2's mixers + leading dense FFN, then MoE (sigmoid, selection bias)",
     },
 ];
 

@@ -2,6 +2,7 @@
 //! one fused tensor, each with optional bias and scale), optional QK-norm
 //! (per head, or over all heads), RoPE (any variant, or none), grouped
 //! query attention with an optional sliding window and score soft-capping,
+//! an optional sigmoid output gate carried by the Q projection (Qwen 3.5),
 //! and the output projection.
 
 use hearth_ops::{self as ops, AttnParams, KvElem, KvView};
@@ -42,10 +43,11 @@ impl Attention {
         let n = |s: &str| format!("blk.{il}.{s}");
         let (e, hd) = (c.n_embd, c.head_dim);
         let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
-        let qkv = match Linear::opt(t, &n("attn_qkv"), e, q_dim + 2 * kv_dim)? {
+        let q_rows = q_dim * (1 + usize::from(c.attn_gate));
+        let qkv = match Linear::opt(t, &n("attn_qkv"), e, q_rows + 2 * kv_dim)? {
             Some(f) => Qkv::Fused(f),
             None => Qkv::Split {
-                q: Linear::load(t, &n("attn_q"), e, q_dim)?,
+                q: Linear::load(t, &n("attn_q"), e, q_rows)?,
                 k: Linear::load(t, &n("attn_k"), e, kv_dim)?,
                 v: Linear::load(t, &n("attn_v"), e, kv_dim)?,
             },
@@ -81,7 +83,9 @@ impl Attention {
         let spec = &c.layers[il];
         let hd = c.head_dim;
         let (q_dim, kv_dim) = (c.n_head * hd, c.n_kv_head * hd);
-        s.q.resize(n * q_dim, 0.0);
+        // With an output gate, each head's queries are followed by its gate.
+        let q_rows = q_dim * (1 + usize::from(c.attn_gate));
+        s.q.resize(n * q_rows, 0.0);
         s.k.resize(n * kv_dim, 0.0);
         s.v.resize(n * kv_dim, 0.0);
         s.att.resize(n * q_dim, 0.0);
@@ -91,15 +95,19 @@ impl Attention {
                 acts.linear(cx, [q, k, v], &mut [&mut s.q, &mut s.k, &mut s.v])
             }
             Qkv::Fused(w) => {
-                let width = q_dim + 2 * kv_dim;
+                let width = q_rows + 2 * kv_dim;
                 s.tmp.resize(n * width, 0.0);
                 acts.linear(cx, [w], &mut [&mut s.tmp]);
                 for (t, row) in s.tmp.chunks_exact(width).enumerate() {
-                    s.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&row[..q_dim]);
-                    s.k[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
-                    s.v[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim + kv_dim..]);
+                    s.q[t * q_rows..(t + 1) * q_rows].copy_from_slice(&row[..q_rows]);
+                    s.k[t * kv_dim..(t + 1) * kv_dim]
+                        .copy_from_slice(&row[q_rows..q_rows + kv_dim]);
+                    s.v[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_rows + kv_dim..]);
                 }
             }
+        }
+        if c.attn_gate {
+            split_gate(&mut s.q, &mut s.gate, n, c.n_head, hd);
         }
         for (x, w) in [(&mut s.q, &self.q_norm), (&mut s.k, &self.k_norm)] {
             if let Some(w) = w {
@@ -161,6 +169,8 @@ impl Attention {
             match &mut g.st.cache.layers[il] {
                 LayerMem::F16(lc) => store_kv(lc, k, v, pos, kv_dim),
                 LayerMem::F32(lc) => store_kv(lc, k, v, pos, kv_dim),
+                // An attention layer's memory is a KV cache (`mem_specs`).
+                LayerMem::Recurrent(_) => {}
             }
         }
         let views16 = views(segs, il, |m| match m {
@@ -194,12 +204,32 @@ impl Attention {
                         LayerMem::F32(l) => {
                             attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
                         }
+                        // An attention layer's memory is a KV cache (`mem_specs`).
+                        LayerMem::Recurrent(_) => {}
                     }
                 }
             }
         }
+        if c.attn_gate {
+            ops::mul_sigmoid_inplace(&mut s.att[..n * q_dim], &s.gate[..n * q_dim]);
+        }
         QuantActs::new(&s.att, n, &mut s.qbuf).linear(cx, [&self.wo], &mut [&mut s.o]);
     }
+}
+
+/// Splits rows of `n_head` × (queries ++ gate), each `hd` long, into the
+/// queries (compacted in place in `q`) and the gates (`gate`).
+fn split_gate(q: &mut Vec<f32>, gate: &mut Vec<f32>, n: usize, n_head: usize, hd: usize) {
+    gate.clear();
+    for t in 0..n {
+        for h in 0..n_head {
+            let src = (t * n_head + h) * 2 * hd;
+            gate.extend_from_slice(&q[src + hd..src + 2 * hd]);
+            // The destination never passes the source: rows only move down.
+            q.copy_within(src..src + hd, (t * n_head + h) * hd);
+        }
+    }
+    q.truncate(n * n_head * hd);
 }
 
 /// Attention over `kv` (see [`ops::attention_batch`]), with the layer's

@@ -198,6 +198,8 @@ impl Mla {
             match &mut g.st.cache.layers[il] {
                 LayerMem::F16(lc) => store_rows(lc, k, pos, kw),
                 LayerMem::F32(lc) => store_rows(lc, k, pos, kw),
+                // A latent-attention layer's memory is a KV cache (`mem_specs`).
+                LayerMem::Recurrent(_) => {}
             }
         }
         let params = AttnParams {
@@ -222,6 +224,7 @@ impl Mla {
             match &g.st.cache.layers[il] {
                 LayerMem::F16(lc) => attend(cx, &params, lc, q, pos, o),
                 LayerMem::F32(lc) => attend(cx, &params, lc, q, pos, o),
+                LayerMem::Recurrent(_) => {}
             }
         }
         // Each head's latent output (the first r values) decompressed by

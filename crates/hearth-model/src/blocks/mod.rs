@@ -12,6 +12,7 @@ pub(crate) mod attention;
 pub(crate) mod ffn;
 pub(crate) mod mla;
 pub(crate) mod moe;
+pub(crate) mod recurrent;
 
 use hearth_gguf::GgmlType;
 use hearth_ops::{self as ops, ThreadPool, WeightRef};
@@ -255,6 +256,9 @@ impl<'a> QuantActs<'a> {
 #[derive(Debug)]
 pub(crate) enum Mixer {
     Attention(attention::Attention),
+    Mamba2(recurrent::Mamba2Mixer),
+    DeltaNet(recurrent::DeltaNetMixer),
+    ShortConv(recurrent::ShortConv),
     Mla(mla::Mla),
 }
 
@@ -283,6 +287,7 @@ impl Layer {
             crate::config::Mixer::Attention => {
                 Mixer::Attention(attention::Attention::load(t, c, il)?)
             }
+            crate::config::Mixer::Recurrent(r) => recurrent::load(t, c, r, il)?,
             crate::config::Mixer::Mla => Mixer::Mla(mla::Mla::load(t, c, il)?),
         };
         let ffn = match spec.ffn {
@@ -374,7 +379,7 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
     let layers = (0..c.n_layer)
         .map(|il| Layer::load(&mut t, c, il))
         .collect::<Result<Vec<_>, _>>()?;
-    let output_norm = Norm::load(&mut t, c, "output_norm", e)?;
+    let output_norm = Norm::load(&mut t, c, c.output_norm, e)?;
     t.finish(c.arch.name())?;
     Ok(Weights {
         token_embd,

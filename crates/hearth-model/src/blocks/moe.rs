@@ -2,7 +2,9 @@
 //! experts ([`hearth_ops::route`]), the chosen experts' gated feed-forwards
 //! run through the grouped expert matmul (only their rows are read), and
 //! their outputs are summed with the routing weights; a shared expert, when
-//! the model has one, adds a dense feed-forward every token goes through.
+//! the model has one, adds a dense feed-forward every token goes through
+//! (scaled, when the file has its gate `ffn_gate_inp_shexp`, by
+//! `sigmoid(gate · x)` per token, as Qwen 3.5 MoE does).
 //!
 //! Experts come as 3-D tensors (`ffn_gate_exps`, `ffn_up_exps` or the
 //! fused `ffn_gate_up_exps`, and `ffn_down_exps`), each with optional
@@ -102,6 +104,9 @@ pub(crate) struct Moe {
     gate_up: GateUp,
     down: Experts,
     shared: Option<Dense>,
+    /// The shared expert's gate: one row, `sigmoid(row · x)` scales its
+    /// output.
+    shared_gate: Option<Linear>,
 }
 
 /// The buffers of a mixture-of-experts layer, kept in [`Scratch`].
@@ -173,12 +178,17 @@ impl Moe {
             0 => None,
             sf => Some(Dense::load_named(t, c, il, "_shexp", Ffn::Gated, sf)?),
         };
+        let shared_gate = match shared {
+            Some(_) => Linear::opt(t, &n("ffn_gate_inp_shexp"), e, 1)?,
+            None => None,
+        };
         Ok(Moe {
             router,
             selection_bias,
             gate_up,
             down,
             shared,
+            shared_gate,
         })
     }
 
@@ -194,6 +204,14 @@ impl Moe {
             sh.forward(cx, s);
             s.moe.shared.clear();
             s.moe.shared.extend_from_slice(&s.o[..n * e]);
+            if let Some(g) = &self.shared_gate {
+                let logit = &mut s.moe.logits;
+                logit.resize(n, 0.0);
+                QuantActs::new(&s.xb[..n * e], n, &mut s.qbuf).linear(cx, [g], &mut [logit]);
+                for (row, &l) in s.moe.shared.chunks_exact_mut(e).zip(logit.iter()) {
+                    ops::scale_inplace(row, ops::sigmoid(l));
+                }
+            }
         }
         let ms = &mut s.moe;
         ms.logits.resize(n * m.n_expert, 0.0);
