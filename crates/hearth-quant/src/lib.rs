@@ -7,7 +7,10 @@
 //!
 //! - **Formats** — F32, F16, BF16, the 32-element blocks Q4_0, Q4_1, Q5_0,
 //!   Q5_1, Q8_0, the 256-element super-blocks Q2_K … Q6_K, and the activation
-//!   formats Q8_0, Q8_1 and Q8_K. Layouts and math are ggml's
+//!   formats Q8_0, Q8_1 and Q8_K; for reading and dot products also the
+//!   i-quants (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL,
+//!   IQ4_XS, with their lookup tables in [`grids`]), the ternary TQ1_0 and
+//!   TQ2_0, and MXFP4. Layouts and math are ggml's
 //!   (ggml-common.h, ggml-quants.c, ggml-cpu/quants.c): the same bytes in,
 //!   the same bytes (or floats) out.
 //! - **The scalar reference** ([`dequantize_row`], [`quantize_row`],

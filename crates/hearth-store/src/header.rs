@@ -6,7 +6,9 @@
 //! (every tensor type one hearth-gguf knows) and whose tensor types all
 //! have a dot product in hearth-quant; a caller's [`HeaderCheck`] (the
 //! architecture and hyper-parameters, which only the model layer knows)
-//! then accepts or refuses the model as a whole. With a tag, that file
+//! then accepts or refuses the model as a whole (for a split model, whose
+//! first part lists only its own tensors, the tensor types of that part are
+//! checked and the rest is left to the download). With a tag, that file
 //! alone is checked. Either way a refusal costs a few MiB of header, not
 //! the download.
 
@@ -133,7 +135,9 @@ pub(crate) fn pick_runnable(
             refused.push(format!("{label}: {why}"));
             continue;
         }
-        if let Some(check) = check {
+        // The first part of a split model holds the metadata but only its
+        // own tensors: the model check needs them all.
+        if let Some(check) = check.filter(|_| c.files.len() == 1) {
             // The architecture is the same in every file: refuse the model.
             check(&header).map_err(|why| StoreError::NotRunnable {
                 what: format!("{repo} ({label})"),

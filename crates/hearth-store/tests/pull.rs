@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{model, temp_store};
+use common::{model, opts, temp_store};
 use hearth_gguf::{GgufFile, GgufWriter, Value};
-use hearth_store::{pull, HubConfig, Progress, PullOptions, Store, StoreError};
+use hearth_store::{pull, Progress, PullOptions, Store, StoreError};
 use hearth_testdata::hub::{sha256_hex, FakeHub};
 
 /// Installed blobs are read-only (0444).
@@ -18,23 +18,6 @@ fn assert_read_only(p: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(p).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o444, "{}", p.display());
-}
-
-fn opts(hub: &FakeHub) -> PullOptions {
-    PullOptions {
-        hub: HubConfig {
-            endpoint: hub.endpoint(),
-            token: None,
-            offline: false,
-        },
-        name: None,
-        sha256: None,
-        public_only: false,
-        // The tests of the download itself; tests/pull_header.rs checks
-        // headers.
-        check_header: false,
-        accept: None,
-    }
 }
 
 fn run_pull(

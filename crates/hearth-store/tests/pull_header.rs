@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use common::{model, temp_store};
-use hearth_store::{pull, HubConfig, Manifest, PullOptions, Store, StoreError};
+use hearth_store::{pull, Manifest, PullOptions, Store, StoreError};
 use hearth_testdata::hub::{sha256_hex, FakeHub};
 
 const REPO: &str = "acme/tiny-GGUF";
@@ -32,16 +32,9 @@ fn with_tensor_type(mut bytes: Vec<u8>, name: &str, id: u32) -> Vec<u8> {
 
 fn opts(hub: &FakeHub, accept: Option<hearth_store::HeaderCheck>) -> PullOptions {
     PullOptions {
-        hub: HubConfig {
-            endpoint: hub.endpoint(),
-            token: None,
-            offline: false,
-        },
-        name: None,
-        sha256: None,
-        public_only: false,
         check_header: true,
         accept,
+        ..common::opts(hub)
     }
 }
 

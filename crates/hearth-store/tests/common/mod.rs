@@ -4,7 +4,8 @@
 
 use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
-use hearth_store::Store;
+use hearth_store::{HubConfig, PullOptions, Store};
+use hearth_testdata::hub::FakeHub;
 
 /// An empty store in a folder of its own (`tag` names it).
 pub fn temp_store(tag: &str) -> Store {
@@ -18,4 +19,23 @@ pub fn model(seed: u64) -> Vec<u8> {
     let mut s = SynthSpec::new(Arch::Llama);
     s.seed = seed;
     build(&s)
+}
+
+/// Pull options against `hub`, without the header check (the tests of the
+/// download itself; tests/pull_header.rs turns it on).
+pub fn opts(hub: &FakeHub) -> PullOptions {
+    PullOptions {
+        hub: HubConfig {
+            endpoint: hub.endpoint(),
+            token: None,
+            offline: false,
+        },
+        name: None,
+        sha256: None,
+        public_only: false,
+        // The tests of the download itself; tests/pull_header.rs checks
+        // headers.
+        check_header: false,
+        accept: None,
+    }
 }

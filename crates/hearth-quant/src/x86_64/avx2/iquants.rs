@@ -12,8 +12,9 @@
 //!   `vpshufb`; the signed products use the sign trick
 //!   (`|v| · sign(q8, v)` through `vpmaddubsw`).
 //! - IQ2_XXS … IQ3_S: each 32 values are four 8-byte lattice entries
-//!   (unsigned magnitudes) gathered from the grid tables, and 32 sign bits
-//!   applied to the activations with `vpsignb`.
+//!   (unsigned magnitudes) gathered from the grid tables, and their signs
+//!   (a table of ±1 bytes per sign byte) applied to the activations with
+//!   `vpsignb`.
 //! - IQ1_S, IQ1_M: lattice entries in −1, 0, 1 (sign trick), plus the
 //!   delta term from the activation sums of each group of 8.
 //! - TQ2_0 from its 2-bit fields; TQ1_0 through the reference unpacker
@@ -21,7 +22,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{bits32, hsum_i32, hsum_ps, load16, load32, rd_f32, rd_u32};
+use super::{hsum_i32, hsum_ps, load16, load32, rd_f32, rd_u32};
 use crate::grids::{
     e8m0_to_f32_half, IQ1M_DELTA, IQ1S_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID,
     IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS, KVALUES_IQ4NL, KVALUES_MXFP4,
@@ -131,12 +132,41 @@ pub(super) unsafe fn dot_iq4_xs_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
 
 // ------------------------------------------------------------- lattices
 
+/// `vpsignb` multipliers of a sign byte: byte `j` is −1 (0xff) where bit
+/// `j` is set, else 1.
+static SIGN8: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut j = 0;
+        while j < 8 {
+            let m: u64 = if (b >> j) & 1 != 0 { 0xff } else { 0x01 };
+            t[b] |= m << (8 * j);
+            j += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// [`SIGN8`] of the sign byte `KSIGNS_IQ2XS[i]` (7 stored bits, the 8th
+/// making the count even).
+static SIGN7: [u64; 128] = {
+    let mut t = [0u64; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = SIGN8[KSIGNS_IQ2XS[i] as usize];
+        i += 1;
+    }
+    t
+};
+
 /// One 32-value chunk of a lattice block: four 8-byte grid entries of
-/// unsigned magnitudes, 32 sign bits, and the scales `2s+1` of its two
-/// halves.
+/// unsigned magnitudes, their sign multipliers ([`SIGN8`]), and the scales
+/// `2s+1` of its two halves.
 struct Chunk {
     grid: [u64; 4],
-    signs: u32,
+    signs: [u64; 4],
     ls: [i16; 2],
 }
 
@@ -146,7 +176,8 @@ struct Chunk {
 unsafe fn chunk_dot(c: &Chunk, y: &[u8], q: usize) -> __m256i {
     let [g0, g1, g2, g3] = c.grid.map(|g| g as i64);
     let g = _mm256_set_epi64x(g3, g2, g1, g0);
-    let s = _mm256_or_si256(bits32(c.signs), _mm256_set1_epi8(1));
+    let [s0, s1, s2, s3] = c.signs.map(|s| s as i64);
+    let s = _mm256_set_epi64x(s3, s2, s1, s0);
     let q8 = _mm256_sign_epi8(load32(y, q), s);
     let p = _mm256_maddubs_epi16(g, q8);
     let ls = _mm256_set_m128i(_mm_set1_epi16(c.ls[1]), _mm_set1_epi16(c.ls[0]));
@@ -176,12 +207,16 @@ unsafe fn dot_lattice(
     factor * sumf
 }
 
-/// Sign bytes of `KSIGNS_IQ2XS` for four 7-bit fields of `bits`.
+/// The sign multipliers of four 7-bit sign fields of `bits`.
 #[inline]
-fn ksigns4(bits: u32) -> u32 {
-    (0..4).fold(0, |s, l| {
-        s | u32::from(KSIGNS_IQ2XS[(bits >> (7 * l)) as usize & 127]) << (8 * l)
-    })
+fn ksigns4(bits: u32) -> [u64; 4] {
+    [0, 1, 2, 3].map(|l| SIGN7[(bits >> (7 * l)) as usize & 127])
+}
+
+/// The sign multipliers of four sign bytes at `off` of `x`.
+#[inline]
+fn signs4(x: &[u8], off: usize) -> [u64; 4] {
+    [0, 1, 2, 3].map(|l| SIGN8[usize::from(x[off + l])])
 }
 
 /// Two 4-byte grid entries as one 8-byte entry.
@@ -215,9 +250,7 @@ pub(super) unsafe fn dot_iq2_xs_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
         let sc = x[66 + ib];
         Chunk {
             grid: q.map(|q| IQ2XS_GRID[usize::from(q & 511)]),
-            signs: (0..4).fold(0, |s, l| {
-                s | u32::from(KSIGNS_IQ2XS[usize::from(q[l] >> 9)]) << (8 * l)
-            }),
+            signs: q.map(|q| SIGN7[usize::from(q >> 9)]),
             ls: ls2(sc & 0x0f, sc >> 4),
         }
     })
@@ -231,7 +264,7 @@ pub(super) unsafe fn dot_iq2_s_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
         Chunk {
             grid: [0, 1, 2, 3]
                 .map(|l| IQ2S_GRID[usize::from(x[2 + 4 * ib + l]) | ((h << (8 - 2 * l)) & 0x300)]),
-            signs: rd_u32(x, 34 + 4 * ib),
+            signs: signs4(x, 34 + 4 * ib),
             ls: ls2(sc & 0x0f, sc >> 4),
         }
     })
@@ -264,7 +297,7 @@ pub(super) unsafe fn dot_iq3_s_avx2(_n: usize, w: &[u8], a: &[u8]) -> f32 {
                 let i2 = usize::from(q[2 * l + 1]) | ((h << (7 - 2 * l)) & 256);
                 pair(IQ3S_GRID[i1], IQ3S_GRID[i2])
             }),
-            signs: rd_u32(x, 74 + 4 * ib),
+            signs: signs4(x, 74 + 4 * ib),
             ls: ls2(s, s),
         }
     })
