@@ -9,6 +9,7 @@ use std::fmt;
 /// (`enum ggml_type` in ggml.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[allow(non_camel_case_types)]
 pub enum GgmlType {
     F32 = 0,
     F16 = 1,
@@ -24,12 +25,20 @@ pub enum GgmlType {
     Q5K = 13,
     Q6K = 14,
     Q8K = 15,
+    IQ2_XXS = 16,
+    IQ3_XXS = 18,
+    IQ1_S = 19,
+    IQ4_NL = 20,
+    IQ3_S = 21,
+    IQ2_S = 22,
+    IQ4_XS = 23,
     I8 = 24,
     I16 = 25,
     I32 = 26,
     I64 = 27,
     F64 = 28,
     BF16 = 30,
+    TQ2_0 = 35,
 }
 
 /// Names of ggml type ids that exist upstream but that hearth cannot compute
@@ -37,26 +46,18 @@ pub enum GgmlType {
 const UNSUPPORTED_NAMES: &[(u32, &str)] = &[
     (4, "Q4_2 (removed)"),
     (5, "Q4_3 (removed)"),
-    (16, "IQ2_XXS"),
     (17, "IQ2_XS"),
-    (18, "IQ3_XXS"),
-    (19, "IQ1_S"),
-    (20, "IQ4_NL"),
-    (21, "IQ3_S"),
-    (22, "IQ2_S"),
-    (23, "IQ4_XS"),
     (29, "IQ1_M"),
     (31, "Q4_0_4_4 (removed)"),
     (32, "Q4_0_4_8 (removed)"),
     (33, "Q4_0_8_8 (removed)"),
     (34, "TQ1_0"),
-    (35, "TQ2_0"),
     (39, "MXFP4"),
 ];
 
 impl GgmlType {
     /// All supported types, in id order.
-    pub const ALL: [GgmlType; 20] = [
+    pub const ALL: [GgmlType; 28] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -71,12 +72,20 @@ impl GgmlType {
         GgmlType::Q5K,
         GgmlType::Q6K,
         GgmlType::Q8K,
+        GgmlType::IQ2_XXS,
+        GgmlType::IQ3_XXS,
+        GgmlType::IQ1_S,
+        GgmlType::IQ4_NL,
+        GgmlType::IQ3_S,
+        GgmlType::IQ2_S,
+        GgmlType::IQ4_XS,
         GgmlType::I8,
         GgmlType::I16,
         GgmlType::I32,
         GgmlType::I64,
         GgmlType::F64,
         GgmlType::BF16,
+        GgmlType::TQ2_0,
     ];
 
     /// The type for a GGUF type id, or `Err(name)` with a human name when the
@@ -100,6 +109,9 @@ impl GgmlType {
             GgmlType::Q8_0 | GgmlType::Q8_1 => 32,
             GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K => 256,
             GgmlType::Q6K | GgmlType::Q8K => 256,
+            GgmlType::IQ4_NL => 32,
+            GgmlType::IQ2_XXS | GgmlType::IQ3_XXS | GgmlType::IQ1_S | GgmlType::IQ3_S => 256,
+            GgmlType::IQ2_S | GgmlType::IQ4_XS | GgmlType::TQ2_0 => 256,
             _ => 1,
         }
     }
@@ -123,6 +135,14 @@ impl GgmlType {
             GgmlType::Q5K => 2 + 2 + 12 + 32 + 128,
             GgmlType::Q6K => 128 + 64 + 16 + 2,
             GgmlType::Q8K => 4 + 256 + 16 * 2,
+            GgmlType::IQ2_XXS => 2 + 64,
+            GgmlType::IQ3_XXS => 2 + 64 + 32,
+            GgmlType::IQ1_S => 2 + 32 + 16,
+            GgmlType::IQ4_NL => 2 + 16,
+            GgmlType::IQ3_S => 2 + 64 + 32 + 8 + 4,
+            GgmlType::IQ2_S => 2 + 64 + 8 + 8,
+            GgmlType::IQ4_XS => 2 + 2 + 4 + 128,
+            GgmlType::TQ2_0 => 64 + 2,
         }
     }
 
@@ -153,6 +173,14 @@ impl GgmlType {
             GgmlType::Q5K => "Q5_K",
             GgmlType::Q6K => "Q6_K",
             GgmlType::Q8K => "Q8_K",
+            GgmlType::IQ2_XXS => "IQ2_XXS",
+            GgmlType::IQ3_XXS => "IQ3_XXS",
+            GgmlType::IQ1_S => "IQ1_S",
+            GgmlType::IQ4_NL => "IQ4_NL",
+            GgmlType::IQ3_S => "IQ3_S",
+            GgmlType::IQ2_S => "IQ2_S",
+            GgmlType::IQ4_XS => "IQ4_XS",
+            GgmlType::TQ2_0 => "TQ2_0",
             GgmlType::I8 => "I8",
             GgmlType::I16 => "I16",
             GgmlType::I32 => "I32",
@@ -186,7 +214,7 @@ mod tests {
             assert_eq!(GgmlType::from_id(t as u32), Ok(t));
             assert_eq!(GgmlType::from_name(t.name()), Some(t));
         }
-        assert_eq!(GgmlType::from_id(16), Err(Some("IQ2_XXS")));
+        assert_eq!(GgmlType::from_id(17), Err(Some("IQ2_XS")));
         assert_eq!(GgmlType::from_id(999), Err(None));
     }
 

@@ -58,6 +58,7 @@
 use std::sync::OnceLock;
 
 mod panel;
+pub mod quantize;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

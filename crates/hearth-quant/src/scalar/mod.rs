@@ -32,6 +32,8 @@ pub(crate) fn dequantizer(ty: GgmlType) -> Option<DequantizeFn> {
         T::Q6K => kquants::dequantize_q6_k,
         T::Q8K => kquants::dequantize_q8_k,
         T::I8 | T::I16 | T::I32 | T::I64 | T::F64 => return None,
+        T::IQ2_XXS | T::IQ3_XXS | T::IQ1_S | T::IQ4_NL => return None,
+        T::IQ3_S | T::IQ2_S | T::IQ4_XS | T::TQ2_0 => return None,
     })
 }
 
@@ -55,6 +57,8 @@ pub(crate) fn quantizer(ty: GgmlType) -> Option<QuantizeFn> {
         T::Q6K => kquantize::quantize_q6_k,
         T::Q8K => kquants::quantize_q8_k,
         T::I8 | T::I16 | T::I32 | T::I64 | T::F64 => return None,
+        T::IQ2_XXS | T::IQ3_XXS | T::IQ1_S | T::IQ4_NL => return None,
+        T::IQ3_S | T::IQ2_S | T::IQ4_XS | T::TQ2_0 => return None,
     })
 }
 

@@ -1,0 +1,92 @@
+//! Whole-tensor quantization as llama-quantize does it (`ggml_quantize_chunk`):
+//! rows of f32 into any block format, with an optional importance matrix
+//! (one weight per column, from llama.cpp's `llama-imatrix`) that steers the
+//! scale searches of the types that accept one.
+//!
+//! Without an importance matrix every type uses its reference quantizer
+//! ([`crate::quantize_row`]); with one, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K …
+//! Q6_K use ggml's weighted searches (`quantize_row_*_impl`), and Q8_0 and
+//! the float types ignore it, as ggml does. The bytes are ggml's, bit for
+//! bit.
+
+mod kquants;
+mod legacy;
+mod search;
+
+use crate::{row_bytes, GgmlType, QuantError};
+
+/// Why a tensor could not be quantized.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// The importance matrix does not have one weight per column.
+    #[error("the importance matrix has {got} weights per row; the rows have {n_per_row} elements")]
+    ImatrixLength { n_per_row: usize, got: usize },
+}
+
+/// Quantizes `src`, a whole number of rows of `n_per_row` elements, into
+/// `dst` (exactly those rows' bytes of `ty`). `imatrix`, when given, holds
+/// one importance weight per column (`n_per_row` values).
+pub fn quantize_rows(
+    ty: GgmlType,
+    src: &[f32],
+    n_per_row: usize,
+    imatrix: Option<&[f32]>,
+    dst: &mut [u8],
+) -> Result<(), QuantizeError> {
+    let row = row_bytes(ty, n_per_row)?;
+    let rows = if n_per_row == 0 { 0 } else { src.len() / n_per_row };
+    if n_per_row == 0 || src.len() % n_per_row != 0 || rows.checked_mul(row) != Some(dst.len()) {
+        return Err(QuantError::LengthMismatch {
+            ty,
+            n: src.len(),
+            expected: rows.saturating_mul(row),
+            got: dst.len(),
+        }
+        .into());
+    }
+    if let Some(w) = imatrix {
+        if w.len() != n_per_row {
+            return Err(QuantizeError::ImatrixLength {
+                n_per_row,
+                got: w.len(),
+            });
+        }
+    }
+    let weighted = imatrix.and_then(|w| weighted_row(ty).map(|f| (f, w)));
+    match weighted {
+        Some((f, w)) => {
+            for (x, y) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row)) {
+                f(x, y, w);
+            }
+            Ok(())
+        }
+        None => {
+            for (x, y) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row)) {
+                crate::quantize_row(ty, x, y)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A quantizer of one row under importance weights.
+type WeightedRowFn = fn(x: &[f32], y: &mut [u8], qw: &[f32]);
+
+/// The weighted quantizer of `ty`, or `None` where ggml ignores the weights.
+fn weighted_row(ty: GgmlType) -> Option<WeightedRowFn> {
+    use GgmlType as T;
+    Some(match ty {
+        T::Q4_0 => |x, y, w| legacy::quantize_q_0(x, y, w, false),
+        T::Q5_0 => |x, y, w| legacy::quantize_q_0(x, y, w, true),
+        T::Q4_1 => |x, y, w| legacy::quantize_q_1(x, y, w, false),
+        T::Q5_1 => |x, y, w| legacy::quantize_q_1(x, y, w, true),
+        T::Q2K => kquants::quantize_q2_k,
+        T::Q3K => kquants::quantize_q3_k,
+        T::Q4K => kquants::quantize_q4_k,
+        T::Q5K => kquants::quantize_q5_k,
+        T::Q6K => kquants::quantize_q6_k,
+        _ => return None,
+    })
+}
