@@ -137,7 +137,7 @@ impl Ftype {
             F::Q6_K => T::Q6K,
             F::MXFP4_MOE => return Err("MXFP4"),
             F::TQ1_0 => return Err("TQ1_0"),
-            F::TQ2_0 => return Err("TQ2_0"),
+            F::TQ2_0 => T::TQ2_0,
             F::IQ2_XXS => return Err("IQ2_XXS"),
             F::IQ2_XS | F::IQ2_S => return Err("IQ2_XS"),
             F::IQ2_M => return Err("IQ2_S"),
@@ -145,8 +145,8 @@ impl Ftype {
             F::IQ3_XS | F::IQ3_S | F::IQ3_M => return Err("IQ3_S"),
             F::IQ1_S => return Err("IQ1_S"),
             F::IQ1_M => return Err("IQ1_M"),
-            F::IQ4_NL => return Err("IQ4_NL"),
-            F::IQ4_XS => return Err("IQ4_XS"),
+            F::IQ4_NL => T::IQ4_NL,
+            F::IQ4_XS => T::IQ4_XS,
         })
     }
 }

@@ -3,15 +3,18 @@
 //! (one weight per column, from llama.cpp's `llama-imatrix`) that steers the
 //! scale searches of the types that accept one.
 //!
-//! Without an importance matrix every type uses its reference quantizer
-//! ([`crate::quantize_row`]); with one, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K …
-//! Q6_K use ggml's weighted searches (`quantize_row_*_impl`), and Q8_0 and
-//! the float types ignore it, as ggml does. The bytes are ggml's, bit for
-//! bit.
+//! Without an importance matrix the classic and K types use their
+//! reference quantizers ([`crate::quantize_row`]); with one, Q4_0, Q4_1,
+//! Q5_0, Q5_1 and Q2_K … Q6_K use ggml's weighted searches
+//! (`quantize_row_*_impl`), and Q8_0, TQ2_0 and the float types ignore it,
+//! as ggml does. The IQ types always search, weighted by the matrix or by
+//! `x²`. The bytes are ggml's, bit for bit.
 
+mod iq4;
 mod kquants;
 mod legacy;
 mod search;
+mod tq;
 
 use crate::{row_bytes, GgmlType, QuantError};
 
@@ -54,21 +57,32 @@ pub fn quantize_rows(
             });
         }
     }
-    let weighted = imatrix.and_then(|w| weighted_row(ty).map(|f| (f, w)));
-    match weighted {
-        Some((f, w)) => {
-            for (x, y) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row)) {
-                f(x, y, w);
-            }
-            Ok(())
-        }
-        None => {
-            for (x, y) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row)) {
-                crate::quantize_row(ty, x, y)?;
-            }
-            Ok(())
-        }
+    for (x, y) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row)) {
+        quantize_one(ty, x, y, imatrix)?;
     }
+    Ok(())
+}
+
+/// One row, as `ggml_quantize_chunk` dispatches it: the IQ types always
+/// run their searches (with `x²` weights when no importance is given), the
+/// others use their weighted search only under importance weights.
+fn quantize_one(
+    ty: GgmlType,
+    x: &[f32],
+    y: &mut [u8],
+    imatrix: Option<&[f32]>,
+) -> Result<(), QuantError> {
+    use GgmlType as T;
+    match ty {
+        T::IQ4_NL => iq4::quantize_iq4_nl(x, y, imatrix),
+        T::IQ4_XS => iq4::quantize_iq4_xs(x, y, imatrix),
+        T::TQ2_0 => tq::quantize_tq2_0(x, y),
+        _ => match imatrix.and_then(|w| weighted_row(ty).map(|f| (f, w))) {
+            Some((f, w)) => f(x, y, w),
+            None => crate::quantize_row(ty, x, y)?,
+        },
+    }
+    Ok(())
 }
 
 /// A quantizer of one row under importance weights.
