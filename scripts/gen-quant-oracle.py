@@ -12,10 +12,15 @@ Two checks of hearth-quant against the PyPI `gguf` package
    blocks: zeros, constants, exact .5 ties, outliers) and its bytes after
    `gguf.quants.quantize` for every type gguf-py can quantize, so hearth's
    reference quantizers are checked byte for byte.
+3. iquants.json + iquants.dat — for each i-quant, ternary and FP4 format:
+   seeded random blocks (every grid index, sign and scale bit pattern, with
+   finite block scales) and their `gguf.quants.dequantize`; and rows of the
+   llama.cpp-quantized zoo models (../shared/zoo/quant, not committed)
+   dequantized by gguf-py, which the test reads back from the same files.
 
 Usage (in a venv):
     python3 -m venv /tmp/qvenv && /tmp/qvenv/bin/pip install gguf numpy
-    /tmp/qvenv/bin/python scripts/gen-quant-oracle.py [--models DIR] [--out DIR]
+    /tmp/qvenv/bin/python scripts/gen-quant-oracle.py [--models DIR] [--zoo DIR] [--out DIR] [--only iquants]
 
 The models directory defaults to $HEARTH_MODEL_CACHE or ~/.cache/hearth/models.
 """
@@ -134,16 +139,94 @@ def quantize_oracle():
     return index, b"".join(blobs)
 
 
+# The formats of the third oracle, with where their f16 block scale lives
+# (byte offset; None: not a plain f16 field).
+IQUANT_TYPES = {
+    "IQ2_XXS": 0, "IQ2_XS": 0, "IQ2_S": 0, "IQ3_XXS": 0, "IQ3_S": 0, "IQ1_S": 0,
+    "IQ1_M": None, "IQ4_NL": 0, "IQ4_XS": 0, "TQ1_0": -2, "TQ2_0": -2, "MXFP4": None,
+}
+IQUANT_ROWS, IQUANT_N, IQUANT_SEED = 6, 256, 20261206
+# Zoo files that hold each format (one tensor of the type is sampled).
+ZOO_FILES = [f"llama-dense-{t.lower()}.gguf" for t in IQUANT_TYPES if t != "MXFP4"] + ["gpt-oss-moe-mxfp4.gguf"]
+
+
+def random_blocks(rng, name: str) -> np.ndarray:
+    """IQUANT_ROWS rows of random block bytes with finite scales."""
+    qtype = getattr(T, name)
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    n_blocks = IQUANT_ROWS * IQUANT_N // block
+    b = rng.integers(0, 256, (n_blocks, size), dtype=np.uint8)
+    scales = (rng.standard_normal(n_blocks) * rng.choice([1e-3, 0.05, 2.0], n_blocks)).astype(np.float16)
+    bits = scales.view(np.uint16)
+    off = IQUANT_TYPES[name]
+    if off is not None:
+        b[:, off if off >= 0 else size + off:][:, :2] = scales.view(np.uint8).reshape(-1, 2)
+    elif name == "IQ1_M":
+        # the f16 scale is spread over the top nibbles of the four u16 scales
+        for k in range(4):
+            hi = ((bits >> (4 * k)) & 0xF).astype(np.uint8)
+            b[:, 48 + 2 * k + 1] = (b[:, 48 + 2 * k + 1] & 0x0F) | (hi << 4)
+    elif name == "MXFP4":
+        e = rng.integers(100, 150, n_blocks).astype(np.uint8)
+        e[:4] = [0, 1, 2, 254]  # subnormal and extreme scales
+        b[:, 0] = e
+    return b.reshape(IQUANT_ROWS, -1)
+
+
+def iquant_oracle(zoo_dir: Path):
+    rng = np.random.default_rng(IQUANT_SEED)
+    entries, blobs, offset = [], [], 0
+
+    def add(entry, data: bytes):
+        nonlocal offset
+        entries.append({**entry, "offset": offset, "len": len(data)})
+        blobs.append(data)
+        offset += len(data)
+
+    for name in IQUANT_TYPES:
+        b = random_blocks(rng, name)
+        y = np.asarray(gguf.quants.dequantize(b, getattr(T, name)), dtype="<f4")
+        assert y.shape == (IQUANT_ROWS, IQUANT_N), (name, y.shape)
+        add({"source": "random", "type": name, "rows": IQUANT_ROWS, "n": IQUANT_N, "what": "bytes"}, b.tobytes())
+        add({"source": "random", "type": name, "rows": IQUANT_ROWS, "n": IQUANT_N, "what": "dequant"}, y.tobytes())
+    for file in ZOO_FILES:
+        path = zoo_dir / file
+        if not path.exists():
+            sys.exit(f"missing zoo file {path}")
+        reader = gguf.GGUFReader(path)
+        for type_name in IQUANT_TYPES:
+            t = pick_tensor(reader, type_name)
+            if t is None:
+                continue
+            row_len = int(t.shape[0])
+            n_rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
+            data = t.data.reshape(n_rows, -1)
+            for row in sorted({0, n_rows // 2, n_rows - 1}):
+                y = np.asarray(gguf.quants.dequantize(np.ascontiguousarray(data[row]), t.tensor_type), dtype="<f4")
+                add({"source": file, "tensor": t.name, "type": type_name, "row": row, "n": row_len, "what": "dequant"},
+                    y.reshape(-1).tobytes())
+    return entries, b"".join(blobs)
+
+
 def main() -> None:
     default_models = os.environ.get("HEARTH_MODEL_CACHE") or str(Path.home() / ".cache/hearth/models")
     root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=default_models)
+    ap.add_argument("--zoo", default=str(root.parent / "shared/zoo/quant"))
     ap.add_argument("--out", default=str(root / "testdata/quant-oracle"))
+    ap.add_argument("--only", choices=["iquants"], help="write only this oracle")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"generator": "scripts/gen-quant-oracle.py", "gguf_version": version("gguf"), "numpy_version": np.__version__}
+
+    ientries, iblob = iquant_oracle(Path(args.zoo))
+    (out / "iquants.dat").write_bytes(iblob)
+    (out / "iquants.json").write_text(json.dumps({**meta, "seed": IQUANT_SEED, "entries": ientries}, indent=1) + "\n")
+    print(f"wrote {len(ientries)} i-quant oracle entries ({len(iblob)} bytes) to {out}")
+    if args.only == "iquants":
+        return
 
     entries, blob = dequant_rows(Path(args.models))
     (out / "dequant.dat").write_bytes(blob)

@@ -9,7 +9,6 @@ use std::fmt;
 /// (`enum ggml_type` in ggml.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
-#[allow(non_camel_case_types)]
 pub enum GgmlType {
     F32 = 0,
     F16 = 1,
@@ -25,20 +24,24 @@ pub enum GgmlType {
     Q5K = 13,
     Q6K = 14,
     Q8K = 15,
-    IQ2_XXS = 16,
-    IQ3_XXS = 18,
-    IQ1_S = 19,
-    IQ4_NL = 20,
-    IQ3_S = 21,
-    IQ2_S = 22,
-    IQ4_XS = 23,
+    IQ2XXS = 16,
+    IQ2XS = 17,
+    IQ3XXS = 18,
+    IQ1S = 19,
+    IQ4NL = 20,
+    IQ3S = 21,
+    IQ2S = 22,
+    IQ4XS = 23,
     I8 = 24,
     I16 = 25,
     I32 = 26,
     I64 = 27,
     F64 = 28,
+    IQ1M = 29,
     BF16 = 30,
+    TQ1_0 = 34,
     TQ2_0 = 35,
+    MXFP4 = 39,
 }
 
 /// Names of ggml type ids that exist upstream but that hearth cannot compute
@@ -46,18 +49,14 @@ pub enum GgmlType {
 const UNSUPPORTED_NAMES: &[(u32, &str)] = &[
     (4, "Q4_2 (removed)"),
     (5, "Q4_3 (removed)"),
-    (17, "IQ2_XS"),
-    (29, "IQ1_M"),
     (31, "Q4_0_4_4 (removed)"),
     (32, "Q4_0_4_8 (removed)"),
     (33, "Q4_0_8_8 (removed)"),
-    (34, "TQ1_0"),
-    (39, "MXFP4"),
 ];
 
 impl GgmlType {
     /// All supported types, in id order.
-    pub const ALL: [GgmlType; 28] = [
+    pub const ALL: [GgmlType; 32] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -72,20 +71,24 @@ impl GgmlType {
         GgmlType::Q5K,
         GgmlType::Q6K,
         GgmlType::Q8K,
-        GgmlType::IQ2_XXS,
-        GgmlType::IQ3_XXS,
-        GgmlType::IQ1_S,
-        GgmlType::IQ4_NL,
-        GgmlType::IQ3_S,
-        GgmlType::IQ2_S,
-        GgmlType::IQ4_XS,
+        GgmlType::IQ2XXS,
+        GgmlType::IQ2XS,
+        GgmlType::IQ3XXS,
+        GgmlType::IQ1S,
+        GgmlType::IQ4NL,
+        GgmlType::IQ3S,
+        GgmlType::IQ2S,
+        GgmlType::IQ4XS,
         GgmlType::I8,
         GgmlType::I16,
         GgmlType::I32,
         GgmlType::I64,
         GgmlType::F64,
+        GgmlType::IQ1M,
         GgmlType::BF16,
+        GgmlType::TQ1_0,
         GgmlType::TQ2_0,
+        GgmlType::MXFP4,
     ];
 
     /// The type for a GGUF type id, or `Err(name)` with a human name when the
@@ -109,9 +112,10 @@ impl GgmlType {
             GgmlType::Q8_0 | GgmlType::Q8_1 => 32,
             GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K => 256,
             GgmlType::Q6K | GgmlType::Q8K => 256,
-            GgmlType::IQ4_NL => 32,
-            GgmlType::IQ2_XXS | GgmlType::IQ3_XXS | GgmlType::IQ1_S | GgmlType::IQ3_S => 256,
-            GgmlType::IQ2_S | GgmlType::IQ4_XS | GgmlType::TQ2_0 => 256,
+            GgmlType::IQ4NL | GgmlType::MXFP4 => 32,
+            GgmlType::IQ2XXS | GgmlType::IQ2XS | GgmlType::IQ2S => 256,
+            GgmlType::IQ3XXS | GgmlType::IQ3S | GgmlType::IQ4XS => 256,
+            GgmlType::IQ1S | GgmlType::IQ1M | GgmlType::TQ1_0 | GgmlType::TQ2_0 => 256,
             _ => 1,
         }
     }
@@ -135,14 +139,30 @@ impl GgmlType {
             GgmlType::Q5K => 2 + 2 + 12 + 32 + 128,
             GgmlType::Q6K => 128 + 64 + 16 + 2,
             GgmlType::Q8K => 4 + 256 + 16 * 2,
-            GgmlType::IQ2_XXS => 2 + 64,
-            GgmlType::IQ3_XXS => 2 + 64 + 32,
-            GgmlType::IQ1_S => 2 + 32 + 16,
-            GgmlType::IQ4_NL => 2 + 16,
-            GgmlType::IQ3_S => 2 + 64 + 32 + 8 + 4,
-            GgmlType::IQ2_S => 2 + 64 + 8 + 8,
-            GgmlType::IQ4_XS => 2 + 2 + 4 + 128,
+            // d, qs[32] (u16: 8 grid indices + 4×7 sign bits and a 4-bit scale per 32)
+            GgmlType::IQ2XXS => 2 + 64,
+            // d, qs[32] (u16: 9-bit grid index, 7 sign bits), scales[8]
+            GgmlType::IQ2XS => 2 + 64 + 8,
+            // d, qs[32] (grid low bits), signs[32], qh[8], scales[8]
+            GgmlType::IQ2S => 2 + 32 + 32 + 8 + 8,
+            // d, qs[64] (grid indices), scales_and_signs[32]
+            GgmlType::IQ3XXS => 2 + 64 + 32,
+            // d, qs[64], qh[8], signs[32], scales[4]
+            GgmlType::IQ3S => 2 + 64 + 8 + 32 + 4,
+            // d, qs[32], qh[8] (u16)
+            GgmlType::IQ1S => 2 + 32 + 16,
+            // qs[32], qh[16], scales[8] (the f16 scale spread over their top bits)
+            GgmlType::IQ1M => 32 + 16 + 8,
+            // d, qs[16] (4-bit indices into the non-linear values)
+            GgmlType::IQ4NL => 2 + 16,
+            // d, scales_h, scales_l[4], qs[128]
+            GgmlType::IQ4XS => 2 + 2 + 4 + 128,
+            // qs[48] (5 trits a byte), qh[4] (4 trits a byte), d
+            GgmlType::TQ1_0 => 48 + 4 + 2,
+            // qs[64] (2 bits), d
             GgmlType::TQ2_0 => 64 + 2,
+            // e (E8M0 scale), qs[16] (E2M1 nibbles)
+            GgmlType::MXFP4 => 1 + 16,
         }
     }
 
@@ -173,14 +193,18 @@ impl GgmlType {
             GgmlType::Q5K => "Q5_K",
             GgmlType::Q6K => "Q6_K",
             GgmlType::Q8K => "Q8_K",
-            GgmlType::IQ2_XXS => "IQ2_XXS",
-            GgmlType::IQ3_XXS => "IQ3_XXS",
-            GgmlType::IQ1_S => "IQ1_S",
-            GgmlType::IQ4_NL => "IQ4_NL",
-            GgmlType::IQ3_S => "IQ3_S",
-            GgmlType::IQ2_S => "IQ2_S",
-            GgmlType::IQ4_XS => "IQ4_XS",
+            GgmlType::IQ2XXS => "IQ2_XXS",
+            GgmlType::IQ2XS => "IQ2_XS",
+            GgmlType::IQ3XXS => "IQ3_XXS",
+            GgmlType::IQ1S => "IQ1_S",
+            GgmlType::IQ4NL => "IQ4_NL",
+            GgmlType::IQ3S => "IQ3_S",
+            GgmlType::IQ2S => "IQ2_S",
+            GgmlType::IQ4XS => "IQ4_XS",
+            GgmlType::IQ1M => "IQ1_M",
+            GgmlType::TQ1_0 => "TQ1_0",
             GgmlType::TQ2_0 => "TQ2_0",
+            GgmlType::MXFP4 => "MXFP4",
             GgmlType::I8 => "I8",
             GgmlType::I16 => "I16",
             GgmlType::I32 => "I32",
@@ -214,7 +238,7 @@ mod tests {
             assert_eq!(GgmlType::from_id(t as u32), Ok(t));
             assert_eq!(GgmlType::from_name(t.name()), Some(t));
         }
-        assert_eq!(GgmlType::from_id(17), Err(Some("IQ2_XS")));
+        assert_eq!(GgmlType::from_id(31), Err(Some("Q4_0_4_4 (removed)")));
         assert_eq!(GgmlType::from_id(999), Err(None));
     }
 
@@ -224,5 +248,23 @@ mod tests {
         assert_eq!(GgmlType::Q4K.row_bytes(256), Some(144));
         assert_eq!(GgmlType::Q4K.row_bytes(100), None);
         assert_eq!(GgmlType::F32.row_bytes(3), Some(12));
+        // ggml_type_size of the i-quant, ternary and FP4 formats.
+        let sizes = [
+            (GgmlType::IQ2XXS, 66),
+            (GgmlType::IQ2XS, 74),
+            (GgmlType::IQ2S, 82),
+            (GgmlType::IQ3XXS, 98),
+            (GgmlType::IQ3S, 110),
+            (GgmlType::IQ1S, 50),
+            (GgmlType::IQ1M, 56),
+            (GgmlType::IQ4XS, 136),
+            (GgmlType::TQ1_0, 54),
+            (GgmlType::TQ2_0, 66),
+        ];
+        for (ty, bytes) in sizes {
+            assert_eq!(ty.row_bytes(256), Some(bytes), "{ty}");
+        }
+        assert_eq!(GgmlType::IQ4NL.row_bytes(32), Some(18));
+        assert_eq!(GgmlType::MXFP4.row_bytes(64), Some(34));
     }
 }

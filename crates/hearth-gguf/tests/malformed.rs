@@ -640,12 +640,12 @@ fn unknown_tensor_type() {
 fn unsupported_tensor_type() {
     let mut b = tiny_model();
     let t = info(&b, "out.f32");
-    put_u32(&mut b, t.ty, 17);
+    put_u32(&mut b, t.ty, 31);
     assert_eq!(
-        refuse(b, t.start as u64, "IQ2_XS"),
+        refuse(b, t.start as u64, "Q4_0_4_4 (removed)"),
         Malformed::UnsupportedTensorType {
             tensor: "out.f32".into(),
-            name: "IQ2_XS"
+            name: "Q4_0_4_4 (removed)"
         }
     );
 }

@@ -57,9 +57,11 @@
 
 use std::sync::OnceLock;
 
+pub mod grids;
 mod panel;
 pub mod quantize;
 mod scalar;
+mod slots;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
@@ -67,6 +69,8 @@ pub use hearth_gguf::GgmlType;
 pub use panel::{ActPanels, PANEL_BLOCK_BYTES, PANEL_COLS, PANEL_GROUP};
 pub use scalar::float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use scalar::legacy::quantize_q8_x86;
+pub(crate) use slots::{act_slot, dot_slot, ACT_SLOTS, DOT_SLOTS};
+pub use slots::{has_vec_dot, vec_dot_type};
 
 /// Errors of the checked, row-level entry points.
 #[derive(Debug, thiserror::Error)]
@@ -152,25 +156,6 @@ fn row_fits(ty: GgmlType, n: usize, len: usize) -> bool {
     n % block == 0 && (n / block).checked_mul(ty.block_bytes()) == Some(len)
 }
 
-/// The activation format a weight type is dotted against (ggml's
-/// `vec_dot_type`): F32→F32, F16→F16, BF16→BF16, Q4_0/Q5_0/Q8_0→Q8_0,
-/// Q4_1/Q5_1→Q8_1, Q2_K…Q6_K→Q8_K. Types without a dot product (the
-/// integer types, F64, Q8_1, Q8_K) map to themselves; see [`has_vec_dot`].
-pub fn vec_dot_type(w: GgmlType) -> GgmlType {
-    use GgmlType as T;
-    match w {
-        T::Q4_0 | T::Q5_0 | T::Q8_0 => T::Q8_0,
-        T::Q4_1 | T::Q5_1 => T::Q8_1,
-        T::Q2K | T::Q3K | T::Q4K | T::Q5K | T::Q6K => T::Q8K,
-        other => other,
-    }
-}
-
-/// `true` when [`Kernels::vec_dot`] accepts weights of this type.
-pub fn has_vec_dot(w: GgmlType) -> bool {
-    dot_slot(w).is_some()
-}
-
 /// Dequantizes one row: `dst.len()` elements from `src`, which must be
 /// exactly that row's bytes. Same floats as ggml's `dequantize_row_*`.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
@@ -247,46 +232,6 @@ pub const TILE_COLS: usize = 4;
 /// [`Kernels::vec_dot_tile`] a multiple of this many weight rows where you
 /// can.
 pub const TILE_ROWS: usize = 4;
-
-/// Weight types with a dot product, in table order.
-pub(crate) const DOT_SLOTS: usize = 13;
-/// Activation formats with a fast quantizer, in table order.
-pub(crate) const ACT_SLOTS: usize = 6;
-
-#[inline]
-fn dot_slot(ty: GgmlType) -> Option<usize> {
-    use GgmlType as T;
-    Some(match ty {
-        T::F32 => 0,
-        T::F16 => 1,
-        T::BF16 => 2,
-        T::Q4_0 => 3,
-        T::Q4_1 => 4,
-        T::Q5_0 => 5,
-        T::Q5_1 => 6,
-        T::Q8_0 => 7,
-        T::Q2K => 8,
-        T::Q3K => 9,
-        T::Q4K => 10,
-        T::Q5K => 11,
-        T::Q6K => 12,
-        _ => return None,
-    })
-}
-
-#[inline]
-fn act_slot(ty: GgmlType) -> Option<usize> {
-    use GgmlType as T;
-    Some(match ty {
-        T::F32 => 0,
-        T::F16 => 1,
-        T::BF16 => 2,
-        T::Q8_0 => 3,
-        T::Q8_1 => 4,
-        T::Q8K => 5,
-        _ => return None,
-    })
-}
 
 /// One tier's table of kernels. Get one from [`kernels`] (the best this CPU
 /// runs), [`scalar_kernels`], [`avx2_kernels`] or [`avx512_kernels`].

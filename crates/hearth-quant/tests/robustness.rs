@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Rng, ACT_TYPES, WEIGHT_TYPES};
+use common::{Rng, ACT_TYPES, DOT_ONLY_TYPES, WEIGHT_TYPES};
 use hearth_quant::{
     avx2_kernels, avx512_kernels, dequantize_row, quantize_row, row_bytes, scalar_kernels,
     vec_dot_type, GgmlType,
@@ -21,6 +21,7 @@ fn random_bytes_dequantize_and_dot_without_panicking() {
         .collect();
     for ty in WEIGHT_TYPES
         .into_iter()
+        .chain(DOT_ONLY_TYPES)
         .chain([GgmlType::Q8_1, GgmlType::Q8K])
     {
         let n = 2 * ty.block_len().max(32);

@@ -145,8 +145,8 @@ impl Ftype {
             F::IQ3_XS | F::IQ3_S | F::IQ3_M => return Err("IQ3_S"),
             F::IQ1_S => return Err("IQ1_S"),
             F::IQ1_M => return Err("IQ1_M"),
-            F::IQ4_NL => T::IQ4_NL,
-            F::IQ4_XS => T::IQ4_XS,
+            F::IQ4_NL => T::IQ4NL,
+            F::IQ4_XS => T::IQ4XS,
         })
     }
 }

@@ -158,7 +158,7 @@ fn requires_imatrix(name: &str, ty: GgmlType, ftype: Ftype) -> bool {
         return false;
     }
     match ty {
-        T::IQ3_XXS | T::IQ2_XXS | T::IQ2_S | T::IQ1_S => true,
+        T::IQ3XXS | T::IQ2XXS | T::IQ2XS | T::IQ2S | T::IQ1M | T::IQ1S => true,
         T::Q2K => ftype == Ftype::Q2_K_S,
         _ => false,
     }

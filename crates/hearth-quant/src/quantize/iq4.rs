@@ -5,13 +5,9 @@
 //! 15 scales around `max/values[0]` either way.
 
 use super::search::GROUP_MAX_EPS;
+use crate::grids::KVALUES_IQ4NL as VALUES;
 use crate::scalar::kquantize::nearest_int;
 use crate::scalar::kquants::wr_f16;
-
-/// ggml's `kvalues_iq4nl`.
-const VALUES: [i8; 16] = [
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-];
 
 /// `best_index_int8`: the index of the table value nearest to `x`.
 fn best_index(x: f32) -> u8 {

@@ -74,8 +74,8 @@ fn quantize_one(
 ) -> Result<(), QuantError> {
     use GgmlType as T;
     match ty {
-        T::IQ4_NL => iq4::quantize_iq4_nl(x, y, imatrix),
-        T::IQ4_XS => iq4::quantize_iq4_xs(x, y, imatrix),
+        T::IQ4NL => iq4::quantize_iq4_nl(x, y, imatrix),
+        T::IQ4XS => iq4::quantize_iq4_xs(x, y, imatrix),
         T::TQ2_0 => tq::quantize_tq2_0(x, y),
         _ => match imatrix.and_then(|w| weighted_row(ty).map(|f| (f, w))) {
             Some((f, w)) => f(x, y, w),

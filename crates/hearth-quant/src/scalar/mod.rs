@@ -6,9 +6,11 @@
 //! so a wrong length can only shorten the work, never read out of bounds.
 
 pub(crate) mod float;
+pub(crate) mod iquants;
 pub(crate) mod kquantize;
 pub(crate) mod kquants;
 pub(crate) mod legacy;
+pub(crate) mod nlquants;
 
 use crate::{DequantizeFn, GgmlType, Isa, Kernels, QuantizeFn, VecDotFn};
 
@@ -31,9 +33,19 @@ pub(crate) fn dequantizer(ty: GgmlType) -> Option<DequantizeFn> {
         T::Q5K => kquants::dequantize_q5_k,
         T::Q6K => kquants::dequantize_q6_k,
         T::Q8K => kquants::dequantize_q8_k,
+        T::IQ2XXS => iquants::dequantize_iq2_xxs,
+        T::IQ2XS => iquants::dequantize_iq2_xs,
+        T::IQ2S => iquants::dequantize_iq2_s,
+        T::IQ3XXS => iquants::dequantize_iq3_xxs,
+        T::IQ3S => iquants::dequantize_iq3_s,
+        T::IQ1S => iquants::dequantize_iq1_s,
+        T::IQ1M => iquants::dequantize_iq1_m,
+        T::IQ4NL => nlquants::dequantize_iq4_nl,
+        T::IQ4XS => nlquants::dequantize_iq4_xs,
+        T::TQ1_0 => nlquants::dequantize_tq1_0,
+        T::TQ2_0 => nlquants::dequantize_tq2_0,
+        T::MXFP4 => nlquants::dequantize_mxfp4,
         T::I8 | T::I16 | T::I32 | T::I64 | T::F64 => return None,
-        T::IQ2_XXS | T::IQ3_XXS | T::IQ1_S | T::IQ4_NL => return None,
-        T::IQ3_S | T::IQ2_S | T::IQ4_XS | T::TQ2_0 => return None,
     })
 }
 
@@ -57,12 +69,12 @@ pub(crate) fn quantizer(ty: GgmlType) -> Option<QuantizeFn> {
         T::Q6K => kquantize::quantize_q6_k,
         T::Q8K => kquants::quantize_q8_k,
         T::I8 | T::I16 | T::I32 | T::I64 | T::F64 => return None,
-        T::IQ2_XXS | T::IQ3_XXS | T::IQ1_S | T::IQ4_NL => return None,
-        T::IQ3_S | T::IQ2_S | T::IQ4_XS | T::TQ2_0 => return None,
+        T::IQ2XXS | T::IQ2XS | T::IQ2S | T::IQ3XXS | T::IQ3S | T::IQ1S | T::IQ1M => return None,
+        T::IQ4NL | T::IQ4XS | T::TQ1_0 | T::TQ2_0 | T::MXFP4 => return None,
     })
 }
 
-/// The scalar dot-product table, in `crate::DOT_TYPES` order.
+/// The scalar dot-product table, in `crate::dot_slot` order.
 pub(crate) const DOT: [VecDotFn; crate::DOT_SLOTS] = [
     float::vec_dot_f32,
     float::vec_dot_f16,
@@ -77,6 +89,18 @@ pub(crate) const DOT: [VecDotFn; crate::DOT_SLOTS] = [
     kquants::vec_dot_q4_k_q8_k,
     kquants::vec_dot_q5_k_q8_k,
     kquants::vec_dot_q6_k_q8_k,
+    iquants::vec_dot_iq2_xxs_q8_k,
+    iquants::vec_dot_iq2_xs_q8_k,
+    iquants::vec_dot_iq2_s_q8_k,
+    iquants::vec_dot_iq3_xxs_q8_k,
+    iquants::vec_dot_iq3_s_q8_k,
+    iquants::vec_dot_iq1_s_q8_k,
+    iquants::vec_dot_iq1_m_q8_k,
+    nlquants::vec_dot_iq4_nl_q8_0,
+    nlquants::vec_dot_iq4_xs_q8_k,
+    nlquants::vec_dot_tq1_0_q8_k,
+    nlquants::vec_dot_tq2_0_q8_k,
+    nlquants::vec_dot_mxfp4_q8_0,
 ];
 
 /// The scalar activation quantizers, in `crate::ACT_TYPES` order.

@@ -24,6 +24,7 @@
 mod act;
 mod gemm;
 mod gemm_k;
+mod iquants;
 mod kquants;
 mod tile;
 
@@ -32,6 +33,11 @@ use core::arch::x86_64::*;
 use act::{quantize_q8_0_avx2, quantize_q8_1_avx2, quantize_q8_k_avx2};
 use gemm::{tile_q4_0, tile_q4_1, tile_q5_0, tile_q5_1, tile_q8_0};
 use gemm_k::{tile_q2_k, tile_q3_k, tile_q4_k, tile_q5_k, tile_q6_k};
+use iquants::{
+    dot_iq1_m_avx2, dot_iq1_s_avx2, dot_iq2_s_avx2, dot_iq2_xs_avx2, dot_iq2_xxs_avx2,
+    dot_iq3_s_avx2, dot_iq3_xxs_avx2, dot_iq4_nl_avx2, dot_iq4_xs_avx2, dot_mxfp4_avx2,
+    dot_tq1_0_avx2, dot_tq2_0_avx2,
+};
 use kquants::{dot_q2_k_avx2, dot_q3_k_avx2, dot_q4_k_avx2, dot_q5_k_avx2, dot_q6_k_avx2};
 
 use crate::scalar::float::{f16_to_f32, f32_to_f16, rd_u16, wr_u16};
@@ -121,6 +127,18 @@ safe!(dot dot_q3_k => dot_q3_k_avx2);
 safe!(dot dot_q4_k => dot_q4_k_avx2);
 safe!(dot dot_q5_k => dot_q5_k_avx2);
 safe!(dot dot_q6_k => dot_q6_k_avx2);
+safe!(dot dot_iq2_xxs => dot_iq2_xxs_avx2);
+safe!(dot dot_iq2_xs => dot_iq2_xs_avx2);
+safe!(dot dot_iq2_s => dot_iq2_s_avx2);
+safe!(dot dot_iq3_xxs => dot_iq3_xxs_avx2);
+safe!(dot dot_iq3_s => dot_iq3_s_avx2);
+safe!(dot dot_iq1_s => dot_iq1_s_avx2);
+safe!(dot dot_iq1_m => dot_iq1_m_avx2);
+safe!(dot dot_iq4_nl => dot_iq4_nl_avx2);
+safe!(dot dot_iq4_xs => dot_iq4_xs_avx2);
+safe!(dot dot_tq1_0 => dot_tq1_0_avx2);
+safe!(dot dot_tq2_0 => dot_tq2_0_avx2);
+safe!(dot dot_mxfp4 => dot_mxfp4_avx2);
 safe!(multi multi_q4_0 => tile_q4_0, dot_q4_0_avx2);
 safe!(multi multi_q4_1 => tile_q4_1, dot_q4_1_avx2);
 safe!(multi multi_q5_0 => tile_q5_0, dot_q5_0_avx2);
@@ -139,43 +157,42 @@ safe!(act quant_q8_0 => quantize_q8_0_avx2);
 safe!(act quant_q8_1 => quantize_q8_1_avx2);
 safe!(act quant_q8_k => quantize_q8_k_avx2);
 
+/// Multi-column kernels by `crate::dot_slot`.
+const MULTI: [Option<crate::MultiDotFn>; crate::DOT_SLOTS] = {
+    let mut t: [Option<crate::MultiDotFn>; crate::DOT_SLOTS] = [None; crate::DOT_SLOTS];
+    let kernels: [crate::MultiDotFn; 10] = [
+        multi_q4_0, multi_q4_1, multi_q5_0, multi_q5_1, multi_q8_0, multi_q2_k, multi_q3_k,
+        multi_q4_k, multi_q5_k, multi_q6_k,
+    ];
+    let mut i = 0;
+    while i < kernels.len() {
+        // Slots 3 ..= 12: Q4_0 … Q8_0, Q2_K … Q6_K.
+        t[3 + i] = Some(kernels[i]);
+        i += 1;
+    }
+    t
+};
+
+/// 2-D tile kernels by `crate::dot_slot` (Q4_0, Q4_1, Q5_0, Q5_1).
+const TILE: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = {
+    let mut t: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = [None; crate::DOT_SLOTS];
+    t[3] = Some(tile2d_q4_0);
+    t[4] = Some(tile2d_q4_1);
+    t[5] = Some(tile2d_q5_0);
+    t[6] = Some(tile2d_q5_1);
+    t
+};
+
 /// The AVX2 table by value (the AVX-512 tier starts from it).
 pub(crate) const TABLE: Kernels = Kernels {
     isa: Isa::Avx2,
     dot: [
         dot_f32, dot_f16, dot_bf16, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0, dot_q2_k,
-        dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k,
+        dot_q3_k, dot_q4_k, dot_q5_k, dot_q6_k, dot_iq2_xxs, dot_iq2_xs, dot_iq2_s, dot_iq3_xxs,
+        dot_iq3_s, dot_iq1_s, dot_iq1_m, dot_iq4_nl, dot_iq4_xs, dot_tq1_0, dot_tq2_0, dot_mxfp4,
     ],
-    multi: [
-        None,
-        None,
-        None,
-        Some(multi_q4_0),
-        Some(multi_q4_1),
-        Some(multi_q5_0),
-        Some(multi_q5_1),
-        Some(multi_q8_0),
-        Some(multi_q2_k),
-        Some(multi_q3_k),
-        Some(multi_q4_k),
-        Some(multi_q5_k),
-        Some(multi_q6_k),
-    ],
-    tile: [
-        None,
-        None,
-        None,
-        Some(tile2d_q4_0),
-        Some(tile2d_q4_1),
-        Some(tile2d_q5_0),
-        Some(tile2d_q5_1),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    ],
+    multi: MULTI,
+    tile: TILE,
     panel: [None; crate::DOT_SLOTS],
     act: [
         scalar::float::quantize_f32,

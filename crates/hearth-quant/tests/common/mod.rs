@@ -22,6 +22,23 @@ pub const WEIGHT_TYPES: [GgmlType; 13] = [
     GgmlType::Q6K,
 ];
 
+/// The weight formats hearth reads and dots but does not quantize: the
+/// i-quants, the ternary formats and MXFP4.
+pub const DOT_ONLY_TYPES: [GgmlType; 12] = [
+    GgmlType::IQ2XXS,
+    GgmlType::IQ2XS,
+    GgmlType::IQ2S,
+    GgmlType::IQ3XXS,
+    GgmlType::IQ3S,
+    GgmlType::IQ1S,
+    GgmlType::IQ1M,
+    GgmlType::IQ4NL,
+    GgmlType::IQ4XS,
+    GgmlType::TQ1_0,
+    GgmlType::TQ2_0,
+    GgmlType::MXFP4,
+];
+
 pub const ACT_TYPES: [GgmlType; 6] = [
     GgmlType::F32,
     GgmlType::F16,
@@ -105,10 +122,28 @@ pub fn random_blocks(rng: &mut Rng, ty: GgmlType, n: usize, scale: f32) -> Vec<u
             GgmlType::Q3K => &[108],
             GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
             GgmlType::Q6K => &[208],
+            GgmlType::IQ2XXS | GgmlType::IQ2XS | GgmlType::IQ2S => &[0],
+            GgmlType::IQ3XXS | GgmlType::IQ3S | GgmlType::IQ1S => &[0],
+            GgmlType::IQ4NL | GgmlType::IQ4XS => &[0],
+            GgmlType::TQ1_0 => &[52],
+            GgmlType::TQ2_0 => &[64],
             _ => &[],
         };
         for &o in f16_offsets {
             blk[o..o + 2].copy_from_slice(&h(rng));
+        }
+        if ty == GgmlType::IQ1M {
+            // The f16 scale is the top nibbles of the four u16 scales.
+            let d = u16::from_le_bytes(h(rng));
+            for k in 0..4 {
+                let b = &mut blk[49 + 2 * k];
+                *b = (*b & 0x0f) | (((d >> (4 * k)) & 0x0f) as u8) << 4;
+            }
+        }
+        if ty == GgmlType::MXFP4 {
+            // E8M0 around `scale`: 2^(e − 127).
+            let e = 127.0 + scale.log2() + rng.unit() * 4.0;
+            blk[0] = e.clamp(1.0, 250.0) as u8;
         }
         if ty == GgmlType::Q8_0 {
             // ggml's quantizers never write -128; the SIMD sign trick assumes so.

@@ -49,12 +49,19 @@ impl Policy {
                 ty = T::Q6K;
             }
         } else if ft == F::MXFP4_MOE {
-            return Err(PolicyError::Unsupported("MXFP4"));
+            // Experts (3-D) become MXFP4, everything else Q8_0.
+            let experts = dims.get(2).is_some_and(|&n| n > 1);
+            let expert_role = matches!(cat, C::FfnUp | C::FfnGate | C::FfnDown);
+            ty = if experts && (arch != "bailingmoe3" || expert_role) {
+                T::MXFP4
+            } else {
+                T::Q8_0
+            };
         } else if cat == C::TokenEmbd {
             if matches!(ft, F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ1_M) {
                 ty = T::Q2K;
             } else if matches!(ft, F::IQ2_S | F::IQ2_M | F::IQ3_XXS) {
-                ty = T::IQ3_S;
+                ty = T::IQ3S;
             } else if matches!(ft, F::TQ1_0 | F::TQ2_0) {
                 ty = T::Q4K;
             }
@@ -64,7 +71,7 @@ impl Policy {
                 ty = if n_gqa >= 4 || n_expert >= 4 {
                     T::Q4K
                 } else if iq2s {
-                    T::IQ3_S
+                    T::IQ3S
                 } else {
                     T::Q2K
                 };
@@ -73,16 +80,16 @@ impl Policy {
                 ty = T::Q4K;
             } else if cat == C::FfnDown {
                 if self.i_ffn_down < self.info.n_layer / 8 {
-                    ty = if iq2s { T::IQ3_S } else { T::Q2K };
+                    ty = if iq2s { T::IQ3S } else { T::Q2K };
                 }
                 self.i_ffn_down += 1;
             } else if cat == C::AttnOutput {
                 if n_expert == 8 {
                     ty = T::Q5K;
                 } else if matches!(ft, F::IQ1_S | F::IQ1_M) {
-                    ty = T::IQ2_XXS;
+                    ty = T::IQ2XXS;
                 } else if iq2s {
-                    ty = T::IQ3_S;
+                    ty = T::IQ3S;
                 }
             }
         } else if is_attn_v(cat) {
@@ -94,9 +101,9 @@ impl Policy {
                 ty = if n_gqa >= 4 {
                     T::Q4K
                 } else if !self.has_imatrix {
-                    T::IQ3_S
+                    T::IQ3S
                 } else {
-                    T::IQ3_XXS
+                    T::IQ3XXS
                 };
             } else if matches!(ft, F::IQ3_XS | F::IQ3_S) && n_gqa >= 4 {
                 ty = T::Q4K;
@@ -126,15 +133,15 @@ impl Policy {
             if n_expert == 8 {
                 ty = T::Q8_0;
             } else if ft == F::IQ3_XS {
-                ty = T::IQ3_XXS;
+                ty = T::IQ3XXS;
             } else if ft == F::IQ3_XXS {
-                ty = T::IQ2_S;
+                ty = T::IQ2S;
             }
         } else if cat == C::AttnQ {
             if ft == F::IQ3_XS {
-                ty = T::IQ3_XXS;
+                ty = T::IQ3XXS;
             } else if ft == F::IQ3_XXS {
-                ty = T::IQ2_S;
+                ty = T::IQ2S;
             }
         } else if cat == C::FfnDown {
             let (il, nl) = self.layer(self.i_ffn_down, name)?;
@@ -204,7 +211,7 @@ impl Policy {
                 } else if ft == F::Q2_K {
                     ty = T::Q3K;
                 } else if ft == F::IQ3_XXS {
-                    ty = T::IQ3_S;
+                    ty = T::IQ3S;
                 } else if ft == F::Q3_K_M || ft == F::IQ3_M {
                     ty = T::Q4K;
                 } else if ft == F::Q3_K_L {
@@ -225,7 +232,7 @@ impl Policy {
             let i = if cat == C::FfnGate { self.i_ffn_gate } else { self.i_ffn_up };
             let (il, nl) = self.layer(i, name)?;
             if ft == F::IQ3_XS && il >= nl / 8 && il < 7 * nl / 8 {
-                ty = T::IQ3_XXS;
+                ty = T::IQ3XXS;
             }
             if cat == C::FfnGate {
                 self.i_ffn_gate += 1;
