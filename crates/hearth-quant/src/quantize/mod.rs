@@ -8,10 +8,15 @@
 //! Q5_0, Q5_1 and Q2_K … Q6_K use ggml's weighted searches
 //! (`quantize_row_*_impl`), and Q8_0, TQ2_0 and the float types ignore it,
 //! as ggml does. The IQ types always search, weighted by the matrix or by
-//! `x²`. The bytes are ggml's, bit for bit.
+//! `x²` (IQ2_XXS and IQ1_S require the matrix, as in ggml). The bytes are
+//! ggml's, bit for bit.
 
+mod iq1;
+mod iq2;
+mod iq3;
 mod iq4;
 mod kquants;
+mod lattice;
 mod legacy;
 mod search;
 mod tq;
@@ -26,6 +31,15 @@ pub enum QuantizeError {
     /// The importance matrix does not have one weight per column.
     #[error("the importance matrix has {got} weights per row; the rows have {n_per_row} elements")]
     ImatrixLength { n_per_row: usize, got: usize },
+    /// ggml quantizes this type only under importance weights.
+    #[error("{0} needs an importance matrix")]
+    NeedsImatrix(GgmlType),
+}
+
+/// `true` for the types ggml quantizes only under importance weights
+/// (`ggml_quantize_requires_imatrix`).
+pub fn requires_imatrix(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::IQ2XXS | GgmlType::IQ1S)
 }
 
 /// Quantizes `src`, a whole number of rows of `n_per_row` elements, into
@@ -57,6 +71,9 @@ pub fn quantize_rows(
             });
         }
     }
+    if imatrix.is_none() && requires_imatrix(ty) {
+        return Err(QuantizeError::NeedsImatrix(ty));
+    }
     for (x, y) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row)) {
         quantize_one(ty, x, y, imatrix)?;
     }
@@ -74,6 +91,20 @@ fn quantize_one(
 ) -> Result<(), QuantError> {
     use GgmlType as T;
     match ty {
+        T::IQ2XXS | T::IQ1S => {
+            // Checked by the caller: these never run without weights.
+            let Some(w) = imatrix else {
+                return Err(QuantError::Unsupported { ty, op: "quantizer without importance weights" });
+            };
+            if ty == T::IQ2XXS {
+                iq2::quantize_iq2_xxs(x, y, w);
+            } else {
+                iq1::quantize_iq1_s(x, y, w);
+            }
+        }
+        T::IQ2S => iq2::quantize_iq2_s(x, y, imatrix),
+        T::IQ3XXS => iq3::quantize_iq3_xxs(x, y, imatrix),
+        T::IQ3S => iq3::quantize_iq3_s(x, y, imatrix),
         T::IQ4NL => iq4::quantize_iq4_nl(x, y, imatrix),
         T::IQ4XS => iq4::quantize_iq4_xs(x, y, imatrix),
         T::TQ2_0 => tq::quantize_tq2_0(x, y),
