@@ -3,6 +3,8 @@
 //! needs an importance matrix, requantizing, an unknown type, the input as
 //! output) is a clear error that leaves no output behind.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -43,7 +45,10 @@ fn assert_refused(o: &Output, needle: &str) {
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "expected exit 1: {e}");
     assert!(!e.contains("panicked"), "panic: {e}");
-    assert!(e.contains(needle), "stderr does not mention {needle:?}: {e}");
+    assert!(
+        e.contains(needle),
+        "stderr does not mention {needle:?}: {e}"
+    );
 }
 
 /// The files in `dir` (to see that a failure left nothing behind).
@@ -66,7 +71,10 @@ fn quantize_q4_k_m_writes_the_mix_and_runs() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("as Q4_K_M"), "{stdout}");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("blk.0.attn_q.weight") && stderr.contains("Q4_K"), "progress: {stderr}");
+    assert!(
+        stderr.contains("blk.0.attn_q.weight") && stderr.contains("Q4_K"),
+        "progress: {stderr}"
+    );
 
     let f = GgufFile::open(&out).expect("the output is a GGUF file");
     assert_eq!(f.get_u64("general.file_type").unwrap(), 15);
@@ -92,7 +100,10 @@ fn quantize_q4_k_m_writes_the_mix_and_runs() {
     let o = hearth(&["quantize", s(&out), s(&again), "Q4_0", "--allow-requantize"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let g = GgufFile::open(&again).expect("requantized file");
-    assert_eq!(g.tensor("blk.0.attn_q.weight").map(|t| t.ty), Some(GgmlType::Q4_0));
+    assert_eq!(
+        g.tensor("blk.0.attn_q.weight").map(|t| t.ty),
+        Some(GgmlType::Q4_0)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -107,7 +118,14 @@ fn refusals_leave_no_output() {
     assert_refused(&o, "Q4_K_M");
     let o = hearth(&["quantize", s(&input), s(&input), "Q8_0"]);
     assert_refused(&o, "the same file");
-    let o = hearth(&["quantize", s(&input), s(&out), "Q8_0", "--imatrix", s(&input)]);
+    let o = hearth(&[
+        "quantize",
+        s(&input),
+        s(&out),
+        "Q8_0",
+        "--imatrix",
+        s(&input),
+    ]);
     assert_refused(&o, "not an importance matrix");
     assert_eq!(files(&dir), ["model-f32.gguf"]);
     let _ = std::fs::remove_dir_all(&dir);

@@ -122,7 +122,7 @@ pub fn model_info(f: &GgufFile) -> Result<ModelInfo, QuantizeError> {
     let n_head = arch_u64(f, &arch, "attention.head_count").unwrap_or(0);
     let n_head_kv = arch_u64(f, &arch, "attention.head_count_kv").unwrap_or(n_head);
     let n_expert = arch_u64(f, &arch, "expert_count").unwrap_or(0);
-    let n_gqa = if n_head_kv == 0 { 0 } else { n_head / n_head_kv };
+    let n_gqa = n_head.checked_div(n_head_kv).unwrap_or(0);
     let is_70b = match arch.as_str() {
         "llama" => n_expert != 8 && n_layer == 80 && n_head != n_head_kv,
         "deci" | "olmo" | "qwen2" => n_layer == 80,
@@ -154,7 +154,10 @@ fn order(tensors: &[TensorInfo]) -> Vec<usize> {
 /// matrix (`tensor_requires_imatrix`).
 fn requires_imatrix(name: &str, ty: GgmlType, ftype: Ftype) -> bool {
     use GgmlType as T;
-    if matches!(name, "token_embd.weight" | "per_layer_token_embd.weight" | "output.weight") {
+    if matches!(
+        name,
+        "token_embd.weight" | "per_layer_token_embd.weight" | "output.weight"
+    ) {
         return false;
     }
     match ty {
@@ -168,7 +171,10 @@ fn requires_imatrix(name: &str, ty: GgmlType, ftype: Ftype) -> bool {
 pub fn plan(f: &GgufFile, opts: &Options) -> Result<Plan, QuantizeError> {
     let info = model_info(f)?;
     let order = order(f.tensors());
-    let names: Vec<&str> = order.iter().map(|&i| f.tensors()[i].name.as_str()).collect();
+    let names: Vec<&str> = order
+        .iter()
+        .map(|&i| f.tensors()[i].name.as_str())
+        .collect();
     let imatrix = opts.imatrix.as_ref().map(|(m, _)| m);
     let mut pol = policy::Policy::new(opts.ftype, info.clone(), imatrix.is_some(), &names)?;
     let mut tensors = Vec::with_capacity(order.len());
@@ -239,7 +245,10 @@ fn metadata(f: &GgufFile, opts: &Options) -> Vec<(String, Value)> {
         if let Some(d) = m.datasets.first() {
             set("quantize.imatrix.dataset", Value::String(d.clone()));
         }
-        set("quantize.imatrix.entries_count", Value::U32(m.entries.len() as u32));
+        set(
+            "quantize.imatrix.entries_count",
+            Value::U32(m.entries.len() as u32),
+        );
         set("quantize.imatrix.chunks_count", Value::U32(m.chunk_count));
     }
     for k in ["split.no", "split.count", "split.tensors.count"] {

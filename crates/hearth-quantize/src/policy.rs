@@ -267,8 +267,9 @@ impl Policy {
         }
         self.n_fallback += 1;
         let to = match ty {
-            T::IQ1S | T::IQ1M | T::IQ2XXS | T::IQ2XS | T::IQ2S | T::IQ3XXS | T::IQ3S
-            | T::IQ4XS => T::IQ4NL,
+            T::IQ1S | T::IQ1M | T::IQ2XXS | T::IQ2XS | T::IQ2S | T::IQ3XXS | T::IQ3S | T::IQ4XS => {
+                T::IQ4NL
+            }
             T::Q2K | T::Q3K | T::TQ1_0 | T::TQ2_0 => T::Q4_0,
             T::Q4K => T::Q5_0,
             T::Q5K => T::Q5_1,

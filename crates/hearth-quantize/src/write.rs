@@ -34,9 +34,11 @@ fn to_f32(t: &PlannedTensor, data: &[u8]) -> Result<Vec<f32>, QuantizeError> {
     let mut out = vec![0.0f32; ne0 * rows];
     let row_bytes = data.len() / rows.max(1);
     for (src, dst) in data.chunks_exact(row_bytes).zip(out.chunks_exact_mut(ne0)) {
-        hearth_quant::dequantize_row(t.from, src, dst).map_err(|_| QuantizeError::NoDequantizer {
-            tensor: t.name.clone(),
-            from: t.from,
+        hearth_quant::dequantize_row(t.from, src, dst).map_err(|_| {
+            QuantizeError::NoDequantizer {
+                tensor: t.name.clone(),
+                from: t.from,
+            }
         })?;
     }
     Ok(out)
@@ -53,7 +55,9 @@ fn quantize_parallel(
     let ne0 = t.dims[0] as usize;
     let row_bytes = dst.len() / (src.len() / ne0).max(1);
     let rows = src.len() / ne0;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(rows.max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rows.max(1));
     let per = rows.div_ceil(threads);
     let err = |source| QuantizeError::Quant {
         tensor: t.name.clone(),

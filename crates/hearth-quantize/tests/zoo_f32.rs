@@ -4,6 +4,8 @@
 //! order, each with the same type, shape and sha256 of its bytes, and the
 //! same metadata.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use hearth_gguf::{GgufFile, Value};
@@ -47,9 +49,17 @@ fn py_float(x: f64) -> String {
         let s = if exp < 0 {
             format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
         } else if digits.len() as i32 > exp + 1 {
-            format!("{}.{}", &digits[..=exp as usize], &digits[exp as usize + 1..])
+            format!(
+                "{}.{}",
+                &digits[..=exp as usize],
+                &digits[exp as usize + 1..]
+            )
         } else {
-            format!("{}{}.0", digits, "0".repeat((exp + 1) as usize - digits.len()))
+            format!(
+                "{}{}.0",
+                digits,
+                "0".repeat((exp + 1) as usize - digits.len())
+            )
         };
         format!("{sign}{s}")
     } else {
@@ -58,7 +68,11 @@ fn py_float(x: f64) -> String {
         } else {
             digits
         };
-        format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        format!(
+            "{sign}{m}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
     }
 }
 
@@ -163,11 +177,22 @@ fn check_line(dir: &std::path::Path, model: &str, want: &Json) -> Vec<String> {
     for t in out.tensors() {
         let Some(w) = wt.get(&t.name) else { continue };
         let sha = hex(&Sha256::digest(out.tensor_data(t)));
-        let shape: Vec<u64> = w["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+        let shape: Vec<u64> = w["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
         if t.ty.name() != w["type"] || t.dims != shape || sha != w["sha256"] {
             diffs.push(format!(
                 "{}: got {} {:?} {}, want {} {:?} {}",
-                t.name, t.ty, t.dims, &sha[..12], w["type"], shape, &w["sha256"].as_str().unwrap()[..12]
+                t.name,
+                t.ty,
+                t.dims,
+                &sha[..12],
+                w["type"],
+                shape,
+                &w["sha256"].as_str().unwrap()[..12]
             ));
         }
     }
@@ -178,10 +203,18 @@ fn check_line(dir: &std::path::Path, model: &str, want: &Json) -> Vec<String> {
         .filter(|(k, _)| !skipped.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), as_json(v)))
         .collect();
-    let want_kv: Vec<(&str, Json)> =
-        want["kv"].as_object().unwrap().iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let want_kv: Vec<(&str, Json)> = want["kv"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     if got_kv.len() != want_kv.len() {
-        diffs.push(format!("{} metadata keys, want {}", got_kv.len(), want_kv.len()));
+        diffs.push(format!(
+            "{} metadata keys, want {}",
+            got_kv.len(),
+            want_kv.len()
+        ));
     }
     for ((gk, gv), (wk, wv)) in got_kv.iter().zip(&want_kv) {
         if gk != wk || gv != wv {
@@ -210,7 +243,10 @@ fn every_line_matches_llama_quantize() {
             let want: Json = serde_json::from_str(&strict_json(line)).unwrap();
             let ty = want["type"].as_str().unwrap();
             if NOT_YET.contains(&ty) {
-                assert!(Ftype::parse(ty).unwrap().default_type().is_err(), "{ty} is supported now: take it off NOT_YET");
+                assert!(
+                    Ftype::parse(ty).unwrap().default_type().is_err(),
+                    "{ty} is supported now: take it off NOT_YET"
+                );
                 continue;
             }
             checked += 1;
@@ -221,7 +257,12 @@ fn every_line_matches_llama_quantize() {
         }
     }
     assert!(checked >= 3 * 21, "only {checked} lines checked");
-    assert!(failures.is_empty(), "{} lines differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} lines differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

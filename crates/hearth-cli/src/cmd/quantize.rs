@@ -39,7 +39,11 @@ fn mib(bytes: u64) -> f64 {
 pub fn main(a: QuantizeArgs) -> Result<()> {
     let ftype = Ftype::parse(&a.ftype).ok_or_else(|| {
         let names: Vec<&str> = Ftype::names().collect();
-        anyhow!("unknown type {:?}; the types are {}", a.ftype, names.join(", "))
+        anyhow!(
+            "unknown type {:?}; the types are {}",
+            a.ftype,
+            names.join(", ")
+        )
     })?;
     let imatrix = match &a.imatrix {
         Some(p) => Some((Imatrix::load(p)?, p.display().to_string())),
@@ -64,7 +68,13 @@ pub fn main(a: QuantizeArgs) -> Result<()> {
             b.set_position(i as u64);
             b.set_message(format!("{} → {}", t.name, t.to));
         } else {
-            eprintln!("[{:>4}/{total}] {:<36} {:>6} → {}", i + 1, t.name, t.from.name(), t.to);
+            eprintln!(
+                "[{:>4}/{total}] {:<36} {:>6} → {}",
+                i + 1,
+                t.name,
+                t.from.name(),
+                t.to
+            );
         }
     };
     let plan = quantize_file(&a.input, &a.output, &opts, &mut progress)

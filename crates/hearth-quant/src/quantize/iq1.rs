@@ -13,7 +13,15 @@ use crate::scalar::kquants::wr_f16;
 
 /// `iq1_find_best_neighbour2`: the neighbour of code `u` closest to `xb`
 /// at `scale` with values `xg`; its levels go to `l`.
-fn best_neighbour(lat: &Lattice, u: usize, xb: &[f32], w: &[f32], scale: f32, xg: &[f32; 3], l: &mut [i8]) -> usize {
+fn best_neighbour(
+    lat: &Lattice,
+    u: usize,
+    xb: &[f32],
+    w: &[f32],
+    scale: f32,
+    xg: &[f32; 3],
+    l: &mut [i8],
+) -> usize {
     let mut best_score = f32::MAX;
     let ns = lat.neighbours(u);
     // A NaN distance everywhere leaves no choice; ggml aborts there.
@@ -40,7 +48,11 @@ pub(crate) fn quantize_iq1_s(src: &[f32], dst: &mut [u8], qw: &[f32]) {
     let lat = iq1s();
     let x_p = [-1.0 + IQ1S_DELTA, IQ1S_DELTA, 1.0 + IQ1S_DELTA];
     let x_m = [-1.0 - IQ1S_DELTA, -IQ1S_DELTA, 1.0 - IQ1S_DELTA];
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(50)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(50))
+        .enumerate()
+    {
         y.fill(0);
         let mut qh = [0u16; 8];
         let mut scales = [0.0f32; 8];
@@ -66,7 +78,11 @@ pub(crate) fn quantize_iq1_s(src: &[f32], dst: &mut [u8], qw: &[f32]) {
             }
             // Elements in ascending order (ties keep their index order).
             let mut idx: Vec<usize> = (0..32).collect();
-            idx.sort_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap_or(std::cmp::Ordering::Equal));
+            idx.sort_by(|&a, &b| {
+                xb[a]
+                    .partial_cmp(&xb[b])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
             let (mut sumx, mut sumw) = ([0.0f32; 33], [0.0f32; 33]);
             for j in 0..32 {
                 let i = idx[j];
@@ -127,7 +143,15 @@ pub(crate) fn quantize_iq1_s(src: &[f32], dst: &mut [u8], qw: &[f32]) {
                     Some(e) => e,
                     None => {
                         all_on_grid = false;
-                        best_neighbour(lat, u, &xb[g.clone()], &weight[g.clone()], scale, xx, &mut l[g])
+                        best_neighbour(
+                            lat,
+                            u,
+                            &xb[g.clone()],
+                            &weight[g.clone()],
+                            scale,
+                            xx,
+                            &mut l[g],
+                        )
                     }
                 };
             }

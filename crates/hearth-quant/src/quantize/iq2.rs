@@ -75,7 +75,13 @@ pub(crate) fn group_levels(lat: &Lattice, xval: &[f32], id: f32, kmax: i32, l: &
 
 /// Snaps group levels `l` to the lattice (its own entry or the best
 /// neighbour at `scale`); returns the entry.
-pub(crate) fn snap(lat: &Lattice, xval: &[f32], waux: &[f32], scale: f32, l: &mut [i8]) -> (usize, bool) {
+pub(crate) fn snap(
+    lat: &Lattice,
+    xval: &[f32],
+    waux: &[f32],
+    scale: f32,
+    l: &mut [i8],
+) -> (usize, bool) {
     let u = lat.code(l);
     match lat.entry(u) {
         Some(g) => (g, true),
@@ -85,14 +91,24 @@ pub(crate) fn snap(lat: &Lattice, xval: &[f32], waux: &[f32], scale: f32, l: &mu
 
 /// The entry of final levels (ggml aborts when they are off the lattice,
 /// which its search never produces; here the nearest neighbour stands in).
-pub(crate) fn final_entry(lat: &Lattice, l: &mut [i8], xval: &[f32], waux: &[f32], scale: f32) -> usize {
+pub(crate) fn final_entry(
+    lat: &Lattice,
+    l: &mut [i8],
+    xval: &[f32],
+    waux: &[f32],
+    scale: f32,
+) -> usize {
     snap(lat, xval, waux, scale, l).0
 }
 
 /// One row of IQ2_XXS (66-byte blocks); requires importance weights.
 pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
     let lat = iq2xxs();
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(66)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(66))
+        .enumerate()
+    {
         let mut q2 = [0u32; 16];
         let mut scales = [0.0f32; 8];
         let mut max_scale = 0.0f32;
@@ -107,7 +123,12 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
             }
             let mut block_signs = [0u8; 4];
             for k in 0..4 {
-                block_signs[k] = signs8(&xb[8 * k..], &weight[8 * k..], &mut xval[8 * k..8 * k + 8], true);
+                block_signs[k] = signs8(
+                    &xb[8 * k..],
+                    &weight[8 * k..],
+                    &mut xval[8 * k..8 * k + 8],
+                    true,
+                );
             }
             let mut max = xval[0];
             for &v in &xval[1..] {
@@ -136,7 +157,13 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
                 for k in 0..4 {
                     let g = 8 * k..8 * k + 8;
                     group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-                    snap(lat, &xval[g.clone()], &waux[g.clone()], this_scale, &mut laux[g]);
+                    snap(
+                        lat,
+                        &xval[g.clone()],
+                        &waux[g.clone()],
+                        this_scale,
+                        &mut laux[g],
+                    );
                 }
                 let (sumqx, sumq2) = sums(&weight, &xval, &laux);
                 if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
@@ -192,7 +219,11 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
 /// One row of IQ2_S (82-byte blocks).
 pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
     let lat = iq2s();
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(82)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(82))
+        .enumerate()
+    {
         y.fill(0);
         // d, then qs (32 lattice index bytes, 32 sign bytes), qh, scales.
         let (qs, qh) = (2usize, 66usize);
@@ -211,7 +242,12 @@ pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
             }
             let mut block_signs = [0u8; 2];
             for k in 0..2 {
-                block_signs[k] = signs8(&xb[8 * k..], &weight[8 * k..], &mut xval[8 * k..8 * k + 8], false);
+                block_signs[k] = signs8(
+                    &xb[8 * k..],
+                    &weight[8 * k..],
+                    &mut xval[8 * k..8 * k + 8],
+                    false,
+                );
             }
             let mut max = xval[0];
             for &v in &xval[1..] {
@@ -233,7 +269,14 @@ pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
                 for k in 0..2 {
                     let g = 8 * k..8 * k + 8;
                     group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-                    on_aux[k] = snap(lat, &xval[g.clone()], &waux[g.clone()], this_scale, &mut laux[g]).1;
+                    on_aux[k] = snap(
+                        lat,
+                        &xval[g.clone()],
+                        &waux[g.clone()],
+                        this_scale,
+                        &mut laux[g],
+                    )
+                    .1;
                 }
                 let (sumqx, sumq2) = sums(&weight, &xval, &laux);
                 if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {

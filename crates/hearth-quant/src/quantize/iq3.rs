@@ -28,7 +28,12 @@ fn search(
     }
     let mut xval = [0.0f32; 32];
     for k in 0..4 {
-        block_signs[k] = signs8(&xb[8 * k..], &weight[8 * k..], &mut xval[8 * k..8 * k + 8], xxs);
+        block_signs[k] = signs8(
+            &xb[8 * k..],
+            &weight[8 * k..],
+            &mut xval[8 * k..8 * k + 8],
+            xxs,
+        );
     }
     let mut max = xval[0];
     for &v in &xval[1..] {
@@ -50,7 +55,14 @@ fn search(
         for k in 0..8 {
             let g = 4 * k..4 * k + 4;
             group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-            on_aux[k] = snap(lat, &xval[g.clone()], &waux[g.clone()], this_scale, &mut laux[g]).1;
+            on_aux[k] = snap(
+                lat,
+                &xval[g.clone()],
+                &waux[g.clone()],
+                this_scale,
+                &mut laux[g],
+            )
+            .1;
         }
         let (sumqx, sumq2) = sums(weight, &xval, &laux);
         if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
@@ -103,7 +115,11 @@ fn weights(xb: &[f32], qw: Option<&[f32]>, sigma2: f32) -> [f32; 32] {
 /// One row of IQ3_XXS (98-byte blocks).
 pub(crate) fn quantize_iq3_xxs(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
     let lat = iq3xxs();
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(98)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(98))
+        .enumerate()
+    {
         y.fill(0);
         let mut signs_scales = [0u32; 8];
         let mut scales = [0.0f32; 8];
@@ -148,7 +164,11 @@ pub(crate) fn quantize_iq3_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
     let lat = iq3s();
     // d, qs[64], qh[8], signs[32], scales[4]
     let (qs, qh, sg, sc) = (2usize, 66usize, 74usize, 106usize);
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(110)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(110))
+        .enumerate()
+    {
         y.fill(0);
         let mut scales = [0.0f32; 8];
         let mut max_scale = 0.0f32;

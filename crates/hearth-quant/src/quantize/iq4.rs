@@ -112,7 +112,11 @@ fn pack(l: &[u8], q4: &mut [u8]) {
 pub(crate) fn quantize_iq4_nl(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
     // ggml keeps the index buffer across blocks.
     let mut l = [0u8; 32];
-    for (ib, (x, y)) in src.chunks_exact(32).zip(dst.chunks_exact_mut(18)).enumerate() {
+    for (ib, (x, y)) in src
+        .chunks_exact(32)
+        .zip(dst.chunks_exact_mut(18))
+        .enumerate()
+    {
         let w = weights(x, qw.map(|q| &q[32 * ib..32 * ib + 32]), sigma2(x));
         let d = block_scale(x, &w, &mut l);
         wr_f16(y, 0, d);
@@ -127,7 +131,11 @@ pub(crate) fn quantize_iq4_nl(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
 /// One row of IQ4_XS (136-byte blocks of 256).
 pub(crate) fn quantize_iq4_xs(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
     let mut l = [0u8; 256];
-    for (ibl, (x, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(136)).enumerate() {
+    for (ibl, (x, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(136))
+        .enumerate()
+    {
         let s2 = sigma2(x);
         let mut scales = [0.0f32; 8];
         let (mut max_scale, mut amax_scale) = (0.0f32, 0.0f32);

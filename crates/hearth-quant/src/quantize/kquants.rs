@@ -36,7 +36,11 @@ fn pack_2bit(l: &[u8], qs: &mut [u8]) {
 
 /// One row of Q2_K (84-byte blocks).
 pub(crate) fn quantize_q2_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (x, y)) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(84)).enumerate() {
+    for (i, (x, y)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(84))
+        .enumerate()
+    {
         let sigma2 = sum_squares(x) / QK_K as f32;
         let mut l = [0u8; QK_K];
         let mut aux = [0u8; 16];
@@ -87,7 +91,11 @@ pub(crate) fn quantize_q2_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
 
 /// One row of Q3_K (110-byte blocks).
 pub(crate) fn quantize_q3_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (x, y)) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(110)).enumerate() {
+    for (i, (x, y)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(110))
+        .enumerate()
+    {
         let sigma2 = 2.0 * sum_squares(x) / QK_K as f32;
         let mut l = [0i8; QK_K];
         let (mut scales, mut sw) = ([0.0f32; 16], [0.0f32; 16]);
@@ -199,7 +207,11 @@ fn k4_impl(x: &[f32], q: &[f32], y: &mut [u8], nmax: i32, l: &mut [u8; QK_K]) {
 
 /// One row of Q4_K (144-byte blocks).
 pub(crate) fn quantize_q4_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (x, y)) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(144)).enumerate() {
+    for (i, (x, y)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(144))
+        .enumerate()
+    {
         let mut l = [0u8; QK_K];
         k4_impl(x, &qw[QK_K * i..QK_K * (i + 1)], y, 15, &mut l);
         for (c, q) in y[16..].chunks_exact_mut(32).enumerate() {
@@ -212,7 +224,11 @@ pub(crate) fn quantize_q4_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
 
 /// One row of Q5_K (176-byte blocks).
 pub(crate) fn quantize_q5_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (x, y)) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(176)).enumerate() {
+    for (i, (x, y)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(176))
+        .enumerate()
+    {
         let mut l = [0u8; QK_K];
         k4_impl(x, &qw[QK_K * i..QK_K * (i + 1)], y, 31, &mut l);
         let (qh, ql) = y[16..].split_at_mut(32);
@@ -238,13 +254,23 @@ pub(crate) fn quantize_q5_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
 /// One row of Q6_K (210-byte blocks): the importance weights are used
 /// as they are (no σ² term).
 pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (x, y)) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)).enumerate() {
+    for (i, (x, y)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(210))
+        .enumerate()
+    {
         let mut l = [0i8; QK_K];
         let mut scales = [0.0f32; 16];
         let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
         for ib in 0..16 {
             let q = &qw[QK_K * i + 16 * ib..][..16];
-            let s = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16], 1, Some(q));
+            let s = make_qx_quants(
+                32,
+                &x[16 * ib..16 * ib + 16],
+                &mut l[16 * ib..16 * ib + 16],
+                1,
+                Some(q),
+            );
             scales[ib] = s;
             if s.abs() > max_abs_scale {
                 max_abs_scale = s.abs();
@@ -273,7 +299,11 @@ pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
                 l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
             }
         }
-        for (h, (ql, qh)) in ql.chunks_exact_mut(64).zip(qh.chunks_exact_mut(32)).enumerate() {
+        for (h, (ql, qh)) in ql
+            .chunks_exact_mut(64)
+            .zip(qh.chunks_exact_mut(32))
+            .enumerate()
+        {
             let lh = &l[128 * h..128 * h + 128];
             for k in 0..32 {
                 let q = |m: usize| lh[k + 32 * m] as u8;

@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(l.entry(8), Some(3));
         assert_eq!(l.pos(1), &[5, 1, 1, 1, 1, 1, 1, 1]);
         // Every IQ1_S position is 1, 3 or 5 (values -1, 0, 1).
-        assert!(iq1s().pos.iter().all(|p| p.iter().all(|&v| v == 1 || v == 3 || v == 5)));
+        assert!(iq1s()
+            .pos
+            .iter()
+            .all(|p| p.iter().all(|&v| v == 1 || v == 3 || v == 5)));
         // IQ3_S positions are its odd magnitudes 1..=15 themselves.
         assert_eq!(iq3s().pos(0).len(), 4);
         let u = 1; // levels (1, 0, 0, 0)

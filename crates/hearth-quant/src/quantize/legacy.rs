@@ -41,7 +41,11 @@ fn pack_q5(l: &[u8], qh: &mut [u8], qs: &mut [u8]) {
 pub(crate) fn quantize_q_0(x: &[f32], y: &mut [u8], qw: &[f32], five_bits: bool) {
     let sigma2 = mean_square(x);
     let (nmax, bytes) = if five_bits { (16, 22) } else { (8, 18) };
-    for (ib, (xb, yb)) in x.chunks_exact(QK).zip(y.chunks_exact_mut(bytes)).enumerate() {
+    for (ib, (xb, yb)) in x
+        .chunks_exact(QK)
+        .zip(y.chunks_exact_mut(bytes))
+        .enumerate()
+    {
         let w = block_weights(xb, &qw[QK * ib..QK * ib + QK], sigma2);
         let mut l = [0i8; QK];
         let d = make_qx_quants(nmax, xb, &mut l, 1, Some(&w));
@@ -62,7 +66,11 @@ pub(crate) fn quantize_q_0(x: &[f32], y: &mut [u8], qw: &[f32], five_bits: bool)
 pub(crate) fn quantize_q_1(x: &[f32], y: &mut [u8], qw: &[f32], five_bits: bool) {
     let sigma2 = mean_square(x);
     let (nmax, bytes) = if five_bits { (31, 24) } else { (15, 20) };
-    for (ib, (xb, yb)) in x.chunks_exact(QK).zip(y.chunks_exact_mut(bytes)).enumerate() {
+    for (ib, (xb, yb)) in x
+        .chunks_exact(QK)
+        .zip(y.chunks_exact_mut(bytes))
+        .enumerate()
+    {
         let w = block_weights(xb, &qw[QK * ib..QK * ib + QK], sigma2);
         let (mut l, mut aux) = ([0u8; QK], [0u8; QK]);
         let (d, min) =

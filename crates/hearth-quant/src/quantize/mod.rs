@@ -11,6 +11,8 @@
 //! `x²` (IQ2_XXS and IQ1_S require the matrix, as in ggml). The bytes are
 //! ggml's, bit for bit.
 
+#![allow(clippy::needless_range_loop)] // index-for-index ports of ggml's loops
+
 mod iq1;
 mod iq2;
 mod iq3;
@@ -53,7 +55,7 @@ pub fn quantize_rows(
     dst: &mut [u8],
 ) -> Result<(), QuantizeError> {
     let row = row_bytes(ty, n_per_row)?;
-    let rows = if n_per_row == 0 { 0 } else { src.len() / n_per_row };
+    let rows = src.len().checked_div(n_per_row).unwrap_or(0);
     if n_per_row == 0 || src.len() % n_per_row != 0 || rows.checked_mul(row) != Some(dst.len()) {
         return Err(QuantError::LengthMismatch {
             ty,
@@ -94,7 +96,10 @@ fn quantize_one(
         T::IQ2XXS | T::IQ1S => {
             // Checked by the caller: these never run without weights.
             let Some(w) = imatrix else {
-                return Err(QuantError::Unsupported { ty, op: "quantizer without importance weights" });
+                return Err(QuantError::Unsupported {
+                    ty,
+                    op: "quantizer without importance weights",
+                });
             };
             if ty == T::IQ2XXS {
                 iq2::quantize_iq2_xxs(x, y, w);

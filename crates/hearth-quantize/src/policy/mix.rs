@@ -14,6 +14,8 @@ fn use_more_bits(i_layer: i32, n_layers: i32) -> bool {
 }
 
 impl Policy {
+    // The branches follow llama.cpp's rule by rule, some with equal results.
+    #[allow(clippy::if_same_then_else)]
     pub(super) fn mix_type(
         &mut self,
         name: &str,
@@ -31,7 +33,9 @@ impl Policy {
         let mut ty = self.default;
 
         if arch == "glm5-next"
-            && (name.contains("attn_q_a") || name.contains("attn_q_b") || name.contains("nextn.eh_proj"))
+            && (name.contains("attn_q_a")
+                || name.contains("attn_q_b")
+                || name.contains("nextn.eh_proj"))
         {
             return Ok(T::Q8_0);
         }
@@ -105,12 +109,14 @@ impl Policy {
                 } else {
                     T::IQ3XXS
                 };
-            } else if matches!(ft, F::IQ3_XS | F::IQ3_S) && n_gqa >= 4 {
-                ty = T::Q4K;
-            } else if ft == F::IQ3_M {
+            } else if (matches!(ft, F::IQ3_XS | F::IQ3_S) && n_gqa >= 4) || ft == F::IQ3_M {
                 ty = T::Q4K;
             } else if ft == F::Q3_K_M {
-                ty = if self.i_attention_wv < 2 { T::Q5K } else { T::Q4K };
+                ty = if self.i_attention_wv < 2 {
+                    T::Q5K
+                } else {
+                    T::Q4K
+                };
             } else if ft == F::Q3_K_L {
                 ty = T::Q5K;
             } else if matches!(ft, F::IQ4_NL | F::IQ4_XS) && n_gqa >= 4 {
@@ -161,9 +167,7 @@ impl Policy {
                 } else {
                     T::Q3K
                 };
-            } else if ft == F::IQ3_M
-                && (il < nl / 8 || (n_expert == 8 && use_more_bits(il, nl)))
-            {
+            } else if ft == F::IQ3_M && (il < nl / 8 || (n_expert == 8 && use_more_bits(il, nl))) {
                 ty = T::Q4K;
             } else if ft == F::Q3_K_L {
                 ty = if falcon { T::Q4K } else { T::Q5K };
@@ -229,7 +233,11 @@ impl Policy {
                 ty = T::Q6K;
             }
         } else if cat == C::FfnGate || cat == C::FfnUp {
-            let i = if cat == C::FfnGate { self.i_ffn_gate } else { self.i_ffn_up };
+            let i = if cat == C::FfnGate {
+                self.i_ffn_gate
+            } else {
+                self.i_ffn_up
+            };
             let (il, nl) = self.layer(i, name)?;
             if ft == F::IQ3_XS && il >= nl / 8 && il < 7 * nl / 8 {
                 ty = T::IQ3XXS;
