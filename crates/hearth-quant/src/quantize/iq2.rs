@@ -3,7 +3,7 @@
 //! with one sign bit per element, a 4-bit scale per 32 (IQ2_XXS) or 16
 //! (IQ2_S) elements under one f16 scale per 256.
 
-use super::lattice::{iq2s, iq2xxs, Lattice};
+use super::lattice::{iq2s, iq2xs, iq2xxs, Lattice};
 use super::search::{make_qp_quants, GROUP_MAX_EPS};
 use crate::scalar::kquantize::nearest_int;
 use crate::scalar::kquants::wr_f16;
@@ -218,18 +218,30 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
 
 /// One row of IQ2_S (82-byte blocks).
 pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
-    let lat = iq2s();
-    for (ibl, (xbl, y)) in src
-        .chunks_exact(256)
-        .zip(dst.chunks_exact_mut(82))
-        .enumerate()
-    {
+    quantize_iq2_16(src, dst, qw, false);
+}
+
+/// One row of IQ2_XS (74-byte blocks); requires importance weights.
+pub(crate) fn quantize_iq2_xs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
+    quantize_iq2_16(src, dst, Some(qw), true);
+}
+
+/// The shared body of IQ2_S and IQ2_XS (`xs`): 16-element sub-blocks of
+/// two lattice points. IQ2_XS keeps even sign parity, a 512-entry lattice
+/// and packs index and signs in one u16; IQ2_S stores free signs, a
+/// 1024-entry lattice with high index bits apart, and scales d by 0.9875.
+fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
+    let lat = if xs { iq2xs() } else { iq2s() };
+    let bytes = if xs { 74 } else { 82 };
+    // IQ2_S: d, qs (32 lattice index bytes, 32 sign bytes), qh, scales.
+    // IQ2_XS: d, qs (32 u16: index | signs << 9), scales.
+    let (qs, qh, sc) = if xs { (2, 0, 66) } else { (2, 66, 74) };
+    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(bytes)).enumerate() {
         y.fill(0);
-        // d, then qs (32 lattice index bytes, 32 sign bytes), qh, scales.
-        let (qs, qh) = (2usize, 66usize);
+        let mut q2 = [0u16; 32];
         let mut scales = [0.0f32; 16];
         let mut max_scale = 0.0f32;
-        let sigma2 = 2.0 * sum_squares(xbl) / 256.0;
+        let sigma2 = if xs { 1.0 } else { 2.0 } * sum_squares(xbl) / 256.0;
         for ib in 0..16 {
             let xb = &xbl[16 * ib..16 * ib + 16];
             let (mut weight, mut waux, mut xval) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
@@ -242,19 +254,14 @@ pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
             }
             let mut block_signs = [0u8; 2];
             for k in 0..2 {
-                block_signs[k] = signs8(
-                    &xb[8 * k..],
-                    &weight[8 * k..],
-                    &mut xval[8 * k..8 * k + 8],
-                    false,
-                );
+                block_signs[k] = signs8(&xb[8 * k..], &weight[8 * k..], &mut xval[8 * k..8 * k + 8], xs);
             }
             let mut max = xval[0];
             for &v in &xval[1..] {
                 max = if max > v { max } else { v };
             }
             let mut l = [0i8; 16];
-            if max < 1e-8 {
+            if max < if xs { GROUP_MAX_EPS } else { 1e-8 } {
                 scales[ib] = 0.0;
                 continue;
             }
@@ -269,14 +276,7 @@ pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
                 for k in 0..2 {
                     let g = 8 * k..8 * k + 8;
                     group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-                    on_aux[k] = snap(
-                        lat,
-                        &xval[g.clone()],
-                        &waux[g.clone()],
-                        this_scale,
-                        &mut laux[g],
-                    )
-                    .1;
+                    on_aux[k] = snap(lat, &xval[g.clone()], &waux[g.clone()], this_scale, &mut laux[g]).1;
                 }
                 let (sumqx, sumq2) = sums(&weight, &xval, &laux);
                 if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
@@ -304,16 +304,20 @@ pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
             if scale < 0.0 {
                 scale = -scale;
                 for s in &mut block_signs {
-                    *s = !*s;
+                    *s = if xs { !*s & 127 } else { !*s };
                 }
             }
             for k in 0..2 {
                 let g = 8 * k..8 * k + 8;
                 let e = final_entry(lat, &mut l[g.clone()], &xval[g.clone()], &waux[g], scale);
                 let i8_ = 2 * ib + k;
-                y[qs + i8_] = (e & 255) as u8;
-                y[qh + i8_ / 4] |= ((e >> 8) << (2 * (i8_ % 4))) as u8;
-                y[qs + 32 + i8_] = block_signs[k];
+                if xs {
+                    q2[i8_] = e as u16 | (u16::from(block_signs[k]) << 9);
+                } else {
+                    y[qs + i8_] = (e & 255) as u8;
+                    y[qh + i8_ / 4] |= ((e >> 8) << (2 * (i8_ % 4))) as u8;
+                    y[qs + 32 + i8_] = block_signs[k];
+                }
             }
             scales[ib] = scale;
             max_scale = if max_scale > scale { max_scale } else { scale };
@@ -322,15 +326,19 @@ pub(crate) fn quantize_iq2_s(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
             continue;
         }
         let d = max_scale / 31.0;
-        wr_f16(y, 0, d * 0.9875);
+        wr_f16(y, 0, if xs { d } else { d * 0.9875 });
         let id = 1.0 / d;
-        let sc = &mut y[74..82];
         for ib in 0..16 {
             let l = nearest_int(0.5 * (id * scales[ib] - 1.0)).clamp(0, 15) as u8;
             if ib % 2 == 0 {
-                sc[ib / 2] = l;
+                y[sc + ib / 2] = l;
             } else {
-                sc[ib / 2] |= l << 4;
+                y[sc + ib / 2] |= l << 4;
+            }
+        }
+        if xs {
+            for (c, v) in y[qs..qs + 64].chunks_exact_mut(2).zip(q2) {
+                c.copy_from_slice(&v.to_le_bytes());
             }
         }
     }

@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use crate::grids::{IQ1S_GRID, IQ2S_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID};
+use crate::grids::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID};
 
 pub(crate) struct Lattice {
     /// Elements per entry (8 or 4).
@@ -167,6 +167,11 @@ fn widen(g: &[u32]) -> Vec<u64> {
 pub(crate) fn iq2xxs() -> &'static Lattice {
     static L: OnceLock<Lattice> = OnceLock::new();
     L.get_or_init(|| Lattice::from_grid(&IQ2XXS_GRID, 8, 2, 2))
+}
+
+pub(crate) fn iq2xs() -> &'static Lattice {
+    static L: OnceLock<Lattice> = OnceLock::new();
+    L.get_or_init(|| Lattice::from_grid(&IQ2XS_GRID, 8, 2, 2))
 }
 
 pub(crate) fn iq2s() -> &'static Lattice {

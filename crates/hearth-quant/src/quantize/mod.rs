@@ -41,7 +41,7 @@ pub enum QuantizeError {
 /// `true` for the types ggml quantizes only under importance weights
 /// (`ggml_quantize_requires_imatrix`).
 pub fn requires_imatrix(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::IQ2XXS | GgmlType::IQ1S)
+    matches!(ty, GgmlType::IQ2XXS | GgmlType::IQ2XS | GgmlType::IQ1S)
 }
 
 /// Quantizes `src`, a whole number of rows of `n_per_row` elements, into
@@ -93,7 +93,7 @@ fn quantize_one(
 ) -> Result<(), QuantError> {
     use GgmlType as T;
     match ty {
-        T::IQ2XXS | T::IQ1S => {
+        T::IQ2XXS | T::IQ2XS | T::IQ1S => {
             // Checked by the caller: these never run without weights.
             let Some(w) = imatrix else {
                 return Err(QuantError::Unsupported {
@@ -101,12 +101,15 @@ fn quantize_one(
                     op: "quantizer without importance weights",
                 });
             };
-            if ty == T::IQ2XXS {
-                iq2::quantize_iq2_xxs(x, y, w);
-            } else {
-                iq1::quantize_iq1_s(x, y, w);
+            match ty {
+                T::IQ2XXS => iq2::quantize_iq2_xxs(x, y, w),
+                T::IQ2XS => iq2::quantize_iq2_xs(x, y, w),
+                _ => iq1::quantize_iq1_s(x, y, w),
             }
         }
+        T::IQ1M => iq1::quantize_iq1_m(x, y, imatrix),
+        T::TQ1_0 => tq::quantize_tq1_0(x, y),
+        T::MXFP4 => tq::quantize_mxfp4(x, y),
         T::IQ2S => iq2::quantize_iq2_s(x, y, imatrix),
         T::IQ3XXS => iq3::quantize_iq3_xxs(x, y, imatrix),
         T::IQ3S => iq3::quantize_iq3_s(x, y, imatrix),
