@@ -6,28 +6,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
 
-use hearth_gguf::{GgufFile, Value};
-use hearth_quantize::{plan, quantize_to, Ftype, Imatrix, Options};
+use common::{hex, zoo_f32};
+use hearth_gguf::Value;
+use hearth_quantize::Ftype;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 const MODELS: [&str; 3] = ["llama-dense", "qwen3-dense", "qwen3moe-moe"];
-
-fn zoo_f32() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zoo/f32");
-    if dir.join("llama-dense.quantize.jsonl").exists() {
-        Some(dir)
-    } else {
-        hearth_testdata::unavailable(&format!("{} is missing", dir.display()));
-        None
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Python's `repr` of a float (what `json.dumps` writes).
 fn py_float(x: f64) -> String {
@@ -154,19 +141,7 @@ fn as_json(v: &Value) -> Json {
 /// Quantizes `model` as line `want` says and returns the differences.
 fn check_line(dir: &std::path::Path, model: &str, want: &Json) -> Vec<String> {
     let ty = want["type"].as_str().unwrap();
-    let ftype = Ftype::parse(ty).unwrap_or_else(|| panic!("unknown type {ty}"));
-    let src = GgufFile::open(dir.join(format!("{model}.gguf"))).unwrap();
-    let im_path = dir.join(format!("{model}.imatrix.gguf"));
-    let imatrix = Imatrix::load(&im_path).unwrap();
-    let opts = Options {
-        ftype,
-        imatrix: Some((imatrix, im_path.display().to_string())),
-        allow_requantize: false,
-    };
-    let plan = plan(&src, &opts).unwrap();
-    let mut bytes = Vec::new();
-    quantize_to(&src, &plan, &mut bytes, &mut |_, _, _| {}).unwrap();
-    let out = GgufFile::from_bytes(bytes).unwrap();
+    let out = common::quantize(dir, model, ty, true);
     let mut diffs = Vec::new();
     let wt = want["tensors"].as_object().unwrap();
     let got_names: Vec<&str> = out.tensors().iter().map(|t| t.name.as_str()).collect();
