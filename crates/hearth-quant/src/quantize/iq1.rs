@@ -229,7 +229,11 @@ pub(crate) fn quantize_iq1_m(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
         }
         w
     };
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(56)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(56))
+        .enumerate()
+    {
         y.fill(0);
         let (qs, qh) = (0usize, 32usize);
         let mut scales = [0.0f32; 16];
@@ -249,7 +253,11 @@ pub(crate) fn quantize_iq1_m(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
                 continue;
             }
             let mut idx: Vec<usize> = (0..16).collect();
-            idx.sort_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap_or(std::cmp::Ordering::Equal));
+            idx.sort_by(|&a, &b| {
+                xb[a]
+                    .partial_cmp(&xb[b])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
             let (mut px, mut pw) = ([[0.0f32; 17]; 2], [[0.0f32; 17]; 2]);
             for j in 0..16 {
                 let i = idx[j];
@@ -271,7 +279,8 @@ pub(crate) fn quantize_iq1_m(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
             let (mut besti1, mut besti2, mut best_k) = (-1i32, -1i32, -1i32);
             for i1 in 0..=16 {
                 for i2 in i1..=16 {
-                    let (mut qx_p, mut qx_m, mut q2_p, mut q2_m) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+                    let (mut qx_p, mut qx_m, mut q2_p, mut q2_m) =
+                        ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
                     for h in 0..2 {
                         let sx = px[h][i1] + px[h][i2];
                         qx_p[h] = txs[h] * p2 - sx;
@@ -332,7 +341,15 @@ pub(crate) fn quantize_iq1_m(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
                     Some(e) => e,
                     None => {
                         all_on_grid = false;
-                        best_neighbour(lat, u, &xb[g.clone()], &weight[g.clone()], scale, xx, &mut l[g])
+                        best_neighbour(
+                            lat,
+                            u,
+                            &xb[g.clone()],
+                            &weight[g.clone()],
+                            scale,
+                            xx,
+                            &mut l[g],
+                        )
                     }
                 };
             }

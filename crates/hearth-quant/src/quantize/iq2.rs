@@ -236,7 +236,11 @@ fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
     // IQ2_S: d, qs (32 lattice index bytes, 32 sign bytes), qh, scales.
     // IQ2_XS: d, qs (32 u16: index | signs << 9), scales.
     let (qs, qh, sc) = if xs { (2, 0, 66) } else { (2, 66, 74) };
-    for (ibl, (xbl, y)) in src.chunks_exact(256).zip(dst.chunks_exact_mut(bytes)).enumerate() {
+    for (ibl, (xbl, y)) in src
+        .chunks_exact(256)
+        .zip(dst.chunks_exact_mut(bytes))
+        .enumerate()
+    {
         y.fill(0);
         let mut q2 = [0u16; 32];
         let mut scales = [0.0f32; 16];
@@ -254,7 +258,12 @@ fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
             }
             let mut block_signs = [0u8; 2];
             for k in 0..2 {
-                block_signs[k] = signs8(&xb[8 * k..], &weight[8 * k..], &mut xval[8 * k..8 * k + 8], xs);
+                block_signs[k] = signs8(
+                    &xb[8 * k..],
+                    &weight[8 * k..],
+                    &mut xval[8 * k..8 * k + 8],
+                    xs,
+                );
             }
             let mut max = xval[0];
             for &v in &xval[1..] {
@@ -276,7 +285,14 @@ fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
                 for k in 0..2 {
                     let g = 8 * k..8 * k + 8;
                     group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-                    on_aux[k] = snap(lat, &xval[g.clone()], &waux[g.clone()], this_scale, &mut laux[g]).1;
+                    on_aux[k] = snap(
+                        lat,
+                        &xval[g.clone()],
+                        &waux[g.clone()],
+                        this_scale,
+                        &mut laux[g],
+                    )
+                    .1;
                 }
                 let (sumqx, sumq2) = sums(&weight, &xval, &laux);
                 if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {

@@ -4,9 +4,10 @@
 //! `make_qx_quants` weighted by each sub-block's total weight.
 
 use super::search::{make_qkx3_quants, make_qp_quants, make_qx_quants, GROUP_MAX_EPS};
-use crate::scalar::float::rd_f16;
-use crate::scalar::kquantize::nearest_int;
-use crate::scalar::kquants::{scale_min_k4, wr_f16, QK_K};
+use crate::scalar::kquantize::{
+    k4_requantize, pack_q4k, pack_q5k, q2k_finish, q3k_finish, q6k_finish,
+};
+use crate::scalar::kquants::{wr_f16, QK_K};
 
 fn sum_squares(x: &[f32]) -> f32 {
     let mut s = 0.0f32;
@@ -22,16 +23,6 @@ fn sum(x: &[f32]) -> f32 {
         s += v;
     }
     s
-}
-
-/// Packs 256 2-bit values: byte `l` of each 32-byte group holds elements
-/// `l, l+32, l+64, l+96` of its 128-element half.
-fn pack_2bit(l: &[u8], qs: &mut [u8]) {
-    for (half, q) in l.chunks_exact(128).zip(qs.chunks_exact_mut(32)) {
-        for i in 0..32 {
-            q[i] = half[i] | (half[i + 32] << 2) | (half[i + 64] << 4) | (half[i + 96] << 6);
-        }
-    }
 }
 
 /// One row of Q2_K (84-byte blocks).
@@ -71,21 +62,10 @@ pub(crate) fn quantize_q2_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
         let (sc, rest) = y.split_at_mut(16);
         wr_f16(rest, 64, dm);
         wr_f16(rest, 66, mm);
-        let (dm, mm) = (rd_f16(rest, 64), rd_f16(rest, 66));
         for j in 0..16 {
             sc[j] = ls[j] | (lm[j] << 4);
         }
-        for j in 0..16 {
-            let d = dm * f32::from(sc[j] & 0x0f);
-            if d == 0.0 {
-                continue;
-            }
-            let m = mm * f32::from(sc[j] >> 4);
-            for ii in 0..16 {
-                l[16 * j + ii] = nearest_int((x[16 * j + ii] + m) / d).clamp(0, 3) as u8;
-            }
-        }
-        pack_2bit(&l, &mut rest[..64]);
+        q2k_finish(x, y, &mut l);
     }
 }
 
@@ -109,9 +89,7 @@ pub(crate) fn quantize_q3_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
             sw[j] = sum(&w);
             scales[j] = make_qx_quants(4, xs, &mut l[16 * j..16 * j + 16], 1, Some(&w));
         }
-        let (hmask, rest) = y.split_at_mut(32);
-        let (qs, rest) = rest.split_at_mut(64);
-        let (sc, dbytes) = rest.split_at_mut(12);
+        let (sc, dbytes) = y[96..].split_at_mut(12);
         sc.fill(0);
         let mut ls = [0i8; 16];
         let d_block = make_qx_quants(32, &scales, &mut ls, 1, Some(&sw));
@@ -125,27 +103,7 @@ pub(crate) fn quantize_q3_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
             sc[j % 4 + 8] |= ((v >> 4) << (2 * (j / 4))) as u8;
         }
         wr_f16(dbytes, 0, d_block);
-        let d_all = rd_f16(dbytes, 0);
-        for j in 0..16 {
-            let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
-            let hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
-            let s = (lo | (hi << 4)) as i8 as i32 - 32;
-            let d = d_all * s as f32;
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
-            }
-        }
-        hmask.fill(0);
-        for (j, q) in l.iter_mut().enumerate() {
-            if *q > 3 {
-                hmask[j % 32] |= 1 << (j / 32);
-                *q -= 4;
-            }
-        }
-        pack_2bit(&l.map(|v| v as u8), qs);
+        q3k_finish(x, y, &mut l);
     }
 }
 
@@ -191,18 +149,7 @@ fn k4_impl(x: &[f32], q: &[f32], y: &mut [u8], nmax: i32, l: &mut [u8; QK_K]) {
     }
     wr_f16(y, 0, d_block);
     wr_f16(y, 2, m_block);
-    let (d_all, dmin_all) = (rd_f16(y, 0), rd_f16(y, 2));
-    for j in 0..8 {
-        let (s, m) = scale_min_k4(j, &y[4..16]);
-        let d = d_all * f32::from(s);
-        if d == 0.0 {
-            continue;
-        }
-        let dm = dmin_all * f32::from(m);
-        for ii in 0..32 {
-            l[32 * j + ii] = nearest_int((x[32 * j + ii] + dm) / d).clamp(0, nmax) as u8;
-        }
-    }
+    k4_requantize(x, y, nmax, l);
 }
 
 /// One row of Q4_K (144-byte blocks).
@@ -214,11 +161,7 @@ pub(crate) fn quantize_q4_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
     {
         let mut l = [0u8; QK_K];
         k4_impl(x, &qw[QK_K * i..QK_K * (i + 1)], y, 15, &mut l);
-        for (c, q) in y[16..].chunks_exact_mut(32).enumerate() {
-            for k in 0..32 {
-                q[k] = l[64 * c + k] | (l[64 * c + 32 + k] << 4);
-            }
-        }
+        pack_q4k(&l, y);
     }
 }
 
@@ -231,23 +174,7 @@ pub(crate) fn quantize_q5_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
     {
         let mut l = [0u8; QK_K];
         k4_impl(x, &qw[QK_K * i..QK_K * (i + 1)], y, 31, &mut l);
-        let (qh, ql) = y[16..].split_at_mut(32);
-        qh.fill(0);
-        for (c, q) in ql.chunks_exact_mut(32).enumerate() {
-            let (m1, m2) = (1u8 << (2 * c), 2u8 << (2 * c));
-            for k in 0..32 {
-                let (mut l1, mut l2) = (l[64 * c + k], l[64 * c + 32 + k]);
-                if l1 > 15 {
-                    l1 -= 16;
-                    qh[k] |= m1;
-                }
-                if l2 > 15 {
-                    l2 -= 16;
-                    qh[k] |= m2;
-                }
-                q[k] = l1 | (l2 << 4);
-            }
-        }
+        pack_q5k(&l, y);
     }
 }
 
@@ -281,36 +208,6 @@ pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
             y.fill(0);
             continue;
         }
-        let (ql, rest) = y.split_at_mut(128);
-        let (qh, rest) = rest.split_at_mut(64);
-        let (sc, dbytes) = rest.split_at_mut(16);
-        let iscale = -128.0 / max_scale;
-        wr_f16(dbytes, 0, 1.0 / iscale);
-        for (s, &v) in sc.iter_mut().zip(&scales) {
-            *s = nearest_int(iscale * v).min(127) as i8 as u8;
-        }
-        let d_all = rd_f16(dbytes, 0);
-        for j in 0..16 {
-            let d = d_all * f32::from(sc[j] as i8);
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
-            }
-        }
-        for (h, (ql, qh)) in ql
-            .chunks_exact_mut(64)
-            .zip(qh.chunks_exact_mut(32))
-            .enumerate()
-        {
-            let lh = &l[128 * h..128 * h + 128];
-            for k in 0..32 {
-                let q = |m: usize| lh[k + 32 * m] as u8;
-                ql[k] = (q(0) & 0x0f) | ((q(2) & 0x0f) << 4);
-                ql[k + 32] = (q(1) & 0x0f) | ((q(3) & 0x0f) << 4);
-                qh[k] = (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
-            }
-        }
+        q6k_finish(x, y, &scales, max_scale, &mut l);
     }
 }

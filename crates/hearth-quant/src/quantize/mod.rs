@@ -20,7 +20,7 @@ mod iq4;
 mod kquants;
 mod lattice;
 mod legacy;
-mod search;
+pub(crate) mod search;
 mod tq;
 
 use crate::{row_bytes, GgmlType, QuantError};

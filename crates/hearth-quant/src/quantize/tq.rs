@@ -62,7 +62,9 @@ pub(crate) fn quantize_tq1_0(src: &[f32], dst: &mut [u8]) {
         }
         // 4 bytes of 4 trits (240..256), shifted to the top trit.
         for j in 0..4 {
-            let t = (0..4).map(|m| trit(x[240 + j + 4 * m])).chain(std::iter::once(0));
+            let t = (0..4)
+                .map(|m| trit(x[240 + j + 4 * m]))
+                .chain(std::iter::once(0));
             y[48 + j] = pack_trits(t);
         }
         wr_f16(y, 52, d);
