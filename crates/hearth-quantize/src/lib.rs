@@ -72,11 +72,11 @@ pub enum QuantizeError {
     },
     #[error("the input and the output are the same file: {0}")]
     SameFile(String),
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        source: hearth_gguf::WriteError,
-    },
+    #[error("the output header: {0}")]
+    Header(hearth_gguf::WriteError),
+    /// Writing the output failed (before its path is known to the error).
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
     #[error("writing {path}: {source}")]
     Io {
         path: String,

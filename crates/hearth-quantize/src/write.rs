@@ -1,10 +1,10 @@
 //! Producing the output file: tensor data in plan order, each padded to
 //! the alignment, behind a GGUF header with the planned types.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::Path;
 
-use hearth_gguf::{write_header, GgmlType, GgufFile, TensorDesc};
+use hearth_gguf::{write_atomically, write_header, GgmlType, GgufFile, TensorDesc};
 use hearth_quant::quantize::quantize_rows;
 
 use crate::{plan, Options, Plan, PlannedTensor, QuantizeError};
@@ -118,10 +118,7 @@ pub fn quantize_to(
     out: &mut impl Write,
     progress: &mut dyn FnMut(usize, usize, &PlannedTensor),
 ) -> Result<(), QuantizeError> {
-    let io = |source| QuantizeError::Io {
-        path: "output".into(),
-        source,
-    };
+    let io = QuantizeError::Output;
     let sizes: Vec<u64> = plan
         .tensors
         .iter()
@@ -142,9 +139,9 @@ pub fn quantize_to(
         })
         .collect();
     let align = alignment(plan);
-    write_header(out, &plan.metadata, &descs, align).map_err(|source| QuantizeError::Write {
-        path: "output".into(),
-        source,
+    write_header(out, &plan.metadata, &descs, align).map_err(|e| match e {
+        hearth_gguf::WriteError::Io(e) => QuantizeError::Output(e),
+        other => QuantizeError::Header(other),
     })?;
     let total = plan.tensors.len();
     for (i, t) in plan.tensors.iter().enumerate() {
@@ -176,31 +173,12 @@ pub fn quantize_file(
         source,
     })?;
     let plan = plan(&f, opts)?;
-    let path = output.display().to_string();
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = io::BufWriter::new(file);
-        quantize_to(&f, &plan, &mut w, progress).map_err(io::Error::other)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, output)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        // Quantization errors travel through io::Error; give them back.
-        return Err(match e.downcast::<QuantizeError>() {
-            Ok(q) => q,
-            Err(source) => QuantizeError::Io { path, source },
-        });
-    }
+    write_atomically(output, |w| quantize_to(&f, &plan, w, progress)).map_err(|e| match e {
+        QuantizeError::Output(source) => QuantizeError::Io {
+            path: output.display().to_string(),
+            source,
+        },
+        other => other,
+    })?;
     Ok(plan)
 }

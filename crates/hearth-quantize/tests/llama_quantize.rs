@@ -22,7 +22,10 @@ fn every_oracle_line_matches() {
     let mut n = 0;
     for line in text.lines() {
         let want: Json = serde_json::from_str(line).unwrap();
-        let (model, ty) = (want["model"].as_str().unwrap(), want["type"].as_str().unwrap());
+        let (model, ty) = (
+            want["model"].as_str().unwrap(),
+            want["type"].as_str().unwrap(),
+        );
         let im = want["imatrix"].as_bool().unwrap();
         let out = common::quantize(&dir, model, ty, im);
         n += 1;
@@ -59,5 +62,10 @@ fn every_oracle_line_matches() {
         }
     }
     assert!(n >= 60, "only {n} lines in {}", path.display());
-    assert!(failures.is_empty(), "{} lines differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} lines differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

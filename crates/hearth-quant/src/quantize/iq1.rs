@@ -43,6 +43,85 @@ fn best_neighbour(
     best
 }
 
+/// The levels (0, 1, 2) of elements split at sorted positions `i1` and
+/// `i2` of `idx`; a negative `scale` is made positive by mirroring the
+/// levels, which the caller answers by flipping its shift (returns true).
+fn split_levels(idx: &[usize], i1: i32, i2: i32, scale: &mut f32, l: &mut [i8]) -> bool {
+    for (j, &i) in idx.iter().enumerate() {
+        let j = j as i32;
+        l[i] = if j < i1 {
+            0
+        } else if j < i2 {
+            1
+        } else {
+            2
+        };
+    }
+    // As ggml's `if (scale < 0)` (a NaN scale is left alone).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    if !(*scale < 0.0) {
+        return false;
+    }
+    for v in l.iter_mut() {
+        *v = 2 - *v;
+    }
+    *scale = -*scale;
+    true
+}
+
+/// Snaps each 8-element group of levels to the lattice (its best
+/// neighbour under group k's values `values(k)` when off it) into
+/// `index`, and refits the scale over the chosen points when a group
+/// moved. Returns the scale.
+fn snap_and_refit<'a>(
+    lat: &Lattice,
+    l: &mut [i8],
+    xb: &[f32],
+    weight: &[f32],
+    scale: f32,
+    values: &dyn Fn(usize) -> &'a [f32; 3],
+    index: &mut [usize],
+) -> f32 {
+    let mut all_on_grid = true;
+    for (k, e) in index.iter_mut().enumerate() {
+        let g = 8 * k..8 * k + 8;
+        let u = lat.code(&l[g.clone()]);
+        *e = match lat.entry(u) {
+            Some(e) => e,
+            None => {
+                all_on_grid = false;
+                best_neighbour(
+                    lat,
+                    u,
+                    &xb[g.clone()],
+                    &weight[g.clone()],
+                    scale,
+                    values(k),
+                    &mut l[g],
+                )
+            }
+        };
+    }
+    if all_on_grid {
+        return scale;
+    }
+    let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
+    for (k, &e) in index.iter().enumerate() {
+        let (xx, pg) = (values(k), lat.pos(e));
+        for j in 0..8 {
+            let w = weight[8 * k + j];
+            let q = xx[((pg[j] - 1) / 2) as usize];
+            sumqx += w * q * xb[8 * k + j];
+            sumq2 += w * q * q;
+        }
+    }
+    if sumqx > 0.0 && sumq2 > 0.0 {
+        sumqx / sumq2
+    } else {
+        scale
+    }
+}
+
 /// One row of IQ1_S (50-byte blocks).
 pub(crate) fn quantize_iq1_s(src: &[f32], dst: &mut [u8], qw: &[f32]) {
     let lat = iq1s();
@@ -117,59 +196,12 @@ pub(crate) fn quantize_iq1_s(src: &[f32], dst: &mut [u8], qw: &[f32]) {
                 continue;
             }
             let mut l = [0i8; 32];
-            for (j, &i) in idx.iter().enumerate() {
-                l[i] = if (j as i32) < besti1 {
-                    0
-                } else if (j as i32) < besti2 {
-                    1
-                } else {
-                    2
-                };
-            }
-            if scale < 0.0 {
-                for v in &mut l {
-                    *v = 2 - *v;
-                }
-                scale = -scale;
+            if split_levels(&idx, besti1, besti2, &mut scale, &mut l) {
                 best_shift = -best_shift;
             }
             let xx = if best_shift == 1 { &x_p } else { &x_m };
             let mut index = [0usize; 4];
-            let mut all_on_grid = true;
-            for k in 0..4 {
-                let g = 8 * k..8 * k + 8;
-                let u = lat.code(&l[g.clone()]);
-                index[k] = match lat.entry(u) {
-                    Some(e) => e,
-                    None => {
-                        all_on_grid = false;
-                        best_neighbour(
-                            lat,
-                            u,
-                            &xb[g.clone()],
-                            &weight[g.clone()],
-                            scale,
-                            xx,
-                            &mut l[g],
-                        )
-                    }
-                };
-            }
-            if !all_on_grid {
-                let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
-                for k in 0..4 {
-                    let pg = lat.pos(index[k]);
-                    for j in 0..8 {
-                        let w = weight[8 * k + j];
-                        let q = xx[((pg[j] - 1) / 2) as usize];
-                        sumqx += w * q * xb[8 * k + j];
-                        sumq2 += w * q * q;
-                    }
-                }
-                if sumqx > 0.0 && sumq2 > 0.0 {
-                    scale = sumqx / sumq2;
-                }
-            }
+            scale = snap_and_refit(lat, &mut l, xb, &weight, scale, &|_| xx, &mut index);
             let mut h = 0u16;
             for k in 0..4 {
                 y[2 + 4 * ib + k] = (index[k] & 255) as u8;
@@ -315,60 +347,12 @@ pub(crate) fn quantize_iq1_m(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>) {
                 continue;
             }
             let mut l = [0i8; 16];
-            for (j, &i) in idx.iter().enumerate() {
-                l[i] = if (j as i32) < besti1 {
-                    0
-                } else if (j as i32) < besti2 {
-                    1
-                } else {
-                    2
-                };
-            }
-            if scale < 0.0 {
-                for v in &mut l {
-                    *v = 2 - *v;
-                }
-                scale = -scale;
+            if split_levels(&idx, besti1, besti2, &mut scale, &mut l) {
                 best_k = 3 - best_k;
             }
             let mut index = [0usize; 2];
-            let mut all_on_grid = true;
-            for k in 0..2 {
-                let xx = half_values(best_k, k, &x_p, &x_m);
-                let g = 8 * k..8 * k + 8;
-                let u = lat.code(&l[g.clone()]);
-                index[k] = match lat.entry(u) {
-                    Some(e) => e,
-                    None => {
-                        all_on_grid = false;
-                        best_neighbour(
-                            lat,
-                            u,
-                            &xb[g.clone()],
-                            &weight[g.clone()],
-                            scale,
-                            xx,
-                            &mut l[g],
-                        )
-                    }
-                };
-            }
-            if !all_on_grid {
-                let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
-                for k in 0..2 {
-                    let xx = half_values(best_k, k, &x_p, &x_m);
-                    let pg = lat.pos(index[k]);
-                    for j in 0..8 {
-                        let w = weight[8 * k + j];
-                        let q = xx[((pg[j] - 1) / 2) as usize];
-                        sumqx += w * q * xb[8 * k + j];
-                        sumq2 += w * q * q;
-                    }
-                }
-                if sumqx > 0.0 && sumq2 > 0.0 {
-                    scale = sumqx / sumq2;
-                }
-            }
+            let values = |k: usize| half_values(best_k, k, &x_p, &x_m);
+            scale = snap_and_refit(lat, &mut l, xb, &weight, scale, &values, &mut index);
             y[qs + 2 * ib] = (index[0] & 255) as u8;
             y[qs + 2 * ib + 1] = (index[1] & 255) as u8;
             y[qh + ib] = ((index[0] >> 8) | ((index[1] >> 8) << 4)) as u8;

@@ -101,6 +101,70 @@ pub(crate) fn final_entry(
     snap(lat, xval, waux, scale, l).0
 }
 
+/// One trial scale of the IQ2/IQ3 searches: the levels of every
+/// `g`-element group at inverse scale `id`, snapped to the lattice at
+/// `1/id`, into `l`; `on[k]` says whether group k was on the lattice.
+/// Returns the weighted sums of the fit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn trial(
+    lat: &Lattice,
+    xval: &[f32],
+    waux: &[f32],
+    weight: &[f32],
+    id: f32,
+    g: usize,
+    kmax: i32,
+    l: &mut [i8],
+    on: &mut [bool],
+) -> (f32, f32) {
+    let this_scale = 1.0 / id;
+    for (k, on) in on.iter_mut().enumerate().take(xval.len() / g) {
+        let r = g * k..g * k + g;
+        group_levels(lat, &xval[r.clone()], id, kmax, &mut l[r.clone()]);
+        *on = snap(
+            lat,
+            &xval[r.clone()],
+            &waux[r.clone()],
+            this_scale,
+            &mut l[r],
+        )
+        .1;
+    }
+    sums(weight, xval, l)
+}
+
+/// Requantizes the groups at the chosen `scale` (those off the lattice
+/// only, when `only_off` gives the on-lattice flags) and returns the
+/// refitted scale (unchanged when the fit is empty).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn refit(
+    lat: &Lattice,
+    xval: &[f32],
+    waux: &[f32],
+    weight: &[f32],
+    scale: f32,
+    g: usize,
+    kmax: i32,
+    l: &mut [i8],
+    only_off: Option<&[bool]>,
+) -> f32 {
+    let id = 1.0 / scale;
+    for k in 0..xval.len() / g {
+        if only_off.is_some_and(|on| on[k]) {
+            continue;
+        }
+        let r = g * k..g * k + g;
+        group_levels(lat, &xval[r.clone()], id, kmax, &mut l[r.clone()]);
+        snap(lat, &xval[r.clone()], &waux[r.clone()], scale, &mut l[r]);
+    }
+    let (sumqx, sumq2) = sums(weight, xval, l);
+    if sumq2 > 0.0 {
+        sumqx / sumq2
+    } else {
+        scale
+    }
+}
+
 /// One row of IQ2_XXS (66-byte blocks); requires importance weights.
 pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
     let lat = iq2xxs();
@@ -152,20 +216,18 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
             let mut best = 0.0f32;
             for is in -6..=6 {
                 let id = ((2 * K_MAX_Q - 1) as f32 + is as f32 * 0.1) / eff_max;
-                let this_scale = 1.0 / id;
                 let mut laux = [0i8; 32];
-                for k in 0..4 {
-                    let g = 8 * k..8 * k + 8;
-                    group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-                    snap(
-                        lat,
-                        &xval[g.clone()],
-                        &waux[g.clone()],
-                        this_scale,
-                        &mut laux[g],
-                    );
-                }
-                let (sumqx, sumq2) = sums(&weight, &xval, &laux);
+                let (sumqx, sumq2) = trial(
+                    lat,
+                    &xval,
+                    &waux,
+                    &weight,
+                    id,
+                    8,
+                    K_MAX_Q,
+                    &mut laux,
+                    &mut [true; 4],
+                );
                 if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
                     scale = sumqx / sumq2;
                     best = scale * sumqx;
@@ -173,16 +235,7 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
                 }
             }
             if scale > 0.0 {
-                let id = 1.0 / scale;
-                for k in 0..4 {
-                    let g = 8 * k..8 * k + 8;
-                    group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut l[g.clone()]);
-                    snap(lat, &xval[g.clone()], &waux[g.clone()], scale, &mut l[g]);
-                }
-                let (sumqx, sumq2) = sums(&weight, &xval, &l);
-                if sumq2 > 0.0 {
-                    scale = sumqx / sumq2;
-                }
+                scale = refit(lat, &xval, &waux, &weight, scale, 8, K_MAX_Q, &mut l, None);
             }
             if scale < 0.0 {
                 scale = -scale;
@@ -279,22 +332,18 @@ fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
             let mut on_grid = [true; 2];
             for is in -9..=9 {
                 let id = ((2 * K_MAX_Q - 1) as f32 + is as f32 * 0.1) / max;
-                let this_scale = 1.0 / id;
-                let mut laux = [0i8; 16];
-                let mut on_aux = [true; 2];
-                for k in 0..2 {
-                    let g = 8 * k..8 * k + 8;
-                    group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-                    on_aux[k] = snap(
-                        lat,
-                        &xval[g.clone()],
-                        &waux[g.clone()],
-                        this_scale,
-                        &mut laux[g],
-                    )
-                    .1;
-                }
-                let (sumqx, sumq2) = sums(&weight, &xval, &laux);
+                let (mut laux, mut on_aux) = ([0i8; 16], [true; 2]);
+                let (sumqx, sumq2) = trial(
+                    lat,
+                    &xval,
+                    &waux,
+                    &weight,
+                    id,
+                    8,
+                    K_MAX_Q,
+                    &mut laux,
+                    &mut on_aux,
+                );
                 if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
                     scale = sumqx / sumq2;
                     best = scale * sumqx;
@@ -303,19 +352,17 @@ fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
                 }
             }
             if on_grid.contains(&false) && scale > 0.0 {
-                let id = 1.0 / scale;
-                for k in 0..2 {
-                    if on_grid[k] {
-                        continue;
-                    }
-                    let g = 8 * k..8 * k + 8;
-                    group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut l[g.clone()]);
-                    snap(lat, &xval[g.clone()], &waux[g.clone()], scale, &mut l[g]);
-                }
-                let (sumqx, sumq2) = sums(&weight, &xval, &l);
-                if sumq2 > 0.0 {
-                    scale = sumqx / sumq2;
-                }
+                scale = refit(
+                    lat,
+                    &xval,
+                    &waux,
+                    &weight,
+                    scale,
+                    8,
+                    K_MAX_Q,
+                    &mut l,
+                    Some(&on_grid),
+                );
             }
             if scale < 0.0 {
                 scale = -scale;

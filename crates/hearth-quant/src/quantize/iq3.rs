@@ -3,7 +3,7 @@
 //! with sign bits, a 4-bit scale per 32 elements under one f16 scale per
 //! 256. Without importance weights the weights are `x²`.
 
-use super::iq2::{final_entry, group_levels, signs8, snap, sum_squares, sums};
+use super::iq2::{final_entry, refit, signs8, sum_squares, trial};
 use super::lattice::{iq3s, iq3xxs};
 use crate::scalar::kquantize::nearest_int;
 use crate::scalar::kquants::wr_f16;
@@ -49,22 +49,18 @@ fn search(
     let range = if xxs { 15 } else { 9 };
     for is in -range..=range {
         let id = ((2 * K_MAX_Q - 1) as f32 + is as f32 * 0.2) / max;
-        let this_scale = 1.0 / id;
-        let mut laux = [0i8; 32];
-        let mut on_aux = [true; 8];
-        for k in 0..8 {
-            let g = 4 * k..4 * k + 4;
-            group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut laux[g.clone()]);
-            on_aux[k] = snap(
-                lat,
-                &xval[g.clone()],
-                &waux[g.clone()],
-                this_scale,
-                &mut laux[g],
-            )
-            .1;
-        }
-        let (sumqx, sumq2) = sums(weight, &xval, &laux);
+        let (mut laux, mut on_aux) = ([0i8; 32], [true; 8]);
+        let (sumqx, sumq2) = trial(
+            lat,
+            &xval,
+            &waux,
+            weight,
+            id,
+            4,
+            K_MAX_Q,
+            &mut laux,
+            &mut on_aux,
+        );
         if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
             scale = sumqx / sumq2;
             best = scale * sumqx;
@@ -73,19 +69,8 @@ fn search(
         }
     }
     if on_grid.contains(&false) && scale > 0.0 {
-        let id = 1.0 / scale;
-        for k in 0..8 {
-            if xxs && on_grid[k] {
-                continue;
-            }
-            let g = 4 * k..4 * k + 4;
-            group_levels(lat, &xval[g.clone()], id, K_MAX_Q, &mut l[g.clone()]);
-            snap(lat, &xval[g.clone()], &waux[g.clone()], scale, &mut l[g]);
-        }
-        let (sumqx, sumq2) = sums(weight, &xval, l);
-        if sumq2 > 0.0 {
-            scale = sumqx / sumq2;
-        }
+        let only_off = if xxs { Some(&on_grid[..]) } else { None };
+        scale = refit(lat, &xval, &waux, weight, scale, 4, K_MAX_Q, l, only_off);
     }
     if scale < 0.0 {
         scale = -scale;

@@ -3,7 +3,7 @@
 //! weights, and the scales themselves are quantized by `make_qp_quants` /
 //! `make_qx_quants` weighted by each sub-block's total weight.
 
-use super::search::{make_qkx3_quants, make_qp_quants, make_qx_quants, GROUP_MAX_EPS};
+use super::search::{importance, make_qkx3_quants, make_qp_quants, make_qx_quants, GROUP_MAX_EPS};
 use crate::scalar::kquantize::{
     k4_requantize, pack_q4k, pack_q5k, q2k_finish, q3k_finish, q6k_finish,
 };
@@ -39,10 +39,7 @@ pub(crate) fn quantize_q2_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
         for j in 0..16 {
             let q = &qw[QK_K * i + 16 * j..][..16];
             let xs = &x[16 * j..16 * j + 16];
-            let mut w = [0.0f32; 16];
-            for k in 0..16 {
-                w[k] = q[k] * (sigma2 + xs[k] * xs[k]).sqrt();
-            }
+            let w: [f32; 16] = importance(xs, q, sigma2);
             sw[j] = sum(&w);
             (scales[j], mins[j]) = make_qkx3_quants(
                 3,
@@ -82,10 +79,7 @@ pub(crate) fn quantize_q3_k(src: &[f32], dst: &mut [u8], qw: &[f32]) {
         for j in 0..16 {
             let q = &qw[QK_K * i + 16 * j..][..16];
             let xs = &x[16 * j..16 * j + 16];
-            let mut w = [0.0f32; 16];
-            for k in 0..16 {
-                w[k] = q[k] * (sigma2 + xs[k] * xs[k]).sqrt();
-            }
+            let w: [f32; 16] = importance(xs, q, sigma2);
             sw[j] = sum(&w);
             scales[j] = make_qx_quants(4, xs, &mut l[16 * j..16 * j + 16], 1, Some(&w));
         }
@@ -115,10 +109,7 @@ fn k4_impl(x: &[f32], q: &[f32], y: &mut [u8], nmax: i32, l: &mut [u8; QK_K]) {
     let (mut scales, mut mins, mut sw) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
     for j in 0..8 {
         let xs = &x[32 * j..32 * j + 32];
-        let mut w = [0.0f32; 32];
-        for k in 0..32 {
-            w[k] = q[32 * j + k] * (sigma2 + xs[k] * xs[k]).sqrt();
-        }
+        let w: [f32; 32] = importance(xs, &q[32 * j..], sigma2);
         sw[j] = sum(&w);
         (scales[j], mins[j]) = make_qkx3_quants(
             nmax,

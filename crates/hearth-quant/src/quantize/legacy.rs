@@ -2,19 +2,10 @@
 //! of ggml-quants.c). Each row's weights are `imatrix[j]·√(σ² + x[j]²)`,
 //! σ² being the row's mean square.
 
-use super::search::{make_qkx3_quants, make_qx_quants};
+use super::search::{importance, make_qkx3_quants, make_qx_quants};
 use crate::scalar::kquants::wr_f16;
 
 const QK: usize = 32;
-
-/// The per-element weights of one 32-element block.
-fn block_weights(xb: &[f32], qw: &[f32], sigma2: f32) -> [f32; QK] {
-    let mut w = [0.0f32; QK];
-    for j in 0..QK {
-        w[j] = qw[j] * (sigma2 + xb[j] * xb[j]).sqrt();
-    }
-    w
-}
 
 fn mean_square(x: &[f32]) -> f32 {
     let mut s = 0.0f32;
@@ -46,7 +37,7 @@ pub(crate) fn quantize_q_0(x: &[f32], y: &mut [u8], qw: &[f32], five_bits: bool)
         .zip(y.chunks_exact_mut(bytes))
         .enumerate()
     {
-        let w = block_weights(xb, &qw[QK * ib..QK * ib + QK], sigma2);
+        let w: [f32; QK] = importance(xb, &qw[QK * ib..], sigma2);
         let mut l = [0i8; QK];
         let d = make_qx_quants(nmax, xb, &mut l, 1, Some(&w));
         wr_f16(yb, 0, d);
@@ -71,7 +62,7 @@ pub(crate) fn quantize_q_1(x: &[f32], y: &mut [u8], qw: &[f32], five_bits: bool)
         .zip(y.chunks_exact_mut(bytes))
         .enumerate()
     {
-        let w = block_weights(xb, &qw[QK * ib..QK * ib + QK], sigma2);
+        let w: [f32; QK] = importance(xb, &qw[QK * ib..], sigma2);
         let (mut l, mut aux) = ([0u8; QK], [0u8; QK]);
         let (d, min) =
             make_qkx3_quants(nmax, xb, Some(&w), &mut l, &mut aux, -0.9, 0.05, 36, false);

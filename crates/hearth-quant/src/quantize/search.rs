@@ -8,6 +8,15 @@ use crate::scalar::kquantize::nearest_int;
 /// ggml's `GROUP_MAX_EPS`: groups with a smaller absolute maximum are zero.
 pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
+/// ggml's importance weights of a group: `qw[i]·√(σ² + x[i]²)`.
+pub(crate) fn importance<const N: usize>(x: &[f32], qw: &[f32], sigma2: f32) -> [f32; N] {
+    let mut w = [0.0f32; N];
+    for i in 0..N {
+        w[i] = qw[i] * (sigma2 + x[i] * x[i]).sqrt();
+    }
+    w
+}
+
 /// The weight `make_qx_quants` gives element `x` when no importance is given.
 #[inline]
 fn qx_weight(rmse_type: i32, x: f32) -> f32 {

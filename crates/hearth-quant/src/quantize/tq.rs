@@ -5,15 +5,20 @@
 
 use crate::scalar::kquants::wr_f16;
 
+/// The block's absolute maximum, as ggml's `MAX(amax, fabsf(v))` keeps it.
+fn abs_max(x: &[f32]) -> f32 {
+    let mut amax = 0.0f32;
+    for &v in x {
+        let a = v.abs();
+        amax = if amax > a { amax } else { a };
+    }
+    amax
+}
+
 /// One row of TQ2_0 (66-byte blocks of 256).
 pub(crate) fn quantize_tq2_0(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(256).zip(dst.chunks_exact_mut(66)) {
-        let mut amax = 0.0f32;
-        for &v in x {
-            let a = v.abs();
-            amax = if amax > a { amax } else { a };
-        }
-        let d = amax;
+        let d = abs_max(x);
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         for (xs, qs) in x.chunks_exact(128).zip(y[..64].chunks_exact_mut(32)) {
             for m in 0..32 {
@@ -44,12 +49,7 @@ fn pack_trits(trits: impl Iterator<Item = i32>) -> u8 {
 /// bytes of four trits, then the f16 absolute maximum).
 pub(crate) fn quantize_tq1_0(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(256).zip(dst.chunks_exact_mut(54)) {
-        let mut amax = 0.0f32;
-        for &v in x {
-            let a = v.abs();
-            amax = if amax > a { amax } else { a };
-        }
-        let d = amax;
+        let d = abs_max(x);
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         // -1, 0, 1 -> 0, 1, 2 (lroundf rounds halves away from zero)
         let trit = |v: f32| (v * id).round() as i32 + 1;
