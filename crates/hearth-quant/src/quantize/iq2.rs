@@ -4,7 +4,7 @@
 //! (IQ2_S) elements under one f16 scale per 256.
 
 use super::lattice::{iq2s, iq2xs, iq2xxs, Lattice};
-use super::search::{make_qp_quants, GROUP_MAX_EPS};
+use super::search::{importance, make_qp_quants, GROUP_MAX_EPS};
 use crate::scalar::kquantize::nearest_int;
 use crate::scalar::kquants::wr_f16;
 
@@ -51,6 +51,35 @@ pub(crate) fn signs8(xb: &[f32], w: &[f32], xval: &mut [f32], even: bool) -> u8 
     } else {
         s
     }
+}
+
+/// Splits a sub-block into magnitudes `xval` and per-8 sign bytes
+/// (`signs8` with `even`), and returns the largest magnitude.
+pub(crate) fn fold_signs(
+    xb: &[f32],
+    weight: &[f32],
+    even: bool,
+    xval: &mut [f32],
+    signs: &mut [u8],
+) -> f32 {
+    for (k, s) in signs.iter_mut().enumerate() {
+        *s = signs8(
+            &xb[8 * k..],
+            &weight[8 * k..],
+            &mut xval[8 * k..8 * k + 8],
+            even,
+        );
+    }
+    let mut max = xval[0];
+    for &v in &xval[1..] {
+        max = if max > v { max } else { v };
+    }
+    max
+}
+
+/// The square roots of the weights (the neighbour searches' weights).
+pub(crate) fn sqrt_all<const N: usize>(weight: &[f32; N]) -> [f32; N] {
+    weight.map(f32::sqrt)
 }
 
 /// `Σ w·x·q` and `Σ w·q²` of levels `l` (q = 2l + 1).
@@ -180,24 +209,10 @@ pub(crate) fn quantize_iq2_xxs(src: &[f32], dst: &mut [u8], qw: &[f32]) {
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
             let q = &qw[256 * ibl + 32 * ib..][..32];
-            let (mut weight, mut waux, mut xval) = ([0.0f32; 32], [0.0f32; 32], [0.0f32; 32]);
-            for i in 0..32 {
-                weight[i] = q[i] * (sigma2 + xb[i] * xb[i]).sqrt();
-                waux[i] = weight[i].sqrt();
-            }
+            let weight: [f32; 32] = importance(xb, q, sigma2);
+            let (waux, mut xval) = (sqrt_all(&weight), [0.0f32; 32]);
             let mut block_signs = [0u8; 4];
-            for k in 0..4 {
-                block_signs[k] = signs8(
-                    &xb[8 * k..],
-                    &weight[8 * k..],
-                    &mut xval[8 * k..8 * k + 8],
-                    true,
-                );
-            }
-            let mut max = xval[0];
-            for &v in &xval[1..] {
-                max = if max > v { max } else { v };
-            }
+            let max = fold_signs(xb, &weight, true, &mut xval, &mut block_signs);
             let mut l = [0i8; 32];
             if max < GROUP_MAX_EPS {
                 scales[ib] = 0.0;
@@ -301,27 +316,13 @@ fn quantize_iq2_16(src: &[f32], dst: &mut [u8], qw: Option<&[f32]>, xs: bool) {
         let sigma2 = if xs { 1.0 } else { 2.0 } * sum_squares(xbl) / 256.0;
         for ib in 0..16 {
             let xb = &xbl[16 * ib..16 * ib + 16];
-            let (mut weight, mut waux, mut xval) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
-            for i in 0..16 {
-                weight[i] = match qw {
-                    Some(q) => q[256 * ibl + 16 * ib + i] * (sigma2 + xb[i] * xb[i]).sqrt(),
-                    None => 0.25 * sigma2 + xb[i] * xb[i],
-                };
-                waux[i] = weight[i].sqrt();
-            }
+            let weight: [f32; 16] = match qw {
+                Some(q) => importance(xb, &q[256 * ibl + 16 * ib..], sigma2),
+                None => std::array::from_fn(|i| 0.25 * sigma2 + xb[i] * xb[i]),
+            };
+            let (waux, mut xval) = (sqrt_all(&weight), [0.0f32; 16]);
             let mut block_signs = [0u8; 2];
-            for k in 0..2 {
-                block_signs[k] = signs8(
-                    &xb[8 * k..],
-                    &weight[8 * k..],
-                    &mut xval[8 * k..8 * k + 8],
-                    xs,
-                );
-            }
-            let mut max = xval[0];
-            for &v in &xval[1..] {
-                max = if max > v { max } else { v };
-            }
+            let max = fold_signs(xb, &weight, xs, &mut xval, &mut block_signs);
             let mut l = [0i8; 16];
             if max < if xs { GROUP_MAX_EPS } else { 1e-8 } {
                 scales[ib] = 0.0;

@@ -3,7 +3,7 @@
 //! with sign bits, a 4-bit scale per 32 elements under one f16 scale per
 //! 256. Without importance weights the weights are `x²`.
 
-use super::iq2::{final_entry, refit, signs8, sum_squares, trial};
+use super::iq2::{final_entry, fold_signs, refit, sqrt_all, sum_squares, trial};
 use super::lattice::{iq3s, iq3xxs};
 use crate::scalar::kquantize::nearest_int;
 use crate::scalar::kquants::wr_f16;
@@ -22,23 +22,9 @@ fn search(
     block_signs: &mut [u8; 4],
 ) -> Option<f32> {
     let lat = if xxs { iq3xxs() } else { iq3s() };
-    let mut waux = [0.0f32; 32];
-    for i in 0..32 {
-        waux[i] = weight[i].sqrt();
-    }
+    let waux = sqrt_all(weight);
     let mut xval = [0.0f32; 32];
-    for k in 0..4 {
-        block_signs[k] = signs8(
-            &xb[8 * k..],
-            &weight[8 * k..],
-            &mut xval[8 * k..8 * k + 8],
-            xxs,
-        );
-    }
-    let mut max = xval[0];
-    for &v in &xval[1..] {
-        max = if max > v { max } else { v };
-    }
+    let max = fold_signs(xb, weight, xxs, &mut xval, block_signs);
     *l = [0; 32];
     if (xxs && max < 1e-8) || (!xxs && max == 0.0) {
         return None;
