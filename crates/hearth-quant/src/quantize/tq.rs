@@ -42,7 +42,7 @@ fn pack_trits(trits: impl Iterator<Item = i32>) -> u8 {
     for t in trits {
         q = q.wrapping_mul(3).wrapping_add(t as u8);
     }
-    ((u16::from(q) * 256 + 242) / 243) as u8
+    (u16::from(q) * 256).div_ceil(243) as u8
 }
 
 /// One row of TQ1_0 (54-byte blocks of 256: 48 bytes of five trits, four
