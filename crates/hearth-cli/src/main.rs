@@ -62,6 +62,8 @@ enum Command {
     Stop(cmd::stop::StopArgs),
     /// Make a store model from a Modelfile.
     Create(cmd::create::CreateArgs),
+    /// Quantize a GGUF model to one of llama-quantize's types (Q4_K_M, Q8_0, …).
+    Quantize(cmd::quantize::QuantizeArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -99,6 +101,7 @@ fn main() {
         Command::Ps(a) => cmd::ps::main(a),
         Command::Stop(a) => cmd::stop::main(a),
         Command::Create(a) => cmd::create::main(a),
+        Command::Quantize(a) => cmd::quantize::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -33,4 +33,4 @@ pub use reader::{
 };
 pub use types::GgmlType;
 pub use value::{Value, ValueType};
-pub use writer::{write_header, GgufWriter, TensorDesc, WriteError};
+pub use writer::{write_atomically, write_header, GgufWriter, TensorDesc, WriteError};

@@ -170,30 +170,39 @@ impl GgufWriter {
     /// synced and renamed, so a failure never leaves a half-written file at
     /// `path`.
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<(), WriteError> {
-        let path = path.as_ref();
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-        let result = (|| {
-            let f = std::fs::File::create(&tmp)?;
-            let mut bw = io::BufWriter::new(f);
-            self.write_to(&mut bw)?;
-            let f = bw.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        write_atomically(path.as_ref(), |w| self.write_to(w))
     }
+}
+
+/// Writes `path` atomically: `write` fills a buffered temporary file beside
+/// it, which is synced and renamed over `path`. On any failure the
+/// temporary file is removed and `path` is left as it was.
+pub fn write_atomically<E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> Result<(), E>,
+) -> Result<(), E> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let result = (|| {
+        let f = std::fs::File::create(&tmp)?;
+        let mut bw = io::BufWriter::new(f);
+        write(&mut bw)?;
+        let f = bw.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// A tensor whose bytes the caller writes after [`write_header`] (streaming

@@ -64,6 +64,7 @@ use std::sync::OnceLock;
 
 pub mod grids;
 mod panel;
+pub mod quantize;
 mod scalar;
 mod slots;
 #[cfg(target_arch = "x86_64")]

@@ -11,6 +11,7 @@ pub mod perplexity;
 pub mod plan;
 pub mod ps;
 pub mod pull;
+pub mod quantize;
 pub mod rm;
 pub mod run;
 pub mod serve;

@@ -12,6 +12,7 @@ use super::float::rd_f16;
 use super::kquants::{
     scale_min_k4, wr_f16, Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, QK_K,
 };
+use crate::quantize::search::{make_qkx3_quants, make_qx_quants};
 
 /// ggml's `GROUP_MAX_EPS`: groups with a smaller absolute maximum are zero.
 const GROUP_MAX_EPS: f32 = 1e-15;
@@ -22,57 +23,6 @@ const GROUP_MAX_EPS: f32 = 1e-15;
 pub(crate) fn nearest_int(x: f32) -> i32 {
     let v = x + 12_582_912.0;
     (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
-}
-
-/// `make_qx_quants` with `rmse_type = 1` and no importance weights (the only
-/// form the `_ref` quantizers use): symmetric quants in `[0, 2·nmax)` with
-/// weights `x²`, trying 18 scales around `nmax/max`. Returns the scale.
-fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
-        l_out.fill(0);
-        return 0.0;
-    }
-    let clamp = |l: i32| l.clamp(-nmax, nmax - 1);
-    let mut iscale = -(nmax as f32) / max;
-    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-    for (q, &v) in l_out.iter_mut().zip(x) {
-        let l = clamp(nearest_int(iscale * v));
-        *q = (l + nmax) as i8;
-        let w = v * v;
-        sumlx += w * v * l as f32;
-        suml2 += w * l as f32 * l as f32;
-    }
-    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
-    let mut best = scale * sumlx;
-    for is in -9..=9 {
-        if is == 0 {
-            continue;
-        }
-        iscale = -(nmax as f32 + 0.1 * is as f32) / max;
-        sumlx = 0.0;
-        suml2 = 0.0;
-        for &v in x {
-            let l = clamp(nearest_int(iscale * v));
-            let w = v * v;
-            sumlx += w * v * l as f32;
-            suml2 += w * l as f32 * l as f32;
-        }
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            for (q, &v) in l_out.iter_mut().zip(x) {
-                *q = (nmax + clamp(nearest_int(iscale * v))) as i8;
-            }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    scale
 }
 
 /// `make_q3_quants(n, nmax, x, L, do_rmse = true)`: symmetric quants in
@@ -150,76 +100,24 @@ fn make_qkx2_quants(
     nstep: i32,
     use_mad: bool,
 ) -> (f32, f32) {
-    let (mut min, mut max) = (x[0], x[0]);
-    let mut sum_w = weights[0];
-    let mut sum_x = sum_w * x[0];
-    for (&v, &w) in x.iter().zip(weights).skip(1) {
-        if v < min {
-            min = v;
-        }
-        if v > max {
-            max = v;
-        }
-        sum_w += w;
-        sum_x += w * v;
-    }
-    if min > 0.0 {
-        min = 0.0;
-    }
-    if max == min {
-        l_out.fill(0);
-        return (0.0, -min);
-    }
-    let err = |d: f32| if use_mad { d.abs() } else { d * d };
-    let quant =
-        |iscale: f32, v: f32, min: f32| nearest_int(iscale * (v - min)).clamp(0, nmax) as u8;
-
-    let mut iscale = nmax as f32 / (max - min);
-    let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
-    for ((q, &v), &w) in l_out.iter_mut().zip(x).zip(weights) {
-        *q = quant(iscale, v, min);
-        best_error += w * err(scale * f32::from(*q) + min - v);
-    }
-    if nstep < 1 {
-        return (scale, -min);
-    }
-    for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
-        for ((q, &v), &w) in l_aux.iter_mut().zip(x).zip(weights) {
-            *q = quant(iscale, v, min);
-            let l = f32::from(*q);
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * v;
-        }
-        let det = sum_w * sum_l2 - sum_l * sum_l;
-        if det > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0.0f32;
-            for ((&q, &v), &w) in l_aux.iter().zip(x).zip(weights) {
-                cur_error += w * err(this_scale * f32::from(q) + this_min - v);
-            }
-            if cur_error < best_error {
-                l_out.copy_from_slice(l_aux);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    (scale, -min)
+    // The same search as `make_qkx3_quants` with the weights given (its
+    // `max <= min` is `max == min` once `min` is clamped to at most 0).
+    make_qkx3_quants(
+        nmax,
+        x,
+        Some(weights),
+        l_out,
+        l_aux,
+        rmin,
+        rdelta,
+        nstep,
+        use_mad,
+    )
 }
 
 /// Packs 256 2-bit values the K-quant way: byte `l` of each 32-byte group
 /// holds elements `l, l+32, l+64, l+96` of its 128-element half.
-fn pack_2bit(l: &[u8], qs: &mut [u8]) {
+pub(crate) fn pack_2bit(l: &[u8], qs: &mut [u8]) {
     for (half, q) in l.chunks_exact(128).zip(qs.chunks_exact_mut(32)) {
         for i in 0..32 {
             q[i] = half[i] | (half[i + 32] << 2) | (half[i + 64] << 4) | (half[i + 96] << 6);
@@ -267,19 +165,26 @@ pub(crate) fn quantize_q2_k(src: &[f32], dst: &mut [u8]) {
         } else {
             wr_f16(rest, 66, 0.0);
         }
-        let (d_all, dmin_all) = (rd_f16(rest, 64), rd_f16(rest, 66));
-        for j in 0..16 {
-            let d = d_all * f32::from(sc[j] & 0x0f);
-            if d == 0.0 {
-                continue;
-            }
-            let dm = dmin_all * f32::from(sc[j] >> 4);
-            for ii in 0..16 {
-                l[16 * j + ii] = nearest_int((x[16 * j + ii] + dm) / d).clamp(0, 3) as u8;
-            }
-        }
-        pack_2bit(&l, &mut rest[..64]);
+        q2k_finish(x, y, &mut l);
     }
+}
+
+/// The end of every Q2_K quantizer: requantizes against the stored
+/// (rounded) sub-block scales and mins, then packs the 2-bit values.
+pub(crate) fn q2k_finish(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
+    let (sc, rest) = y.split_at_mut(16);
+    let (d_all, dmin_all) = (rd_f16(rest, 64), rd_f16(rest, 66));
+    for j in 0..16 {
+        let d = d_all * f32::from(sc[j] & 0x0f);
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin_all * f32::from(sc[j] >> 4);
+        for ii in 0..16 {
+            l[16 * j + ii] = nearest_int((x[16 * j + ii] + dm) / d).clamp(0, 3) as u8;
+        }
+    }
+    pack_2bit(l, &mut rest[..64]);
 }
 
 /// `quantize_row_q3_K_ref`.
@@ -295,9 +200,7 @@ pub(crate) fn quantize_q3_k(src: &[f32], dst: &mut [u8]) {
                 max_scale = scales[j];
             }
         }
-        let (hmask, rest) = y.split_at_mut(32);
-        let (qs, rest) = rest.split_at_mut(64);
-        let (sc, dbytes) = rest.split_at_mut(12);
+        let (sc, dbytes) = y[96..].split_at_mut(12);
         sc.fill(0);
         if max_scale != 0.0 {
             let iscale = -32.0 / max_scale;
@@ -315,30 +218,39 @@ pub(crate) fn quantize_q3_k(src: &[f32], dst: &mut [u8]) {
         } else {
             wr_f16(dbytes, 0, 0.0);
         }
-        let d_all = rd_f16(dbytes, 0);
-        for j in 0..16 {
-            let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
-            let hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
-            let s = (lo | (hi << 4)) as i8 - 32;
-            let d = d_all * f32::from(s);
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
-            }
-        }
-        // High bit of element j goes to bit j/32 of hmask[j % 32].
-        hmask.fill(0);
-        for (j, q) in l.iter_mut().enumerate() {
-            if *q > 3 {
-                hmask[j % 32] |= 1 << (j / 32);
-                *q -= 4;
-            }
-        }
-        let lu: [u8; QK_K] = l.map(|v| v as u8);
-        pack_2bit(&lu, qs);
+        q3k_finish(x, y, &mut l);
     }
+}
+
+/// The end of every Q3_K quantizer: requantizes against the stored
+/// (rounded) sub-block scales, then packs the high bits (element j's into
+/// bit j/32 of hmask[j % 32]) and the low two bits.
+pub(crate) fn q3k_finish(x: &[f32], y: &mut [u8], l: &mut [i8; QK_K]) {
+    let (hmask, rest) = y.split_at_mut(32);
+    let (qs, rest) = rest.split_at_mut(64);
+    let (sc, dbytes) = rest.split_at_mut(12);
+    let d_all = rd_f16(dbytes, 0);
+    for j in 0..16 {
+        let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
+        let hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+        let s = (lo | (hi << 4)) as i8 - 32;
+        let d = d_all * f32::from(s);
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
+        }
+    }
+    hmask.fill(0);
+    for (j, q) in l.iter_mut().enumerate() {
+        if *q > 3 {
+            hmask[j % 32] |= 1 << (j / 32);
+            *q -= 4;
+        }
+    }
+    let lu: [u8; QK_K] = l.map(|v| v as u8);
+    pack_2bit(&lu, qs);
 }
 
 /// Shared scale search of the Q4_K and Q5_K reference quantizers: per
@@ -411,7 +323,7 @@ fn k4_pack_scales(scales: &[f32; 8], mins: &[f32; 8], y: &mut [u8]) {
 }
 
 /// Requantizes each sub-block against its stored (rounded) scale and min.
-fn k4_requantize(x: &[f32], y: &[u8], nmax: i32, l: &mut [u8; QK_K]) {
+pub(crate) fn k4_requantize(x: &[f32], y: &[u8], nmax: i32, l: &mut [u8; QK_K]) {
     let (d_all, dmin_all) = (rd_f16(y, 0), rd_f16(y, 2));
     for j in 0..8 {
         let (sc, m) = scale_min_k4(j, &y[4..16]);
@@ -433,10 +345,16 @@ pub(crate) fn quantize_q4_k(src: &[f32], dst: &mut [u8]) {
         let (scales, mins) = k4_subblock_scales(x, 15, -1.0, 20, &mut l);
         k4_pack_scales(&scales, &mins, y);
         k4_requantize(x, y, 15, &mut l);
-        for (c, q) in y[16..].chunks_exact_mut(32).enumerate() {
-            for i in 0..32 {
-                q[i] = l[64 * c + i] | (l[64 * c + 32 + i] << 4);
-            }
+        pack_q4k(&l, y);
+    }
+}
+
+/// Packs Q4_K's nibbles: byte i of each 32-byte group holds elements i and
+/// i + 32 of its 64.
+pub(crate) fn pack_q4k(l: &[u8; QK_K], y: &mut [u8]) {
+    for (c, q) in y[16..].chunks_exact_mut(32).enumerate() {
+        for i in 0..32 {
+            q[i] = l[64 * c + i] | (l[64 * c + 32 + i] << 4);
         }
     }
 }
@@ -448,22 +366,27 @@ pub(crate) fn quantize_q5_k(src: &[f32], dst: &mut [u8]) {
         let (scales, mins) = k4_subblock_scales(x, 31, -0.5, 15, &mut l);
         k4_pack_scales(&scales, &mins, y);
         k4_requantize(x, y, 31, &mut l);
-        let (qh, ql) = y[16..].split_at_mut(32);
-        qh.fill(0);
-        for (c, q) in ql.chunks_exact_mut(32).enumerate() {
-            let (m1, m2) = (1u8 << (2 * c), 2u8 << (2 * c));
-            for i in 0..32 {
-                let (mut l1, mut l2) = (l[64 * c + i], l[64 * c + 32 + i]);
-                if l1 > 15 {
-                    l1 -= 16;
-                    qh[i] |= m1;
-                }
-                if l2 > 15 {
-                    l2 -= 16;
-                    qh[i] |= m2;
-                }
-                q[i] = l1 | (l2 << 4);
+        pack_q5k(&l, y);
+    }
+}
+
+/// Packs Q5_K's values: the fifth bits into qh, the nibbles as Q4_K's.
+pub(crate) fn pack_q5k(l: &[u8; QK_K], y: &mut [u8]) {
+    let (qh, ql) = y[16..].split_at_mut(32);
+    qh.fill(0);
+    for (c, q) in ql.chunks_exact_mut(32).enumerate() {
+        let (m1, m2) = (1u8 << (2 * c), 2u8 << (2 * c));
+        for i in 0..32 {
+            let (mut l1, mut l2) = (l[64 * c + i], l[64 * c + 32 + i]);
+            if l1 > 15 {
+                l1 -= 16;
+                qh[i] |= m1;
             }
+            if l2 > 15 {
+                l2 -= 16;
+                qh[i] |= m2;
+            }
+            q[i] = l1 | (l2 << 4);
         }
     }
 }
@@ -475,8 +398,13 @@ pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8]) {
         let mut scales = [0.0f32; 16];
         let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
         for ib in 0..16 {
-            let s =
-                make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+            let s = make_qx_quants(
+                32,
+                &x[16 * ib..16 * ib + 16],
+                &mut l[16 * ib..16 * ib + 16],
+                1,
+                None,
+            );
             scales[ib] = s;
             if s.abs() > max_abs_scale {
                 max_abs_scale = s.abs();
@@ -487,36 +415,48 @@ pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8]) {
             y.fill(0);
             continue;
         }
-        let (ql, rest) = y.split_at_mut(128);
-        let (qh, rest) = rest.split_at_mut(64);
-        let (sc, dbytes) = rest.split_at_mut(16);
-        let iscale = -128.0 / max_scale;
-        wr_f16(dbytes, 0, 1.0 / iscale);
-        for (s, &v) in sc.iter_mut().zip(&scales) {
-            *s = nearest_int(iscale * v).min(127) as i8 as u8;
+        q6k_finish(x, y, &scales, max_scale, &mut l);
+    }
+}
+
+/// The end of every Q6_K quantizer: the 8-bit sub-block scales under
+/// `d = max_scale/-128`, the values requantized against them, packed.
+pub(crate) fn q6k_finish(
+    x: &[f32],
+    y: &mut [u8],
+    scales: &[f32; 16],
+    max_scale: f32,
+    l: &mut [i8; QK_K],
+) {
+    let (ql, rest) = y.split_at_mut(128);
+    let (qh, rest) = rest.split_at_mut(64);
+    let (sc, dbytes) = rest.split_at_mut(16);
+    let iscale = -128.0 / max_scale;
+    wr_f16(dbytes, 0, 1.0 / iscale);
+    for (s, &v) in sc.iter_mut().zip(scales.iter()) {
+        *s = nearest_int(iscale * v).min(127) as i8 as u8;
+    }
+    let d_all = rd_f16(dbytes, 0);
+    for j in 0..16 {
+        let d = d_all * f32::from(sc[j] as i8);
+        if d == 0.0 {
+            continue;
         }
-        let d_all = rd_f16(dbytes, 0);
-        for j in 0..16 {
-            let d = d_all * f32::from(sc[j] as i8);
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
-            }
+        for ii in 0..16 {
+            l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
         }
-        for (h, (ql, qh)) in ql
-            .chunks_exact_mut(64)
-            .zip(qh.chunks_exact_mut(32))
-            .enumerate()
-        {
-            let lh = &l[128 * h..128 * h + 128];
-            for i in 0..32 {
-                let q = |k: usize| lh[i + 32 * k] as u8;
-                ql[i] = (q(0) & 0x0f) | ((q(2) & 0x0f) << 4);
-                ql[i + 32] = (q(1) & 0x0f) | ((q(3) & 0x0f) << 4);
-                qh[i] = (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
-            }
+    }
+    for (h, (ql, qh)) in ql
+        .chunks_exact_mut(64)
+        .zip(qh.chunks_exact_mut(32))
+        .enumerate()
+    {
+        let lh = &l[128 * h..128 * h + 128];
+        for i in 0..32 {
+            let q = |k: usize| lh[i + 32 * k] as u8;
+            ql[i] = (q(0) & 0x0f) | ((q(2) & 0x0f) << 4);
+            ql[i + 32] = (q(1) & 0x0f) | ((q(3) & 0x0f) << 4);
+            qh[i] = (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
         }
     }
 }
