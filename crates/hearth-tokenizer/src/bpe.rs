@@ -12,6 +12,11 @@
 //! Merge rules are interned: every string that appears as a merge part gets a
 //! small id, and a merge is the pair of part ids, so the hot loop never builds
 //! strings.
+//!
+//! SentencePiece-style BPE vocabularies (Gemma 4) use the same merging on raw
+//! UTF-8 instead: spaces become `▁` first, each initial symbol is one UTF-8
+//! char, a symbol that is not a token falls back to `<0xXX>` byte tokens, and
+//! a pre-token made only of newlines that is itself a token is taken whole.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,17 +27,30 @@ use crate::vocab::Vocab;
 
 const NO_PART: u32 = u32::MAX;
 
+/// How a BPE vocabulary spells its symbols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BpeText {
+    /// GPT-2 byte-level: every byte is one char of the byte map.
+    ByteLevel,
+    /// Raw UTF-8 with spaces written `▁` (SentencePiece-style BPE).
+    Utf8Escaped,
+}
+
 #[derive(Debug)]
 pub(crate) struct BpeModel {
     pre: PreTokenizer,
     ignore_merges: bool,
+    text: BpeText,
+    /// Part id of every interned string (raw-UTF-8 symbols look theirs up).
+    part_ids: HashMap<String, u32>,
     /// `(left part, right part)` → `(rank, part of the concatenation)`.
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// Part id of each single byte's encoded char.
     byte_part: [u32; 256],
     /// Vocabulary id of each part's text, when it is a token.
     part_token: Vec<Option<u32>>,
-    /// Token of a byte's encoded char as a one-byte string (printable ASCII only).
+    /// Token of a byte that is left over: byte-level, the byte's encoded char
+    /// as a one-byte string (printable ASCII only); raw UTF-8, `<0xXX>`.
     byte_fallback: [Option<u32>; 256],
 }
 
@@ -58,7 +76,13 @@ impl BpeModel {
     /// Builds the merge table from `tokenizer.ggml.merges` ("left right",
     /// split at the first space after the first byte). Lines without such a
     /// space count as the empty pair; of duplicate pairs the first rank wins.
-    pub fn new(vocab: &Vocab, merges: &[&str], pre: PreTokenizer, ignore_merges: bool) -> BpeModel {
+    pub fn new(
+        vocab: &Vocab,
+        merges: &[&str],
+        pre: PreTokenizer,
+        ignore_merges: bool,
+        text: BpeText,
+    ) -> BpeModel {
         let mut interner = Interner::default();
         let mut table = HashMap::with_capacity(merges.len());
         for (rank, line) in merges.iter().enumerate() {
@@ -76,17 +100,26 @@ impl BpeModel {
         let mut byte_part = [NO_PART; 256];
         let mut byte_fallback = [None; 256];
         for b in 0..256usize {
-            let mut buf = [0u8; 4];
-            byte_part[b] = interner.intern(BYTE_TO_CHAR[b].encode_utf8(&mut buf));
-            let c = BYTE_TO_CHAR[b];
-            if c.is_ascii() {
-                byte_fallback[b] = vocab.lookup(&[c as u8]);
+            match text {
+                BpeText::ByteLevel => {
+                    let mut buf = [0u8; 4];
+                    byte_part[b] = interner.intern(BYTE_TO_CHAR[b].encode_utf8(&mut buf));
+                    let c = BYTE_TO_CHAR[b];
+                    if c.is_ascii() {
+                        byte_fallback[b] = vocab.lookup(&[c as u8]);
+                    }
+                }
+                BpeText::Utf8Escaped => {
+                    byte_fallback[b] = vocab.lookup_str(&format!("<0x{b:02X}>"));
+                }
             }
         }
         let part_token = interner.texts.iter().map(|t| vocab.lookup_str(t)).collect();
         BpeModel {
             pre,
             ignore_merges,
+            text,
+            part_ids: interner.ids,
             merges: table,
             byte_part,
             part_token,
@@ -96,20 +129,75 @@ impl BpeModel {
 
     /// Appends the tokens of one raw-text fragment.
     pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+        let escaped;
+        let text = match self.text {
+            BpeText::ByteLevel => text,
+            BpeText::Utf8Escaped => {
+                escaped = text.replace(' ', "▁");
+                escaped.as_str()
+            }
+        };
         let mut work = Work::default();
         for range in self.pre.split(text) {
-            let word = &text.as_bytes()[range];
+            let word = &text[range];
             if word.is_empty() {
                 continue;
             }
             if self.ignore_merges {
-                let encoded: String = word.iter().map(|&b| BYTE_TO_CHAR[b as usize]).collect();
-                if let Some(id) = vocab.lookup_str(&encoded) {
+                let id = match self.text {
+                    BpeText::ByteLevel => vocab.lookup_str(&byte_encode(word)),
+                    BpeText::Utf8Escaped => vocab.lookup_str(word),
+                };
+                if let Some(id) = id {
                     out.push(id);
                     continue;
                 }
             }
-            self.encode_word(word, &mut work, out);
+            if self.text == BpeText::Utf8Escaped && word.bytes().all(|b| b == b'\n') {
+                if let Some(id) = vocab.lookup_str(word) {
+                    out.push(id);
+                    continue;
+                }
+            }
+            match self.text {
+                BpeText::ByteLevel => self.init_bytes(word.as_bytes(), &mut work),
+                BpeText::Utf8Escaped => self.init_chars(word, &mut work),
+            }
+            self.merge_word(vocab, word.as_bytes(), &mut work, out);
+        }
+    }
+
+    /// One symbol per byte (byte-level vocabularies).
+    fn init_bytes(&self, word: &[u8], work: &mut Work) {
+        work.symbols.clear();
+        for (i, &b) in word.iter().enumerate() {
+            work.symbols.push(Symbol {
+                start: i,
+                len: 1,
+                part: self.byte_part[b as usize],
+                prev: i.checked_sub(1),
+                next: (i + 1 < word.len()).then_some(i + 1),
+            });
+        }
+    }
+
+    /// One symbol per UTF-8 char (raw-UTF-8 vocabularies).
+    fn init_chars(&self, word: &str, work: &mut Work) {
+        work.symbols.clear();
+        for (start, c) in word.char_indices() {
+            let i = work.symbols.len();
+            let len = c.len_utf8();
+            work.symbols.push(Symbol {
+                start,
+                len,
+                part: self
+                    .part_ids
+                    .get(&word[start..start + len])
+                    .copied()
+                    .unwrap_or(NO_PART),
+                prev: i.checked_sub(1),
+                next: (start + len < word.len()).then_some(i + 1),
+            });
         }
     }
 
@@ -132,23 +220,10 @@ impl BpeModel {
         }
     }
 
-    fn encode_word(&self, word: &[u8], work: &mut Work, out: &mut Vec<u32>) {
-        work.symbols.clear();
+    /// Merges the word's initial symbols and appends the resulting tokens.
+    fn merge_word(&self, vocab: &Vocab, word: &[u8], work: &mut Work, out: &mut Vec<u32>) {
         work.queue.clear();
-        for (i, &b) in word.iter().enumerate() {
-            work.symbols.push(Symbol {
-                start: i,
-                len: 1,
-                part: self.byte_part[b as usize],
-                prev: i.checked_sub(1),
-                next: if i + 1 < word.len() {
-                    Some(i + 1)
-                } else {
-                    None
-                },
-            });
-        }
-        for i in 1..word.len() {
+        for i in 1..work.symbols.len() {
             self.push_bigram(work, i - 1, i);
         }
         while let Some(bg) = work.queue.pop() {
@@ -182,7 +257,8 @@ impl BpeModel {
                 continue;
             }
             let token = if sym.part == NO_PART {
-                None
+                // Only a raw-UTF-8 char that no merge names has no part.
+                vocab.lookup(&word[sym.start..sym.start + sym.len])
             } else {
                 self.part_token[sym.part as usize]
             };
@@ -198,6 +274,11 @@ impl BpeModel {
             }
         }
     }
+}
+
+/// A word's bytes through the GPT-2 byte map.
+fn byte_encode(word: &str) -> String {
+    word.bytes().map(|b| BYTE_TO_CHAR[b as usize]).collect()
 }
 
 #[derive(Clone, Copy)]
@@ -251,7 +332,7 @@ mod tests {
         )
         .unwrap();
         let pre = PreTokenizer::new(pretokenize::lookup("gpt-2").unwrap().regexes).unwrap();
-        let m = BpeModel::new(&vocab, merges, pre, false);
+        let m = BpeModel::new(&vocab, merges, pre, false, BpeText::ByteLevel);
         (vocab, m)
     }
 

@@ -48,8 +48,10 @@ mod pretokenize;
 mod special;
 mod spm;
 mod tokenizer;
+mod ugm;
 mod unicode;
 mod vocab;
+mod wordpiece;
 
 pub use chat::{ChatMessage, ChatTemplate};
 pub use decode::StreamDecoder;

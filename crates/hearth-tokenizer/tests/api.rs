@@ -318,12 +318,13 @@ fn bad_metadata_gives_clear_errors() {
     let e = err_of(&with(
         bpe_kv(),
         "tokenizer.ggml.model",
-        Some(Value::from("bert")),
+        Some(Value::from("rwkv")),
     ));
     assert!(
-        matches!(&e, TokenizerError::UnknownModel(m) if m == "bert"),
+        matches!(&e, TokenizerError::UnknownModel(m) if m == "rwkv"),
         "{e}"
     );
+    assert!(e.to_string().contains("bert (WordPiece)"), "{e}");
     let e = err_of(&with(
         bpe_kv(),
         "tokenizer.ggml.pre",

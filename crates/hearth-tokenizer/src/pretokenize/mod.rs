@@ -15,6 +15,7 @@
 
 mod matchers;
 
+use crate::bpe::BpeText;
 use crate::error::TokenizerError;
 use crate::unicode::{self, Flags};
 use matchers::{split_gpt2, split_llama3, Llama3Style};
@@ -31,6 +32,7 @@ const PORO: &str = " ?[^(\\s|.,!?…。，、।۔،)]+";
 const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const DEEPSEEK3_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+const DEEPSEEK_LLM_LETTERS: &str = "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+";
 const DEEPSEEK3_CJK: &str = "[一-龥぀-ゟ゠-ヿ]+";
 const QWEN35: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const MINICPM5_WORDS: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -41,6 +43,7 @@ const YOUTU_CJK: &str = "[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-�
 const YOUTU_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
+const NEWLINE_RUNS: &str = "[^\\n]+|[\\n]+";
 const UFAKZEKA: &str =
     r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -56,6 +59,10 @@ pub(crate) struct PreSpec {
     pub add_bos: bool,
     /// Forget the default BOS id (ChatGLM).
     pub no_bos: bool,
+    /// How the vocabulary spells symbols (byte-level, or raw UTF-8 with `▁`).
+    pub text: BpeText,
+    /// Add BOS even when `tokenizer.ggml.add_bos_token` says not to (Gemma 4).
+    pub force_bos: bool,
 }
 
 const fn spec(regexes: &'static [&'static str], clean_spaces: bool) -> PreSpec {
@@ -65,6 +72,22 @@ const fn spec(regexes: &'static [&'static str], clean_spaces: bool) -> PreSpec {
         ignore_merges: false,
         add_bos: false,
         no_bos: false,
+        text: BpeText::ByteLevel,
+        force_bos: false,
+    }
+}
+
+/// SentencePiece-style BPE: runs of newlines and of other text are the only
+/// pre-tokens, over raw UTF-8 with spaces as `▁`.
+const fn spm_style(clean_spaces: bool, force_bos: bool) -> PreSpec {
+    PreSpec {
+        regexes: &[NEWLINE_RUNS],
+        clean_spaces,
+        ignore_merges: false,
+        add_bos: false,
+        no_bos: false,
+        text: BpeText::Utf8Escaped,
+        force_bos,
     }
 }
 
@@ -80,6 +103,8 @@ const fn spec_with(
         ignore_merges,
         add_bos,
         no_bos: false,
+        text: BpeText::ByteLevel,
+        force_bos: false,
     }
 }
 
@@ -110,6 +135,8 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
             ignore_merges: true,
             add_bos: true,
             no_bos: false,
+            text: BpeText::ByteLevel,
+            force_bos: false,
         },
     ),
     (&["dbrx", "smaug-bpe"], spec(&[LLAMA3], true)),
@@ -170,6 +197,20 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
         spec(&[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"], true),
     ),
     (
+        &["deepseek-llm"],
+        spec(
+            &[
+                "[\r\n]",
+                DEEPSEEK_LLM_LETTERS,
+                "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+                "\\s+$",
+                "[一-龥ࠀ-一가-퟿]+",
+                r"\p{N}+",
+            ],
+            false,
+        ),
+    ),
+    (
         &["deepseek-coder"],
         spec(
             &[
@@ -197,6 +238,8 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
             ignore_merges: false,
             add_bos: false,
             no_bos: true,
+            text: BpeText::ByteLevel,
+            force_bos: false,
         },
     ),
     (
@@ -207,6 +250,8 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
             ignore_merges: true,
             add_bos: false,
             no_bos: true,
+            text: BpeText::ByteLevel,
+            force_bos: false,
         },
     ),
     (
@@ -217,6 +262,8 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
             ignore_merges: true,
             add_bos: true,
             no_bos: false,
+            text: BpeText::ByteLevel,
+            force_bos: false,
         },
     ),
     (
@@ -237,7 +284,12 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     ),
     (&["exaone-moe"], spec(&[EXAONE_MOE], true)),
     (&["jais-2"], spec(&[JAIS2], true)),
-    (&["laguna"], spec(&["[^\\n]+|[\\n]+", QWEN2], false)),
+    (&["laguna"], spec(&[NEWLINE_RUNS, QWEN2], false)),
+    (
+        &["gemma4", "granite-embed-multi-311m"],
+        spm_style(true, true),
+    ),
+    (&["sarvam-moe"], spm_style(false, false)),
     (
         &["spark2_5"],
         spec(
