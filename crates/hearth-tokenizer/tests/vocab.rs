@@ -1,23 +1,27 @@
-//! llama.cpp's tokenizer test cases (`ggml-vocab-*.gguf` with `.inp`/`.out`
-//! beside them, in `../shared/vocab`): every case of every vocabulary must
-//! give exactly llama.cpp's ids.
+//! Tokenizer cases for llama.cpp's vocabulary-only GGUFs
+//! (`../shared/vocab/ggml-vocab-*.gguf`): every case of every vocabulary
+//! must give exactly llama.cpp's ids, and its detokenization llama.cpp's
+//! text.
 //!
-//! The case format is llama.cpp's `test-tokenizer-0`: the `.inp` file holds
-//! the input strings separated by the line `__ggml_vocab_test__` (the
-//! separator is `"\n__ggml_vocab_test__\n"`, so a case's own trailing newline
-//! is kept), the `.out` file one line of space-separated ids per case.
-//! Tokenization is with `add_special = false` and `parse_special = false`,
-//! as there. Cases are keyed by their text, so a repeated text counts once.
+//! Two sets of cases per vocabulary, both in the format of llama.cpp's
+//! `test-tokenizer-0` (an `.inp` file of input strings separated by the line
+//! `__ggml_vocab_test__` — the separator is `"\n__ggml_vocab_test__\n"`, so
+//! a case's own trailing newline is kept — and an `.out` file with one line
+//! of space-separated ids per case), tokenized with `add_special` and
+//! `parse_special` off:
 //!
-//! `ggml-vocab-nomic-bert-moe.gguf` comes without cases; its cases are in
-//! `testdata/vocab/` (same inputs as the others plus XLM-R specific ones,
-//! ids written by llama.cpp; see the README there).
+//! - llama.cpp's own cases, beside the vocabularies in `../shared/vocab`
+//!   (`ggml-vocab-nomic-bert-moe` has none);
+//! - the recorded cases in `testdata/vocab` (see the README there): the
+//!   inputs of `tools/compare/vocab_inputs.py` with the ids llama.cpp gives,
+//!   and, for the same inputs with `add_special` and `parse_special` on, the
+//!   ids and both detokenizations (special tokens rendered and not).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hearth_gguf::GgufFile;
 use hearth_tokenizer::Tokenizer;
+use serde_json::Value;
 
 const SEP: &str = "\n__ggml_vocab_test__\n";
 
@@ -25,10 +29,17 @@ fn shared_vocab_dir() -> PathBuf {
     hearth_testdata::testdata_dir().join("../../shared/vocab")
 }
 
-/// The cases of a `.inp`/`.out` pair, keyed by input text.
-fn read_cases(inp: &Path, out: &Path) -> BTreeMap<String, Vec<u32>> {
-    let raw = std::fs::read(inp).unwrap_or_else(|e| panic!("{}: {e}", inp.display()));
-    let raw = String::from_utf8(raw).unwrap_or_else(|e| panic!("{}: {e}", inp.display()));
+fn recorded_dir() -> PathBuf {
+    hearth_testdata::testdata_dir().join("vocab")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The input strings of a test-tokenizer-0 `.inp` file.
+fn read_inputs(inp: &Path) -> Vec<String> {
+    let raw = read(inp);
     let mut inputs = Vec::new();
     let mut pos = 0;
     while pos < raw.len() {
@@ -43,7 +54,13 @@ fn read_cases(inp: &Path, out: &Path) -> BTreeMap<String, Vec<u32>> {
             }
         }
     }
-    let outputs = std::fs::read_to_string(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    inputs
+}
+
+/// The cases of an `.inp`/`.out` pair, in file order.
+fn read_cases(inp: &Path, out: &Path) -> Vec<(String, Vec<u32>)> {
+    let inputs = read_inputs(inp);
+    let outputs = read(out);
     let outputs: Vec<&str> = outputs.lines().collect();
     assert_eq!(
         inputs.len(),
@@ -69,25 +86,19 @@ fn read_cases(inp: &Path, out: &Path) -> BTreeMap<String, Vec<u32>> {
         .collect()
 }
 
-/// Loads `name` from `dir` and checks every case in `cases_dir`; returns the
-/// number of cases checked, or `None` when the vocabulary is not there.
-fn check(name: &str, cases_dir: &Path) -> Option<usize> {
-    let dir = shared_vocab_dir();
-    let path = dir.join(format!("ggml-vocab-{name}.gguf"));
-    if !path.is_file() {
-        hearth_testdata::unavailable(&format!("{} not found", path.display()));
-        return None;
-    }
-    let file = GgufFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let tok = Tokenizer::from_gguf(&file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let base = format!("ggml-vocab-{name}.gguf");
-    let cases = read_cases(
-        &cases_dir.join(format!("{base}.inp")),
-        &cases_dir.join(format!("{base}.out")),
-    );
-    assert!(!cases.is_empty(), "{name}: no cases");
+fn ids_of(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .expect("ids")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+/// Checks the cases with `add_special` and `parse_special` off; returns the
+/// failures.
+fn check_plain(tok: &Tokenizer, cases: &[(String, Vec<u32>)]) -> Vec<String> {
     let mut failures = Vec::new();
-    for (text, want) in &cases {
+    for (text, want) in cases {
         let got = tok.encode(text, false, false);
         if &got != want {
             let piece = |ids: &[u32]| -> Vec<String> {
@@ -102,81 +113,147 @@ fn check(name: &str, cases_dir: &Path) -> Option<usize> {
             ));
         }
     }
-    eprintln!(
-        "{name}: {} of {} cases match",
-        cases.len() - failures.len(),
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{name}: {} of {} cases differ:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-    Some(cases.len())
+    failures
 }
 
-fn check_shared(name: &str) {
-    check(name, &shared_vocab_dir());
+/// Checks the recorded `add_special`/`parse_special` cases: ids and both
+/// detokenizations. Returns the number of cases and the failures.
+fn check_special(tok: &Tokenizer, inputs: &[String], jsonl: &Path) -> (usize, Vec<String>) {
+    let text = read(jsonl);
+    let mut lines = text.lines();
+    let header: Value = serde_json::from_str(lines.next().expect("header")).expect("header");
+    assert_eq!(header["add_special"], true);
+    assert_eq!(header["parse_special"], true);
+    let cases: Vec<Value> = lines
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", jsonl.display())))
+        .collect();
+    assert_eq!(cases.len(), inputs.len(), "{}", jsonl.display());
+    let mut failures = Vec::new();
+    for (input, case) in inputs.iter().zip(&cases) {
+        let want = ids_of(&case["ids"]);
+        let got = tok.encode(input, true, true);
+        if got != want {
+            failures.push(format!("{input:?} (special): got {got:?}, want {want:?}"));
+            continue;
+        }
+        let special = case["special"].as_str().expect("special");
+        let plain = case["plain"].as_str().unwrap_or(special);
+        for (render, text) in [(true, special), (false, plain)] {
+            let decoded = tok.decode(&want, render);
+            if decoded != text {
+                failures.push(format!(
+                    "{input:?}: decode(render_special = {render}) = {decoded:?}, want {text:?}"
+                ));
+            }
+        }
+    }
+    (cases.len(), failures)
+}
+
+/// Loads `ggml-vocab-NAME.gguf` and checks every case there is for it.
+fn check(name: &str) {
+    let base = format!("ggml-vocab-{name}.gguf");
+    let path = shared_vocab_dir().join(&base);
+    if !path.is_file() {
+        hearth_testdata::unavailable(&format!("{} not found", path.display()));
+        return;
+    }
+    let file = GgufFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tok = Tokenizer::from_gguf(&file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    let upstream_inp = shared_vocab_dir().join(format!("{base}.inp"));
+    if upstream_inp.is_file() {
+        let cases = read_cases(
+            &upstream_inp,
+            &shared_vocab_dir().join(format!("{base}.out")),
+        );
+        failures.extend(check_plain(&tok, &cases));
+        report.push(format!("{} llama.cpp cases", cases.len()));
+    }
+    let inputs_inp = recorded_dir().join("inputs.inp");
+    let cases = read_cases(&inputs_inp, &recorded_dir().join(format!("{base}.out")));
+    failures.extend(check_plain(&tok, &cases));
+    report.push(format!("{} recorded cases", cases.len()));
+    let inputs = read_inputs(&inputs_inp);
+    let jsonl = recorded_dir().join(format!("ggml-vocab-{name}.special.jsonl"));
+    let (n, f) = check_special(&tok, &inputs, &jsonl);
+    failures.extend(f);
+    report.push(format!(
+        "{n} recorded cases with special tokens and detokenization"
+    ));
+
+    eprintln!("{name}: {}; {} failures", report.join(", "), failures.len());
+    assert!(
+        failures.is_empty(),
+        "{name}: {} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn llama_bpe() {
-    check_shared("llama-bpe");
+    check("llama-bpe");
 }
 
 #[test]
 fn qwen2() {
-    check_shared("qwen2");
+    check("qwen2");
 }
 
 #[test]
 fn qwen35() {
-    check_shared("qwen35");
+    check("qwen35");
 }
 
 #[test]
 fn phi_3() {
-    check_shared("phi-3");
+    check("phi-3");
 }
 
 #[test]
 fn gemma_4() {
-    check_shared("gemma-4");
+    check("gemma-4");
 }
 
 #[test]
 fn deepseek_llm() {
-    check_shared("deepseek-llm");
+    check("deepseek-llm");
 }
 
 #[test]
 fn deepseek_coder() {
-    check_shared("deepseek-coder");
+    check("deepseek-coder");
 }
 
 #[test]
 fn falcon() {
-    check_shared("falcon");
+    check("falcon");
 }
 
 #[test]
 fn gpt_2() {
-    check_shared("gpt-2");
+    check("gpt-2");
 }
 
 #[test]
 fn starcoder() {
-    check_shared("starcoder");
+    check("starcoder");
 }
 
 #[test]
 fn llama_spm() {
-    check_shared("llama-spm");
+    check("llama-spm");
 }
 
 #[test]
 fn bert_bge() {
-    check_shared("bert-bge");
+    check("bert-bge");
+}
+
+#[test]
+fn nomic_bert_moe() {
+    check("nomic-bert-moe");
 }
