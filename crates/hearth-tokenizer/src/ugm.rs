@@ -97,46 +97,83 @@ impl CharsMap {
     }
 }
 
-/// Token texts sorted bytewise, searched as a trie: the entries that start
-/// with a given prefix form one contiguous run.
-#[derive(Debug, Default)]
-struct SortedTexts {
-    ids: Vec<u32>,
+const NO_TOKEN: u32 = u32::MAX;
+
+/// A byte trie of token texts in flat arrays: the children of a node are
+/// consecutive nodes, sorted by the byte that leads to them.
+#[derive(Debug)]
+struct Trie {
+    /// First child of each node.
+    child_start: Vec<u32>,
+    /// Number of children of each node.
+    child_len: Vec<u16>,
+    /// The byte on the edge into each node.
+    label: Vec<u8>,
+    /// The token ending at each node, or [`NO_TOKEN`].
+    value: Vec<u32>,
 }
 
-impl SortedTexts {
-    fn new(vocab: &Vocab, keep: impl Fn(u32) -> bool) -> SortedTexts {
+impl Trie {
+    /// Builds the trie of the texts of the tokens `keep` accepts.
+    fn new(vocab: &Vocab, keep: impl Fn(u32) -> bool) -> Trie {
         let mut ids: Vec<u32> = (0..vocab.len() as u32).filter(|&id| keep(id)).collect();
         ids.sort_unstable_by(|&a, &b| vocab.text(a).as_bytes().cmp(vocab.text(b).as_bytes()));
-        SortedTexts { ids }
-    }
-
-    /// Walks `input` byte by byte, calling `found(len, id)` for each entry
-    /// that is a prefix of it (shortest first). Returns how many bytes of
-    /// `input` a trie path of these texts follows.
-    fn walk(&self, vocab: &Vocab, input: &[u8], mut found: impl FnMut(usize, u32)) -> usize {
-        let (mut lo, mut hi) = (0, self.ids.len());
-        let mut depth = 0;
-        while lo < hi {
-            // Within the run every text starts with input[..depth]; one that
-            // ends there sorts first.
-            let first = vocab.text(self.ids[lo]).as_bytes();
-            if first.len() == depth {
-                found(depth, self.ids[lo]);
+        let text = |id: u32| vocab.text(id).as_bytes();
+        let mut trie = Trie {
+            child_start: vec![0],
+            child_len: vec![0],
+            label: vec![0],
+            value: vec![NO_TOKEN],
+        };
+        // Breadth first, so that each node's children are appended together:
+        // (node, range of `ids` below it, depth).
+        let mut queue = std::collections::VecDeque::from([(0usize, 0usize, ids.len(), 0usize)]);
+        while let Some((node, mut lo, hi, depth)) = queue.pop_front() {
+            // In the sorted run the text that ends here comes first.
+            if lo < hi && text(ids[lo]).len() == depth {
+                trie.value[node] = ids[lo];
                 lo += 1;
             }
-            let Some(&c) = input.get(depth) else { break };
-            let byte_at = |id: u32| vocab.text(id).as_bytes()[depth];
-            let run = &self.ids[lo..hi];
-            let start = lo + run.partition_point(|&id| byte_at(id) < c);
-            let end = lo + run.partition_point(|&id| byte_at(id) <= c);
-            if start == end {
-                break;
+            trie.child_start[node] = trie.label.len() as u32;
+            let mut n_children = 0u16;
+            while lo < hi {
+                let c = text(ids[lo])[depth];
+                let end = lo + ids[lo..hi].partition_point(|&id| text(id)[depth] == c);
+                let child = trie.label.len();
+                trie.child_start.push(0);
+                trie.child_len.push(0);
+                trie.label.push(c);
+                trie.value.push(NO_TOKEN);
+                queue.push_back((child, lo, end, depth + 1));
+                n_children += 1;
+                lo = end;
             }
-            (lo, hi) = (start, end);
-            depth += 1;
+            trie.child_len[node] = n_children;
         }
-        depth
+        trie
+    }
+
+    fn child(&self, node: usize, c: u8) -> Option<usize> {
+        let start = self.child_start[node] as usize;
+        let labels = &self.label[start..start + self.child_len[node] as usize];
+        labels.binary_search(&c).ok().map(|i| start + i)
+    }
+
+    /// Follows `input` from the root, calling `found(len, id)` for each
+    /// token that is a prefix of it (shortest first). Returns how many bytes
+    /// of `input` the path follows.
+    fn walk(&self, input: &[u8], mut found: impl FnMut(usize, u32)) -> usize {
+        let mut node = 0;
+        for (depth, &c) in input.iter().enumerate() {
+            match self.child(node, c) {
+                Some(next) => node = next,
+                None => return depth,
+            }
+            if self.value[node] != NO_TOKEN {
+                found(depth + 1, self.value[node]);
+            }
+        }
+        input.len()
     }
 }
 
@@ -145,9 +182,9 @@ pub(crate) struct UgmModel {
     options: UgmOptions,
     charsmap: CharsMap,
     /// Normal, user-defined and unused tokens: the Viterbi candidates.
-    tokens: SortedTexts,
+    tokens: Trie,
     /// User-defined tokens: text the normaliser leaves alone.
-    user_defined: SortedTexts,
+    user_defined: Trie,
     unknown_score: f64,
     unk: Option<u32>,
 }
@@ -166,8 +203,8 @@ impl UgmModel {
             _ => CharsMap::default(),
         };
         let candidate = attr::NORMAL | attr::USER_DEFINED | attr::UNUSED;
-        let tokens = SortedTexts::new(vocab, |id| vocab.has_attr(id, candidate));
-        let user_defined = SortedTexts::new(vocab, |id| vocab.has_attr(id, attr::USER_DEFINED));
+        let tokens = Trie::new(vocab, |id| vocab.has_attr(id, candidate));
+        let user_defined = Trie::new(vocab, |id| vocab.has_attr(id, attr::USER_DEFINED));
         let min_score = (0..vocab.len() as u32)
             .filter(|&id| vocab.has_attr(id, attr::NORMAL))
             .map(|id| vocab.score(id))
@@ -184,7 +221,7 @@ impl UgmModel {
 
     /// Appends the tokens of one raw-text fragment.
     pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
-        let normalized = self.normalize(vocab, text.as_bytes());
+        let normalized = self.normalize(text.as_bytes());
         if normalized.is_empty() {
             return;
         }
@@ -197,10 +234,7 @@ impl UgmModel {
             let char_len = utf8_len(normalized[pos]).min(n - pos);
             let base_score = best[pos].2;
             let mut whole_char = false;
-            self.tokens.walk(vocab, &normalized[pos..], |len, id| {
-                if len == 0 {
-                    return;
-                }
+            self.tokens.walk(&normalized[pos..], |len, id| {
                 if len == char_len {
                     whole_char = true;
                 }
@@ -243,7 +277,7 @@ impl UgmModel {
     }
 
     /// The normalised bytes of `input` (charsmap, then the space rules).
-    fn normalize(&self, vocab: &Vocab, input: &[u8]) -> Vec<u8> {
+    fn normalize(&self, input: &[u8]) -> Vec<u8> {
         let space: &[u8] = if self.options.escape_whitespaces {
             "▁".as_bytes()
         } else {
@@ -256,7 +290,7 @@ impl UgmModel {
         let mut in_word = false;
         let mut off = 0;
         while off < input.len() {
-            let (piece, consumed) = self.normalize_prefix(vocab, &input[off..]);
+            let (piece, consumed) = self.normalize_prefix(&input[off..]);
             for &c in piece {
                 if c != b' ' {
                     if !in_word {
@@ -281,8 +315,8 @@ impl UgmModel {
 
     /// The replacement of the longest known prefix of `input` and how many
     /// bytes it consumes. `input` is never empty.
-    fn normalize_prefix<'a>(&'a self, vocab: &Vocab, input: &'a [u8]) -> (&'a [u8], usize) {
-        let kept = self.user_defined.walk(vocab, input, |_, _| {});
+    fn normalize_prefix<'a>(&'a self, input: &'a [u8]) -> (&'a [u8], usize) {
+        let kept = self.user_defined.walk(input, |_, _| {});
         if kept > 0 {
             return (&input[..kept], kept);
         }
@@ -368,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn sorted_texts_walk_finds_every_prefix_token() {
+    fn trie_walk_finds_every_prefix_token() {
         let n = attr::NORMAL;
         let v = vocab(&[
             ("ab", 0.0, n),
@@ -376,11 +410,15 @@ mod tests {
             ("abc", 0.0, n),
             ("b", 0.0, n),
         ]);
-        let s = SortedTexts::new(&v, |_| true);
+        let t = Trie::new(&v, |_| true);
         let mut found = vec![];
-        let depth = s.walk(&v, b"abd", |len, id| found.push((len, id)));
+        let depth = t.walk(b"abd", |len, id| found.push((len, id)));
         assert_eq!(found, vec![(1, 1), (2, 0)]);
         assert_eq!(depth, 2);
+        assert_eq!(t.walk(b"abc", |_, _| {}), 3);
+        assert_eq!(t.walk(b"x", |_, _| {}), 0);
+        let empty = Trie::new(&v, |_| false);
+        assert_eq!(empty.walk(b"ab", |_, _| panic!("no tokens")), 0);
     }
 
     #[test]
