@@ -19,7 +19,9 @@
 //! a pre-token made only of newlines that is itself a token is taken whole.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use crate::fxhash::FxHashMap;
 
 use crate::pretokenize::PreTokenizer;
 use crate::unicode::BYTE_TO_CHAR;
@@ -42,9 +44,9 @@ pub(crate) struct BpeModel {
     ignore_merges: bool,
     text: BpeText,
     /// Part id of every interned string (raw-UTF-8 symbols look theirs up).
-    part_ids: HashMap<String, u32>,
+    part_ids: FxHashMap<String, u32>,
     /// `(left part, right part)` → `(rank, part of the concatenation)`.
-    merges: HashMap<(u32, u32), (u32, u32)>,
+    merges: FxHashMap<(u32, u32), (u32, u32)>,
     /// Part id of each single byte's encoded char.
     byte_part: [u32; 256],
     /// Vocabulary id of each part's text, when it is a token.
@@ -56,7 +58,7 @@ pub(crate) struct BpeModel {
 
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     texts: Vec<String>,
 }
 
@@ -84,7 +86,8 @@ impl BpeModel {
         text: BpeText,
     ) -> BpeModel {
         let mut interner = Interner::default();
-        let mut table = HashMap::with_capacity(merges.len());
+        let mut table = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
+        let mut joined_buf = String::new();
         for (rank, line) in merges.iter().enumerate() {
             // Byte search: a space byte is always a char boundary.
             let space = line.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
@@ -94,7 +97,10 @@ impl BpeModel {
             };
             let l = interner.intern(left);
             let r = interner.intern(right);
-            let joined = interner.intern(&format!("{left}{right}"));
+            joined_buf.clear();
+            joined_buf.push_str(left);
+            joined_buf.push_str(right);
+            let joined = interner.intern(&joined_buf);
             table.entry((l, r)).or_insert((rank as u32, joined));
         }
         let mut byte_part = [NO_PART; 256];

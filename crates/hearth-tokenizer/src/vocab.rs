@@ -1,6 +1,9 @@
 //! The vocabulary: token texts, scores, attributes, and a text→id index.
 
+use std::hash::Hasher;
+
 use crate::error::TokenizerError;
+use crate::fxhash::FxHasher;
 
 /// Token attribute bits, llama.cpp's `llama_token_attr`.
 pub mod attr {
@@ -146,23 +149,13 @@ struct TextIndex {
     mask: usize,
 }
 
-/// FxHash-style word-at-a-time hash; token texts are short.
+/// Hash of a token text for the index, with a final avalanche so that the
+/// low bits (the slot index) depend on every byte.
 fn hash_bytes(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h: u64 = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    // Final avalanche so the low bits (the slot index) depend on every byte.
+    let mut h = FxHasher::default();
+    h.write_usize(bytes.len());
+    h.write(bytes);
+    let mut h = h.finish();
     h ^= h >> 29;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^ (h >> 32)
