@@ -24,6 +24,7 @@ use std::collections::BinaryHeap;
 use crate::fxhash::FxHashMap;
 
 use crate::pretokenize::PreTokenizer;
+use crate::tokenizer::FragmentModel;
 use crate::unicode::BYTE_TO_CHAR;
 use crate::vocab::Vocab;
 
@@ -130,46 +131,6 @@ impl BpeModel {
             byte_part,
             part_token,
             byte_fallback,
-        }
-    }
-
-    /// Appends the tokens of one raw-text fragment.
-    pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
-        let escaped;
-        let text = match self.text {
-            BpeText::ByteLevel => text,
-            BpeText::Utf8Escaped => {
-                escaped = text.replace(' ', "▁");
-                escaped.as_str()
-            }
-        };
-        let mut work = Work::default();
-        for range in self.pre.split(text) {
-            let word = &text[range];
-            if word.is_empty() {
-                continue;
-            }
-            if self.ignore_merges {
-                let id = match self.text {
-                    BpeText::ByteLevel => vocab.lookup_str(&byte_encode(word)),
-                    BpeText::Utf8Escaped => vocab.lookup_str(word),
-                };
-                if let Some(id) = id {
-                    out.push(id);
-                    continue;
-                }
-            }
-            if self.text == BpeText::Utf8Escaped && word.bytes().all(|b| b == b'\n') {
-                if let Some(id) = vocab.lookup_str(word) {
-                    out.push(id);
-                    continue;
-                }
-            }
-            match self.text {
-                BpeText::ByteLevel => self.init_bytes(word.as_bytes(), &mut work),
-                BpeText::Utf8Escaped => self.init_chars(word, &mut work),
-            }
-            self.merge_word(vocab, word.as_bytes(), &mut work, out);
         }
     }
 
@@ -282,6 +243,47 @@ impl BpeModel {
     }
 }
 
+impl FragmentModel for BpeModel {
+    fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+        let escaped;
+        let text = match self.text {
+            BpeText::ByteLevel => text,
+            BpeText::Utf8Escaped => {
+                escaped = text.replace(' ', "▁");
+                escaped.as_str()
+            }
+        };
+        let mut work = Work::default();
+        for range in self.pre.split(text) {
+            let word = &text[range];
+            if word.is_empty() {
+                continue;
+            }
+            if self.ignore_merges {
+                let id = match self.text {
+                    BpeText::ByteLevel => vocab.lookup_str(&byte_encode(word)),
+                    BpeText::Utf8Escaped => vocab.lookup_str(word),
+                };
+                if let Some(id) = id {
+                    out.push(id);
+                    continue;
+                }
+            }
+            if self.text == BpeText::Utf8Escaped && word.bytes().all(|b| b == b'\n') {
+                if let Some(id) = vocab.lookup_str(word) {
+                    out.push(id);
+                    continue;
+                }
+            }
+            match self.text {
+                BpeText::ByteLevel => self.init_bytes(word.as_bytes(), &mut work),
+                BpeText::Utf8Escaped => self.init_chars(word, &mut work),
+            }
+            self.merge_word(vocab, word.as_bytes(), &mut work, out);
+        }
+    }
+}
+
 /// A word's bytes through the GPT-2 byte map.
 fn byte_encode(word: &str) -> String {
     word.bytes().map(|b| BYTE_TO_CHAR[b as usize]).collect()
@@ -327,25 +329,13 @@ impl PartialOrd for Bigram {
 mod tests {
     use super::*;
     use crate::pretokenize;
-    use crate::vocab::attr;
+    use crate::tokenizer::encode_fragment;
 
     fn model(tokens: &[&str], merges: &[&str]) -> (Vocab, BpeModel) {
-        let n = tokens.len();
-        let vocab = Vocab::new(
-            tokens.iter().map(|s| s.to_string()).collect(),
-            vec![0.0; n],
-            vec![attr::NORMAL; n],
-        )
-        .unwrap();
+        let vocab = Vocab::normal(tokens);
         let pre = PreTokenizer::new(pretokenize::lookup("gpt-2").unwrap().regexes).unwrap();
         let m = BpeModel::new(&vocab, merges, pre, false, BpeText::ByteLevel);
         (vocab, m)
-    }
-
-    fn encode(v: &Vocab, m: &BpeModel, text: &str) -> Vec<u32> {
-        let mut out = vec![];
-        m.encode(v, text, &mut out);
-        out
     }
 
     #[test]
@@ -355,23 +345,23 @@ mod tests {
             &["b c", "a b", "a bc", "Ġ a"],
         );
         // "b c" has the better rank, so "abc" is a + bc, then a+bc.
-        assert_eq!(encode(&v, &m, "abc"), vec![5]);
-        assert_eq!(encode(&v, &m, "ab"), vec![3]);
-        assert_eq!(encode(&v, &m, " a"), vec![7]);
-        assert_eq!(encode(&v, &m, "cab"), vec![2, 3]);
+        assert_eq!(encode_fragment(&m, &v, "abc"), vec![5]);
+        assert_eq!(encode_fragment(&m, &v, "ab"), vec![3]);
+        assert_eq!(encode_fragment(&m, &v, " a"), vec![7]);
+        assert_eq!(encode_fragment(&m, &v, "cab"), vec![2, 3]);
     }
 
     #[test]
     fn leftmost_pair_wins_a_tie() {
         let (v, m) = model(&["a", "aa", "aaa"], &["a a", "aa a"]);
-        assert_eq!(encode(&v, &m, "aaa"), vec![2]);
-        assert_eq!(encode(&v, &m, "aaaa"), vec![1, 1]);
+        assert_eq!(encode_fragment(&m, &v, "aaa"), vec![2]);
+        assert_eq!(encode_fragment(&m, &v, "aaaa"), vec![1, 1]);
     }
 
     #[test]
     fn unknown_symbols_fall_back_to_ascii_bytes_only() {
         // "é" is two bytes whose encoded chars are not ASCII: dropped, as upstream.
         let (v, m) = model(&["x", "y"], &[]);
-        assert_eq!(encode(&v, &m, "xéy"), vec![0, 1]);
+        assert_eq!(encode_fragment(&m, &v, "xéy"), vec![0, 1]);
     }
 }

@@ -17,6 +17,21 @@ pub(crate) enum Model {
     Ugm(Box<UgmModel>),
 }
 
+/// A model that tokenizes one fragment of raw text (the text between
+/// special tokens) at a time.
+pub(crate) trait FragmentModel {
+    /// Appends the tokens of `text`.
+    fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>);
+}
+
+/// The tokens of one fragment, for tests.
+#[cfg(test)]
+pub(crate) fn encode_fragment(model: &impl FragmentModel, vocab: &Vocab, text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    model.encode(vocab, text, &mut out);
+    out
+}
+
 /// Which algorithm a [`Tokenizer`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenizerKind {
@@ -120,15 +135,9 @@ impl Tokenizer {
                     }
                 }
             }
-            Model::Bpe(bpe) => self.each_fragment(text, &fragments, &mut out, |t, out| {
-                bpe.encode(&self.vocab, t, out)
-            }),
-            Model::Wpm(wpm) => self.each_fragment(text, &fragments, &mut out, |t, out| {
-                wpm.encode(&self.vocab, t, out)
-            }),
-            Model::Ugm(ugm) => self.each_fragment(text, &fragments, &mut out, |t, out| {
-                ugm.encode(&self.vocab, t, out)
-            }),
+            Model::Bpe(bpe) => self.each_fragment(text, &fragments, &mut out, bpe.as_ref()),
+            Model::Wpm(wpm) => self.each_fragment(text, &fragments, &mut out, wpm.as_ref()),
+            Model::Ugm(ugm) => self.each_fragment(text, &fragments, &mut out, ugm.as_ref()),
         }
         if add_special {
             if wordpiece {
@@ -140,18 +149,18 @@ impl Tokenizer {
         out
     }
 
-    /// Special tokens as they are; each text fragment through `encode`.
+    /// Special tokens as they are; each text fragment through `model`.
     fn each_fragment(
         &self,
         text: &str,
         fragments: &[Fragment],
         out: &mut Vec<u32>,
-        encode: impl Fn(&str, &mut Vec<u32>),
+        model: &impl FragmentModel,
     ) {
         for frag in fragments {
             match *frag {
                 Fragment::Token(id) => out.push(id),
-                Fragment::Text(s, e) => encode(&text[s..e], out),
+                Fragment::Text(s, e) => model.encode(&self.vocab, &text[s..e], out),
             }
         }
     }

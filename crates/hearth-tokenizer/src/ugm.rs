@@ -17,6 +17,7 @@
 //! one.
 
 use crate::error::TokenizerError;
+use crate::tokenizer::FragmentModel;
 use crate::vocab::{attr, Vocab};
 
 /// Options that shape normalisation.
@@ -219,8 +220,60 @@ impl UgmModel {
         })
     }
 
-    /// Appends the tokens of one raw-text fragment.
-    pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+    /// The normalised bytes of `input` (charsmap, then the space rules).
+    fn normalize(&self, input: &[u8]) -> Vec<u8> {
+        let space: &[u8] = if self.options.escape_whitespaces {
+            "▁".as_bytes()
+        } else {
+            b" "
+        };
+        let merge = self.options.remove_extra_whitespaces;
+        let prepend = self.options.add_space_prefix;
+        let mut out = Vec::with_capacity(input.len() * 3);
+        let mut prepended = false;
+        let mut in_word = false;
+        let mut off = 0;
+        while off < input.len() {
+            let (piece, consumed) = self.normalize_prefix(&input[off..]);
+            for &c in piece {
+                if c != b' ' {
+                    if !in_word {
+                        in_word = true;
+                        if (prepend && !prepended) || merge {
+                            out.extend_from_slice(space);
+                            prepended = true;
+                        }
+                    }
+                    out.push(c);
+                } else {
+                    in_word = false;
+                    if !merge {
+                        out.extend_from_slice(space);
+                    }
+                }
+            }
+            off += consumed;
+        }
+        out
+    }
+
+    /// The replacement of the longest known prefix of `input` and how many
+    /// bytes it consumes. `input` is never empty.
+    fn normalize_prefix<'a>(&'a self, input: &'a [u8]) -> (&'a [u8], usize) {
+        let kept = self.user_defined.walk(input, |_, _| {});
+        if kept > 0 {
+            return (&input[..kept], kept);
+        }
+        if let Some((len, replacement)) = self.charsmap.longest_prefix(input) {
+            return (replacement, len);
+        }
+        let len = utf8_len(input[0]).min(input.len());
+        (&input[..len], len)
+    }
+}
+
+impl FragmentModel for UgmModel {
+    fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
         let normalized = self.normalize(text.as_bytes());
         if normalized.is_empty() {
             return;
@@ -275,57 +328,6 @@ impl UgmModel {
         }
         out[start..].reverse();
     }
-
-    /// The normalised bytes of `input` (charsmap, then the space rules).
-    fn normalize(&self, input: &[u8]) -> Vec<u8> {
-        let space: &[u8] = if self.options.escape_whitespaces {
-            "▁".as_bytes()
-        } else {
-            b" "
-        };
-        let merge = self.options.remove_extra_whitespaces;
-        let prepend = self.options.add_space_prefix;
-        let mut out = Vec::with_capacity(input.len() * 3);
-        let mut prepended = false;
-        let mut in_word = false;
-        let mut off = 0;
-        while off < input.len() {
-            let (piece, consumed) = self.normalize_prefix(&input[off..]);
-            for &c in piece {
-                if c != b' ' {
-                    if !in_word {
-                        in_word = true;
-                        if (prepend && !prepended) || merge {
-                            out.extend_from_slice(space);
-                            prepended = true;
-                        }
-                    }
-                    out.push(c);
-                } else {
-                    in_word = false;
-                    if !merge {
-                        out.extend_from_slice(space);
-                    }
-                }
-            }
-            off += consumed;
-        }
-        out
-    }
-
-    /// The replacement of the longest known prefix of `input` and how many
-    /// bytes it consumes. `input` is never empty.
-    fn normalize_prefix<'a>(&'a self, input: &'a [u8]) -> (&'a [u8], usize) {
-        let kept = self.user_defined.walk(input, |_, _| {});
-        if kept > 0 {
-            return (&input[..kept], kept);
-        }
-        if let Some((len, replacement)) = self.charsmap.longest_prefix(input) {
-            return (replacement, len);
-        }
-        let len = utf8_len(input[0]).min(input.len());
-        (&input[..len], len)
-    }
 }
 
 /// Length of a UTF-8 sequence from its first byte (1 for a stray
@@ -342,15 +344,7 @@ fn utf8_len(b: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vocab(tokens: &[(&str, f32, u32)]) -> Vocab {
-        Vocab::new(
-            tokens.iter().map(|t| t.0.to_string()).collect(),
-            tokens.iter().map(|t| t.1).collect(),
-            tokens.iter().map(|t| t.2).collect(),
-        )
-        .unwrap()
-    }
+    use crate::tokenizer::encode_fragment;
 
     const OPTS: UgmOptions = UgmOptions {
         add_space_prefix: true,
@@ -358,16 +352,10 @@ mod tests {
         escape_whitespaces: true,
     };
 
-    fn encode(v: &Vocab, m: &UgmModel, text: &str) -> Vec<u32> {
-        let mut out = vec![];
-        m.encode(v, text, &mut out);
-        out
-    }
-
     #[test]
     fn viterbi_prefers_the_best_total_score() {
         let n = attr::NORMAL;
-        let v = vocab(&[
+        let v = Vocab::of(&[
             ("<unk>", 0.0, attr::UNKNOWN),
             ("▁", -2.0, n),
             ("▁ab", -5.0, n),
@@ -377,18 +365,18 @@ mod tests {
         ]);
         let m = UgmModel::new(&v, None, OPTS, Some(0)).unwrap();
         // "▁a"+"b" (-2) beats "▁ab" (-5).
-        assert_eq!(encode(&v, &m, "ab"), vec![3, 4]);
+        assert_eq!(encode_fragment(&m, &v, "ab"), vec![3, 4]);
         // Extra spaces collapse; each word gets one "▁".
-        assert_eq!(encode(&v, &m, "  ab   c "), vec![3, 4, 1, 5]);
+        assert_eq!(encode_fragment(&m, &v, "  ab   c "), vec![3, 4, 1, 5]);
         // Unknown codepoints collapse into one unknown token.
-        assert_eq!(encode(&v, &m, "ab xy€"), vec![3, 4, 1, 0]);
-        assert_eq!(encode(&v, &m, "   "), Vec::<u32>::new());
+        assert_eq!(encode_fragment(&m, &v, "ab xy€"), vec![3, 4, 1, 0]);
+        assert_eq!(encode_fragment(&m, &v, "   "), Vec::<u32>::new());
     }
 
     #[test]
     fn without_merging_every_space_is_kept() {
         let n = attr::NORMAL;
-        let v = vocab(&[
+        let v = Vocab::of(&[
             ("<unk>", 0.0, attr::UNKNOWN),
             ("▁", -1.0, n),
             ("a", -1.0, n),
@@ -398,13 +386,13 @@ mod tests {
             ..OPTS
         };
         let m = UgmModel::new(&v, None, opts, Some(0)).unwrap();
-        assert_eq!(encode(&v, &m, "a  a"), vec![1, 2, 1, 1, 2]);
+        assert_eq!(encode_fragment(&m, &v, "a  a"), vec![1, 2, 1, 1, 2]);
     }
 
     #[test]
     fn trie_walk_finds_every_prefix_token() {
         let n = attr::NORMAL;
-        let v = vocab(&[
+        let v = Vocab::of(&[
             ("ab", 0.0, n),
             ("a", 0.0, n),
             ("abc", 0.0, n),

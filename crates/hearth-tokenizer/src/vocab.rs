@@ -138,6 +138,23 @@ impl Vocab {
     }
 }
 
+#[cfg(test)]
+impl Vocab {
+    /// A vocabulary of `(text, score, attribute)` entries, for tests.
+    pub fn of(tokens: &[(&str, f32, u32)]) -> Vocab {
+        let text = tokens.iter().map(|t| t.0.to_string()).collect();
+        let scores = tokens.iter().map(|t| t.1).collect();
+        let attrs = tokens.iter().map(|t| t.2).collect();
+        Vocab::new(text, scores, attrs).expect("a valid test vocabulary")
+    }
+
+    /// A vocabulary of normal tokens scoring 0, for tests.
+    pub fn normal(texts: &[&str]) -> Vocab {
+        let tokens: Vec<(&str, f32, u32)> = texts.iter().map(|&t| (t, 0.0, attr::NORMAL)).collect();
+        Vocab::of(&tokens)
+    }
+}
+
 const EMPTY: u32 = u32::MAX;
 
 /// Open-addressing hash table from token text to id. It stores only ids; the

@@ -14,6 +14,7 @@
 //! vocabulary entries from the left; a word that cannot be cut completely
 //! becomes the unknown token.
 
+use crate::tokenizer::FragmentModel;
 use crate::unicode;
 use crate::vocab::Vocab;
 
@@ -39,41 +40,6 @@ impl WpmModel {
             normalizer,
             max_token_len,
             unk,
-        }
-    }
-
-    /// Appends the tokens of one raw-text fragment.
-    pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
-        let mut word = String::with_capacity(64);
-        for w in self.words(text) {
-            word.clear();
-            word.push('▁');
-            word.push_str(&w);
-            let bytes = word.as_bytes();
-            let n = bytes.len();
-            let before = out.len();
-            let mut i = 0;
-            while i < n {
-                let longest = (i + 1..=n.min(i + self.max_token_len))
-                    .rev()
-                    .find_map(|j| vocab.lookup(&bytes[i..j]).map(|id| (id, j)));
-                match longest {
-                    Some((id, j)) => {
-                        out.push(id);
-                        i = j;
-                    }
-                    None => {
-                        out.truncate(before);
-                        break;
-                    }
-                }
-            }
-            if out.len() == before {
-                // Without an unknown token the word is dropped.
-                if let Some(unk) = self.unk {
-                    out.push(unk);
-                }
-            }
         }
     }
 
@@ -127,6 +93,42 @@ impl WpmModel {
     }
 }
 
+impl FragmentModel for WpmModel {
+    fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+        let mut word = String::with_capacity(64);
+        for w in self.words(text) {
+            word.clear();
+            word.push('▁');
+            word.push_str(&w);
+            let bytes = word.as_bytes();
+            let n = bytes.len();
+            let before = out.len();
+            let mut i = 0;
+            while i < n {
+                let longest = (i + 1..=n.min(i + self.max_token_len))
+                    .rev()
+                    .find_map(|j| vocab.lookup(&bytes[i..j]).map(|id| (id, j)));
+                match longest {
+                    Some((id, j)) => {
+                        out.push(id);
+                        i = j;
+                    }
+                    None => {
+                        out.truncate(before);
+                        break;
+                    }
+                }
+            }
+            if out.len() == before {
+                // Without an unknown token the word is dropped.
+                if let Some(unk) = self.unk {
+                    out.push(unk);
+                }
+            }
+        }
+    }
+}
+
 /// CJK ideographs, as BERT's `_is_chinese_char` (with the Hugging Face
 /// tokenizers' bounds for extension E/F).
 fn is_cjk(cpt: u32) -> bool {
@@ -146,16 +148,10 @@ fn is_cjk(cpt: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::attr;
+    use crate::tokenizer::encode_fragment;
 
     fn model(tokens: &[&str], lowercase: bool) -> (Vocab, WpmModel) {
-        let n = tokens.len();
-        let vocab = Vocab::new(
-            tokens.iter().map(|s| s.to_string()).collect(),
-            vec![0.0; n],
-            vec![attr::NORMAL; n],
-        )
-        .unwrap();
+        let vocab = Vocab::normal(tokens);
         let norm = BertNormalizer {
             lowercase,
             strip_accents: lowercase,
@@ -164,34 +160,31 @@ mod tests {
         (vocab, m)
     }
 
-    fn encode(v: &Vocab, m: &WpmModel, text: &str) -> Vec<u32> {
-        let mut out = vec![];
-        m.encode(v, text, &mut out);
-        out
-    }
-
     #[test]
     fn longest_pieces_from_the_left() {
         let (v, m) = model(
             &["[UNK]", "▁play", "ing", "▁played", "▁p", "lay", "▁,"],
             true,
         );
-        assert_eq!(encode(&v, &m, "playing"), vec![1, 2]);
-        assert_eq!(encode(&v, &m, "PLAYED,  Playing"), vec![3, 6, 1, 2]);
+        assert_eq!(encode_fragment(&m, &v, "playing"), vec![1, 2]);
+        assert_eq!(
+            encode_fragment(&m, &v, "PLAYED,  Playing"),
+            vec![3, 6, 1, 2]
+        );
         // "▁playx": "▁play" then nothing for "x": the whole word is unknown.
-        assert_eq!(encode(&v, &m, "playx play"), vec![0, 1]);
-        assert_eq!(encode(&v, &m, " \t\n"), Vec::<u32>::new());
+        assert_eq!(encode_fragment(&m, &v, "playx play"), vec![0, 1]);
+        assert_eq!(encode_fragment(&m, &v, " \t\n"), Vec::<u32>::new());
     }
 
     #[test]
     fn accents_marks_controls_and_cjk() {
         let (v, m) = model(&["[UNK]", "▁cafe", "▁中", "▁国", "▁x"], true);
         // é → e; a lone combining accent is dropped; a control char vanishes.
-        assert_eq!(encode(&v, &m, "Café"), vec![1]);
-        assert_eq!(encode(&v, &m, "cafe\u{301}\u{7}"), vec![1]);
-        assert_eq!(encode(&v, &m, "中国x"), vec![2, 3, 4]);
+        assert_eq!(encode_fragment(&m, &v, "Café"), vec![1]);
+        assert_eq!(encode_fragment(&m, &v, "cafe\u{301}\u{7}"), vec![1]);
+        assert_eq!(encode_fragment(&m, &v, "中国x"), vec![2, 3, 4]);
         let (v, m) = model(&["[UNK]", "▁Café", "▁cafe"], false);
-        assert_eq!(encode(&v, &m, "Café"), vec![1]);
+        assert_eq!(encode_fragment(&m, &v, "Café"), vec![1]);
     }
 
     #[test]
