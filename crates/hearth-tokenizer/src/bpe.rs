@@ -10,8 +10,9 @@
 //! encoded text).
 //!
 //! Merge rules are interned: every string that appears as a merge part gets a
-//! small id, and a merge is the pair of part ids, so the hot loop never builds
-//! strings.
+//! small id (its token id when it is a token, an id past the vocabulary
+//! otherwise), and a merge is the pair of part ids, so the hot loop never
+//! builds strings.
 //!
 //! SentencePiece-style BPE vocabularies (Gemma 4) use the same merging on raw
 //! UTF-8 instead: spaces become `▁` first, each initial symbol is one UTF-8
@@ -44,33 +45,36 @@ pub(crate) struct BpeModel {
     pre: PreTokenizer,
     ignore_merges: bool,
     text: BpeText,
-    /// Part id of every interned string (raw-UTF-8 symbols look theirs up).
-    part_ids: FxHashMap<String, u32>,
+    /// Number of tokens: part ids below it are token ids.
+    n_vocab: u32,
+    /// Part ids of the merge parts that are not tokens.
+    extra_parts: FxHashMap<String, u32>,
     /// `(left part, right part)` → `(rank, part of the concatenation)`.
     merges: FxHashMap<(u32, u32), (u32, u32)>,
     /// Part id of each single byte's encoded char.
     byte_part: [u32; 256],
-    /// Vocabulary id of each part's text, when it is a token.
-    part_token: Vec<Option<u32>>,
     /// Token of a byte that is left over: byte-level, the byte's encoded char
     /// as a one-byte string (printable ASCII only); raw UTF-8, `<0xXX>`.
     byte_fallback: [Option<u32>; 256],
 }
 
-#[derive(Default)]
-struct Interner {
-    ids: FxHashMap<String, u32>,
-    texts: Vec<String>,
+/// Gives merge parts their ids: a token's id, or the next id past the
+/// vocabulary for a string that is not a token.
+struct Interner<'v> {
+    vocab: &'v Vocab,
+    extra: FxHashMap<String, u32>,
 }
 
-impl Interner {
+impl Interner<'_> {
     fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        if let Some(id) = self.vocab.lookup_str(s) {
             return id;
         }
-        let id = self.texts.len() as u32;
-        self.ids.insert(s.to_string(), id);
-        self.texts.push(s.to_string());
+        if let Some(&id) = self.extra.get(s) {
+            return id;
+        }
+        let id = (self.vocab.len() + self.extra.len()) as u32;
+        self.extra.insert(s.to_string(), id);
         id
     }
 }
@@ -86,7 +90,10 @@ impl BpeModel {
         ignore_merges: bool,
         text: BpeText,
     ) -> BpeModel {
-        let mut interner = Interner::default();
+        let mut interner = Interner {
+            vocab,
+            extra: FxHashMap::default(),
+        };
         let mut table = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
         let mut joined_buf = String::new();
         for (rank, line) in merges.iter().enumerate() {
@@ -121,15 +128,14 @@ impl BpeModel {
                 }
             }
         }
-        let part_token = interner.texts.iter().map(|t| vocab.lookup_str(t)).collect();
         BpeModel {
             pre,
             ignore_merges,
             text,
-            part_ids: interner.ids,
+            n_vocab: vocab.len() as u32,
+            extra_parts: interner.extra,
             merges: table,
             byte_part,
-            part_token,
             byte_fallback,
         }
     }
@@ -149,18 +155,18 @@ impl BpeModel {
     }
 
     /// One symbol per UTF-8 char (raw-UTF-8 vocabularies).
-    fn init_chars(&self, word: &str, work: &mut Work) {
+    fn init_chars(&self, vocab: &Vocab, word: &str, work: &mut Work) {
         work.symbols.clear();
         for (start, c) in word.char_indices() {
             let i = work.symbols.len();
             let len = c.len_utf8();
+            let text = &word[start..start + len];
             work.symbols.push(Symbol {
                 start,
                 len,
-                part: self
-                    .part_ids
-                    .get(&word[start..start + len])
-                    .copied()
+                part: vocab
+                    .lookup_str(text)
+                    .or_else(|| self.extra_parts.get(text).copied())
                     .unwrap_or(NO_PART),
                 prev: i.checked_sub(1),
                 next: (start + len < word.len()).then_some(i + 1),
@@ -188,7 +194,7 @@ impl BpeModel {
     }
 
     /// Merges the word's initial symbols and appends the resulting tokens.
-    fn merge_word(&self, vocab: &Vocab, word: &[u8], work: &mut Work, out: &mut Vec<u32>) {
+    fn merge_word(&self, word: &[u8], work: &mut Work, out: &mut Vec<u32>) {
         work.queue.clear();
         for i in 1..work.symbols.len() {
             self.push_bigram(work, i - 1, i);
@@ -223,13 +229,8 @@ impl BpeModel {
             if sym.len == 0 {
                 continue;
             }
-            let token = if sym.part == NO_PART {
-                // Only a raw-UTF-8 char that no merge names has no part.
-                vocab.lookup(&word[sym.start..sym.start + sym.len])
-            } else {
-                self.part_token[sym.part as usize]
-            };
-            match token {
+            // Part ids below the vocabulary size are the token ids.
+            match (sym.part < self.n_vocab).then_some(sym.part) {
                 Some(id) => out.push(id),
                 None => {
                     for &b in &word[sym.start..sym.start + sym.len] {
@@ -277,9 +278,9 @@ impl FragmentModel for BpeModel {
             }
             match self.text {
                 BpeText::ByteLevel => self.init_bytes(word.as_bytes(), &mut work),
-                BpeText::Utf8Escaped => self.init_chars(word, &mut work),
+                BpeText::Utf8Escaped => self.init_chars(vocab, word, &mut work),
             }
-            self.merge_word(vocab, word.as_bytes(), &mut work, out);
+            self.merge_word(word.as_bytes(), &mut work, out);
         }
     }
 }
