@@ -51,6 +51,10 @@ pub enum TokenizerError {
     #[error("`{flag}` is true but `{id_key}` is not set")]
     MissingSpecialToken { flag: String, id_key: String },
 
+    /// A WordPiece vocabulary without the id of `[CLS]` or `[SEP]`.
+    #[error("a WordPiece (bert) vocabulary needs `{0}`: [CLS] and [SEP] enclose every input")]
+    WordPieceSpecial(String),
+
     /// `tokenizer.ggml.precompiled_charsmap` is malformed.
     #[error("tokenizer.ggml.precompiled_charsmap is malformed: {0}")]
     BadCharsMap(String),

@@ -392,7 +392,17 @@ pub(crate) fn load<'a>(get: &Get<'a>) -> Result<Tokenizer, TokenizerError> {
 
     resolve_special_ids(get, &mut ids, n_vocab)?;
     apply_add_flags(get, &mut flags, kind)?;
-    let required = [
+    if matches!(kind, Kind::Wpm) {
+        for (id, key) in [
+            (ids.bos, "tokenizer.ggml.bos_token_id"),
+            (ids.sep, "tokenizer.ggml.seperator_token_id"),
+        ] {
+            if id.is_none() {
+                return Err(TokenizerError::WordPieceSpecial(key.into()));
+            }
+        }
+    }
+    for (wanted, id, flag, id_key) in [
         (
             flags.add_bos,
             ids.bos,
@@ -405,27 +415,7 @@ pub(crate) fn load<'a>(get: &Get<'a>) -> Result<Tokenizer, TokenizerError> {
             "tokenizer.ggml.add_eos_token",
             "tokenizer.ggml.eos_token_id",
         ),
-    ];
-    let wordpiece = [
-        (
-            true,
-            ids.bos,
-            "tokenizer.ggml.model = bert",
-            "tokenizer.ggml.bos_token_id",
-        ),
-        (
-            true,
-            ids.sep,
-            "tokenizer.ggml.model = bert",
-            "tokenizer.ggml.seperator_token_id",
-        ),
-    ];
-    let checks = if matches!(kind, Kind::Wpm) {
-        &wordpiece
-    } else {
-        &required
-    };
-    for &(wanted, id, flag, id_key) in checks {
+    ] {
         if wanted && id.is_none() {
             return Err(TokenizerError::MissingSpecialToken {
                 flag: flag.into(),
