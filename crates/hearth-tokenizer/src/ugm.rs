@@ -410,6 +410,36 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_charsmaps_never_panic() {
+        // A well-formed header over random trie entries and strings: every
+        // lookup must stay in bounds (a corrupt map only matches less).
+        let v = Vocab::of(&[("<unk>", 0.0, attr::UNKNOWN), ("▁a", -1.0, attr::NORMAL)]);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..200 {
+            let n_nodes = 1 + (next() % 64) as usize;
+            let mut blob = ((n_nodes * 4) as u32).to_le_bytes().to_vec();
+            for _ in 0..n_nodes {
+                // Small bases and labels keep some walks going deep.
+                let node = (next() as u32) & 0x8000_3FFF | (next() as u32 & 0xFF);
+                blob.extend_from_slice(&node.to_le_bytes());
+            }
+            blob.extend((0..1 + next() % 16).map(|_| (next() % 4) as u8 * b'a'));
+            let m = UgmModel::new(&v, Some(&blob), OPTS, Some(0)).unwrap();
+            let text: String = (0..round % 12)
+                .map(|i| ['a', ' ', 'é', '\0'][(i + round) % 4])
+                .collect();
+            let ids = encode_fragment(&m, &v, &text);
+            assert!(ids.iter().all(|&id| (id as usize) < v.len()), "{ids:?}");
+        }
+    }
+
+    #[test]
     fn a_corrupt_charsmap_is_an_error() {
         assert!(CharsMap::parse(&[1, 0]).is_err());
         assert!(CharsMap::parse(&[8, 0, 0, 0, 1, 2, 3]).is_err());
