@@ -246,3 +246,35 @@ pub(super) fn split_llama3(
         add(pos, out);
     }
 }
+
+/// llama.cpp's hand-written digit grouping (AFMoE, Tiny Aya): each run of
+/// numbers is cut into a leading group of `len % 3` (when not 0) and then
+/// groups of three. Text before a run is not a piece of its own: it joins
+/// the run's first group, as upstream; text after the last run is one piece.
+pub(super) fn split_digit_groups(flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
+    let mut prev_end = ini;
+    let mut pos = ini;
+    while pos < end {
+        if !flags[pos].is_number() {
+            pos += 1;
+            continue;
+        }
+        let start = pos;
+        while pos < end && flags[pos].is_number() {
+            pos += 1;
+        }
+        let lead = (pos - start) % 3;
+        let mut cut = start + if lead > 0 { lead } else { 3 };
+        loop {
+            out.push(cut - prev_end);
+            prev_end = cut;
+            if cut >= pos {
+                break;
+            }
+            cut += 3;
+        }
+    }
+    if prev_end < end {
+        out.push(end - prev_end);
+    }
+}

@@ -18,7 +18,7 @@ mod matchers;
 use crate::bpe::BpeText;
 use crate::error::TokenizerError;
 use crate::unicode::{self, Flags};
-use matchers::{split_gpt2, split_llama3, Llama3Style};
+use matchers::{split_digit_groups, split_gpt2, split_llama3, Llama3Style};
 
 /// GPT-2's regex; llama.cpp matches it with [`split_gpt2`].
 const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
@@ -44,6 +44,12 @@ const YOUTU_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\
 const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
 const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
 const GRANITE_EMB_MULTI: &str = "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/// Digit grouping, matched by [`split_digit_groups`] (its two spellings).
+const DIGIT_GROUPS: &str = "\\d{1,3}(?=(?:\\d{3})*\\b)";
+const AFMOE_DIGITS: &str = "\\p{AFMoE_digits}";
+const TINY_AYA_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const AFMOE_CJK: &str = "[一-鿿㐀-䶿豈-﫿぀-ゟ゠-ヿ･-ﾟ⼀-⿟เ-๿຀-໿ក-៿က-႟ꩠ-ꩿꧠ-꧿가-힯ᄀ-ᇿ]+";
+const AFMOE_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const NEWLINE_RUNS: &str = "[^\\n]+|[\\n]+";
 const UFAKZEKA: &str =
     r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -292,6 +298,14 @@ static PRE_TABLE: &[(&[&str], PreSpec)] = &[
     ),
     (&["sarvam-moe"], spm_style(false, false)),
     (
+        &["tiny_aya", "cohere2moe"],
+        spec(&[DIGIT_GROUPS, TINY_AYA_WORDS], false),
+    ),
+    (
+        &["afmoe"],
+        spec(&[AFMOE_DIGITS, AFMOE_CJK, AFMOE_WORDS], false),
+    ),
+    (
         &["granite-embed-multi-97m"],
         spec_with(&[GRANITE_EMB_MULTI], false, true, false),
     ),
@@ -353,6 +367,8 @@ pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
 #[derive(Debug)]
 enum Step {
     Gpt2,
+    /// Runs of numbers in groups of three (a hand-written matcher upstream).
+    DigitGroups,
     /// Llama 3 and its relatives (Qwen2: single digits; Qwen3.5: single
     /// digits and combining marks inside words).
     Llama3(Llama3Style),
@@ -457,6 +473,8 @@ impl PreTokenizer {
         for &expr in regexes {
             let step = if expr == GPT2 {
                 Step::Gpt2
+            } else if expr == DIGIT_GROUPS || expr == AFMOE_DIGITS {
+                Step::DigitGroups
             } else if expr == LLAMA3 || expr == LLAMA3_ORIGINAL {
                 Step::Llama3(Llama3Style {
                     max_digits: 3,
@@ -502,6 +520,9 @@ impl PreTokenizer {
             match step {
                 Step::Gpt2 => for_segments(&offsets, |ini, end| {
                     split_gpt2(&cpts, &flags, ini, end, &mut next)
+                }),
+                Step::DigitGroups => for_segments(&offsets, |ini, end| {
+                    split_digit_groups(&flags, ini, end, &mut next)
                 }),
                 Step::Llama3(style) => for_segments(&offsets, |ini, end| {
                     split_llama3(*style, &cpts, &flags, ini, end, &mut next)
@@ -664,6 +685,22 @@ mod tests {
             ["cafe\u{301}", " ", "1", "2"]
         );
         assert_eq!(pieces("qwen2", "cafe\u{301}!"), ["cafe", "\u{301}!"]);
+    }
+
+    #[test]
+    fn digit_groups_count_from_the_right() {
+        let p = PreTokenizer::new(&[DIGIT_GROUPS]).unwrap();
+        let pieces = |text: &str| -> Vec<String> {
+            p.split(text)
+                .into_iter()
+                .map(|r| text[r].to_string())
+                .collect()
+        };
+        assert_eq!(pieces("1234567"), ["1", "234", "567"]);
+        assert_eq!(pieces("123456"), ["123", "456"]);
+        // Text before a run joins its first group; text after is one piece.
+        assert_eq!(pieces("ab12345 cd"), ["ab12", "345", " cd"]);
+        assert_eq!(pieces("x"), ["x"]);
     }
 
     #[test]
