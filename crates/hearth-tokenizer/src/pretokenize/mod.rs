@@ -1,6 +1,5 @@
 //! BPE pre-tokenizers: a table of regex lists keyed by `tokenizer.ggml.pre`
-//! (in `table`),
-//! and the splitter that applies them exactly as llama.cpp's
+//! (`table`), and the splitter that applies them exactly as llama.cpp's
 //! `unicode_regex_split` does.
 //!
 //! Each regex of a list splits every piece the previous one produced (matches
