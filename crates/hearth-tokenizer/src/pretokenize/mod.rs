@@ -364,6 +364,13 @@ mod tests {
     }
 
     #[test]
+    fn superbpe_groups_digits_by_empty_matches() {
+        let mut got = pieces("superbpe", "x 1234567");
+        got.retain(|p| !p.is_empty());
+        assert_eq!(got, ["x ", "1", "234", "567"]);
+    }
+
+    #[test]
     fn default_pre_runs_four_regexes() {
         assert_eq!(
             pieces("default", "a+b=12345"),

@@ -35,6 +35,10 @@ pub(super) const AFMOE_DIGITS: &str = "\\p{AFMoE_digits}";
 const TINY_AYA_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const AFMOE_CJK: &str = "[一-鿿㐀-䶿豈-﫿぀-ゟ゠-ヿ･-ﾟ⼀-⿟เ-๿຀-໿ក-៿က-႟ꩠ-ꩿꧠ-꧿가-힯ᄀ-ᇿ]+";
 const AFMOE_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/// SuperBPE's digit split: the empty match before each group of three
+/// digits that ends a run. llama.cpp's `\d` (std::wregex in the C locale)
+/// is ASCII only, so it is spelled `[0-9]` here.
+const SUPERBPE_DIGITS: &str = "(?=([0-9]{3})+(?![0-9]))";
 const NEWLINE_RUNS: &str = "[^\\n]+|[\\n]+";
 const UFAKZEKA: &str =
     r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -290,6 +294,7 @@ pub(super) static PRE_TABLE: &[(&[&str], PreSpec)] = &[
         &["afmoe"],
         spec(&[AFMOE_DIGITS, AFMOE_CJK, AFMOE_WORDS], false),
     ),
+    (&["superbpe"], spec(&[r"\p{N}+", SUPERBPE_DIGITS], false)),
     (
         &["granite-embed-multi-97m"],
         spec_with(&[GRANITE_EMB_MULTI], false, true, false),
