@@ -429,8 +429,12 @@ pub(crate) fn load<'a>(get: &Get<'a>) -> Result<Tokenizer, TokenizerError> {
     // depend on them, as upstream).
     let (model, style, pre) = match kind {
         Kind::Bpe(pre, spec) => {
-            let merges = string_array(get, "tokenizer.ggml.merges")?
-                .ok_or_else(|| TokenizerError::MissingKey("tokenizer.ggml.merges".into()))?;
+            // Kimi K2's vocabulary may come without merges, as upstream allows.
+            let merges = match string_array(get, "tokenizer.ggml.merges")? {
+                Some(m) => m,
+                None if pre == "kimi-k2" => Vec::new(),
+                None => return Err(TokenizerError::MissingKey("tokenizer.ggml.merges".into())),
+            };
             let splitter = PreTokenizer::new(spec.regexes)?;
             let bpe = BpeModel::new(&vocab, &merges, splitter, spec.ignore_merges, spec.text);
             let style = match spec.text {

@@ -278,3 +278,142 @@ pub(super) fn split_digit_groups(flags: &[Flags], ini: usize, end: usize, out: &
         out.push(end - prev_end);
     }
 }
+
+/// Han ideographs (CJK Unified Ideographs, extensions A–F, compatibility
+/// ideographs), as llama.cpp's `unicode_cpt_is_han`.
+fn is_han(cpt: u32) -> bool {
+    matches!(
+        cpt,
+        0x4E00..=0x9FFF
+            | 0x3400..=0x4DBF
+            | 0x20000..=0x2A6DF
+            | 0x2A700..=0x2B73F
+            | 0x2B740..=0x2B81F
+            | 0x2B820..=0x2CEAF
+            | 0x2CEB0..=0x2EBEF
+            | 0xF900..=0xFAFF
+            | 0x2F800..=0x2FA1F
+    )
+}
+
+/// llama.cpp's hand-written matcher for Kimi K2's regex list (Han runs;
+/// words of non-Han letters with an optional leading char and contraction;
+/// numbers by three; punctuation runs; whitespace) over `cpts[ini..end]`.
+pub(super) fn split_kimi_k2(
+    cpts: &[u32],
+    flags: &[Flags],
+    ini: usize,
+    end: usize,
+    out: &mut Vec<usize>,
+) {
+    let cpt_at = |p: usize| {
+        if p >= ini && p < end {
+            cpts[p]
+        } else {
+            OUT_OF_RANGE
+        }
+    };
+    let flags_at = |p: usize| {
+        if p >= ini && p < end {
+            flags[p]
+        } else {
+            Flags::NONE
+        }
+    };
+    let letter = |p: usize| flags_at(p).is_letter() && !is_han(cpt_at(p));
+    let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
+    let mut prev_end = ini;
+    let mut add = |e: usize, out: &mut Vec<usize>| {
+        if e > prev_end {
+            out.push(e - prev_end);
+        }
+        prev_end = e;
+    };
+    let mut pos = ini;
+    while pos < end {
+        let cpt = cpt_at(pos);
+        let f = flags_at(pos);
+        // [\p{Han}]+
+        if is_han(cpt) {
+            while is_han(cpt_at(pos)) {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        // [^\r\n\p{L}\p{N}]? then non-Han letters, then a contraction.
+        let leading = !(is_rn(cpt) || f.is_letter() || f.is_number());
+        if letter(pos) || (leading && letter(pos + 1)) {
+            pos += usize::from(leading);
+            let start = pos;
+            while letter(pos) {
+                pos += 1;
+            }
+            if pos > start {
+                if cpt_at(pos) == '\'' as u32 && pos + 1 < end {
+                    let next = unicode::to_lower(cpt_at(pos + 1));
+                    if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
+                        pos += 2;
+                    } else if pos + 2 < end {
+                        let next2 = unicode::to_lower(cpt_at(pos + 2));
+                        let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
+                        if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+                            pos += 3;
+                        }
+                    }
+                }
+                add(pos, out);
+                continue;
+            }
+            pos -= usize::from(leading);
+        }
+        // \p{N}{1,3}
+        if f.is_number() {
+            let mut group = pos;
+            while flags_at(pos).is_number() {
+                pos += 1;
+                if pos - group >= 3 {
+                    add(pos, out);
+                    group = pos;
+                }
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+        let other = |g: Flags| !(g.is_whitespace() || g.is_letter() || g.is_number()) && g.any();
+        let space = cpt == ' ' as u32;
+        if other(if space { flags_at(pos + 1) } else { f }) {
+            pos += usize::from(space);
+            while other(flags_at(pos)) {
+                pos += 1;
+            }
+            while is_rn(cpt_at(pos)) {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        let mut n_ws = 0;
+        let mut after_rn = None;
+        while flags_at(pos + n_ws).is_whitespace() {
+            if is_rn(cpt_at(pos + n_ws)) {
+                after_rn = Some(pos + n_ws + 1);
+            }
+            n_ws += 1;
+        }
+        // \s*[\r\n]+
+        if let Some(e) = after_rn {
+            pos = e;
+        } else if n_ws > 1 && cpt_at(pos + n_ws) != OUT_OF_RANGE {
+            // \s+(?!\S)
+            pos += n_ws - 1;
+        } else if n_ws > 0 {
+            // \s+
+            pos += n_ws;
+        } else {
+            pos += 1;
+        }
+        add(pos, out);
+    }
+}

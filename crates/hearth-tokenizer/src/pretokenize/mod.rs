@@ -18,9 +18,9 @@ mod table;
 
 use crate::error::TokenizerError;
 use crate::unicode::{self, Flags};
-use matchers::{split_digit_groups, split_gpt2, split_llama3, Llama3Style};
+use matchers::{split_digit_groups, split_gpt2, split_kimi_k2, split_llama3, Llama3Style};
 pub(crate) use table::{known_names, lookup, PreSpec};
-use table::{AFMOE_DIGITS, DIGIT_GROUPS, GPT2, LLAMA3, LLAMA3_ORIGINAL, QWEN2, QWEN35};
+use table::{AFMOE_DIGITS, DIGIT_GROUPS, GPT2, KIMI_K2, LLAMA3, LLAMA3_ORIGINAL, QWEN2, QWEN35};
 
 /// One compiled step of a pre-tokenizer.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ enum Step {
     Gpt2,
     /// Runs of numbers in groups of three (a hand-written matcher upstream).
     DigitGroups,
+    /// Kimi K2's whole regex list (a hand-written matcher upstream).
+    KimiK2,
     /// Llama 3 and its relatives (Qwen2: single digits; Qwen3.5: single
     /// digits and combining marks inside words).
     Llama3(Llama3Style),
@@ -134,6 +136,8 @@ impl PreTokenizer {
                 Step::Gpt2
             } else if expr == DIGIT_GROUPS || expr == AFMOE_DIGITS {
                 Step::DigitGroups
+            } else if expr == KIMI_K2 {
+                Step::KimiK2
             } else if expr == LLAMA3 || expr == LLAMA3_ORIGINAL {
                 Step::Llama3(Llama3Style {
                     max_digits: 3,
@@ -179,6 +183,9 @@ impl PreTokenizer {
             match step {
                 Step::Gpt2 => for_segments(&offsets, |ini, end| {
                     split_gpt2(&cpts, &flags, ini, end, &mut next)
+                }),
+                Step::KimiK2 => for_segments(&offsets, |ini, end| {
+                    split_kimi_k2(&cpts, &flags, ini, end, &mut next)
                 }),
                 Step::DigitGroups => for_segments(&offsets, |ini, end| {
                     split_digit_groups(&flags, ini, end, &mut next)
@@ -368,6 +375,14 @@ mod tests {
         let mut got = pieces("superbpe", "x 1234567");
         got.retain(|p| !p.is_empty());
         assert_eq!(got, ["x ", "1", "234", "567"]);
+    }
+
+    #[test]
+    fn kimi_k2_keeps_han_apart_from_other_letters() {
+        assert_eq!(
+            pieces("kimi-k2", "你好world's 12345 ok"),
+            ["你好", "world's", " ", "123", "45", " ok"]
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ const AFMOE_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+
 /// digits that ends a run. llama.cpp's `\d` (std::wregex in the C locale)
 /// is ASCII only, so it is spelled `[0-9]` here.
 const SUPERBPE_DIGITS: &str = "(?=([0-9]{3})+(?![0-9]))";
+/// Kimi K2's regex list, as llama.cpp names it; matched by `split_kimi_k2`.
+pub(super) const KIMI_K2: &str = "\\p{Han}+";
 const NEWLINE_RUNS: &str = "[^\\n]+|[\\n]+";
 const UFAKZEKA: &str =
     r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -294,6 +296,7 @@ pub(super) static PRE_TABLE: &[(&[&str], PreSpec)] = &[
         &["afmoe"],
         spec(&[AFMOE_DIGITS, AFMOE_CJK, AFMOE_WORDS], false),
     ),
+    (&["kimi-k2"], spec(&[KIMI_K2], false)),
     (&["superbpe"], spec(&[r"\p{N}+", SUPERBPE_DIGITS], false)),
     (
         &["granite-embed-multi-97m"],
