@@ -129,20 +129,11 @@ impl FragmentModel for WpmModel {
     }
 }
 
-/// CJK ideographs, as BERT's `_is_chinese_char` (with the Hugging Face
-/// tokenizers' bounds for extension E/F).
+/// CJK ideographs, as BERT's `_is_chinese_char` with the Hugging Face
+/// tokenizers' bounds: the Han ranges without U+2B820..U+2B91F and without
+/// extension F.
 fn is_cjk(cpt: u32) -> bool {
-    matches!(
-        cpt,
-        0x4E00..=0x9FFF
-            | 0x3400..=0x4DBF
-            | 0x20000..=0x2A6DF
-            | 0x2A700..=0x2B73F
-            | 0x2B740..=0x2B81F
-            | 0x2B920..=0x2CEAF
-            | 0xF900..=0xFAFF
-            | 0x2F800..=0x2FA1F
-    )
+    unicode::is_han(cpt) && !matches!(cpt, 0x2B820..=0x2B91F | 0x2CEB0..=0x2EBEF)
 }
 
 #[cfg(test)]

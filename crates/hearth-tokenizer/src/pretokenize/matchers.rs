@@ -279,23 +279,6 @@ pub(super) fn split_digit_groups(flags: &[Flags], ini: usize, end: usize, out: &
     }
 }
 
-/// Han ideographs (CJK Unified Ideographs, extensions A–F, compatibility
-/// ideographs), as llama.cpp's `unicode_cpt_is_han`.
-fn is_han(cpt: u32) -> bool {
-    matches!(
-        cpt,
-        0x4E00..=0x9FFF
-            | 0x3400..=0x4DBF
-            | 0x20000..=0x2A6DF
-            | 0x2A700..=0x2B73F
-            | 0x2B740..=0x2B81F
-            | 0x2B820..=0x2CEAF
-            | 0x2CEB0..=0x2EBEF
-            | 0xF900..=0xFAFF
-            | 0x2F800..=0x2FA1F
-    )
-}
-
 /// llama.cpp's hand-written matcher for Kimi K2's regex list (Han runs;
 /// words of non-Han letters with an optional leading char and contraction;
 /// numbers by three; punctuation runs; whitespace) over `cpts[ini..end]`.
@@ -320,7 +303,7 @@ pub(super) fn split_kimi_k2(
             Flags::NONE
         }
     };
-    let letter = |p: usize| flags_at(p).is_letter() && !is_han(cpt_at(p));
+    let letter = |p: usize| flags_at(p).is_letter() && !unicode::is_han(cpt_at(p));
     let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
     let mut prev_end = ini;
     let mut add = |e: usize, out: &mut Vec<usize>| {
@@ -334,8 +317,8 @@ pub(super) fn split_kimi_k2(
         let cpt = cpt_at(pos);
         let f = flags_at(pos);
         // [\p{Han}]+
-        if is_han(cpt) {
-            while is_han(cpt_at(pos)) {
+        if unicode::is_han(cpt) {
+            while unicode::is_han(cpt_at(pos)) {
                 pos += 1;
             }
             add(pos, out);

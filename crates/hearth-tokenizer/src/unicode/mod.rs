@@ -113,6 +113,23 @@ pub(crate) fn nfd_base(cpt: u32) -> u32 {
     }
 }
 
+/// Han ideographs (CJK Unified Ideographs, extensions A–F, compatibility
+/// ideographs), as llama.cpp's `unicode_cpt_is_han`.
+pub(crate) fn is_han(cpt: u32) -> bool {
+    matches!(
+        cpt,
+        0x4E00..=0x9FFF
+            | 0x3400..=0x4DBF
+            | 0x20000..=0x2A6DF
+            | 0x2A700..=0x2B73F
+            | 0x2B740..=0x2B81F
+            | 0x2B820..=0x2CEAF
+            | 0x2CEB0..=0x2EBEF
+            | 0xF900..=0xFAFF
+            | 0x2F800..=0x2FA1F
+    )
+}
+
 /// The GPT-2 byte-to-unicode table: printable Latin-1 bytes map to
 /// themselves, the other 68 bytes to U+0100.. in byte order.
 pub(crate) const fn byte_to_char_table() -> [char; 256] {
