@@ -8,6 +8,36 @@ use crate::unicode::{self, Flags};
 
 const OUT_OF_RANGE: u32 = u32::MAX;
 
+/// Readers of one segment `ini..end` of the text: outside it a position has
+/// the codepoint `OUT_OF_RANGE` and no class (upstream's `_get_cpt` and
+/// `_get_flags`).
+fn readers<'a>(
+    cpts: &'a [u32],
+    flags: &'a [Flags],
+    ini: usize,
+    end: usize,
+) -> (impl Fn(usize) -> u32 + 'a, impl Fn(usize) -> Flags + 'a) {
+    let inside = move |p: usize| p >= ini && p < end;
+    (
+        move |p| if inside(p) { cpts[p] } else { OUT_OF_RANGE },
+        move |p| if inside(p) { flags[p] } else { Flags::NONE },
+    )
+}
+
+/// Upstream's `_add_token`: `add(e, out)` ends a piece at `e` (pushing its
+/// length when not empty) and returns that length.
+fn emitter(ini: usize) -> impl FnMut(usize, &mut Vec<usize>) -> usize {
+    let mut prev_end = ini;
+    move |e, out| {
+        let len = e - prev_end;
+        if len > 0 {
+            out.push(len);
+        }
+        prev_end = e;
+        len
+    }
+}
+
 /// llama.cpp's hand-written matcher for `GPT2` over `cpts[ini..end]`.
 pub(super) fn split_gpt2(
     cpts: &[u32],
@@ -16,29 +46,8 @@ pub(super) fn split_gpt2(
     end: usize,
     out: &mut Vec<usize>,
 ) {
-    let cpt_at = |p: usize| {
-        if p >= ini && p < end {
-            cpts[p]
-        } else {
-            OUT_OF_RANGE
-        }
-    };
-    let flags_at = |p: usize| {
-        if p >= ini && p < end {
-            flags[p]
-        } else {
-            Flags::NONE
-        }
-    };
-    let mut prev_end = ini;
-    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
-        let len = e - prev_end;
-        if len > 0 {
-            out.push(len);
-        }
-        prev_end = e;
-        len
-    };
+    let (cpt_at, flags_at) = readers(cpts, flags, ini, end);
+    let mut add = emitter(ini);
     let mut pos = ini;
     while pos < end {
         let cpt = cpt_at(pos);
@@ -132,30 +141,9 @@ pub(super) fn split_llama3(
     end: usize,
     out: &mut Vec<usize>,
 ) {
-    let cpt_at = |p: usize| {
-        if p >= ini && p < end {
-            cpts[p]
-        } else {
-            OUT_OF_RANGE
-        }
-    };
-    let flags_at = |p: usize| {
-        if p >= ini && p < end {
-            flags[p]
-        } else {
-            Flags::NONE
-        }
-    };
+    let (cpt_at, flags_at) = readers(cpts, flags, ini, end);
     let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
-    let mut prev_end = ini;
-    let mut add = |e: usize, out: &mut Vec<usize>| -> usize {
-        let len = e - prev_end;
-        if len > 0 {
-            out.push(len);
-        }
-        prev_end = e;
-        len
-    };
+    let mut add = emitter(ini);
     let mut pos = ini;
     while pos < end {
         let cpt = cpt_at(pos);
@@ -252,7 +240,7 @@ pub(super) fn split_llama3(
 /// groups of three. Text before a run is not a piece of its own: it joins
 /// the run's first group, as upstream; text after the last run is one piece.
 pub(super) fn split_digit_groups(flags: &[Flags], ini: usize, end: usize, out: &mut Vec<usize>) {
-    let mut prev_end = ini;
+    let mut add = emitter(ini);
     let mut pos = ini;
     while pos < end {
         if !flags[pos].is_number() {
@@ -266,17 +254,14 @@ pub(super) fn split_digit_groups(flags: &[Flags], ini: usize, end: usize, out: &
         let lead = (pos - start) % 3;
         let mut cut = start + if lead > 0 { lead } else { 3 };
         loop {
-            out.push(cut - prev_end);
-            prev_end = cut;
+            add(cut, out);
             if cut >= pos {
                 break;
             }
             cut += 3;
         }
     }
-    if prev_end < end {
-        out.push(end - prev_end);
-    }
+    add(end, out);
 }
 
 /// llama.cpp's hand-written matcher for Kimi K2's regex list (Han runs;
@@ -289,29 +274,10 @@ pub(super) fn split_kimi_k2(
     end: usize,
     out: &mut Vec<usize>,
 ) {
-    let cpt_at = |p: usize| {
-        if p >= ini && p < end {
-            cpts[p]
-        } else {
-            OUT_OF_RANGE
-        }
-    };
-    let flags_at = |p: usize| {
-        if p >= ini && p < end {
-            flags[p]
-        } else {
-            Flags::NONE
-        }
-    };
+    let (cpt_at, flags_at) = readers(cpts, flags, ini, end);
     let letter = |p: usize| flags_at(p).is_letter() && !unicode::is_han(cpt_at(p));
     let is_rn = |c: u32| c == '\r' as u32 || c == '\n' as u32;
-    let mut prev_end = ini;
-    let mut add = |e: usize, out: &mut Vec<usize>| {
-        if e > prev_end {
-            out.push(e - prev_end);
-        }
-        prev_end = e;
-    };
+    let mut add = emitter(ini);
     let mut pos = ini;
     while pos < end {
         let cpt = cpt_at(pos);
