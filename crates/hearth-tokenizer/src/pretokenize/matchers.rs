@@ -24,6 +24,34 @@ fn readers<'a>(
     )
 }
 
+/// The length of the contraction (`'s 't 'm 'd 're 've 'll`) at `pos`, or
+/// 0; `fold` compares the letters lowercased (upstream's `(?i:...)`).
+fn contraction(cpt_at: &impl Fn(usize) -> u32, pos: usize, end: usize, fold: bool) -> usize {
+    if cpt_at(pos) != '\'' as u32 || pos + 1 >= end {
+        return 0;
+    }
+    let at = |p: usize| {
+        let c = cpt_at(p);
+        if fold {
+            unicode::to_lower(c)
+        } else {
+            c
+        }
+    };
+    let next = at(pos + 1);
+    if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
+        return 2;
+    }
+    if pos + 2 < end {
+        let next2 = at(pos + 2);
+        let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
+        if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
+            return 3;
+        }
+    }
+    0
+}
+
 /// Upstream's `_add_token`: `add(e, out)` ends a piece at `e` (pushing its
 /// length when not empty) and returns that length.
 fn emitter(ini: usize) -> impl FnMut(usize, &mut Vec<usize>) -> usize {
@@ -53,20 +81,10 @@ pub(super) fn split_gpt2(
         let cpt = cpt_at(pos);
         let f = flags_at(pos);
         // 's|'t|'re|'ve|'m|'ll|'d
-        if cpt == '\'' as u32 && pos + 1 < end {
-            let next = cpt_at(pos + 1);
-            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
-                pos += add(pos + 2, out);
-                continue;
-            }
-            if pos + 2 < end {
-                let next2 = cpt_at(pos + 2);
-                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
-                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
-                    pos += add(pos + 3, out);
-                    continue;
-                }
-            }
+        let n = contraction(&cpt_at, pos, end, false);
+        if n > 0 {
+            pos += add(pos + n, out);
+            continue;
         }
         let space = cpt == ' ' as u32;
         let mut f2 = if space { flags_at(pos + 1) } else { f };
@@ -149,20 +167,10 @@ pub(super) fn split_llama3(
         let cpt = cpt_at(pos);
         let f = flags_at(pos);
         // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-        if cpt == '\'' as u32 && pos + 1 < end {
-            let next = unicode::to_lower(cpt_at(pos + 1));
-            if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
-                pos += add(pos + 2, out);
-                continue;
-            }
-            if pos + 2 < end {
-                let next2 = unicode::to_lower(cpt_at(pos + 2));
-                let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
-                if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
-                    pos += add(pos + 3, out);
-                    continue;
-                }
-            }
+        let n = contraction(&cpt_at, pos, end, true);
+        if n > 0 {
+            pos += add(pos + n, out);
+            continue;
         }
         // [^\r\n\p{L}\p{N}]?\p{L}+ (or [\p{L}\p{M}]+)
         let wordy = |g: Flags| g.is_letter() || (style.marks && g.is_mark());
@@ -299,18 +307,7 @@ pub(super) fn split_kimi_k2(
                 pos += 1;
             }
             if pos > start {
-                if cpt_at(pos) == '\'' as u32 && pos + 1 < end {
-                    let next = unicode::to_lower(cpt_at(pos + 1));
-                    if [b's', b't', b'm', b'd'].iter().any(|&c| next == c as u32) {
-                        pos += 2;
-                    } else if pos + 2 < end {
-                        let next2 = unicode::to_lower(cpt_at(pos + 2));
-                        let pair = |a: u8, b: u8| next == a as u32 && next2 == b as u32;
-                        if pair(b'r', b'e') || pair(b'v', b'e') || pair(b'l', b'l') {
-                            pos += 3;
-                        }
-                    }
-                }
+                pos += contraction(&cpt_at, pos, end, true);
                 add(pos, out);
                 continue;
             }
