@@ -12,7 +12,7 @@ pub enum TokenizerError {
     WrongType { key: String, expected: &'static str },
 
     /// `tokenizer.ggml.model` names a tokenizer this crate does not implement.
-    #[error("unsupported tokenizer model `{0}` (tokenizer.ggml.model); supported: gpt2 (BPE), llama (SentencePiece)")]
+    #[error("unsupported tokenizer model `{0}` (tokenizer.ggml.model); supported: gpt2 and gemma4 (BPE), llama (SentencePiece), bert (WordPiece), t5 (Unigram)")]
     UnknownModel(String),
 
     /// `tokenizer.ggml.pre` names a pre-tokenizer this crate does not know.
@@ -50,6 +50,14 @@ pub enum TokenizerError {
     /// A flag asks for a special token that the metadata never names.
     #[error("`{flag}` is true but `{id_key}` is not set")]
     MissingSpecialToken { flag: String, id_key: String },
+
+    /// A WordPiece vocabulary without the id of `[CLS]` or `[SEP]`.
+    #[error("a WordPiece (bert) vocabulary needs `{0}`: [CLS] and [SEP] enclose every input")]
+    WordPieceSpecial(String),
+
+    /// `tokenizer.ggml.precompiled_charsmap` is malformed.
+    #[error("tokenizer.ggml.precompiled_charsmap is malformed: {0}")]
+    BadCharsMap(String),
 
     /// A pre-tokenizer regular expression failed to compile.
     #[error("pre-tokenizer regex {regex:?} does not compile: {message}")]

@@ -6,11 +6,21 @@
 //! - **Byte-level BPE** (`tokenizer.ggml.model = "gpt2"`): GPT-2 byte map,
 //!   ranked merges, and the pre-tokenizer regexes chosen by
 //!   `tokenizer.ggml.pre` (`smollm`, `gpt-2`, `llama-bpe`, `qwen2`,
+//!   `qwen35`, `deepseek-llm`, `deepseek-coder`, `falcon`, `starcoder`,
 //!   `default`, and most other names llama.cpp knows),
 //!   including llama.cpp's hand-written matchers and its collapsed-text regex
 //!   trick, so word boundaries match byte for byte.
+//! - **SentencePiece-style BPE** (`tokenizer.ggml.model = "gemma4"`, or the
+//!   `gemma4` pre-tokenizer): the same merges over raw UTF-8 with `▁` for
+//!   spaces and `<0xXX>` byte fallback.
 //! - **SentencePiece-style** (`tokenizer.ggml.model = "llama"`): score-based
 //!   pair merging, `▁` for spaces, `add_space_prefix`, `<0xXX>` byte fallback.
+//! - **WordPiece** (`tokenizer.ggml.model = "bert"`): BERT's normaliser
+//!   (lowercasing, accent stripping, punctuation and CJK splitting) and
+//!   greedy longest-match pieces; `[CLS]`/`[SEP]` with `add_special`.
+//! - **Unigram** (`tokenizer.ggml.model = "t5"`, T5 and XLM-RoBERTa):
+//!   the precompiled character map, whitespace rules, and Viterbi over the
+//!   token scores.
 //! - **Special tokens**: control and user-defined tokens split out before the
 //!   model runs (longest first), BOS/EOS from the metadata, and the
 //!   end-of-generation set derived as llama.cpp derives it.
@@ -43,13 +53,16 @@ mod bpe;
 pub mod chat;
 mod decode;
 mod error;
+mod fxhash;
 mod load;
 mod pretokenize;
 mod special;
 mod spm;
 mod tokenizer;
+mod ugm;
 mod unicode;
 mod vocab;
+mod wordpiece;
 
 pub use chat::{ChatMessage, ChatTemplate};
 pub use decode::StreamDecoder;

@@ -4,14 +4,16 @@
 
 use hearth_gguf::Value;
 
-use crate::bpe::BpeModel;
+use crate::bpe::{BpeModel, BpeText};
 use crate::decode::{PieceStyle, Pieces};
 use crate::error::TokenizerError;
-use crate::pretokenize::{self, PreTokenizer};
+use crate::pretokenize::{self, PreSpec, PreTokenizer};
 use crate::special::SpecialTokens;
 use crate::spm::SpmModel;
 use crate::tokenizer::{Flags, Model, SpecialIds, Tokenizer};
+use crate::ugm::{UgmModel, UgmOptions};
 use crate::vocab::{attr, Vocab};
+use crate::wordpiece::{BertNormalizer, WpmModel};
 
 pub(crate) type Get<'a> = dyn Fn(&str) -> Option<&'a Value> + 'a;
 
@@ -201,29 +203,153 @@ fn get_id(get: &Get<'_>, key: &str) -> Result<Option<u64>, TokenizerError> {
     }
 }
 
+/// Which algorithm a `tokenizer.ggml.model` value selects, with the BPE
+/// pre-tokenizer (`tokenizer.ggml.pre`, or Gemma 4's implied one).
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Spm,
+    Bpe(&'a str, PreSpec),
+    Wpm,
+    Ugm,
+}
+
+/// llama.cpp's defaults for a model: special ids, flags and algorithm,
+/// before any metadata flag applies.
+fn model_defaults<'a>(
+    model_name: &str,
+    pre_name: Option<&'a str>,
+) -> Result<(SpecialIds, Flags, Kind<'a>), TokenizerError> {
+    let flags = Flags::default();
+    Ok(match model_name {
+        "llama" => {
+            let ids = SpecialIds {
+                bos: Some(1),
+                eos: Some(2),
+                unk: Some(0),
+                ..SpecialIds::default()
+            };
+            let flags = Flags {
+                add_bos: true,
+                add_space_prefix: true,
+                ..flags
+            };
+            (ids, flags, Kind::Spm)
+        }
+        "gpt2" | "gemma4" => {
+            // A `gemma4` vocabulary is BPE with the `gemma4` pre-tokenizer
+            // and no default special ids.
+            let gemma4 = model_name == "gemma4";
+            let pre = if gemma4 {
+                "gemma4"
+            } else {
+                pre_name.unwrap_or("default")
+            };
+            let spec = pretokenize::lookup(pre)?;
+            let ids = if gemma4 {
+                SpecialIds::default()
+            } else {
+                SpecialIds {
+                    bos: if spec.no_bos { None } else { Some(11) },
+                    eos: Some(11),
+                    ..SpecialIds::default()
+                }
+            };
+            let flags = Flags {
+                add_bos: spec.add_bos,
+                clean_spaces: spec.clean_spaces,
+                ..flags
+            };
+            (ids, flags, Kind::Bpe(pre, spec))
+        }
+        "bert" => {
+            let ids = SpecialIds {
+                bos: Some(101),
+                unk: Some(100),
+                sep: Some(102),
+                pad: Some(0),
+                mask: Some(103),
+                ..SpecialIds::default()
+            };
+            let flags = Flags {
+                add_bos: true,
+                add_sep: true,
+                clean_spaces: true,
+                ..flags
+            };
+            (ids, flags, Kind::Wpm)
+        }
+        "t5" => {
+            let ids = SpecialIds {
+                eos: Some(1),
+                unk: Some(2),
+                pad: Some(0),
+                ..SpecialIds::default()
+            };
+            let flags = Flags {
+                add_eos: true,
+                ..flags
+            };
+            (ids, flags, Kind::Ugm)
+        }
+        other => return Err(TokenizerError::UnknownModel(other.to_string())),
+    })
+}
+
+/// Applies the `add_bos_token` / `add_eos_token` / `add_sep_token` keys and
+/// Gemma 4's forced BOS.
+fn apply_add_flags(get: &Get<'_>, flags: &mut Flags, kind: Kind<'_>) -> Result<(), TokenizerError> {
+    if let Some(v) = get_bool(get, "tokenizer.ggml.add_bos_token")? {
+        flags.add_bos = v;
+    }
+    if let Some(v) = get_bool(get, "tokenizer.ggml.add_eos_token")? {
+        flags.add_eos = v;
+    }
+    if let Some(v) = get_bool(get, "tokenizer.ggml.add_sep_token")? {
+        flags.add_sep = v;
+    }
+    if matches!(kind, Kind::Bpe(_, spec) if spec.force_bos) {
+        flags.add_bos = true;
+    }
+    Ok(())
+}
+
 /// Whether the model adds BOS / EOS when tokenizing with `add_special`
 /// (model and pre-tokenizer defaults, then the metadata flags). Unreadable
 /// values fall back to the defaults; [`load`] reports those as errors.
 pub(crate) fn add_bos_eos<'a>(get: &Get<'a>) -> (bool, bool) {
-    let mut add_bos = match get_str(get, "tokenizer.ggml.model").ok().flatten() {
-        Some("llama") => true,
-        Some("gpt2") => {
-            let pre = get_str(get, "tokenizer.ggml.pre")
-                .ok()
-                .flatten()
-                .unwrap_or("default");
-            pretokenize::lookup(pre).map(|s| s.add_bos).unwrap_or(false)
-        }
-        _ => false,
+    let model = get_str(get, "tokenizer.ggml.model").ok().flatten();
+    let pre = get_str(get, "tokenizer.ggml.pre").ok().flatten();
+    let Some(Ok((_, mut flags, kind))) = model.map(|m| model_defaults(m, pre)) else {
+        return (false, false);
     };
-    let mut add_eos = false;
-    if let Ok(Some(v)) = get_bool(get, "tokenizer.ggml.add_bos_token") {
-        add_bos = v;
+    if apply_add_flags(get, &mut flags, kind).is_err() {
+        return (false, false);
     }
-    if let Ok(Some(v)) = get_bool(get, "tokenizer.ggml.add_eos_token") {
-        add_eos = v;
+    // WordPiece always adds [CLS] ... [SEP].
+    match kind {
+        Kind::Wpm => (true, false),
+        _ => (flags.add_bos, flags.add_eos),
     }
-    (add_bos, add_eos)
+}
+
+/// `tokenizer.ggml.precompiled_charsmap`: an array of 8-bit integers.
+fn charsmap<'a>(get: &Get<'a>) -> Result<Option<Vec<u8>>, TokenizerError> {
+    const KEY: &str = "tokenizer.ggml.precompiled_charsmap";
+    let Some(arr) = get_array(get, KEY)? else {
+        return Ok(None);
+    };
+    arr.iter()
+        .map(|v| match v {
+            Value::U8(b) => Some(*b),
+            Value::I8(b) => Some(*b as u8),
+            _ => None,
+        })
+        .collect::<Option<Vec<u8>>>()
+        .map(Some)
+        .ok_or_else(|| TokenizerError::WrongType {
+            key: KEY.into(),
+            expected: "an array of 8-bit integers",
+        })
 }
 
 /// Builds the tokenizer from a metadata lookup.
@@ -257,64 +383,95 @@ pub(crate) fn load<'a>(get: &Get<'a>) -> Result<Tokenizer, TokenizerError> {
     let mut vocab = Vocab::new(texts.iter().map(|s| s.to_string()).collect(), scores, attrs)?;
 
     // Defaults by model, then the metadata flags.
-    let (mut ids, mut flags, pre_spec) = match model_name {
-        "llama" => {
-            let ids = SpecialIds {
-                bos: Some(1),
-                eos: Some(2),
-                unk: Some(0),
-                ..SpecialIds::default()
-            };
-            let flags = Flags {
-                add_bos: true,
-                add_eos: false,
-                add_space_prefix: true,
-                clean_spaces: false,
-            };
-            (ids, flags, None)
-        }
-        "gpt2" => {
-            let pre = pre_name.unwrap_or("default");
-            let spec = pretokenize::lookup(pre)?;
-            let bos = if spec.no_bos { None } else { Some(11) };
-            let ids = SpecialIds {
-                bos,
-                eos: Some(11),
-                ..SpecialIds::default()
-            };
-            let flags = Flags {
-                add_bos: spec.add_bos,
-                add_eos: false,
-                add_space_prefix: false,
-                clean_spaces: spec.clean_spaces,
-            };
-            (ids, flags, Some((pre, spec)))
-        }
-        other => return Err(TokenizerError::UnknownModel(other.to_string())),
-    };
+    let (mut ids, mut flags, kind) = model_defaults(model_name, pre_name)?;
     if let Some(v) = get_bool(get, "tokenizer.ggml.add_space_prefix")? {
         flags.add_space_prefix = v;
     }
+    let remove_extra_whitespaces =
+        get_bool(get, "tokenizer.ggml.remove_extra_whitespaces")?.unwrap_or(false);
 
     resolve_special_ids(get, &mut ids, n_vocab)?;
-    if let Some(v) = get_bool(get, "tokenizer.ggml.add_bos_token")? {
-        flags.add_bos = v;
+    apply_add_flags(get, &mut flags, kind)?;
+    if matches!(kind, Kind::Wpm) {
+        for (id, key) in [
+            (ids.bos, "tokenizer.ggml.bos_token_id"),
+            (ids.sep, "tokenizer.ggml.seperator_token_id"),
+        ] {
+            if id.is_none() {
+                return Err(TokenizerError::WordPieceSpecial(key.into()));
+            }
+        }
     }
-    if let Some(v) = get_bool(get, "tokenizer.ggml.add_eos_token")? {
-        flags.add_eos = v;
+    for (wanted, id, flag, id_key) in [
+        (
+            flags.add_bos,
+            ids.bos,
+            "tokenizer.ggml.add_bos_token",
+            "tokenizer.ggml.bos_token_id",
+        ),
+        (
+            flags.add_eos,
+            ids.eos,
+            "tokenizer.ggml.add_eos_token",
+            "tokenizer.ggml.eos_token_id",
+        ),
+    ] {
+        if wanted && id.is_none() {
+            return Err(TokenizerError::MissingSpecialToken {
+                flag: flag.into(),
+                id_key: id_key.into(),
+            });
+        }
     }
-    if flags.add_bos && ids.bos.is_none() {
-        return Err(TokenizerError::MissingSpecialToken {
-            flag: "tokenizer.ggml.add_bos_token".into(),
-            id_key: "tokenizer.ggml.bos_token_id".into(),
-        });
-    }
-    if flags.add_eos && ids.eos.is_none() {
-        return Err(TokenizerError::MissingSpecialToken {
-            flag: "tokenizer.ggml.add_eos_token".into(),
-            id_key: "tokenizer.ggml.eos_token_id".into(),
-        });
-    }
+
+    // The models are built from the token types as the file gives them,
+    // before special-token detection changes any (the Unigram candidates
+    // depend on them, as upstream).
+    let (model, style, pre) = match kind {
+        Kind::Bpe(pre, spec) => {
+            // Kimi K2's vocabulary may come without merges, as upstream allows.
+            let merges = match string_array(get, "tokenizer.ggml.merges")? {
+                Some(m) => m,
+                None if pre == "kimi-k2" => Vec::new(),
+                None => return Err(TokenizerError::MissingKey("tokenizer.ggml.merges".into())),
+            };
+            let splitter = PreTokenizer::new(spec.regexes)?;
+            let bpe = BpeModel::new(&vocab, &merges, splitter, spec.ignore_merges, spec.text);
+            let style = match spec.text {
+                BpeText::ByteLevel => PieceStyle::Bpe,
+                BpeText::Utf8Escaped => PieceStyle::Spm,
+            };
+            (Model::Bpe(Box::new(bpe)), style, pre.to_string())
+        }
+        Kind::Spm => (
+            Model::Spm(Box::new(SpmModel::new(&vocab, ids.unk))),
+            PieceStyle::Spm,
+            String::new(),
+        ),
+        Kind::Wpm => {
+            // BERT's normaliser: lowercasing (default on) and accent
+            // stripping (default: as lowercasing).
+            let lowercase = get_bool(get, "tokenizer.ggml.normalizer.lowercase")?.unwrap_or(true);
+            let strip_accents =
+                get_bool(get, "tokenizer.ggml.normalizer.strip_accents")?.unwrap_or(lowercase);
+            let normalizer = BertNormalizer {
+                lowercase,
+                strip_accents,
+            };
+            let wpm = WpmModel::new(&vocab, normalizer, ids.unk);
+            (Model::Wpm(Box::new(wpm)), PieceStyle::Spm, String::new())
+        }
+        Kind::Ugm => {
+            let options = UgmOptions {
+                add_space_prefix: flags.add_space_prefix,
+                remove_extra_whitespaces,
+                escape_whitespaces: true,
+            };
+            let map = charsmap(get)?;
+            let ugm = UgmModel::new(&vocab, map.as_deref(), options, ids.unk)?;
+            (Model::Ugm(Box::new(ugm)), PieceStyle::Spm, String::new())
+        }
+    };
 
     let eog = detect_special_tokens(&mut vocab, &mut ids);
 
@@ -322,20 +479,6 @@ pub(crate) fn load<'a>(get: &Get<'a>) -> Result<Tokenizer, TokenizerError> {
     let arch = get_str(get, "general.architecture")?.unwrap_or("");
     apply_model_attrs(&mut vocab, pre_name.unwrap_or(""), arch, &general_name);
 
-    let (model, style, pre) = match pre_spec {
-        Some((pre, spec)) => {
-            let merges = string_array(get, "tokenizer.ggml.merges")?
-                .ok_or_else(|| TokenizerError::MissingKey("tokenizer.ggml.merges".into()))?;
-            let splitter = PreTokenizer::new(spec.regexes)?;
-            let bpe = BpeModel::new(&vocab, &merges, splitter, spec.ignore_merges);
-            (Model::Bpe(Box::new(bpe)), PieceStyle::Bpe, pre.to_string())
-        }
-        None => (
-            Model::Spm(Box::new(SpmModel::new(&vocab, ids.unk))),
-            PieceStyle::Spm,
-            String::new(),
-        ),
-    };
     let pieces = Pieces::build(&vocab, style);
     let special = SpecialTokens::new(&vocab);
     Ok(Tokenizer {

@@ -11,6 +11,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use crate::tokenizer::FragmentModel;
 use crate::vocab::Vocab;
 
 #[derive(Debug)]
@@ -36,9 +37,11 @@ impl SpmModel {
         }
         SpmModel { byte_tokens, unk }
     }
+}
 
-    /// Appends the tokens of `text`, whose spaces are already `▁`.
-    pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+impl FragmentModel for SpmModel {
+    /// `text`'s spaces are already `▁`.
+    fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
         let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
         for (start, c) in text.char_indices() {
             let idx = symbols.len();

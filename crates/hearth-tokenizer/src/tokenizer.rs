@@ -4,22 +4,47 @@ use crate::bpe::BpeModel;
 use crate::decode::{self, Pieces};
 use crate::special::{Fragment, SpecialTokens};
 use crate::spm::SpmModel;
+use crate::ugm::UgmModel;
 use crate::vocab::{attr, Vocab};
+use crate::wordpiece::WpmModel;
 
 /// The tokenizer model a vocabulary uses.
 #[derive(Debug)]
 pub(crate) enum Model {
     Bpe(Box<BpeModel>),
     Spm(Box<SpmModel>),
+    Wpm(Box<WpmModel>),
+    Ugm(Box<UgmModel>),
+}
+
+/// A model that tokenizes one fragment of raw text (the text between
+/// special tokens) at a time.
+pub(crate) trait FragmentModel {
+    /// Appends the tokens of `text`.
+    fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>);
+}
+
+/// The tokens of one fragment, for tests.
+#[cfg(test)]
+pub(crate) fn encode_fragment(model: &impl FragmentModel, vocab: &Vocab, text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    model.encode(vocab, text, &mut out);
+    out
 }
 
 /// Which algorithm a [`Tokenizer`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenizerKind {
-    /// Byte-level BPE (`tokenizer.ggml.model = "gpt2"`).
+    /// BPE: byte-level (`tokenizer.ggml.model = "gpt2"`) or over raw UTF-8
+    /// with `▁` for spaces (`"gemma4"`).
     Bpe,
     /// SentencePiece-style score merging (`tokenizer.ggml.model = "llama"`).
     Spm,
+    /// WordPiece, BERT's tokenizer (`tokenizer.ggml.model = "bert"`).
+    WordPiece,
+    /// Unigram, the SentencePiece model of T5 and XLM-RoBERTa
+    /// (`tokenizer.ggml.model = "t5"`).
+    Unigram,
 }
 
 /// Special token ids, as llama.cpp resolves them.
@@ -46,6 +71,8 @@ pub struct SpecialIds {
 pub(crate) struct Flags {
     pub add_bos: bool,
     pub add_eos: bool,
+    /// Pair inputs (rerank) are joined with SEP.
+    pub add_sep: bool,
     pub add_space_prefix: bool,
     pub clean_spaces: bool,
 }
@@ -71,7 +98,8 @@ impl Tokenizer {
     ///
     /// `add_special` adds BOS/EOS as the model's metadata asks
     /// (`tokenizer.ggml.add_bos_token` / `add_eos_token`); a text that
-    /// already starts with BOS then starts with two, as upstream.
+    /// already starts with BOS then starts with two, as upstream. WordPiece
+    /// always adds BOS (`[CLS]`) and SEP (`[SEP]`) with `add_special`.
     /// `parse_special` turns text spelling a control token (`<|im_start|>`,
     /// `<bos>`) into that token; user-defined tokens are always split out.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
@@ -80,11 +108,10 @@ impl Tokenizer {
         } else {
             self.special.partition(&self.vocab, text, parse_special)
         };
+        let wordpiece = matches!(self.model, Model::Wpm(_));
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_special && self.flags.add_bos {
-            if let Some(bos) = self.ids.bos {
-                out.push(bos);
-            }
+        if add_special && (self.flags.add_bos || wordpiece) {
+            out.extend(self.ids.bos);
         }
         match &self.model {
             Model::Spm(spm) => {
@@ -108,21 +135,34 @@ impl Tokenizer {
                     }
                 }
             }
-            Model::Bpe(bpe) => {
-                for frag in fragments {
-                    match frag {
-                        Fragment::Token(id) => out.push(id),
-                        Fragment::Text(s, e) => bpe.encode(&self.vocab, &text[s..e], &mut out),
-                    }
-                }
-            }
+            Model::Bpe(bpe) => self.each_fragment(text, &fragments, &mut out, bpe.as_ref()),
+            Model::Wpm(wpm) => self.each_fragment(text, &fragments, &mut out, wpm.as_ref()),
+            Model::Ugm(ugm) => self.each_fragment(text, &fragments, &mut out, ugm.as_ref()),
         }
-        if add_special && self.flags.add_eos {
-            if let Some(eos) = self.ids.eos {
-                out.push(eos);
+        if add_special {
+            if wordpiece {
+                out.extend(self.ids.sep);
+            } else if self.flags.add_eos {
+                out.extend(self.ids.eos);
             }
         }
         out
+    }
+
+    /// Special tokens as they are; each text fragment through `model`.
+    fn each_fragment(
+        &self,
+        text: &str,
+        fragments: &[Fragment],
+        out: &mut Vec<u32>,
+        model: &impl FragmentModel,
+    ) {
+        for frag in fragments {
+            match *frag {
+                Fragment::Token(id) => out.push(id),
+                Fragment::Text(s, e) => model.encode(&self.vocab, &text[s..e], out),
+            }
+        }
     }
 
     /// The bytes a token renders as, control tokens included (their text).
@@ -192,12 +232,18 @@ impl Tokenizer {
 
     /// Whether `encode(.., add_special = true, ..)` prepends BOS.
     pub fn add_bos(&self) -> bool {
-        self.flags.add_bos
+        self.flags.add_bos || matches!(self.model, Model::Wpm(_))
     }
 
     /// Whether `encode(.., add_special = true, ..)` appends EOS.
     pub fn add_eos(&self) -> bool {
         self.flags.add_eos
+    }
+
+    /// Whether a pair of texts (a rerank query and document) is joined with
+    /// the SEP token (`tokenizer.ggml.add_sep_token`, on for BERT).
+    pub fn add_sep(&self) -> bool {
+        self.flags.add_sep
     }
 
     /// Whether generation should stop at `id`.
@@ -234,6 +280,8 @@ impl Tokenizer {
         match self.model {
             Model::Bpe(_) => TokenizerKind::Bpe,
             Model::Spm(_) => TokenizerKind::Spm,
+            Model::Wpm(_) => TokenizerKind::WordPiece,
+            Model::Ugm(_) => TokenizerKind::Unigram,
         }
     }
 
@@ -242,7 +290,8 @@ impl Tokenizer {
         &self.model_name
     }
 
-    /// `tokenizer.ggml.pre` in effect (`default` when absent; empty for SentencePiece).
+    /// `tokenizer.ggml.pre` in effect for BPE (`default` when absent);
+    /// empty for the other models.
     pub fn pre(&self) -> &str {
         &self.pre
     }

@@ -1,6 +1,9 @@
 //! The vocabulary: token texts, scores, attributes, and a text→id index.
 
+use std::hash::Hasher;
+
 use crate::error::TokenizerError;
+use crate::fxhash::FxHasher;
 
 /// Token attribute bits, llama.cpp's `llama_token_attr`.
 pub mod attr {
@@ -135,6 +138,23 @@ impl Vocab {
     }
 }
 
+#[cfg(test)]
+impl Vocab {
+    /// A vocabulary of `(text, score, attribute)` entries, for tests.
+    pub fn of(tokens: &[(&str, f32, u32)]) -> Vocab {
+        let text = tokens.iter().map(|t| t.0.to_string()).collect();
+        let scores = tokens.iter().map(|t| t.1).collect();
+        let attrs = tokens.iter().map(|t| t.2).collect();
+        Vocab::new(text, scores, attrs).expect("a valid test vocabulary")
+    }
+
+    /// A vocabulary of normal tokens scoring 0, for tests.
+    pub fn normal(texts: &[&str]) -> Vocab {
+        let tokens: Vec<(&str, f32, u32)> = texts.iter().map(|&t| (t, 0.0, attr::NORMAL)).collect();
+        Vocab::of(&tokens)
+    }
+}
+
 const EMPTY: u32 = u32::MAX;
 
 /// Open-addressing hash table from token text to id. It stores only ids; the
@@ -146,23 +166,13 @@ struct TextIndex {
     mask: usize,
 }
 
-/// FxHash-style word-at-a-time hash; token texts are short.
+/// Hash of a token text for the index, with a final avalanche so that the
+/// low bits (the slot index) depend on every byte.
 fn hash_bytes(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h: u64 = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    // Final avalanche so the low bits (the slot index) depend on every byte.
+    let mut h = FxHasher::default();
+    h.write_usize(bytes.len());
+    h.write(bytes);
+    let mut h = h.finish();
     h ^= h >> 29;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^ (h >> 32)

@@ -318,12 +318,13 @@ fn bad_metadata_gives_clear_errors() {
     let e = err_of(&with(
         bpe_kv(),
         "tokenizer.ggml.model",
-        Some(Value::from("bert")),
+        Some(Value::from("rwkv")),
     ));
     assert!(
-        matches!(&e, TokenizerError::UnknownModel(m) if m == "bert"),
+        matches!(&e, TokenizerError::UnknownModel(m) if m == "rwkv"),
         "{e}"
     );
+    assert!(e.to_string().contains("bert (WordPiece)"), "{e}");
     let e = err_of(&with(
         bpe_kv(),
         "tokenizer.ggml.pre",
@@ -390,4 +391,110 @@ fn types_are_shareable_across_threads() {
     assert_send_sync::<ChatTemplate>();
     assert_send_sync::<StreamDecoder>();
     assert_send_sync::<TokenizerError>();
+}
+
+/// A WordPiece (BERT) vocabulary: `▁` starts a word, bare pieces continue it.
+fn bert_kv() -> Vec<(&'static str, Value)> {
+    let tokens = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "▁hello", "▁world", "▁play", "ing", "▁!", "▁cafe",
+    ];
+    vec![
+        ("general.architecture", Value::from("bert")),
+        ("tokenizer.ggml.model", Value::from("bert")),
+        ("tokenizer.ggml.tokens", strs(&tokens)),
+        (
+            "tokenizer.ggml.token_type",
+            ints(&[3, 3, 3, 3, 1, 1, 1, 1, 1, 1]),
+        ),
+        ("tokenizer.ggml.unknown_token_id", Value::from(1u32)),
+        ("tokenizer.ggml.bos_token_id", Value::from(2u32)),
+        ("tokenizer.ggml.seperator_token_id", Value::from(3u32)),
+        ("tokenizer.ggml.padding_token_id", Value::from(0u32)),
+    ]
+}
+
+#[test]
+fn wordpiece_normalises_and_encloses_in_cls_sep() {
+    let t = Tokenizer::from_gguf(&gguf(&bert_kv())).expect("bert tokenizer");
+    assert_eq!(t.kind(), TokenizerKind::WordPiece);
+    assert!(t.add_bos() && !t.add_eos() && t.add_sep());
+    // Lowercased, accents stripped, punctuation split; an unknown word is [UNK].
+    assert_eq!(
+        t.encode("Hello  WORLD! Playing Café xyz", true, false),
+        vec![2, 4, 5, 8, 6, 7, 9, 1, 3]
+    );
+    assert_eq!(t.encode("", true, false), vec![2, 3]);
+    // Detokenization: `▁` is a space, cleaned up before punctuation.
+    assert_eq!(t.decode(&[4, 5, 8, 6, 7], false), " hello world! playing");
+    // The normaliser can be turned off.
+    let kv = with(
+        bert_kv(),
+        "tokenizer.ggml.normalizer.lowercase",
+        Some(Value::from(false)),
+    );
+    let t = Tokenizer::from_gguf(&gguf(&kv)).expect("bert tokenizer");
+    assert_eq!(t.encode("Hello hello", false, false), vec![1, 4]);
+    // [CLS] and [SEP] must exist.
+    let e = err_of(&with(
+        bert_kv(),
+        "tokenizer.ggml.seperator_token_id",
+        Some(Value::from(999u32)),
+    ));
+    assert!(e.to_string().contains("seperator_token_id"), "{e}");
+}
+
+/// A Unigram (T5 / XLM-R) vocabulary without a character map.
+fn t5_kv() -> Vec<(&'static str, Value)> {
+    let tokens = ["<pad>", "</s>", "<unk>", "▁", "▁ab", "▁a", "b", "c", "<s>"];
+    vec![
+        ("general.architecture", Value::from("t5")),
+        ("tokenizer.ggml.model", Value::from("t5")),
+        ("tokenizer.ggml.tokens", strs(&tokens)),
+        (
+            "tokenizer.ggml.scores",
+            floats(&[0.0, 0.0, 0.0, -2.0, -5.0, -1.0, -1.0, -3.0, 0.0]),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            ints(&[3, 3, 2, 1, 1, 1, 1, 1, 3]),
+        ),
+        ("tokenizer.ggml.add_space_prefix", Value::from(true)),
+        ("tokenizer.ggml.remove_extra_whitespaces", Value::from(true)),
+    ]
+}
+
+#[test]
+fn unigram_picks_the_best_scoring_path() {
+    let t = Tokenizer::from_gguf(&gguf(&t5_kv())).expect("t5 tokenizer");
+    assert_eq!(t.kind(), TokenizerKind::Unigram);
+    // T5's defaults: EOS (id 1) after the text, no BOS.
+    assert!(!t.add_bos() && t.add_eos());
+    // "▁a"+"b" (-2) beats "▁ab" (-5); runs of spaces collapse; "x" is unknown.
+    assert_eq!(
+        t.encode("  ab   c x", true, false),
+        vec![5, 6, 3, 7, 3, 2, 1]
+    );
+    assert_eq!(t.decode(&[5, 6, 3, 7], false), "ab c");
+    let kv = with(
+        t5_kv(),
+        "tokenizer.ggml.add_bos_token",
+        Some(Value::from(true)),
+    );
+    let kv = with(kv, "tokenizer.ggml.bos_token_id", Some(Value::from(8u32)));
+    let t = Tokenizer::from_gguf(&gguf(&kv)).expect("t5 tokenizer");
+    assert_eq!(t.encode("c", true, false), vec![8, 3, 7, 1]);
+    // A character map must be bytes and well formed.
+    let e = err_of(&with(
+        t5_kv(),
+        "tokenizer.ggml.precompiled_charsmap",
+        Some(ints(&[1, 2])),
+    ));
+    assert!(matches!(e, TokenizerError::WrongType { .. }), "{e}");
+    let bytes = Value::Array(ValueType::U8, [200u8, 0, 0, 0, 1].map(Value::U8).to_vec());
+    let e = err_of(&with(
+        t5_kv(),
+        "tokenizer.ggml.precompiled_charsmap",
+        Some(bytes),
+    ));
+    assert!(matches!(e, TokenizerError::BadCharsMap(_)), "{e}");
 }

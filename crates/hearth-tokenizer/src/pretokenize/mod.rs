@@ -1,5 +1,5 @@
-//! BPE pre-tokenizers: a table of regex lists keyed by `tokenizer.ggml.pre`,
-//! and the splitter that applies them exactly as llama.cpp's
+//! BPE pre-tokenizers: a table of regex lists keyed by `tokenizer.ggml.pre`
+//! (`table`), and the splitter that applies them exactly as llama.cpp's
 //! `unicode_regex_split` does.
 //!
 //! Each regex of a list splits every piece the previous one produced (matches
@@ -14,272 +14,22 @@
 //! why, for example, a non-ASCII letter matches `[^a-z]`.
 
 mod matchers;
+mod table;
 
 use crate::error::TokenizerError;
 use crate::unicode::{self, Flags};
-use matchers::{split_gpt2, split_llama3, Llama3Style};
-
-/// GPT-2's regex; llama.cpp matches it with [`split_gpt2`].
-const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
-/// Llama 3's regex (case-insensitive contractions spelled out); matched by
-/// [`split_llama3`].
-const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const LLAMA3_ORIGINAL: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-/// Qwen2's regex, matched by [`split_llama3`] with single digits.
-const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const PORO: &str = " ?[^(\\s|.,!?…。，、।۔،)]+";
-const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const DEEPSEEK3_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
-const DEEPSEEK3_CJK: &str = "[一-龥぀-ゟ゠-ヿ]+";
-const QWEN35: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const MINICPM5_WORDS: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const EXAONE_MOE: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
-const JAIS2: &str = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}";
-const SPARK2_5_WORDS: &str = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\r\n]|\\s+(?!\\S)|\\s+";
-const YOUTU_CJK: &str = "[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+";
-const YOUTU_WORDS: &str = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
-const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
-const UFAKZEKA: &str =
-    r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// What a `tokenizer.ggml.pre` value selects (llama.cpp `llama_vocab::impl::load`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PreSpec {
-    pub regexes: &'static [&'static str],
-    /// Apply `clean_up_tokenization_spaces` when detokenizing.
-    pub clean_spaces: bool,
-    /// A pre-token that is itself a vocabulary entry skips the merges.
-    pub ignore_merges: bool,
-    /// The default for `add_bos` before `tokenizer.ggml.add_bos_token`.
-    pub add_bos: bool,
-    /// Forget the default BOS id (ChatGLM).
-    pub no_bos: bool,
-}
-
-const fn spec(regexes: &'static [&'static str], clean_spaces: bool) -> PreSpec {
-    PreSpec {
-        regexes,
-        clean_spaces,
-        ignore_merges: false,
-        add_bos: false,
-        no_bos: false,
-    }
-}
-
-const fn spec_with(
-    regexes: &'static [&'static str],
-    clean_spaces: bool,
-    ignore_merges: bool,
-    add_bos: bool,
-) -> PreSpec {
-    PreSpec {
-        regexes,
-        clean_spaces,
-        ignore_merges,
-        add_bos,
-        no_bos: false,
-    }
-}
-
-/// `(names, spec)`; the names are the `tokenizer.ggml.pre` spellings llama.cpp accepts.
-static PRE_TABLE: &[(&[&str], PreSpec)] = &[
-    (
-        &["default"],
-        spec(
-            &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"],
-            true,
-        ),
-    ),
-    (
-        &[
-            "llama3",
-            "llama-v3",
-            "llama-bpe",
-            "falcon3",
-            "falcon-h1",
-            "pixtral",
-            "midm-2.0",
-            "lfm2",
-            "jina-v5-nano",
-        ],
-        PreSpec {
-            regexes: &[LLAMA3],
-            clean_spaces: true,
-            ignore_merges: true,
-            add_bos: true,
-            no_bos: false,
-        },
-    ),
-    (&["dbrx", "smaug-bpe"], spec(&[LLAMA3], true)),
-    (
-        &[
-            "gpt-2",
-            "phi-2",
-            "jina-es",
-            "jina-de",
-            "gigachat",
-            "jina-v2-es",
-            "jina-v2-de",
-            "a.x-4.0",
-            "mellum",
-        ],
-        spec(&[GPT2], true),
-    ),
-    (
-        &[
-            "modern-bert",
-            "exaone4",
-            "mpt",
-            "olmo",
-            "jais",
-            "jina-v1-en",
-            "jina-v2-code",
-            "roberta-bpe",
-        ],
-        spec(&[GPT2], true),
-    ),
-    (&["trillion", "granite-docling"], spec(&[GPT2], false)),
-    (
-        &[
-            "starcoder",
-            "refact",
-            "codeshell",
-            "exaone",
-            "minerva-7b",
-            "mellum2",
-        ],
-        spec(&[r"\p{N}", GPT2], true),
-    ),
-    (&["smollm", "command-r"], spec(&[r"\p{N}", GPT2], false)),
-    (
-        &[
-            "qwen2",
-            "deepseek-r1-qwen",
-            "kormo",
-            "f2llmv2",
-            "hunyuan",
-            "solar-open",
-        ],
-        spec(&[QWEN2], false),
-    ),
-    (&["stablelm2", "megrez"], spec(&[QWEN2], true)),
-    (
-        &["falcon"],
-        spec(&[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"], true),
-    ),
-    (
-        &["deepseek-coder"],
-        spec(
-            &[
-                "[\r\n]",
-                r"\s?\p{L}+",
-                r"\s?\p{P}+",
-                "[一-龥ࠀ-一가-퟿]+",
-                r"\p{N}",
-            ],
-            false,
-        ),
-    ),
-    (
-        &["deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"],
-        spec(&[r"\p{N}{1,3}", DEEPSEEK3_CJK, DEEPSEEK3_WORDS], false),
-    ),
-    (&["poro-chat"], spec(&[PORO], false)),
-    (&["bloom", "gpt3-finnish"], spec(&[PORO], true)),
-    (&["viking"], spec(&[PORO, r"\p{N}"], false)),
-    (
-        &["chatglm-bpe"],
-        PreSpec {
-            regexes: &[LLAMA3],
-            clean_spaces: true,
-            ignore_merges: false,
-            add_bos: false,
-            no_bos: true,
-        },
-    ),
-    (
-        &["glm4", "glm5"],
-        PreSpec {
-            regexes: &[LLAMA3],
-            clean_spaces: true,
-            ignore_merges: true,
-            add_bos: false,
-            no_bos: true,
-        },
-    ),
-    (
-        &["tekken"],
-        PreSpec {
-            regexes: &[TEKKEN],
-            clean_spaces: false,
-            ignore_merges: true,
-            add_bos: true,
-            no_bos: false,
-        },
-    ),
-    (
-        &["gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"],
-        spec(&[GPT4O], false),
-    ),
-    (
-        &["bailingmoe", "bailingmoe2", "llada-moe"],
-        spec(&[BAILING], false),
-    ),
-    (&["seed-coder"], spec(&[SEED_CODER], false)),
-    (&["grok-2"], spec(&[QWEN2], false)),
-    (&["ufakzeka"], spec(&[UFAKZEKA], false)),
-    (&["qwen35"], spec(&[QWEN35], false)),
-    (
-        &["minicpm5"],
-        spec_with(&[r"\p{N}{1,3}", MINICPM5_WORDS], true, true, false),
-    ),
-    (&["exaone-moe"], spec(&[EXAONE_MOE], true)),
-    (&["jais-2"], spec(&[JAIS2], true)),
-    (&["laguna"], spec(&["[^\\n]+|[\\n]+", QWEN2], false)),
-    (
-        &["spark2_5"],
-        spec(
-            &[r"\p{N}{1,3}", DEEPSEEK3_CJK, SPARK2_5_WORDS, r"\p{N}"],
-            false,
-        ),
-    ),
-    (
-        &["youtu"],
-        spec_with(&[YOUTU_CJK, YOUTU_WORDS], false, true, false),
-    ),
-];
-
-/// Every `tokenizer.ggml.pre` value this crate knows, in table order.
-pub fn known_names() -> Vec<&'static str> {
-    PRE_TABLE
-        .iter()
-        .flat_map(|(names, _)| names.iter().copied())
-        .collect()
-}
-
-/// The spec for a `tokenizer.ggml.pre` value, or an error listing the known names.
-pub(crate) fn lookup(name: &str) -> Result<PreSpec, TokenizerError> {
-    for (names, spec) in PRE_TABLE {
-        if names.contains(&name) {
-            return Ok(*spec);
-        }
-    }
-    let known: Vec<&str> = PRE_TABLE
-        .iter()
-        .flat_map(|(names, _)| names.iter().copied())
-        .collect();
-    Err(TokenizerError::UnknownPre {
-        name: name.to_string(),
-        known: known.join(", "),
-    })
-}
+use matchers::{split_digit_groups, split_gpt2, split_kimi_k2, split_llama3, Llama3Style};
+pub(crate) use table::{known_names, lookup, PreSpec};
+use table::{AFMOE_DIGITS, DIGIT_GROUPS, GPT2, KIMI_K2, LLAMA3, LLAMA3_ORIGINAL, QWEN2, QWEN35};
 
 /// One compiled step of a pre-tokenizer.
 #[derive(Debug)]
 enum Step {
     Gpt2,
+    /// Runs of numbers in groups of three (a hand-written matcher upstream).
+    DigitGroups,
+    /// Kimi K2's whole regex list (a hand-written matcher upstream).
+    KimiK2,
     /// Llama 3 and its relatives (Qwen2: single digits; Qwen3.5: single
     /// digits and combining marks inside words).
     Llama3(Llama3Style),
@@ -384,6 +134,10 @@ impl PreTokenizer {
         for &expr in regexes {
             let step = if expr == GPT2 {
                 Step::Gpt2
+            } else if expr == DIGIT_GROUPS || expr == AFMOE_DIGITS {
+                Step::DigitGroups
+            } else if expr == KIMI_K2 {
+                Step::KimiK2
             } else if expr == LLAMA3 || expr == LLAMA3_ORIGINAL {
                 Step::Llama3(Llama3Style {
                     max_digits: 3,
@@ -429,6 +183,12 @@ impl PreTokenizer {
             match step {
                 Step::Gpt2 => for_segments(&offsets, |ini, end| {
                     split_gpt2(&cpts, &flags, ini, end, &mut next)
+                }),
+                Step::KimiK2 => for_segments(&offsets, |ini, end| {
+                    split_kimi_k2(&cpts, &flags, ini, end, &mut next)
+                }),
+                Step::DigitGroups => for_segments(&offsets, |ini, end| {
+                    split_digit_groups(&flags, ini, end, &mut next)
                 }),
                 Step::Llama3(style) => for_segments(&offsets, |ini, end| {
                     split_llama3(*style, &cpts, &flags, ini, end, &mut next)
@@ -518,6 +278,7 @@ fn split_regex(
 
 #[cfg(test)]
 mod tests {
+    use super::table::PRE_TABLE;
     use super::*;
 
     fn pieces(pre: &str, text: &str) -> Vec<String> {
@@ -591,6 +352,37 @@ mod tests {
             ["cafe\u{301}", " ", "1", "2"]
         );
         assert_eq!(pieces("qwen2", "cafe\u{301}!"), ["cafe", "\u{301}!"]);
+    }
+
+    #[test]
+    fn digit_groups_count_from_the_right() {
+        let p = PreTokenizer::new(&[DIGIT_GROUPS]).unwrap();
+        let pieces = |text: &str| -> Vec<String> {
+            p.split(text)
+                .into_iter()
+                .map(|r| text[r].to_string())
+                .collect()
+        };
+        assert_eq!(pieces("1234567"), ["1", "234", "567"]);
+        assert_eq!(pieces("123456"), ["123", "456"]);
+        // Text before a run joins its first group; text after is one piece.
+        assert_eq!(pieces("ab12345 cd"), ["ab12", "345", " cd"]);
+        assert_eq!(pieces("x"), ["x"]);
+    }
+
+    #[test]
+    fn superbpe_groups_digits_by_empty_matches() {
+        let mut got = pieces("superbpe", "x 1234567");
+        got.retain(|p| !p.is_empty());
+        assert_eq!(got, ["x ", "1", "234", "567"]);
+    }
+
+    #[test]
+    fn kimi_k2_keeps_han_apart_from_other_letters() {
+        assert_eq!(
+            pieces("kimi-k2", "你好world's 12345 ok"),
+            ["你好", "world's", " ", "123", "45", " ok"]
+        );
     }
 
     #[test]

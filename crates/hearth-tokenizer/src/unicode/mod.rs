@@ -8,8 +8,12 @@
 //! the category (U+0020 is a separator *and* whitespace).
 
 mod data;
+mod lower;
+mod nfd;
 
 use data::CATEGORY_RANGES;
+use lower::LOWERCASE;
+use nfd::NFD_BASE;
 
 /// The class bits of one codepoint (llama.cpp's `unicode_cpt_flags`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +46,15 @@ impl Flags {
     }
     pub fn is_whitespace(self) -> bool {
         self.0 & Self::WHITESPACE != 0
+    }
+    pub fn is_punctuation(self) -> bool {
+        self.0 & Self::PUNCTUATION != 0
+    }
+    pub fn is_symbol(self) -> bool {
+        self.0 & Self::SYMBOL != 0
+    }
+    pub fn is_control(self) -> bool {
+        self.0 & Self::CONTROL != 0
     }
     /// Any class bit set (false only for [`Flags::NONE`]).
     pub fn any(self) -> bool {
@@ -81,17 +94,40 @@ pub(crate) fn flags(cpt: u32) -> Flags {
     Flags(category as u16 | ws)
 }
 
-/// Simple lowercase mapping of one codepoint (`unicode_tolower`): the
-/// codepoint itself when it has no single-codepoint lowercase.
+/// Simple lowercase mapping of one codepoint (`unicode_tolower`, Unicode
+/// 15.1's UnicodeData): the codepoint itself when it has none.
 pub(crate) fn to_lower(cpt: u32) -> u32 {
-    let Some(c) = char::from_u32(cpt) else {
-        return cpt;
-    };
-    let mut lower = c.to_lowercase();
-    match (lower.next(), lower.next()) {
-        (Some(l), None) => l as u32,
+    match LOWERCASE.binary_search_by(|&(c, _)| c.cmp(&cpt)) {
+        Ok(i) => LOWERCASE[i].1,
+        Err(_) => cpt,
+    }
+}
+
+/// The first codepoint of a codepoint's NFD decomposition: the base letter
+/// without its combining marks (`unicode_cpts_normalize_nfd`).
+pub(crate) fn nfd_base(cpt: u32) -> u32 {
+    let i = NFD_BASE.partition_point(|&(first, _, _)| first <= cpt);
+    match i.checked_sub(1).map(|i| NFD_BASE[i]) {
+        Some((first, last, base)) if first <= cpt && cpt <= last => base,
         _ => cpt,
     }
+}
+
+/// Han ideographs (CJK Unified Ideographs, extensions A–F, compatibility
+/// ideographs), as llama.cpp's `unicode_cpt_is_han`.
+pub(crate) fn is_han(cpt: u32) -> bool {
+    matches!(
+        cpt,
+        0x4E00..=0x9FFF
+            | 0x3400..=0x4DBF
+            | 0x20000..=0x2A6DF
+            | 0x2A700..=0x2B73F
+            | 0x2B740..=0x2B81F
+            | 0x2B820..=0x2CEAF
+            | 0x2CEB0..=0x2EBEF
+            | 0xF900..=0xFAFF
+            | 0x2F800..=0x2FA1F
+    )
 }
 
 /// The GPT-2 byte-to-unicode table: printable Latin-1 bytes map to
@@ -166,6 +202,23 @@ mod tests {
                                                  // Unicode 15.1 additions, as in llama.cpp's table.
         assert_eq!(flags(0x31EF).category(), Flags::SYMBOL);
         assert!(flags(0x2EBF0).is_letter());
+    }
+
+    #[test]
+    fn simple_lowercase_and_nfd_bases() {
+        assert_eq!(to_lower('A' as u32), 'a' as u32);
+        assert_eq!(to_lower('a' as u32), 'a' as u32);
+        assert_eq!(to_lower('Ä' as u32), 'ä' as u32);
+        assert_eq!(to_lower('Σ' as u32), 'σ' as u32);
+        // U+0130's full lowercase has two codepoints; the simple one is 'i'.
+        assert_eq!(to_lower(0x130), 'i' as u32);
+        assert_eq!(to_lower('Б' as u32), 'б' as u32);
+        assert_eq!(nfd_base('é' as u32), 'e' as u32);
+        assert_eq!(nfd_base('Å' as u32), 'A' as u32);
+        assert_eq!(nfd_base('ǖ' as u32), 'u' as u32);
+        assert_eq!(nfd_base('e' as u32), 'e' as u32);
+        assert_eq!(nfd_base('가' as u32), 0x1100); // Hangul: the leading jamo
+        assert_eq!(nfd_base(0x10FFFF), 0x10FFFF);
     }
 
     #[test]

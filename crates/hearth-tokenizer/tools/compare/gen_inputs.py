@@ -1,6 +1,5 @@
 # Random test texts for tools/compare/run.sh: usage gen_inputs.py OUT.bin SEED COUNT
 import random, struct, sys
-seed=int(sys.argv[2]); n=int(sys.argv[3]); random.seed(seed)
 pools = [
  list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
  list("0123456789"),
@@ -24,7 +23,9 @@ def one():
         if random.random() < 0.05: s = s * random.randint(2, 40)
         out.append(s)
     return "".join(out)
-with open(sys.argv[1], "wb") as f:
+if __name__ == "__main__":
+  seed=int(sys.argv[2]); n=int(sys.argv[3]); random.seed(seed)
+  with open(sys.argv[1], "wb") as f:
     for _ in range(n):
         b = one().encode("utf-8")
         f.write(struct.pack("<I", len(b))); f.write(b)
