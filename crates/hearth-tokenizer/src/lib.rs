@@ -51,7 +51,7 @@ mod tokenizer;
 mod unicode;
 mod vocab;
 
-pub use chat::{ChatMessage, ChatTemplate};
+pub use chat::{ChatMessage, ChatTemplate, ChatTool, ChatToolCall, RenderOptions};
 pub use decode::StreamDecoder;
 pub use error::TokenizerError;
 pub use tokenizer::{SpecialIds, Tokenizer, TokenizerKind};
