@@ -99,8 +99,9 @@ pub(super) fn probe(render: &dyn Fn(Value) -> Result<String, TokenizerError>) ->
         ("type", Value::from("text")),
         ("text", Value::from(TYPED_MARKER)),
     ])]);
-    let typed_content = render(globals(vec![msg("user", typed)], none()))
-        .is_ok_and(|out| out.contains(TYPED_MARKER) && !out.contains("'type'") && !out.contains("\"type\""));
+    let typed_content = render(globals(vec![msg("user", typed)], none())).is_ok_and(|out| {
+        out.contains(TYPED_MARKER) && !out.contains("'type'") && !out.contains("\"type\"")
+    });
     let system_role = render(globals(
         vec![
             msg("system", Value::from(SYSTEM_MARKER)),

@@ -90,12 +90,26 @@ impl JinjaTemplate {
                 m.role.len()
                     + m.content.len()
                     + m.reasoning_content.len()
-                    + m.tool_calls.iter().map(|c| c.name.len() + c.arguments.len()).sum::<usize>()
+                    + m.tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len())
+                        .sum::<usize>()
             })
             .sum::<usize>()
-            + opts.tools.iter().map(|t| t.parameters.to_string().len() + t.description.len()).sum::<usize>();
+            + opts
+                .tools
+                .iter()
+                .map(|t| t.parameters.to_string().len() + t.description.len())
+                .sum::<usize>();
         let budget = Budget::for_input(messages.len() + opts.tools.len(), input);
-        let ctx = prepare::context(&self.source, &self.caps, &self.bos, &self.eos, messages, opts)?;
+        let ctx = prepare::context(
+            &self.source,
+            &self.caps,
+            &self.bos,
+            &self.eos,
+            messages,
+            opts,
+        )?;
         self.render_value(Value::from_serialize(&ctx), budget, opts.now_secs())
     }
 
@@ -218,7 +232,8 @@ mod tests {
         let src = "{% if tools is not none and tools|length > 0 %}T{% endif %}{{ messages|length }}{{ 'ab'|length }}";
         let t = JinjaTemplate::new(src, "", "").unwrap();
         assert_eq!(
-            t.render(&[ChatMessage::new("user", "x")], &RenderOptions::new(false)).unwrap(),
+            t.render(&[ChatMessage::new("user", "x")], &RenderOptions::new(false))
+                .unwrap(),
             "12"
         );
         let bad = JinjaTemplate::new("{{ 3|length }}", "", "").unwrap();
@@ -229,14 +244,16 @@ mod tests {
     fn raise_exception_is_an_error() {
         let t =
             JinjaTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
-        let err = t.render(&[], &RenderOptions::new(false)).unwrap_err().to_string();
+        let err = t
+            .render(&[], &RenderOptions::new(false))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("roles must alternate"), "{err}");
         assert!(matches!(
             JinjaTemplate::new("{% if %}", "", ""),
             Err(TokenizerError::Template(_))
         ));
     }
-
 
     #[test]
     fn runaway_loops_stop_at_the_fuel_budget() {
@@ -258,7 +275,10 @@ mod tests {
         // Few instructions, much output: each loop turn writes 100 kB.
         let src = "{% for a in range(1000) %}{{ 'y' * 100000 }}{% endfor %}";
         let t = JinjaTemplate::new(src, "", "").unwrap();
-        let err = t.render(&[], &RenderOptions::new(false)).unwrap_err().to_string();
+        let err = t
+            .render(&[], &RenderOptions::new(false))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("output") && err.contains("bytes"), "{err}");
         let small = Budget::for_input(1, 10);
         let big = Budget::for_input(1000, 10 << 20);

@@ -53,7 +53,10 @@ impl Family {
                 Family::Ministral3,
             ),
             (has("<|channel|>"), Family::GptOss),
-            (has("<atem:function_calls>") && has("<|eom|>"), Family::Other),
+            (
+                has("<atem:function_calls>") && has("<|eom|>"),
+                Family::Other,
+            ),
             (has(">>>all") && has(">>>${recipient}"), Family::Other),
             (
                 has("<|tool_calls_section_begin|>") && has("<|tool_call_begin|>"),
@@ -63,8 +66,14 @@ impl Family {
                 has("<|open|>") && has("<|close|>") && has("<|end_of_msg|>"),
                 Family::Other,
             ),
-            (has("<role>ASSISTANT</role>") && has("<arg_key>"), Family::Other),
-            (has("<|START_TEXT|>") && has("<|START_ACTION|>"), Family::Other),
+            (
+                has("<role>ASSISTANT</role>") && has("<arg_key>"),
+                Family::Other,
+            ),
+            (
+                has("<|START_TEXT|>") && has("<|START_ACTION|>"),
+                Family::Other,
+            ),
             (
                 (has("<|tool_list_start|>") && has("<|tool_list_end|>"))
                     || (has("List of tools: [") && !has("<|tool_list_start|>")),
@@ -279,7 +288,11 @@ pub(super) fn context(
 /// gpt-oss and LFM2 read an earlier turn's reasoning as `thinking`
 /// (gpt-oss also drops the content of a message that calls tools).
 fn with_thinking(mut m: Json, drop_content_with_calls: bool) -> Json {
-    if let Some(r) = m.get("reasoning_content").filter(|r| r.is_string()).cloned() {
+    if let Some(r) = m
+        .get("reasoning_content")
+        .filter(|r| r.is_string())
+        .cloned()
+    {
         m["thinking"] = r;
         let calls = m["tool_calls"].as_array().is_some_and(|c| !c.is_empty());
         if drop_content_with_calls && calls {
@@ -378,7 +391,10 @@ fn gemma4_tool_responses(msgs: Vec<Json>) -> Vec<Json> {
             continue;
         }
         let calls = m["tool_calls"].as_array().cloned().unwrap_or_default();
-        let reasoning = m.get("reasoning_content").filter(|r| r.is_string()).cloned();
+        let reasoning = m
+            .get("reasoning_content")
+            .filter(|r| r.is_string())
+            .cloned();
         i += 1;
         let mut responses = Vec::new();
         while i < msgs.len() && msgs[i]["role"] == "tool" {

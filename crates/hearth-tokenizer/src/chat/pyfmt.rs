@@ -42,7 +42,9 @@ fn printed(v: &Value) -> String {
     match v.kind() {
         ValueKind::Bool => if v.is_true() { "True" } else { "False" }.to_string(),
         ValueKind::None => "None".to_string(),
-        ValueKind::Number if v.as_i64().is_none() => float_text(f64::try_from(v.clone()).unwrap_or(0.0)),
+        ValueKind::Number if v.as_i64().is_none() => {
+            float_text(f64::try_from(v.clone()).unwrap_or(0.0))
+        }
         _ => v.to_string(),
     }
 }
@@ -80,10 +82,20 @@ fn float_text(f: f64) -> String {
 /// significant digits).
 fn float_json(f: f64) -> String {
     if !f.is_finite() {
-        return if f.is_nan() { "nan".into() } else if f > 0.0 { "inf".into() } else { "-inf".into() };
+        return if f.is_nan() {
+            "nan".into()
+        } else if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let exp = f.abs().log10().floor() as i32;
     let trim = |mut t: String| {
@@ -147,10 +159,13 @@ fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let seps = separators.unwrap_or_default();
     let style = Style {
         indent,
-        item_sep: seps
-            .first()
-            .cloned()
-            .unwrap_or_else(|| if indent.is_some() { ",".into() } else { ", ".into() }),
+        item_sep: seps.first().cloned().unwrap_or_else(|| {
+            if indent.is_some() {
+                ",".into()
+            } else {
+                ", ".into()
+            }
+        }),
         key_sep: seps.get(1).cloned().unwrap_or_else(|| ": ".into()),
         ensure_ascii: ensure_ascii.unwrap_or(false),
     };
@@ -267,7 +282,10 @@ mod tests {
         let ctx = Value::from_serialize(serde_json::json!({
             "t": true, "n": null, "l": ["a", 1, false], "m": {"k": "v"}, "f": 0.5,
         }));
-        assert_eq!(render("{{ t }}|{{ n }}|{{ l }}|{{ m }}|{{ f }}|{{ nope }}", ctx), "True||a1False||0.5|");
+        assert_eq!(
+            render("{{ t }}|{{ n }}|{{ l }}|{{ m }}|{{ f }}|{{ nope }}", ctx),
+            "True||a1False||0.5|"
+        );
     }
 
     #[test]
@@ -284,10 +302,16 @@ mod tests {
             "{\n  \"z\": 1,\n  \"a\": [\n    1.5,\n    \"é\\n\"\n  ],\n  \"e\": {},\n  \"l\": []\n}"
         );
         assert_eq!(
-            render("{{ v|tojson(ensure_ascii=true, separators=[',', ':']) }}", ctx.clone()),
+            render(
+                "{{ v|tojson(ensure_ascii=true, separators=[',', ':']) }}",
+                ctx.clone()
+            ),
             r#"{"z":1,"a":[1.5,"\u00e9\n"],"e":{},"l":[]}"#
         );
-        assert_eq!(render("{{ v|string }}", ctx), r#"{"z": 1, "a": [1.5, "é\n"], "e": {}, "l": []}"#);
+        assert_eq!(
+            render("{{ v|string }}", ctx),
+            r#"{"z": 1, "a": [1.5, "é\n"], "e": {}, "l": []}"#
+        );
     }
 
     #[test]
