@@ -17,33 +17,18 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 const MODEL: &str = "thinker";
-const KEY: &[u8] = b"tokenizer.chat_template";
 
 /// A Qwen3-like template: ChatML, tools, and a `<think>` switch.
 const TEMPLATE: &str = "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endfor %}{%- if tools %}<tools>{{ tools|tojson }}</tools>{%- endif %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- if enable_thinking is false %}<think>\n\n</think>\n\n{%- endif %}{%- endif %}{# <tool_call> #}";
 
-/// The synthetic GGUF with its chat template replaced by `template` (the
-/// header grows by a multiple of the data alignment, so the tensor data
-/// stays aligned and its offsets stay valid).
-fn with_template(gguf: Vec<u8>, template: &str) -> Vec<u8> {
-    let at = gguf.windows(KEY.len()).position(|w| w == KEY).unwrap() + KEY.len();
-    let len_at = at + 4; // the value type (u32) comes first
-    let old_len = u64::from_le_bytes(gguf[len_at..len_at + 8].try_into().unwrap()) as usize;
-    let mut t = template.to_string();
-    while (t.len() as i64 - old_len as i64).rem_euclid(32) != 0 {
-        t.push(' ');
-    }
-    let mut out = gguf[..len_at].to_vec();
-    out.extend_from_slice(&(t.len() as u64).to_le_bytes());
-    out.extend_from_slice(t.as_bytes());
-    out.extend_from_slice(&gguf[len_at + 8 + old_len..]);
-    out
-}
-
 async fn app() -> (Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{MODEL}.gguf"));
-    let gguf = with_template(build(&SynthSpec::new(Arch::Llama)), TEMPLATE);
+    let gguf = hearth_testdata::gguf::replace_string(
+        &build(&SynthSpec::new(Arch::Llama)),
+        "tokenizer.chat_template",
+        TEMPLATE,
+    );
     std::fs::write(&path, gguf).unwrap();
     let st = AppState::new(ServerConfig {
         engine: EngineDefaults {
