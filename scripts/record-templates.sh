@@ -27,13 +27,15 @@ PROG="$LDIR/record-templates-$VERSION"
 
 log() { echo "record-templates: $*" >&2; }
 
-[ -f "$BUILD/../bin-$VERSION/.complete" ] || "$ROOT/scripts/compare-llamacpp.sh" --build-only
+# The chat layer lives in llama-common; compare-llamacpp.sh builds it with the rest.
+[ -f "$BUILD/common/libllama-common.a" ] || "$ROOT/scripts/compare-llamacpp.sh" --build-only
 
 if [ ! -x "$PROG" ] || [ "$ROOT/scripts/record-templates.cpp" -nt "$PROG" ]; then
   log "compiling the recorder against $BUILD"
   libs=()
   for l in common/libllama-common.a common/libllama-common-base.a src/libllama.a \
-           ggml/src/libggml.a ggml/src/libggml-cpu.a ggml/src/libggml-base.a; do
+           ggml/src/libggml.a ggml/src/libggml-cpu.a ggml/src/libggml-base.a \
+           vendor/cpp-httplib/libcpp-httplib.a; do
     [ -f "$BUILD/$l" ] && libs+=("$BUILD/$l")
   done
   g++ -std=c++17 -O1 -o "$PROG" "$ROOT/scripts/record-templates.cpp" \
