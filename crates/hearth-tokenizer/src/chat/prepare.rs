@@ -117,6 +117,33 @@ impl Family {
 /// llama.cpp itself produces).
 pub(super) fn patch_source(src: &str) -> String {
     let mut s = src.to_string();
+    // Hugging Face's `{% generation %}` blocks (which mark the assistant's
+    // text for training) are no-ops when rendering.
+    for (tag, with) in [("endgeneration", "endif"), ("generation", "if true")] {
+        let re = fancy_regex::Regex::new(&format!(r"\{{%(-?)\s*{tag}\s*(-?)%\}}"))
+            .unwrap_or_else(|_| unreachable!("a fixed pattern"));
+        s = re
+            .replace_all(&s, format!("{{%$1 {with} $2%}}").as_str())
+            .into_owned();
+    }
+    // `ns.list.append(x)` and `ns.list.pop(0)` mutate a list, which
+    // minijinja's values cannot; a namespace attribute can be reassigned
+    // to the list that results instead.
+    let rewrites = [
+        (
+            r"\{%(-?)\s*set\s+_\s*=\s*([A-Za-z_]\w*\.[A-Za-z_]\w*)\.append\(([^%]*?)\)\s*(-?)%\}",
+            "{%$1 set $2 = ($2 + [$3])|list $4%}",
+        ),
+        (
+            r"\{%(-?)\s*set\s+(\w+)\s*=\s*([A-Za-z_]\w*\.[A-Za-z_]\w*)\.pop\(0\)\s*(-?)%\}",
+            "{%$1 set $2 = $3[0] %}{% set $3 = $3[1:] $4%}",
+        ),
+    ];
+    for (pattern, with) in rewrites {
+        let re =
+            fancy_regex::Regex::new(pattern).unwrap_or_else(|_| unreachable!("a fixed pattern"));
+        s = re.replace_all(&s, with).into_owned();
+    }
     if s.contains("<|channel|>") && s.contains("in message.content or") {
         s = s.replace(
             "{%- if \"<|channel|>analysis<|message|>\" in message.content or \"<|channel|>final<|message|>\" in message.content %}",

@@ -4,10 +4,11 @@
 //! - `{{ value }}`: strings as they are, numbers, booleans as `True` /
 //!   `False`, lists as their items one after another, `none`, undefined and
 //!   mappings as nothing;
-//! - `tojson` (and `string` / `safe` of a list or mapping): JSON with `", "`
-//!   and `": "` separators (`","` between items when indenting), keys in
-//!   their order, non-ASCII kept unless `ensure_ascii`, `indent` and
-//!   `separators` honoured; nothing HTML-escaped.
+//! - `string` of a list or mapping: Python's `repr` (`{'k': 'v', 'n': 1}`);
+//! - `tojson`: JSON with `", "` and `": "` separators (`","` between items
+//!   when indenting), keys in their order, non-ASCII kept unless
+//!   `ensure_ascii`, `indent` and `separators` honoured; nothing
+//!   HTML-escaped.
 
 use std::fmt::Write as _;
 
@@ -17,18 +18,93 @@ use minijinja::{Environment, Error, ErrorKind, Output, State, Value};
 pub(super) fn install(env: &mut Environment<'static>) {
     env.set_formatter(format_value);
     env.add_filter("tojson", tojson);
+    env.add_filter("indent", indent);
     env.add_filter("string", |v: Value| -> Result<Value, Error> {
         match v.kind() {
-            ValueKind::Seq | ValueKind::Map => Ok(Value::from(to_json(&v, &Style::default())?)),
+            ValueKind::Seq | ValueKind::Map => Ok(Value::from(repr(&v)?)),
+            ValueKind::String => Ok(v),
             _ => Ok(Value::from(printed(&v))),
         }
     });
-    env.add_filter("safe", |v: Value| -> Result<Value, Error> {
-        match v.kind() {
-            ValueKind::Seq | ValueKind::Map => Ok(Value::from(to_json(&v, &Style::default())?)),
-            _ => Ok(Value::from_safe_string(printed(&v))),
+}
+
+/// Python's `repr` of a value, as llama.cpp writes it: strings in single
+/// quotes (JSON-quoted when they hold one), `True`, `None`, lists and
+/// mappings with `", "` and `": "`.
+fn repr(v: &Value) -> Result<String, Error> {
+    Ok(match v.kind() {
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or("");
+            if s.contains('\'') {
+                let mut q = String::new();
+                write_str(&mut q, s, false);
+                q
+            } else {
+                format!("'{s}'")
+            }
         }
-    });
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Result<Vec<String>, Error> = v.try_iter()?.map(|x| repr(&x)).collect();
+            format!("[{}]", items?.join(", "))
+        }
+        ValueKind::Map => {
+            let mut parts = Vec::new();
+            for k in v.try_iter()? {
+                parts.push(format!("{}: {}", repr(&k)?, repr(&v.get_item(&k)?)?));
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => printed(v),
+    })
+}
+
+/// `indent(width=4, first=false, blank=false)` as llama.cpp's: a trailing
+/// newline is kept (and indented with `blank`), `width` may be a string.
+fn indent(
+    v: String,
+    width: Option<Value>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let width = width.or(kwargs.get("width")?);
+    let first = first.or(kwargs.get("first")?).unwrap_or(false);
+    let blank = blank.or(kwargs.get("blank")?).unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let pad = match &width {
+        Some(w) if w.as_str().is_some() => w.as_str().unwrap_or_default().to_string(),
+        Some(w) => " ".repeat(
+            w.as_i64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(4),
+        ),
+        None => "    ".to_string(),
+    };
+    let mut out = String::new();
+    let body = v.strip_suffix('\n').unwrap_or(&v);
+    if !v.is_empty() {
+        for line in body.split('\n') {
+            let is_first = out.is_empty();
+            if !is_first {
+                out.push('\n');
+            }
+            if if is_first {
+                first
+            } else {
+                !line.is_empty() || blank
+            } {
+                out.push_str(&pad);
+            }
+            out.push_str(line);
+        }
+    }
+    if v.ends_with('\n') {
+        out.push('\n');
+        if blank {
+            out.push_str(&pad);
+        }
+    }
+    Ok(out)
 }
 
 fn format_value(out: &mut Output, _state: &State, v: &Value) -> Result<(), Error> {
@@ -310,7 +386,26 @@ mod tests {
         );
         assert_eq!(
             render("{{ v|string }}", ctx),
-            r#"{"z": 1, "a": [1.5, "é\n"], "e": {}, "l": []}"#
+            "{'z': 1, 'a': [1.5, 'é\n'], 'e': {}, 'l': []}"
+        );
+        let ctx = Value::from_serialize(serde_json::json!({"v": ["it's", true, null]}));
+        assert_eq!(render("{{ v|string }}", ctx), r#"["it's", True, None]"#);
+    }
+
+    #[test]
+    fn indent_keeps_the_trailing_newline() {
+        let ctx = Value::from(());
+        assert_eq!(
+            render("{{ '{\\n'|indent(4, first=true) }}", ctx.clone()),
+            "    {\n"
+        );
+        assert_eq!(
+            render("{{ 'a\\n\\nb'|indent(2) }}", ctx.clone()),
+            "a\n\n  b"
+        );
+        assert_eq!(
+            render("{{ 'a\\n\\nb\\n'|indent('> ', blank=true) }}", ctx),
+            "a\n> \n> b\n> "
         );
     }
 
