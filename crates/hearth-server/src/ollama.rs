@@ -231,6 +231,7 @@ pub async fn generate(
         PromptText::Text(r.prompt.clone())
     };
     let templated = matches!(text, PromptText::Chat(..));
+    params.render_special = templated && format.harmony;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = match &r.context {
         Some(ctx) if !ctx.is_empty() => {
@@ -573,6 +574,8 @@ pub async fn chat(
         )
     };
     let constraint = structured::constraint(grammar.as_ref(), m);
+    // Harmony's channel markers are control tokens: the parser needs their text.
+    params.render_special = format.harmony;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = prompt::prepare_one(m, PromptText::Chat(msgs, opts), n_ctx, r.truncate).await?;
     limit_to_ctx(&mut params, n_ctx, m.engine.n_ctx(), fitted.tokens.len())?;

@@ -346,6 +346,8 @@ pub async fn chat(
             prompt::with_json_tools(msgs, None),
         )
     };
+    // Harmony's channel markers are control tokens: the parser needs their text.
+    params.render_special = format.harmony;
     let n_ctx = m.engine.n_ctx();
     let fitted = prompt::prepare_one(&m, PromptText::Chat(msgs, opts), n_ctx, c.truncate).await?;
     fit_params(c, &mut params, &m, fitted.tokens.len())?;

@@ -273,6 +273,9 @@ impl Session {
             (Some(t), false) => t.source().map(hearth_reply::ReplyFormat::from_template),
             _ => None,
         };
+        // Harmony's channel markers are control tokens: the view needs their text.
+        let mut params = self.params.clone();
+        params.render_special = format.as_ref().is_some_and(|f| f.harmony);
         let mut view = super::thinking::ReplyView::new(
             format,
             &text,
@@ -303,7 +306,7 @@ impl Session {
                     &mut self.state,
                     tok,
                     &ids,
-                    &self.params,
+                    &params,
                     &mut c,
                     &CANCEL,
                     &mut on_text,
@@ -314,7 +317,7 @@ impl Session {
                 &mut self.state,
                 tok,
                 &ids,
-                &self.params,
+                &params,
                 &CANCEL,
                 &mut on_text,
             ),
