@@ -131,16 +131,22 @@ fn hermes_tool_calls() {
     assert!(calls.is_empty() && c.contains("<tool_call>"));
 }
 
-#[test]
-fn llama3_tool_calls() {
+/// A format with only a tool syntax, and tools offered.
+fn tools_only(tools: ToolSyntax) -> (ReplyFormat, ParseOptions) {
     let f = ReplyFormat {
-        tools: ToolSyntax::Llama3,
+        tools,
         ..ReplyFormat::plain()
     };
     let opts = ParseOptions {
         tools: true,
         ..Default::default()
     };
+    (f, opts)
+}
+
+#[test]
+fn llama3_tool_calls() {
+    let (f, opts) = tools_only(ToolSyntax::Llama3);
     let (_, c, calls) = parse_all_ways(
         &f,
         opts,
@@ -169,14 +175,7 @@ fn llama3_tool_calls() {
 
 #[test]
 fn mistral_tool_calls() {
-    let f = ReplyFormat {
-        tools: ToolSyntax::Mistral,
-        ..ReplyFormat::plain()
-    };
-    let opts = ParseOptions {
-        tools: true,
-        ..Default::default()
-    };
+    let (f, opts) = tools_only(ToolSyntax::Mistral);
     let (_, c, calls) = parse_all_ways(
         &f,
         opts,

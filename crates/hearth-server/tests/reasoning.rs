@@ -10,11 +10,13 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use hearth_model::synth::{build, SynthSpec};
-use hearth_model::{Arch, KvType};
-use hearth_server::{router, AppState, EngineDefaults, ServerConfig};
+use hearth_model::Arch;
+use hearth_server::{router, AppState};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+
+mod support;
 
 const MODEL: &str = "thinker";
 
@@ -30,17 +32,9 @@ async fn app() -> (Router, tempfile::TempDir) {
         TEMPLATE,
     );
     std::fs::write(&path, gguf).unwrap();
-    let st = AppState::new(ServerConfig {
-        engine: EngineDefaults {
-            n_parallel: Some(2),
-            n_ctx: Some(256),
-            kv: KvType::F32,
-            threads: 1,
-            max_queue: 8,
-            deterministic: false,
-        },
-        ..ServerConfig::default()
-    });
+    let mut config = support::config(2);
+    config.engine.n_ctx = Some(256);
+    let st = AppState::new(config);
     assert_eq!(st.preload(path.to_str().unwrap()).await.unwrap(), MODEL);
     (router(st), dir)
 }
