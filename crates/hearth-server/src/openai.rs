@@ -323,7 +323,7 @@ pub async fn chat(
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
     if !m.config.parameters.is_empty() {
-        let logprobs = params.logprobs.clone();
+        let logprobs = params.logprobs;
         params = c.params_for(&m, None)?;
         params.logprobs = logprobs;
     }
@@ -475,7 +475,7 @@ pub async fn completions(
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
     if !m.config.parameters.is_empty() {
-        let logprobs = params.logprobs.clone();
+        let logprobs = params.logprobs;
         params = c.params_for(&m, Some(16))?;
         params.logprobs = logprobs;
     }

@@ -75,7 +75,7 @@ pub struct PartsSpec {
 impl PartsSpec {
     /// `None` when the model's replies are plain text.
     pub fn new(format: ReplyFormat, tools: bool, in_thinking: bool) -> Option<PartsSpec> {
-        (!format.is_plain()).then(|| PartsSpec {
+        (!format.is_plain()).then_some(PartsSpec {
             format,
             opts: ParseOptions { tools, in_thinking },
         })
@@ -104,6 +104,7 @@ pub fn piece_fields(p: Piece) -> (Option<String>, Option<String>, Option<ToolCal
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

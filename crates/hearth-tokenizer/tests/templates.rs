@@ -5,6 +5,7 @@
 //! `testdata/templates/rendered` (see the README there for how they were
 //! made); the few known differences are listed, with their reason, in
 //! `testdata/templates/differences.tsv`, and must stay exactly those.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
