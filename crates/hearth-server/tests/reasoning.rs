@@ -157,3 +157,16 @@ async fn native_tools_render_and_tool_history_is_accepted() {
         );
     }
 }
+
+#[tokio::test]
+async fn show_lists_thinking_for_a_reasoning_template() {
+    let (app, _d) = app().await;
+    let (s, b) = raw(&app, "/api/show", json!({"model": MODEL})).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(
+        v["capabilities"],
+        json!(["completion", "tools", "thinking"]),
+        "{v}"
+    );
+}

@@ -16,6 +16,8 @@ const NAME: &str = "chat";
 #[derive(Debug)]
 pub(super) struct JinjaTemplate {
     env: Environment<'static>,
+    /// The source as given (what `/api/show` and the reply format read);
+    /// the environment holds it as patched for rendering.
     source: String,
     bos: String,
     eos: String,
@@ -47,12 +49,11 @@ impl JinjaTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        let source = prepare::patch_source(source);
-        env.add_template_owned(NAME, source.clone())
+        env.add_template_owned(NAME, prepare::patch_source(source))
             .map_err(|e| template_error(&e))?;
         let mut t = JinjaTemplate {
             env,
-            source,
+            source: source.to_string(),
             bos: bos.to_string(),
             eos: eos.to_string(),
             caps: Caps {

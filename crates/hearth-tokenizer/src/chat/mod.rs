@@ -15,6 +15,7 @@
 mod builtin;
 mod caps;
 mod clock;
+mod concat;
 mod jinja;
 mod prepare;
 mod pyfmt;

@@ -116,7 +116,7 @@ impl Family {
 /// message with neither content nor tool calls (both fire on histories
 /// llama.cpp itself produces).
 pub(super) fn patch_source(src: &str) -> String {
-    let mut s = src.to_string();
+    let mut s = super::concat::lenient_plus(src);
     // Hugging Face's `{% generation %}` blocks (which mark the assistant's
     // text for training) are no-ops when rendering.
     for (tag, with) in [("endgeneration", "endif"), ("generation", "if true")] {
