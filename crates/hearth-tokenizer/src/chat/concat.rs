@@ -15,41 +15,14 @@ const KEYWORDS: &[&str] = &[
     "and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None",
 ];
 
-/// Tokens that bind no tighter than `+` before an operand.
-fn opens(t: &Token<'_>) -> bool {
+/// Separators and operators that bind looser than `+` or as loosely,
+/// on either side of an operand.
+fn loose(t: &Token<'_>) -> bool {
     matches!(
         t,
-        Token::VariableStart
-            | Token::Assign
-            | Token::ParenOpen
-            | Token::BracketOpen
-            | Token::BraceOpen
-            | Token::Comma
+        Token::Comma
             | Token::Colon
             | Token::Plus
-            | Token::Tilde
-            | Token::Eq
-            | Token::Ne
-            | Token::Gt
-            | Token::Gte
-            | Token::Lt
-            | Token::Lte
-    ) || matches!(t, Token::Ident(w) if ["if", "else", "and", "or", "not", "in"].contains(w))
-}
-
-/// Tokens that bind no tighter than `+` after an operand.
-fn closes(t: &Token<'_>) -> bool {
-    matches!(
-        t,
-        Token::VariableEnd
-            | Token::BlockEnd
-            | Token::ParenClose
-            | Token::BracketClose
-            | Token::BraceClose
-            | Token::Comma
-            | Token::Colon
-            | Token::Plus
-            | Token::Minus
             | Token::Tilde
             | Token::Eq
             | Token::Ne
@@ -60,10 +33,40 @@ fn closes(t: &Token<'_>) -> bool {
     ) || matches!(t, Token::Ident(w) if ["if", "else", "and", "or", "in"].contains(w))
 }
 
+/// Tokens that bind no tighter than `+` before an operand.
+fn opens(t: &Token<'_>) -> bool {
+    loose(t)
+        || matches!(
+            t,
+            Token::VariableStart
+                | Token::Assign
+                | Token::ParenOpen
+                | Token::BracketOpen
+                | Token::BraceOpen
+                | Token::Ident("not")
+        )
+}
+
+/// Tokens that bind no tighter than `+` after an operand.
+fn closes(t: &Token<'_>) -> bool {
+    loose(t)
+        || matches!(
+            t,
+            Token::VariableEnd
+                | Token::BlockEnd
+                | Token::ParenClose
+                | Token::BracketClose
+                | Token::BraceClose
+                | Token::Minus
+        )
+}
+
 /// The source with every `+` operand that is a plain variable or
 /// attribute path made empty-string-when-undefined; the source unchanged
 /// when it does not tokenize (compiling it reports the error).
 pub(super) fn lenient_plus(src: &str) -> String {
+    // A unit struct unless minijinja's `custom_syntax` is on.
+    #[allow(clippy::default_constructed_unit_structs)]
     let toks: Result<Vec<_>, _> = tokenize(
         src,
         false,
