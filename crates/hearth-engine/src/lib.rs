@@ -74,6 +74,9 @@ pub struct GenParams {
     pub ignore_eos: bool,
     /// Keep the repetition penalties off the newline token (Ollama's `penalize_newline: false`).
     pub exempt_newline: bool,
+    /// Give control tokens' text in the output (a reply syntax made of
+    /// them, as gpt-oss's harmony channels, is parsed from it).
+    pub render_special: bool,
 }
 
 /// Counts and timings of one generation.

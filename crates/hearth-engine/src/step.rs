@@ -88,7 +88,7 @@ impl Decode {
         }
         Ok(Self {
             sampler,
-            decoder: StreamDecoder::new(tok),
+            decoder: StreamDecoder::with_special(tok, params.render_special),
             stops: StopMatcher::new(params.stop.clone()),
             logprobs: params.logprobs.map(|n| (LogprobReader::new(), n)),
             max_tokens: params.max_tokens,

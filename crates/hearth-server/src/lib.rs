@@ -37,6 +37,7 @@ mod openai_reply;
 mod opening;
 mod options;
 mod params;
+mod parts;
 mod prompt;
 mod security;
 mod show;

@@ -9,15 +9,17 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use hearth_tokenizer::ChatMessage;
+use hearth_reply::{Piece, ReplyFormat};
+use hearth_tokenizer::{ChatMessage, RenderOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::gen::{self, Finished, Run, Step};
-use crate::models::ModelUse;
+use crate::models::{LoadedModel, ModelUse};
 use crate::options::{Checked, Fields, Options, RequestFields, OLLAMA_OPTIONS};
 use crate::params::{parse_keep_alive, KeepAlive, OneOrMany};
+use crate::parts::{self, PartsSpec};
 use crate::prompt::{self, rfc3339, Fitted, PromptText, TRUNCATED_HEADER};
 use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
@@ -77,14 +79,19 @@ static CHAT_FIELDS: Fields = Fields {
     nested: Some(("options", &OLLAMA_OPTIONS)),
 };
 
-/// `think: true` asks for a reasoning trace hearth's models do not produce.
-fn no_thinking(think: Option<&Value>) -> Result<(), ApiError> {
-    match think {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
-        Some(v) => Err(ApiError::bad_request(format!(
-            "think {v} is not supported: hearth has no thinking mode (send false or leave it out)"
-        ))),
+/// `think`: `Some(true)` asks for the reasoning apart (a model whose
+/// replies have none refuses), `Some(false)` turns it off in templates that
+/// have a switch; either way reasoning the model writes goes to `thinking`.
+fn thinking(m: &LoadedModel, think: Option<&Value>) -> Result<(bool, ReplyFormat), ApiError> {
+    let want = parts::think_field(think)?;
+    let format = parts::format_of(m);
+    if want == Some(true) && format.think.is_none() && !format.harmony {
+        return Err(ApiError::bad_request(format!(
+            "\"{}\" does not support thinking: its chat template has no reasoning markers",
+            m.name
+        )));
     }
+    Ok((want != Some(false), format))
 }
 
 impl RequestFields for GenerateReq {
@@ -180,7 +187,7 @@ pub async fn generate(
     Checked(r): Checked<GenerateReq>,
 ) -> Result<Response, ApiError> {
     no_images(r.images.as_ref())?;
-    no_thinking(r.think.as_ref())?;
+    parts::think_field(r.think.as_ref())?;
     if r.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::bad_request(
             "suffix (fill-in-the-middle) is not supported",
@@ -198,6 +205,11 @@ pub async fn generate(
     if let Some(o) = crate::modelfile::under(m, &r.options)? {
         params = o.to_params()?;
     }
+    let (think, format) = thinking(m, r.think.as_ref())?;
+    let opts = RenderOptions {
+        enable_thinking: think,
+        ..RenderOptions::new(true)
+    };
     let constraint = structured::constraint(grammar.as_ref(), m);
     let system = r.system.clone().unwrap_or_default();
     let text = if r.raw {
@@ -214,16 +226,18 @@ pub async fn generate(
             msgs.push(ChatMessage::new("system", system));
         }
         msgs.push(ChatMessage::new("user", r.prompt.clone()));
-        PromptText::Chat(msgs)
+        PromptText::Chat(msgs, opts.clone())
     } else {
         PromptText::Text(r.prompt.clone())
     };
+    let templated = matches!(text, PromptText::Chat(..));
+    params.render_special = templated && format.harmony;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
     let fitted = match &r.context {
         Some(ctx) if !ctx.is_empty() => {
             let text = match text {
                 PromptText::Text(s) => s,
-                PromptText::Chat(msgs) => prompt::render_chat(m, &msgs)?,
+                PromptText::Chat(msgs, opts) => prompt::render_chat(m, &msgs, &opts)?,
             };
             if !r.truncate {
                 prompt::check_bytes(m, text.len(), n_ctx)?;
@@ -250,6 +264,7 @@ pub async fn generate(
         context: Some(prompt_ids),
         dropped: fitted.dropped,
         tools: None,
+        parts: PartsSpec::new(format, false, fitted.opens_thinking).filter(|_| templated),
     };
     respond(run, out, r.stream.unwrap_or(true), &fitted).await
 }
@@ -285,8 +300,11 @@ struct Output {
     /// Prompt tokens, returned with the generated ones as `context`.
     context: Option<Vec<u32>>,
     dropped: usize,
-    /// Offered tool names: the reply is collected and parsed for calls.
+    /// Offered tool names: the reply is collected and parsed for calls in
+    /// the JSON the tool grammar holds.
     tools: Option<Vec<String>>,
+    /// The model's reply syntax (reasoning, native tool calls), when it has one.
+    parts: Option<PartsSpec>,
 }
 
 impl Output {
@@ -309,6 +327,50 @@ impl Output {
         let mut v = self.chunk("");
         v["message"]["tool_calls"] = json!(calls);
         v
+    }
+
+    /// A chunk with reasoning: `message.thinking` (chat) or `thinking`.
+    fn thinking_chunk(&self, text: &str) -> Value {
+        let mut v = self.chunk("");
+        if self.chat {
+            v["message"]["thinking"] = json!(text);
+        } else {
+            v["thinking"] = json!(text);
+        }
+        v
+    }
+
+    /// One parsed piece as a chunk.
+    fn piece_chunk(&self, p: Piece) -> Value {
+        match p {
+            Piece::Content(t) => self.chunk(&t),
+            Piece::Thinking(t) => self.thinking_chunk(&t),
+            Piece::ToolCall(c) => self.tool_chunk(&[tools::ToolCall {
+                name: c.name,
+                arguments: c.arguments,
+            }]),
+        }
+    }
+
+    /// A whole reply's final object under the reply syntax: content,
+    /// thinking and calls in one.
+    fn parsed_last(&self, parts: &PartsSpec, text: &str, mut last: Value) -> Value {
+        let (thinking, content, calls) = parts.parse_all(text);
+        let key = if self.chat { "/message" } else { "" };
+        if let Some(obj) = last.pointer_mut(key) {
+            obj[if self.chat { "content" } else { "response" }] = json!(content);
+            if !thinking.is_empty() {
+                obj["thinking"] = json!(thinking);
+            }
+            if !calls.is_empty() && self.chat {
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .map(|c| json!({"function": {"name": c.name, "arguments": c.arguments}}))
+                    .collect();
+                obj["tool_calls"] = json!(calls);
+            }
+        }
+        last
     }
 
     fn last(&self, f: &Finished, load_ns: u128) -> Value {
@@ -362,6 +424,11 @@ async fn respond(
     fitted: &Fitted,
 ) -> Result<Response, ApiError> {
     let dropped = fitted.dropped;
+    if let (Some(parts), false) = (&out.parts, stream) {
+        let (text, f) = run.collect().await?;
+        let last = out.parsed_last(parts, &text, out.last(&f, load_ns(&run.model)));
+        return Ok(with_truncation(Json(last).into_response(), dropped));
+    }
     if !stream || out.tools.is_some() {
         let (text, f) = run.collect().await?;
         let load = load_ns(&run.model);
@@ -394,20 +461,43 @@ async fn respond(
         let body: String = objs.iter().map(|o| format!("{o}\n")).collect();
         return Ok(ndjson(Body::from(body), dropped));
     }
-    let s = futures_util::stream::unfold(Some((run, out)), |state| async move {
-        let (mut run, out) = state?;
+    let parser = out.parts.as_ref().map(PartsSpec::parser);
+    let s = futures_util::stream::unfold(Some((run, out, parser)), |state| async move {
+        let (mut run, out, mut parser) = state?;
         match run.next().await {
-            Step::Text(t) => Some((line(&out.chunk(&t)), Some((run, out)))),
+            Step::Text(t) => {
+                let body = match parser.as_mut() {
+                    Some(p) => lines(&out, p.push(&t)),
+                    None => line(&out.chunk(&t)),
+                };
+                Some((body, Some((run, out, parser))))
+            }
             // The Ollama API never asks for log-probabilities.
-            Step::Logprob(_) => Some((Ok(Bytes::new()), Some((run, out)))),
+            Step::Logprob(_) => Some((Ok(Bytes::new()), Some((run, out, parser)))),
             Step::Done(f) => {
                 let load = load_ns(&run.model);
-                Some((line(&out.last(&f, load)), None))
+                let mut s = String::new();
+                if let Some(p) = parser.as_mut() {
+                    for piece in p.finish() {
+                        s += &format!("{}\n", out.piece_chunk(piece));
+                    }
+                }
+                s += &format!("{}\n", out.last(&f, load));
+                Some((Ok(Bytes::from(s)), None))
             }
             Step::Error(e) => Some((line(&json!({ "error": e })), None)),
         }
     });
     Ok(ndjson(Body::from_stream(s), dropped))
+}
+
+/// The lines of parsed pieces (empty while text is held back).
+fn lines(out: &Output, pieces: Vec<Piece>) -> Result<Bytes, Infallible> {
+    let s: String = pieces
+        .into_iter()
+        .map(|p| format!("{}\n", out.piece_chunk(p)))
+        .collect();
+    Ok(Bytes::from(s))
 }
 
 pub(crate) fn ndjson(body: Body, dropped: usize) -> Response {
@@ -441,7 +531,7 @@ pub async fn chat(
     Extension(log): Extension<RequestLog>,
     Checked(r): Checked<ChatReq>,
 ) -> Result<Response, ApiError> {
-    no_thinking(r.think.as_ref())?;
+    parts::think_field(r.think.as_ref())?;
     let ka = keep_alive(&r.keep_alive)?;
     log.model(&r.model);
     if r.messages.is_empty() {
@@ -452,23 +542,42 @@ pub async fn chat(
     if !names.is_empty() && r.format.is_some() {
         return Err(ApiError::bad_request("tools and format cannot be combined"));
     }
-    let (grammar, tool_prompt) = if names.is_empty() {
-        (structured::from_ollama_format(r.format.as_ref())?, None)
-    } else {
-        (
-            Some(tools::grammar(&r.tools, &ToolChoice::Auto)?),
-            Some(tools::system_prompt(&r.tools, &ToolChoice::Auto)?),
-        )
-    };
-    let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
+    let msgs = prompt::chat_messages(&r.messages)?;
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
     if let Some(o) = crate::modelfile::under(m, &r.options)? {
         params = o.to_params()?;
     }
+    let (think, format) = thinking(m, r.think.as_ref())?;
+    // The template's own tool syntax when it has one; otherwise a system
+    // message and a JSON reply the grammar holds.
+    let native = !names.is_empty() && parts::native_tools(&format);
+    let mut opts = RenderOptions {
+        enable_thinking: think,
+        ..RenderOptions::new(true)
+    };
+    let (grammar, msgs) = if native {
+        opts.tools = parts::chat_tools(&r.tools);
+        (None, msgs)
+    } else if names.is_empty() {
+        (
+            structured::from_ollama_format(r.format.as_ref())?,
+            prompt::with_json_tools(msgs, None),
+        )
+    } else {
+        (
+            Some(tools::grammar(&r.tools, &ToolChoice::Auto)?),
+            prompt::with_json_tools(
+                msgs,
+                Some(tools::system_prompt(&r.tools, &ToolChoice::Auto)?),
+            ),
+        )
+    };
     let constraint = structured::constraint(grammar.as_ref(), m);
+    // Harmony's channel markers are control tokens: the parser needs their text.
+    params.render_special = format.harmony;
     let n_ctx = prompt::request_ctx(m.engine.n_ctx(), r.options.num_ctx)?;
-    let fitted = prompt::prepare_one(m, PromptText::Chat(msgs), n_ctx, r.truncate).await?;
+    let fitted = prompt::prepare_one(m, PromptText::Chat(msgs, opts), n_ctx, r.truncate).await?;
     limit_to_ctx(&mut params, n_ctx, m.engine.n_ctx(), fitted.tokens.len())?;
     let run = gen::start(
         use_,
@@ -483,7 +592,8 @@ pub async fn chat(
         chat: true,
         context: None,
         dropped: fitted.dropped,
-        tools: (!names.is_empty()).then_some(names),
+        tools: (!names.is_empty() && !native).then_some(names),
+        parts: PartsSpec::new(format, native, fitted.opens_thinking),
     };
     respond(run, out, r.stream.unwrap_or(true), &fitted).await
 }

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use hearth_engine::GenParams;
+use hearth_tokenizer::RenderOptions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,6 +17,7 @@ use crate::models::{LoadedModel, ModelUse};
 use crate::openai_reply::{new_id, now_secs, respond, Reply};
 use crate::options::{Checked, Fields, RequestFields, Sampling, SAMPLING};
 use crate::params::OneOrMany;
+use crate::parts::{self, PartsSpec};
 use crate::prompt::{self, PromptText};
 use crate::tools::{self, ToolChoice};
 use crate::{structured, AppState, RequestLog};
@@ -317,27 +319,37 @@ pub async fn chat(
             "tools and response_format cannot be combined",
         ));
     }
-    let (grammar, tool_prompt) = if use_tools {
+    let msgs = prompt::chat_messages(&r.messages)?;
+    let use_ = st.models.acquire(&c.model, None).await?;
+    let m = use_.model.clone();
+    if !m.config.parameters.is_empty() {
+        let logprobs = params.logprobs;
+        params = c.params_for(&m, None)?;
+        params.logprobs = logprobs;
+    }
+    let format = parts::format_of(&m);
+    // The template's own tool syntax when it has one and the model may
+    // choose; otherwise a system message and a JSON reply the grammar holds.
+    let native = use_tools && choice == ToolChoice::Auto && parts::native_tools(&format);
+    let mut opts = RenderOptions::new(true);
+    let (grammar, msgs) = if native {
+        opts.tools = parts::chat_tools(&r.tools);
+        (None, msgs)
+    } else if use_tools {
         (
             Some(tools::grammar(&r.tools, &choice)?),
-            Some(tools::system_prompt(&r.tools, &choice)?),
+            prompt::with_json_tools(msgs, Some(tools::system_prompt(&r.tools, &choice)?)),
         )
     } else {
         (
             structured::from_response_format(r.response_format.as_ref())?,
-            None,
+            prompt::with_json_tools(msgs, None),
         )
     };
-    let msgs = prompt::chat_messages(&r.messages, tool_prompt)?;
-    let use_ = st.models.acquire(&c.model, None).await?;
-    let m = use_.model.clone();
-    if !m.config.parameters.is_empty() {
-        let logprobs = params.logprobs.clone();
-        params = c.params_for(&m, None)?;
-        params.logprobs = logprobs;
-    }
+    // Harmony's channel markers are control tokens: the parser needs their text.
+    params.render_special = format.harmony;
     let n_ctx = m.engine.n_ctx();
-    let fitted = prompt::prepare_one(&m, PromptText::Chat(msgs), n_ctx, c.truncate).await?;
+    let fitted = prompt::prepare_one(&m, PromptText::Chat(msgs, opts), n_ctx, c.truncate).await?;
     fit_params(c, &mut params, &m, fitted.tokens.len())?;
     let reply = Reply {
         id: new_id("chatcmpl"),
@@ -345,7 +357,8 @@ pub async fn chat(
         model: c.model.clone(),
         chat: true,
         include_usage: c.include_usage(),
-        tools: use_tools.then_some(names),
+        tools: (use_tools && !native).then_some(names),
+        parts: PartsSpec::new(format, native, fitted.opens_thinking),
         dropped: fitted.dropped,
         logprobs: params.logprobs.is_some(),
         tok: m.tokenizer.clone(),
@@ -462,7 +475,7 @@ pub async fn completions(
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
     if !m.config.parameters.is_empty() {
-        let logprobs = params.logprobs.clone();
+        let logprobs = params.logprobs;
         params = c.params_for(&m, Some(16))?;
         params.logprobs = logprobs;
     }
@@ -499,6 +512,7 @@ pub async fn completions(
         chat: false,
         include_usage: c.include_usage(),
         tools: None,
+        parts: None,
         dropped: fitted.iter().map(|f| f.dropped).sum(),
         logprobs: params.logprobs.is_some(),
         tok: m.tokenizer.clone(),

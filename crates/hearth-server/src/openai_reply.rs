@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::gen::{Finished, Run, Step};
+use crate::parts::{piece_fields, PartsSpec};
 use crate::prompt::TRUNCATED_HEADER;
 use crate::tools::{self, ToolCall};
 
@@ -64,8 +65,11 @@ pub struct Reply {
     pub model: String,
     pub chat: bool,
     pub include_usage: bool,
-    /// Offered tool names, when the reply may be a tool call.
+    /// Offered tool names, when the reply may be a tool call in the JSON
+    /// the tool grammar holds.
     pub tools: Option<Vec<String>>,
+    /// The model's reply syntax (reasoning, native tool calls), when it has one.
+    pub parts: Option<PartsSpec>,
     pub dropped: usize,
     /// Log-probabilities are shown (chat: `logprobs: true`; completions: `logprobs: N`).
     pub logprobs: bool,
@@ -75,21 +79,24 @@ pub struct Reply {
     pub prompt_tokens: usize,
 }
 
+/// One call as a `tool_calls` entry (`index` when streaming).
+fn tool_call_json(index: usize, name: &str, arguments: &Value, streaming: bool) -> Value {
+    let mut call = json!({
+        "id": format!("call_{}", new_id("t")),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments.to_string()},
+    });
+    if streaming {
+        call["index"] = json!(index);
+    }
+    call
+}
+
 fn tool_calls_json(calls: &[ToolCall], streaming: bool) -> Value {
     let v: Vec<Value> = calls
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let mut call = json!({
-                "id": format!("call_{}", new_id("t")),
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments.to_string()},
-            });
-            if streaming {
-                call["index"] = json!(i);
-            }
-            call
-        })
+        .map(|(i, c)| tool_call_json(i, &c.name, &c.arguments, streaming))
         .collect();
     json!(v)
 }
@@ -190,6 +197,28 @@ impl Reply {
     }
 
     fn choice(&self, index: usize, text: &str, f: &Finished) -> Value {
+        if let (Some(parts), true) = (&self.parts, self.chat) {
+            let (thinking, content, calls) = parts.parse_all(text);
+            let mut msg = json!({"role": "assistant", "content": content});
+            if !thinking.is_empty() {
+                msg["reasoning_content"] = json!(thinking);
+            }
+            let mut finish = f.finish.as_str();
+            if !calls.is_empty() {
+                let v: Vec<Value> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| tool_call_json(i, &c.name, &c.arguments, false))
+                    .collect();
+                msg["tool_calls"] = json!(v);
+                if msg["content"] == "" {
+                    msg["content"] = Value::Null;
+                }
+                finish = "tool_calls";
+            }
+            let logprobs = self.logprobs_json(&f.logprobs, &mut 0);
+            return json!({"index": index, "message": msg, "logprobs": logprobs, "finish_reason": finish});
+        }
         let (calls, text) = self.calls(text);
         let finish = if calls.is_some() {
             "tool_calls"
@@ -278,37 +307,79 @@ struct Streaming {
     pending: Vec<Vec<TokenLogprob>>,
     offsets: Vec<usize>,
     completion_tokens: usize,
+    /// Each choice's reply parser (when the model has a reply syntax) and
+    /// how many calls it has sent.
+    parsers: Vec<Option<hearth_reply::ReplyParser>>,
+    calls_sent: Vec<usize>,
 }
 
 impl Streaming {
     /// The events for one step of choice `i` (empty while log-probabilities wait for text).
     fn events(&mut self, i: usize, step: Step) -> String {
-        let r = &self.reply;
         match step {
             Step::Logprob(l) => {
                 self.pending[i].push(l);
                 String::new()
             }
             Step::Text(t) => {
-                let lps = std::mem::take(&mut self.pending[i]);
-                let lps = r.logprobs_json(&lps, &mut self.offsets[i]);
-                event(&r.chunk(i, json!({"content": t}), lps, None))
+                let deltas = match self.parsers[i].as_mut().map(|p| p.push(&t)) {
+                    Some(pieces) => deltas(&mut self.calls_sent[i], pieces),
+                    None => vec![json!({"content": t})],
+                };
+                let r = &self.reply;
+                let mut s = String::new();
+                for d in deltas {
+                    // The log-probabilities so far go with the first delta.
+                    let lps = std::mem::take(&mut self.pending[i]);
+                    let lps = r.logprobs_json(&lps, &mut self.offsets[i]);
+                    s += &event(&r.chunk(i, d, lps, None));
+                }
+                s
             }
             Step::Done(f) => {
                 self.completion_tokens += f.stats.gen_tokens;
                 let mut s = String::new();
+                if let Some(rest) = self.parsers[i].as_mut().map(|p| p.finish()) {
+                    for d in deltas(&mut self.calls_sent[i], rest) {
+                        s += &event(&self.reply.chunk(i, d, Value::Null, None));
+                    }
+                }
+                let r = &self.reply;
+                let finish = if self.calls_sent[i] > 0 {
+                    "tool_calls"
+                } else {
+                    f.finish.as_str()
+                };
                 if !self.pending[i].is_empty() {
                     let lps = std::mem::take(&mut self.pending[i]);
                     let lps = r.logprobs_json(&lps, &mut self.offsets[i]);
                     s += &event(&r.chunk(i, json!({"content": ""}), lps, None));
                 }
-                s + &event(&r.chunk(i, json!({}), Value::Null, Some(f.finish.as_str())))
+                s + &event(&r.chunk(i, json!({}), Value::Null, Some(finish)))
             }
             Step::Error(e) => event(
                 &json!({"error": {"message": e, "type": "server_error", "param": null, "code": null}}),
             ),
         }
     }
+}
+
+/// The deltas of parsed pieces: `reasoning_content`, `content`, or one
+/// `tool_calls` entry each (`calls_sent` numbers them).
+fn deltas(calls_sent: &mut usize, pieces: Vec<hearth_reply::Piece>) -> Vec<Value> {
+    pieces
+        .into_iter()
+        .map(|p| match piece_fields(p) {
+            (Some(t), _, _) => json!({"reasoning_content": t}),
+            (_, Some(t), _) => json!({"content": t}),
+            (_, _, Some(c)) => {
+                let k = *calls_sent;
+                *calls_sent += 1;
+                json!({"tool_calls": [tool_call_json(k, &c.name, &c.arguments, true)]})
+            }
+            _ => json!({}),
+        })
+        .collect()
 }
 
 /// One run's steps, tagged with its choice index, ending after `Done` or `Error`.
@@ -364,7 +435,18 @@ pub async fn respond(runs: Vec<Run>, reply: Reply, stream: bool) -> Result<Respo
     } else {
         String::new()
     };
+    let parsers = (0..n)
+        .map(|_| {
+            reply
+                .parts
+                .as_ref()
+                .filter(|_| reply.chat)
+                .map(PartsSpec::parser)
+        })
+        .collect();
     let state = Streaming {
+        parsers,
+        calls_sent: vec![0; n],
         reply,
         steps: futures_util::stream::select_all(
             runs.into_iter().enumerate().map(|(i, r)| steps_of(i, r)),

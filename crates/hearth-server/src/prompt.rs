@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderName;
-use hearth_tokenizer::ChatMessage;
+use hearth_tokenizer::{ChatMessage, ChatToolCall, RenderOptions};
 
 /// Response header saying how many prompt tokens `truncate: true` dropped.
 pub const TRUNCATED_HEADER: HeaderName = HeaderName::from_static("x-hearth-truncated-tokens");
@@ -23,14 +23,18 @@ pub fn render_go_template(template: &str, system: &str, prompt: &str) -> Result<
 }
 
 /// The chat prompt text for `messages` with the model's template.
-pub fn render_chat(m: &LoadedModel, messages: &[ChatMessage]) -> Result<String, ApiError> {
+pub fn render_chat(
+    m: &LoadedModel,
+    messages: &[ChatMessage],
+    opts: &RenderOptions,
+) -> Result<String, ApiError> {
     let messages = &crate::modelfile::messages(m, messages.to_vec());
     if let Some(r) = crate::modelfile::render(m, messages) {
         return r;
     }
     match &m.template {
         Some(t) => t
-            .render(messages, true)
+            .render_with(messages, opts)
             .map_err(|e| ApiError::bad_request(format!("applying the chat template: {e}"))),
         None => Err(ApiError::bad_request(format!(
             "model '{}' has no chat template; use /api/generate with raw: true or a template",
@@ -63,7 +67,7 @@ pub fn check_bytes(m: &LoadedModel, text_bytes: usize, n_ctx: usize) -> Result<(
 pub enum PromptText {
     Text(String),
     /// Rendered with the model's chat template.
-    Chat(Vec<ChatMessage>),
+    Chat(Vec<ChatMessage>, RenderOptions),
 }
 
 /// Renders and tokenizes each prompt and fits it to `n_ctx` (see [`fit`])
@@ -83,12 +87,14 @@ pub async fn prepare(
             .map(|t| {
                 let text = match t {
                     PromptText::Text(s) => s,
-                    PromptText::Chat(msgs) => render_chat(&m, &msgs)?,
+                    PromptText::Chat(msgs, opts) => render_chat(&m, &msgs, &opts)?,
                 };
                 if !truncate {
                     check_bytes(&m, text.len(), n_ctx)?;
                 }
-                fit(&m, tokenize(&m, &text), n_ctx, truncate)
+                let mut fitted = fit(&m, tokenize(&m, &text), n_ctx, truncate)?;
+                fitted.opens_thinking = crate::parts::format_of(&m).prompt_opens_thinking(&text);
+                Ok(fitted)
             })
             .collect()
     })
@@ -113,6 +119,8 @@ pub struct Fitted {
     pub tokens: Vec<u32>,
     /// Tokens dropped from the front (truncate: true).
     pub dropped: usize,
+    /// The rendered prompt leaves the reply inside a reasoning block.
+    pub opens_thinking: bool,
 }
 
 /// Checks that the prompt fits the context (`n_ctx`, leaving room for at
@@ -126,7 +134,11 @@ pub fn fit(
     truncate: bool,
 ) -> Result<Fitted, ApiError> {
     if tokens.len() < n_ctx {
-        return Ok(Fitted { tokens, dropped: 0 });
+        return Ok(Fitted {
+            tokens,
+            dropped: 0,
+            opens_thinking: false,
+        });
     }
     if !truncate {
         return Err(ApiError::bad_request(format!(
@@ -145,6 +157,7 @@ pub fn fit(
     Ok(Fitted {
         tokens: out,
         dropped,
+        opens_thinking: false,
     })
 }
 
@@ -205,13 +218,23 @@ fn content_text(v: Option<&serde_json::Value>) -> Result<String, ApiError> {
     }
 }
 
-/// Request messages (Ollama or OpenAI shape) as template messages:
-/// earlier tool calls are shown as the JSON the model was asked to write,
-/// `tool` results keep their role, and `tool_prompt` joins the system message.
-pub fn chat_messages(
-    messages: &[serde_json::Value],
-    tool_prompt: Option<String>,
-) -> Result<Vec<ChatMessage>, ApiError> {
+/// The text of a JSON value that should be a string (empty when absent).
+fn str_field(m: &serde_json::Value, key: &str) -> Result<String, ApiError> {
+    match m.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(String::new()),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "message field '{key}' must be a string"
+        ))),
+    }
+}
+
+/// Request messages (Ollama or OpenAI shape) as template messages: roles
+/// checked (`developer` is `system`), contents as text, an assistant turn's
+/// `tool_calls` (arguments as JSON text) and reasoning (`reasoning_content`,
+/// or Ollama's `thinking`), a tool result's `tool_call_id` and function
+/// name (`name`, or Ollama's `tool_name`).
+pub fn chat_messages(messages: &[serde_json::Value]) -> Result<Vec<ChatMessage>, ApiError> {
     use serde_json::Value;
     let mut out = Vec::with_capacity(messages.len() + 1);
     for m in messages {
@@ -233,27 +256,78 @@ pub fn chat_messages(
                 "images are not supported: hearth runs text-only models",
             ));
         }
-        let mut content = content_text(m.get("content"))?;
-        if let Some(calls) = m.get("tool_calls") {
-            let calls = crate::tools::calls_from_message(calls);
-            if !calls.is_empty() {
-                if !content.is_empty() {
-                    content.push('\n');
-                }
-                content.push_str(&crate::tools::render_calls(&calls));
-            }
+        let mut msg = ChatMessage::new(role, content_text(m.get("content"))?);
+        msg.reasoning_content = str_field(m, "reasoning_content")?;
+        if msg.reasoning_content.is_empty() {
+            msg.reasoning_content = str_field(m, "thinking")?;
         }
-        out.push(ChatMessage::new(role, content));
+        msg.tool_call_id = str_field(m, "tool_call_id")?;
+        msg.name = str_field(m, "name")?;
+        if msg.name.is_empty() {
+            msg.name = str_field(m, "tool_name")?;
+        }
+        for c in m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let f = c.get("function").unwrap_or(c);
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("each tool call needs a function name"))?;
+            msg.tool_calls.push(ChatToolCall {
+                id: c
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                name: name.to_string(),
+                arguments: match f.get("arguments") {
+                    None | Some(Value::Null) => "{}".to_string(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(a) => a.to_string(),
+                },
+            });
+        }
+        out.push(msg);
+    }
+    Ok(out)
+}
+
+/// Messages for a template without a tool-call syntax of its own: earlier
+/// tool calls are shown as the JSON the model was asked to write, and
+/// `tool_prompt` joins the system message.
+pub fn with_json_tools(
+    mut msgs: Vec<ChatMessage>,
+    tool_prompt: Option<String>,
+) -> Vec<ChatMessage> {
+    for m in &mut msgs {
+        let calls: Vec<crate::tools::ToolCall> = std::mem::take(&mut m.tool_calls)
+            .into_iter()
+            .map(|c| crate::tools::ToolCall {
+                arguments: serde_json::from_str(&c.arguments)
+                    .unwrap_or(serde_json::Value::String(c.arguments)),
+                name: c.name,
+            })
+            .collect();
+        if !calls.is_empty() {
+            if !m.content.is_empty() {
+                m.content.push('\n');
+            }
+            m.content.push_str(&crate::tools::render_calls(&calls));
+        }
     }
     if let Some(tp) = tool_prompt {
-        match out.first_mut() {
+        match msgs.first_mut() {
             Some(first) if first.role == "system" => {
                 first.content = format!("{}\n\n{tp}", first.content);
             }
-            _ => out.insert(0, ChatMessage::new("system", tp)),
+            _ => msgs.insert(0, ChatMessage::new("system", tp)),
         }
     }
-    Ok(out)
+    msgs
 }
 
 #[cfg(test)]

@@ -42,6 +42,19 @@ fn model_info(file: &GgufFile) -> Map<String, Value> {
     info
 }
 
+/// The store's capabilities of the file, and `thinking` when the model's
+/// own chat template writes reasoning hearth separates from the content
+/// (`<think>` blocks or gpt-oss's channels; a Modelfile `TEMPLATE` is read
+/// as plain text, so it never does).
+fn capabilities(file: &GgufFile, own_template: bool, template: &str) -> Vec<&'static str> {
+    let mut caps = hearth_store::capabilities(file);
+    let format = hearth_reply::ReplyFormat::from_template(template);
+    if own_template && caps.contains(&"completion") && (format.think.is_some() || format.harmony) {
+        caps.push("thinking");
+    }
+    caps
+}
+
 pub async fn show(
     State(st): State<AppState>,
     JsonBody(r): JsonBody<NameReq>,
@@ -81,7 +94,7 @@ pub async fn show(
             "template": template,
             "details": details,
             "model_info": model_info(&file),
-            "capabilities": hearth_store::capabilities(&file),
+            "capabilities": capabilities(&file, config.template.is_none(), &template),
             "modified_at": rfc3339(modified),
         });
         if let Some(s) = &config.system {

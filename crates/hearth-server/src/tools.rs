@@ -118,29 +118,6 @@ pub fn render_calls(calls: &[ToolCall]) -> String {
     json!({ "tool_calls": v }).to_string()
 }
 
-/// Reads calls from OpenAI/Ollama `tool_calls` in a request message
-/// (arguments as an object or a JSON string).
-pub fn calls_from_message(v: &Value) -> Vec<ToolCall> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| {
-                    let f = c.get("function")?;
-                    let name = f.get("name")?.as_str()?.to_string();
-                    let arguments = match f.get("arguments") {
-                        Some(Value::String(s)) => {
-                            serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
-                        }
-                        Some(v) => v.clone(),
-                        None => json!({}),
-                    };
-                    Some(ToolCall { name, arguments })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The tool calls in a model's reply, when it is one; only calls of
 /// offered functions count.
 pub fn parse_reply(text: &str, offered: &[String]) -> Option<Vec<ToolCall>> {

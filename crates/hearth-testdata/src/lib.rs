@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+pub mod gguf;
 pub mod http;
 pub mod hub;
 pub mod netns;

@@ -64,7 +64,7 @@ mod unicode;
 mod vocab;
 mod wordpiece;
 
-pub use chat::{ChatMessage, ChatTemplate};
+pub use chat::{ChatMessage, ChatTemplate, ChatTool, ChatToolCall, RenderOptions};
 pub use decode::StreamDecoder;
 pub use error::TokenizerError;
 pub use tokenizer::{SpecialIds, Tokenizer, TokenizerKind};

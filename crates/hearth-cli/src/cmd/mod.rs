@@ -19,5 +19,6 @@ mod session;
 pub mod show;
 pub mod stop;
 mod store_fmt;
+mod thinking;
 pub mod tokenize;
 pub mod verify;

@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// holding a JSON Schema the reply must match.
     #[arg(long)]
     pub format: Option<String>,
+    /// Leave the model's reasoning (`<think>…</think>` and the like) out of
+    /// the reply; by default it is shown, dimmed on a terminal.
+    #[arg(long)]
+    pub hide_thinking: bool,
 }
 
 /// The option-named values of the flags given (Ollama's names, so they
@@ -149,6 +153,7 @@ pub fn main(a: RunArgs) -> Result<()> {
         system: a.system.clone(),
         chat: prompt.is_none(),
         deterministic: a.deterministic,
+        hide_thinking: a.hide_thinking,
     };
     let format = a.format.as_deref().map(super::format::load).transpose()?;
     let mut session = Session::open(&a.model, setup, Map::new())?;

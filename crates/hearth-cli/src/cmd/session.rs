@@ -4,7 +4,7 @@
 //! in a chat), then the store model's Modelfile parameters, then the
 //! command-line flags, then `/set parameter` in a chat.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,6 +45,8 @@ pub struct Setup {
     pub chat: bool,
     /// Batch-invariant kernels (`--deterministic`).
     pub deterministic: bool,
+    /// Leave the model's reasoning out of the printed reply.
+    pub hide_thinking: bool,
 }
 
 pub struct Session {
@@ -264,6 +266,22 @@ impl Session {
         out: &mut impl Write,
     ) -> Result<Generation> {
         let text = self.prompt_text(raw_prompt, messages)?;
+        let format = match (
+            &self.template,
+            self.setup.raw || self.config.template.is_some(),
+        ) {
+            (Some(t), false) => t.source().map(hearth_reply::ReplyFormat::from_template),
+            _ => None,
+        };
+        // Harmony's channel markers are control tokens: the view needs their text.
+        let mut params = self.params.clone();
+        params.render_special = format.as_ref().is_some_and(|f| f.harmony);
+        let mut view = super::thinking::ReplyView::new(
+            format,
+            &text,
+            self.setup.hide_thinking,
+            io::stdout().is_terminal(),
+        );
         // BOS comes from tokenization; `ChatTemplate` already drops a BOS
         // text a template writes itself, as llama.cpp does.
         let ids = self.loaded.tokenizer.encode(&text, true, true);
@@ -271,7 +289,8 @@ impl Session {
         GENERATING.store(true, Ordering::SeqCst);
         let mut write_err = None;
         let mut on_text = |text: &str| {
-            if write_err.is_none() {
+            let text = view.push(text);
+            if write_err.is_none() && !text.is_empty() {
                 if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
                     write_err = Some(e);
                     CANCEL.store(true, Ordering::SeqCst);
@@ -287,7 +306,7 @@ impl Session {
                     &mut self.state,
                     tok,
                     &ids,
-                    &self.params,
+                    &params,
                     &mut c,
                     &CANCEL,
                     &mut on_text,
@@ -298,12 +317,19 @@ impl Session {
                 &mut self.state,
                 tok,
                 &ids,
-                &self.params,
+                &params,
                 &CANCEL,
                 &mut on_text,
             ),
         };
         GENERATING.store(false, Ordering::SeqCst);
+        let rest = view.finish();
+        if write_err.is_none() && !rest.is_empty() {
+            write_err = out
+                .write_all(rest.as_bytes())
+                .and_then(|_| out.flush())
+                .err();
+        }
         if let Some(e) = write_err {
             if e.kind() != io::ErrorKind::BrokenPipe {
                 return Err(e).context("writing the reply");

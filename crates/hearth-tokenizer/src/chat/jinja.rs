@@ -1,13 +1,14 @@
-//! Jinja chat templates rendered with minijinja the way Hugging Face (and
-//! llama.cpp's engine) render them: `trim_blocks` and `lstrip_blocks` on,
-//! no trailing newline kept, Python string/dict methods available, and the
-//! helpers templates call (`raise_exception`, `strftime_now`).
+//! Jinja chat templates rendered with minijinja the way llama.cpp's engine
+//! renders them: `trim_blocks` and `lstrip_blocks` on, no trailing newline
+//! kept, Python string/dict methods available, values printed and
+//! serialised as llama.cpp prints them (see `pyfmt.rs`), the helpers
+//! templates call (`raise_exception`, `strftime_now`), and the input
+//! prepared as llama.cpp's chat layer prepares it (see `prepare.rs`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use minijinja::{Environment, Error, ErrorKind, Value};
 
-use minijinja::{context, Environment, Error, ErrorKind, Value};
-
-use super::ChatMessage;
+use super::prepare::{self, Caps};
+use super::{caps, clock, pyfmt, ChatMessage, RenderOptions};
 use crate::error::TokenizerError;
 
 const NAME: &str = "chat";
@@ -15,9 +16,12 @@ const NAME: &str = "chat";
 #[derive(Debug)]
 pub(super) struct JinjaTemplate {
     env: Environment<'static>,
+    /// The source as given (what `/api/show` and the reply format read);
+    /// the environment holds it as patched for rendering.
     source: String,
     bos: String,
     eos: String,
+    caps: Caps,
 }
 
 fn template_error(e: &Error) -> TokenizerError {
@@ -41,24 +45,27 @@ impl JinjaTemplate {
         // `tools|length` without tools); minijinja would fail.
         env.add_filter("length", length);
         env.add_filter("count", length);
+        pyfmt::install(&mut env);
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_function("strftime_now", |fmt: String| -> String {
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            strftime(&fmt, secs)
-        });
-        env.add_template_owned(NAME, source.to_string())
+        env.add_template_owned(NAME, prepare::patch_source(source))
             .map_err(|e| template_error(&e))?;
-        Ok(JinjaTemplate {
+        let mut t = JinjaTemplate {
             env,
             source: source.to_string(),
             bos: bos.to_string(),
             eos: eos.to_string(),
-        })
+            caps: Caps {
+                string_content: true,
+                typed_content: false,
+                system_role: true,
+                object_arguments: false,
+            },
+        };
+        let now = clock::unix_now();
+        t.caps = caps::probe(&|ctx| t.render_value(ctx, Budget::for_input(8, 1024), now));
+        Ok(t)
     }
 
     pub fn source(&self) -> &str {
@@ -76,43 +83,62 @@ impl JinjaTemplate {
     pub fn render(
         &self,
         messages: &[ChatMessage],
-        add_generation_prompt: bool,
+        opts: &RenderOptions,
     ) -> Result<String, TokenizerError> {
         let input: usize = messages
             .iter()
-            .map(|m| m.role.len() + m.content.len())
-            .sum();
-        let budget = Budget::for_input(messages.len(), input);
+            .map(|m| {
+                m.role.len()
+                    + m.content.len()
+                    + m.reasoning_content.len()
+                    + m.tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len())
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+            + opts
+                .tools
+                .iter()
+                .map(|t| t.parameters.to_string().len() + t.description.len())
+                .sum::<usize>();
+        let budget = Budget::for_input(messages.len() + opts.tools.len(), input);
+        let ctx = prepare::context(
+            &self.source,
+            &self.caps,
+            &self.bos,
+            &self.eos,
+            messages,
+            opts,
+        )?;
+        self.render_value(Value::from_serialize(&ctx), budget, opts.now_secs())
+    }
+
+    fn render_value(&self, ctx: Value, budget: Budget, now: u64) -> Result<String, TokenizerError> {
         // Fuel is the environment's; a clone shares the compiled template.
         let mut env = self.env.clone();
         env.set_fuel(Some(budget.fuel));
+        env.add_function("strftime_now", move |fmt: String| -> String {
+            clock::strftime(&fmt, now)
+        });
         let tmpl = env.get_template(NAME).map_err(|e| template_error(&e))?;
         let mut out = CappedWriter {
             buf: Vec::new(),
             cap: budget.output_bytes,
             over: false,
         };
-        let rendered = tmpl.render_captured_to(
-            context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt,
-                bos_token => &self.bos,
-                eos_token => &self.eos,
-            },
-            &mut out,
-        );
+        let rendered = tmpl.render_captured_to(ctx, &mut out).map(|_| ());
         match rendered {
-            Ok(_) => String::from_utf8(out.buf).map_err(|_| {
+            Ok(()) => String::from_utf8(out.buf).map_err(|_| {
                 TokenizerError::Template("the chat template produced invalid UTF-8".into())
             }),
             Err(_) if out.over => Err(TokenizerError::Template(format!(
-                "the chat template's output passed its budget of {} bytes (the messages hold {input})",
+                "the chat template's output passed its budget of {} bytes",
                 budget.output_bytes
             ))),
             Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(TokenizerError::Template(format!(
-                "the chat template ran past its budget of {} instructions for {} messages",
+                "the chat template ran past its budget of {} instructions",
                 budget.fuel,
-                messages.len()
             ))),
             Err(e) => Err(template_error(&e)),
         }
@@ -182,81 +208,6 @@ fn length(v: Value) -> Result<usize, Error> {
     })
 }
 
-/// A small `strftime` over UTC for the directives chat templates use
-/// (`%Y %y %m %d %e %H %M %S %B %b %A %a %j %%`, and `%-d`/`%-m`).
-fn strftime(fmt: &str, unix_secs: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
-    let t = hearth_time::Civil::from_unix(unix_secs as i64);
-    let (year, month, day) = (t.year, i64::from(t.month), i64::from(t.day));
-    let yday = i64::from(t.day_of_year());
-    let month_name = MONTHS[(t.month - 1) as usize];
-    let weekday = DAYS[t.weekday() as usize];
-
-    let mut out = String::new();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let mut d = chars.next().unwrap_or('%');
-        let no_pad = d == '-';
-        if no_pad {
-            d = chars.next().unwrap_or('%');
-        }
-        let num = |v: i64, w: usize| {
-            if no_pad {
-                v.to_string()
-            } else {
-                format!("{v:0w$}")
-            }
-        };
-        match d {
-            'Y' => out += &year.to_string(),
-            'y' => out += &num(year % 100, 2),
-            'm' => out += &num(month, 2),
-            'd' => out += &num(day, 2),
-            'e' => out += &format!("{day:2}"),
-            'H' => out += &num(i64::from(t.hour), 2),
-            'M' => out += &num(i64::from(t.minute), 2),
-            'S' => out += &num(i64::from(t.second), 2),
-            'j' => out += &num(yday, 3),
-            'B' => out += month_name,
-            'b' => out += &month_name[..3],
-            'A' => out += weekday,
-            'a' => out += &weekday[..3],
-            '%' => out.push('%'),
-            other => {
-                out.push('%');
-                out.push(other);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +222,7 @@ mod tests {
                     ChatMessage::new("user", "  hi  "),
                     ChatMessage::new("x", "no"),
                 ],
-                false,
+                &RenderOptions::new(false),
             )
             .unwrap();
         assert_eq!(out, "[HI]\n");
@@ -282,34 +233,27 @@ mod tests {
         let src = "{% if tools is not none and tools|length > 0 %}T{% endif %}{{ messages|length }}{{ 'ab'|length }}";
         let t = JinjaTemplate::new(src, "", "").unwrap();
         assert_eq!(
-            t.render(&[ChatMessage::new("user", "x")], false).unwrap(),
+            t.render(&[ChatMessage::new("user", "x")], &RenderOptions::new(false))
+                .unwrap(),
             "12"
         );
         let bad = JinjaTemplate::new("{{ 3|length }}", "", "").unwrap();
-        assert!(bad.render(&[], false).is_err());
+        assert!(bad.render(&[], &RenderOptions::new(false)).is_err());
     }
 
     #[test]
     fn raise_exception_is_an_error() {
         let t =
             JinjaTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
-        let err = t.render(&[], false).unwrap_err().to_string();
+        let err = t
+            .render(&[], &RenderOptions::new(false))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("roles must alternate"), "{err}");
         assert!(matches!(
             JinjaTemplate::new("{% if %}", "", ""),
             Err(TokenizerError::Template(_))
         ));
-    }
-
-    #[test]
-    fn strftime_formats_utc_dates() {
-        // 2024-02-29 13:05:09 UTC, a Thursday.
-        let t = 1_709_211_909;
-        assert_eq!(strftime("%d %b %Y", t), "29 Feb 2024");
-        assert_eq!(
-            strftime("%A %B %-d, %H:%M:%S %j %%", t),
-            "Thursday February 29, 13:05:09 060 %"
-        );
     }
 
     #[test]
@@ -319,7 +263,7 @@ mod tests {
         let t = JinjaTemplate::new(src, "", "").unwrap();
         let started = std::time::Instant::now();
         let err = t
-            .render(&[ChatMessage::new("user", "hi")], true)
+            .render(&[ChatMessage::new("user", "hi")], &RenderOptions::new(true))
             .unwrap_err()
             .to_string();
         assert!(err.contains("budget"), "{err}");
@@ -332,7 +276,10 @@ mod tests {
         // Few instructions, much output: each loop turn writes 100 kB.
         let src = "{% for a in range(1000) %}{{ 'y' * 100000 }}{% endfor %}";
         let t = JinjaTemplate::new(src, "", "").unwrap();
-        let err = t.render(&[], false).unwrap_err().to_string();
+        let err = t
+            .render(&[], &RenderOptions::new(false))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("output") && err.contains("bytes"), "{err}");
         let small = Budget::for_input(1, 10);
         let big = Budget::for_input(1000, 10 << 20);
@@ -343,6 +290,6 @@ mod tests {
         let msgs: Vec<_> = (0..2000)
             .map(|i| ChatMessage::new("user", "z".repeat(i % 300)))
             .collect();
-        assert!(t.render(&msgs, true).is_ok());
+        assert!(t.render(&msgs, &RenderOptions::new(true)).is_ok());
     }
 }

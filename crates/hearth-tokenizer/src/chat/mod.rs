@@ -2,15 +2,23 @@
 //! was trained on.
 //!
 //! A GGUF's `tokenizer.chat_template` is Jinja and is rendered by
-//! minijinja (with Python-compatible methods, `trim_blocks` and
-//! `lstrip_blocks`, the variables `messages`, `add_generation_prompt`,
-//! `bos_token`, `eos_token`). A file without one gets the built-in format
+//! minijinja exactly as llama.cpp's chat layer renders it: the same
+//! variables (`messages`, `tools`, `add_generation_prompt`, `bos_token`,
+//! `eos_token`, `enable_thinking`, dates), the messages prepared the same
+//! way for what the template can take, values printed the same way
+//! (`testdata/templates` holds llama.cpp's renderings of real templates,
+//! which the tests compare byte for byte). A file without one gets the built-in format
 //! of its family, chosen from `general.architecture` and the vocabulary the
 //! way llama.cpp's legacy templates are (see `builtin.rs`); when nothing fits it
 //! is an error rather than some other model's markup.
 
 mod builtin;
+mod caps;
+mod clock;
+mod concat;
 mod jinja;
+mod prepare;
+mod pyfmt;
 
 use hearth_gguf::{GgufFile, Value};
 
@@ -19,10 +27,70 @@ use builtin::Builtin;
 use jinja::JinjaTemplate;
 
 /// One message of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// An assistant turn's reasoning (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning_content: String,
+    /// The calls an assistant turn made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChatToolCall>,
+    /// For a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tool_call_id: String,
+    /// For a `tool` message: the function's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// A call an assistant turn made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatToolCall {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text.
+    pub arguments: String,
+}
+
+/// A function offered to the model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatTool {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// How a conversation is rendered besides its messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderOptions {
+    /// Append the opening of the assistant's turn.
+    pub add_generation_prompt: bool,
+    /// Functions offered (rendered by templates that describe tools).
+    pub tools: Vec<ChatTool>,
+    /// `enable_thinking` for templates with a reasoning switch.
+    pub enable_thinking: bool,
+    /// The instant dates are printed for (Unix seconds); `None`: now.
+    pub now: Option<u64>,
+}
+
+impl RenderOptions {
+    /// No tools, thinking on, today's date.
+    pub fn new(add_generation_prompt: bool) -> RenderOptions {
+        RenderOptions {
+            add_generation_prompt,
+            tools: Vec::new(),
+            enable_thinking: true,
+            now: None,
+        }
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.now.unwrap_or_else(clock::unix_now)
+    }
 }
 
 impl ChatMessage {
@@ -30,6 +98,7 @@ impl ChatMessage {
         ChatMessage {
             role: role.into(),
             content: content.into(),
+            ..ChatMessage::default()
         }
     }
 }
@@ -111,10 +180,20 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
+        self.render_with(messages, &RenderOptions::new(add_generation_prompt))
+    }
+
+    /// Renders the conversation with tools and the other options; a
+    /// built-in template shows only roles and contents.
+    pub fn render_with(
+        &self,
+        messages: &[ChatMessage],
+        opts: &RenderOptions,
+    ) -> Result<String, TokenizerError> {
         match &self.kind {
-            Kind::Builtin(b) => Ok(b.render(messages, add_generation_prompt)),
+            Kind::Builtin(b) => Ok(b.render(messages, opts.add_generation_prompt)),
             Kind::Jinja(t) => {
-                let mut out = t.render(messages, add_generation_prompt)?;
+                let mut out = t.render(messages, opts)?;
                 if self.strip_bos && !t.bos().is_empty() && out.starts_with(t.bos()) {
                     out.drain(..t.bos().len());
                 }
