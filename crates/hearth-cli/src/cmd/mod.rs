@@ -11,6 +11,8 @@ pub mod perplexity;
 pub mod plan;
 pub mod ps;
 pub mod pull;
+pub mod rag;
+mod rag_ask;
 pub mod rm;
 pub mod run;
 pub mod serve;

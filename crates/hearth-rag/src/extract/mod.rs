@@ -62,8 +62,12 @@ pub enum Format {
 
 impl Format {
     /// The format a file name says, or `None` for one hearth does not read.
+    /// A name without an extension (`README`, `NEWS`) is read as text.
     pub fn of(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let Some(ext) = path.extension() else {
+            return Some(Format::Text);
+        };
+        let ext = ext.to_str()?.to_ascii_lowercase();
         Some(match ext.as_str() {
             "pdf" => Format::Pdf,
             "docx" => Format::Docx,
@@ -202,7 +206,7 @@ mod tests {
         assert_eq!(Format::of(Path::new("a/B.PDF")), Some(Format::Pdf));
         assert_eq!(Format::of(Path::new("x.htm")), Some(Format::Html));
         assert_eq!(Format::of(Path::new("x.exe")), None);
-        assert_eq!(Format::of(Path::new("README")), None);
+        assert_eq!(Format::of(Path::new("README")), Some(Format::Text));
     }
 
     #[test]
