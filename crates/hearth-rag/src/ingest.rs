@@ -165,6 +165,7 @@ pub fn add(
         }
         Ok(())
     })?;
+    report.cancelled |= cancel.load(Ordering::Relaxed);
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -81,7 +81,7 @@ fn shape(line: &str) -> String {
 }
 
 /// Lines among the first or last two of a page that recur on at least
-/// 60% of the pages (and on three or more).
+/// 60% of the pages (and on two or more).
 fn running_lines(pages: &[(u32, Vec<String>)]) -> HashMap<String, usize> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (_, lines) in pages {
@@ -98,7 +98,7 @@ fn running_lines(pages: &[(u32, Vec<String>)]) -> HashMap<String, usize> {
             *seen.entry(s).or_default() += 1;
         }
     }
-    let need = (pages.len() * 3).div_ceil(5).max(3);
+    let need = (pages.len() * 3).div_ceil(5).max(2);
     seen.retain(|_, c| *c >= need);
     seen
 }
