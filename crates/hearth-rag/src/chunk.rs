@@ -76,7 +76,11 @@ pub fn chunks(blocks: &[Block], sizes: &Sizes, count: &dyn Fn(&str) -> usize) ->
             continue;
         }
         let whole = b.kind == Kind::Code && count(&b.text) <= sizes.max;
-        let parts = if whole { vec![(0, b.text.len())] } else { split(&b.text, b.kind) };
+        let parts = if whole {
+            vec![(0, b.text.len())]
+        } else {
+            split(&b.text, b.kind)
+        };
         for (s, e) in parts {
             for (s, e) in cap(&b.text, s, e, target, count) {
                 pieces.push(Piece {
@@ -237,12 +241,19 @@ mod tests {
     fn chunks_follow_headings_keep_code_whole_and_overlap() {
         let blocks = vec![
             Block::new(Kind::Heading(1), "Guide"),
-            Block::new(Kind::Text, "One two three. Four five six. Seven eight nine."),
+            Block::new(
+                Kind::Text,
+                "One two three. Four five six. Seven eight nine.",
+            ),
             Block::new(Kind::Heading(2), "Build"),
             Block::new(Kind::Code, "make all\nmake install\nmake check"),
             Block::new(Kind::Text, "Then run it é."),
         ];
-        let sizes = Sizes { target: 6, overlap: 3, max: 20 };
+        let sizes = Sizes {
+            target: 6,
+            overlap: 3,
+            max: 20,
+        };
         let c = chunks(&blocks, &sizes, &words);
         let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(
@@ -267,13 +278,28 @@ mod tests {
     fn pages_split_chunks_and_long_sentences_are_cut() {
         let mut a = Block::new(Kind::Text, "alpha beta");
         a.page = Some(1);
-        let mut b = Block::new(Kind::Text, (0..25).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" "));
+        let mut b = Block::new(
+            Kind::Text,
+            (0..25)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         b.page = Some(2);
-        let sizes = Sizes { target: 10, overlap: 0, max: 20 };
+        let sizes = Sizes {
+            target: 10,
+            overlap: 0,
+            max: 20,
+        };
         let c = chunks(&[a, b], &sizes, &words);
         assert_eq!(c[0].text, "alpha beta");
         assert_eq!(c[0].page, Some(1));
         assert!(c.len() >= 4, "{c:?}");
-        assert!(c[1..].iter().all(|c| c.page == Some(2) && words(&c.text) <= 10), "{c:?}");
+        assert!(
+            c[1..]
+                .iter()
+                .all(|c| c.page == Some(2) && words(&c.text) <= 10),
+            "{c:?}"
+        );
     }
 }

@@ -89,11 +89,19 @@ pub fn add(
         } else if abs.is_file() {
             seen.push(abs.clone());
         } else if !known.keys().any(|k| under(k, &key)) {
-            return Err(RagError::Invalid(format!("{}: no such file or folder", p.display())));
+            return Err(RagError::Invalid(format!(
+                "{}: no such file or folder",
+                p.display()
+            )));
         }
-        let seen_keys: std::collections::HashSet<String> =
-            seen.iter().map(|s| s.to_string_lossy().to_string()).collect();
-        for k in known.keys().filter(|k| under(k, &key) && !seen_keys.contains(*k)) {
+        let seen_keys: std::collections::HashSet<String> = seen
+            .iter()
+            .map(|s| s.to_string_lossy().to_string())
+            .collect();
+        for k in known
+            .keys()
+            .filter(|k| under(k, &key) && !seen_keys.contains(*k))
+        {
             kb.remove_file(k)?;
             report.removed.push(k.clone());
         }
@@ -120,7 +128,10 @@ pub fn add(
                     break;
                 }
                 let key = f.to_string_lossy().to_string();
-                if tx.send((key.clone(), read(f, known.get(&key), limits))).is_err() {
+                if tx
+                    .send((key.clone(), read(f, known.get(&key), limits)))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -238,7 +249,10 @@ fn read(path: &Path, known: Option<&FileRow>, limits: &Limits) -> Read {
         return Read::Unchanged;
     }
     if size > limits.max_file_bytes {
-        let why = format!("{size} bytes is over the {}-byte limit", limits.max_file_bytes);
+        let why = format!(
+            "{size} bytes is over the {}-byte limit",
+            limits.max_file_bytes
+        );
         return Read::Skipped(skipped_row(size, mtime, why));
     }
     let bytes = match std::fs::read(path) {

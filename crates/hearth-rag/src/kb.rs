@@ -80,7 +80,10 @@ impl Kb {
             ("model", embedder.model_name().to_string()),
             ("dim", embedder.dim().to_string()),
         ] {
-            tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)", params![k, v])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
         }
         tx.commit()?;
         let kb = Kb::from_conn(conn, path)?;
@@ -143,7 +146,9 @@ impl Kb {
 
     /// Every file by path.
     pub fn files(&self) -> Result<HashMap<String, FileRow>> {
-        let mut st = self.conn.prepare("SELECT path, hash, size, mtime, skipped FROM files")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT path, hash, size, mtime, skipped FROM files")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -235,7 +240,9 @@ impl Kb {
             skipped_files: count("SELECT count(*) FROM files WHERE skipped IS NOT NULL")?,
             chunks: count("SELECT count(*) FROM chunks")?,
             db_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
-            dense_index: "exact scan: int8 (Q8_0) first pass over every chunk, F32 rescoring of the best".into(),
+            dense_index:
+                "exact scan: int8 (Q8_0) first pass over every chunk, F32 rescoring of the best"
+                    .into(),
         })
     }
 }

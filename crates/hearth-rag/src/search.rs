@@ -14,7 +14,7 @@ use rusqlite::params;
 use crate::{vector, Embedder, Kb, Reranker, Result};
 
 /// Share of the dense score in the hybrid score (BM25 has the rest).
-pub const DENSE_WEIGHT: f32 = 0.3;
+pub const DENSE_WEIGHT: f32 = 0.1;
 /// Candidates each retriever contributes to the fusion.
 const CANDIDATES: usize = 50;
 /// Candidates of the int8 pass rescored exactly, per hit wanted.
@@ -119,7 +119,9 @@ pub fn dense(kb: &Kb, qv: &[f32], n: usize) -> Result<Vec<(i64, f32)>> {
 fn exact_scores(kb: &Kb, qv: &[f32], ids: impl Iterator<Item = i64>) -> Result<Vec<(i64, f32)>> {
     let dim = vector::padded(qv.len());
     let qf = vector::f32_bytes(qv);
-    let mut st = kb.conn.prepare_cached("SELECT vec FROM chunks WHERE id = ?1")?;
+    let mut st = kb
+        .conn
+        .prepare_cached("SELECT vec FROM chunks WHERE id = ?1")?;
     let mut out = Vec::new();
     for id in ids {
         let v: Vec<u8> = st.query_row([id], |r| r.get(0))?;
@@ -172,7 +174,11 @@ pub fn candidates(
     let bm = bm25(kb, q, CANDIDATES)?;
     let de = dense(kb, qv, CANDIDATES)?;
     let mut cos: HashMap<i64, f32> = de.iter().copied().collect();
-    let missing: Vec<i64> = bm.iter().map(|c| c.0).filter(|id| !cos.contains_key(id)).collect();
+    let missing: Vec<i64> = bm
+        .iter()
+        .map(|c| c.0)
+        .filter(|id| !cos.contains_key(id))
+        .collect();
     cos.extend(exact_scores(kb, qv, missing.into_iter())?);
     Ok((bm, de, cos))
 }
@@ -187,10 +193,7 @@ pub fn query(
     reranker: Option<&dyn Reranker>,
 ) -> Result<Found> {
     kb.check_model(embedder)?;
-    let qv = embedder
-        .embed(&[q.to_string()])?
-        .pop()
-        .unwrap_or_default();
+    let qv = embedder.embed(&[q.to_string()])?.pop().unwrap_or_default();
     let (bm, de, cos) = candidates(kb, q, &qv)?;
     let mut fused = fuse(&bm, &cos, DENSE_WEIGHT);
     if let Some(r) = reranker {
@@ -234,7 +237,11 @@ pub fn signals(
     let found = words.iter().filter(|w| text.contains(stem(w))).count();
     let within = |list: &[(i64, f32)]| list.iter().take(AGREE_TOP).any(|c| c.0 == best.id);
     Signals {
-        coverage: if words.is_empty() { 0.0 } else { found as f32 / words.len() as f32 },
+        coverage: if words.is_empty() {
+            0.0
+        } else {
+            found as f32 / words.len() as f32
+        },
         agree: within(bm) && within(de),
         cosine: cos.get(&best.id).copied().unwrap_or(0.0),
     }
@@ -261,8 +268,11 @@ fn stem(w: &str) -> &str {
 }
 
 fn chunk_texts(kb: &Kb, ids: impl Iterator<Item = i64>) -> Result<Vec<String>> {
-    let mut st = kb.conn.prepare_cached("SELECT text FROM chunks WHERE id = ?1")?;
-    ids.map(|id| Ok(st.query_row([id], |r| r.get(0))?)).collect()
+    let mut st = kb
+        .conn
+        .prepare_cached("SELECT text FROM chunks WHERE id = ?1")?;
+    ids.map(|id| Ok(st.query_row([id], |r| r.get(0))?))
+        .collect()
 }
 
 /// The stored chunks of a ranking, as hits.

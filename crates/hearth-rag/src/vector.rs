@@ -49,14 +49,21 @@ mod tests {
     #[test]
     fn int8_pass_tracks_the_exact_dot() {
         let dim = 50;
-        let a: Vec<f32> = (0..dim).map(|i| ((i * 7 % 11) as f32 - 5.0) / 9.0).collect();
-        let b: Vec<f32> = (0..dim).map(|i| ((i * 3 % 13) as f32 - 6.0) / 7.0).collect();
+        let a: Vec<f32> = (0..dim)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 9.0)
+            .collect();
+        let b: Vec<f32> = (0..dim)
+            .map(|i| ((i * 3 % 13) as f32 - 6.0) / 7.0)
+            .collect();
         let exact: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         let n = padded(dim);
         assert_eq!(n, 64);
         let f = f32_dot(n, &f32_bytes(&a), &f32_bytes(&b));
         let q = q8_dot(n, &q8_bytes(&a), &q8_bytes(&b));
         assert!((f - exact).abs() < 1e-4, "{f} {exact}");
-        assert!((q - exact).abs() < 0.05 * exact.abs().max(1.0), "{q} {exact}");
+        assert!(
+            (q - exact).abs() < 0.05 * exact.abs().max(1.0),
+            "{q} {exact}"
+        );
     }
 }

@@ -12,8 +12,15 @@ use common::{write_docx, write_pdf, BagEmbedder};
 use hearth_rag::{ingest, search, Kb, Limits, RagError};
 
 fn add(kb: &mut Kb, e: &BagEmbedder, dir: &Path) -> ingest::Report {
-    ingest::add(kb, e, &[dir.to_path_buf()], &Limits::default(), &AtomicBool::new(false), &mut |_| {})
-        .unwrap()
+    ingest::add(
+        kb,
+        e,
+        &[dir.to_path_buf()],
+        &Limits::default(),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap()
 }
 
 #[test]
@@ -21,11 +28,33 @@ fn every_format_is_indexed_and_found_with_its_place() {
     let tmp = tempdir("formats");
     let docs = tmp.join("docs");
     std::fs::create_dir_all(docs.join("sub")).unwrap();
-    std::fs::write(docs.join("notes.md"), "# Garden\n\n## Tomatoes\n\nWater the tomatoes every morning.\n\n```\nwater --all\n```\n").unwrap();
-    std::fs::write(docs.join("sub/plain.txt"), "The lighthouse keeper logs every passing ship.\n").unwrap();
-    std::fs::write(docs.join("page.html"), "<nav>Home</nav><h2>Bread</h2><p>Knead the dough for ten minutes.</p>").unwrap();
-    std::fs::write(docs.join("people.csv"), "name,role\nAda,engineer\nGrace,admiral\n").unwrap();
-    write_docx(&docs.join("letter.docx"), &[("Heading1", "Invoice".into()), ("", "The invoice is due in thirty days.".into())]);
+    std::fs::write(
+        docs.join("notes.md"),
+        "# Garden\n\n## Tomatoes\n\nWater the tomatoes every morning.\n\n```\nwater --all\n```\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("sub/plain.txt"),
+        "The lighthouse keeper logs every passing ship.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("page.html"),
+        "<nav>Home</nav><h2>Bread</h2><p>Knead the dough for ten minutes.</p>",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("people.csv"),
+        "name,role\nAda,engineer\nGrace,admiral\n",
+    )
+    .unwrap();
+    write_docx(
+        &docs.join("letter.docx"),
+        &[
+            ("Heading1", "Invoice".into()),
+            ("", "The invoice is due in thirty days.".into()),
+        ],
+    );
     let pages = vec![
         vec!["Introduction to the manual text.".to_string()],
         vec!["The volcano erupted with molten basalt.".to_string()],
@@ -44,7 +73,10 @@ fn every_format_is_indexed_and_found_with_its_place() {
     let top = &found.hits[0];
     assert!(top.source.ends_with("report.pdf"), "{top:?}");
     assert_eq!(top.page, Some(2));
-    assert!(top.text.contains("molten basalt") && !top.text.contains("Field Report"), "{top:?}");
+    assert!(
+        top.text.contains("molten basalt") && !top.text.contains("Field Report"),
+        "{top:?}"
+    );
 
     let found = search::query(&kb, &e, "how often to water tomatoes", 3, None).unwrap();
     assert!(found.hits[0].source.ends_with("notes.md"));
@@ -71,7 +103,11 @@ fn re_adding_skips_unchanged_reembeds_changed_and_prunes_deleted() {
     let docs = tmp.join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     for i in 0..30 {
-        std::fs::write(docs.join(format!("f{i}.txt")), format!("File number {i} talks about topic {i}.\n")).unwrap();
+        std::fs::write(
+            docs.join(format!("f{i}.txt")),
+            format!("File number {i} talks about topic {i}.\n"),
+        )
+        .unwrap();
     }
     let e = BagEmbedder::new("bag");
     let mut kb = Kb::create(&tmp.join("t.kb"), &e).unwrap();
@@ -90,7 +126,11 @@ fn re_adding_skips_unchanged_reembeds_changed_and_prunes_deleted() {
     assert!(r.indexed[0].ends_with("f3.txt"));
     assert_eq!(r.removed.len(), 1);
     assert!(r.removed[0].ends_with("f7.txt"));
-    assert_eq!(e.embedded.get(), before + 1, "only the changed file is embedded");
+    assert_eq!(
+        e.embedded.get(),
+        before + 1,
+        "only the changed file is embedded"
+    );
     assert_eq!(kb.stats().unwrap().chunks, 29);
     let f = search::query(&kb, &e, "comets", 1, None).unwrap();
     assert!(f.hits[0].source.ends_with("f3.txt"));
@@ -105,7 +145,11 @@ fn another_embedding_model_is_refused() {
     let other = BagEmbedder::new("other");
     let err = Kb::create(&tmp.join("t.kb"), &other).err().unwrap();
     assert!(matches!(err, RagError::ModelMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("built with the embedding model bag"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("built with the embedding model bag"),
+        "{err}"
+    );
     let kb = Kb::open(&tmp.join("t.kb")).unwrap();
     let err = search::query(&kb, &other, "anything", 3, None).unwrap_err();
     assert!(matches!(err, RagError::ModelMismatch { .. }), "{err}");
@@ -120,7 +164,15 @@ fn a_cancelled_ingest_keeps_what_it_finished() {
     let e = BagEmbedder::new("bag");
     let mut kb = Kb::create(&tmp.join("t.kb"), &e).unwrap();
     let cancel = AtomicBool::new(true);
-    let r = ingest::add(&mut kb, &e, &[docs.clone()], &Limits::default(), &cancel, &mut |_| {}).unwrap();
+    let r = ingest::add(
+        &mut kb,
+        &e,
+        &[docs.clone()],
+        &Limits::default(),
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap();
     assert!(r.cancelled);
     assert_eq!(kb.stats().unwrap().files, 0);
     let r = add(&mut kb, &e, &docs);

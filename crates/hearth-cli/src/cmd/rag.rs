@@ -124,7 +124,11 @@ pub fn open(name: &str) -> Result<Kb> {
 }
 
 /// The embedding model a knowledge base records (or `requested`), loaded.
-pub fn embedder(recorded: Option<&str>, requested: Option<&str>, threads: Option<usize>) -> Result<ModelEmbedder> {
+pub fn embedder(
+    recorded: Option<&str>,
+    requested: Option<&str>,
+    threads: Option<usize>,
+) -> Result<ModelEmbedder> {
     let name = match (recorded, requested) {
         (_, Some(r)) => r,
         (Some(r), None) => r,
@@ -146,7 +150,8 @@ pub fn embedder(recorded: Option<&str>, requested: Option<&str>, threads: Option
 
 fn add(a: AddArgs) -> Result<()> {
     let path = kb_path(&a.kb)?;
-    std::fs::create_dir_all(kb_dir()).with_context(|| format!("creating {}", kb_dir().display()))?;
+    std::fs::create_dir_all(kb_dir())
+        .with_context(|| format!("creating {}", kb_dir().display()))?;
     let recorded = if path.is_file() {
         Some(Kb::open(&path)?.model().0.to_string())
     } else {
@@ -192,7 +197,11 @@ fn add_once(kb: &mut Kb, emb: &ModelEmbedder, a: &AddArgs) -> Result<ingest::Rep
     let report = ingest::add(kb, emb, &a.paths, &Limits::default(), &CANCEL, &mut |p| {
         bar.set_length(p.files_total as u64);
         bar.set_position(p.files_done as u64);
-        bar.set_message(format!("{} chunks  {:.1} chunks/s", p.chunks, p.chunks_per_second()));
+        bar.set_message(format!(
+            "{} chunks  {:.1} chunks/s",
+            p.chunks,
+            p.chunks_per_second()
+        ));
     })?;
     bar.finish_and_clear();
     Ok(report)
@@ -305,7 +314,10 @@ fn stats(name: &str, json: bool) -> Result<()> {
     }
     println!("knowledge base  {name} ({})", s.path);
     println!("model           {} ({} dimensions)", s.model, s.dim);
-    println!("files           {} indexed, {} skipped", s.files, s.skipped_files);
+    println!(
+        "files           {} indexed, {} skipped",
+        s.files, s.skipped_files
+    );
     println!("chunks          {}", s.chunks);
     println!("size            {} bytes", s.db_bytes);
     println!("dense search    {}", s.dense_index);

@@ -98,7 +98,11 @@ pub fn main(a: AskArgs) -> Result<()> {
 pub fn prompt(question: &str, hits: &[Hit]) -> String {
     let mut s = String::from("Sources:\n");
     for (i, h) in hits.iter().enumerate() {
-        let title = if h.heading.is_empty() { String::new() } else { format!(" ({})", h.heading) };
+        let title = if h.heading.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", h.heading)
+        };
         s.push_str(&format!("[{}]{title} {}\n\n", i + 1, h.text.trim()));
     }
     s.push_str(&format!("Question: {question}"));

@@ -31,7 +31,9 @@ pub fn blocks(bytes: &[u8], limits: &Limits) -> Result<Vec<Block>, Skip> {
         return skip(format!("a corrupt DOCX file: {e}"));
     }
     if xml.len() as u64 > cap {
-        return skip(format!("word/document.xml inflates beyond the {cap}-byte limit"));
+        return skip(format!(
+            "word/document.xml inflates beyond the {cap}-byte limit"
+        ));
     }
     paragraphs(&xml)
 }

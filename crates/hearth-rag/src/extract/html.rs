@@ -16,8 +16,28 @@ const HIDDEN: &[&str] = &[
 const RAW: &[&str] = &["script", "style", "textarea", "xmp"];
 /// Elements that end a paragraph.
 const BREAKS: &[&str] = &[
-    "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "tr", "td", "th", "table", "br", "hr",
-    "section", "article", "main", "blockquote", "body", "figure", "figcaption", "caption",
+    "p",
+    "div",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "tr",
+    "td",
+    "th",
+    "table",
+    "br",
+    "hr",
+    "section",
+    "article",
+    "main",
+    "blockquote",
+    "body",
+    "figure",
+    "figcaption",
+    "caption",
 ];
 
 pub fn blocks(html: &str) -> Result<Vec<Block>, Skip> {
@@ -104,7 +124,11 @@ impl Builder {
             self.heading = (!closing).then_some(level);
         } else if name == "pre" {
             self.flush();
-            self.pre = if closing { self.pre.saturating_sub(1) } else { self.pre + 1 };
+            self.pre = if closing {
+                self.pre.saturating_sub(1)
+            } else {
+                self.pre + 1
+            };
         } else if name == "br" && self.pre > 0 {
             self.cur.push('\n');
         } else if BREAKS.contains(&name) && self.pre == 0 {
@@ -192,7 +216,16 @@ mod tests {
             <ul><li>one</li><li>two</li></ul><footer>(c) 2024</footer></body></html>";
         let b = blocks(html).unwrap();
         let texts: Vec<&str> = b.iter().map(|b| b.text.as_str()).collect();
-        assert_eq!(texts, ["Guide & notes", "First paragraph ét&eacute;.", "a  b\n  c", "one", "two"]);
+        assert_eq!(
+            texts,
+            [
+                "Guide & notes",
+                "First paragraph ét&eacute;.",
+                "a  b\n  c",
+                "one",
+                "two"
+            ]
+        );
         assert_eq!(b[0].kind, Kind::Heading(1));
         assert_eq!(b[2].kind, Kind::Code);
     }
@@ -200,7 +233,11 @@ mod tests {
     #[test]
     fn deep_nesting_is_linear_and_stackless() {
         let n = 200_000;
-        let html = format!("{}deep text{}", "<div><span>".repeat(n), "</span></div>".repeat(n));
+        let html = format!(
+            "{}deep text{}",
+            "<div><span>".repeat(n),
+            "</span></div>".repeat(n)
+        );
         let b = blocks(&html).unwrap();
         assert_eq!(b, vec![Block::new(Kind::Text, "deep text")]);
     }

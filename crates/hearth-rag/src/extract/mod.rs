@@ -141,7 +141,12 @@ pub fn extract(format: Format, bytes: Vec<u8>, limits: &Limits) -> Result<Vec<Bl
         Ok(Ok(r)) => r?,
         Ok(Err(_)) => return skip("the document's structure is broken (its parser gave up)"),
         // The thread is left to finish on its own; its result is dropped.
-        Err(_) => return skip(format!("extraction took longer than {:.0} s", limits.max_seconds)),
+        Err(_) => {
+            return skip(format!(
+                "extraction took longer than {:.0} s",
+                limits.max_seconds
+            ))
+        }
     };
     if blocks.iter().all(|b| b.text.trim().is_empty()) {
         return skip("no text in the document");

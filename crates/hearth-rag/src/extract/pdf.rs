@@ -125,7 +125,10 @@ fn is_toc_line(line: &str) -> bool {
     if body.len() == t.len() {
         return false;
     }
-    let dots = body.chars().rev().take_while(|&c| c == '.' || c == ' ' || c == '·');
+    let dots = body
+        .chars()
+        .rev()
+        .take_while(|&c| c == '.' || c == ' ' || c == '·');
     dots.filter(|&c| c != ' ').count() >= 4
 }
 
@@ -164,13 +167,19 @@ fn check_streams(bytes: &[u8], cap: u64) -> Result<(), Skip> {
             at = body;
             continue;
         }
-        body += bytes[body..].iter().take(2).take_while(|&&b| b == b'\r' || b == b'\n').count();
+        body += bytes[body..]
+            .iter()
+            .take(2)
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         let end = find(&bytes[body..], b"endstream").map_or(bytes.len(), |o| body + o);
         let mut z = flate2::read::ZlibDecoder::new(&bytes[body..end]).take(cap - total + 1);
         let mut sink = std::io::sink();
         total += std::io::copy(&mut z, &mut sink).unwrap_or(0);
         if total > cap {
-            return skip(format!("its compressed streams inflate beyond the {cap}-byte limit"));
+            return skip(format!(
+                "its compressed streams inflate beyond the {cap}-byte limit"
+            ));
         }
         at = end;
     }
@@ -193,12 +202,18 @@ mod tests {
                 let w = words[n as usize - 1];
                 let body = format!("Body text about {w} goes on for a while and is long.");
                 let num = n.to_string();
-                (n, page(&["ACME Manual v2", &body, "Chapter 2 ........ 14", &num]))
+                (
+                    n,
+                    page(&["ACME Manual v2", &body, "Chapter 2 ........ 14", &num]),
+                )
             })
             .collect();
         let b = clean(pages);
         assert_eq!(b.len(), 4);
-        assert_eq!(b[2].text, "Body text about gamma goes on for a while and is long.");
+        assert_eq!(
+            b[2].text,
+            "Body text about gamma goes on for a while and is long."
+        );
         assert_eq!(b[2].page, Some(3));
     }
 

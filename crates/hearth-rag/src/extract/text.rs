@@ -32,7 +32,9 @@ pub fn plain(text: &str) -> Vec<Block> {
     paragraphs(text)
         .into_iter()
         .map(|p| {
-            if p.lines().all(|l| l.starts_with("    ") || l.starts_with('\t')) {
+            if p.lines()
+                .all(|l| l.starts_with("    ") || l.starts_with('\t'))
+            {
                 Block::new(Kind::Code, p.trim_end())
             } else {
                 Block::new(Kind::Text, join_lines(&p))
@@ -180,7 +182,9 @@ mod tests {
 
     #[test]
     fn markdown_keeps_code_whole_and_finds_headings() {
-        let b = markdown("# Title\n\nSome text\nwrapped here.\n\n```sh\nls -l\n\ncd /\n```\n\nSub\n---\nmore");
+        let b = markdown(
+            "# Title\n\nSome text\nwrapped here.\n\n```sh\nls -l\n\ncd /\n```\n\nSub\n---\nmore",
+        );
         assert_eq!(b[0], Block::new(Kind::Heading(1), "Title"));
         assert_eq!(b[1], Block::new(Kind::Text, "Some text wrapped here."));
         assert_eq!(b[2], Block::new(Kind::Code, "ls -l\n\ncd /"));
@@ -191,7 +195,13 @@ mod tests {
     #[test]
     fn csv_rows_become_named_fields() {
         let b = csv("name,notes\nada,\"wrote, \"\"first\"\"\nprogram\"\n\n").unwrap();
-        assert_eq!(b, vec![Block::new(Kind::Row, "name: ada\nnotes: wrote, \"first\"\nprogram")]);
+        assert_eq!(
+            b,
+            vec![Block::new(
+                Kind::Row,
+                "name: ada\nnotes: wrote, \"first\"\nprogram"
+            )]
+        );
     }
 
     #[test]

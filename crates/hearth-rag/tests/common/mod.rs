@@ -31,7 +31,10 @@ pub fn write_pdf(path: &Path, header: &str, pages: &[Vec<String>]) {
             ops.push(Operation::new("BT", vec![]));
             ops.push(Operation::new("Tf", vec!["F1".into(), 9.into()]));
             ops.push(Operation::new("Td", vec![40.into(), y.into()]));
-            ops.push(Operation::new("Tj", vec![Object::string_literal(latin1(text))]));
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::string_literal(latin1(text))],
+            ));
             ops.push(Operation::new("ET", vec![]));
         };
         line(header, 810);
@@ -97,7 +100,10 @@ pub fn write_docx(path: &Path, paragraphs: &[(&str, String)]) {
             if i > 0 {
                 body.push_str("<w:br/>");
             }
-            body.push_str(&format!("<w:t xml:space=\"preserve\">{}</w:t>", xml_escape(line)));
+            body.push_str(&format!(
+                "<w:t xml:space=\"preserve\">{}</w:t>",
+                xml_escape(line)
+            ));
         }
         body.push_str("</w:r></w:p>");
     }
@@ -124,7 +130,9 @@ pub fn write_zip(path: &Path, members: &[(&str, &[u8])]) {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A deterministic embedder for tests of storage and retrieval plumbing:
@@ -163,7 +171,10 @@ impl Embedder for BagEmbedder {
             .iter()
             .map(|t| {
                 let mut v = vec![0f32; 64];
-                for w in t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+                for w in t
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
                     let h = w
                         .to_lowercase()
                         .bytes()
