@@ -165,12 +165,11 @@ pub fn fuse(bm: &[(i64, f32)], cos: &HashMap<i64, f32>, weight: f32) -> Vec<(i64
     out
 }
 
-/// Candidates of both retrievers with the exact cosine of each.
-pub fn candidates(
-    kb: &Kb,
-    q: &str,
-    qv: &[f32],
-) -> Result<(Vec<(i64, f32)>, Vec<(i64, f32)>, HashMap<i64, f32>)> {
+/// Chunk ids with scores, best first.
+pub type Ranked = Vec<(i64, f32)>;
+
+/// Candidates of both retrievers (BM25, dense) with the exact cosine of each.
+pub fn candidates(kb: &Kb, q: &str, qv: &[f32]) -> Result<(Ranked, Ranked, HashMap<i64, f32>)> {
     let bm = bm25(kb, q, CANDIDATES)?;
     let de = dense(kb, qv, CANDIDATES)?;
     let mut cos: HashMap<i64, f32> = de.iter().copied().collect();

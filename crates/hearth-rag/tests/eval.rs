@@ -6,6 +6,8 @@
 //! the hybrid at every weight, plus abstention on both kinds of question.
 //! The hybrid must beat both retrievers; the table is printed for tuning.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -4,6 +4,8 @@
 //! HTML — is ingested beside a good file: each bad one is skipped with its
 //! reason, nothing panics or hangs, and the good file is indexed.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;
@@ -91,7 +93,7 @@ fn hostile_documents_are_skipped_with_reasons() {
     let r = ingest::add(
         &mut kb,
         &e,
-        &[d.clone()],
+        std::slice::from_ref(&d),
         &limits,
         &AtomicBool::new(false),
         &mut |_| {},

@@ -3,6 +3,8 @@
 //! re-embedded, deleted files pruned, another model refused, and queries
 //! returning source, page, span and heading.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -167,7 +169,7 @@ fn a_cancelled_ingest_keeps_what_it_finished() {
     let r = ingest::add(
         &mut kb,
         &e,
-        &[docs.clone()],
+        std::slice::from_ref(&docs),
         &Limits::default(),
         &cancel,
         &mut |_| {},
@@ -184,4 +186,35 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Re-adding an unchanged folder of 1,000 files reads no file again
+/// (the time is printed, not asserted).
+#[test]
+fn re_adding_a_thousand_unchanged_files_reads_none() {
+    let tmp = tempdir("thousand");
+    let docs = tmp.join("docs");
+    for d in 0..10 {
+        std::fs::create_dir_all(docs.join(format!("d{d}"))).unwrap();
+        for i in 0..100 {
+            let p = docs.join(format!("d{d}/n{i}.md"));
+            std::fs::write(
+                p,
+                format!("# Note {d}-{i}\n\nSome words about item {i} in folder {d}.\n"),
+            )
+            .unwrap();
+        }
+    }
+    let e = BagEmbedder::new("bag");
+    let mut kb = Kb::create(&tmp.join("t.kb"), &e).unwrap();
+    assert_eq!(add(&mut kb, &e, &docs).indexed.len(), 1000);
+    let before = e.embedded.get();
+    let t0 = std::time::Instant::now();
+    let r = add(&mut kb, &e, &docs);
+    eprintln!(
+        "re-adding 1000 unchanged files took {:.3} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!((r.unchanged, r.indexed.len(), r.touched), (1000, 0, 0));
+    assert_eq!(e.embedded.get(), before);
 }

@@ -57,7 +57,7 @@ pub(crate) fn clean(pages: Vec<(u32, Vec<String>)>) -> Vec<Block> {
             .enumerate()
             .filter(|&(i, l)| {
                 let edge = i < 2 || i + 2 > last;
-                !(edge && running.contains_key(&shape(l))) && !is_page_number(l) && !is_toc_line(l)
+                !(is_page_number(l) || is_toc_line(l) || edge && running.contains_key(&shape(l)))
             })
             .map(|(_, l)| l)
             .collect();
