@@ -53,6 +53,8 @@ if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
     -p hearth-engine --test batch \
     -p hearth-cli --test golden_run --test perplexity --test serve_clients
   tier "batch invariance" scalar -p hearth-model --test batch_invariant
+  tier "knowledge-base vectors" avx2 -p hearth-rag --lib --test kb
+  tier "knowledge-base vectors" scalar -p hearth-rag --lib --test kb
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
 fi
 

@@ -30,11 +30,11 @@ CREATE TABLE IF NOT EXISTS chunks(
     heading TEXT NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    text TEXT NOT NULL,
     vec BLOB NOT NULL,
-    q8 BLOB NOT NULL
+    text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
+CREATE TABLE IF NOT EXISTS chunks_q8(id INTEGER PRIMARY KEY, q8 BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize = 'porter unicode61');
 ";
 
@@ -62,8 +62,15 @@ pub struct KbStats {
     pub dense_index: String,
 }
 
+/// The Q8_0 rows of every chunk, contiguous, for the dense first pass.
+pub(crate) struct Scan {
+    pub ids: Vec<i64>,
+    pub rows: Vec<u8>,
+}
+
 pub struct Kb {
     pub(crate) conn: Connection,
+    scan: std::cell::RefCell<Option<std::rc::Rc<Scan>>>,
     path: PathBuf,
     model: String,
     dim: usize,
@@ -116,6 +123,7 @@ impl Kb {
             .map_err(|_| RagError::Invalid(format!("{}: a corrupt dimension", path.display())))?;
         Ok(Kb {
             conn,
+            scan: std::cell::RefCell::new(None),
             path: path.to_path_buf(),
             model,
             dim,
@@ -178,6 +186,7 @@ impl Kb {
                 self.dim
             )));
         }
+        self.scan.replace(None);
         let tx = self.conn.transaction()?;
         delete_file(&tx, path)?;
         tx.execute(
@@ -187,9 +196,10 @@ impl Kb {
         let file_id = tx.last_insert_rowid();
         {
             let mut ins = tx.prepare(
-                "INSERT INTO chunks(file_id, ord, page, heading, start, end, text, vec, q8)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO chunks(file_id, ord, page, heading, start, end, vec, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            let mut q8 = tx.prepare("INSERT INTO chunks_q8(id, q8) VALUES (?1, ?2)")?;
             let mut fts =
                 tx.prepare("INSERT INTO chunks_fts(rowid, text, heading) VALUES (?1, ?2, ?3)")?;
             for (i, (c, v)) in chunks.iter().zip(vectors).enumerate() {
@@ -200,11 +210,12 @@ impl Kb {
                     c.heading,
                     c.span.0 as i64,
                     c.span.1 as i64,
-                    c.text,
                     vector::f32_bytes(v),
-                    vector::q8_bytes(v),
+                    c.text,
                 ])?;
-                fts.execute(params![tx.last_insert_rowid(), c.text, c.heading])?;
+                let id = tx.last_insert_rowid();
+                q8.execute(params![id, vector::q8_bytes(v)])?;
+                fts.execute(params![id, c.text, c.heading])?;
             }
         }
         tx.commit()?;
@@ -222,10 +233,38 @@ impl Kb {
 
     /// Forgets `path` and its chunks.
     pub(crate) fn remove_file(&mut self, path: &str) -> Result<()> {
+        self.scan.replace(None);
         let tx = self.conn.transaction()?;
         delete_file(&tx, path)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Every chunk's Q8_0 row, read once and kept until the next change.
+    pub(crate) fn scan(&self) -> Result<std::rc::Rc<Scan>> {
+        if let Some(s) = self.scan.borrow().as_ref() {
+            return Ok(std::rc::Rc::clone(s));
+        }
+        let row_bytes = vector::q8_bytes(&vec![0.0; self.dim]).len();
+        let mut scan = Scan {
+            ids: Vec::new(),
+            rows: Vec::new(),
+        };
+        let mut st = self
+            .conn
+            .prepare("SELECT id, q8 FROM chunks_q8 ORDER BY id")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
+                if b.len() == row_bytes {
+                    scan.ids.push(r.get(0)?);
+                    scan.rows.extend_from_slice(b);
+                }
+            }
+        }
+        let scan = std::rc::Rc::new(scan);
+        self.scan.replace(Some(std::rc::Rc::clone(&scan)));
+        Ok(scan)
     }
 
     pub fn stats(&self) -> Result<KbStats> {
@@ -264,6 +303,10 @@ fn delete_file(tx: &rusqlite::Transaction, path: &str) -> Result<()> {
     if let Some(id) = id {
         tx.execute(
             "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?1)",
+            [id],
+        )?;
+        tx.execute(
+            "DELETE FROM chunks_q8 WHERE id IN (SELECT id FROM chunks WHERE file_id = ?1)",
             [id],
         )?;
         tx.execute("DELETE FROM chunks WHERE file_id = ?1", [id])?;

@@ -97,17 +97,18 @@ pub fn bm25(kb: &Kb, q: &str, n: usize) -> Result<Vec<(i64, f32)>> {
 pub fn dense(kb: &Kb, qv: &[f32], n: usize) -> Result<Vec<(i64, f32)>> {
     let dim = vector::padded(qv.len());
     let q8 = vector::q8_bytes(qv);
-    let mut first = Vec::new();
-    {
-        let mut st = kb.conn.prepare_cached("SELECT id, q8 FROM chunks")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let rusqlite::types::ValueRef::Blob(row) = r.get_ref(1)? else {
-                continue;
-            };
-            first.push((r.get::<_, i64>(0)?, vector::q8_dot(dim, row, &q8)));
-        }
-    }
+    let scan = kb.scan()?;
+    let row = if scan.ids.is_empty() {
+        1
+    } else {
+        scan.rows.len() / scan.ids.len()
+    };
+    let mut first: Vec<(i64, f32)> = scan
+        .ids
+        .iter()
+        .zip(scan.rows.chunks_exact(row))
+        .map(|(&id, r)| (id, vector::q8_dot(dim, r, &q8)))
+        .collect();
     let keep = (n * RESCORE_PER_HIT).max(n);
     top(&mut first, keep);
     let mut exact = exact_scores(kb, qv, first.iter().map(|c| c.0))?;

@@ -136,18 +136,24 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// A deterministic embedder for tests of storage and retrieval plumbing:
-/// words hashed into a 64-dimensional bag, normalised. It counts each
+/// words hashed into a bag of `dim` (64 by default) counts, normalised. It counts each
 /// embedded text, so tests can see what was (re-)embedded.
 pub struct BagEmbedder {
     pub name: String,
     pub embedded: std::cell::Cell<usize>,
+    pub dim: usize,
 }
 
 impl BagEmbedder {
     pub fn new(name: &str) -> BagEmbedder {
+        BagEmbedder::with_dim(name, 64)
+    }
+
+    pub fn with_dim(name: &str, dim: usize) -> BagEmbedder {
         BagEmbedder {
             name: name.into(),
             embedded: std::cell::Cell::new(0),
+            dim,
         }
     }
 }
@@ -157,7 +163,7 @@ impl Embedder for BagEmbedder {
         &self.name
     }
     fn dim(&self) -> usize {
-        64
+        self.dim
     }
     fn max_tokens(&self) -> usize {
         512
@@ -170,7 +176,7 @@ impl Embedder for BagEmbedder {
         Ok(texts
             .iter()
             .map(|t| {
-                let mut v = vec![0f32; 64];
+                let mut v = vec![0f32; self.dim];
                 for w in t
                     .split(|c: char| !c.is_alphanumeric())
                     .filter(|w| !w.is_empty())
@@ -179,7 +185,7 @@ impl Embedder for BagEmbedder {
                         .to_lowercase()
                         .bytes()
                         .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
-                    v[h as usize % 64] += 1.0;
+                    v[h as usize % self.dim] += 1.0;
                 }
                 let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
                 v.iter().map(|x| x / n).collect()
