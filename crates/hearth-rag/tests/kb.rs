@@ -218,3 +218,39 @@ fn re_adding_a_thousand_unchanged_files_reads_none() {
     assert_eq!((r.unchanged, r.indexed.len(), r.touched), (1000, 0, 0));
     assert_eq!(e.embedded.get(), before);
 }
+
+/// A reranker, when given, decides the final order of the fused candidates.
+#[test]
+fn a_reranker_reorders_the_candidates() {
+    struct PrefersShort;
+    impl hearth_rag::Reranker for PrefersShort {
+        fn rerank(&self, _q: &str, passages: &[&str]) -> Result<Vec<f32>, RagError> {
+            Ok(passages.iter().map(|p| -(p.len() as f32)).collect())
+        }
+    }
+    let tmp = tempdir("rerank");
+    let docs = tmp.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("long.txt"),
+        "Comets comets comets: a comet is ice and dust with a long bright tail.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("short.txt"), "A comet.\n").unwrap();
+    let e = BagEmbedder::new("bag");
+    let mut kb = Kb::create(&tmp.join("t.kb"), &e).unwrap();
+    add(&mut kb, &e, &docs);
+    let plain = search::query(&kb, &e, "comets", 2, None).unwrap();
+    assert!(
+        plain.hits[0].source.ends_with("long.txt"),
+        "{:?}",
+        plain.hits
+    );
+    let reranked = search::query(&kb, &e, "comets", 2, Some(&PrefersShort)).unwrap();
+    assert!(
+        reranked.hits[0].source.ends_with("short.txt"),
+        "{:?}",
+        reranked.hits
+    );
+    assert_eq!(reranked.hits[0].score, -("A comet.".len() as f32));
+}
