@@ -75,3 +75,48 @@ impl RagError {
 }
 
 pub type Result<T> = std::result::Result<T, RagError>;
+
+/// The file of the knowledge base called `name` in `dir` (`dir/NAME.kb`):
+/// a name is up to 64 letters, digits, `-`, `_` or `.`, not starting with
+/// `.`, so it can never leave `dir`.
+pub fn kb_file(dir: &std::path::Path, name: &str) -> Result<std::path::PathBuf> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(RagError::Invalid(format!(
+            "{name:?} is not a knowledge base name: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )));
+    }
+    Ok(dir.join(format!("{name}.kb")))
+}
+
+/// The names of the knowledge bases in `dir`, sorted.
+pub fn kb_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".kb").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Deletes the knowledge base file at `path` with its SQLite journals.
+pub fn remove_kb(path: &std::path::Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(RagError::io(&p))?;
+        }
+    }
+    Ok(())
+}

@@ -102,16 +102,7 @@ pub fn kb_dir() -> PathBuf {
 
 /// The file of knowledge base `name`, after checking the name.
 pub fn kb_path(name: &str) -> Result<PathBuf> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok {
-        bail!("{name:?} is not a knowledge base name: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'");
-    }
-    Ok(kb_dir().join(format!("{name}.kb")))
+    Ok(hearth_rag::kb_file(&kb_dir(), name)?)
 }
 
 /// Opens an existing knowledge base.
@@ -269,18 +260,7 @@ pub fn locate(h: &search::Hit) -> String {
 }
 
 fn ls() -> Result<()> {
-    let dir = kb_dir();
-    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.strip_suffix(".kb").map(str::to_string)
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
+    let names = hearth_rag::kb_names(&kb_dir());
     println!("{:<24} {:>8} {:>8}  MODEL", "NAME", "FILES", "CHUNKS");
     for n in names {
         match open(&n).and_then(|kb| Ok(kb.stats()?)) {
@@ -296,12 +276,7 @@ fn rm(name: &str) -> Result<()> {
     if !path.is_file() {
         bail!("no knowledge base named {name:?}");
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", path.display()));
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-        }
-    }
+    hearth_rag::remove_kb(&path)?;
     println!("deleted {name}");
     Ok(())
 }
