@@ -92,3 +92,17 @@ async fn without_a_root_server_side_paths_are_refused() {
         r.text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_and_deleting_are_management_routes() {
+    let a =
+        app(|c| c.security.admin_off = Some("the server was started with --no-admin".into())).await;
+    for uri in ["/api/rag/add", "/api/rag/delete"] {
+        let body = json!({"kb": "notes", "paths": ["/tmp"]});
+        let r = call(&a.router, Method::POST, uri, Some(&body), &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(r.error_message(uri).contains("--no-admin"), "{}", r.text());
+    }
+    let r = call(&a.router, Method::GET, "/api/rag", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
