@@ -99,21 +99,32 @@ impl Embedder for ModelEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let inputs: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| {
-                let mut ids = self.tokenizer.encode(t, true, false);
-                ids.truncate(self.n_ctx);
-                if ids.is_empty() {
-                    ids = self.tokenizer.encode(" ", false, false);
-                }
-                ids
-            })
-            .collect();
-        self.rt
-            .block_on(self.engine.embed(inputs))
-            .map_err(|e| RagError::Embed(e.to_string()))
+        engine_embed(&self.engine, &self.tokenizer, self.rt.handle(), texts)
     }
+}
+
+/// Embeds `texts` with a model's engine from a thread outside the runtime
+/// `rt` (each text tokenized with BOS, cut to the engine's context).
+pub fn engine_embed(
+    engine: &Engine,
+    tokenizer: &Tokenizer,
+    rt: &tokio::runtime::Handle,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>> {
+    let n_ctx = engine.n_ctx();
+    let inputs: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            let mut ids = tokenizer.encode(t, true, false);
+            ids.truncate(n_ctx);
+            if ids.is_empty() {
+                ids = tokenizer.encode(" ", false, false);
+            }
+            ids
+        })
+        .collect();
+    rt.block_on(engine.embed(inputs))
+        .map_err(|e| RagError::Embed(e.to_string()))
 }
 
 impl Drop for ModelEmbedder {

@@ -37,7 +37,7 @@ mod kb;
 pub mod search;
 mod vector;
 
-pub use embed::{Embedder, ModelEmbedder, Reranker};
+pub use embed::{engine_embed, Embedder, ModelEmbedder, Reranker};
 pub use extract::Limits;
 pub use kb::{FileRow, Kb, KbStats};
 

@@ -70,21 +70,7 @@ impl Embedder for ServedEmbedder {
     }
     fn embed(&self, texts: &[String]) -> hearth_rag::Result<Vec<Vec<f32>>> {
         let m = &self.use_.model;
-        let n_ctx = m.engine.n_ctx();
-        let inputs = texts
-            .iter()
-            .map(|t| {
-                let mut ids = m.tokenizer.encode(t, true, false);
-                ids.truncate(n_ctx);
-                if ids.is_empty() {
-                    ids = m.tokenizer.encode(" ", false, false);
-                }
-                ids
-            })
-            .collect();
-        self.rt
-            .block_on(m.engine.embed(inputs))
-            .map_err(|e| RagError::Embed(e.to_string()))
+        hearth_rag::engine_embed(&m.engine, &m.tokenizer, &self.rt, texts)
     }
 }
 
