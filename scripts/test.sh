@@ -58,6 +58,8 @@ if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
     -p hearth-cli --test golden_run --test perplexity --test serve_clients
   tier "batch invariance, architecture and block-format zoo, recurrent state" scalar \
     -p hearth-model --test batch_invariant --test zoo --test zoo_quant --test recurrent
+  tier "knowledge-base vectors" avx2 -p hearth-rag --lib --test kb
+  tier "knowledge-base vectors" scalar -p hearth-rag --lib --test kb
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
   tier "operations (expert matmul, attention sinks)" avx2 -p hearth-ops --lib --test attention_sinks
   tier "operations (expert matmul, attention sinks)" scalar -p hearth-ops --lib --test attention_sinks

@@ -64,6 +64,8 @@ enum Command {
     Create(cmd::create::CreateArgs),
     /// Quantize a GGUF model to one of llama-quantize's types (Q4_K_M, Q8_0, …).
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Knowledge bases of your own documents: add, query, ask, ls, rm, stats.
+    Rag(cmd::rag::RagArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -102,6 +104,7 @@ fn main() {
         Command::Stop(a) => cmd::stop::main(a),
         Command::Create(a) => cmd::create::main(a),
         Command::Quantize(a) => cmd::quantize::main(a),
+        Command::Rag(a) => cmd::rag::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

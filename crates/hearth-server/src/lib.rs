@@ -39,6 +39,7 @@ mod options;
 mod params;
 mod parts;
 mod prompt;
+mod rag;
 mod security;
 mod show;
 mod strict;
@@ -263,7 +264,7 @@ async fn log_requests(State(st): State<AppState>, mut req: Request, next: Next) 
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-const ROUTES: [&str; 21] = [
+const ROUTES: [&str; 25] = [
     "/",
     "/api/version",
     "/api/generate",
@@ -285,6 +286,10 @@ const ROUTES: [&str; 21] = [
     "/tokenize",
     "/detokenize",
     "/metrics",
+    "/api/rag",
+    "/api/rag/query",
+    "/api/rag/add",
+    "/api/rag/delete",
 ];
 
 /// The route a path belongs to, for metrics labels (unknown paths share one).
@@ -377,6 +382,11 @@ pub fn router(state: AppState) -> Router {
         .route("/tokenize", post(extras::tokenize))
         .route("/detokenize", post(extras::detokenize))
         .route("/metrics", get(extras::metrics))
+        .route("/api/rag", get(rag::list))
+        .route("/api/rag/query", post(rag::query))
+        // Admin: reads server-side files into, and deletes, knowledge bases.
+        .route("/api/rag/add", post(rag::add))
+        .route("/api/rag/delete", post(rag::delete))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))

@@ -41,17 +41,22 @@ pub struct Security {
     /// `/api/pull` may fetch `http://` URLs and URLs naming loopback,
     /// private or link-local addresses (`--allow-insecure-pull`).
     pub insecure_pull: bool,
+    /// The only folder `/api/rag/add` may read files from (`--rag-root`);
+    /// `None`: it reads none.
+    pub rag_root: Option<std::path::PathBuf>,
 }
 
 /// Routes that change the store or make the server fetch: off with
 /// `--no-admin`, and by default on a non-loopback address without an API
 /// key. A new management route only needs its path here.
-pub const ADMIN_ROUTES: [&str; 5] = [
+pub const ADMIN_ROUTES: [&str; 7] = [
     "/api/pull",
     "/api/delete",
     "/api/copy",
     "/api/create",
     "/api/push",
+    "/api/rag/add",
+    "/api/rag/delete",
 ];
 
 fn refuse(path: &str, message: &str) -> Response {

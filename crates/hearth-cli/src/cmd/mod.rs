@@ -12,6 +12,8 @@ pub mod plan;
 pub mod ps;
 pub mod pull;
 pub mod quantize;
+pub mod rag;
+mod rag_ask;
 pub mod rm;
 pub mod run;
 pub mod serve;

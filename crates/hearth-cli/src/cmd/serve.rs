@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// and the model given here only).
     #[arg(long)]
     pub allow_paths: bool,
+    /// The folder `/api/rag/add` may index files from (default: none;
+    /// the route refuses server-side paths).
+    #[arg(long)]
+    pub rag_root: Option<std::path::PathBuf>,
     /// Let /api/pull fetch http:// URLs and URLs of loopback, private or
     /// link-local addresses.
     #[arg(long)]
@@ -169,6 +173,7 @@ pub fn main(a: ServeArgs) -> Result<()> {
         admin_off: admin_off(a.no_admin, addr, api_key.is_some()),
         allow_paths: a.allow_paths,
         insecure_pull: a.allow_insecure_pull,
+        rag_root: a.rag_root.clone(),
     };
     let cfg = ServerConfig {
         engine: EngineDefaults {
