@@ -179,8 +179,9 @@ fn has_panel_only_for_the_32_element_formats() {
             assert!(!k.has_panel(ty), "{:?} {ty}", k.isa);
         }
         if k.isa == hearth_quant::Isa::Avx512 {
+            // Q8_0 weights go through the tile, which sums in ggml's order.
             for ty in PANEL_TYPES {
-                assert!(k.has_panel(ty), "{ty}");
+                assert_eq!(k.has_panel(ty), ty != GgmlType::Q8_0, "{ty}");
             }
         } else {
             assert!(PANEL_TYPES.iter().all(|&t| !k.has_panel(t)));

@@ -141,6 +141,42 @@ fn tile_matches_pairwise_on_quantized_rows() {
     }
 }
 
+/// Q8_0 weights: every tier's tile returns the scalar `vec_dot` to the bit
+/// (ggml's x86 order of f32 additions, which llama.cpp's logits come from),
+/// for 1..=TILE_ROWS rows, 1..=TILE_COLS columns and odd block counts.
+#[test]
+fn q8_0_tile_is_bit_exact() {
+    let ty = GgmlType::Q8_0;
+    let mut rng = Rng::new(37);
+    for k in tiers() {
+        for n in lengths(ty) {
+            let w: Vec<Vec<u8>> = (0..TILE_ROWS)
+                .map(|_| quantize(ty, &random_row(&mut rng, n, 1.0)))
+                .collect();
+            let cols: Vec<Vec<u8>> = (0..TILE_COLS)
+                .map(|_| quantize(ty, &random_row(&mut rng, n, 3.0)))
+                .collect();
+            for r in 1..=TILE_ROWS {
+                for m in 1..=TILE_COLS {
+                    let wr: Vec<&[u8]> = w[..r].iter().map(Vec::as_slice).collect();
+                    let ar: Vec<&[u8]> = cols[..m].iter().map(Vec::as_slice).collect();
+                    let mut got = vec![f32::NAN; r * m];
+                    k.vec_dot_tile(ty, n, &wr, &ar, &mut got);
+                    for (i, g) in got.iter().enumerate() {
+                        let want = scalar_kernels().vec_dot(ty, n, wr[i / m], ar[i % m]);
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{:?} n={n} {r}x{m} [{i}]",
+                            k.isa
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Extreme bytes: every quant at its largest magnitude (the 16-bit folds
 /// and `vpmaddubsw`'s saturation), activation bytes of −128, zero rows.
 #[test]

@@ -2,28 +2,32 @@
 //!
 //! The table is the AVX2 one with the 2-D prompt-processing tiles of Q5_0
 //! and Q8_0 ([`crate::Kernels::vec_dot_tile`]) replaced by 512-bit VNNI
-//! kernels; everything else (single-row dots, multi-column kernels, the
-//! activation quantizers) is the AVX2 tier's, so activations are
-//! bit-identical to the AVX2 tier's.
+//! kernels and panel kernels (`panel`) added for Q4_0, Q4_1, Q5_0 and Q5_1;
+//! everything else (single-row dots, multi-column kernels, the activation
+//! quantizers) is the AVX2 tier's, so activations are bit-identical to the
+//! AVX2 tier's.
 //!
-//! A tile is `R ≤ 4` weight rows · 4 activation rows (Q8_0). Each 512-bit
-//! register holds two 32-quant blocks (lanes 0..8 block `b`, lanes 8..16
-//! block `b + 1`). The weights are made unsigned — Q5_0 as stored (0..31),
-//! Q8_0 as `x + 128` (the sign bit flipped) — so one `vpdpbusd` per (row,
-//! column) gives the sums `Σ q·y` of four products per 32-bit lane; the
-//! offset (16 or 128) is removed exactly in the integer domain by starting
-//! that `vpdpbusd` from `−off · Σy`, which is computed once per column and
-//! block pair for all rows (again with `vpdpbusd`). Every lane is exact
-//! (|Σ| ≤ 32 · 255 · 128 < 2³¹) and byte values of −128 are fine, unlike
-//! the sign trick. Per weight row and block pair the four columns' lane
-//! sums are folded into one vector by interleaving and adding (128-bit lane
-//! k holds `[Σ p0, Σ p1, Σ p2, Σ p3]` of its four lanes; lanes 0, 1 are
-//! block `b`, 2, 3 block `b + 1`), so a row needs one convert, one multiply
-//! (`dx·dy`, for all columns and both blocks) and one FMA per block pair,
-//! and its accumulator stays in one register across the whole row; the four
-//! 128-bit lanes are added at the end. Results agree with the scalar
-//! reference up to the order of f32 additions. (Measured on Zen 4 against
-//! the AVX2 tier's tiles: Q5_0 ×1.2, Q8_0 ×1.4, single thread.)
+//! The Q8_0 tile ([`tile_q8_0`]) keeps ggml's x86 order of f32 additions,
+//! so that its results are the other tiers' to the bit (Q8_0 weights get no
+//! panel kernel: its lane layout sums in another order). The Q5_0 tile and
+//! the panels sum in their own order:
+//!
+//! A Q5_0 tile is `R ≤ 4` weight rows · 4 activation rows (Q8_0). Each
+//! 512-bit register holds two 32-quant blocks (lanes 0..8 block `b`, lanes
+//! 8..16 block `b + 1`). The weights are used unsigned (0..31), so one
+//! `vpdpbusd` per (row, column) gives the sums `Σ q·y` of four products per
+//! 32-bit lane; the offset 16 is removed exactly in the integer domain by
+//! starting that `vpdpbusd` from `−16 · Σy`, which is computed once per
+//! column and block pair for all rows (again with `vpdpbusd`). Every lane is
+//! exact (|Σ| ≤ 32 · 31 · 128 < 2³¹). Per weight row and block pair the four
+//! columns' lane sums are folded into one vector by interleaving and adding
+//! (128-bit lane k holds `[Σ p0, Σ p1, Σ p2, Σ p3]` of its four lanes;
+//! lanes 0, 1 are block `b`, 2, 3 block `b + 1`), so a row needs one
+//! convert, one multiply (`dx·dy`, for all columns and both blocks) and one
+//! FMA per block pair, and its accumulator stays in one register across the
+//! whole row; the four 128-bit lanes are added at the end. Results agree
+//! with the scalar reference up to the order of f32 additions. (Measured on
+//! Zen 4 against the AVX2 tier's tile: ×1.2, single thread.)
 //!
 //! NOTE for callers matching on [`crate::Isa`]: this tier's non-quant
 //! kernels elsewhere (hearth-ops' f16 helpers) are the AVX2 ones; treat
@@ -80,7 +84,6 @@ const fn panels() -> [Option<PanelDotFn>; crate::DOT_SLOTS] {
     t[SLOT_Q4_1] = Some(panel_q4_1);
     t[SLOT_Q5_0] = Some(panel_q5_0);
     t[SLOT_Q5_1] = Some(panel_q5_1);
-    t[SLOT_Q8_0] = Some(panel_q8_0);
     t
 }
 
@@ -131,7 +134,6 @@ safe_panel!(panel_q4_0 => panel::panel_q4_0);
 safe_panel!(panel_q4_1 => panel::panel_q4_1);
 safe_panel!(panel_q5_0 => panel::panel_q5_0);
 safe_panel!(panel_q5_1 => panel::panel_q5_1);
-safe_panel!(panel_q8_0 => panel::panel_q8_0);
 
 /// Defines a safe wrapper around a tile kernel: 1..=4 weight rows to the
 /// kernel instantiated for that many rows; fewer than 4 activation rows are
@@ -237,18 +239,6 @@ unsafe fn q5_0_pair(x0: &[u8], x1: Option<&[u8]>) -> __m512i {
     // Bit j of qh is the 5th bit of quant j, which is byte j here.
     let qh = u64::from(rd_u32(x0, 2)) | (u64::from(h1) << 32);
     _mm512_or_si512(lo, _mm512_maskz_mov_epi8(qh, _mm512_set1_epi8(0x10)))
-}
-
-/// Q8_0 blocks `x0`, `x1` (zeros when absent) as 64 unsigned quants
-/// `x + 128`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q8_0_pair(x0: &[u8], x1: Option<&[u8]>) -> __m512i {
-    let hi = match x1 {
-        Some(x) => load32(x, 2),
-        None => _mm256_set1_epi8(0x80u8 as i8),
-    };
-    _mm512_xor_si512(join(load32(x0, 2), hi), _mm512_set1_epi8(0x80u8 as i8))
 }
 
 /// The four columns' f16 block scales (bytes 0..2 of each Q8_0 block),
@@ -366,10 +356,65 @@ unsafe fn tile_q5_0<const R: usize>(w: [&[u8]; R], a: [&[u8]; COLS]) -> [[f32; C
     vnni_tile!(w, a, R, Q5_0_BYTES, 16, q5_0_pair)
 }
 
-/// W (R rows, Q8_0) · 4 rows of A (Q8_0).
+/// `hsum_float_8` of the 8 lanes of `v`: the high 128 bits added to the
+/// low, then lanes 2, 3 to 0, 1, then lane 1 to lane 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn hsum8(v: __m256) -> f32 {
+    let r = _mm_add_ps(_mm256_extractf128_ps::<1>(v), _mm256_castps256_ps128(v));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// W (R rows, Q8_0) · 4 rows of A (Q8_0), in the order of ggml's x86
+/// `ggml_vec_dot_q8_0_q8_0`: per column, eight f32 lanes, each adding per
+/// block `dx·dy · Σ` of its four products with one FMA, the blocks in
+/// order, and the lanes summed as `hsum_float_8` at the end. Each 512-bit
+/// register holds two columns (lanes 0..8 and 8..16) of one block, the
+/// weight block broadcast to both halves, so one `vpdpbusd` gives both
+/// columns' lane sums (the offset 128 removed by starting from `−128·Σy`).
+/// The result equals the AVX2 and scalar tiers' Q8_0 dot to the bit: a
+/// product one rounding away can flip the next activation quantization,
+/// which models with peaked attention carry to the logits.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile_q8_0<const R: usize>(w: [&[u8]; R], a: [&[u8]; COLS]) -> [[f32; COLS]; R] {
-    vnni_tile!(w, a, R, Q8_0_BYTES, 128, q8_0_pair)
+    let flip = _mm256_set1_epi8(0x80u8 as i8);
+    let offv = _mm512_set1_epi8(0x80u8 as i8);
+    let zero = _mm512_setzero_si512();
+    // acc[r][h]: columns 2h (lanes 0..8) and 2h + 1 (lanes 8..16) of row r.
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for b in 0..w[0].len() / Q8_0_BYTES {
+        let ys: [&[u8]; COLS] =
+            std::array::from_fn(|c| &a[c][b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES]);
+        let mut y = [zero; 2];
+        let mut neg = [zero; 2];
+        let mut dy = [_mm512_setzero_ps(); 2];
+        for h in 0..2 {
+            let (y0, y1) = (ys[2 * h], ys[2 * h + 1]);
+            y[h] = join(load32(y0, 2), load32(y1, 2));
+            neg[h] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, y[h]));
+            dy[h] = f16_pair(rd_u16(y0, 0), rd_u16(y1, 0));
+        }
+        for (acc, x) in acc.iter_mut().zip(w) {
+            let x = &x[b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES];
+            let q = _mm256_xor_si256(load32(x, 2), flip);
+            let q = _mm512_broadcast_i64x4(q);
+            let dx = _mm512_cvtph_ps(_mm256_set1_epi16(rd_u16(x, 0) as i16));
+            for h in 0..2 {
+                let p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg[h], q, y[h]));
+                acc[h] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[h]), p, acc[h]);
+            }
+        }
+    }
+    let mut out = [[0.0f32; COLS]; R];
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for h in 0..2 {
+            let v = _mm512_castps_pd(acc[h]);
+            o[2 * h] = hsum8(_mm256_castpd_ps(_mm512_castpd512_pd256(v)));
+            o[2 * h + 1] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(v)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! weight rows of a 32-element format · one activation panel of 4 columns
 //! (layout in `crate::panel`), W (R × n) · Aᵀ (n × 4) → R × 4 floats.
 //!
-//! Per weight row and block, the 32 quants are made unsigned (Q4_0/Q5_0 as
-//! stored, Q8_0 as `x + 128`) into one ymm: quants 0..16 in the low half,
-//! 16..32 in the high half. For each of the panel's four 32-byte groups,
+//! Per weight row and block, the 32 quants are used unsigned (Q4_0/Q5_0 as
+//! stored, with their offset) in one ymm: quants 0..16 in the low half,
+//! 16..32 in the high half. (Q8_0 weights use the tile, which sums in
+//! ggml's order; a panel's lanes cannot.) For each of the panel's four 32-byte groups,
 //! `vpshufd` broadcasts the matching four quants to every 32-bit lane of
 //! their half and one `vpdpbusd` adds their products with all four columns:
 //! after four groups, lane c holds column c's sum over quants 0..16 and
@@ -23,7 +24,7 @@
 use core::arch::x86_64::*;
 
 use crate::panel::{PANEL_BLOCK_BYTES, PANEL_COLS};
-use crate::scalar::legacy::{Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES};
+use crate::scalar::legacy::{Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES};
 
 use super::{load16, load32, rd_u32};
 
@@ -184,19 +185,6 @@ pub(super) unsafe fn panel_q5_0<const R: usize, const P: usize>(
     off_panel!(w, p, R, P, Q5_0_BYTES, 16, |x| _mm256_or_si256(
         nibbles(x, 6),
         high_bits(x, 2)
-    ))
-}
-
-/// W (R rows, Q8_0) · a Q8_0 panel: the quants as `x + 128`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn panel_q8_0<const R: usize, const P: usize>(
-    w: [&[u8]; R],
-    p: [&[u8]; P],
-) -> [[[f32; 4]; P]; R] {
-    let flip = _mm256_set1_epi8(0x80u8 as i8);
-    off_panel!(w, p, R, P, Q8_0_BYTES, 128, |x| _mm256_xor_si256(
-        load32(x, 2),
-        flip
     ))
 }
 
