@@ -62,6 +62,8 @@ enum Command {
     Stop(cmd::stop::StopArgs),
     /// Make a store model from a Modelfile.
     Create(cmd::create::CreateArgs),
+    /// Check the egress audit log, or show what left the machine today.
+    Audit(cmd::audit::AuditArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -99,6 +101,7 @@ fn main() {
         Command::Ps(a) => cmd::ps::main(a),
         Command::Stop(a) => cmd::stop::main(a),
         Command::Create(a) => cmd::create::main(a),
+        Command::Audit(a) => cmd::audit::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod bench;
 mod chat;
 mod client;
