@@ -7,4 +7,5 @@
 //!   as it streams.
 
 pub mod audit;
+mod detect;
 pub mod redact;
