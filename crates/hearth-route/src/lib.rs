@@ -7,5 +7,7 @@
 //!   as it streams.
 
 pub mod audit;
+pub mod config;
+pub mod decide;
 mod detect;
 pub mod redact;
