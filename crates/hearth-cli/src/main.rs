@@ -64,6 +64,8 @@ enum Command {
     Create(cmd::create::CreateArgs),
     /// Check the egress audit log, or show what left the machine today.
     Audit(cmd::audit::AuditArgs),
+    /// Explain where a prompt would be routed, without sending it.
+    Route(cmd::route::RouteArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -102,6 +104,7 @@ fn main() {
         Command::Stop(a) => cmd::stop::main(a),
         Command::Create(a) => cmd::create::main(a),
         Command::Audit(a) => cmd::audit::main(a),
+        Command::Route(a) => cmd::route::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,4 +1,4 @@
-//! `hearth audit verify` and `hearth audit tail` on a generated log.
+//! `hearth audit verify`, `hearth audit tail` and `hearth route test`.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -62,5 +62,40 @@ fn audit_verify_and_tail() {
     assert!(err.contains("entry 2 (line 2) was changed"), "{err}");
     let o = hearth(&["audit", "tail", p]);
     assert_eq!(o.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn route_test_explains_without_sending() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-route-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[upstreams.cloudy]\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"HEARTH_TEST_ROUTE_KEY\"\nmodels = [\"big\"]\npolicy = \"cloud\"\n\n[routes.auto]\npolicy = \"pin\"\ntargets = [\"cloudy:big\", \"local:smollm2\"]\n",
+    )
+    .expect("write");
+    let c = cfg.to_str().expect("utf-8");
+    let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["route", "test", "--config", c, "mail anna@example.com"])
+        .env("HEARTH_TEST_ROUTE_KEY", "secret-value-never-printed")
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("route: upstream cloudy model big"), "{out}");
+    assert!(out.contains("would send: mail [EMAIL_1]") && out.contains("email=1"), "{out}");
+    assert!(out.contains("from $HEARTH_TEST_ROUTE_KEY (set)"), "{out}");
+    assert!(!out.contains("secret-value") && !err.contains("secret-value"));
+    let o = hearth(&["route", "test", "--config", c, "--private", "mail anna@example.com"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("route: local smollm2"), "{out}");
+    // A bad config is an error naming the file, not a panic.
+    std::fs::write(&cfg, "[routes.auto]\npolicy = \"pin\"\ntargets = [\"x:y\"]\n").expect("write");
+    let o = hearth(&["route", "test", "--config", c, "hi"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("config.toml") && err.contains("no upstream called"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

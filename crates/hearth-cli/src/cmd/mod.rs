@@ -13,6 +13,7 @@ pub mod plan;
 pub mod ps;
 pub mod pull;
 pub mod rm;
+pub mod route;
 pub mod run;
 pub mod serve;
 mod session;
