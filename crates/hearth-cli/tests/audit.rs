@@ -50,8 +50,14 @@ fn audit_verify_and_tail() {
     let o = hearth(&["audit", "tail", p]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("#2 ") && out.contains("model=big-2") && out.contains("email=2"), "{out}");
-    assert!(out.contains("3 requests left the machine today (60 prompt tokens, 6 completion tokens)"), "{out}");
+    assert!(
+        out.contains("#2 ") && out.contains("model=big-2") && out.contains("email=2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("3 requests left the machine today (60 prompt tokens, 6 completion tokens)"),
+        "{out}"
+    );
 
     // Changing entry 2 fails, exit 1, naming it.
     let s = std::fs::read_to_string(&path).expect("read");
@@ -85,17 +91,34 @@ fn route_test_explains_without_sending() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("route: upstream cloudy model big"), "{out}");
-    assert!(out.contains("would send: mail [EMAIL_1]") && out.contains("email=1"), "{out}");
+    assert!(
+        out.contains("would send: mail [EMAIL_1]") && out.contains("email=1"),
+        "{out}"
+    );
     assert!(out.contains("from $HEARTH_TEST_ROUTE_KEY (set)"), "{out}");
     assert!(!out.contains("secret-value") && !err.contains("secret-value"));
-    let o = hearth(&["route", "test", "--config", c, "--private", "mail anna@example.com"]);
+    let o = hearth(&[
+        "route",
+        "test",
+        "--config",
+        c,
+        "--private",
+        "mail anna@example.com",
+    ]);
     let (out, _) = text(&o);
     assert!(out.contains("route: local smollm2"), "{out}");
     // A bad config is an error naming the file, not a panic.
-    std::fs::write(&cfg, "[routes.auto]\npolicy = \"pin\"\ntargets = [\"x:y\"]\n").expect("write");
+    std::fs::write(
+        &cfg,
+        "[routes.auto]\npolicy = \"pin\"\ntargets = [\"x:y\"]\n",
+    )
+    .expect("write");
     let o = hearth(&["route", "test", "--config", c, "hi"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("config.toml") && err.contains("no upstream called"), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("no upstream called"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -140,8 +140,12 @@ pub fn verify(path: &Path) -> Result<Vec<Entry>, AuditError> {
         }
         Err(e) => return Err(io(path)(e)),
     };
-    let text = String::from_utf8(text)
-        .map_err(|e| AuditError::Broken(format!("the log is not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        AuditError::Broken(format!(
+            "the log is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     let mut lines: Vec<&str> = text.split('\n').collect();
     if lines.last() == Some(&"") {
         lines.pop();
@@ -156,7 +160,9 @@ pub fn verify(path: &Path) -> Result<Vec<Entry>, AuditError> {
     for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
         let e: Entry = serde_json::from_str(line).map_err(|err| {
-            AuditError::Broken(format!("entry {n} (line {n}) was changed: it is not a valid entry ({err})"))
+            AuditError::Broken(format!(
+                "entry {n} (line {n}) was changed: it is not a valid entry ({err})"
+            ))
         })?;
         if e.seq != n {
             let what = if e.seq > n {
@@ -164,7 +170,9 @@ pub fn verify(path: &Path) -> Result<Vec<Entry>, AuditError> {
             } else {
                 format!("entry {} is out of place: it is on line {n}", e.seq)
             };
-            return Err(AuditError::Broken(format!("{what} (an entry was removed, inserted or reordered)")));
+            return Err(AuditError::Broken(format!(
+                "{what} (an entry was removed, inserted or reordered)"
+            )));
         }
         if e.prev != prev {
             return Err(AuditError::Broken(format!(
@@ -183,7 +191,10 @@ pub fn verify(path: &Path) -> Result<Vec<Entry>, AuditError> {
     let last = entries.last().map_or(0, |e| e.seq);
     let head = match std::fs::read_to_string(&head_file) {
         Ok(s) => serde_json::from_str::<Head>(s.trim()).map_err(|err| {
-            AuditError::Broken(format!("{}: not a valid head record ({err})", head_file.display()))
+            AuditError::Broken(format!(
+                "{}: not a valid head record ({err})",
+                head_file.display()
+            ))
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(AuditError::Broken(format!(
@@ -263,7 +274,8 @@ impl AuditLog {
             hash: String::new(),
         };
         e.hash = e.compute_hash();
-        let mut line = serde_json::to_string(&e).map_err(|err| AuditError::Broken(err.to_string()))?;
+        let mut line =
+            serde_json::to_string(&e).map_err(|err| AuditError::Broken(err.to_string()))?;
         line.push('\n');
         let mut f = OpenOptions::new()
             .create(true)

@@ -44,10 +44,7 @@ pub enum ConfigError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}: [redaction]: {source}")]
-    Redaction {
-        path: PathBuf,
-        source: RedactError,
-    },
+    Redaction { path: PathBuf, source: RedactError },
 }
 
 /// Where an upstream's data goes, as far as privacy is concerned.
@@ -181,11 +178,18 @@ impl Config {
                 return Err(bad(format!("[upstreams.{name}]: models is empty")));
             }
             if u.connect_timeout_s == 0 || u.request_timeout_s == 0 {
-                return Err(bad(format!("[upstreams.{name}]: timeouts must be at least 1 s")));
+                return Err(bad(format!(
+                    "[upstreams.{name}]: timeouts must be at least 1 s"
+                )));
             }
-            for p in [u.price_per_mtok_in, u.price_per_mtok_out].into_iter().flatten() {
+            for p in [u.price_per_mtok_in, u.price_per_mtok_out]
+                .into_iter()
+                .flatten()
+            {
                 if !(p.is_finite() && p >= 0.0) {
-                    return Err(bad(format!("[upstreams.{name}]: price {p} is not a non-negative number")));
+                    return Err(bad(format!(
+                        "[upstreams.{name}]: price {p} is not a non-negative number"
+                    )));
                 }
             }
             if u.api_key_env.as_deref() == Some("") {
@@ -197,7 +201,8 @@ impl Config {
                 return Err(bad(format!("[routes.{name}]: targets is empty")));
             }
             for t in &r.targets {
-                c.target(t).map_err(|m| bad(format!("[routes.{name}]: {m}")))?;
+                c.target(t)
+                    .map_err(|m| bad(format!("[routes.{name}]: {m}")))?;
             }
         }
         c.redactor().map_err(|source| ConfigError::Redaction {

@@ -42,7 +42,10 @@ pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decisio
             )),
         }
         // Checked when the config was parsed.
-        r.targets.iter().filter_map(|t| cfg.target(t).ok()).collect()
+        r.targets
+            .iter()
+            .filter_map(|t| cfg.target(t).ok())
+            .collect()
     } else if let Ok(t) = cfg.target(model) {
         why.push(format!("{model:?} names a target directly"));
         vec![t]
@@ -55,8 +58,12 @@ pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decisio
             .collect();
         match serving.as_slice() {
             [] => {
-                why.push(format!("no route or upstream serves {model:?}: a local model"));
-                vec![Target::Local { model: model.to_string() }]
+                why.push(format!(
+                    "no route or upstream serves {model:?}: a local model"
+                ));
+                vec![Target::Local {
+                    model: model.to_string(),
+                }]
             }
             [one] => {
                 why.push(format!("upstream {one:?} is the one that lists {model:?}"));
@@ -74,7 +81,9 @@ pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decisio
         }
     };
     if private {
-        why.push("the request is private: only local targets and upstreams with policy local".into());
+        why.push(
+            "the request is private: only local targets and upstreams with policy local".into(),
+        );
     }
     for t in targets {
         match t {

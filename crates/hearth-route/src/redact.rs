@@ -131,16 +131,56 @@ impl Redactor {
         };
         let detectors = vec![
             d(Kind::Secret, crate::detect::SECRET_PREFIXED, whole),
-            d(Kind::Secret, r"\b[A-Za-z0-9][A-Za-z0-9+/_\-]{23,}={0,2}", crate::detect::high_entropy),
-            d(Kind::Email, r"(?i)\b[a-z0-9][a-z0-9._%+\-]*@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}\b", whole),
-            d(Kind::Iban, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}", crate::detect::iban),
-            d(Kind::Card, r"(?<![\d.,])\d(?:[ \-]?\d){12,18}(?![\d])", crate::detect::card),
-            d(Kind::NationalId, r"(?<![\d\-])\d{3}([- ])\d{2}\1\d{4}(?![\d\-])", crate::detect::ssn),
-            d(Kind::NationalId, r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", crate::detect::nino),
-            d(Kind::NationalId, r"(?<![\d])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])", crate::detect::insee),
-            d(Kind::NationalId, r"(?<![\d])\d{8}[- ]?[A-Z]\b", crate::detect::dni),
-            d(Kind::Ip, r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d]|\.\d)", whole),
-            d(Kind::Ip, r"(?<![0-9A-Za-z:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*", ipv6),
+            d(
+                Kind::Secret,
+                r"\b[A-Za-z0-9][A-Za-z0-9+/_\-]{23,}={0,2}",
+                crate::detect::high_entropy,
+            ),
+            d(
+                Kind::Email,
+                r"(?i)\b[a-z0-9][a-z0-9._%+\-]*@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}\b",
+                whole,
+            ),
+            d(
+                Kind::Iban,
+                r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}",
+                crate::detect::iban,
+            ),
+            d(
+                Kind::Card,
+                r"(?<![\d.,])\d(?:[ \-]?\d){12,18}(?![\d])",
+                crate::detect::card,
+            ),
+            d(
+                Kind::NationalId,
+                r"(?<![\d\-])\d{3}([- ])\d{2}\1\d{4}(?![\d\-])",
+                crate::detect::ssn,
+            ),
+            d(
+                Kind::NationalId,
+                r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+                crate::detect::nino,
+            ),
+            d(
+                Kind::NationalId,
+                r"(?<![\d])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])",
+                crate::detect::insee,
+            ),
+            d(
+                Kind::NationalId,
+                r"(?<![\d])\d{8}[- ]?[A-Z]\b",
+                crate::detect::dni,
+            ),
+            d(
+                Kind::Ip,
+                r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d]|\.\d)",
+                whole,
+            ),
+            d(
+                Kind::Ip,
+                r"(?<![0-9A-Za-z:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*",
+                ipv6,
+            ),
             d(Kind::Phone, crate::detect::PHONE, crate::detect::phone),
         ];
         Redactor {
@@ -303,7 +343,11 @@ impl Restorer {
         while let Some(i) = rest.find('[') {
             out.push_str(&rest[..i]);
             let tail = &rest[i..];
-            if let Some((ph, orig)) = self.originals.iter().find(|(p, _)| tail.starts_with(p.as_str())) {
+            if let Some((ph, orig)) = self
+                .originals
+                .iter()
+                .find(|(p, _)| tail.starts_with(p.as_str()))
+            {
                 out.push_str(orig);
                 rest = &tail[ph.len()..];
             } else if self.originals.keys().any(|p| p.starts_with(tail)) {

@@ -1,6 +1,9 @@
 //! The egress audit log: a clean log verifies; every single edit, deletion
 //! or reordering of a generated log fails verification naming the entry.
 
+// `is_multiple_of` is newer than the workspace's rust-version.
+#![allow(unknown_lints, clippy::manual_is_multiple_of)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,7 +69,8 @@ fn must_fail_naming(path: &Path, entry: u64, what: &str) {
         Err(e) => {
             let msg = e.to_string();
             assert!(
-                msg.contains(&format!("entry {entry}")) || msg.contains(&format!("entries {entry}..")),
+                msg.contains(&format!("entry {entry}"))
+                    || msg.contains(&format!("entries {entry}..")),
                 "{what}: the error does not name entry {entry}: {msg}"
             );
         }
@@ -91,7 +95,9 @@ fn clean_log_verifies_and_reopens() {
     assert_eq!(e.prev, entries[N as usize - 1].hash);
     assert_eq!(audit::verify(&path).expect("verifies").len() as u64, N + 1);
     // The log holds no content, only its hash.
-    assert!(!std::fs::read_to_string(&path).expect("read").contains("request body"));
+    assert!(!std::fs::read_to_string(&path)
+        .expect("read")
+        .contains("request body"));
     // Today's entries: the one appended now, not the fixed-time ones.
     let all = audit::verify(&path).expect("verifies");
     let today = audit::on_day(&all, SystemTime::now());
@@ -152,7 +158,8 @@ fn every_edit_is_named() {
         let mut l = orig.clone();
         let mut e: audit::Entry = serde_json::from_str(&orig[k]).expect("entry");
         e.egress.model = "edited".into();
-        let body = serde_json::json!({"seq": e.seq, "time": e.time, "egress": e.egress, "prev": e.prev});
+        let body =
+            serde_json::json!({"seq": e.seq, "time": e.time, "egress": e.egress, "prev": e.prev});
         e.hash = audit::sha256_hex(&serde_json::to_vec(&body).expect("json"));
         l[k] = serde_json::to_string(&e).expect("json");
         write_lines(&path, &l);
@@ -194,7 +201,11 @@ fn every_reordering_is_named() {
             let mut l = orig.clone();
             l.swap(a, b);
             write_lines(&path, &l);
-            must_fail_naming(&path, a as u64 + 1, &format!("swap of entries {} and {}", a + 1, b + 1));
+            must_fail_naming(
+                &path,
+                a as u64 + 1,
+                &format!("swap of entries {} and {}", a + 1, b + 1),
+            );
         }
     }
     // Moving one entry to the end.
@@ -203,7 +214,11 @@ fn every_reordering_is_named() {
         let e = l.remove(k);
         l.push(e);
         write_lines(&path, &l);
-        must_fail_naming(&path, k as u64 + 1, &format!("entry {} moved to the end", k + 1));
+        must_fail_naming(
+            &path,
+            k as u64 + 1,
+            &format!("entry {} moved to the end", k + 1),
+        );
     }
     // A duplicated entry (inserted).
     let mut l = orig.clone();

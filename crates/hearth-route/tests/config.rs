@@ -68,7 +68,9 @@ fn bad_configs_are_refused_saying_where() {
         ("not toml at all", "test.toml"),
     ];
     for (text, needle) in cases {
-        let e = parse(text).err().unwrap_or_else(|| panic!("accepted: {text}"));
+        let e = parse(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
         assert!(e.starts_with("test.toml"), "{e}");
         assert!(e.contains(needle), "{needle:?} not in {e}");
     }
@@ -81,7 +83,13 @@ fn pin_private_and_redaction_decisions() {
     // Pinned to the cloud first: sent there, redacted.
     let d = decide(&c, "careful", prompt, false);
     match &d.outcome {
-        Outcome::Upstream { upstream, model, sent, redactions, .. } => {
+        Outcome::Upstream {
+            upstream,
+            model,
+            sent,
+            redactions,
+            ..
+        } => {
             assert_eq!((upstream.as_str(), model.as_str()), ("cloudy", "big-2"));
             assert_eq!(sent, "Ask [EMAIL_1] about [CUSTOM_1]");
             assert_eq!(redactions.get("email"), Some(&1));
@@ -90,21 +98,47 @@ fn pin_private_and_redaction_decisions() {
     }
     // Private: the cloud target is skipped, the local one answers.
     let d = decide(&c, "careful", prompt, true);
-    assert_eq!(d.outcome, Outcome::Local { model: "smollm2".into() });
-    assert!(d.why.iter().any(|w| w.contains("skipped cloudy:big-2")), "{:?}", d.why);
+    assert_eq!(
+        d.outcome,
+        Outcome::Local {
+            model: "smollm2".into()
+        }
+    );
+    assert!(
+        d.why.iter().any(|w| w.contains("skipped cloudy:big-2")),
+        "{:?}",
+        d.why
+    );
     // Private and pinned to the cloud only: refused, nothing else tried.
     let d = decide(&c, "cloud-only", prompt, true);
     assert!(matches!(d.outcome, Outcome::Refused(_)), "{:?}", d.outcome);
     // A private request may go to an upstream whose policy is local, unredacted.
     let d = decide(&c, "mid", prompt, true);
-    assert!(matches!(&d.outcome, Outcome::Upstream { upstream, sent, .. } if upstream == "box" && sent == prompt), "{:?}", d.outcome);
+    assert!(
+        matches!(&d.outcome, Outcome::Upstream { upstream, sent, .. } if upstream == "box" && sent == prompt),
+        "{:?}",
+        d.outcome
+    );
     // On-prem is not redacted by default.
     let d = decide(&c, "cluster:big-1", prompt, false);
-    assert!(matches!(&d.outcome, Outcome::Upstream { sent, .. } if sent == prompt), "{:?}", d.outcome);
+    assert!(
+        matches!(&d.outcome, Outcome::Upstream { sent, .. } if sent == prompt),
+        "{:?}",
+        d.outcome
+    );
     // Ambiguous: two upstreams list big-1.
     let d = decide(&c, "big-1", prompt, false);
-    assert!(matches!(&d.outcome, Outcome::Refused(m) if m.contains("several upstreams")), "{:?}", d.outcome);
+    assert!(
+        matches!(&d.outcome, Outcome::Refused(m) if m.contains("several upstreams")),
+        "{:?}",
+        d.outcome
+    );
     // Unknown names are local models.
     let d = decide(&c, "gemma3:270m", prompt, false);
-    assert_eq!(d.outcome, Outcome::Local { model: "gemma3:270m".into() });
+    assert_eq!(
+        d.outcome,
+        Outcome::Local {
+            model: "gemma3:270m".into()
+        }
+    );
 }

@@ -54,7 +54,10 @@ fn synthetic_set_recall_and_precision() {
             } else {
                 caught += 1;
                 k.1 += 1;
-                let at = row.prompt.find(&p.text).expect("planted text in its prompt");
+                let at = row
+                    .prompt
+                    .find(&p.text)
+                    .expect("planted text in its prompt");
                 if findings
                     .iter()
                     .any(|f| f.start < at + p.text.len() && f.end > at && f.kind.name() == p.kind)
@@ -74,7 +77,12 @@ fn synthetic_set_recall_and_precision() {
             if hit {
                 true_pos += 1;
             } else {
-                false_pos.push(format!("{}: {:?} in {:?}", f.kind.name(), &row.prompt[f.start..f.end], row.prompt));
+                false_pos.push(format!(
+                    "{}: {:?} in {:?}",
+                    f.kind.name(),
+                    &row.prompt[f.start..f.end],
+                    row.prompt
+                ));
             }
         }
         // Whatever is sent, the restorer gives back the prompt.
@@ -108,10 +116,16 @@ fn validators_reject_near_misses() {
     let kinds = |t: &str| r.find(t).iter().map(|f| f.kind).collect::<Vec<_>>();
     // Valid ones.
     assert_eq!(kinds("card 4111 1111 1111 1111"), vec![Kind::Card]);
-    assert_eq!(kinds("IBAN DE89 3704 0044 0532 0130 00 please"), vec![Kind::Iban]);
+    assert_eq!(
+        kinds("IBAN DE89 3704 0044 0532 0130 00 please"),
+        vec![Kind::Iban]
+    );
     assert_eq!(kinds("SSN 123-45-6789"), vec![Kind::NationalId]);
     assert_eq!(kinds("NINO AB 12 34 56 C"), vec![Kind::NationalId]);
-    assert_eq!(kinds("host 2001:db8::7 and fe80::1ff:fe23:4567:890a"), vec![Kind::Ip, Kind::Ip]);
+    assert_eq!(
+        kinds("host 2001:db8::7 and fe80::1ff:fe23:4567:890a"),
+        vec![Kind::Ip, Kind::Ip]
+    );
     // One digit off: the check fails, nothing is taken.
     assert_eq!(kinds("card 4111 1111 1111 1112"), vec![]);
     assert_eq!(kinds("IBAN DE89 3704 0044 0532 0130 01 please"), vec![]);
@@ -132,11 +146,20 @@ fn user_patterns_and_errors() {
         .with_literal("Project Nightingale")
         .expect("valid");
     let mut s = Session::new();
-    let sent = s.redact(&r, "Project Nightingale (PRJ-1234) mail bob@example.com, again bob@example.com");
-    assert_eq!(sent, "[CUSTOM_1] ([CUSTOM_2]) mail [EMAIL_1], again [EMAIL_1]");
+    let sent = s.redact(
+        &r,
+        "Project Nightingale (PRJ-1234) mail bob@example.com, again bob@example.com",
+    );
+    assert_eq!(
+        sent,
+        "[CUSTOM_1] ([CUSTOM_2]) mail [EMAIL_1], again [EMAIL_1]"
+    );
     assert_eq!(s.counts().get("email"), Some(&2));
     assert_eq!(s.counts().get("custom"), Some(&2));
-    let e = Redactor::new().with_regex("(unclosed").err().expect("an error");
+    let e = Redactor::new()
+        .with_regex("(unclosed")
+        .err()
+        .expect("an error");
     assert!(e.to_string().contains("(unclosed"), "{e}");
     assert!(Redactor::new().with_literal("").is_err());
 }
@@ -147,7 +170,10 @@ fn restorer_streams_placeholders_split_anywhere() {
     let mut s = Session::new();
     let prompt = "Write to anna@example.com and call +33 6 12 34 56 78 about [brackets].";
     let sent = s.redact(&r, prompt);
-    assert_eq!(sent, "Write to [EMAIL_1] and call [PHONE_1] about [brackets].");
+    assert_eq!(
+        sent,
+        "Write to [EMAIL_1] and call [PHONE_1] about [brackets]."
+    );
     let reply = "Done: [EMAIL_1] was told; [PHONE_1] too. [EMAIL_ and [x] stay; [EMAIL_1]";
     let whole = s.restorer().restore(reply);
     let want = "Done: anna@example.com was told; +33 6 12 34 56 78 too. [EMAIL_ and [x] stay; anna@example.com";
@@ -166,7 +192,10 @@ fn restorer_streams_placeholders_split_anywhere() {
     for c in reply.chars() {
         let piece = st.push(&c.to_string());
         // Nothing of a placeholder leaks before it is complete.
-        assert!(!piece.contains("[EMAIL_1") && !piece.contains("[PHONE"), "{piece}");
+        assert!(
+            !piece.contains("[EMAIL_1") && !piece.contains("[PHONE"),
+            "{piece}"
+        );
         out.push_str(&piece);
     }
     out.push_str(&st.finish());

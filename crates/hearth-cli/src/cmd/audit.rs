@@ -43,7 +43,11 @@ pub fn main(a: AuditArgs) -> Result<()> {
             let today = audit::on_day(&entries, SystemTime::now());
             for e in &today {
                 let g = &e.egress;
-                let red: Vec<String> = g.redactions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let red: Vec<String> = g
+                    .redactions
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 println!(
                     "#{} {} -> {} model={} prompt_tokens={} completion_tokens={} redacted[{}] sent_sha256={}",
                     e.seq,

@@ -55,13 +55,27 @@ pub fn main(a: RouteArgs) -> Result<()> {
             redactions,
         } => {
             let u = &cfg.upstreams[&upstream];
-            println!("route: upstream {upstream} model {model} at {} (policy {})", u.base_url, policy.name());
+            println!(
+                "route: upstream {upstream} model {model} at {} (policy {})",
+                u.base_url,
+                policy.name()
+            );
             if let Some(var) = &u.api_key_env {
                 let set = std::env::var_os(var).is_some_and(|v| !v.is_empty());
-                println!("api key: from ${var} ({})", if set { "set" } else { "NOT set" });
+                println!(
+                    "api key: from ${var} ({})",
+                    if set { "set" } else { "NOT set" }
+                );
             }
             let red: Vec<String> = redactions.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("redacted: {}", if red.is_empty() { "nothing".to_string() } else { red.join(", ") });
+            println!(
+                "redacted: {}",
+                if red.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    red.join(", ")
+                }
+            );
             println!("would send: {sent}");
         }
         Outcome::Refused(why) => bail!("refused: {why}"),
