@@ -66,6 +66,10 @@ enum Command {
     Quantize(cmd::quantize::QuantizeArgs),
     /// Knowledge bases of your own documents: add, query, ask, ls, rm, stats.
     Rag(cmd::rag::RagArgs),
+    /// Check the egress audit log, or show what left the machine today.
+    Audit(cmd::audit::AuditArgs),
+    /// Explain where a prompt would be routed, without sending it.
+    Route(cmd::route::RouteArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -105,6 +109,8 @@ fn main() {
         Command::Create(a) => cmd::create::main(a),
         Command::Quantize(a) => cmd::quantize::main(a),
         Command::Rag(a) => cmd::rag::main(a),
+        Command::Audit(a) => cmd::audit::main(a),
+        Command::Route(a) => cmd::route::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod bench;
 mod chat;
 mod client;
@@ -15,6 +16,7 @@ pub mod quantize;
 pub mod rag;
 mod rag_ask;
 pub mod rm;
+pub mod route;
 pub mod run;
 pub mod serve;
 mod session;

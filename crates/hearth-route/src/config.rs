@@ -1,0 +1,253 @@
+//! The routing configuration (`~/.hearth/config.toml`, or `--config`):
+//! upstreams, routes and redaction patterns. Parsing is strict: an unknown
+//! key, a missing field, a bad URL or a route naming an unknown target is
+//! an error that says where.
+//!
+//! ```toml
+//! [upstreams.openai]
+//! base_url = "https://api.openai.com/v1"
+//! api_key_env = "OPENAI_API_KEY"     # the key is read from this variable, never logged
+//! models = ["gpt-4o-mini"]
+//! policy = "cloud"                   # local | on-prem | cloud
+//! price_per_mtok_in = 0.15           # optional, per million tokens
+//! price_per_mtok_out = 0.60
+//! connect_timeout_s = 5              # optional (default 10)
+//! request_timeout_s = 120            # optional (default 300)
+//! replicas = ["https://eu.api.example/v1"]   # optional, more base URLs of the same upstream
+//! redact = true                      # optional; default: true for cloud, false otherwise
+//!
+//! [routes.private-first]
+//! policy = "pin"
+//! targets = ["local:smollm2", "openai:gpt-4o-mini"]
+//!
+//! [redaction]
+//! regexes = ["PRJ-\\d{4}"]
+//! literals = ["Project Nightingale"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::redact::{RedactError, Redactor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: [redaction]: {source}")]
+    Redaction { path: PathBuf, source: RedactError },
+}
+
+/// Where an upstream's data goes, as far as privacy is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataPolicy {
+    Local,
+    OnPrem,
+    Cloud,
+}
+
+impl DataPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataPolicy::Local => "local",
+            DataPolicy::OnPrem => "on-prem",
+            DataPolicy::Cloud => "cloud",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub models: Vec<String>,
+    pub policy: DataPolicy,
+    pub price_per_mtok_in: Option<f64>,
+    pub price_per_mtok_out: Option<f64>,
+    #[serde(default = "default_connect")]
+    pub connect_timeout_s: u64,
+    #[serde(default = "default_request")]
+    pub request_timeout_s: u64,
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    redact: Option<bool>,
+}
+
+fn default_connect() -> u64 {
+    10
+}
+fn default_request() -> u64 {
+    300
+}
+
+impl Upstream {
+    /// Whether prompts are redacted before they go to this upstream.
+    pub fn redacts(&self) -> bool {
+        self.redact.unwrap_or(self.policy == DataPolicy::Cloud)
+    }
+}
+
+/// How a route chooses among its targets. Only `pin` exists so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Only the listed targets, tried in order; never anything else.
+    Pin,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub policy: Policy,
+    /// `local:MODEL` or `UPSTREAM:MODEL`.
+    pub targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    #[serde(default)]
+    pub regexes: Vec<String>,
+    #[serde(default)]
+    pub literals: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Upstream>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, Route>,
+    #[serde(default)]
+    pub redaction: Redaction,
+}
+
+/// Where a route's target sends a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Local { model: String },
+    Upstream { upstream: String, model: String },
+}
+
+/// The default config file: `$HEARTH_HOME/config.toml`, else `~/.hearth/config.toml`.
+pub fn default_path() -> PathBuf {
+    crate::audit::default_path().with_file_name("config.toml")
+}
+
+impl Config {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks config text (`path` is only for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let bad = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        for (name, u) in &c.upstreams {
+            for url in std::iter::once(&u.base_url).chain(&u.replicas) {
+                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                    return Err(bad(format!(
+                        "[upstreams.{name}]: {url:?} is not an http:// or https:// URL"
+                    )));
+                }
+            }
+            if u.models.is_empty() {
+                return Err(bad(format!("[upstreams.{name}]: models is empty")));
+            }
+            if u.connect_timeout_s == 0 || u.request_timeout_s == 0 {
+                return Err(bad(format!(
+                    "[upstreams.{name}]: timeouts must be at least 1 s"
+                )));
+            }
+            for p in [u.price_per_mtok_in, u.price_per_mtok_out]
+                .into_iter()
+                .flatten()
+            {
+                if !(p.is_finite() && p >= 0.0) {
+                    return Err(bad(format!(
+                        "[upstreams.{name}]: price {p} is not a non-negative number"
+                    )));
+                }
+            }
+            if u.api_key_env.as_deref() == Some("") {
+                return Err(bad(format!("[upstreams.{name}]: api_key_env is empty")));
+            }
+        }
+        for (name, r) in &c.routes {
+            if r.targets.is_empty() {
+                return Err(bad(format!("[routes.{name}]: targets is empty")));
+            }
+            for t in &r.targets {
+                c.target(t)
+                    .map_err(|m| bad(format!("[routes.{name}]: {m}")))?;
+            }
+        }
+        c.redactor().map_err(|source| ConfigError::Redaction {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(c)
+    }
+
+    /// Resolves `local:MODEL` or `UPSTREAM:MODEL`.
+    pub fn target(&self, t: &str) -> Result<Target, String> {
+        let (head, model) = t
+            .split_once(':')
+            .filter(|(h, m)| !h.is_empty() && !m.is_empty())
+            .ok_or_else(|| format!("target {t:?} is not `local:MODEL` or `UPSTREAM:MODEL`"))?;
+        if head == "local" {
+            return Ok(Target::Local {
+                model: model.to_string(),
+            });
+        }
+        let u = self
+            .upstreams
+            .get(head)
+            .ok_or_else(|| format!("target {t:?} names no upstream called {head:?}"))?;
+        if !u.models.iter().any(|m| m == model) {
+            return Err(format!(
+                "target {t:?}: upstream {head:?} does not list model {model:?} (it lists {:?})",
+                u.models
+            ));
+        }
+        Ok(Target::Upstream {
+            upstream: head.to_string(),
+            model: model.to_string(),
+        })
+    }
+
+    /// The built-in detectors plus the configured patterns.
+    pub fn redactor(&self) -> Result<Redactor, RedactError> {
+        let mut r = Redactor::new();
+        for p in &self.redaction.regexes {
+            r = r.with_regex(p)?;
+        }
+        for l in &self.redaction.literals {
+            r = r.with_literal(l)?;
+        }
+        Ok(r)
+    }
+}
