@@ -77,6 +77,7 @@ pub fn main(a: AskArgs) -> Result<()> {
         system: Some(INSTRUCTIONS.to_string()),
         chat: false,
         deterministic: false,
+        hide_thinking: false,
     };
     let mut session = Session::open(&a.model, setup, Map::new())?;
     ctrlc::set_handler(|| {
