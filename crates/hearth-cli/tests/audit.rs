@@ -5,13 +5,8 @@ use std::process::{Command, Output};
 
 use hearth_route::audit::{self, AuditLog, Egress};
 
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running hearth")
-}
+mod common;
+use common::hearth;
 
 fn text(o: &Output) -> (String, String) {
     (

@@ -2,7 +2,7 @@
 //! output, determinism, and clear errors for bad input (never a panic).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
@@ -19,13 +19,8 @@ fn synth_model(dir: &Path, arch: Arch) -> PathBuf {
     p
 }
 
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running hearth")
-}
+mod common;
+use common::hearth;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -3,7 +3,6 @@
 //! and clear errors for bad token lists.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
@@ -17,13 +16,8 @@ fn synth_model(tag: &str, arch: Arch) -> (PathBuf, PathBuf) {
     (d, p)
 }
 
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running hearth")
-}
+mod common;
+use common::hearth;
 
 /// The logits rows of `hearth eval --json` (failing the test on any error).
 fn eval(model: &Path, tokens: &str, mode: &str, extra: &[&str]) -> (usize, Vec<Vec<f32>>) {

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hearth_gguf::{GgmlType, GgufFile};
 use hearth_model::synth::{build, SynthSpec};
@@ -29,13 +29,8 @@ fn f32_model(dir: &Path) -> PathBuf {
     p
 }
 
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running hearth")
-}
+mod common;
+use common::hearth;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
