@@ -238,21 +238,23 @@ pub fn attention_batch<T: KvElem>(
     attention_impl(pool, p, None, q, kv, positions, out);
 }
 
-/// [`attention_batch`] with attention sinks (gpt-oss): one learned logit
+/// [`attention_batch`] with attention sinks when given (gpt-oss): one learned logit
 /// per query head, `sinks[h]`, that takes part in the softmax's
 /// normalisation as if it were a key whose value is zero, so a head can
 /// give little weight to every real key.
 pub fn attention_batch_sinks<T: KvElem>(
     pool: &ThreadPool,
     p: &AttnParams,
-    sinks: &[f32],
+    sinks: Option<&[f32]>,
     q: &[f32],
     kv: &[KvView<'_, T>],
     positions: &[usize],
     out: &mut [f32],
 ) {
-    assert_eq!(sinks.len(), p.n_head, "attention: one sink per head");
-    attention_impl(pool, p, Some(sinks), q, kv, positions, out);
+    if let Some(sk) = sinks {
+        assert_eq!(sk.len(), p.n_head, "attention: one sink per head");
+    }
+    attention_impl(pool, p, sinks, q, kv, positions, out);
 }
 
 /// With the running maximum `m` and sum `l` of a head's softmax, the sink

@@ -82,7 +82,7 @@ fn run(pool: &ThreadPool, p: &AttnParams, sinks: Option<&[f32]>, n: usize, f16: 
             n_tokens: n,
         }];
         match sinks {
-            Some(s) => attention_batch_sinks(pool, p, s, &q, &view, &pos, &mut got),
+            Some(s) => attention_batch_sinks(pool, p, Some(s), &q, &view, &pos, &mut got),
             None => attention_batch(pool, p, &q, &view, &pos, &mut got),
         }
     } else {
@@ -92,7 +92,7 @@ fn run(pool: &ThreadPool, p: &AttnParams, sinks: Option<&[f32]>, n: usize, f16: 
             n_tokens: n,
         }];
         match sinks {
-            Some(s) => attention_batch_sinks(pool, p, s, &q, &view, &pos, &mut got),
+            Some(s) => attention_batch_sinks(pool, p, Some(s), &q, &view, &pos, &mut got),
             None => attention_batch(pool, p, &q, &view, &pos, &mut got),
         }
     }
@@ -135,7 +135,7 @@ fn sinks_take_part_in_the_softmax_on_both_paths() {
         n_tokens: 1,
     }];
     let mut out = vec![0f32; 32];
-    attention_batch_sinks(&pool, &p, &[50.0; 4], &q, &view, &[0], &mut out);
+    attention_batch_sinks(&pool, &p, Some(&[50.0; 4]), &q, &view, &[0], &mut out);
     assert!(out.iter().all(|&o| o.abs() < 1e-12), "{out:?}");
 }
 

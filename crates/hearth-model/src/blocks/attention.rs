@@ -184,8 +184,12 @@ impl Attention {
         let out = &mut s.att[..n * q_dim];
         let sk = self.sinks.as_deref();
         match (views16, views32) {
-            (Some(kv), _) => attend(cx, &params, sk, &s.q, &kv, &s.positions, out),
-            (_, Some(kv)) => attend(cx, &params, sk, &s.q, &kv, &s.positions, out),
+            (Some(kv), _) => {
+                ops::attention_batch_sinks(cx.pool, &params, sk, &s.q, &kv, &s.positions, out)
+            }
+            (_, Some(kv)) => {
+                ops::attention_batch_sinks(cx.pool, &params, sk, &s.q, &kv, &s.positions, out)
+            }
             // Sequences with caches of different types: one call each.
             (None, None) => {
                 let mut t0 = 0;
@@ -198,12 +202,24 @@ impl Attention {
                     );
                     let o = &mut s.att[r.start * q_dim..r.end * q_dim];
                     match &g.st.cache.layers[il] {
-                        LayerMem::F16(l) => {
-                            attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
-                        }
-                        LayerMem::F32(l) => {
-                            attend(cx, &params, sk, q, &[l.view(pos.len())], pos, o)
-                        }
+                        LayerMem::F16(l) => ops::attention_batch_sinks(
+                            cx.pool,
+                            &params,
+                            sk,
+                            q,
+                            &[l.view(pos.len())],
+                            pos,
+                            o,
+                        ),
+                        LayerMem::F32(l) => ops::attention_batch_sinks(
+                            cx.pool,
+                            &params,
+                            sk,
+                            q,
+                            &[l.view(pos.len())],
+                            pos,
+                            o,
+                        ),
                         // An attention layer's memory is a KV cache (`mem_specs`).
                         LayerMem::Recurrent(_) => {}
                     }
@@ -230,23 +246,6 @@ fn split_gate(q: &mut Vec<f32>, gate: &mut Vec<f32>, n: usize, n_head: usize, hd
         }
     }
     q.truncate(n * n_head * hd);
-}
-
-/// Attention over `kv` (see [`ops::attention_batch`]), with the layer's
-/// sinks when it has them.
-fn attend<T: KvElem>(
-    cx: &Ctx<'_>,
-    p: &AttnParams,
-    sinks: Option<&[f32]>,
-    q: &[f32],
-    kv: &[KvView<'_, T>],
-    positions: &[usize],
-    out: &mut [f32],
-) {
-    match sinks {
-        Some(sk) => ops::attention_batch_sinks(cx.pool, p, sk, q, kv, positions, out),
-        None => ops::attention_batch(cx.pool, p, q, kv, positions, out),
-    }
 }
 
 /// Writes a segment's keys and values into its cache (position j in row
