@@ -64,6 +64,8 @@ enum Command {
     Create(cmd::create::CreateArgs),
     /// Quantize a GGUF model to one of llama-quantize's types (Q4_K_M, Q8_0, …).
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Convert a sentence-transformers BERT folder (safetensors) to GGUF.
+    Convert(cmd::convert::ConvertArgs),
     /// Knowledge bases of your own documents: add, query, ask, ls, rm, stats.
     Rag(cmd::rag::RagArgs),
     /// Check the egress audit log, or show what left the machine today.
@@ -108,6 +110,7 @@ fn main() {
         Command::Stop(a) => cmd::stop::main(a),
         Command::Create(a) => cmd::create::main(a),
         Command::Quantize(a) => cmd::quantize::main(a),
+        Command::Convert(a) => cmd::convert::main(a),
         Command::Rag(a) => cmd::rag::main(a),
         Command::Audit(a) => cmd::audit::main(a),
         Command::Route(a) => cmd::route::main(a),

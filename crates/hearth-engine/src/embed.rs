@@ -112,11 +112,19 @@ impl EmbedJob {
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             let Some(input) = lane.input else { continue };
             let tokens = &self.inputs[input][lane.fed..];
-            let take = tokens.len().min(left);
+            let mut take = tokens.len().min(left);
+            // An encoder sees a whole text in one pass: the first lane's
+            // input whole, further lanes' only when they fit.
+            if !model.config.causal && take < tokens.len() {
+                match feeds.is_empty() {
+                    true => take = tokens.len(),
+                    false => break,
+                }
+            }
             if take == 0 {
                 break;
             }
-            left -= take;
+            left = left.saturating_sub(take);
             took.push((i, take));
             feeds.push((&mut lane.st, &tokens[..take]));
         }

@@ -211,8 +211,21 @@ pub struct Config {
     /// each head's queries, applied as `sigmoid(gate) ⊙ attention` before
     /// the output projection (Qwen 3.5).
     pub attn_gate: bool,
-    /// The final norm's tensor (`output_norm`; LFM2: `token_embd_norm`).
-    pub output_norm: &'static str,
+    /// The final norm's tensor (`output_norm`; LFM2: `token_embd_norm`);
+    /// `None`: the last layer's output is final (BERT's post-norms).
+    pub output_norm: Option<&'static str>,
+    /// Attention is causal (decoders); `false`: every token of a text sees
+    /// every other (encoders), so a text is evaluated in one micro-batch.
+    pub causal: bool,
+    /// The post-norms apply to the residual stream after each block's
+    /// output is added (BERT), rather than to the block's output before.
+    pub norm_after_residual: bool,
+    /// The encoder's input adds a learned absolute position embedding
+    /// (`position_embd`) and token type 0's embedding (`token_types`), then
+    /// LayerNorms (`token_embd_norm`).
+    pub encoder_input: bool,
+    /// How a text's final hidden states become its embedding.
+    pub pooling: Pooling,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -542,7 +555,7 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         ));
     }
     let n_ctx_train = meta.usize_or("context_length", 2048)?;
-    pooling(meta)?;
+    let pooling = pooling(meta)?;
     let rope = rope(meta, head_dim, n_ctx_train)?;
     let n_ff = meta.usize("feed_forward_length")?;
     let layer = LayerSpec {
@@ -586,7 +599,11 @@ pub(crate) fn common(meta: &Meta<'_>, arch: Arch, n_vocab: usize) -> Result<Conf
         moe: None,
         mla: None,
         attn_gate: false,
-        output_norm: "output_norm",
+        output_norm: Some("output_norm"),
+        causal: true,
+        norm_after_residual: false,
+        encoder_input: false,
+        pooling,
         layers: vec![layer; n_layer],
     })
 }
@@ -639,15 +656,29 @@ fn rope(meta: &Meta<'_>, head_dim: usize, n_ctx_train: usize) -> Result<Rope, Mo
     Ok(r)
 }
 
-/// The file's pooling type, refused unless it is one hearth's embedding
-/// (the mean of the final hidden states) computes: unset, none or mean.
-fn pooling(meta: &Meta<'_>) -> Result<(), ModelError> {
+/// How the final hidden states of a text become one vector
+/// (`{arch}.pooling_type`, llama.cpp's numbering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean over the text's tokens (also for unset and `none`).
+    Mean,
+    /// The first token's state (BERT's `[CLS]`).
+    Cls,
+    /// The last token's state.
+    Last,
+}
+
+/// The file's pooling type; `rank` (a reranker's classification head) is
+/// refused naming the key.
+fn pooling(meta: &Meta<'_>) -> Result<Pooling, ModelError> {
     const UNSET: u64 = u32::MAX as u64;
     match meta.file.get(&meta.key("pooling_type")).map(|v| v.as_u64()) {
-        None | Some(Some(0 | 1 | UNSET)) => Ok(()),
+        None | Some(Some(0 | 1 | UNSET)) => Ok(Pooling::Mean),
+        Some(Some(2)) => Ok(Pooling::Cls),
+        Some(Some(3)) => Ok(Pooling::Last),
         Some(v) => Err(meta.bad(
             "pooling_type",
-            format!("{v:?} is not supported (hearth pools by the mean)"),
+            format!("{v:?} is not supported (mean, CLS and last pooling are)"),
         )),
     }
 }

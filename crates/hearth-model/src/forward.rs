@@ -131,6 +131,13 @@ impl Model {
                 n_ctx: st.n_ctx,
             });
         }
+        if !c.causal && (st.n_past > 0 || tokens.len() > st.n_ubatch) {
+            return Err(ModelError::EncoderPass {
+                n: tokens.len(),
+                n_past: st.n_past,
+                n_ubatch: st.n_ubatch,
+            });
+        }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
             return Err(ModelError::InvalidToken {
                 token: bad,

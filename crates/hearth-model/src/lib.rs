@@ -40,7 +40,8 @@ use hearth_ops::{KvElem, ThreadPool};
 
 pub use arch::{markdown_table, supported, ArchEntry, ARCHS};
 pub use config::{
-    Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms, Recurrent,
+    Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms, Pooling,
+    Recurrent,
 };
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
@@ -71,6 +72,12 @@ pub enum ModelError {
     BadLogitsRange { start: usize, end: usize, n: usize },
     #[error("a batch of {n} tokens is larger than the micro-batch of {n_ubatch}")]
     BatchTooLarge { n: usize, n_ubatch: usize },
+    #[error("an encoder evaluates a text in one pass: {n} tokens after {n_past} exceed what one pass holds ({n_ubatch} tokens, from position 0)")]
+    EncoderPass {
+        n: usize,
+        n_past: usize,
+        n_ubatch: usize,
+    },
     #[error("the file holds only a GGUF header, not the tensor data a model needs")]
     NoTensorData,
     #[error("cannot allocate the {bytes}-byte KV cache")]

@@ -5,8 +5,9 @@
 
 use hearth_ops::{self as ops, ThreadPool};
 
+use crate::blocks::EncoderInput;
 use crate::blocks::{Ctx, Ffn, Mixer, Norm};
-use crate::config::Config;
+use crate::config::{Config, Pooling};
 use crate::forward::{Out, Scratch, Seg};
 use crate::{Model, ModelError};
 
@@ -59,6 +60,9 @@ impl Model {
                 ops::scale_inplace(row, sc);
             }
         }
+        if let Some(enc) = &self.weights.encoder {
+            self.encoder_input(enc, s)?;
+        }
 
         for (il, layer) in self.weights.layers.iter().enumerate() {
             pre_norm(c, layer.attn_norm.as_ref(), s);
@@ -85,6 +89,34 @@ impl Model {
         Ok(())
     }
 
+    /// An encoder's input: each row plus its position's embedding and
+    /// token type 0's, then LayerNormed.
+    fn encoder_input(&self, enc: &EncoderInput, s: &mut Scratch) -> Result<(), ModelError> {
+        let c = &self.config;
+        let e = c.n_embd;
+        let pos = enc.positions.view(self.file.bytes());
+        s.row.resize(e, 0.0);
+        for (t, x) in s.x.chunks_exact_mut(e).enumerate() {
+            let p = s.positions[t];
+            if p >= enc.positions.rows {
+                return Err(ModelError::ContextFull {
+                    needed: p + 1,
+                    n_ctx: enc.positions.rows,
+                });
+            }
+            hearth_quant::dequantize_row(pos.ty, pos.row(p), &mut s.row).map_err(|err| {
+                ModelError::BadTensor {
+                    tensor: "position_embd.weight".into(),
+                    why: err.to_string(),
+                }
+            })?;
+            ops::add_inplace(x, &s.row);
+            ops::add_inplace(x, &enc.token_type);
+        }
+        enc.norm.apply_rows(c, &mut s.x, &mut s.row);
+        Ok(())
+    }
+
     /// The output norm of the rows that need it (gathered at the front of
     /// `s.xb`), then their logits, or their sum into the pooled embedding.
     fn output(&self, cx: &Ctx<'_>, s: &mut Scratch, segs: &mut [Seg<'_, '_>]) {
@@ -105,11 +137,21 @@ impl Model {
                         &mut s.xb[(rows - 1) * e..rows * e]
                     }
                 };
-                self.weights
-                    .output_norm
-                    .apply(c, &s.x[t * e..(t + 1) * e], dst);
+                let x = &s.x[t * e..(t + 1) * e];
+                match &self.weights.output_norm {
+                    Some(norm) => norm.apply(c, x, dst),
+                    None => dst.copy_from_slice(x),
+                }
                 if let Out::Pool = g.out {
-                    ops::add_inplace(&mut g.st.pooled, &s.o[..e]);
+                    let pooled = &mut g.st.pooled;
+                    match c.pooling {
+                        Pooling::Mean => ops::add_inplace(pooled, &s.o[..e]),
+                        // The text's first token: position 0.
+                        Pooling::Cls if s.positions[t] == 0 => pooled.copy_from_slice(&s.o[..e]),
+                        Pooling::Cls => {}
+                        // Each row replaces the last: the text's last one stays.
+                        Pooling::Last => pooled.copy_from_slice(&s.o[..e]),
+                    }
                 }
             }
             t0 += g.tokens.len();
@@ -181,10 +223,11 @@ fn pre_norm(c: &Config, norm: Option<&Norm>, s: &mut Scratch) {
     }
 }
 
-/// `x += scale? · post_norm?(o)` row by row.
+/// `x += scale? · post_norm?(o)` row by row; with
+/// [`Config::norm_after_residual`], `x = post_norm?(x + scale? · o)`.
 fn residual(c: &Config, post: Option<&Norm>, s: &mut Scratch) {
     let e = c.n_embd;
-    if let Some(w) = post {
+    if let Some(w) = post.filter(|_| !c.norm_after_residual) {
         w.apply_rows(c, &mut s.o, &mut s.row);
     }
     if let Some(rs) = c.residual_scale {
@@ -192,5 +235,8 @@ fn residual(c: &Config, post: Option<&Norm>, s: &mut Scratch) {
     }
     for (x, o) in s.x.chunks_exact_mut(e).zip(s.o.chunks_exact(e)) {
         ops::add_inplace(x, o);
+    }
+    if let Some(w) = post.filter(|_| c.norm_after_residual) {
+        w.apply_rows(c, &mut s.x, &mut s.row);
     }
 }

@@ -181,6 +181,9 @@ pub struct AttnParams {
     /// [`WIDE_BATCH`] or more: a query's output is then the same bits
     /// whatever other queries are evaluated with it (deterministic serving).
     pub batch_invariant: bool,
+    /// A query sees the keys up to its own position; when false (encoder
+    /// models), every key of its sequence's batch tokens and cache before them.
+    pub causal: bool,
 }
 
 /// Batches of at least this many queries are computed in f32 throughout
@@ -342,7 +345,11 @@ fn attention_impl<T: KvElem>(
             } = kv[seq];
             let n_rows = k_cache.len() / kv_dim.max(1);
             let wide = !p.batch_invariant && n_tokens >= WIDE_BATCH;
-            let pos = positions[t];
+            // The last key a query sees: its own, or its sequence's last.
+            let pos = match p.causal {
+                true => positions[t],
+                false => positions[starts[seq] + n_tokens - 1],
+            };
             let start = match p.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
@@ -509,6 +516,7 @@ mod tests {
             window: Some(3),
             softcap: None,
             batch_invariant: false,
+            causal: true,
         };
         for n in [6, WIDE_BATCH + 6] {
             check_against_naive(&pool, &p, n);
@@ -597,6 +605,7 @@ mod tests {
                     window,
                     softcap,
                     batch_invariant: false,
+                    causal: true,
                 };
                 let rows = 37;
                 let kv_dim = n_kv_head * hd;
@@ -640,6 +649,7 @@ mod tests {
             window: None,
             softcap: Some(30.0),
             batch_invariant: false,
+            causal: true,
         };
         let f = |i: usize| F16::from_f32(((i * 7919 % 101) as f32 / 50.0) - 1.0);
         for n_b in [5, WIDE_BATCH + 2] {
@@ -688,6 +698,7 @@ mod tests {
             window: Some(50),
             softcap: Some(30.0),
             batch_invariant: true,
+            causal: true,
         };
         let f = |i: usize| F16::from_f32(((i * 7919 % 101) as f32 / 50.0) - 1.0);
         let (n, kv_dim, q_dim) = (WIDE_BATCH + 9, 16, 64);
@@ -708,6 +719,7 @@ mod tests {
         let mut wide = vec![0f32; n * q_dim];
         let fast = AttnParams {
             batch_invariant: false,
+            causal: true,
             ..p
         };
         attention(&pool, &fast, &q, &k, &v, &pos, &mut wide);

@@ -114,6 +114,7 @@ fn sinks_take_part_in_the_softmax_on_both_paths() {
         window: None,
         softcap: None,
         batch_invariant: false,
+        causal: true,
     };
     // One sink above every score, one below, and ordinary ones.
     let sinks = [40.0f32, -30.0, 0.5, -0.25];
@@ -153,6 +154,7 @@ fn latent_attention_shapes_one_kv_head_of_576() {
         window: None,
         softcap: None,
         batch_invariant: false,
+        causal: true,
     };
     for n in [1, 4] {
         for f16 in [false, true] {

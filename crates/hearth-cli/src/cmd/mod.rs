@@ -2,6 +2,7 @@ pub mod audit;
 pub mod bench;
 mod chat;
 mod client;
+pub mod convert;
 pub mod cp;
 pub mod create;
 pub mod eval;

@@ -13,7 +13,7 @@ pub(super) fn lfm2(meta: &Meta<'_>, c: &mut Config) -> Result<(), ModelError> {
     c.qk_norm = true;
     // llama.cpp's graph loads the feed-forward scales and does not apply them.
     c.ffn_scales = false;
-    c.output_norm = "token_embd_norm";
+    c.output_norm = Some("token_embd_norm");
     c.set_rope_kind(RopeKind::Neox);
     let window = meta.usize_or("attention.sliding_window", 0)?;
     let kernel = conv_kernel(meta, "shortconv.l_cache")?;

@@ -6,6 +6,7 @@
 //! Adding an architecture: a variant of [`Arch`], an entry in [`ARCHS`] and
 //! a builder in this folder's file for its family.
 
+mod bert;
 mod deepseek;
 mod exaone;
 mod gemma;
@@ -54,6 +55,7 @@ pub enum Arch {
     GraniteHybrid,
     Lfm2,
     Lfm2Moe,
+    Bert,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -255,6 +257,13 @@ pub static ARCHS: &[ArchEntry] = &[
         build: lfm2::lfm2moe,
         models: "LFM2-MoE",
         blocks: "LFM2's mixers + leading dense FFN, then MoE (sigmoid, selection bias)",
+    },
+    ArchEntry {
+        arch: Arch::Bert,
+        name: "bert",
+        build: bert::bert,
+        models: "all-MiniLM, bge, mxbai-embed, arctic-embed (embedding only)",
+        blocks: "non-causal attention with biases, absolute positions + token types, plain GELU FFN, LayerNorm after each residual add; mean, CLS or last pooling",
     },
 ];
 

@@ -154,6 +154,7 @@ impl Attention {
             window: spec.window,
             softcap: c.attn_softcap,
             batch_invariant: cx.invariant,
+            causal: c.causal,
         };
         // Store every sequence's new keys and values, then attend in one
         // parallel region over all of them.

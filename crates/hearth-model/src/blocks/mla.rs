@@ -210,6 +210,7 @@ impl Mla {
             window: None,
             softcap: None,
             batch_invariant: cx.invariant,
+            causal: true,
         };
         let (q, out) = (&s.v[..slots * kw], &mut s.att[..slots * kw]);
         let mut t0 = 0;

@@ -311,10 +311,49 @@ impl Layer {
 #[derive(Debug)]
 pub(crate) struct Weights {
     pub token_embd: Matrix,
-    pub output_norm: Norm,
+    /// An encoder's input additions ([`Config::encoder_input`]).
+    pub encoder: Option<EncoderInput>,
+    pub output_norm: Option<Norm>,
     /// The output projection; the token embedding when tied.
     pub output: Linear,
     pub layers: Vec<Layer>,
+}
+
+/// What an encoder adds to its token embeddings, then normalises.
+#[derive(Debug)]
+pub(crate) struct EncoderInput {
+    /// `position_embd`: one row per position up to the training context.
+    pub positions: Matrix,
+    /// Token type 0's row of `token_types` (every text is one segment).
+    pub token_type: Vec<f32>,
+    pub norm: Norm,
+}
+
+impl EncoderInput {
+    fn load(t: &mut Tensors<'_>, c: &Config) -> Result<EncoderInput, ModelError> {
+        let e = c.n_embd;
+        let positions = t.matrix("position_embd.weight", e, Some(c.n_ctx_train))?;
+        let name = "token_types.weight";
+        let types = t
+            .file()
+            .tensor(name)
+            .and_then(|i| i.dims.get(1).copied())
+            .unwrap_or(1);
+        let n_types = usize::try_from(types)
+            .ok()
+            .filter(|&n| (1..=64).contains(&n))
+            .ok_or_else(|| ModelError::BadTensor {
+                tensor: name.into(),
+                why: format!("{types} token types (1 to 64 supported)"),
+            })?;
+        let mut token_type = t.small_matrix(name, e, n_types)?;
+        token_type.truncate(e);
+        Ok(EncoderInput {
+            positions,
+            token_type,
+            norm: Norm::load(t, c, "token_embd_norm", e)?,
+        })
+    }
 }
 
 /// Per-dimension RoPE factors from the file, set on `c`: Llama 3's
@@ -367,6 +406,10 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
         t.matrix("cls.output.weight", e, None)?;
     }
     let token_embd = t.matrix("token_embd.weight", e, Some(c.n_vocab))?;
+    let encoder = match c.encoder_input {
+        true => Some(EncoderInput::load(&mut t, c)?),
+        false => None,
+    };
     let output = match Linear::opt(&mut t, "output", e, c.n_vocab)? {
         Some(o) => o,
         None => Linear {
@@ -379,10 +422,14 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
     let layers = (0..c.n_layer)
         .map(|il| Layer::load(&mut t, c, il))
         .collect::<Result<Vec<_>, _>>()?;
-    let output_norm = Norm::load(&mut t, c, c.output_norm, e)?;
+    let output_norm = match c.output_norm {
+        Some(name) => Some(Norm::load(&mut t, c, name, e)?),
+        None => None,
+    };
     t.finish(c.arch.name())?;
     Ok(Weights {
         token_embd,
+        encoder,
         output_norm,
         output,
         layers,
