@@ -1,0 +1,92 @@
+//! all-MiniLM-L6-v2 converted by `hearth convert` (F32, F16, Q8_0, from
+//! scripts/fetch-models.sh) against testdata/minilm/reference.json, the
+//! embeddings scripts/minilm_reference.py computed with NumPy from the
+//! safetensors: cosine ≥ 0.9999 (F32, F16) and ≥ 0.999 (Q8_0) for every
+//! sentence, each text alone and all of them in one packed pass.
+
+use std::sync::Arc;
+
+use hearth_model::{KvType, Model, State};
+use hearth_ops::ThreadPool;
+
+fn cosine(a: &[f32], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * y).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn minilm_matches_the_numpy_reference() {
+    let path = hearth_testdata::testdata_dir().join("minilm/reference.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases: Vec<(Vec<u32>, Vec<f64>, String)> = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let ids = c["ids"].as_array().unwrap();
+            let emb = c["embedding"].as_array().unwrap();
+            (
+                ids.iter().map(|v| v.as_u64().unwrap() as u32).collect(),
+                emb.iter().map(|v| v.as_f64().unwrap()).collect(),
+                c["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(cases.len() >= 20);
+    let pool = Arc::new(ThreadPool::new(2));
+    for (ty, bound) in [("f32", 0.9999), ("f16", 0.9999), ("q8_0", 0.999)] {
+        let Some(file) = hearth_testdata::model_file(&format!("all-minilm-l6-v2.{ty}.gguf")) else {
+            return;
+        };
+        let model = Model::load(&file).unwrap();
+        let mut st = State::new(&model, 512, KvType::F16, Arc::clone(&pool));
+        let mut worst = 1.0f64;
+        for (ids, want, text) in &cases {
+            let got = model.embed(&mut st, ids).unwrap();
+            let cos = cosine(&got, want);
+            println!("{ty} alone  cos {cos:.6}  {text}");
+            assert!(cos >= bound, "{ty}: cosine {cos} < {bound} for {text:?}");
+            worst = worst.min(cos);
+        }
+        // Every text in one micro-batch, each attending only to itself.
+        let mut states: Vec<State> = cases
+            .iter()
+            .map(|_| State::new(&model, 512, KvType::F16, Arc::clone(&pool)))
+            .collect();
+        let mut feeds: Vec<(&mut State, &[u32])> = states
+            .iter_mut()
+            .zip(&cases)
+            .map(|(s, c)| (s, c.0.as_slice()))
+            .collect();
+        model.embed_feed_batch(&mut feeds).unwrap();
+        for (s, (_, want, text)) in states.iter_mut().zip(&cases) {
+            let got = model.embed_finish(s);
+            let cos = cosine(&got, want);
+            println!("{ty} packed cos {cos:.6}  {text}");
+            assert!(cos >= bound, "{ty} packed: cosine {cos} < {bound} for {text:?}");
+            worst = worst.min(cos);
+        }
+        println!("{ty}: worst cosine {worst:.6} over {} texts", cases.len());
+    }
+}
+
+#[test]
+fn an_encoder_refuses_a_text_split_across_passes() {
+    let Some(file) = hearth_testdata::model_file("all-minilm-l6-v2.q8_0.gguf") else {
+        return;
+    };
+    let model = Model::load(&file).unwrap();
+    let pool = Arc::new(ThreadPool::new(1));
+    let mut st = State::new(&model, 512, KvType::F16, pool);
+    model.embed_feed(&mut st, &[101, 2023]).unwrap();
+    let err = model.embed_feed(&mut st, &[102]).unwrap_err().to_string();
+    assert!(err.contains("encoder evaluates a text in one pass"), "{err}");
+    // Longer than the 512 learned positions.
+    let long = vec![2023u32; 600];
+    let mut st = State::new(&model, 1024, KvType::F16, Arc::new(ThreadPool::new(1)));
+    let err = model.embed(&mut st, &long).unwrap_err().to_string();
+    assert!(err.contains("600 tokens"), "{err}");
+}
