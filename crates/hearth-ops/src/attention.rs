@@ -480,7 +480,9 @@ mod tests {
     fn naive(p: &AttnParams, q: &[f32], k: &[f32], v: &[f32], pos: &[usize]) -> Vec<f32> {
         let hd = p.head_dim;
         let mut out = vec![0f32; q.len()];
+        let last = pos.last().copied().unwrap_or(0);
         for (t, &ps) in pos.iter().enumerate() {
+            let ps = if p.causal { ps } else { last };
             for h in 0..p.n_head {
                 let kvh = h / (p.n_head / p.n_kv_head);
                 let qh = &q[(t * p.n_head + h) * hd..][..hd];
@@ -520,6 +522,53 @@ mod tests {
         };
         for n in [6, WIDE_BATCH + 6] {
             check_against_naive(&pool, &p, n);
+        }
+    }
+
+    #[test]
+    fn non_causal_queries_see_every_key_of_their_sequence() {
+        let pool = ThreadPool::new(2);
+        let p = AttnParams {
+            n_head: 4,
+            n_kv_head: 2,
+            head_dim: 8,
+            scale: 0.35,
+            window: None,
+            softcap: None,
+            batch_invariant: false,
+            causal: false,
+        };
+        let f = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
+        for n in [1, 6, WIDE_BATCH + 6] {
+            let q: Vec<f32> = (0..n * 32).map(f).collect();
+            let k: Vec<f32> = (0..n * 16).map(|i| f(i + 3)).collect();
+            let v: Vec<f32> = (0..n * 16).map(|i| f(i + 11)).collect();
+            let pos: Vec<usize> = (0..n).collect();
+            let want = naive(&p, &q, &k, &v, &pos);
+            let mut got = vec![0f32; q.len()];
+            attention(&pool, &p, &q, &k, &v, &pos, &mut got);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-3, "n {n}: {a} vs {b}");
+            }
+            // Two sequences in one call: each sees only its own keys.
+            let views = [
+                KvView {
+                    k: &k[..],
+                    v: &v[..],
+                    n_tokens: n,
+                },
+                KvView {
+                    k: &k[..],
+                    v: &v[..],
+                    n_tokens: n,
+                },
+            ];
+            let q2 = [q.clone(), q.clone()].concat();
+            let pos2 = [pos.clone(), pos.clone()].concat();
+            let mut got2 = vec![0f32; q2.len()];
+            attention_batch(&pool, &p, &q2, &views, &pos2, &mut got2);
+            assert_eq!(&got2[..q.len()], &got[..]);
+            assert_eq!(&got2[q.len()..], &got[..]);
         }
     }
 

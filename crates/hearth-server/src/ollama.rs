@@ -106,7 +106,14 @@ impl RequestFields for ChatReq {
 /// the model runs (sampling does not touch embeddings).
 static EMBED_FIELDS: Fields = Fields {
     prefix: "",
-    known: &[&["model", "input", "prompt", "truncate", "keep_alive"]],
+    known: &[&[
+        "model",
+        "input",
+        "prompt",
+        "truncate",
+        "keep_alive",
+        "dimensions",
+    ]],
     harmless: &["options"],
     nested: None,
 };
@@ -606,14 +613,31 @@ pub struct EmbedReq {
     prompt: Option<String>,
     truncate: Option<bool>,
     keep_alive: Option<Value>,
+    /// Matryoshka truncation: the first `dimensions` values, renormalised.
+    dimensions: Option<u64>,
 }
 
-/// Embeds `inputs`; returns the vectors and the prompt tokens counted.
+/// Keeps the first `dims` values of each vector and scales it back to unit
+/// length (Matryoshka embeddings); `dims` must be 1 to the model's size.
+fn matryoshka(vecs: &mut [Vec<f32>], dims: Option<u64>) {
+    let Some(d) = dims else { return };
+    for v in vecs.iter_mut() {
+        v.truncate(d as usize);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+}
+
+/// Embeds `inputs`; returns the vectors (cut to `dimensions` when given)
+/// and the prompt tokens counted.
 pub(crate) async fn embed_texts(
     st: &AppState,
     model: &str,
     inputs: Vec<String>,
     truncate: bool,
+    dimensions: Option<u64>,
     ka: Option<KeepAlive>,
 ) -> Result<(Vec<Vec<f32>>, usize, ModelUse), ApiError> {
     if inputs.is_empty() {
@@ -621,6 +645,12 @@ pub(crate) async fn embed_texts(
     }
     let use_ = st.models.acquire(model, ka).await?;
     let m = &use_.model;
+    let n_embd = m.model.config.n_embd;
+    if let Some(d) = dimensions.filter(|&d| d == 0 || d > n_embd as u64) {
+        return Err(ApiError::bad_request(format!(
+            "dimensions {d}: {model} embeds in {n_embd} dimensions (ask for 1 to {n_embd})"
+        )));
+    }
     // The answer holds a vector per input, in memory and as JSON text
     // (about 16 bytes a dimension together): as many as the memory the
     // loaded models leave free can hold.
@@ -642,7 +672,8 @@ pub(crate) async fn embed_texts(
         .map(|f| f.tokens)
         .collect();
     let n_tokens = batch.iter().map(Vec::len).sum();
-    let vecs = m.engine.embed(batch).await.map_err(gen::engine_error)?;
+    let mut vecs = m.engine.embed(batch).await.map_err(gen::engine_error)?;
+    matryoshka(&mut vecs, dimensions);
     Ok((vecs, n_tokens, use_))
 }
 
@@ -658,8 +689,15 @@ pub async fn embed(
         .ok_or_else(|| ApiError::bad_request("input is required"))?
         .into_vec();
     let ka = keep_alive(&r.keep_alive)?;
-    let (vecs, n, use_) =
-        embed_texts(&st, &r.model, inputs, r.truncate.unwrap_or(true), ka).await?;
+    let (vecs, n, use_) = embed_texts(
+        &st,
+        &r.model,
+        inputs,
+        r.truncate.unwrap_or(true),
+        r.dimensions,
+        ka,
+    )
+    .await?;
     log.tokens(n, 0);
     Ok(Json(json!({
         "model": r.model,
@@ -681,7 +719,8 @@ pub async fn embeddings(
         .prompt
         .ok_or_else(|| ApiError::bad_request("prompt is required"))?;
     let ka = keep_alive(&r.keep_alive)?;
-    let (mut vecs, n, _use) = embed_texts(&st, &r.model, vec![prompt], true, ka).await?;
+    let (mut vecs, n, _use) =
+        embed_texts(&st, &r.model, vec![prompt], true, r.dimensions, ka).await?;
     log.tokens(n, 0);
     Ok(Json(json!({ "embedding": vecs.pop().unwrap_or_default() })).into_response())
 }

@@ -87,10 +87,10 @@ impl RequestFields for CompletionReq {
     const FIELDS: &'static Fields = &COMPLETION_FIELDS;
 }
 
-/// `/v1/embeddings`' fields (`dimensions` is not supported: a 400).
+/// `/v1/embeddings`' fields.
 static EMBEDDING_FIELDS: Fields = Fields {
     prefix: "",
-    known: &[&["model", "input", "encoding_format"]],
+    known: &[&["model", "input", "encoding_format", "dimensions"]],
     harmless: HARMLESS,
     nested: None,
 };
@@ -537,6 +537,8 @@ pub struct EmbeddingsReq {
     model: String,
     input: OneOrMany,
     encoding_format: Option<String>,
+    /// Matryoshka truncation: the first `dimensions` values, renormalised.
+    dimensions: Option<u64>,
 }
 
 /// Standard base64 (with padding), for `encoding_format: "base64"`.
@@ -574,7 +576,8 @@ pub async fn embeddings(
         }
     };
     let (vecs, n, _use) =
-        crate::ollama::embed_texts(&st, &r.model, r.input.into_vec(), false, None).await?;
+        crate::ollama::embed_texts(&st, &r.model, r.input.into_vec(), false, r.dimensions, None)
+            .await?;
     log.tokens(n, 0);
     let data: Vec<Value> = vecs
         .iter()

@@ -118,15 +118,50 @@ async fn unknown_fields_are_400s_naming_them_and_harmless_ones_pass() {
             .unwrap();
         assert!(msg.contains(&format!("'{field}'")), "{uri}: {msg}");
     }
+    // Matryoshka `dimensions`: the first values, renormalised; outside 1 to
+    // the model's 64 a 400 naming both sizes.
     for uri in ["/api/embed", "/v1/embeddings"] {
-        let (s, v) = post(
-            &app,
-            uri,
-            json!({"model": MODEL, "input": "x", "dimensions": 8}),
-        )
-        .await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
-        assert!(v.to_string().contains("'dimensions'"), "{v}");
+        let body = |d: Value| json!({"model": MODEL, "input": ["x", "y z"], "dimensions": d});
+        let (s, full) = post(&app, uri, body(json!(64))).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {full}");
+        let (s, v) = post(&app, uri, body(json!(8))).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        let vecs = |v: &Value| -> Vec<Vec<f64>> {
+            let list = match v.get("embeddings") {
+                Some(e) => e.as_array().unwrap().clone(),
+                None => v["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["embedding"].clone())
+                    .collect(),
+            };
+            list.iter()
+                .map(|e| {
+                    e.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect()
+                })
+                .collect()
+        };
+        for (cut, whole) in vecs(&v).iter().zip(vecs(&full)) {
+            assert_eq!(cut.len(), 8, "{uri}");
+            let n: f64 = whole[..8].iter().map(|x| x * x).sum::<f64>().sqrt();
+            for (a, b) in cut.iter().zip(&whole[..8]) {
+                assert!((a - b / n).abs() < 1e-5, "{uri}: {a} vs {}", b / n);
+            }
+        }
+        for bad in [json!(0), json!(65), json!("8"), json!(-1)] {
+            let (s, v) = post(&app, uri, body(bad.clone())).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{uri} {bad}: {v}");
+            if bad.is_u64() {
+                assert!(v.to_string().contains("dimensions"), "{v}");
+            }
+        }
+        let (_, v) = post(&app, uri, body(json!(65))).await;
+        assert!(v.to_string().contains("64"), "{v}");
     }
     let (s, v) = post(
         &app,
