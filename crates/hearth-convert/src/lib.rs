@@ -164,7 +164,7 @@ fn build(
         // them); matrices take the asked type where their rows allow.
         let tty = match (dims.len(), dst.as_str()) {
             (2, "token_types.weight") | (0 | 1, _) => GgmlType::F32,
-            _ if dims[0] % ty.ggml().block_len() as u64 != 0 => GgmlType::F32,
+            _ if !dims[0].is_multiple_of(ty.ggml().block_len() as u64) => GgmlType::F32,
             _ => ty.ggml(),
         };
         let dims = if dims.is_empty() { vec![1] } else { dims };
@@ -251,7 +251,7 @@ impl Hparams {
                 .map_or(Ok(2), |_| num("type_vocab_size", 64))?,
             eps: c["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32,
         };
-        if hp.n_embd % hp.n_head != 0 {
+        if !hp.n_embd.is_multiple_of(hp.n_head) {
             return Err(json_bad(
                 "config.json",
                 format!(

@@ -2,6 +2,8 @@
 //! output loads and embeds in hearth), and on hostile inputs: truncated or
 //! lying safetensors headers, missing files, unsupported configurations.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

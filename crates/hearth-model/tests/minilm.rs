@@ -4,6 +4,8 @@
 //! safetensors: cosine ≥ 0.9999 (F32, F16) and ≥ 0.999 (Q8_0) for every
 //! sentence, each text alone and all of them in one packed pass.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use hearth_model::{KvType, Model, State};
@@ -66,7 +68,10 @@ fn minilm_matches_the_numpy_reference() {
             let got = model.embed_finish(s);
             let cos = cosine(&got, want);
             println!("{ty} packed cos {cos:.6}  {text}");
-            assert!(cos >= bound, "{ty} packed: cosine {cos} < {bound} for {text:?}");
+            assert!(
+                cos >= bound,
+                "{ty} packed: cosine {cos} < {bound} for {text:?}"
+            );
             worst = worst.min(cos);
         }
         println!("{ty}: worst cosine {worst:.6} over {} texts", cases.len());
@@ -83,7 +88,10 @@ fn an_encoder_refuses_a_text_split_across_passes() {
     let mut st = State::new(&model, 512, KvType::F16, pool);
     model.embed_feed(&mut st, &[101, 2023]).unwrap();
     let err = model.embed_feed(&mut st, &[102]).unwrap_err().to_string();
-    assert!(err.contains("encoder evaluates a text in one pass"), "{err}");
+    assert!(
+        err.contains("encoder evaluates a text in one pass"),
+        "{err}"
+    );
     // Longer than the 512 learned positions.
     let long = vec![2023u32; 600];
     let mut st = State::new(&model, 1024, KvType::F16, Arc::new(ThreadPool::new(1)));
