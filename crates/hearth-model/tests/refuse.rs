@@ -69,7 +69,7 @@ fn an_unsupported_rope_scaling_type_fails_naming_the_key() {
 
 #[test]
 fn an_unsupported_pooling_type_fails_naming_the_key() {
-    let m = message(load_variant(|w| w.set("llama.pooling_type", Value::U32(2))));
+    let m = message(load_variant(|w| w.set("llama.pooling_type", Value::U32(4))));
     assert!(m.contains("llama.pooling_type"), "{m}");
 }
 
