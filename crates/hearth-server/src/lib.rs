@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod extras;
 mod gen;
+mod knowledge;
 mod metrics;
 mod modelfile;
 mod models;

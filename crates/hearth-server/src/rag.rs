@@ -135,23 +135,34 @@ pub async fn query(
     State(st): State<AppState>,
     JsonBody(r): JsonBody<QueryReq>,
 ) -> Result<Response, ApiError> {
-    let k = r.k.unwrap_or(5);
+    let found = retrieve(&st, &r.kb, r.query, r.k.unwrap_or(5)).await?;
+    Ok(Json(json!(found)).into_response())
+}
+
+/// The `k` best passages of knowledge base `kb` for `query` (hybrid
+/// retrieval with the abstention decision), embedded by the model the
+/// knowledge base records.
+pub(crate) async fn retrieve(
+    st: &AppState,
+    kb: &str,
+    query: String,
+    k: usize,
+) -> Result<search::Found, ApiError> {
     if k == 0 || k > MAX_K {
         return Err(ApiError::bad_request(format!(
             "k must be 1 to {MAX_K}, got {k}"
         )));
     }
-    let path = existing(&st, &r.kb)?;
+    let path = existing(st, kb)?;
     let name = recorded_model(path.clone()).await?;
     let use_ = st.models.acquire(&name, None).await?;
     let rt = tokio::runtime::Handle::current();
-    let found = blocking(move || {
+    blocking(move || {
         let kb = Kb::open(&path).map_err(rag_error)?;
         let emb = ServedEmbedder { use_, name, rt };
-        search::query(&kb, &emb, &r.query, k, None).map_err(rag_error)
+        search::query(&kb, &emb, &query, k, None).map_err(rag_error)
     })
-    .await?;
-    Ok(Json(json!(found)).into_response())
+    .await
 }
 
 /// `path` when it is inside `root` (both resolved, links followed).
