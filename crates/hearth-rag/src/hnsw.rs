@@ -426,14 +426,18 @@ mod tests {
             let (mut brute, mut graph, mut hit) = (0.0, 0.0, 0);
             for q in queries.chunks_exact(row_bytes) {
                 let t = std::time::Instant::now();
-                let mut all: Vec<Scored> = (0..n as u32).map(|i| Scored(rows.score(i, q), i)).collect();
+                let mut all: Vec<Scored> =
+                    (0..n as u32).map(|i| Scored(rows.score(i, q), i)).collect();
                 all.sort_by(|a, b| b.cmp(a));
                 all.truncate(keep);
                 brute += t.elapsed().as_secs_f64();
                 let t = std::time::Instant::now();
                 let found = g.search(&rows, q, keep, EF_SEARCH);
                 graph += t.elapsed().as_secs_f64();
-                hit += all[..50].iter().filter(|s| found.iter().any(|f| f.0 == s.1)).count();
+                hit += all[..50]
+                    .iter()
+                    .filter(|s| found.iter().any(|f| f.0 == s.1))
+                    .count();
             }
             println!(
                 "{n:>6}  {build:>7.2}  {:>8.3}  {:>7.3}  {:.4}",

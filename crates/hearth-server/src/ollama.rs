@@ -556,7 +556,10 @@ pub async fn chat(
     let grounding = knowledge::ground(&st, r.knowledge.as_ref(), &mut msgs).await?;
     if let Some(Grounding::Abstained) = grounding {
         st.models.locate(&r.model)?;
-        return Ok(knowledge::ollama_abstained(&r.model, r.stream.unwrap_or(true)));
+        return Ok(knowledge::ollama_abstained(
+            &r.model,
+            r.stream.unwrap_or(true),
+        ));
     }
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;

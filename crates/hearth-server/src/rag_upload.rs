@@ -114,10 +114,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::new(e.status(), format!("the upload: {}", e.body_text()))
 }
 
-pub async fn upload(
-    State(st): State<AppState>,
-    mut mp: Multipart,
-) -> Result<Response, ApiError> {
+pub async fn upload(State(st): State<AppState>, mut mp: Multipart) -> Result<Response, ApiError> {
     let (mut kb, mut model) = (None::<String>, None::<String>);
     let mut folder = None::<PathBuf>;
     let mut stored: Vec<PathBuf> = Vec::new();
@@ -217,7 +214,16 @@ mod tests {
         ] {
             assert_eq!(stored_name(sent).ok().as_deref(), Some(want), "{sent}");
         }
-        for bad in ["", "..", "../", ".hidden.md", "a/.md", "x.exe", "bad\u{1}.txt", "dir/"] {
+        for bad in [
+            "",
+            "..",
+            "../",
+            ".hidden.md",
+            "a/.md",
+            "x.exe",
+            "bad\u{1}.txt",
+            "dir/",
+        ] {
             assert!(stored_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -182,7 +182,14 @@ async fn chat_with_knowledge_cites_its_sources_in_both_apis() {
 
         let body = json!({"model": MODEL, "messages": msgs, "stream": stream,
                           "max_tokens": 4, "temperature": 0, "knowledge": "notes"});
-        let r = call(&a.router, Method::POST, "/v1/chat/completions", Some(&body), &[]).await;
+        let r = call(
+            &a.router,
+            Method::POST,
+            "/v1/chat/completions",
+            Some(&body),
+            &[],
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let recs = records(&r.text());
         let last = recs.last().unwrap();
@@ -204,7 +211,8 @@ async fn chat_abstains_without_running_the_model_when_nothing_is_relevant() {
     let (a, _docs) = with_notes().await;
     let msgs = json!([{"role": "user", "content": "quantum chromodynamics of gluons"}]);
     for stream in [false, true] {
-        let body = json!({"model": MODEL, "messages": msgs, "stream": stream, "knowledge": "notes"});
+        let body =
+            json!({"model": MODEL, "messages": msgs, "stream": stream, "knowledge": "notes"});
         let r = call(&a.router, Method::POST, "/api/chat", Some(&body), &[]).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let recs = records(&r.text());
@@ -214,10 +222,20 @@ async fn chat_abstains_without_running_the_model_when_nothing_is_relevant() {
             .collect();
         assert_eq!(text, "not in the documents");
         let last = recs.last().unwrap();
-        assert_eq!((&last["done"], &last["eval_count"]), (&json!(true), &json!(0)));
+        assert_eq!(
+            (&last["done"], &last["eval_count"]),
+            (&json!(true), &json!(0))
+        );
         assert_eq!(last["citations"], json!([]));
 
-        let r = call(&a.router, Method::POST, "/v1/chat/completions", Some(&body), &[]).await;
+        let r = call(
+            &a.router,
+            Method::POST,
+            "/v1/chat/completions",
+            Some(&body),
+            &[],
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let recs = records(&r.text());
         let text: String = recs
@@ -245,9 +263,21 @@ async fn bad_knowledge_fields_are_refused() {
         (json!("nothing"), &user, StatusCode::NOT_FOUND),
         (json!("../notes"), &user, StatusCode::BAD_REQUEST),
         (json!(7), &user, StatusCode::BAD_REQUEST),
-        (json!({"kb": "notes", "k": 0}), &user, StatusCode::BAD_REQUEST),
-        (json!({"kb": "notes", "k": 1000}), &user, StatusCode::BAD_REQUEST),
-        (json!({"kb": "notes", "top": 2}), &user, StatusCode::BAD_REQUEST),
+        (
+            json!({"kb": "notes", "k": 0}),
+            &user,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"kb": "notes", "k": 1000}),
+            &user,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"kb": "notes", "top": 2}),
+            &user,
+            StatusCode::BAD_REQUEST,
+        ),
         (json!("notes"), &only_system, StatusCode::BAD_REQUEST),
     ];
     for (k, msgs, want) in cases {
@@ -321,7 +351,14 @@ async fn smollm2_answers_from_a_knowledge_base_with_citations() {
 
     let msgs = json!([{"role": "user", "content": "Who won the 1998 football world cup?"}]);
     let body = json!({"model": model, "messages": msgs, "stream": false, "knowledge": "vault"});
-    let r = call(&a.router, Method::POST, "/v1/chat/completions", Some(&body), &[]).await;
+    let r = call(
+        &a.router,
+        Method::POST,
+        "/v1/chat/completions",
+        Some(&body),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
         r.json()["choices"][0]["message"]["content"],
@@ -407,14 +444,27 @@ async fn uploads_are_stored_in_the_knowledge_base_folder_and_indexed() {
         &a,
         &[
             ("kb", None, b"up"),
-            ("file", Some("ships.txt"), b"The lighthouse keeper logs every passing ship.\n"),
-            ("file", Some("../../escape.md"), b"# Garden\n\nWater the tomatoes.\n"),
+            (
+                "file",
+                Some("ships.txt"),
+                b"The lighthouse keeper logs every passing ship.\n",
+            ),
+            (
+                "file",
+                Some("../../escape.md"),
+                b"# Garden\n\nWater the tomatoes.\n",
+            ),
         ],
         &[],
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.json()["indexed"].as_array().unwrap().len(), 2, "{}", r.text());
+    assert_eq!(
+        r.json()["indexed"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.text()
+    );
     let folder = a.dir.path().join("rag").join("up.files");
     assert_eq!(names_in(&folder), ["escape.md", "ships.txt"]);
     assert!(!a.dir.path().join("escape.md").exists());
@@ -422,12 +472,22 @@ async fn uploads_are_stored_in_the_knowledge_base_folder_and_indexed() {
     let q = json!({"kb": "up", "query": "lighthouse keeper", "k": 1});
     let r = call(&a.router, Method::POST, "/api/rag/query", Some(&q), &[]).await;
     assert!(
-        r.json()["hits"][0]["source"].as_str().unwrap().ends_with("up.files/ships.txt"),
+        r.json()["hits"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("up.files/ships.txt"),
         "{}",
         r.text()
     );
     // Deleting the knowledge base deletes what was uploaded into it.
-    let r = call(&a.router, Method::POST, "/api/rag/delete", Some(&json!({"kb": "up"})), &[]).await;
+    let r = call(
+        &a.router,
+        Method::POST,
+        "/api/rag/delete",
+        Some(&json!({"kb": "up"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(!folder.exists());
 }
@@ -439,16 +499,76 @@ async fn bad_uploads_are_refused_and_leave_no_file() {
     let big = vec![b'a'; 10_000];
     let folder = a.dir.path().join("rag").join("notes.files");
     let cases: Vec<(Vec<(&str, Option<&str>, &[u8])>, StatusCode, &str)> = vec![
-        (vec![("kb", None, b"notes"), ("model", None, MODEL.as_bytes()), ("file", Some("big.txt"), &big)], StatusCode::PAYLOAD_TOO_LARGE, "upload"),
-        (vec![("kb", None, b"../evil"), ("model", None, MODEL.as_bytes()), ("file", Some("a.txt"), small)], StatusCode::BAD_REQUEST, "knowledge base name"),
-        (vec![("kb", None, b"fresh"), ("file", Some("a.txt"), small)], StatusCode::BAD_REQUEST, "needs \"model\""),
-        (vec![("kb", None, b"notes"), ("model", None, b"no-such-model"), ("file", Some("a.txt"), small)], StatusCode::NOT_FOUND, "no-such-model"),
-        (vec![("file", Some("a.txt"), small), ("kb", None, b"notes")], StatusCode::BAD_REQUEST, "before the files"),
-        (vec![("kb", None, b"notes"), ("model", None, MODEL.as_bytes())], StatusCode::BAD_REQUEST, "no file"),
-        (vec![("model", None, MODEL.as_bytes())], StatusCode::BAD_REQUEST, "no kb"),
-        (vec![("kb", None, b"notes"), ("model", None, MODEL.as_bytes()), ("file", Some(".."), small)], StatusCode::BAD_REQUEST, "file name"),
-        (vec![("kb", None, b"notes"), ("model", None, MODEL.as_bytes()), ("file", Some("run.exe"), small)], StatusCode::BAD_REQUEST, "format"),
-        (vec![("kb", None, b"notes"), ("extra", None, b"x")], StatusCode::BAD_REQUEST, "unknown multipart field"),
+        (
+            vec![
+                ("kb", None, b"notes"),
+                ("model", None, MODEL.as_bytes()),
+                ("file", Some("big.txt"), &big),
+            ],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload",
+        ),
+        (
+            vec![
+                ("kb", None, b"../evil"),
+                ("model", None, MODEL.as_bytes()),
+                ("file", Some("a.txt"), small),
+            ],
+            StatusCode::BAD_REQUEST,
+            "knowledge base name",
+        ),
+        (
+            vec![("kb", None, b"fresh"), ("file", Some("a.txt"), small)],
+            StatusCode::BAD_REQUEST,
+            "needs \"model\"",
+        ),
+        (
+            vec![
+                ("kb", None, b"notes"),
+                ("model", None, b"no-such-model"),
+                ("file", Some("a.txt"), small),
+            ],
+            StatusCode::NOT_FOUND,
+            "no-such-model",
+        ),
+        (
+            vec![("file", Some("a.txt"), small), ("kb", None, b"notes")],
+            StatusCode::BAD_REQUEST,
+            "before the files",
+        ),
+        (
+            vec![("kb", None, b"notes"), ("model", None, MODEL.as_bytes())],
+            StatusCode::BAD_REQUEST,
+            "no file",
+        ),
+        (
+            vec![("model", None, MODEL.as_bytes())],
+            StatusCode::BAD_REQUEST,
+            "no kb",
+        ),
+        (
+            vec![
+                ("kb", None, b"notes"),
+                ("model", None, MODEL.as_bytes()),
+                ("file", Some(".."), small),
+            ],
+            StatusCode::BAD_REQUEST,
+            "file name",
+        ),
+        (
+            vec![
+                ("kb", None, b"notes"),
+                ("model", None, MODEL.as_bytes()),
+                ("file", Some("run.exe"), small),
+            ],
+            StatusCode::BAD_REQUEST,
+            "format",
+        ),
+        (
+            vec![("kb", None, b"notes"), ("extra", None, b"x")],
+            StatusCode::BAD_REQUEST,
+            "unknown multipart field",
+        ),
     ];
     for (parts, want, says) in cases {
         let r = upload(&a, &parts, &[]).await;
@@ -462,11 +582,21 @@ async fn bad_uploads_are_refused_and_leave_no_file() {
         );
     }
     // Not multipart at all.
-    let r = call(&a.router, Method::POST, "/api/rag/upload", Some(&json!({"kb": "notes"})), &[]).await;
+    let r = call(
+        &a.router,
+        Method::POST,
+        "/api/rag/upload",
+        Some(&json!({"kb": "notes"})),
+        &[],
+    )
+    .await;
     assert!(r.status.is_client_error(), "{}", r.text());
     // A page on another site cannot upload.
-    let parts: &[(&str, Option<&str>, &[u8])] =
-        &[("kb", None, b"notes"), ("model", None, MODEL.as_bytes()), ("file", Some("a.txt"), small)];
+    let parts: &[(&str, Option<&str>, &[u8])] = &[
+        ("kb", None, b"notes"),
+        ("model", None, MODEL.as_bytes()),
+        ("file", Some("a.txt"), small),
+    ];
     let r = upload(&a, parts, &[("origin", "http://evil.example")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(names_in(&folder).is_empty());
