@@ -72,6 +72,33 @@ fn level(i: u32) -> usize {
     ((-u.ln() / (M as f64).ln()) as usize).min(MAX_LEVEL)
 }
 
+/// Up to `most` of `cands` (best first) as neighbours: a candidate is
+/// taken when it is closer to the node than to every one taken before it,
+/// so links reach out in different directions instead of all into the
+/// nearest cluster; the rest fill what is left, best first.
+fn diverse(rows: &Rows, cands: &[Scored], most: usize) -> Vec<u32> {
+    let mut taken: Vec<u32> = Vec::with_capacity(most);
+    let mut passed = Vec::new();
+    for c in cands {
+        if taken.len() >= most {
+            break;
+        }
+        let row = rows.row(c.1);
+        if taken.iter().all(|&t| rows.score(t, row) < c.0) {
+            taken.push(c.1);
+        } else {
+            passed.push(c.1);
+        }
+    }
+    for p in passed {
+        if taken.len() >= most {
+            break;
+        }
+        taken.push(p);
+    }
+    taken
+}
+
 /// Marks of visited nodes, cleared in O(1) by a new generation.
 struct Visited {
     marks: Vec<u32>,
@@ -142,7 +169,7 @@ impl Hnsw {
         for lc in (0..=l.min(top)).rev() {
             let found = self.layer(rows, &q, &eps, EF_BUILD, lc, seen);
             let most = if lc == 0 { 2 * M } else { M };
-            let chosen: Vec<u32> = found.iter().take(most).map(|s| s.1).collect();
+            let chosen = diverse(rows, &found, most);
             for &nb in &chosen {
                 let list = &mut self.links[nb as usize][lc];
                 list.push(i);
@@ -153,8 +180,7 @@ impl Hnsw {
                         .map(|&x| Scored(rows.score(x, &keep), x))
                         .collect();
                     scored.sort_by(|a, b| b.cmp(a));
-                    scored.truncate(most);
-                    *list = scored.into_iter().map(|s| s.1).collect();
+                    *list = diverse(rows, &scored, most);
                 }
             }
             self.links[i as usize][lc] = chosen;
@@ -314,8 +340,9 @@ impl Hnsw {
 mod tests {
     use super::*;
 
-    /// `n` unit vectors of `dim` elements around 50 random centres (text
-    /// embeddings cluster by topic), as Q8_0 rows, from a fixed seed.
+    /// `n` unit vectors of `dim` elements as Q8_0 rows, from a fixed seed:
+    /// 50 topics of 20 subtopics each (text embeddings cluster so), every
+    /// vector a subtopic's centre plus noise.
     fn clustered(n: usize, dim: usize, seed: u64) -> Vec<u8> {
         let mut s = seed;
         let mut rnd = move || {
@@ -324,11 +351,15 @@ mod tests {
             s ^= s << 17;
             (s >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
         };
-        let centres: Vec<Vec<f32>> = (0..50).map(|_| (0..dim).map(|_| rnd()).collect()).collect();
+        let mut point = |c: &[f32], spread: f32| -> Vec<f32> {
+            c.iter().map(|x| x + spread * rnd()).collect()
+        };
+        let zero = vec![0.0; dim];
+        let topics: Vec<Vec<f32>> = (0..50).map(|_| point(&zero, 1.0)).collect();
+        let subs: Vec<Vec<f32>> = (0..1000).map(|i| point(&topics[i % 50], 0.6)).collect();
         let mut out = Vec::new();
         for i in 0..n {
-            let c = &centres[i % centres.len()];
-            let mut v: Vec<f32> = c.iter().map(|x| x + 0.8 * rnd()).collect();
+            let mut v = point(&subs[(i * 7919) % subs.len()], 0.35);
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter_mut().for_each(|x| *x /= norm);
             out.extend(vector::q8_bytes(&v));
@@ -339,17 +370,18 @@ mod tests {
     #[test]
     fn recall_against_brute_force_on_10000_vectors() {
         let dim = 384;
-        let bytes = clustered(10_000, dim, 7);
         let row_bytes = vector::q8_bytes(&vec![0.0; dim]).len();
+        // 200 more vectors of the same distribution are the queries.
+        let all = clustered(10_200, dim, 7);
+        let (bytes, queries) = all.split_at(10_000 * row_bytes);
         let rows = Rows {
-            bytes: &bytes,
+            bytes,
             row_bytes,
             dim,
         };
         let t = std::time::Instant::now();
         let g = Hnsw::build(&rows);
         let built = t.elapsed();
-        let queries = clustered(200, dim, 99);
         let k = 10;
         let (mut hit, mut brute_t, mut graph_t) = (0, 0.0, 0.0);
         for q in queries.chunks_exact(row_bytes) {
@@ -413,16 +445,16 @@ mod tests {
         let keep = 400;
         println!("chunks  build_s  brute_ms  hnsw_ms  recall@50");
         for n in [5_000, 10_000, 20_000, 40_000] {
-            let bytes = clustered(n, dim, 11);
+            let all = clustered(n + 50, dim, 11);
+            let (bytes, queries) = all.split_at(n * row_bytes);
             let rows = Rows {
-                bytes: &bytes,
+                bytes,
                 row_bytes,
                 dim,
             };
             let t = std::time::Instant::now();
             let g = Hnsw::build(&rows);
             let build = t.elapsed().as_secs_f64();
-            let queries = clustered(50, dim, 5);
             let (mut brute, mut graph, mut hit) = (0.0, 0.0, 0);
             for q in queries.chunks_exact(row_bytes) {
                 let t = std::time::Instant::now();
