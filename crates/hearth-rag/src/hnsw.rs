@@ -295,7 +295,7 @@ impl Hnsw {
         let mut words = b
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize);
-        if b.len() % 4 != 0 || words.next()? != n {
+        if !b.len().is_multiple_of(4) || words.next()? != n {
             return None;
         }
         let entry = words.next()?;
@@ -351,9 +351,8 @@ mod tests {
             s ^= s << 17;
             (s >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
         };
-        let mut point = |c: &[f32], spread: f32| -> Vec<f32> {
-            c.iter().map(|x| x + spread * rnd()).collect()
-        };
+        let mut point =
+            |c: &[f32], spread: f32| -> Vec<f32> { c.iter().map(|x| x + spread * rnd()).collect() };
         let zero = vec![0.0; dim];
         let topics: Vec<Vec<f32>> = (0..50).map(|_| point(&zero, 1.0)).collect();
         let subs: Vec<Vec<f32>> = (0..1000).map(|i| point(&topics[i % 50], 0.6)).collect();

@@ -368,9 +368,12 @@ async fn smollm2_answers_from_a_knowledge_base_with_citations() {
     );
 }
 
+/// One multipart part: field name, file name (none: a plain field), bytes.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
 /// A multipart body of `(field, file name, bytes)` parts (no file name: a
 /// plain field), with its content type.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
     let boundary = "hearthBoundary7MA4YWxk";
     let mut body = Vec::new();
     for (name, file, bytes) in parts {
@@ -388,11 +391,7 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn upload(
-    a: &common::App,
-    parts: &[(&str, Option<&str>, &[u8])],
-    headers: &[(&str, &str)],
-) -> common::Reply {
+async fn upload(a: &common::App, parts: &[Part<'_>], headers: &[(&str, &str)]) -> common::Reply {
     let (ct, body) = multipart(parts);
     let mut req = axum::http::Request::builder()
         .method(Method::POST)
@@ -498,7 +497,7 @@ async fn bad_uploads_are_refused_and_leave_no_file() {
     let small: &[u8] = b"A short note about ships.\n";
     let big = vec![b'a'; 10_000];
     let folder = a.dir.path().join("rag").join("notes.files");
-    let cases: Vec<(Vec<(&str, Option<&str>, &[u8])>, StatusCode, &str)> = vec![
+    let cases: Vec<(Vec<Part>, StatusCode, &str)> = vec![
         (
             vec![
                 ("kb", None, b"notes"),
@@ -592,7 +591,7 @@ async fn bad_uploads_are_refused_and_leave_no_file() {
     .await;
     assert!(r.status.is_client_error(), "{}", r.text());
     // A page on another site cannot upload.
-    let parts: &[(&str, Option<&str>, &[u8])] = &[
+    let parts: &[Part] = &[
         ("kb", None, b"notes"),
         ("model", None, MODEL.as_bytes()),
         ("file", Some("a.txt"), small),
