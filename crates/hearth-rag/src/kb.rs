@@ -9,8 +9,18 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use sha2::{Digest, Sha256};
+
 use crate::chunk::Chunk;
+use crate::hnsw::{self, Hnsw};
 use crate::{vector, Embedder, RagError, Result};
+
+/// From this many chunks on, the dense first pass walks an HNSW graph
+/// instead of scanning every row: on an AVX2 EPYC (2 cores, 384
+/// dimensions) the graph saves 4 ms a query from here on and under 1 ms
+/// below, where its rebuild after a change (seconds) does not pay; the
+/// table is in docs/rag.md.
+pub const HNSW_MIN_CHUNKS: usize = 20_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +45,7 @@ CREATE TABLE IF NOT EXISTS chunks(
 );
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
 CREATE TABLE IF NOT EXISTS chunks_q8(id INTEGER PRIMARY KEY, q8 BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS hnsw(one INTEGER PRIMARY KEY CHECK (one = 1), ids TEXT NOT NULL, graph BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize = 'porter unicode61');
 ";
 
@@ -66,6 +77,18 @@ pub struct KbStats {
 pub(crate) struct Scan {
     pub ids: Vec<i64>,
     pub rows: Vec<u8>,
+    /// The graph over `rows`, when there are enough of them.
+    pub graph: Option<Hnsw>,
+}
+
+impl Scan {
+    pub fn rows(&self, dim: usize) -> hnsw::Rows<'_> {
+        hnsw::Rows {
+            bytes: &self.rows,
+            row_bytes: self.rows.len() / self.ids.len().max(1),
+            dim: vector::padded(dim),
+        }
+    }
 }
 
 pub struct Kb {
@@ -194,6 +217,9 @@ impl Kb {
             params![path, row.hash, row.size as i64, row.mtime, row.skipped],
         )?;
         let file_id = tx.last_insert_rowid();
+        if !chunks.is_empty() {
+            tx.execute("DELETE FROM hnsw", [])?;
+        }
         {
             let mut ins = tx.prepare(
                 "INSERT INTO chunks(file_id, ord, page, heading, start, end, vec, text)
@@ -249,6 +275,7 @@ impl Kb {
         let mut scan = Scan {
             ids: Vec::new(),
             rows: Vec::new(),
+            graph: None,
         };
         let mut st = self
             .conn
@@ -262,14 +289,56 @@ impl Kb {
                 }
             }
         }
+        drop(rows);
+        drop(st);
+        if scan.ids.len() >= HNSW_MIN_CHUNKS {
+            scan.graph = Some(self.graph(&scan)?);
+        }
         let scan = std::rc::Rc::new(scan);
         self.scan.replace(Some(std::rc::Rc::clone(&scan)));
         Ok(scan)
     }
 
+    /// The saved graph over the rows of `scan`, or a new one (then saved).
+    fn graph(&self, scan: &Scan) -> Result<Hnsw> {
+        let mut h = Sha256::new();
+        for id in &scan.ids {
+            h.update(id.to_le_bytes());
+        }
+        let ids = format!("{:x}", h.finalize());
+        let saved: Option<(String, Vec<u8>)> = self
+            .conn
+            .query_row("SELECT ids, graph FROM hnsw WHERE one = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some(g) = saved
+            .filter(|s| s.0 == ids)
+            .and_then(|s| Hnsw::from_bytes(&s.1, scan.ids.len()))
+        {
+            return Ok(g);
+        }
+        let g = Hnsw::build(&scan.rows(self.dim));
+        self.conn.execute(
+            "INSERT OR REPLACE INTO hnsw(one, ids, graph) VALUES (1, ?1, ?2)",
+            params![ids, g.to_bytes()],
+        )?;
+        Ok(g)
+    }
+
     pub fn stats(&self) -> Result<KbStats> {
         let count = |sql: &str| -> Result<u64> {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let chunks = count("SELECT count(*) FROM chunks")?;
+        let dense_index = if chunks as usize >= HNSW_MIN_CHUNKS {
+            format!(
+                "HNSW (M {}, ef {}) over int8 (Q8_0) rows + exact F32 rescoring",
+                hnsw::M,
+                hnsw::EF_SEARCH
+            )
+        } else {
+            format!("brute-force int8 (Q8_0) + exact F32 rescoring (HNSW from {HNSW_MIN_CHUNKS} chunks)")
         };
         Ok(KbStats {
             path: self.path.display().to_string(),
@@ -277,11 +346,9 @@ impl Kb {
             dim: self.dim,
             files: count("SELECT count(*) FROM files WHERE skipped IS NULL")?,
             skipped_files: count("SELECT count(*) FROM files WHERE skipped IS NOT NULL")?,
-            chunks: count("SELECT count(*) FROM chunks")?,
+            chunks,
             db_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
-            dense_index:
-                "exact scan: int8 (Q8_0) first pass over every chunk, F32 rescoring of the best"
-                    .into(),
+            dense_index,
         })
     }
 }
@@ -301,6 +368,7 @@ fn delete_file(tx: &rusqlite::Transaction, path: &str) -> Result<()> {
         .query_row("SELECT id FROM files WHERE path = ?1", [path], |r| r.get(0))
         .optional()?;
     if let Some(id) = id {
+        tx.execute("DELETE FROM hnsw", [])?;
         tx.execute(
             "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?1)",
             [id],

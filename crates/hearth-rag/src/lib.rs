@@ -29,9 +29,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod answer;
 pub mod chunk;
 mod embed;
 pub mod extract;
+pub mod hnsw;
 pub mod ingest;
 mod kb;
 pub mod search;
@@ -39,7 +41,7 @@ mod vector;
 
 pub use embed::{engine_embed, Embedder, ModelEmbedder, Reranker};
 pub use extract::Limits;
-pub use kb::{FileRow, Kb, KbStats};
+pub use kb::{FileRow, Kb, KbStats, HNSW_MIN_CHUNKS};
 
 /// What can go wrong in a knowledge base.
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +112,19 @@ pub fn kb_names(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
-/// Deletes the knowledge base file at `path` with its SQLite journals.
+/// The folder beside knowledge base file `path` (`NAME.kb`) that holds
+/// the files uploaded into it (`NAME.files`).
+pub fn uploads_dir(path: &std::path::Path) -> std::path::PathBuf {
+    path.with_extension("files")
+}
+
+/// Deletes the knowledge base file at `path` with its SQLite journals and
+/// the files uploaded into it.
 pub fn remove_kb(path: &std::path::Path) -> Result<()> {
+    let uploads = uploads_dir(path);
+    if uploads.is_dir() {
+        std::fs::remove_dir_all(&uploads).map_err(RagError::io(&uploads))?;
+    }
     for suffix in ["", "-wal", "-shm"] {
         let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
         if p.exists() {

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 
-use crate::{vector, Embedder, Kb, Reranker, Result};
+use crate::{hnsw, vector, Embedder, Kb, Reranker, Result};
 
 /// Share of the dense score in the hybrid score (BM25 has the rest).
 pub const DENSE_WEIGHT: f32 = 0.1;
@@ -98,18 +98,21 @@ pub fn dense(kb: &Kb, qv: &[f32], n: usize) -> Result<Vec<(i64, f32)>> {
     let dim = vector::padded(qv.len());
     let q8 = vector::q8_bytes(qv);
     let scan = kb.scan()?;
-    let row = if scan.ids.is_empty() {
-        1
-    } else {
-        scan.rows.len() / scan.ids.len()
-    };
-    let mut first: Vec<(i64, f32)> = scan
-        .ids
-        .iter()
-        .zip(scan.rows.chunks_exact(row))
-        .map(|(&id, r)| (id, vector::q8_dot(dim, r, &q8)))
-        .collect();
     let keep = (n * RESCORE_PER_HIT).max(n);
+    let rows = scan.rows(qv.len());
+    let mut first: Vec<(i64, f32)> = match &scan.graph {
+        Some(g) => g
+            .search(&rows, &q8, keep, hnsw::EF_SEARCH)
+            .into_iter()
+            .map(|(i, s)| (scan.ids[i as usize], s))
+            .collect(),
+        None => scan
+            .ids
+            .iter()
+            .zip(scan.rows.chunks_exact(rows.row_bytes.max(1)))
+            .map(|(&id, r)| (id, vector::q8_dot(dim, r, &q8)))
+            .collect(),
+    };
     top(&mut first, keep);
     let mut exact = exact_scores(kb, qv, first.iter().map(|c| c.0))?;
     top(&mut exact, n);

@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod extras;
 mod gen;
+mod knowledge;
 mod metrics;
 mod modelfile;
 mod models;
@@ -40,6 +41,7 @@ mod params;
 mod parts;
 mod prompt;
 mod rag;
+mod rag_upload;
 mod security;
 mod show;
 mod strict;
@@ -264,7 +266,7 @@ async fn log_requests(State(st): State<AppState>, mut req: Request, next: Next) 
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-const ROUTES: [&str; 25] = [
+const ROUTES: [&str; 27] = [
     "/",
     "/api/version",
     "/api/generate",
@@ -290,6 +292,8 @@ const ROUTES: [&str; 25] = [
     "/api/rag/query",
     "/api/rag/add",
     "/api/rag/delete",
+    "/api/rag/create",
+    "/api/rag/upload",
 ];
 
 /// The route a path belongs to, for metrics labels (unknown paths share one).
@@ -387,6 +391,8 @@ pub fn router(state: AppState) -> Router {
         // Admin: reads server-side files into, and deletes, knowledge bases.
         .route("/api/rag/add", post(rag::add))
         .route("/api/rag/delete", post(rag::delete))
+        .route("/api/rag/create", post(rag_upload::create))
+        .route("/api/rag/upload", post(rag_upload::upload))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))

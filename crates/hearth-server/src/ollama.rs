@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::gen::{self, Finished, Run, Step};
+use crate::knowledge::{self, Grounding};
 use crate::models::{LoadedModel, ModelUse};
 use crate::options::{Checked, Fields, Options, RequestFields, OLLAMA_OPTIONS};
 use crate::params::{parse_keep_alive, KeepAlive, OneOrMany};
@@ -74,6 +75,7 @@ static CHAT_FIELDS: Fields = Fields {
         "keep_alive",
         "truncate",
         "think",
+        "knowledge",
     ]],
     harmless: HARMLESS,
     nested: Some(("options", &OLLAMA_OPTIONS)),
@@ -272,6 +274,7 @@ pub async fn generate(
         dropped: fitted.dropped,
         tools: None,
         parts: PartsSpec::new(format, false, fitted.opens_thinking).filter(|_| templated),
+        citations: None,
     };
     respond(run, out, r.stream.unwrap_or(true), &fitted).await
 }
@@ -312,6 +315,8 @@ struct Output {
     tools: Option<Vec<String>>,
     /// The model's reply syntax (reasoning, native tool calls), when it has one.
     parts: Option<PartsSpec>,
+    /// The sources of a reply grounded in a knowledge base, in the last object.
+    citations: Option<Value>,
 }
 
 impl Output {
@@ -397,6 +402,9 @@ impl Output {
         v["eval_duration"] = json!(f.stats.gen_eval.as_nanos());
         if self.dropped > 0 {
             v["truncated_tokens"] = json!(self.dropped);
+        }
+        if let Some(c) = &self.citations {
+            v["citations"] = c.clone();
         }
         v
     }
@@ -531,6 +539,8 @@ pub struct ChatReq {
     #[serde(default)]
     truncate: bool,
     think: Option<Value>,
+    /// A knowledge base to answer from (see [`crate::knowledge`]).
+    knowledge: Option<Value>,
 }
 
 pub async fn chat(
@@ -549,7 +559,15 @@ pub async fn chat(
     if !names.is_empty() && r.format.is_some() {
         return Err(ApiError::bad_request("tools and format cannot be combined"));
     }
-    let msgs = prompt::chat_messages(&r.messages)?;
+    let mut msgs = prompt::chat_messages(&r.messages)?;
+    let grounding = knowledge::ground(&st, r.knowledge.as_ref(), &mut msgs).await?;
+    if let Some(Grounding::Abstained) = grounding {
+        st.models.locate(&r.model)?;
+        return Ok(knowledge::ollama_abstained(
+            &r.model,
+            r.stream.unwrap_or(true),
+        ));
+    }
     let use_ = st.models.acquire(&r.model, ka).await?;
     let m = &use_.model;
     if let Some(o) = crate::modelfile::under(m, &r.options)? {
@@ -601,6 +619,7 @@ pub async fn chat(
         dropped: fitted.dropped,
         tools: (!names.is_empty() && !native).then_some(names),
         parts: PartsSpec::new(format, native, fitted.opens_thinking),
+        citations: knowledge::citations(&grounding),
     };
     respond(run, out, r.stream.unwrap_or(true), &fitted).await
 }

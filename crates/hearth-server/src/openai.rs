@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::gen::{self, Run};
+use crate::knowledge::{self, Grounding};
 use crate::models::{LoadedModel, ModelUse};
 use crate::openai_reply::{new_id, now_secs, respond, Reply};
 use crate::options::{Checked, Fields, RequestFields, Sampling, SAMPLING};
@@ -66,6 +67,7 @@ static CHAT_FIELDS: Fields = Fields {
             "tool_choice",
             "response_format",
             "top_logprobs",
+            "knowledge",
         ],
     ],
     harmless: HARMLESS,
@@ -273,6 +275,8 @@ pub struct ChatReq {
     #[serde(default)]
     logprobs: bool,
     top_logprobs: Option<i64>,
+    /// A knowledge base to answer from (see [`crate::knowledge`]).
+    knowledge: Option<Value>,
 }
 
 /// Chat's `top_logprobs` (0 to 20, only with `logprobs: true`).
@@ -319,7 +323,12 @@ pub async fn chat(
             "tools and response_format cannot be combined",
         ));
     }
-    let msgs = prompt::chat_messages(&r.messages)?;
+    let mut msgs = prompt::chat_messages(&r.messages)?;
+    let grounding = knowledge::ground(&st, r.knowledge.as_ref(), &mut msgs).await?;
+    if let Some(Grounding::Abstained) = grounding {
+        st.models.locate(&c.model)?;
+        return Ok(knowledge::openai_abstained(&c.model, c.stream));
+    }
     let use_ = st.models.acquire(&c.model, None).await?;
     let m = use_.model.clone();
     if !m.config.parameters.is_empty() {
@@ -363,6 +372,7 @@ pub async fn chat(
         logprobs: params.logprobs.is_some(),
         tok: m.tokenizer.clone(),
         prompt_tokens: fitted.tokens.len(),
+        citations: knowledge::citations(&grounding),
     };
     let mut runs = Vec::with_capacity(n);
     start_runs(
@@ -517,6 +527,7 @@ pub async fn completions(
         logprobs: params.logprobs.is_some(),
         tok: m.tokenizer.clone(),
         prompt_tokens: fitted.iter().map(|f| f.tokens.len()).sum(),
+        citations: None,
     };
     let mut runs = Vec::with_capacity(fitted.len() * n);
     let mut first = Some(use_);

@@ -77,6 +77,9 @@ pub struct Reply {
     pub tok: std::sync::Arc<Tokenizer>,
     /// Prompt tokens, counted once per prompt (not once per choice).
     pub prompt_tokens: usize,
+    /// The sources of a reply grounded in a knowledge base, top-level in
+    /// the response and in each choice's last chunk.
+    pub citations: Option<Value>,
 }
 
 /// One call as a `tool_calls` entry (`index` when streaming).
@@ -161,10 +164,14 @@ impl Reply {
             json!({"index": index, "text": delta.get("content").cloned().unwrap_or(json!("")),
                    "logprobs": logprobs, "finish_reason": finish})
         };
-        json!({
+        let mut v = json!({
             "id": self.id, "object": self.object(), "created": self.created,
             "model": self.model, "system_fingerprint": "hearth", "choices": [choice],
-        })
+        });
+        if let (Some(c), Some(_)) = (&self.citations, finish) {
+            v["citations"] = c.clone();
+        }
+        v
     }
 
     fn usage(&self, completion_tokens: usize) -> Value {
@@ -254,6 +261,9 @@ impl Reply {
         if self.dropped > 0 {
             v["truncated_tokens"] = json!(self.dropped);
         }
+        if let Some(c) = &self.citations {
+            v["citations"] = c.clone();
+        }
         v
     }
 
@@ -281,11 +291,11 @@ impl Reply {
     }
 }
 
-fn event(v: &Value) -> String {
+pub(crate) fn event(v: &Value) -> String {
     format!("data: {v}\n\n")
 }
 
-fn sse_response(body: Body, dropped: usize) -> Response {
+pub(crate) fn sse_response(body: Body, dropped: usize) -> Response {
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(

@@ -49,10 +49,10 @@ pub struct KbReq {
 const MAX_K: usize = 100;
 
 /// A loaded model's engine as an [`Embedder`], called from a blocking thread.
-struct ServedEmbedder {
-    use_: ModelUse,
-    name: String,
-    rt: tokio::runtime::Handle,
+pub(crate) struct ServedEmbedder {
+    pub use_: ModelUse,
+    pub name: String,
+    pub rt: tokio::runtime::Handle,
 }
 
 impl Embedder for ServedEmbedder {
@@ -74,7 +74,7 @@ impl Embedder for ServedEmbedder {
     }
 }
 
-fn rag_error(e: RagError) -> ApiError {
+pub(crate) fn rag_error(e: RagError) -> ApiError {
     match e {
         RagError::Invalid(_) | RagError::ModelMismatch { .. } => {
             ApiError::bad_request(e.to_string())
@@ -84,7 +84,7 @@ fn rag_error(e: RagError) -> ApiError {
 }
 
 /// Where the knowledge bases live: `rag/` beside the model store.
-fn kb_dir(st: &AppState) -> Result<PathBuf, ApiError> {
+pub(crate) fn kb_dir(st: &AppState) -> Result<PathBuf, ApiError> {
     st.config
         .store
         .as_ref()
@@ -103,7 +103,7 @@ fn existing(st: &AppState, name: &str) -> Result<PathBuf, ApiError> {
     Ok(path)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -111,7 +111,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("the knowledge base task failed: {e}")))?
 }
 
-async fn recorded_model(path: PathBuf) -> Result<String, ApiError> {
+pub(crate) async fn recorded_model(path: PathBuf) -> Result<String, ApiError> {
     blocking(move || Ok(Kb::open(&path).map_err(rag_error)?.model().0.to_string())).await
 }
 
@@ -135,23 +135,34 @@ pub async fn query(
     State(st): State<AppState>,
     JsonBody(r): JsonBody<QueryReq>,
 ) -> Result<Response, ApiError> {
-    let k = r.k.unwrap_or(5);
+    let found = retrieve(&st, &r.kb, r.query, r.k.unwrap_or(5)).await?;
+    Ok(Json(json!(found)).into_response())
+}
+
+/// The `k` best passages of knowledge base `kb` for `query` (hybrid
+/// retrieval with the abstention decision), embedded by the model the
+/// knowledge base records.
+pub(crate) async fn retrieve(
+    st: &AppState,
+    kb: &str,
+    query: String,
+    k: usize,
+) -> Result<search::Found, ApiError> {
     if k == 0 || k > MAX_K {
         return Err(ApiError::bad_request(format!(
             "k must be 1 to {MAX_K}, got {k}"
         )));
     }
-    let path = existing(&st, &r.kb)?;
+    let path = existing(st, kb)?;
     let name = recorded_model(path.clone()).await?;
     let use_ = st.models.acquire(&name, None).await?;
     let rt = tokio::runtime::Handle::current();
-    let found = blocking(move || {
+    blocking(move || {
         let kb = Kb::open(&path).map_err(rag_error)?;
         let emb = ServedEmbedder { use_, name, rt };
-        search::query(&kb, &emb, &r.query, k, None).map_err(rag_error)
+        search::query(&kb, &emb, &query, k, None).map_err(rag_error)
     })
-    .await?;
-    Ok(Json(json!(found)).into_response())
+    .await
 }
 
 /// `path` when it is inside `root` (both resolved, links followed).

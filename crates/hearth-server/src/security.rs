@@ -49,7 +49,7 @@ pub struct Security {
 /// Routes that change the store or make the server fetch: off with
 /// `--no-admin`, and by default on a non-loopback address without an API
 /// key. A new management route only needs its path here.
-pub const ADMIN_ROUTES: [&str; 7] = [
+pub const ADMIN_ROUTES: [&str; 9] = [
     "/api/pull",
     "/api/delete",
     "/api/copy",
@@ -57,6 +57,8 @@ pub const ADMIN_ROUTES: [&str; 7] = [
     "/api/push",
     "/api/rag/add",
     "/api/rag/delete",
+    "/api/rag/create",
+    "/api/rag/upload",
 ];
 
 fn refuse(path: &str, message: &str) -> Response {

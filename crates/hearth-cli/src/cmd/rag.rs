@@ -295,6 +295,6 @@ fn stats(name: &str, json: bool) -> Result<()> {
     );
     println!("chunks          {}", s.chunks);
     println!("size            {} bytes", s.db_bytes);
-    println!("dense search    {}", s.dense_index);
+    println!("index           {}", s.dense_index);
     Ok(())
 }

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hearth_model::KvType;
-use hearth_rag::search::{self, Hit};
+use hearth_rag::answer::{prompt, INSTRUCTIONS, NOT_FOUND};
+use hearth_rag::search;
 use hearth_tokenizer::ChatMessage;
 use serde_json::{json, Map};
 
@@ -36,13 +37,6 @@ pub struct AskArgs {
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
 }
-
-/// What `ask` says when retrieval finds nothing relevant.
-pub const NOT_FOUND: &str = "not in the documents";
-
-const INSTRUCTIONS: &str = "Answer the question using only the numbered sources. \
-Cite the sources you use as [1], [2]. If the sources do not answer the question, \
-reply exactly: not in the documents.";
 
 pub fn main(a: AskArgs) -> Result<()> {
     if a.k == 0 {
@@ -93,19 +87,4 @@ pub fn main(a: AskArgs) -> Result<()> {
     session.reply(&user, &messages, &mut out)?;
     out.finish()?;
     Ok(())
-}
-
-/// The user turn: the numbered passages, then the question.
-pub fn prompt(question: &str, hits: &[Hit]) -> String {
-    let mut s = String::from("Sources:\n");
-    for (i, h) in hits.iter().enumerate() {
-        let title = if h.heading.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", h.heading)
-        };
-        s.push_str(&format!("[{}]{title} {}\n\n", i + 1, h.text.trim()));
-    }
-    s.push_str(&format!("Question: {question}"));
-    s
 }
