@@ -17,9 +17,12 @@ const base = `http://${addr}`;
 const shots = process.env.HEARTH_UI_SCREENSHOTS;
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
+// A failed check is reported and the run goes on; the exit status is 1
+// when any failed.
+const failed = [];
 function check(ok, what) {
-  if (!ok) throw new Error("FAILED: " + what);
-  console.log("ok: " + what);
+  console.log((ok ? "ok: " : "FAILED: ") + what);
+  if (!ok) failed.push(what);
 }
 // Polls `fn` in the page (page.waitForFunction would need 'unsafe-eval',
 // which the page's CSP refuses).
@@ -54,6 +57,7 @@ try {
   page.on("request", r => { if (!r.url().startsWith(base + "/") && !r.url().startsWith("data:") && !r.url().startsWith("blob:")) foreign.push(r.url()); });
   page.on("console", m => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text()); });
   page.on("pageerror", e => consoleErrors.push(String(e)));
+  page.setDefaultTimeout(120000);
   const ready = () => page.waitForSelector("body[data-models='1']");
 
   // The page, its headers, its first render.
@@ -147,13 +151,14 @@ try {
   // 5. Model switching: a new chat on the second model.
   await page.click("#new-chat");
   await page.selectOption("#model", model2);
+  await settings({ temperature: 0, num_predict: 16 });
   await page.fill("#prompt", "Say hello.");
   await page.press("#prompt", "Enter");
   await page.waitForSelector("article.assistant");
   await page.waitForSelector("#stop", { state: "hidden" });
   check((await page.textContent("article.assistant .who")) === model2, "the reply came from " + model2);
   const ps = await (await fetch(base + "/api/ps")).json();
-  check(ps.models.some(m => m.name === model2), model2 + " is loaded (/api/ps)");
+  check(ps.models.some(m => m.name === model2 || m.name + ":latest" === model2), model2 + " is loaded (/api/ps)");
   await waitFor(page, m => [...document.querySelectorAll("#model option")].some(o => o.value === m && o.textContent.includes("loaded")), model2);
   check(true, "the picker marks the loaded model with its memory");
 
@@ -211,5 +216,9 @@ try {
 } finally {
   await ctx.close();
   rmSync(profile, { recursive: true, force: true });
+}
+if (failed.length) {
+  console.log(`e2e: ${failed.length} check(s) failed`);
+  process.exit(1);
 }
 console.log("e2e: all checks passed");

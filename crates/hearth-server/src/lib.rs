@@ -315,7 +315,11 @@ async fn require_key(State(st): State<AppState>, req: Request, next: Next) -> Re
     let path = req.uri().path();
     // The page and its files hold no secrets: a browser loads them before
     // it can ask for the key.
-    if path == "/" || path == "/health" || path.starts_with("/ui/") || req.method() == Method::OPTIONS {
+    if path == "/"
+        || path == "/health"
+        || path.starts_with("/ui/")
+        || req.method() == Method::OPTIONS
+    {
         return next.run(req).await;
     }
     let given = req

@@ -48,7 +48,10 @@ fn serve(file: &str, headers: &HeaderMap, cache: &'static str) -> Response {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     ];
     let unchanged = headers
@@ -65,7 +68,8 @@ fn serve(file: &str, headers: &HeaderMap, cache: &'static str) -> Response {
             v.split(',').any(|e| {
                 let mut parts = e.split(';');
                 let name = parts.next().unwrap_or("").trim();
-                let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+                let refused =
+                    parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
                 (name == "gzip" || name == "*") && !refused
             })
         });

@@ -60,7 +60,10 @@ mod tests {
     fn the_page_weighs_at_most_150_kb_compressed() {
         let total: usize = assets().iter().map(|a| a.gzip.len()).sum();
         let raw: usize = assets().iter().map(|a| a.raw_len).sum();
-        println!("page: {total} bytes gzip ({raw} bytes plain) in {} files", assets().len());
+        println!(
+            "page: {total} bytes gzip ({raw} bytes plain) in {} files",
+            assets().len()
+        );
         assert!(total <= 150 * 1024, "{total} bytes");
         assert!(asset(INDEX).is_some());
     }

@@ -55,6 +55,8 @@ async function ndjson(r, each) {
   if (buf.trim()) each(JSON.parse(buf));
 }
 
+// /api/ps may name a model without the ":latest" that /api/tags shows.
+const sameModel = (a, b) => a === b || a === b + ":latest" || a + ":latest" === b;
 const gb = n => (n / 1e9).toFixed(n >= 1e10 ? 0 : 1) + " GB";
 
 // --- models ---------------------------------------------------------------
@@ -68,7 +70,7 @@ async function loadModels() {
   sel.replaceChildren();
   for (const m of models) {
     const o = document.createElement("option");
-    const loaded = state.ps.find(p => p.name === m.name);
+    const loaded = state.ps.find(p => sameModel(p.name, m.name));
     o.value = m.name;
     o.textContent = m.name + (loaded ? ` (loaded, ${gb(loaded.size)})` : "");
     sel.append(o);
@@ -88,7 +90,7 @@ async function planVerdict() {
   el.textContent = "";
   el.className = "";
   if (!model || state.features.plan === false) return;
-  if (state.ps.some(p => p.name === model)) { el.textContent = "loaded"; return; }
+  if (state.ps.some(p => sameModel(p.name, model))) { el.textContent = "loaded"; return; }
   const r = await api("/api/plan", { method: "POST", body: JSON.stringify({ model }) });
   if (r.status === 404 || r.status === 405) { state.features.plan = false; return; }
   if (!r.ok) { el.textContent = await errorText(r); el.className = "bad"; return; }
@@ -380,18 +382,19 @@ async function reply() {
   } catch (e) {
     msg.error = e.name === "AbortError" ? "stopped" : e.message;
   }
+  await save();
+  drawLog();
+  // The log is redrawn before Stop hides, so "Stop hidden" means "settled".
   state.busy = null;
   $("stop").hidden = true;
   $("send").disabled = false;
-  await save();
-  drawLog();
   loadModels();
 }
 
 function stats(rec, ttft, c) {
   const tps = rec.eval_duration ? rec.eval_count / (rec.eval_duration / 1e9) : 0;
   const used = (rec.prompt_eval_count || 0) + (rec.eval_count || 0);
-  const ctx = c.options.num_ctx || state.ps.find(p => p.name === c.model)?.context_length;
+  const ctx = c.options.num_ctx || state.ps.find(p => sameModel(p.name, c.model))?.context_length;
   return `${tps.toFixed(1)} tokens/s · first token ${Math.round(ttft ?? 0)} ms · context ${used}${ctx ? " / " + ctx : ""} tokens`;
 }
 

@@ -239,8 +239,13 @@ pub fn main(a: ServeArgs) -> Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        hearth_server::serve(listener, hearth_server::router_with_ui(state, !a.no_ui), timeouts, shutdown)
-            .await
-            .context("serving")
+        hearth_server::serve(
+            listener,
+            hearth_server::router_with_ui(state, !a.no_ui),
+            timeouts,
+            shutdown,
+        )
+        .await
+        .context("serving")
     })
 }
