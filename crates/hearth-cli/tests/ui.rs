@@ -122,7 +122,7 @@ fn the_page_is_served_compressed_with_its_headers_and_ollama_clients_still_get_t
     let (_server, addr) = serve_empty(&["--api-key", "sekret"], "on");
     let host = format!("Host: {addr}");
     // An Ollama client's probe (no HTML in Accept) gets Ollama's text.
-    let (status, reply) = send(&addr, "GET", "/", &[host.clone()], "");
+    let (status, reply) = send(&addr, "GET", "/", std::slice::from_ref(&host), "");
     assert_eq!(status, 200);
     assert!(reply.contains("Ollama is running"), "{reply}");
     // A browser gets the page, gzip, with the policy, even with a key required.
@@ -166,7 +166,7 @@ fn the_page_is_served_compressed_with_its_headers_and_ollama_clients_still_get_t
         "",
     );
     assert_eq!(status, 304);
-    let (status, reply) = send(&addr, "GET", "/ui/app.js", &[host.clone()], "");
+    let (status, reply) = send(&addr, "GET", "/ui/app.js", std::slice::from_ref(&host), "");
     assert_eq!(status, 200);
     assert_eq!(
         header(&reply, "content-type"),
@@ -176,7 +176,7 @@ fn the_page_is_served_compressed_with_its_headers_and_ollama_clients_still_get_t
     assert!(reply.contains("import { render }"), "the plain file");
     // Unknown files and paths that climb out are 404s; a foreign Host is refused.
     for path in ["/ui/nope.js", "/ui/..%2fCargo.toml", "/ui/../Cargo.toml"] {
-        let (status, _) = send(&addr, "GET", path, &[host.clone()], "");
+        let (status, _) = send(&addr, "GET", path, std::slice::from_ref(&host), "");
         assert_eq!(status, 404, "{path}");
     }
     let (status, _) = send(
