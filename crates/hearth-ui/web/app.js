@@ -134,7 +134,7 @@ async function refreshList() {
     if (c.id === state.cur?.id) li.setAttribute("aria-current", "true");
     const open = button(c.title, () => openConv(c.id));
     const ren = button("✎", () => rename(c), "Rename " + c.title);
-    const del = button("🗑", () => removeConv(c), "Delete " + c.title);
+    const del = button("×", () => removeConv(c), "Delete " + c.title);
     ren.className = del.className = "icon";
     li.append(open, ren, del);
     ul.append(li);
