@@ -47,6 +47,7 @@ mod show;
 mod strict;
 mod structured;
 mod tools;
+mod ui;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -298,6 +299,9 @@ const ROUTES: [&str; 27] = [
 
 /// The route a path belongs to, for metrics labels (unknown paths share one).
 fn route_of(path: &str) -> &str {
+    if path.starts_with("/ui/") {
+        return "/ui/{file}";
+    }
     if path.starts_with("/v1/models/") {
         return "/v1/models/{id}";
     }
@@ -313,7 +317,13 @@ async fn require_key(State(st): State<AppState>, req: Request, next: Next) -> Re
         return next.run(req).await;
     };
     let path = req.uri().path();
-    if path == "/" || path == "/health" || req.method() == Method::OPTIONS {
+    // The page and its files hold no secrets: a browser loads them before
+    // it can ask for the key.
+    if path == "/"
+        || path == "/health"
+        || path.starts_with("/ui/")
+        || req.method() == Method::OPTIONS
+    {
         return next.run(req).await;
     }
     let given = req
@@ -360,10 +370,22 @@ fn cors(extra: Vec<String>) -> CorsLayer {
 /// guard (origins, Host, management routes), auth, CORS,
 /// body cap, panic catching, and one log line per request.
 pub fn router(state: AppState) -> Router {
+    router_with_ui(state, true)
+}
+
+/// [`router`], with the chat page at `/` and `/ui/` (`ui`) or without it
+/// (`hearth serve --no-ui`: `/` answers as Ollama does, `/ui/` is a 404).
+pub fn router_with_ui(state: AppState, ui: bool) -> Router {
     let max_body = state.config.max_body;
     let origins = state.config.extra_origins.clone();
-    Router::new()
-        .route("/", get(ollama::root).head(ollama::root))
+    let routes = if ui {
+        Router::new()
+            .route("/", get(ui::root).head(ui::root))
+            .route("/ui/{file}", get(ui::asset))
+    } else {
+        Router::new().route("/", get(ollama::root).head(ollama::root))
+    };
+    routes
         .route("/api/version", get(ollama::version))
         .route("/api/generate", post(ollama::generate))
         .route("/api/chat", post(ollama::chat))

@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// evaluate more slowly; see docs/serve.md).
     #[arg(long)]
     pub deterministic: bool,
+    /// Do not serve the chat page: `/` answers "Ollama is running" to
+    /// browsers too, and `/ui/` is not found.
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 /// Comma-separated entries of an environment variable.
@@ -235,8 +239,13 @@ pub fn main(a: ServeArgs) -> Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        hearth_server::serve(listener, hearth_server::router(state), timeouts, shutdown)
-            .await
-            .context("serving")
+        hearth_server::serve(
+            listener,
+            hearth_server::router_with_ui(state, !a.no_ui),
+            timeouts,
+            shutdown,
+        )
+        .await
+        .context("serving")
     })
 }
