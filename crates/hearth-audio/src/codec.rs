@@ -47,11 +47,17 @@ fn run(bytes: &[u8], container: Container, limits: &Limits) -> Result<Audio, Aud
     });
     let source = std::io::Cursor::new(bytes.to_vec());
     let mss = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
+    // Gapless: drop the encoder delay and padding MP3 and Vorbis streams
+    // declare, so the samples line up with the original recording.
+    let options = FormatOptions {
+        enable_gapless: true,
+        ..FormatOptions::default()
+    };
     let probed = symphonia::default::get_probe()
         .format(
             &hint,
             mss,
-            &FormatOptions::default(),
+            &options,
             &MetadataOptions::default(),
         )
         .map_err(err)?;
