@@ -54,12 +54,7 @@ fn run(bytes: &[u8], container: Container, limits: &Limits) -> Result<Audio, Aud
         ..FormatOptions::default()
     };
     let probed = symphonia::default::get_probe()
-        .format(
-            &hint,
-            mss,
-            &options,
-            &MetadataOptions::default(),
-        )
+        .format(&hint, mss, &options, &MetadataOptions::default())
         .map_err(err)?;
     let mut reader = probed.format;
     let track = reader
@@ -127,13 +122,15 @@ fn run(bytes: &[u8], container: Container, limits: &Limits) -> Result<Audio, Aud
                 check_stream(format, channels as u64, u64::from(rate), None, limits)?;
                 spec_seen = Some((rate, channels as u16));
             }
-            Some(seen) if seen != (rate, channels as u16) => return Err(AudioError::Codec {
-                format,
-                message: format!(
+            Some(seen) if seen != (rate, channels as u16) => {
+                return Err(AudioError::Codec {
+                    format,
+                    message: format!(
                     "the stream changes from {} Hz x {} channels to {rate} Hz x {channels} mid-way",
                     seen.0, seen.1
                 ),
-            }),
+                })
+            }
             Some(_) => {}
         }
         frames += buf.frames() as u64;

@@ -20,12 +20,40 @@ fn err(bytes: &[u8]) -> String {
 #[test]
 fn every_pcm_and_float_encoding_decodes() {
     let cases: Vec<(u16, u16, Vec<u8>)> = vec![
-        (1, 8, RAMP.iter().map(|&x| (x * 128.0 + 128.0) as u8).collect()),
-        (1, 16, RAMP.iter().flat_map(|&x| ((x * 32768.0) as i16).to_le_bytes()).collect()),
-        (1, 24, RAMP.iter().flat_map(|&x| ((x * 8_388_608.0) as i32).to_le_bytes()[..3].to_vec()).collect()),
-        (1, 32, RAMP.iter().flat_map(|&x| ((f64::from(x) * 2_147_483_648.0) as i32).to_le_bytes()).collect()),
+        (
+            1,
+            8,
+            RAMP.iter().map(|&x| (x * 128.0 + 128.0) as u8).collect(),
+        ),
+        (
+            1,
+            16,
+            RAMP.iter()
+                .flat_map(|&x| ((x * 32768.0) as i16).to_le_bytes())
+                .collect(),
+        ),
+        (
+            1,
+            24,
+            RAMP.iter()
+                .flat_map(|&x| ((x * 8_388_608.0) as i32).to_le_bytes()[..3].to_vec())
+                .collect(),
+        ),
+        (
+            1,
+            32,
+            RAMP.iter()
+                .flat_map(|&x| ((f64::from(x) * 2_147_483_648.0) as i32).to_le_bytes())
+                .collect(),
+        ),
         (3, 32, RAMP.iter().flat_map(|&x| x.to_le_bytes()).collect()),
-        (3, 64, RAMP.iter().flat_map(|&x| f64::from(x).to_le_bytes()).collect()),
+        (
+            3,
+            64,
+            RAMP.iter()
+                .flat_map(|&x| f64::from(x).to_le_bytes())
+                .collect(),
+        ),
     ];
     for (tag, bits, data) in cases {
         let a = decode(&wav(&fmt(tag, 1, 16000, bits), &[], &data)).expect("decodes");
@@ -45,8 +73,15 @@ fn every_pcm_and_float_encoding_decodes() {
 
 #[test]
 fn unknown_chunks_are_skipped_and_stereo_is_interleaved() {
-    let data: Vec<u8> = [100i16, -100, 200, -200].iter().flat_map(|s| s.to_le_bytes()).collect();
-    let bytes = wav(&fmt(1, 2, 44100, 16), &[(b"LIST", b"INFOISFT\x03\0\0abc"), (b"fact", &[1, 0, 0, 0])], &data);
+    let data: Vec<u8> = [100i16, -100, 200, -200]
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let bytes = wav(
+        &fmt(1, 2, 44100, 16),
+        &[(b"LIST", b"INFOISFT\x03\0\0abc"), (b"fact", &[1, 0, 0, 0])],
+        &data,
+    );
     let a = decode(&bytes).expect("decodes");
     assert_eq!((a.sample_rate, a.channels, a.frames()), (44100, 2, 2));
     assert_eq!(a.samples[1], -100.0 / 32768.0);
@@ -85,7 +120,10 @@ fn absurd_headers_are_rejected_before_allocating() {
     let at = bytes.len() - 12;
     bytes[at..at + 4].copy_from_slice(&2_000_000_000u32.to_le_bytes());
     let e = err(&bytes);
-    assert!(e.contains("claims 2000000000 bytes") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("claims 2000000000 bytes") && e.contains("truncated"),
+        "{e}"
+    );
     // Block align that does not match the channels and bits.
     let mut f = fmt(1, 1, 16000, 16);
     f[12] = 7;
@@ -98,11 +136,16 @@ fn absurd_headers_are_rejected_before_allocating() {
 
 #[test]
 fn limits_on_duration_channels_and_bytes() {
-    let limits = Limits { max_bytes: 1 << 20, max_seconds: 1.0, max_channels: 2 };
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        max_seconds: 1.0,
+        max_channels: 2,
+    };
     let two_s = wav(&fmt(1, 1, 8000, 16), &[], &vec![0; 32_000]);
     let e = decode_bytes(&two_s, None, &limits).expect_err("too long");
     assert!(matches!(e, AudioError::TooLong { .. }), "{e}");
-    let e = decode_bytes(&wav(&fmt(1, 3, 8000, 16), &[], &[0; 12]), None, &limits).expect_err("3 channels");
+    let e = decode_bytes(&wav(&fmt(1, 3, 8000, 16), &[], &[0; 12]), None, &limits)
+        .expect_err("3 channels");
     assert!(e.to_string().contains("3 channels; at most 2"), "{e}");
     let e = decode_bytes(&vec![0; (1 << 20) + 1], None, &limits).expect_err("too large");
     assert!(matches!(e, AudioError::TooLarge { .. }), "{e}");
@@ -123,19 +166,31 @@ fn a_2_gb_file_is_refused_without_reading_it() {
 #[test]
 fn nan_and_infinite_floats_are_errors() {
     for bad in [f32::NAN, f32::INFINITY] {
-        let data: Vec<u8> = [0.0, bad, 0.5].iter().flat_map(|x: &f32| x.to_le_bytes()).collect();
+        let data: Vec<u8> = [0.0, bad, 0.5]
+            .iter()
+            .flat_map(|x: &f32| x.to_le_bytes())
+            .collect();
         let e = err(&wav(&fmt(3, 1, 16000, 32), &[], &data));
         assert!(e.contains("sample 1 is not a finite number"), "{e}");
     }
-    let data: Vec<u8> = [0.0, 1e300f64].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let data: Vec<u8> = [0.0, 1e300f64]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     assert!(err(&wav(&fmt(3, 1, 16000, 64), &[], &data)).contains("not a finite"));
 }
 
 #[test]
 fn junk_and_wrong_extensions() {
-    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let e = decode_bytes(&junk, Some("wav"), &Limits::default()).expect_err("junk");
-    assert!(e.to_string().contains("not a WAV, FLAC, MP3 or OGG/Vorbis file (named .wav)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("not a WAV, FLAC, MP3 or OGG/Vorbis file (named .wav)"),
+        "{e}"
+    );
     let e = decode_bytes(b"hello", Some("mp3"), &Limits::default()).expect_err("text");
     assert!(matches!(e, AudioError::UnknownFormat(_)), "{e}");
     // MP3 bytes named .wav are recognised by their content.
@@ -176,14 +231,21 @@ fn seeded_mutations_never_panic() {
         state ^= state << 17;
         state
     };
-    let limits = Limits { max_seconds: 5.0, ..Limits::default() };
+    let limits = Limits {
+        max_seconds: 5.0,
+        ..Limits::default()
+    };
     let (mut ok, mut rejected) = (0, 0);
     for input in &inputs {
         for _ in 0..150 {
             let mut m = input.clone();
             for _ in 0..1 + next() % 8 {
                 // Mostly in the first 256 bytes, where the headers are.
-                let span = if next() % 4 == 0 { m.len() } else { m.len().min(256) };
+                let span = if next() % 4 == 0 {
+                    m.len()
+                } else {
+                    m.len().min(256)
+                };
                 let at = (next() % span as u64) as usize;
                 m[at] = next() as u8;
             }

@@ -20,7 +20,11 @@ fn snr_db(a: &[f32], b: &[f32], max_lag: i64) -> (f64, i64) {
         let (mut sig, mut err) = (0.0f64, 0.0f64);
         for (i, &x) in a.iter().enumerate() {
             let j = i as i64 + lag;
-            let y = if j >= 0 && (j as usize) < b.len() { b[j as usize] } else { 0.0 };
+            let y = if j >= 0 && (j as usize) < b.len() {
+                b[j as usize]
+            } else {
+                0.0
+            };
             sig += f64::from(x) * f64::from(x);
             err += f64::from(x - y) * f64::from(x - y);
         }
@@ -42,9 +46,16 @@ fn flac_is_lossless_and_lossy_codecs_are_close() {
     }
     for (name, min_snr) in [("jfk1s.ogg", 20.0), ("jfk1s.mp3", 35.0)] {
         let lossy = fixture(name);
-        assert!((lossy.len() as i64 - 16000).abs() <= 1152, "{name}: {} samples", lossy.len());
+        assert!(
+            (lossy.len() as i64 - 16000).abs() <= 1152,
+            "{name}: {} samples",
+            lossy.len()
+        );
         let (snr, lag) = snr_db(&flac, &lossy, 1200);
-        eprintln!("{name}: {} samples, SNR {snr:.1} dB at lag {lag}", lossy.len());
+        eprintln!(
+            "{name}: {} samples, SNR {snr:.1} dB at lag {lag}",
+            lossy.len()
+        );
         assert!(snr >= min_snr, "{name}: SNR {snr:.1} dB");
     }
 }
@@ -60,13 +71,22 @@ fn the_extension_does_not_decide_the_decoder() {
 
 #[test]
 fn limits_apply_to_compressed_formats() {
-    let limits = Limits { max_seconds: 0.5, ..Limits::default() };
+    let limits = Limits {
+        max_seconds: 0.5,
+        ..Limits::default()
+    };
     for name in ["jfk1s.flac", "jfk1s.ogg", "jfk1s.mp3"] {
         let bytes = std::fs::read(common::speech_testdata(name)).expect("fixture");
         let e = decode_bytes(&bytes, None, &limits).expect_err("longer than 0.5 s");
-        assert!(e.to_string().contains("at most 0 s") || e.to_string().contains("long"), "{name}: {e}");
+        assert!(
+            e.to_string().contains("at most 0 s") || e.to_string().contains("long"),
+            "{name}: {e}"
+        );
     }
-    let limits = Limits { max_bytes: 100, ..Limits::default() };
+    let limits = Limits {
+        max_bytes: 100,
+        ..Limits::default()
+    };
     let bytes = std::fs::read(common::speech_testdata("jfk1s.ogg")).expect("fixture");
     assert!(decode_bytes(&bytes, None, &limits).is_err());
 }

@@ -8,7 +8,10 @@ use hearth_audio::{mel, Limits};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -30,7 +33,10 @@ fn jfk_log_mel_matches_reference_80_and_128() {
     assert_eq!(samples.len(), 176_000);
     for n in [80usize, 128] {
         let m = mel::log_mel(&samples, n);
-        assert_eq!((m.n_mels, m.n_frames), (n, (176_000 + mel::PADDING) / mel::HOP));
+        assert_eq!(
+            (m.n_mels, m.n_frames),
+            (n, (176_000 + mel::PADDING) / mel::HOP)
+        );
         let reference = common::read_f32_gz(&format!("jfk_mel{n}.f32.gz"));
         let kept = reference.len() / n;
         assert_eq!(kept, 1100);
@@ -45,7 +51,10 @@ fn jfk_log_mel_matches_reference_80_and_128() {
 fn silence_is_flat_and_frame_count_follows_the_padding() {
     let m = mel::log_mel(&[0.0; 1000], 80);
     assert_eq!(m.n_frames, (1000 + mel::PADDING) / mel::HOP);
-    assert!(m.data.iter().all(|&v| v == m.data[0]), "silence gives one value");
+    assert!(
+        m.data.iter().all(|&v| v == m.data[0]),
+        "silence gives one value"
+    );
     assert_eq!(m.data[0], (-10.0 + 4.0) / 4.0);
     let empty = mel::log_mel(&[], 128);
     assert_eq!((empty.n_mels, empty.n_frames), (128, mel::CHUNK_FRAMES));

@@ -8,14 +8,19 @@ use std::path::PathBuf;
 /// `$HEARTH_SPEECH_DIR`), or `None` after reporting it missing (a failure
 /// under `CI=true`).
 pub fn jfk_wav() -> Option<PathBuf> {
-    let dir = std::env::var_os("HEARTH_SPEECH_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech")
-    });
+    let dir = std::env::var_os("HEARTH_SPEECH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech")
+        });
     let p = dir.join("jfk.wav");
     if p.is_file() {
         return Some(p);
     }
-    hearth_testdata::unavailable(&format!("{} not found (set HEARTH_SPEECH_DIR)", p.display()));
+    hearth_testdata::unavailable(&format!(
+        "{} not found (set HEARTH_SPEECH_DIR)",
+        p.display()
+    ));
     None
 }
 
@@ -27,8 +32,12 @@ pub fn speech_testdata(name: &str) -> PathBuf {
 pub fn read_f32_gz(name: &str) -> Vec<f32> {
     let f = std::fs::File::open(speech_testdata(name)).expect("testdata file");
     let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(f).read_to_end(&mut raw).expect("gzip");
-    raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut raw)
+        .expect("gzip");
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// A RIFF/WAVE file from a fmt chunk body and data bytes, with optional
