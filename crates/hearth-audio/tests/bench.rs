@@ -11,7 +11,7 @@ fn front_end_throughput() {
     let minutes = 10.0;
     let n = (44100.0 * 60.0 * minutes) as usize;
     let samples: Vec<f32> = (0..2 * n)
-        .map(|i| ((i as f32 * 0.013).sin() * 0.3 + (i as f32 * 0.0007).cos() * 0.2))
+        .map(|i| (i as f32 * 0.013).sin() * 0.3 + (i as f32 * 0.0007).cos() * 0.2)
         .collect();
     let audio = Audio {
         samples,
