@@ -68,14 +68,11 @@ fn run(bytes: &[u8], container: Container, limits: &Limits) -> Result<Audio, Aud
     let track_id = track.id;
     let params = track.codec_params.clone();
     if let Some(channels) = params.channels {
-        let rate = params.sample_rate.map_or(1, u64::from);
-        check_stream(
-            format,
-            channels.count() as u64,
-            rate,
-            params.n_frames,
-            limits,
-        )?;
+        // Without a declared rate the per-packet checks below do the work.
+        if let Some(rate) = params.sample_rate {
+            let channels = channels.count() as u64;
+            check_stream(format, channels, u64::from(rate), params.n_frames, limits)?;
+        }
     }
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())

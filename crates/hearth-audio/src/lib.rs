@@ -132,9 +132,9 @@ impl Container {
 
     fn sniff(bytes: &[u8], ext_hint: Option<&str>) -> Option<Container> {
         let starts = |m: &[u8]| bytes.starts_with(m);
-        if (starts(b"RIFF") || starts(b"RIFX") || starts(b"RF64"))
-            && bytes.get(8..12) == Some(b"WAVE")
-        {
+        // RIFF/RIFX/RF64 go to the WAV reader even when the form type is
+        // missing or wrong, so the error says what is wrong with the header.
+        if starts(b"RIFF") || starts(b"RIFX") || starts(b"RF64") {
             return Some(Container::Wav);
         }
         if starts(b"fLaC") {
@@ -146,17 +146,12 @@ impl Container {
         if starts(b"ID3") || is_mpeg_frame(bytes) {
             return Some(Container::Mp3);
         }
-        // A short or truncated header: let the hint pick a decoder, which
-        // then reports what is wrong with the file.
-        match ext_hint.map(|e| e.trim_start_matches('.').to_ascii_lowercase()) {
-            Some(e)
-                if (e == "wav" || e == "wave")
-                    && (starts(b"RIFF") || b"RIFF".starts_with(bytes)) =>
-            {
-                Some(Container::Wav)
-            }
-            _ => None,
-        }
+        // A header cut inside its first four bytes, named .wav.
+        let wav_hint = ext_hint.is_some_and(|e| {
+            let e = e.trim_start_matches('.');
+            e.eq_ignore_ascii_case("wav") || e.eq_ignore_ascii_case("wave")
+        });
+        (wav_hint && b"RIFF".starts_with(bytes)).then_some(Container::Wav)
     }
 }
 

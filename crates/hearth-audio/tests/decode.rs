@@ -266,3 +266,14 @@ fn seeded_mutations_never_panic() {
     }
     eprintln!("mutations: {ok} decoded, {rejected} rejected");
 }
+
+#[test]
+fn a_riff_header_without_wave_is_named() {
+    let limits = Limits::default();
+    let e = decode_bytes(b"RIFF\x10\0\0\0AVI LIST", None, &limits).expect_err("AVI");
+    assert!(e.to_string().contains("not WAVE"), "{e}");
+    let e = decode_bytes(b"RIFF\x10\0", None, &limits).expect_err("short");
+    assert!(e.to_string().contains("shorter than a RIFF header"), "{e}");
+    let e = decode_bytes(b"RI", Some("wav"), &limits).expect_err("cut");
+    assert!(e.to_string().contains("shorter than a RIFF header"), "{e}");
+}
