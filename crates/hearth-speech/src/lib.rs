@@ -14,6 +14,8 @@ use hearth_quant::GgmlType;
 
 pub mod ct2;
 pub mod ggml;
+mod greedy;
+pub mod network;
 pub mod tokenizer;
 pub mod weights;
 
@@ -67,6 +69,8 @@ pub struct Whisper {
     /// `(decoder layer, head)` pairs whose cross-attention follows the
     /// audio (from the model's config, when it lists them).
     pub alignment_heads: Vec<(usize, usize)>,
+    /// Non-speech tokens listed by the model's config (`suppress_ids`).
+    pub suppress_ids: Vec<u32>,
 }
 
 impl Whisper {
@@ -88,6 +92,7 @@ impl Whisper {
                 weights,
                 tokenizer,
                 alignment_heads: Vec::new(),
+                suppress_ids: Vec::new(),
             });
         }
         if path.file_name().is_some_and(|n| n == "model.bin") {
@@ -296,6 +301,7 @@ fn ct2_load(dir: &Path, name: String) -> Result<Whisper, SpeechError> {
     }
     let config = dir.join("config.json");
     let mut alignment_heads = Vec::new();
+    let mut suppress_ids = Vec::new();
     if config.is_file() {
         let text = std::fs::read_to_string(&config).map_err(io(&config))?;
         let v: serde_json::Value = serde_json::from_str(&text)
@@ -321,12 +327,26 @@ fn ct2_load(dir: &Path, name: String) -> Result<Whisper, SpeechError> {
                 }
             }
         }
+        if let Some(a) = v.get("suppress_ids").and_then(|a| a.as_array()) {
+            for id in a {
+                match id.as_u64().and_then(|i| u32::try_from(i).ok()) {
+                    Some(i) if (i as usize) < weights.hp.n_vocab => suppress_ids.push(i),
+                    _ => {
+                        return Err(SpeechError::Format(format!(
+                            "{}: bad suppress id {id}",
+                            config.display()
+                        )))
+                    }
+                }
+            }
+        }
     }
     Ok(Whisper {
         name,
         weights,
         tokenizer,
         alignment_heads,
+        suppress_ids,
     })
 }
 

@@ -256,6 +256,14 @@ impl Tokenizer {
             .map(|&(_, id)| id)
     }
 
+    /// The regular token whose bytes are exactly `bytes`.
+    pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
+        self.tokens[..self.specials.eot as usize]
+            .iter()
+            .position(|t| t == bytes)
+            .map(|i| i as u32)
+    }
+
     /// The bytes of one token (a special one as its `<|name|>`).
     pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
         self.tokens.get(id as usize).map(Vec::as_slice)
