@@ -9,6 +9,7 @@
 use std::f64::consts::PI;
 
 use hearth_ops::ThreadPool;
+use hearth_speech::network::{decode, encode, Ctx, DecoderState};
 use hearth_speech::{WeightType, Whisper};
 
 const N_FFT: usize = 400;
@@ -153,6 +154,7 @@ fn jfk_transcribes_with_tiny_en_in_f16_q8_0_and_q5_0() {
     let reference = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
     let pool = ThreadPool::new(2);
     let model = Whisper::load(bin.parent().unwrap()).unwrap();
+    matches_ctranslate2(&model, &pool, &mel);
     for kind in [None, Some(WeightType::Q8_0), Some(WeightType::Q5_0)] {
         let mut m = model.clone();
         if let Some(k) = kind {
@@ -162,4 +164,59 @@ fn jfk_transcribes_with_tiny_en_in_f16_q8_0_and_q5_0() {
         let text = m.tokenizer.decode(&tokens);
         assert_eq!(words(&text), words(reference), "{kind:?}: {text:?}");
     }
+}
+
+/// The encoder output and the first decoder step's logits against
+/// CTranslate2 in float32 (tests/data/tiny_en_jfk_ct2.json, made by
+/// scripts/ct2_reference.py from its own front end).
+fn matches_ctranslate2(m: &Whisper, pool: &ThreadPool, mel: &[f32]) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/tiny_en_jfk_ct2.json"
+    ))
+    .unwrap();
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut c = Ctx::new(pool);
+    let enc = encode(&mut c, &m.weights, mel).unwrap();
+    let d = m.weights.hp.n_audio_state;
+    let mut enc_err = 0f64;
+    for (row, want) in r["encoder_rows"].as_object().unwrap() {
+        let row: usize = row.parse().unwrap();
+        for (i, v) in want.as_array().unwrap().iter().enumerate() {
+            enc_err = enc_err.max((f64::from(enc[row * d + i]) - v.as_f64().unwrap()).abs());
+        }
+    }
+    let mean_abs = enc.iter().map(|v| f64::from(v.abs())).sum::<f64>() / enc.len() as f64;
+    let s = &m.tokenizer.specials;
+    let mut st = DecoderState::new(&mut c, &m.weights, &enc);
+    let logits = decode(&mut c, &m.weights, &mut st, &[s.sot, s.no_timestamps]).unwrap();
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let top5: Vec<u64> = r["first_step_top5"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_u64().unwrap())
+        .collect();
+    let mut logit_err = 0f64;
+    for p in r["first_step_top5"].as_array().unwrap() {
+        let (id, want) = (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap());
+        logit_err = logit_err.max((f64::from(logits[id]) - want).abs());
+    }
+    eprintln!(
+        "vs CTranslate2 f32: encoder max abs error {enc_err:.4} (mean |x| {mean_abs:.4} vs {:.4}), first-step top-5 logit max abs error {logit_err:.4}",
+        r["encoder_mean_abs"].as_f64().unwrap()
+    );
+    assert_eq!(order[0] as u64, top5[0], "first token");
+    let ours: Vec<u64> = order[..5].iter().map(|&i| i as u64).collect();
+    assert_eq!(
+        ours[..3],
+        top5[..3],
+        "top-3 tokens: ours {ours:?}, CTranslate2 {top5:?}"
+    );
+    assert!(enc_err < 0.03, "encoder max abs error {enc_err}");
+    assert!(
+        logit_err < 0.1,
+        "first-step logit max abs error {logit_err}"
+    );
 }
