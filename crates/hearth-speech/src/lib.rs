@@ -7,6 +7,8 @@
 //! re-encodes the large matrices as Q8_0 or Q5_0 on request.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+// `is_multiple_of` is newer than the workspace's rust-version.
+#![allow(unknown_lints, clippy::manual_is_multiple_of)]
 
 use std::path::Path;
 

@@ -237,12 +237,12 @@ fn self_attention(
     a: &SelfAttention,
     p: &AttnParams,
     x: &mut [f32],
-    k_cache: &mut [f32],
-    v_cache: &mut [f32],
-    pos0: usize,
-    n: usize,
+    st: &mut DecoderState,
+    layer: usize,
 ) {
     let d = p.n_head * p.head_dim;
+    let (pos0, n) = (st.len, x.len() / d);
+    let (k_cache, v_cache) = (&mut st.self_k[layer], &mut st.self_v[layer]);
     let h = norm_rows(&a.ln, x);
     let qkv = c.linear(&a.qkv, &h, n);
     let s = split(&qkv, n, d, 3);
@@ -288,16 +288,7 @@ pub fn decode(
     }
     let p = params(d, hp.n_text_head);
     for (i, l) in w.dec_layers.iter().enumerate() {
-        self_attention(
-            c,
-            &l.attn,
-            &p,
-            &mut x,
-            &mut st.self_k[i],
-            &mut st.self_v[i],
-            pos0,
-            n,
-        );
+        self_attention(c, &l.attn, &p, &mut x, st, i);
         let h = norm_rows(&l.cross.ln, &x);
         let q = c.linear(&l.cross.q, &h, n);
         let a = full_attention(c.pool, &p, &q, &st.cross_k[i], &st.cross_v[i], n);

@@ -1,6 +1,8 @@
 //! Damaged and hostile model files get errors, never panics or huge
 //! allocations. The files are made here, so these tests need no model.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use hearth_speech::{ct2, detect_whisper, Whisper};
@@ -159,7 +161,7 @@ fn hostile_ggml_files_are_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut b = 0x6767_6d6cu32.to_le_bytes().to_vec();
     for v in [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1] {
-        b.extend_from_slice(&(v as i32).to_le_bytes());
+        b.extend_from_slice(&v.to_le_bytes());
     }
     let header = b.clone();
     // The filter bank claims far more bytes than the file has.

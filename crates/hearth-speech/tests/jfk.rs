@@ -6,6 +6,8 @@
 //! log10 clamped to 8 below the maximum, scaled as (x + 4) / 4, 30 s of
 //! zeros appended) until the audio crate's front end is merged in.
 
+#![allow(clippy::unwrap_used)]
+
 use std::f64::consts::PI;
 
 use hearth_ops::ThreadPool;

@@ -2,6 +2,8 @@
 //! tokenizer, weights usable by hearth-ops, the same model through a
 //! whisper.cpp ggml file, and Q8_0 / Q5_0 re-encoding.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use hearth_ops::{matmul, ThreadPool};
