@@ -3,8 +3,8 @@
 //! decoder with a self-attention cache and cross-attention keys and values
 //! computed once per window.
 
-use hearth_ops::{attention, gelu, layer_norm, matmul, AttnParams, ThreadPool};
-use hearth_quant::{kernels, GgmlType, Kernels};
+use hearth_ops::{attention, gelu, layer_norm, matmul, AttnParams, ThreadPool, F16};
+use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
 
 use crate::weights::{Conv, LayerNorm, Linear, Matrix, SelfAttention, Weights};
 use crate::SpeechError;
@@ -129,13 +129,15 @@ fn split(x: &[f32], m: usize, d: usize, parts: usize) -> Vec<Vec<f32>> {
     out
 }
 
-/// Attention of every query over all `n_kv` keys (no causal mask).
+/// Attention of every query over all `n_kv` keys (no causal mask), with
+/// the keys and values in F16 (hearth-ops' SIMD attention path, and the
+/// precision whisper.cpp keeps them in).
 fn full_attention(
     pool: &ThreadPool,
     p: &AttnParams,
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    k: &[F16],
+    v: &[F16],
     n_q: usize,
 ) -> Vec<f32> {
     let n_kv = k.len() / (p.n_head * p.head_dim);
@@ -143,6 +145,70 @@ fn full_attention(
     let mut out = vec![0f32; q.len()];
     attention(pool, p, q, k, v, &positions, &mut out);
     out
+}
+
+fn to_f16(x: &[f32]) -> Vec<F16> {
+    x.iter().map(|&v| F16(f32_to_f16(v))).collect()
+}
+
+/// Self-attention of the encoder's `n` frames over themselves, head by head
+/// as two matmuls on hearth-ops' batched kernels: scores = (Q·scale)·Kᵀ,
+/// a softmax over each row, then scores·V (K and Vᵀ held as F16 rows).
+fn batch_attention(
+    c: &mut Ctx<'_>,
+    p: &AttnParams,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, SpeechError> {
+    let (hd, d) = (p.head_dim, p.n_head * p.head_dim);
+    let mut out = vec![0f32; n * d];
+    let mut qh = vec![0f32; n * hd];
+    for h in 0..p.n_head {
+        let cols = h * hd..(h + 1) * hd;
+        let mut kh = Vec::with_capacity(n * hd * 2);
+        let mut vt = vec![0u8; n * hd * 2];
+        for t in 0..n {
+            for (o, &x) in qh[t * hd..(t + 1) * hd]
+                .iter_mut()
+                .zip(&q[t * d..][cols.clone()])
+            {
+                *o = x * p.scale;
+            }
+            kh.extend(
+                k[t * d..][cols.clone()]
+                    .iter()
+                    .flat_map(|&x| f32_to_f16(x).to_le_bytes()),
+            );
+            for (j, &x) in v[t * d..][cols.clone()].iter().enumerate() {
+                vt[(j * n + t) * 2..(j * n + t) * 2 + 2]
+                    .copy_from_slice(&f32_to_f16(x).to_le_bytes());
+            }
+        }
+        let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n, hd)?, &qh, n);
+        for row in scores.chunks_exact_mut(n) {
+            softmax_inplace(row);
+        }
+        let oh = c.mm(&Matrix::new(vt, GgmlType::F16, hd, n)?, &scores, n);
+        for t in 0..n {
+            out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
+        }
+    }
+    Ok(out)
+}
+
+fn softmax_inplace(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
 }
 
 /// The encoder output of one window: `n_audio_ctx × d`, from a log-mel of
@@ -179,7 +245,7 @@ pub fn encode(c: &mut Ctx<'_>, w: &Weights, mel: &[f32]) -> Result<Vec<f32>, Spe
         let h = norm_rows(&l.attn.ln, &x);
         let qkv = c.linear(&l.attn.qkv, &h, n);
         let s = split(&qkv, n, d, 3);
-        let a = full_attention(c.pool, &p, &s[0], &s[1], &s[2], n);
+        let a = batch_attention(c, &p, &s[0], &s[1], &s[2], n)?;
         hearth_ops::add_inplace(&mut x, &c.linear(&l.attn.out, &a, n));
         mlp(c, &l.mlp, &mut x, n);
     }
@@ -196,8 +262,8 @@ fn mlp(c: &mut Ctx<'_>, m: &crate::weights::Mlp, x: &mut [f32], n: usize) {
 /// The decoder's state for one window: cross-attention keys and values
 /// (from the encoder output) and the self-attention cache.
 pub struct DecoderState {
-    cross_k: Vec<Vec<f32>>,
-    cross_v: Vec<Vec<f32>>,
+    cross_k: Vec<Vec<F16>>,
+    cross_v: Vec<Vec<F16>>,
     self_k: Vec<Vec<f32>>,
     self_v: Vec<Vec<f32>>,
     /// Tokens in the self-attention cache.
@@ -213,8 +279,8 @@ impl DecoderState {
         for l in &w.dec_layers {
             let kv = c.linear(&l.cross.kv, enc, n);
             let mut s = split(&kv, n, d, 2);
-            cross_v.push(s.pop().unwrap_or_default());
-            cross_k.push(s.pop().unwrap_or_default());
+            cross_v.push(to_f16(&s.pop().unwrap_or_default()));
+            cross_k.push(to_f16(&s.pop().unwrap_or_default()));
         }
         let cache = vec![vec![0f32; hp.n_text_ctx * d]; hp.n_text_layer];
         DecoderState {

@@ -160,7 +160,7 @@ fn hostile_ggml_files_are_errors() {
     let dir = std::env::temp_dir().join(format!("hearth-speech-{}-ggml", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut b = 0x6767_6d6cu32.to_le_bytes().to_vec();
-    for v in [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1] {
+    for v in [51864i32, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1] {
         b.extend_from_slice(&v.to_le_bytes());
     }
     let header = b.clone();
