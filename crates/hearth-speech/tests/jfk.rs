@@ -140,20 +140,46 @@ fn words(s: &str) -> String {
         .join(" ")
 }
 
-#[test]
-fn jfk_transcribes_with_tiny_en_in_f16_q8_0_and_q5_0() {
-    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
-    else {
-        return;
-    };
+const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+fn jfk_mel() -> Vec<f32> {
     let wav = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/speech/jfk.wav"
     ))
     .or_else(|_| std::fs::read("/work/shared/speech/jfk.wav"))
     .expect("jfk.wav in ../shared/speech");
-    let mel = log_mel(&wav_16k_mono(&wav), 80);
-    let reference = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+    log_mel(&wav_16k_mono(&wav), 80)
+}
+
+#[test]
+fn jfk_transcribes_with_multilingual_base_in_english() {
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-base-ct2/model.bin") else {
+        return;
+    };
+    let m = Whisper::load(bin.parent().unwrap()).unwrap();
+    assert!(m.is_multilingual());
+    let s = &m.tokenizer.specials;
+    assert_eq!(
+        m.start_sequence(Some("en"), false).unwrap(),
+        vec![s.sot, 50259, s.transcribe, s.no_timestamps]
+    );
+    assert!(m.start_sequence(Some("xx"), false).is_err());
+    let tokens = m
+        .greedy_window(&ThreadPool::new(2), &jfk_mel(), Some("en"))
+        .unwrap();
+    let text = m.tokenizer.decode(&tokens);
+    assert_eq!(words(&text), words(REFERENCE), "{text:?}");
+}
+
+#[test]
+fn jfk_transcribes_with_tiny_en_in_f16_q8_0_and_q5_0() {
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
+    else {
+        return;
+    };
+    let mel = jfk_mel();
+    let reference = REFERENCE;
     let pool = ThreadPool::new(2);
     let model = Whisper::load(bin.parent().unwrap()).unwrap();
     matches_ctranslate2(&model, &pool, &mel);
