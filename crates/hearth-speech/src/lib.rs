@@ -5,6 +5,12 @@
 //! ggml `.bin` — into hearth-quant formats that hearth-ops' matmul runs over,
 //! with its tokenizer (byte-level BPE and Whisper's special tokens), and
 //! re-encodes the large matrices as Q8_0 or Q5_0 on request.
+//!
+//! [`network`] runs the model: the convolution stem as im2col + matmul, the
+//! encoder over a window's 1 500 frames as one batch, and the decoder with a
+//! self-attention cache and cross-attention keys and values computed once
+//! per window. [`Whisper::greedy_window`] decodes one 30 s window of log-mel
+//! greedily without timestamps.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 // `is_multiple_of` is newer than the workspace's rust-version.
