@@ -1,0 +1,367 @@
+//! Whisper's network on hearth-ops: the convolution stem (im2col + matmul),
+//! the encoder over the 1 500 frames of a window as one batch, and the
+//! decoder with a self-attention cache and cross-attention keys and values
+//! computed once per window.
+
+use hearth_ops::{attention, gelu, layer_norm, matmul, AttnParams, ThreadPool, F16};
+use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
+
+use crate::weights::{Conv, LayerNorm, Linear, Matrix, SelfAttention, Weights};
+use crate::SpeechError;
+
+const LN_EPS: f32 = 1e-5;
+
+/// Frames of log-mel a window holds (30 s at 100 frames a second).
+pub const WINDOW_FRAMES: usize = 3000;
+
+/// The matmul context: thread pool, kernels and the activation buffer.
+pub struct Ctx<'p> {
+    pub pool: &'p ThreadPool,
+    k: &'static Kernels,
+    scratch: Vec<u8>,
+}
+
+impl<'p> Ctx<'p> {
+    pub fn new(pool: &'p ThreadPool) -> Ctx<'p> {
+        Ctx {
+            pool,
+            k: kernels(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// y (m × rows) = x (m × cols) · Wᵀ.
+    fn mm(&mut self, w: &Matrix, x: &[f32], m: usize) -> Vec<f32> {
+        let mut y = vec![0f32; m * w.rows];
+        matmul(
+            self.pool,
+            self.k,
+            w.as_ref(),
+            x,
+            m,
+            &mut self.scratch,
+            &mut y,
+        );
+        y
+    }
+
+    fn linear(&mut self, l: &Linear, x: &[f32], m: usize) -> Vec<f32> {
+        let mut y = self.mm(&l.w, x, m);
+        for row in y.chunks_exact_mut(l.w.rows) {
+            hearth_ops::add_inplace(row, &l.b);
+        }
+        y
+    }
+}
+
+fn norm_rows(ln: &LayerNorm, x: &[f32]) -> Vec<f32> {
+    let d = ln.gamma.len();
+    let mut out = vec![0f32; x.len()];
+    for (o, r) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+        layer_norm(r, &ln.gamma, Some(&ln.beta), LN_EPS, o);
+    }
+    out
+}
+
+fn gelu_inplace(x: &mut [f32]) {
+    for v in x {
+        *v = gelu(*v);
+    }
+}
+
+/// A width-3, padding-1 convolution over `x` (`t_in` frames of `conv.n_in`
+/// channels, frame-major), as im2col + matmul; returns `t_out × n_out`
+/// after the bias and GELU.
+fn conv_gelu(
+    c: &mut Ctx<'_>,
+    conv: &Conv,
+    x: &[f32],
+    t_in: usize,
+    stride: usize,
+) -> Result<(Vec<f32>, usize), SpeechError> {
+    let t_out = (t_in - 1) / stride + 1;
+    let cols = conv.n_in * 3;
+    let mut col = vec![0f32; t_out * cols];
+    for t in 0..t_out {
+        let row = &mut col[t * cols..(t + 1) * cols];
+        for j in 0..3 {
+            let src = (t * stride + j) as isize - 1;
+            if src < 0 || src as usize >= t_in {
+                continue;
+            }
+            let frame = &x[src as usize * conv.n_in..(src as usize + 1) * conv.n_in];
+            for (ch, &v) in frame.iter().enumerate() {
+                row[ch * 3 + j] = v;
+            }
+        }
+    }
+    let bytes: Vec<u8> = conv.weight.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let w = Matrix::new(bytes, GgmlType::F32, conv.n_out, cols)?;
+    let mut y = c.mm(&w, &col, t_out);
+    for row in y.chunks_exact_mut(conv.n_out) {
+        hearth_ops::add_inplace(row, &conv.bias);
+    }
+    gelu_inplace(&mut y);
+    Ok((y, t_out))
+}
+
+fn params(d: usize, heads: usize) -> AttnParams {
+    let hd = d / heads;
+    AttnParams {
+        n_head: heads,
+        n_kv_head: heads,
+        head_dim: hd,
+        scale: 1.0 / (hd as f32).sqrt(),
+        window: None,
+        softcap: None,
+        batch_invariant: false,
+    }
+}
+
+/// Splits fused rows of `parts × d` into `parts` matrices of `m × d`.
+fn split(x: &[f32], m: usize, d: usize, parts: usize) -> Vec<Vec<f32>> {
+    let mut out = vec![Vec::with_capacity(m * d); parts];
+    for row in x.chunks_exact(parts * d) {
+        for (p, o) in out.iter_mut().enumerate() {
+            o.extend_from_slice(&row[p * d..(p + 1) * d]);
+        }
+    }
+    out
+}
+
+/// Attention of every query over all `n_kv` keys (no causal mask), with
+/// the keys and values in F16 (hearth-ops' SIMD attention path, and the
+/// precision whisper.cpp keeps them in).
+fn full_attention(
+    pool: &ThreadPool,
+    p: &AttnParams,
+    q: &[f32],
+    k: &[F16],
+    v: &[F16],
+    n_q: usize,
+) -> Vec<f32> {
+    let n_kv = k.len() / (p.n_head * p.head_dim);
+    let positions = vec![n_kv - 1; n_q];
+    let mut out = vec![0f32; q.len()];
+    attention(pool, p, q, k, v, &positions, &mut out);
+    out
+}
+
+fn to_f16(x: &[f32]) -> Vec<F16> {
+    x.iter().map(|&v| F16(f32_to_f16(v))).collect()
+}
+
+/// Self-attention of the encoder's `n` frames over themselves, head by head
+/// as two matmuls on hearth-ops' batched kernels: scores = (Q·scale)·Kᵀ,
+/// a softmax over each row, then scores·V (K and Vᵀ held as F16 rows).
+fn batch_attention(
+    c: &mut Ctx<'_>,
+    p: &AttnParams,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, SpeechError> {
+    let (hd, d) = (p.head_dim, p.n_head * p.head_dim);
+    let mut out = vec![0f32; n * d];
+    let mut qh = vec![0f32; n * hd];
+    for h in 0..p.n_head {
+        let cols = h * hd..(h + 1) * hd;
+        let mut kh = Vec::with_capacity(n * hd * 2);
+        let mut vt = vec![0u8; n * hd * 2];
+        for t in 0..n {
+            for (o, &x) in qh[t * hd..(t + 1) * hd]
+                .iter_mut()
+                .zip(&q[t * d..][cols.clone()])
+            {
+                *o = x * p.scale;
+            }
+            kh.extend(
+                k[t * d..][cols.clone()]
+                    .iter()
+                    .flat_map(|&x| f32_to_f16(x).to_le_bytes()),
+            );
+            for (j, &x) in v[t * d..][cols.clone()].iter().enumerate() {
+                vt[(j * n + t) * 2..(j * n + t) * 2 + 2]
+                    .copy_from_slice(&f32_to_f16(x).to_le_bytes());
+            }
+        }
+        let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n, hd)?, &qh, n);
+        for row in scores.chunks_exact_mut(n) {
+            softmax_inplace(row);
+        }
+        let oh = c.mm(&Matrix::new(vt, GgmlType::F16, hd, n)?, &scores, n);
+        for t in 0..n {
+            out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
+        }
+    }
+    Ok(out)
+}
+
+fn softmax_inplace(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// The encoder output of one window: `n_audio_ctx × d`, from a log-mel of
+/// `n_mels` rows of [`WINDOW_FRAMES`] frames (row-major, mel-major).
+pub fn encode(c: &mut Ctx<'_>, w: &Weights, mel: &[f32]) -> Result<Vec<f32>, SpeechError> {
+    let hp = &w.hp;
+    if mel.len() != hp.n_mels * WINDOW_FRAMES {
+        return Err(SpeechError::Unsupported(format!(
+            "a window is {} mel bins × {WINDOW_FRAMES} frames, got {} values",
+            hp.n_mels,
+            mel.len()
+        )));
+    }
+    // Frame-major input for the im2col.
+    let mut x = vec![0f32; mel.len()];
+    for (m, row) in mel.chunks_exact(WINDOW_FRAMES).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            x[t * hp.n_mels + m] = v;
+        }
+    }
+    let (x, t1) = conv_gelu(c, &w.conv1, &x, WINDOW_FRAMES, 1)?;
+    let (mut x, t2) = conv_gelu(c, &w.conv2, &x, t1, 2)?;
+    if t2 != hp.n_audio_ctx {
+        return Err(SpeechError::Unsupported(format!(
+            "the stem gives {t2} frames; the model has {} positions",
+            hp.n_audio_ctx
+        )));
+    }
+    hearth_ops::add_inplace(&mut x, &w.enc_pos);
+    let d = hp.n_audio_state;
+    let p = params(d, hp.n_audio_head);
+    let n = t2;
+    for l in &w.enc_layers {
+        let h = norm_rows(&l.attn.ln, &x);
+        let qkv = c.linear(&l.attn.qkv, &h, n);
+        let s = split(&qkv, n, d, 3);
+        let a = batch_attention(c, &p, &s[0], &s[1], &s[2], n)?;
+        hearth_ops::add_inplace(&mut x, &c.linear(&l.attn.out, &a, n));
+        mlp(c, &l.mlp, &mut x, n);
+    }
+    Ok(norm_rows(&w.enc_ln, &x))
+}
+
+fn mlp(c: &mut Ctx<'_>, m: &crate::weights::Mlp, x: &mut [f32], n: usize) {
+    let h = norm_rows(&m.ln, x);
+    let mut f = c.linear(&m.fc1, &h, n);
+    gelu_inplace(&mut f);
+    hearth_ops::add_inplace(x, &c.linear(&m.fc2, &f, n));
+}
+
+/// The decoder's state for one window: cross-attention keys and values
+/// (from the encoder output) and the self-attention cache.
+pub struct DecoderState {
+    cross_k: Vec<Vec<F16>>,
+    cross_v: Vec<Vec<F16>>,
+    self_k: Vec<Vec<f32>>,
+    self_v: Vec<Vec<f32>>,
+    /// Tokens in the self-attention cache.
+    pub len: usize,
+}
+
+impl DecoderState {
+    pub fn new(c: &mut Ctx<'_>, w: &Weights, enc: &[f32]) -> DecoderState {
+        let hp = &w.hp;
+        let d = hp.n_text_state;
+        let n = hp.n_audio_ctx;
+        let (mut cross_k, mut cross_v) = (Vec::new(), Vec::new());
+        for l in &w.dec_layers {
+            let kv = c.linear(&l.cross.kv, enc, n);
+            let mut s = split(&kv, n, d, 2);
+            cross_v.push(to_f16(&s.pop().unwrap_or_default()));
+            cross_k.push(to_f16(&s.pop().unwrap_or_default()));
+        }
+        let cache = vec![vec![0f32; hp.n_text_ctx * d]; hp.n_text_layer];
+        DecoderState {
+            cross_k,
+            cross_v,
+            self_k: cache.clone(),
+            self_v: cache,
+            len: 0,
+        }
+    }
+
+    /// Forgets the decoded tokens, keeping the cross-attention keys and values.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+fn self_attention(
+    c: &mut Ctx<'_>,
+    a: &SelfAttention,
+    p: &AttnParams,
+    x: &mut [f32],
+    st: &mut DecoderState,
+    layer: usize,
+) {
+    let d = p.n_head * p.head_dim;
+    let (pos0, n) = (st.len, x.len() / d);
+    let (k_cache, v_cache) = (&mut st.self_k[layer], &mut st.self_v[layer]);
+    let h = norm_rows(&a.ln, x);
+    let qkv = c.linear(&a.qkv, &h, n);
+    let s = split(&qkv, n, d, 3);
+    k_cache[pos0 * d..(pos0 + n) * d].copy_from_slice(&s[1]);
+    v_cache[pos0 * d..(pos0 + n) * d].copy_from_slice(&s[2]);
+    let positions: Vec<usize> = (pos0..pos0 + n).collect();
+    let mut out = vec![0f32; n * d];
+    let rows = pos0 + n;
+    attention(
+        c.pool,
+        p,
+        &s[0],
+        &k_cache[..rows * d],
+        &v_cache[..rows * d],
+        &positions,
+        &mut out,
+    );
+    hearth_ops::add_inplace(x, &c.linear(&a.out, &out, n));
+}
+
+/// Runs `tokens` through the decoder after the cached ones; returns the
+/// logits (`n_vocab`) after the last of them.
+pub fn decode(
+    c: &mut Ctx<'_>,
+    w: &Weights,
+    st: &mut DecoderState,
+    tokens: &[u32],
+) -> Result<Vec<f32>, SpeechError> {
+    let hp = &w.hp;
+    let d = hp.n_text_state;
+    let n = tokens.len();
+    let pos0 = st.len;
+    if n == 0 || pos0 + n > hp.n_text_ctx {
+        return Err(SpeechError::Unsupported(format!(
+            "the decoder holds {} tokens; {pos0} + {n} asked",
+            hp.n_text_ctx
+        )));
+    }
+    let mut x = vec![0f32; n * d];
+    for (i, (&t, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+        w.tok_emb.row_f32(t as usize, row)?;
+        hearth_ops::add_inplace(row, &w.dec_pos[(pos0 + i) * d..(pos0 + i + 1) * d]);
+    }
+    let p = params(d, hp.n_text_head);
+    for (i, l) in w.dec_layers.iter().enumerate() {
+        self_attention(c, &l.attn, &p, &mut x, st, i);
+        let h = norm_rows(&l.cross.ln, &x);
+        let q = c.linear(&l.cross.q, &h, n);
+        let a = full_attention(c.pool, &p, &q, &st.cross_k[i], &st.cross_v[i], n);
+        hearth_ops::add_inplace(&mut x, &c.linear(&l.cross.out, &a, n));
+        mlp(c, &l.mlp, &mut x, n);
+    }
+    st.len += n;
+    let last = norm_rows(&w.dec_ln, &x[(n - 1) * d..]);
+    Ok(c.mm(&w.tok_emb, &last, 1))
+}
