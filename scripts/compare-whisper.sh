@@ -121,7 +121,8 @@ run_config() { # MODEL BEAM
       whisper.cpp)
         for c in "${CLIPS[@]}"; do
           timed "$dir/$engine.time" "$WCPP/build/bin/whisper-cli" -m "$ggml" -f "$EVAL/clips/$c.wav" \
-            -t "$THREADS" -bs "$beam" -l en -nt -np > "$dir/out.txt" 2>/dev/null
+            -t "$THREADS" -bs "$beam" -l en -nt -np > "$dir/out.txt" 2> "$dir/$engine.err" ||
+            { log "whisper.cpp failed on $c: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/out.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
         done ;;
       fw-int8|fw-f32)
@@ -132,7 +133,8 @@ run_config() { # MODEL BEAM
       hearth)
         for c in "${CLIPS[@]}"; do
           timed "$dir/$engine.time" "$HEARTH" transcribe "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
-            --threads "$THREADS" --language en --format text > "$dir/out.txt" 2>/dev/null
+            --threads "$THREADS" --language en --format text > "$dir/out.txt" 2> "$dir/$engine.err" ||
+            { log "hearth failed on $c: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/out.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
         done ;;
     esac

@@ -20,6 +20,18 @@ OUT="${HEARTH_SPEECH_EVAL:-$HOME/.cache/hearth/speech-eval}"
 PY="${PYTHON:-python3}"
 log() { echo "speech-eval-clips: $*" >&2; }
 
+# complete: every clip present (real ones with their sha256), normaliser and venv made.
+complete() {
+  [ -f "$OUT/normalizer/normalizers/english.py" ] && [ -x "$OUT/venv/bin/python" ] || return 1
+  local id file source licence sha text
+  while IFS=$'\t' read -r id file source licence sha text; do
+    case "$id" in ''|'#'*|id) continue ;; esac
+    [ -f "$OUT/clips/$id.wav" ] || return 1
+    if [ "$sha" != - ] && [ "$(sha256sum "$OUT/clips/$id.wav" | cut -d' ' -f1)" != "$sha" ]; then return 1; fi
+  done < "$MANIFEST"
+}
+if complete; then echo "$OUT"; exit 0; fi
+
 mkdir -p "$OUT/clips"
 tmp=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
