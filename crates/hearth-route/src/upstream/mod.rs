@@ -8,6 +8,7 @@
 //! The client is blocking (`ureq`); callers on an async runtime run
 //! [`Pool::send`] on a blocking thread and forward chunks through a channel.
 
+mod gateway;
 mod replica;
 
 use std::io::Read;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Upstream;
+pub use gateway::{Exchange, Gateway};
 pub use replica::{Replica, ReplicaStats};
 
 /// Why a request to an upstream did not complete.
