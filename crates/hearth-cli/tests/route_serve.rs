@@ -161,7 +161,27 @@ fn post(s: &Server, path: &str, extra: &[&str], body: Value) -> (u16, String, St
     h.extend(extra.iter().map(|e| e.to_string()));
     let (code, out) = send(&s.addr, "POST", path, &h, &body.to_string());
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (code, head.to_ascii_lowercase(), body.to_string())
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (code, head, body)
+}
+
+/// The payload of a chunked HTTP/1.1 body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out += &tail[..n];
+        rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
+    }
+    out
 }
 
 /// Joins the text of an SSE or NDJSON stream (chunked transfer framing
