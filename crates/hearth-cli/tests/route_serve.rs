@@ -59,7 +59,12 @@ impl Fake {
     }
 }
 
-fn serve_one(s: TcpStream, posts: &Mutex<Vec<(String, String)>>, dead: &AtomicBool, pause: Duration) {
+fn serve_one(
+    s: TcpStream,
+    posts: &Mutex<Vec<(String, String)>>,
+    dead: &AtomicBool,
+    pause: Duration,
+) {
     let mut r = BufReader::new(s.try_clone().expect("clone"));
     let mut head = String::new();
     loop {
@@ -74,17 +79,26 @@ fn serve_one(s: TcpStream, posts: &Mutex<Vec<(String, String)>>, dead: &AtomicBo
     }
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
         .unwrap_or(0);
     let mut body = vec![0; len];
     let _ = r.read_exact(&mut body);
     let mut w = s;
     if head.starts_with("GET") {
-        let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"data\":[]}");
+        let _ = w.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"data\":[]}",
+        );
         return;
     }
     let body = String::from_utf8_lossy(&body).into_owned();
-    posts.lock().expect("lock").push((head.clone(), body.clone()));
+    posts
+        .lock()
+        .expect("lock")
+        .push((head.clone(), body.clone()));
     let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let last = req["messages"]
         .as_array()
@@ -106,7 +120,9 @@ fn serve_one(s: TcpStream, posts: &Mutex<Vec<(String, String)>>, dead: &AtomicBo
         let _ = write!(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len());
         return;
     }
-    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+    let _ = w.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+    );
     let chars: Vec<char> = reply.chars().collect();
     for piece in chars.chunks(5) {
         if dead.load(Ordering::SeqCst) {
@@ -123,7 +139,11 @@ fn serve_one(s: TcpStream, posts: &Mutex<Vec<(String, String)>>, dead: &AtomicBo
         let _ = w.flush();
         std::thread::sleep(pause);
     }
-    let _ = write!(w, "data: {}\n\ndata: [DONE]\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 11, "completion_tokens": 9}}));
+    let _ = write!(
+        w,
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 11, "completion_tokens": 9}})
+    );
 }
 
 struct Server {
@@ -153,11 +173,19 @@ fn start(config: &str) -> Server {
         .expect("hearth serve");
     let child = KillOnDrop(child);
     wait_listening(&addr, Duration::from_secs(30));
-    Server { addr, home, _child: child, log }
+    Server {
+        addr,
+        home,
+        _child: child,
+        log,
+    }
 }
 
 fn post(s: &Server, path: &str, extra: &[&str], body: Value) -> (u16, String, String) {
-    let mut h = vec![format!("Host: {}", s.addr), "Content-Type: application/json".into()];
+    let mut h = vec![
+        format!("Host: {}", s.addr),
+        "Content-Type: application/json".into(),
+    ];
     h.extend(extra.iter().map(|e| e.to_string()));
     let (code, out) = send(&s.addr, "POST", path, &h, &body.to_string());
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
@@ -191,8 +219,15 @@ fn stream_text(body: &str) -> (String, Value) {
     let mut last = Value::Null;
     for line in body.lines() {
         let l = line.strip_prefix("data: ").unwrap_or(line);
-        let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
-        for t in [&v["choices"][0]["delta"]["content"], &v["choices"][0]["text"], &v["message"]["content"], &v["response"]] {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        for t in [
+            &v["choices"][0]["delta"]["content"],
+            &v["choices"][0]["text"],
+            &v["message"]["content"],
+            &v["response"],
+        ] {
             text += t.as_str().unwrap_or("");
         }
         last = v;
@@ -234,13 +269,22 @@ private = true
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("x-hearth-route: upstream:fake:big"), "{head}");
     let v: Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(v["choices"][0]["message"]["content"], format!("Noted: {secret}"));
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("Noted: {secret}")
+    );
     assert_eq!(v["hearth_route"]["target"], "upstream:fake:big");
     let posts = fake.posts();
     assert_eq!(posts.len(), 1);
     let (wire_head, wire) = &posts[0];
-    assert!(!wire.contains("bob.smith@example.com") && !wire.contains("7946"), "{wire}");
-    assert!(wire.contains("[EMAIL_1]") && wire.contains("[PHONE_1]"), "{wire}");
+    assert!(
+        !wire.contains("bob.smith@example.com") && !wire.contains("7946"),
+        "{wire}"
+    );
+    assert!(
+        wire.contains("[EMAIL_1]") && wire.contains("[PHONE_1]"),
+        "{wire}"
+    );
     assert!(wire_head.contains("Bearer up-secret-123"), "{wire_head}");
 
     // Streamed OpenAI chat: placeholders cut across chunks are restored.
@@ -251,7 +295,10 @@ private = true
     assert!(head.contains("x-hearth-route: upstream:fake:big"));
     let (text, last) = stream_text(&body);
     assert_eq!(text, format!("Noted: {secret}"));
-    assert_eq!(last["hearth_route"]["target"], "upstream:fake:big", "{body}");
+    assert_eq!(
+        last["hearth_route"]["target"], "upstream:fake:big",
+        "{body}"
+    );
     assert!(body.contains("data: [DONE]"));
 
     // Ollama chat (streams by default) and generate (not streamed).
@@ -273,17 +320,34 @@ private = true
     }
 
     // Private by header, private by key, pinned local: nothing leaves.
-    let (code, _, body) = post(&s, "/v1/chat/completions", &["x-hearth-private: 1"], chat.clone());
+    let (code, _, body) = post(
+        &s,
+        "/v1/chat/completions",
+        &["x-hearth-private: 1"],
+        chat.clone(),
+    );
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("private"), "{body}");
-    let (code, _, body) = post(&s, "/api/chat", &["Authorization: Bearer alice-secret-456"], chat.clone());
+    let (code, _, body) = post(
+        &s,
+        "/api/chat",
+        &["Authorization: Bearer alice-secret-456"],
+        chat.clone(),
+    );
     assert_eq!(code, 403, "{body}");
     let mut local = chat.clone();
     local["model"] = json!("homely");
     let (code, head, body) = post(&s, "/v1/chat/completions", &[], local);
-    assert!(head.contains("x-hearth-route: local:no-such-local-model"), "{code} {head}");
+    assert!(
+        head.contains("x-hearth-route: local:no-such-local-model"),
+        "{code} {head}"
+    );
     assert_eq!(code, 404, "the local model does not exist: {body}");
-    assert_eq!(fake.posts().len(), 4, "private and pinned-local requests reached the upstream");
+    assert_eq!(
+        fake.posts().len(),
+        4,
+        "private and pinned-local requests reached the upstream"
+    );
 
     // The audit log: one entry per egress, the chain verifies; no key in logs.
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -291,13 +355,17 @@ private = true
         .env("HEARTH_HOME", s.home.path())
         .output()
         .expect("audit verify");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     let audit = std::fs::read_to_string(s.home.path().join("audit.jsonl")).expect("audit log");
     assert_eq!(audit.lines().count(), 4, "{audit}");
     for (line, (_, wire)) in audit.lines().zip(fake.posts()) {
         let e: Value = serde_json::from_str(line).expect("entry");
-        assert_eq!(e["egress"]["sent_sha256"], hearth_route::audit::sha256_hex(wire.as_bytes()));
+        assert_eq!(
+            e["egress"]["sent_sha256"],
+            hearth_route::audit::sha256_hex(wire.as_bytes())
+        );
         assert_eq!(e["egress"]["redactions"]["email"], 1);
         assert!(!line.contains("bob.smith"));
     }
@@ -307,7 +375,9 @@ private = true
 
 #[test]
 fn a_pool_balances_fails_over_and_opens_its_breaker() {
-    let fakes: Vec<Fake> = (0..3).map(|_| Fake::start(Duration::from_millis(60))).collect();
+    let fakes: Vec<Fake> = (0..3)
+        .map(|_| Fake::start(Duration::from_millis(60)))
+        .collect();
     let s = start(&format!(
         r#"
 [upstreams.pool]
@@ -328,7 +398,10 @@ breaker_open_s = 600
         let body = json!({"model": "big", "stream": stream,
                           "messages": [{"role": "user", "content": "a reply long enough to stream for a while"}]});
         std::thread::spawn(move || {
-            let h = vec![format!("Host: {addr}"), "Content-Type: application/json".into()];
+            let h = vec![
+                format!("Host: {addr}"),
+                "Content-Type: application/json".into(),
+            ];
             send(&addr, "POST", "/v1/chat/completions", &h, &body.to_string())
         })
     };
@@ -349,7 +422,9 @@ breaker_open_s = 600
             completed += 1;
         }
     }
-    assert!(broken <= streaming_on_0, "{broken} broken, {streaming_on_0} were on the killed replica");
+    // Exactly the streams already running on the killed replica are cut.
+    assert!(streaming_on_0 >= 1, "no stream had gone to replica 0");
+    assert_eq!(broken, streaming_on_0, "{completed} completed");
     // Requests that start after the kill all succeed elsewhere.
     let after: Vec<_> = (0..8).map(|_| ask(false)).collect();
     for r in after {
@@ -359,7 +434,10 @@ breaker_open_s = 600
     }
     let split: Vec<usize> = fakes.iter().map(|f| f.posts().len()).collect();
     println!("load split over 3 replicas (replica 0 killed mid-stream): {split:?}; {completed} streams completed, {broken} cut with an error chunk");
-    assert!(split.iter().all(|n| *n >= 2), "load was not spread: {split:?}");
+    assert!(
+        split.iter().all(|n| *n >= 2),
+        "load was not spread: {split:?}"
+    );
     // The breaker: two failures open it, and the dead replica is no
     // longer even connected to.
     let tries = fakes[0].accepted.load(Ordering::SeqCst);
@@ -367,5 +445,9 @@ breaker_open_s = 600
         let (code, out) = ask(false).join().expect("thread");
         assert_eq!(code, 200, "{out}");
     }
-    assert_eq!(fakes[0].accepted.load(Ordering::SeqCst), tries, "the open breaker let requests through");
+    assert_eq!(
+        fakes[0].accepted.load(Ordering::SeqCst),
+        tries,
+        "the open breaker let requests through"
+    );
 }

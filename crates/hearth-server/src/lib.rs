@@ -400,7 +400,10 @@ pub fn router(state: AppState) -> Router {
         // Admin: reads server-side files into, and deletes, knowledge bases.
         .route("/api/rag/add", post(rag::add))
         .route("/api/rag/delete", post(rag::delete))
-        .layer(middleware::from_fn_with_state(state.clone(), route::intercept))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            route::intercept,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))

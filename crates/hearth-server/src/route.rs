@@ -77,7 +77,9 @@ pub async fn intercept(State(st): State<AppState>, req: Request, next: Next) -> 
         .map(str::to_string)
     else {
         // Not JSON or no model: the handler says what is wrong.
-        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
     };
     let mut json = parsed.unwrap_or_default();
     let bearer = parts
@@ -124,10 +126,7 @@ pub async fn intercept(State(st): State<AppState>, req: Request, next: Next) -> 
     }
     ApiError::new(
         StatusCode::BAD_GATEWAY,
-        format!(
-            "no target of {model:?} could answer ({})",
-            why.join("; ")
-        ),
+        format!("no target of {model:?} could answer ({})", why.join("; ")),
     )
     .into_response()
 }
@@ -272,7 +271,11 @@ async fn proxy(
         Ok(b) => b,
         Err(m) => return Err(Fallible::Final(ApiError::bad_request(m).into_response())),
     };
-    let path = if api.chat() { "/chat/completions" } else { "/completions" };
+    let path = if api.chat() {
+        "/chat/completions"
+    } else {
+        "/completions"
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(64);
     {
         let (upstream, model) = (upstream.to_string(), model.to_string());
@@ -293,7 +296,10 @@ async fn proxy(
             body,
         }))) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let resp = ApiError::new(code, format!("upstream {upstream} answered {status}: {body}"));
+            let resp = ApiError::new(
+                code,
+                format!("upstream {upstream} answered {status}: {body}"),
+            );
             return Err(Fallible::Final(with_header(resp.into_response(), target)));
         }
         Some(Msg::Done(Err(e))) => return Err(Fallible::Next(e.to_string())),

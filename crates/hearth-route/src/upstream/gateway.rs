@@ -98,10 +98,13 @@ impl Gateway {
         mut body: Value,
         on_chunk: &mut dyn FnMut(Value) -> bool,
     ) -> Result<Exchange, SendError> {
-        let pool = self.pools.get(upstream).ok_or_else(|| SendError::Unavailable {
-            upstream: upstream.to_string(),
-            detail: "not configured".into(),
-        })?;
+        let pool = self
+            .pools
+            .get(upstream)
+            .ok_or_else(|| SendError::Unavailable {
+                upstream: upstream.to_string(),
+                detail: "not configured".into(),
+            })?;
         let redacts = self
             .config
             .upstreams
@@ -121,6 +124,7 @@ impl Gateway {
             ..Exchange::default()
         };
         let mut reader = Reader {
+            upstream,
             stream,
             chat: path.contains("chat"),
             line: Vec::new(),
@@ -130,6 +134,7 @@ impl Gateway {
             ex: &mut ex,
             on_chunk,
             gone: false,
+            done: false,
         };
         let sent = pool.send(path, &bytes, |b| reader.feed(b));
         let result = match sent {
@@ -185,6 +190,7 @@ fn redact_request(r: &Redactor, s: &mut Session, body: &mut Value) {
 }
 
 struct Reader<'a> {
+    upstream: &'a str,
     stream: bool,
     chat: bool,
     line: Vec<u8>,
@@ -194,6 +200,8 @@ struct Reader<'a> {
     ex: &'a mut Exchange,
     on_chunk: &'a mut dyn FnMut(Value) -> bool,
     gone: bool,
+    /// A streamed reply ended with `data: [DONE]` (else it was cut).
+    done: bool,
 }
 
 impl Reader<'_> {
@@ -213,7 +221,11 @@ impl Reader<'_> {
                 continue;
             };
             let data = data.trim();
-            if data == "[DONE]" || data.is_empty() {
+            if data == "[DONE]" {
+                self.done = true;
+                continue;
+            }
+            if data.is_empty() {
                 continue;
             }
             let Ok(mut v) = serde_json::from_str::<Value>(data) else {
@@ -272,15 +284,20 @@ impl Reader<'_> {
             return Err(SendError::Cancelled);
         }
         if !self.stream {
-            let mut v: Value = serde_json::from_slice(&self.whole).map_err(|e| {
-                SendError::MidStream {
-                    upstream: self.ex.destination.clone(),
+            let mut v: Value =
+                serde_json::from_slice(&self.whole).map_err(|e| SendError::MidStream {
+                    upstream: self.upstream.to_string(),
                     detail: format!("the reply is not JSON: {e}"),
-                }
-            })?;
+                })?;
             self.restore(&mut v);
             (self.on_chunk)(v);
             return Ok(());
+        }
+        if !self.done {
+            return Err(SendError::MidStream {
+                upstream: self.upstream.to_string(),
+                detail: "the stream ended without [DONE]".into(),
+            });
         }
         let chat = self.chat;
         let rest: Vec<Value> = std::mem::take(&mut self.restorers)

@@ -163,6 +163,11 @@ impl Pool {
             let mut passed = false;
             loop {
                 match reader.read(&mut buf) {
+                    Ok(0) if !passed => {
+                        r.failed();
+                        failures.push(format!("{}: an empty reply", r.url));
+                        break;
+                    }
                     Ok(0) => {
                         r.succeeded();
                         r.served.fetch_add(1, Ordering::SeqCst);
