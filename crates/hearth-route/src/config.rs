@@ -15,6 +15,13 @@
 //! request_timeout_s = 120            # optional (default 300)
 //! replicas = ["https://eu.api.example/v1"]   # optional, more base URLs of the same upstream
 //! redact = true                      # optional; default: true for cloud, false otherwise
+//! health_interval_s = 15             # optional; 0: no health checks
+//! breaker_failures = 3               # optional; failures in a row that open the breaker
+//! breaker_open_s = 30                # optional; then one probe request
+//!
+//! [keys.alice]
+//! key_env = "ALICE_KEY"              # requests with `Authorization: Bearer $ALICE_KEY`
+//! private = true                     # never leave the machine
 //!
 //! [routes.private-first]
 //! policy = "pin"
@@ -82,6 +89,26 @@ pub struct Upstream {
     #[serde(default)]
     pub replicas: Vec<String>,
     redact: Option<bool>,
+    /// Seconds between health checks of each replica (`GET /models`, then
+    /// `/health`); 0 turns them off.
+    #[serde(default = "default_health")]
+    pub health_interval_s: u64,
+    /// Consecutive failures that open a replica's circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// Seconds an open breaker keeps a replica out before one probe request.
+    #[serde(default = "default_breaker_open")]
+    pub breaker_open_s: u64,
+}
+
+fn default_health() -> u64 {
+    15
+}
+fn default_breaker_failures() -> u32 {
+    3
+}
+fn default_breaker_open() -> u64 {
+    30
 }
 
 fn default_connect() -> u64 {
@@ -123,9 +150,22 @@ pub struct Redaction {
     pub literals: Vec<String>,
 }
 
+/// Settings for requests carrying one API key (`[keys.NAME]`): the key is
+/// read from the environment variable `key_env`, never from the file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub key_env: String,
+    /// Requests with this key never leave the machine.
+    #[serde(default)]
+    pub private: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeySettings>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Upstream>,
     #[serde(default)]
@@ -192,8 +232,18 @@ impl Config {
                     )));
                 }
             }
+            if u.breaker_failures == 0 || u.breaker_open_s == 0 {
+                return Err(bad(format!(
+                    "[upstreams.{name}]: breaker_failures and breaker_open_s must be at least 1"
+                )));
+            }
             if u.api_key_env.as_deref() == Some("") {
                 return Err(bad(format!("[upstreams.{name}]: api_key_env is empty")));
+            }
+        }
+        for (name, k) in &c.keys {
+            if k.key_env.is_empty() {
+                return Err(bad(format!("[keys.{name}]: key_env is empty")));
             }
         }
         for (name, r) in &c.routes {

@@ -30,9 +30,17 @@ pub struct Decision {
     pub why: Vec<String>,
 }
 
-/// Routes a request for `model` with `prompt`; `private` requests never
-/// go to an upstream whose policy is not `local`.
-pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decision {
+/// The targets a request for `model` may go to, in the order to try them,
+/// with the reasons; `Err` when there are none. Private requests keep only
+/// local targets and upstreams whose policy is `local`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub targets: Vec<Target>,
+    pub why: Vec<String>,
+}
+
+/// Orders the targets for `model` (what an executor tries, first to last).
+pub fn plan(cfg: &Config, model: &str, private: bool) -> Result<Plan, (String, Vec<String>)> {
     let mut why = Vec::new();
     let targets: Vec<Target> = if let Some(r) = cfg.routes.get(model) {
         match r.policy {
@@ -73,10 +81,9 @@ pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decisio
                 }]
             }
             many => {
-                let outcome = Outcome::Refused(format!(
+                return Err((format!(
                     "{model:?} is listed by several upstreams ({many:?}): name one as UPSTREAM:MODEL or add a route"
-                ));
-                return Decision { outcome, why };
+                ), why));
             }
         }
     };
@@ -85,6 +92,42 @@ pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decisio
             "the request is private: only local targets and upstreams with policy local".into(),
         );
     }
+    let mut kept = Vec::new();
+    for t in targets {
+        if let Target::Upstream { upstream, model } = &t {
+            let Some(u) = cfg.upstreams.get(upstream) else {
+                continue;
+            };
+            if private && u.policy != DataPolicy::Local {
+                why.push(format!(
+                    "skipped {upstream}:{model}: its policy is {} and the request is private",
+                    u.policy.name()
+                ));
+                continue;
+            }
+        }
+        kept.push(t);
+    }
+    if kept.is_empty() {
+        return Err((format!(
+            "no allowed target for {model:?}: the request is private and every target would leave the machine"
+        ), why));
+    }
+    Ok(Plan { targets: kept, why })
+}
+
+/// Routes a request for `model` with `prompt`; `private` requests never
+/// go to an upstream whose policy is not `local`.
+pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decision {
+    let (targets, mut why) = match plan(cfg, model, private) {
+        Ok(p) => (p.targets, p.why),
+        Err((m, why)) => {
+            return Decision {
+                outcome: Outcome::Refused(m),
+                why,
+            }
+        }
+    };
     for t in targets {
         match t {
             Target::Local { model } => {
@@ -98,13 +141,6 @@ pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decisio
                 let Some(u) = cfg.upstreams.get(&upstream) else {
                     continue;
                 };
-                if private && u.policy != DataPolicy::Local {
-                    why.push(format!(
-                        "skipped {upstream}:{model}: its policy is {} and the request is private",
-                        u.policy.name()
-                    ));
-                    continue;
-                }
                 let (sent, redactions) = match cfg.redactor() {
                     Ok(r) if u.redacts() => {
                         let mut s = Session::new();

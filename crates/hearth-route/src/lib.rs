@@ -16,3 +16,4 @@ pub mod config;
 pub mod decide;
 mod detect;
 pub mod redact;
+pub mod upstream;

@@ -42,6 +42,7 @@ mod parts;
 mod prompt;
 mod rag;
 mod rag_upload;
+mod route;
 mod security;
 mod show;
 mod strict;
@@ -125,6 +126,8 @@ impl Default for ServerConfig {
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
+    /// Upstreams and routes (`hearth serve --config`); `None`: every model is local.
+    pub gateway: Option<Arc<hearth_route::upstream::Gateway>>,
     pub models: Arc<ModelManager>,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<ServerConfig>,
@@ -133,6 +136,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: ServerConfig) -> AppState {
         AppState {
+            gateway: None,
             models: Arc::new(
                 ModelManager::new(
                     config.resolver.clone(),
@@ -361,8 +365,17 @@ fn cors(extra: Vec<String>) -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .expose_headers([header::RETRY_AFTER, prompt::TRUNCATED_HEADER])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static(route::PRIVATE_HEADER),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            prompt::TRUNCATED_HEADER,
+            header::HeaderName::from_static(route::ROUTE_HEADER),
+        ])
         .max_age(Duration::from_secs(3600))
 }
 
@@ -415,6 +428,10 @@ pub fn router_with_ui(state: AppState, ui: bool) -> Router {
         .route("/api/rag/delete", post(rag::delete))
         .route("/api/rag/create", post(rag_upload::create))
         .route("/api/rag/upload", post(rag_upload::upload))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            route::intercept,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))

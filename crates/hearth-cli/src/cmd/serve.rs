@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// browsers too, and `/ui/` is not found.
     #[arg(long)]
     pub no_ui: bool,
+    /// Routing config: upstreams, routes, keys, redaction (default:
+    /// ~/.hearth/config.toml when it exists; see docs/route.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Comma-separated entries of an environment variable.
@@ -215,8 +219,10 @@ pub fn main(a: ServeArgs) -> Result<()> {
     if let Some(why) = &cfg.security.admin_off {
         eprintln!("pull, delete and copy are off: {why}");
     }
+    let gateway = route_gateway(a.config.as_deref())?;
     rt.block_on(async move {
-        let state = AppState::new(cfg);
+        let mut state = AppState::new(cfg);
+        state.gateway = gateway;
         if let Some(m) = &a.model {
             if PathBuf::from(m).extension().is_some_and(|e| e == "gguf")
                 && !PathBuf::from(m).is_file()
@@ -248,4 +254,29 @@ pub fn main(a: ServeArgs) -> Result<()> {
         .await
         .context("serving")
     })
+}
+
+/// The routing gateway for `--config FILE`, or for the default config file
+/// when it exists; `None` without either.
+fn route_gateway(
+    flag: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<hearth_route::upstream::Gateway>>> {
+    let default = hearth_route::config::default_path();
+    let path = match flag {
+        Some(p) => p.to_path_buf(),
+        None if default.is_file() => default,
+        None => return Ok(None),
+    };
+    let config = hearth_route::config::Config::load(&path)?;
+    let audit = hearth_route::audit::default_path();
+    let gw = hearth_route::upstream::Gateway::new(config, &audit)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    eprintln!(
+        "routing with {} ({} upstreams, {} routes); egress is logged to {}",
+        path.display(),
+        gw.config.upstreams.len(),
+        gw.config.routes.len(),
+        audit.display()
+    );
+    Ok(Some(std::sync::Arc::new(gw)))
 }
