@@ -102,7 +102,11 @@ impl Ledger {
         if self.state.day != day(now) {
             return Spent::default();
         }
-        self.state.keys.get(&key_id(key)).copied().unwrap_or_default()
+        self.state
+            .keys
+            .get(&key_id(key))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Why `key` is past its budget on the day of `now`, if it is.

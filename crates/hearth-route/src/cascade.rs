@@ -51,7 +51,11 @@ pub enum Escalation {
     /// The mean token log-probability is below the threshold.
     MeanLogprob { mean: f64, min: f64 },
     /// A token's log-probability is below the threshold.
-    TokenLogprob { token: String, logprob: f64, min: f64 },
+    TokenLogprob {
+        token: String,
+        logprob: f64,
+        min: f64,
+    },
     /// The local model refused; the phrase that gave it away.
     Refusal { phrase: String },
     /// The local model produced nothing.
@@ -79,10 +83,9 @@ impl std::fmt::Display for Escalation {
                 f,
                 "the prompt has {prompt_tokens} tokens, more than max_local_context {max}"
             ),
-            Escalation::MeanLogprob { mean, min } => write!(
-                f,
-                "mean token log-probability {mean:.3} is below {min}"
-            ),
+            Escalation::MeanLogprob { mean, min } => {
+                write!(f, "mean token log-probability {mean:.3} is below {min}")
+            }
             Escalation::TokenLogprob {
                 token,
                 logprob,
@@ -184,7 +187,8 @@ pub fn refusal(answer: &str) -> Option<&'static str> {
         }
     }
     for s in starts {
-        let rest = head[s..].trim_start_matches(|c: char| c.is_whitespace() || c == '*' || c == '"');
+        let rest =
+            head[s..].trim_start_matches(|c: char| c.is_whitespace() || c == '*' || c == '"');
         if let Some(p) = REFUSALS.iter().find(|p| rest.starts_with(*p)) {
             return Some(p);
         }
@@ -194,7 +198,12 @@ pub fn refusal(answer: &str) -> Option<&'static str> {
 
 /// After generating: the answer is kept (`None`) or escalated. `tokens`
 /// and `logprobs` are the generated tokens' text and log-probabilities.
-pub fn judge(t: &Thresholds, answer: &str, tokens: &[String], logprobs: &[f64]) -> Option<Escalation> {
+pub fn judge(
+    t: &Thresholds,
+    answer: &str,
+    tokens: &[String],
+    logprobs: &[f64],
+) -> Option<Escalation> {
     if t.refusals {
         if let Some(p) = refusal(answer) {
             return Some(Escalation::Refusal {

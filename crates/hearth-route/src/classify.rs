@@ -18,9 +18,29 @@ pub fn has_code(prompt: &str) -> bool {
         return true;
     }
     const STARTS: &[&str] = &[
-        "def ", "fn ", "function ", "class ", "import ", "from ", "#include", "public ",
-        "private ", "let ", "const ", "var ", "return ", "if (", "for (", "while (", "SELECT ",
-        "package ", "use ", "struct ", "impl ", "print(", "console.log(",
+        "def ",
+        "fn ",
+        "function ",
+        "class ",
+        "import ",
+        "from ",
+        "#include",
+        "public ",
+        "private ",
+        "let ",
+        "const ",
+        "var ",
+        "return ",
+        "if (",
+        "for (",
+        "while (",
+        "SELECT ",
+        "package ",
+        "use ",
+        "struct ",
+        "impl ",
+        "print(",
+        "console.log(",
     ];
     let mut lines = 0;
     for l in prompt.lines() {
@@ -37,9 +57,11 @@ pub fn has_code(prompt: &str) -> bool {
         }
     }
     lines >= 2
-        || ["code", "function", "program", "script", "bug", "compile", "regex", "sql"]
-            .iter()
-            .any(|w| has_word(prompt, w))
+        || [
+            "code", "function", "program", "script", "bug", "compile", "regex", "sql",
+        ]
+        .iter()
+        .any(|w| has_word(prompt, w))
             && ["write", "fix", "debug", "implement", "refactor"]
                 .iter()
                 .any(|w| has_word(prompt, w))
@@ -53,10 +75,17 @@ pub fn has_maths(prompt: &str) -> bool {
     }
     let b = prompt.as_bytes();
     for (i, &c) in b.iter().enumerate() {
-        if matches!(c, b'+' | b'*' | b'/' | b'^' | b'=' | b'-' | b'x' | b'%') && i > 0 && i + 1 < b.len() {
+        if matches!(c, b'+' | b'*' | b'/' | b'^' | b'=' | b'-' | b'x' | b'%')
+            && i > 0
+            && i + 1 < b.len()
+        {
             let left = b[..i].iter().rev().find(|c| **c != b' ');
             let right = b[i + 1..].iter().find(|c| **c != b' ');
-            let operand = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_digit() || matches!(c, b')' | b'(' | b'x' | b'y' | b'n'));
+            let operand = |c: Option<&u8>| {
+                c.is_some_and(|c| {
+                    c.is_ascii_digit() || matches!(c, b')' | b'(' | b'x' | b'y' | b'n')
+                })
+            };
             let digit = |c: Option<&u8>| c.is_some_and(u8::is_ascii_digit);
             // Two operands, one of them a digit; `x` only between digits.
             if c == b'x' {
@@ -73,8 +102,20 @@ pub fn has_maths(prompt: &str) -> bool {
         }
     }
     [
-        "equation", "integral", "derivative", "prove", "theorem", "solve", "calculate",
-        "compute", "sum of", "product of", "square root", "probability", "how many", "how much",
+        "equation",
+        "integral",
+        "derivative",
+        "prove",
+        "theorem",
+        "solve",
+        "calculate",
+        "compute",
+        "sum of",
+        "product of",
+        "square root",
+        "probability",
+        "how many",
+        "how much",
         "percent",
     ]
     .iter()
@@ -151,9 +192,15 @@ impl Classifier {
         for ex in &r.examples {
             let v = e.embed(&ex.text)?;
             if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
-                return Err(format!("the embedding of example {:?} is empty or not finite", ex.text));
+                return Err(format!(
+                    "the embedding of example {:?} is empty or not finite",
+                    ex.text
+                ));
             }
-            if examples.first().is_some_and(|(f, _): &(Vec<f32>, String)| f.len() != v.len()) {
+            if examples
+                .first()
+                .is_some_and(|(f, _): &(Vec<f32>, String)| f.len() != v.len())
+            {
                 return Err("the examples' embeddings differ in length".into());
             }
             examples.push((normalise(v), ex.target.clone()));
@@ -165,7 +212,10 @@ impl Classifier {
                 None => centroids.push((v.clone(), t.clone())),
             }
         }
-        let centroids = centroids.into_iter().map(|(c, t)| (normalise(c), t)).collect();
+        let centroids = centroids
+            .into_iter()
+            .map(|(c, t)| (normalise(c), t))
+            .collect();
         Ok(Some(Classifier {
             examples,
             centroids,
@@ -184,14 +234,17 @@ impl Classifier {
         }
         let v = normalise(v);
         if self.k == 0 {
-            let (sim, t) = self
-                .centroids
-                .iter()
-                .map(|(c, t)| (dot(c, &v), t))
-                .fold((f32::NEG_INFINITY, &self.centroids[0].1), |a, b| if b.0 > a.0 { b } else { a });
-            return Ok((t.clone(), format!("nearest centroid: {t} (cosine {sim:.3})")));
+            let (sim, t) = self.centroids.iter().map(|(c, t)| (dot(c, &v), t)).fold(
+                (f32::NEG_INFINITY, &self.centroids[0].1),
+                |a, b| if b.0 > a.0 { b } else { a },
+            );
+            return Ok((
+                t.clone(),
+                format!("nearest centroid: {t} (cosine {sim:.3})"),
+            ));
         }
-        let mut sims: Vec<(f32, &String)> = self.examples.iter().map(|(e, t)| (dot(e, &v), t)).collect();
+        let mut sims: Vec<(f32, &String)> =
+            self.examples.iter().map(|(e, t)| (dot(e, &v), t)).collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0));
         let top = &sims[..self.k.min(sims.len())];
         // Votes weighted by similarity; ties go to the nearest.
@@ -202,7 +255,12 @@ impl Classifier {
                 None => votes.push((t, *s)),
             }
         }
-        let (t, w) = votes.iter().fold(votes[0], |a, b| if b.1 > a.1 { *b } else { a });
-        Ok((t.clone(), format!("{} nearest examples vote {t} (weight {w:.3})", top.len())))
+        let (t, w) = votes
+            .iter()
+            .fold(votes[0], |a, b| if b.1 > a.1 { *b } else { a });
+        Ok((
+            t.clone(),
+            format!("{} nearest examples vote {t} (weight {w:.3})", top.len()),
+        ))
     }
 }

@@ -10,7 +10,7 @@ use crate::cascade::Thresholds;
 use crate::classify::{self, Classifier, Embed, Prompt};
 use crate::config::{Config, DataPolicy, Policy, Route, Target};
 use crate::policy::Over;
-use crate::redact::Session;
+use crate::redact::{Redactor, Session};
 
 /// The outcome of routing one request.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +69,8 @@ pub struct Env<'a> {
     pub embed: Option<&'a mut dyn Embed>,
     pub ledger: Option<&'a Ledger>,
     pub now: Option<SystemTime>,
+    /// The config's redactor, built on first use and kept.
+    pub redactor: Option<Redactor>,
 }
 
 impl<'a> Env<'a> {
@@ -88,6 +90,7 @@ impl<'a> Env<'a> {
             embed: Some(embed),
             ledger: None,
             now: None,
+            redactor: None,
         })
     }
 }
@@ -117,9 +120,29 @@ fn refused(why: Vec<String>, m: String) -> Decision {
 /// Routes `req` (see [`decide`]) with the classifiers, embedder and budget
 /// ledger of `env`.
 pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
+    let why = Vec::new();
+    if env.redactor.is_none() {
+        match cfg.redactor() {
+            Ok(r) => env.redactor = Some(r),
+            Err(e) => return refused(why, e.to_string()),
+        }
+    }
+    let redactor = env.redactor.take().unwrap_or_default();
+    let d = route_with(cfg, req, env, &redactor, why);
+    env.redactor = Some(redactor);
+    d
+}
+
+fn route_with(
+    cfg: &Config,
+    req: &Request,
+    env: &mut Env,
+    redactor: &Redactor,
+    mut why: Vec<String>,
+) -> Decision {
     let model = req.model;
-    let mut why = Vec::new();
-    let (route, mut targets): (Option<&Route>, Vec<Target>) = if let Some(r) = cfg.routes.get(model) {
+    let (route, mut targets): (Option<&Route>, Vec<Target>) = if let Some(r) = cfg.routes.get(model)
+    {
         why.push(match r.policy {
             Policy::Pin => format!(
                 "route {model:?} (pin): only {:?}, in order, nothing else",
@@ -134,7 +157,11 @@ pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
             Policy::Classify => format!("route {model:?} (classify) among {:?}", r.targets),
         });
         // Checked when the config was parsed.
-        let t = r.targets.iter().filter_map(|t| cfg.target(t).ok()).collect();
+        let t = r
+            .targets
+            .iter()
+            .filter_map(|t| cfg.target(t).ok())
+            .collect();
         (Some(r), t)
     } else if let Ok(t) = cfg.target(model) {
         why.push(format!("{model:?} names a target directly"));
@@ -148,7 +175,9 @@ pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
             .collect();
         match serving.as_slice() {
             [] => {
-                why.push(format!("no route or upstream serves {model:?}: a local model"));
+                why.push(format!(
+                    "no route or upstream serves {model:?}: a local model"
+                ));
                 let t = Target::Local {
                     model: model.to_string(),
                 };
@@ -201,7 +230,7 @@ pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
             why.push(format!("over budget ({m}): the cascade does not escalate"));
         } else {
             for t in &targets[1..] {
-                match outcome_for(cfg, t.clone(), req, &mut why) {
+                match outcome_for(cfg, redactor, t.clone(), req, &mut why) {
                     Some(Outcome::Refused(m)) => return refused(why, m),
                     Some(o) => escalate.push(o),
                     None => {}
@@ -222,7 +251,7 @@ pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
         };
     }
     for t in targets {
-        let Some(outcome) = outcome_for(cfg, t, req, &mut why) else {
+        let Some(outcome) = outcome_for(cfg, redactor, t, req, &mut why) else {
             continue;
         };
         if let (Outcome::Upstream { .. }, Some((b, m))) = (&outcome, &over) {
@@ -268,7 +297,9 @@ fn classify_target(
     }
     match (env.classifiers.get(name), env.embed.as_deref_mut()) {
         (Some(c), Some(e)) => {
-            let v = e.embed(req.prompt).map_err(|m| format!("embedding the prompt: {m}"))?;
+            let v = e
+                .embed(req.prompt)
+                .map_err(|m| format!("embedding the prompt: {m}"))?;
             c.classify(v)
         }
         _ if !r.examples.is_empty() => Err(format!(
@@ -284,7 +315,13 @@ fn classify_target(
 
 /// What sending `req` to `t` means; `None` when the request is private and
 /// `t` would take it off the machine.
-fn outcome_for(cfg: &Config, t: Target, req: &Request, why: &mut Vec<String>) -> Option<Outcome> {
+fn outcome_for(
+    cfg: &Config,
+    redactor: &Redactor,
+    t: Target,
+    req: &Request,
+    why: &mut Vec<String>,
+) -> Option<Outcome> {
     match t {
         Target::Local { model } => {
             why.push(format!("local model {model:?}: nothing leaves the machine"));
@@ -299,24 +336,23 @@ fn outcome_for(cfg: &Config, t: Target, req: &Request, why: &mut Vec<String>) ->
                 ));
                 return None;
             }
-            let (sent, redactions) = match cfg.redactor() {
-                Ok(r) if u.redacts() => {
+            let (sent, redactions) = match u.redacts() {
+                true => {
                     let mut s = Session::new();
-                    let sent = s.redact(&r, req.prompt);
+                    let sent = s.redact(redactor, req.prompt);
                     why.push(format!(
                         "upstream {upstream:?} ({}): personal data is replaced by placeholders before sending",
                         u.policy.name()
                     ));
                     (sent, s.counts().clone())
                 }
-                Ok(_) => {
+                false => {
                     why.push(format!(
                         "upstream {upstream:?} ({}): redaction is off for it",
                         u.policy.name()
                     ));
                     (req.prompt.to_string(), BTreeMap::new())
                 }
-                Err(e) => return Some(Outcome::Refused(e.to_string())),
             };
             Some(Outcome::Upstream {
                 upstream,

@@ -21,6 +21,6 @@ pub mod cascade;
 pub mod classify;
 pub mod config;
 pub mod decide;
-pub mod policy;
 mod detect;
+pub mod policy;
 pub mod redact;

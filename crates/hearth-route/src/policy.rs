@@ -188,15 +188,11 @@ pub fn check_route(c: &Config, name: &str, r: &Route) -> Result<(), String> {
                 listed(&rule.target, "rule")?;
                 match (rule.when, rule.chars) {
                     (When::Longer, None | Some(0)) => {
-                        return Err(here(
-                            "a `longer` rule needs chars = N (at least 1)".into(),
-                        ))
+                        return Err(here("a `longer` rule needs chars = N (at least 1)".into()))
                     }
                     (When::Longer, Some(_)) => {}
                     (w, Some(_)) => {
-                        return Err(here(format!(
-                            "chars belongs to `longer` rules, not {w:?}"
-                        )))
+                        return Err(here(format!("chars belongs to `longer` rules, not {w:?}")))
                     }
                     (_, None) => {}
                 }
@@ -240,9 +236,13 @@ pub fn check_budgets(c: &Config, b: &Budgets) -> Result<(), String> {
                 "money_per_day = {m} is not a non-negative number"
             )));
         }
-        if c.upstreams.values().any(|u| u.price_per_mtok_in.is_none() && u.price_per_mtok_out.is_none()) {
+        if c.upstreams
+            .values()
+            .any(|u| u.price_per_mtok_in.is_none() && u.price_per_mtok_out.is_none())
+        {
             return Err(here(
-                "money_per_day needs price_per_mtok_in or price_per_mtok_out on every upstream".into(),
+                "money_per_day needs price_per_mtok_in or price_per_mtok_out on every upstream"
+                    .into(),
             ));
         }
     }

@@ -83,7 +83,10 @@ struct Words;
 impl Embed for Words {
     fn embed(&mut self, text: &str) -> Result<Vec<f32>, String> {
         let mut v = vec![0f32; 64];
-        for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2) {
+        for w in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 2)
+        {
             let h = w
                 .to_lowercase()
                 .bytes()
@@ -99,7 +102,10 @@ fn a_good_policy_config_parses() {
     let c = parse(GOOD).expect("parses");
     assert_eq!(c.routes["sorter"].examples.len(), 4);
     assert_eq!(c.routes["auto"].max_local_context, Some(2048));
-    assert_eq!(c.budgets.as_ref().and_then(|b| b.tokens_per_day), Some(1000));
+    assert_eq!(
+        c.budgets.as_ref().and_then(|b| b.tokens_per_day),
+        Some(1000)
+    );
 }
 
 #[test]
@@ -138,7 +144,9 @@ fn bad_policy_configs_are_refused_saying_why() {
         (format!("{up}[budgets]\ntokens_per_day = 5\nover = \"refuse\"\nper = \"hour\"\n"), "per"),
     ];
     for (text, needle) in &cases {
-        let e = parse(text).err().unwrap_or_else(|| panic!("accepted: {text}"));
+        let e = parse(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
         assert!(e.starts_with("test.toml"), "{e}");
         assert!(e.contains(needle), "{needle:?} not in {e}");
     }
@@ -179,18 +187,29 @@ fn the_cascade_keeps_sure_answers_and_escalates_with_the_reason() {
     }
     // A refusal phrase inside a sentence is not a refusal.
     assert_eq!(
-        cascade::judge(&t, "He said that I can't swim, which is false.", &toks(1), &[-0.1]),
+        cascade::judge(
+            &t,
+            "He said that I can't swim, which is false.",
+            &toks(1),
+            &[-0.1]
+        ),
         None
     );
     // Refusals off: kept.
     let mut off = t.clone();
     off.refusals = false;
-    assert_eq!(cascade::judge(&off, "I cannot say.", &toks(1), &[-0.1]), None);
+    assert_eq!(
+        cascade::judge(&off, "I cannot say.", &toks(1), &[-0.1]),
+        None
+    );
     // Nothing generated.
     assert_eq!(cascade::judge(&t, "  ", &[], &[]), Some(Escalation::Empty));
     // The context: 2048 fits, 2049 does not.
     assert!(cascade::fits(&t, 2048).is_ok());
-    assert_eq!(cascade::fits(&t, 2049).expect_err("too long").code(), "context");
+    assert_eq!(
+        cascade::fits(&t, 2049).expect_err("too long").code(),
+        "context"
+    );
     let c = cascade::confidence(&[-1.0, -3.0, 0.0]).expect("some");
     assert_eq!((c.mean, c.min, c.argmin), (-4.0 / 3.0, -3.0, 1));
 }
@@ -200,7 +219,12 @@ fn cascade_decisions_answer_locally_with_an_escalation_plan() {
     let c = parse(GOOD).expect("parses");
     let prompt = "Mail anna@example.com the answer";
     let d = decide(&c, "auto", prompt, false);
-    assert_eq!(d.outcome, Outcome::Local { model: "smollm2".into() });
+    assert_eq!(
+        d.outcome,
+        Outcome::Local {
+            model: "smollm2".into()
+        }
+    );
     let plan = d.cascade.expect("a plan");
     assert_eq!(plan.escalate.len(), 2);
     match &plan.escalate[0] {
@@ -210,11 +234,17 @@ fn cascade_decisions_answer_locally_with_an_escalation_plan() {
         }
         o => panic!("{o:?}"),
     }
-    assert!(matches!(&plan.escalate[1], Outcome::Upstream { upstream, sent, .. } if upstream == "big" && sent == prompt));
+    assert!(
+        matches!(&plan.escalate[1], Outcome::Upstream { upstream, sent, .. } if upstream == "big" && sent == prompt)
+    );
     // Private: the cloud is dropped from the plan, on-prem too (not local).
     let d = decide(&c, "auto", prompt, true);
     assert!(d.cascade.expect("a plan").escalate.is_empty());
-    assert!(d.why.iter().any(|w| w.contains("skipped cloudy:huge")), "{:?}", d.why);
+    assert!(
+        d.why.iter().any(|w| w.contains("skipped cloudy:huge")),
+        "{:?}",
+        d.why
+    );
 }
 
 #[test]
@@ -231,7 +261,9 @@ fn classify_rules_then_examples() {
     let mut env = Env::train(&c, &mut words).expect("trains");
     let target = |d: &hearth_route::decide::Decision| match &d.outcome {
         Outcome::Local { model } => format!("local:{model}"),
-        Outcome::Upstream { upstream, model, .. } => format!("{upstream}:{model}"),
+        Outcome::Upstream {
+            upstream, model, ..
+        } => format!("{upstream}:{model}"),
         Outcome::Refused(m) => format!("refused: {m}"),
     };
     let code = "Fix this:\n```rust\nfn main() { let x = 1; }\n```";
@@ -241,12 +273,26 @@ fn classify_rules_then_examples() {
     let d = route(&c, &req("What time is it?", true), &mut env);
     assert_eq!(target(&d), "big:gemma3");
     let long: &'static str = "word ".repeat(120).leak();
-    assert_eq!(target(&route(&c, &req(long, false), &mut env)), "big:gemma3");
+    assert_eq!(
+        target(&route(&c, &req(long, false), &mut env)),
+        "big:gemma3"
+    );
     // No rule: the examples decide.
     let d = route(&c, &req("What is the capital of Italy?", false), &mut env);
     assert_eq!(target(&d), "local:smollm2");
-    assert!(d.why.iter().any(|w| w.contains("nearest centroid")), "{:?}", d.why);
-    let d = route(&c, &req("Explain in depth the economic causes of the revolution.", false), &mut env);
+    assert!(
+        d.why.iter().any(|w| w.contains("nearest centroid")),
+        "{:?}",
+        d.why
+    );
+    let d = route(
+        &c,
+        &req(
+            "Explain in depth the economic causes of the revolution.",
+            false,
+        ),
+        &mut env,
+    );
     assert_eq!(target(&d), "big:gemma3");
     // Private: the classifier's cloud pick is skipped, the next target answers.
     let mut r = req(code, false);
@@ -254,15 +300,27 @@ fn classify_rules_then_examples() {
     assert_eq!(target(&route(&c, &r, &mut env)), "local:smollm2");
     // Without the embedding model, a route with examples is refused.
     let d = decide(&c, "sorter", "What is the capital of Italy?", false);
-    assert!(target(&d).contains("needs its embedding model \"all-minilm\""), "{d:?}");
+    assert!(
+        target(&d).contains("needs its embedding model \"all-minilm\""),
+        "{d:?}"
+    );
     // A rules-only route needs no embedder; no rule: the first target.
-    assert_eq!(target(&decide(&c, "rules-only", "What is 17 * 3?", false)), "big:gemma3");
-    assert_eq!(target(&decide(&c, "rules-only", "Who wrote Hamlet?", false)), "local:smollm2");
+    assert_eq!(
+        target(&decide(&c, "rules-only", "What is 17 * 3?", false)),
+        "big:gemma3"
+    );
+    assert_eq!(
+        target(&decide(&c, "rules-only", "Who wrote Hamlet?", false)),
+        "local:smollm2"
+    );
 }
 
 #[test]
 fn knn_votes_by_similarity() {
-    let text = GOOD.replace("embed_model = \"all-minilm\"", "embed_model = \"all-minilm\"\nk = 3");
+    let text = GOOD.replace(
+        "embed_model = \"all-minilm\"",
+        "embed_model = \"all-minilm\"\nk = 3",
+    );
     let c = parse(&text).expect("parses");
     let mut words = Words;
     let mut env = Env::train(&c, &mut words).expect("trains");
@@ -274,22 +332,52 @@ fn knn_votes_by_similarity() {
         key: None,
     };
     let d = route(&c, &req, &mut env);
-    assert_eq!(d.outcome, Outcome::Local { model: "smollm2".into() });
-    assert!(d.why.iter().any(|w| w.contains("3 nearest examples vote local:smollm2")), "{:?}", d.why);
+    assert_eq!(
+        d.outcome,
+        Outcome::Local {
+            model: "smollm2".into()
+        }
+    );
+    assert!(
+        d.why
+            .iter()
+            .any(|w| w.contains("3 nearest examples vote local:smollm2")),
+        "{:?}",
+        d.why
+    );
 }
 
 #[test]
 fn code_and_maths_detection() {
-    for p in ["```\nx\n```", "def f(x):\n    return x\nclass A:\n    pass", "Please fix the bug in my function"] {
+    for p in [
+        "```\nx\n```",
+        "def f(x):\n    return x\nclass A:\n    pass",
+        "Please fix the bug in my function",
+    ] {
         assert!(has_code(p), "{p}");
     }
-    for p in ["What is the capital of France?", "Let me know if you can come.", "Define irony."] {
+    for p in [
+        "What is the capital of France?",
+        "Let me know if you can come.",
+        "Define irony.",
+    ] {
         assert!(!has_code(p), "{p}");
     }
-    for p in ["What is 12 * 7?", "Solve 3x + 2 = 11", "How many legs do 3 spiders have?", "2^10", "\\frac{1}{2}", "What is 8 - 3?"] {
+    for p in [
+        "What is 12 * 7?",
+        "Solve 3x + 2 = 11",
+        "How many legs do 3 spiders have?",
+        "2^10",
+        "\\frac{1}{2}",
+        "What is 8 - 3?",
+    ] {
         assert!(has_maths(p), "{p}");
     }
-    for p in ["Who painted the Mona Lisa?", "Name a well-known author.", "Is Berlin in Germany?"] {
+    for p in [
+        "Who painted the Mona Lisa?",
+        "Name a well-known author.",
+        "Is Berlin in Germany?",
+    ] {
         assert!(!has_maths(p), "{p}");
     }
 }
@@ -313,7 +401,10 @@ fn budgets_are_counted_per_key_per_day_and_persisted() {
     assert!(!text.contains("k1"), "{text}");
     let l = Ledger::open(&path).expect("reopens");
     assert_eq!(l.spent(Some("k1"), day1).tokens, 1000);
-    assert!(l.over(&b, Some("k1"), day1).expect("over").contains("1000 of its 1000"));
+    assert!(l
+        .over(&b, Some("k1"), day1)
+        .expect("over")
+        .contains("1000 of its 1000"));
     assert_eq!(l.over(&b, Some("k2"), day1), None);
     assert_eq!(l.over(&b, None, day1), None);
     // The next day starts afresh.
@@ -334,17 +425,43 @@ fn budgets_are_counted_per_key_per_day_and_persisted() {
         key: Some("k1"),
     };
     let d = route(&c, &req, &mut env);
-    assert_eq!(d.outcome, Outcome::Local { model: "smollm2".into() });
-    assert!(d.why.iter().any(|w| w.contains("over budget")), "{:?}", d.why);
+    assert_eq!(
+        d.outcome,
+        Outcome::Local {
+            model: "smollm2".into()
+        }
+    );
+    assert!(
+        d.why.iter().any(|w| w.contains("over budget")),
+        "{:?}",
+        d.why
+    );
     req.model = "auto";
-    assert!(route(&c, &req, &mut env).cascade.expect("plan").escalate.is_empty());
+    assert!(route(&c, &req, &mut env)
+        .cascade
+        .expect("plan")
+        .escalate
+        .is_empty());
     req.key = Some("k2");
-    assert_eq!(route(&c, &req, &mut env).cascade.expect("plan").escalate.len(), 2);
+    assert_eq!(
+        route(&c, &req, &mut env)
+            .cascade
+            .expect("plan")
+            .escalate
+            .len(),
+        2
+    );
     // over = "refuse": refused.
-    let c2 = parse(&GOOD.replace("over = \"local\"\nlocal = \"local:smollm2\"", "over = \"refuse\"")).expect("parses");
+    let c2 = parse(&GOOD.replace(
+        "over = \"local\"\nlocal = \"local:smollm2\"",
+        "over = \"refuse\"",
+    ))
+    .expect("parses");
     req.model = "big:gemma3";
     req.key = Some("k1");
-    assert!(matches!(route(&c2, &req, &mut env).outcome, Outcome::Refused(m) if m.contains("over budget")));
+    assert!(
+        matches!(route(&c2, &req, &mut env).outcome, Outcome::Refused(m) if m.contains("over budget"))
+    );
     // A damaged file is a clear error, never a panic.
     std::fs::write(&path, "{\"day\": 3").expect("writes");
     let e = Ledger::open(&path).expect_err("corrupt").to_string();
