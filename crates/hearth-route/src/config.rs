@@ -125,20 +125,35 @@ impl Upstream {
     }
 }
 
-/// How a route chooses among its targets. Only `pin` exists so far.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// Only the listed targets, tried in order; never anything else.
-    Pin,
-}
+pub use crate::policy::Policy;
+use crate::policy::{Budgets, Example, Rule};
 
+/// A route: a model name clients ask for, its policy and its targets
+/// (the policy's own settings are described in [`crate::policy`]).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub policy: Policy,
     /// `local:MODEL` or `UPSTREAM:MODEL`.
     pub targets: Vec<String>,
+    /// cascade: escalate when the mean token log-probability is lower.
+    pub min_mean_logprob: Option<f64>,
+    /// cascade: escalate when any token's log-probability is lower.
+    pub min_token_logprob: Option<f64>,
+    /// cascade: escalate without generating when the prompt has more tokens.
+    pub max_local_context: Option<u64>,
+    /// cascade: escalate when the local model refuses (default true).
+    pub refusals: Option<bool>,
+    /// classify: rules tried in order before the examples.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// classify: labelled prompts for the embedding classifier.
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    /// classify: the local model that embeds the examples and the prompt.
+    pub embed_model: Option<String>,
+    /// classify: neighbours voting (absent or 0: nearest centroid).
+    pub k: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -172,6 +187,7 @@ pub struct Config {
     pub routes: BTreeMap<String, Route>,
     #[serde(default)]
     pub redaction: Redaction,
+    pub budgets: Option<Budgets>,
 }
 
 /// Where a route's target sends a request.
@@ -254,6 +270,10 @@ impl Config {
                 c.target(t)
                     .map_err(|m| bad(format!("[routes.{name}]: {m}")))?;
             }
+            crate::policy::check_route(&c, name, r).map_err(bad)?;
+        }
+        if let Some(b) = &c.budgets {
+            crate::policy::check_budgets(&c, b).map_err(bad)?;
         }
         c.redactor().map_err(|source| ConfigError::Redaction {
             path: path.to_path_buf(),

@@ -7,13 +7,21 @@
 //!   as it streams.
 //! - [`config`]: upstreams, routes and redaction patterns, parsed strictly.
 //! - [`decide`]: where a request for a model name goes, and why.
+//! - [`policy`]: the settings of `cascade`, `classify` and `[budgets]`.
+//! - [`cascade`]: whether a local answer is kept or escalated, and why.
+//! - [`classify`]: rules and an embedding classifier, decided before generation.
+//! - [`budget`]: tokens and money per API key per day, persisted.
 
 // `is_multiple_of` is newer than the workspace's rust-version.
 #![allow(unknown_lints, clippy::manual_is_multiple_of)]
 
 pub mod audit;
+pub mod budget;
+pub mod cascade;
+pub mod classify;
 pub mod config;
 pub mod decide;
 mod detect;
+pub mod policy;
 pub mod redact;
 pub mod upstream;
