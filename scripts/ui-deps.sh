@@ -6,11 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null || [ ! -x /usr/bin/chromium ]; then
+# Only what is missing: a machine with its own Node.js keeps it.
+pkgs=()
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
+[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+if [ ${#pkgs[@]} -gt 0 ]; then
   as_root=""
   [ "$(id -u)" = 0 ] || as_root="sudo"
   $as_root apt-get update -qq
-  $as_root apt-get install -y -qq chromium nodejs npm >/dev/null
+  $as_root apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 if [ ! -d tests/ui/node_modules/playwright-core ] || [ ! -d tests/ui/node_modules/axe-core ] \
   || [ tests/ui/package-lock.json -nt tests/ui/node_modules ]; then
