@@ -25,7 +25,7 @@ fn with_template(dir: &tempfile::TempDir, template: &str) -> std::path::PathBuf 
     let end = at
         + bytes[at..]
             .windows(10)
-            .position(|w| w == b"{% endif %}"[..10].as_ref())
+            .position(|w| w == &b"{% endif %}"[..10])
             .unwrap()
         + 11;
     let len = end - at;

@@ -115,6 +115,9 @@ fn params(d: usize, heads: usize) -> AttnParams {
         window: None,
         softcap: None,
         batch_invariant: false,
+        // The decoder's self-attention is causal; full attention (encoder,
+        // cross-attention) places every query after the last key.
+        causal: true,
     }
 }
 
