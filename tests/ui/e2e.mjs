@@ -151,6 +151,9 @@ try {
   // 5. Model switching: a new chat on the second model.
   await page.click("#new-chat");
   await page.selectOption("#model", model2);
+  // Before the load: the memory plan's verdict (/api/plan) for the new model.
+  await waitFor(page, () => /^fits \(/.test(document.querySelector("#plan")?.textContent || ""));
+  check(true, "the memory plan's verdict before the load: " + await page.textContent("#plan"));
   await settings({ temperature: 0, num_predict: 16 });
   await page.fill("#prompt", "Say hello.");
   await page.press("#prompt", "Enter");

@@ -1,5 +1,5 @@
 //! Routes beyond the two APIs: `/health`, `/tokenize`, `/detokenize`,
-//! `/metrics`.
+//! `/metrics`, `/api/plan`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -89,4 +89,51 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanReq {
+    model: String,
+}
+
+/// `POST /api/plan {model}`: whether the model fits in the memory left now
+/// (idle models count as room), with the planner's numbers and, when it
+/// does not fit, the planner's message; nothing is loaded.
+pub async fn plan(
+    State(st): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    JsonBody(r): JsonBody<PlanReq>,
+) -> Result<Json<Value>, ApiError> {
+    if r.model.trim().is_empty() {
+        return Err(ApiError::bad_request("the request names no model"));
+    }
+    log.model(&r.model);
+    let models = st.models.clone();
+    let name = r.model.clone();
+    // Opening the file's header reads the disk: off the async threads.
+    let p = tokio::task::spawn_blocking(move || models.plan(&name))
+        .await
+        .map_err(|e| ApiError::internal(format!("planning: {e}")))??;
+    let message = if p.fits {
+        format!(
+            "fits: needs {}, {} available",
+            hearth_plan::human_bytes(p.total),
+            hearth_plan::human_bytes(p.available.bytes)
+        )
+    } else {
+        format!(
+            "needs {}, you have {}",
+            hearth_plan::human_bytes(p.total),
+            hearth_plan::human_bytes(p.available.bytes)
+        )
+    };
+    Ok(Json(json!({
+        "model": r.model,
+        "fits": p.fits,
+        "need_bytes": p.total,
+        "have_bytes": p.available.bytes,
+        "message": message,
+        "plan": p,
+    })))
 }

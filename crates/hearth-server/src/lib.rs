@@ -271,7 +271,7 @@ async fn log_requests(State(st): State<AppState>, mut req: Request, next: Next) 
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-const ROUTES: [&str; 27] = [
+const ROUTES: [&str; 28] = [
     "/",
     "/api/version",
     "/api/generate",
@@ -293,6 +293,7 @@ const ROUTES: [&str; 27] = [
     "/tokenize",
     "/detokenize",
     "/metrics",
+    "/api/plan",
     "/api/rag",
     "/api/rag/query",
     "/api/rag/add",
@@ -421,6 +422,7 @@ pub fn router_with_ui(state: AppState, ui: bool) -> Router {
         .route("/tokenize", post(extras::tokenize))
         .route("/detokenize", post(extras::detokenize))
         .route("/metrics", get(extras::metrics))
+        .route("/api/plan", post(extras::plan))
         .route("/api/rag", get(rag::list))
         .route("/api/rag/query", post(rag::query))
         // Admin: reads server-side files into, and deletes, knowledge bases.

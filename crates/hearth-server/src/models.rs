@@ -444,17 +444,8 @@ impl ModelManager {
     /// then is a 507 with the plan's numbers.
     async fn reserve(&self, key: &str, opened: &Opened) -> Result<hearth_plan::Plan, ApiError> {
         let d = &self.defaults;
-        // A Modelfile's num_ctx sizes the engine when --ctx does not.
-        let modelfile_ctx = opened
-            .entry
-            .as_ref()
-            .and_then(|e| e.config.parameters.get("num_ctx")?.as_u64())
-            .map(|n| n as usize);
         let trained = opened.model.config.n_ctx_train;
-        let n_ctx = d
-            .n_ctx
-            .or(modelfile_ctx)
-            .unwrap_or_else(|| trained.clamp(1, DEFAULT_CTX));
+        let n_ctx = self.ctx_for(opened.entry.as_ref(), trained);
         if n_ctx > trained {
             tracing::warn!(
                 model = %key,
@@ -478,23 +469,9 @@ impl ModelManager {
         };
         let (victims, plan) = {
             let mut loaded = self.lock();
-            // Busy models and loads under way stay; idle ones may go.
-            let idle: u64 = loaded
-                .models
-                .values()
-                .filter(|m| m.is_idle())
-                .map(|m| m.bytes)
-                .sum();
-            let room = self.budget.bytes.saturating_sub(loaded.used() - idle);
-            let mut plan = plan_for(d.n_parallel.unwrap_or(DEFAULT_PARALLEL), room);
-            if d.n_parallel.is_none() {
-                let mut p = DEFAULT_PARALLEL;
-                while plan.is_err() && p > 1 {
-                    p -= 1;
-                    plan = plan_for(p, room);
-                }
-            }
-            let busy = loaded.used() - idle;
+            let room = self.room(&loaded);
+            let plan = self.fewer_sequences(|p| plan_for(p, room));
+            let busy = self.budget.bytes.saturating_sub(room);
             let plan = plan.map_err(|e| does_not_fit(e, busy, self.budget.bytes))?;
             let victims = evict_for(&mut loaded, plan.total, self.budget.bytes);
             loaded.reserved += plan.total;
@@ -511,6 +488,74 @@ impl ModelManager {
             .await;
         }
         Ok(plan)
+    }
+
+    /// The context a model is loaded with: `--ctx`, else its Modelfile's
+    /// `num_ctx`, else its trained length up to [`DEFAULT_CTX`].
+    fn ctx_for(&self, entry: Option<&hearth_store::Manifest>, trained: usize) -> usize {
+        let modelfile_ctx = entry
+            .and_then(|e| e.config.parameters.get("num_ctx")?.as_u64())
+            .map(|n| n as usize);
+        self.defaults
+            .n_ctx
+            .or(modelfile_ctx)
+            .unwrap_or_else(|| trained.clamp(1, DEFAULT_CTX))
+    }
+
+    /// Memory a new model may take: the budget less what busy models and
+    /// loads under way hold (idle models are unloaded to make room).
+    fn room(&self, loaded: &Loaded) -> u64 {
+        let idle: u64 = loaded
+            .models
+            .values()
+            .filter(|m| m.is_idle())
+            .map(|m| m.bytes)
+            .sum();
+        self.budget.bytes.saturating_sub(loaded.used() - idle)
+    }
+
+    /// `plan_for(parallel)` at `--parallel`, or without it at the default
+    /// number of sequences, then fewer, down to one, until one fits.
+    fn fewer_sequences<T, E>(&self, plan_for: impl Fn(usize) -> Result<T, E>) -> Result<T, E> {
+        let mut p = self.defaults.n_parallel.unwrap_or(DEFAULT_PARALLEL);
+        let mut plan = plan_for(p);
+        while self.defaults.n_parallel.is_none() && plan.is_err() && p > 1 {
+            p -= 1;
+            plan = plan_for(p);
+        }
+        plan
+    }
+
+    /// What loading `name` would take now and whether it fits, without
+    /// loading it (the verdict `/api/plan` gives before a load).
+    pub fn plan(&self, name: &str) -> Result<hearth_plan::Plan, ApiError> {
+        let path = self.locate(name)?;
+        let file = hearth_gguf::GgufFile::open(&path)
+            .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))?;
+        let bad = |e: hearth_plan::PlanError| ApiError::bad_request(format!("{name}: {e}"));
+        let trained = hearth_plan::Estimator::new(&file)
+            .map_err(bad)?
+            .config
+            .n_ctx_train;
+        let n_ctx = self.ctx_for(self.store_entry(name, &path).as_ref(), trained);
+        let available = hearth_plan::Available {
+            bytes: self.room(&self.lock()),
+            source: self.budget.source.clone(),
+        };
+        let plan_for = |parallel: usize| {
+            let opts = hearth_plan::Options {
+                ctx: hearth_plan::Ctx::Tokens(n_ctx),
+                parallel,
+                kv: self.defaults.kv,
+                n_ubatch: hearth_model::UBATCH,
+            };
+            hearth_plan::check(name, &file, &opts, &available)
+        };
+        match self.fewer_sequences(plan_for) {
+            Ok(p) => Ok(p),
+            Err(hearth_plan::PlanError::DoesNotFit(d)) => Ok(d.plan),
+            Err(e) => Err(bad(e)),
+        }
     }
 
     /// Unloads `name` now (its running requests are cancelled); false

@@ -641,3 +641,49 @@ async fn queue_full_is_503_with_retry_after() {
     assert!(refused > 0, "no request refused");
     assert!(refused < results.len(), "every request refused");
 }
+
+/// `/api/plan`: the memory verdict before a load, nothing loaded.
+#[tokio::test]
+async fn plan_gives_the_verdict_before_a_load() {
+    let (app, _, _d) = app().await;
+    let (s, v) = post(&app, "/api/plan", json!({"model": MODEL})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fits"], json!(true));
+    let need = v["need_bytes"].as_u64().unwrap();
+    assert!(need > 0 && need <= v["have_bytes"].as_u64().unwrap());
+    assert_eq!(v["plan"]["n_ctx"], json!(128));
+    assert!(v["message"].as_str().unwrap().starts_with("fits"), "{v}");
+    for (body, want) in [
+        (json!({"model": "nope"}), StatusCode::NOT_FOUND),
+        (json!({"model": "/etc/passwd"}), StatusCode::NOT_FOUND),
+        (json!({"model": ""}), StatusCode::BAD_REQUEST),
+        (json!({"model": MODEL, "extra": 1}), StatusCode::BAD_REQUEST),
+        (json!({"model": 7}), StatusCode::BAD_REQUEST),
+    ] {
+        let (s, v) = post(&app, "/api/plan", body.clone()).await;
+        assert_eq!(s, want, "{body} -> {v}");
+        assert!(v["error"].is_string() || v["error"].is_object(), "{v}");
+    }
+
+    // A server with 1 MB to spend: the model is known, not loaded, and
+    // the verdict names both sizes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = synth_file(&dir);
+    let st = AppState::new(ServerConfig {
+        memory_budget: Some(hearth_plan::Available {
+            bytes: 1 << 20,
+            source: hearth_plan::MemorySource::Unknown,
+        }),
+        ..config()
+    });
+    st.models.register_file(&path);
+    let app = router(st.clone());
+    let (s, v) = post(&app, "/api/plan", json!({"model": MODEL})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fits"], json!(false));
+    assert_eq!(v["have_bytes"], json!(1u64 << 20));
+    assert!(v["need_bytes"].as_u64().unwrap() > 1 << 20);
+    let m = v["message"].as_str().unwrap();
+    assert!(m.starts_with("needs ") && m.contains(", you have "), "{m}");
+    assert!(st.models.loaded().await.is_empty());
+}

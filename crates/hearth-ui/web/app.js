@@ -89,10 +89,9 @@ async function planVerdict() {
   const model = $("model").value;
   el.textContent = "";
   el.className = "";
-  if (!model || state.features.plan === false) return;
+  if (!model) return;
   if (state.ps.some(p => sameModel(p.name, model))) { el.textContent = "loaded"; return; }
   const r = await api("/api/plan", { method: "POST", body: JSON.stringify({ model }) });
-  if (r.status === 404 || r.status === 405) { state.features.plan = false; return; }
   if (!r.ok) { el.textContent = await errorText(r); el.className = "bad"; return; }
   const p = await r.json();
   el.textContent = p.fits ? `fits (${gb(p.need_bytes)} of ${gb(p.have_bytes)})` : p.message;
