@@ -107,61 +107,17 @@ pub struct Plan {
 /// Orders the targets for `model` (what an executor tries, first to last).
 pub fn plan(cfg: &Config, model: &str, private: bool) -> Result<Plan, (String, Vec<String>)> {
     let mut why = Vec::new();
-    let targets: Vec<Target> = if let Some(r) = cfg.routes.get(model) {
-        match r.policy {
-            Policy::Pin => why.push(format!(
-                "route {model:?} (pin): only {:?}, in order, nothing else",
-                r.targets
-            )),
-            // `hearth serve` executes pinned routes only; a cascade or
-            // classify route is refused there rather than served as a pin.
-            Policy::Cascade | Policy::Classify => {
-                return Err((
-                    format!(
-                        "route {model:?} uses a policy `hearth serve` does not execute yet (cascade and classify are decided by `hearth route test` only)"
-                    ),
-                    why,
-                ))
-            }
-        }
-        // Checked when the config was parsed.
-        r.targets
-            .iter()
-            .filter_map(|t| cfg.target(t).ok())
-            .collect()
-    } else if let Ok(t) = cfg.target(model) {
-        why.push(format!("{model:?} names a target directly"));
-        vec![t]
-    } else {
-        let serving: Vec<&String> = cfg
-            .upstreams
-            .iter()
-            .filter(|(_, u)| u.models.iter().any(|m| m == model))
-            .map(|(n, _)| n)
-            .collect();
-        match serving.as_slice() {
-            [] => {
-                why.push(format!(
-                    "no route or upstream serves {model:?}: a local model"
-                ));
-                vec![Target::Local {
-                    model: model.to_string(),
-                }]
-            }
-            [one] => {
-                why.push(format!("upstream {one:?} is the one that lists {model:?}"));
-                vec![Target::Upstream {
-                    upstream: one.to_string(),
-                    model: model.to_string(),
-                }]
-            }
-            many => {
-                return Err((format!(
-                    "{model:?} is listed by several upstreams ({many:?}): name one as UPSTREAM:MODEL or add a route"
-                ), why));
-            }
-        }
-    };
+    let (route, targets) = resolve(cfg, model, &mut why).map_err(|m| (m, why.clone()))?;
+    // `hearth serve` executes pinned routes only; a cascade or classify
+    // route is refused there rather than served as a pin.
+    if route.is_some_and(|r| r.policy != Policy::Pin) {
+        return Err((
+            format!(
+                "route {model:?} uses a policy `hearth serve` does not execute yet (cascade and classify are decided by `hearth route test` only)"
+            ),
+            why,
+        ));
+    }
     if private {
         why.push(
             "the request is private: only local targets and upstreams with policy local".into(),
@@ -191,54 +147,16 @@ pub fn plan(cfg: &Config, model: &str, private: bool) -> Result<Plan, (String, V
     Ok(Plan { targets: kept, why })
 }
 
-/// Routes a request for `model` with `prompt`; `private` requests never
-/// go to an upstream whose policy is not `local`. Without an embedder, a
-/// `classify` route with examples is refused.
-pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decision {
-    let req = Request {
-        model,
-        prompt,
-        private,
-        tools: false,
-        key: None,
-    };
-    route(cfg, &req, &mut Env::default())
-}
-
-fn refused(why: Vec<String>, m: String) -> Decision {
-    Decision {
-        outcome: Outcome::Refused(m),
-        why,
-        cascade: None,
-    }
-}
-
-/// Routes `req` (see [`decide`]) with the classifiers, embedder and budget
-/// ledger of `env`.
-pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
-    let why = Vec::new();
-    if env.redactor.is_none() {
-        match cfg.redactor() {
-            Ok(r) => env.redactor = Some(r),
-            Err(e) => return refused(why, e.to_string()),
-        }
-    }
-    let redactor = env.redactor.take().unwrap_or_default();
-    let d = route_with(cfg, req, env, &redactor, why);
-    env.redactor = Some(redactor);
-    d
-}
-
-fn route_with(
-    cfg: &Config,
-    req: &Request,
-    env: &mut Env,
-    redactor: &Redactor,
-    mut why: Vec<String>,
-) -> Decision {
-    let model = req.model;
-    let (route, mut targets): (Option<&Route>, Vec<Target>) = if let Some(r) = cfg.routes.get(model)
-    {
+/// The route (if any) and targets a model name means, in the config's
+/// order, with the reason: a route, a target written directly, the one
+/// upstream listing the model, or else a local model; `Err` when several
+/// upstreams list it.
+fn resolve<'c>(
+    cfg: &'c Config,
+    model: &str,
+    why: &mut Vec<String>,
+) -> Result<(Option<&'c Route>, Vec<Target>), String> {
+    let resolved = if let Some(r) = cfg.routes.get(model) {
         why.push(match r.policy {
             Policy::Pin => format!(
                 "route {model:?} (pin): only {:?}, in order, nothing else",
@@ -288,12 +206,64 @@ fn route_with(
                 (None, vec![t])
             }
             many => {
-                let m = format!(
+                return Err(format!(
                     "{model:?} is listed by several upstreams ({many:?}): name one as UPSTREAM:MODEL or add a route"
-                );
-                return refused(why, m);
+                ));
             }
         }
+    };
+    Ok(resolved)
+}
+
+/// Routes a request for `model` with `prompt`; `private` requests never
+/// go to an upstream whose policy is not `local`. Without an embedder, a
+/// `classify` route with examples is refused.
+pub fn decide(cfg: &Config, model: &str, prompt: &str, private: bool) -> Decision {
+    let req = Request {
+        model,
+        prompt,
+        private,
+        tools: false,
+        key: None,
+    };
+    route(cfg, &req, &mut Env::default())
+}
+
+fn refused(why: Vec<String>, m: String) -> Decision {
+    Decision {
+        outcome: Outcome::Refused(m),
+        why,
+        cascade: None,
+    }
+}
+
+/// Routes `req` (see [`decide`]) with the classifiers, embedder and budget
+/// ledger of `env`.
+pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
+    let why = Vec::new();
+    if env.redactor.is_none() {
+        match cfg.redactor() {
+            Ok(r) => env.redactor = Some(r),
+            Err(e) => return refused(why, e.to_string()),
+        }
+    }
+    let redactor = env.redactor.take().unwrap_or_default();
+    let d = route_with(cfg, req, env, &redactor, why);
+    env.redactor = Some(redactor);
+    d
+}
+
+fn route_with(
+    cfg: &Config,
+    req: &Request,
+    env: &mut Env,
+    redactor: &Redactor,
+    mut why: Vec<String>,
+) -> Decision {
+    let model = req.model;
+    let (route, mut targets) = match resolve(cfg, model, &mut why) {
+        Ok(r) => r,
+        Err(m) => return refused(why, m),
     };
     if let Some(r) = route.filter(|r| r.policy == Policy::Classify) {
         let chosen = match classify_target(r, model, req, env) {
