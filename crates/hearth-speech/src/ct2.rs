@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use crate::reader::Reader;
 use crate::SpeechError;
 
 /// Most dims a variable may have.
@@ -80,35 +81,7 @@ pub struct Ct2File<'a> {
     pub vars: HashMap<String, Variable<'a>>,
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], SpeechError> {
-        let left = self.b.len() - self.pos;
-        if n > left {
-            return Err(SpeechError::Format(format!(
-                "model.bin is truncated: {what} needs {n} bytes at offset {}, {left} left",
-                self.pos
-            )));
-        }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, SpeechError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, SpeechError> {
-        let s = self.take(2, what)?;
-        Ok(u16::from_le_bytes([s[0], s[1]]))
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, SpeechError> {
-        let s = self.take(4, what)?;
-        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    }
+impl Reader<'_> {
     fn string(&mut self, what: &str) -> Result<String, SpeechError> {
         let n = self.u16(what)? as usize;
         let s = self.take(n, what)?;
@@ -120,7 +93,7 @@ impl<'a> Reader<'a> {
 
 /// Parses a `model.bin` held in memory.
 pub fn parse(bytes: &[u8]) -> Result<Ct2File<'_>, SpeechError> {
-    let mut r = Reader { b: bytes, pos: 0 };
+    let mut r = Reader::new(bytes, "model.bin");
     let version = r.u32("the binary version")?;
     if !(4..=6).contains(&version) {
         return Err(SpeechError::Format(format!(

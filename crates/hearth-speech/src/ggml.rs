@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use hearth_quant::{f16_to_f32, GgmlType};
 
+use crate::reader::Reader;
 use crate::tokenizer::Tokenizer;
 use crate::weights::{self, Hparams, Matrix, Source, Weights};
 use crate::SpeechError;
@@ -22,28 +23,7 @@ pub const MAGIC: u32 = 0x6767_6d6c;
 const MAX_TOKENS: usize = 1 << 20;
 const MAX_TOKEN_BYTES: usize = 1 << 10;
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], SpeechError> {
-        let left = self.b.len() - self.pos;
-        if n > left {
-            return Err(SpeechError::Format(format!(
-                "ggml file is truncated: {what} needs {n} bytes at offset {}, {left} left",
-                self.pos
-            )));
-        }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-    fn i32(&mut self, what: &str) -> Result<i32, SpeechError> {
-        let s = self.take(4, what)?;
-        Ok(i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    }
+impl Reader<'_> {
     /// A non-negative count no larger than `max`.
     fn count(&mut self, what: &str, max: usize) -> Result<usize, SpeechError> {
         let v = self.i32(what)?;
@@ -85,7 +65,7 @@ fn hparams(r: &mut Reader<'_>) -> Result<Hparams, SpeechError> {
 
 /// The hyperparameters at the start of a ggml file.
 pub fn read_hparams(bytes: &[u8]) -> Result<Hparams, SpeechError> {
-    hparams(&mut Reader { b: bytes, pos: 0 })
+    hparams(&mut Reader::new(bytes, "ggml file"))
 }
 
 struct Tensor<'a> {
@@ -239,7 +219,7 @@ impl Source for GgmlSource<'_> {
 
 /// Parses a whisper.cpp model held in memory.
 pub fn load(bytes: &[u8]) -> Result<(Weights, Tokenizer), SpeechError> {
-    let mut r = Reader { b: bytes, pos: 0 };
+    let mut r = Reader::new(bytes, "ggml file");
     let hp = hparams(&mut r)?;
     let _ftype = r.i32("the file type")?;
     let n_mel = r.count("the filter bank's mel bins", 1024)?;

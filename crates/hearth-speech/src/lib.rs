@@ -24,6 +24,7 @@ pub mod ct2;
 pub mod ggml;
 mod greedy;
 pub mod network;
+mod reader;
 pub mod tokenizer;
 pub mod weights;
 
