@@ -538,12 +538,8 @@ mod tests {
             batch_invariant: false,
             causal: false,
         };
-        let f = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
         for n in [1, 6, WIDE_BATCH + 6] {
-            let q: Vec<f32> = (0..n * 32).map(f).collect();
-            let k: Vec<f32> = (0..n * 16).map(|i| f(i + 3)).collect();
-            let v: Vec<f32> = (0..n * 16).map(|i| f(i + 11)).collect();
-            let pos: Vec<usize> = (0..n).collect();
+            let (q, k, v, pos) = inputs(n);
             let want = naive(&p, &q, &k, &v, &pos);
             let mut got = vec![0f32; q.len()];
             attention(&pool, &p, &q, &k, &v, &pos, &mut got);
@@ -572,13 +568,19 @@ mod tests {
         }
     }
 
+    /// Queries (4 heads × 8), keys and values (2 heads × 8) and positions
+    /// of `n` tokens, filled with a fixed pattern.
+    fn inputs(n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<usize>) {
+        let f = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
+        let q = (0..n * 32).map(f).collect();
+        let k = (0..n * 16).map(|i| f(i + 3)).collect();
+        let v = (0..n * 16).map(|i| f(i + 11)).collect();
+        (q, k, v, (0..n).collect())
+    }
+
     fn check_against_naive(pool: &ThreadPool, p: &AttnParams, n: usize) {
         let p = *p;
-        let f = |i: usize| ((i * 7919 % 101) as f32 / 50.0) - 1.0;
-        let q: Vec<f32> = (0..n * 32).map(f).collect();
-        let k: Vec<f32> = (0..n * 16).map(|i| f(i + 3)).collect();
-        let v: Vec<f32> = (0..n * 16).map(|i| f(i + 11)).collect();
-        let pos: Vec<usize> = (0..n).collect();
+        let (q, k, v, pos) = inputs(n);
         for window in [None, Some(3)] {
             let p = AttnParams { window, ..p };
             let want = naive(&p, &q, &k, &v, &pos);
