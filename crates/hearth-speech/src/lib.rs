@@ -21,14 +21,17 @@ use std::path::Path;
 use hearth_quant::GgmlType;
 
 pub mod ct2;
+pub mod format;
 pub mod ggml;
 mod greedy;
 pub mod network;
 mod reader;
 pub mod tokenizer;
+mod transcript;
 pub mod weights;
 
 pub use tokenizer::{Specials, Tokenizer};
+pub use transcript::{Options, Segment, Transcript, Word};
 pub use weights::{Hparams, Matrix, Weights};
 
 #[derive(Debug, thiserror::Error)]
