@@ -18,7 +18,8 @@
 # folders (model.bin, config.json, tokenizer.json, vocabulary.txt) into
 # $CACHE/whisper/faster-whisper-tiny.en-ct2 and .../faster-whisper-base-ct2;
 # each folder is assembled in a temporary directory, its model.bin checked
-# against its sha256 and the folder then renamed into place whole.
+# against its sha256 and the folder then renamed into place whole; the
+# folders are imported into the store as `whisper:tiny.en` and `whisper:base`.
 #
 # Usage: scripts/fetch-models.sh [smollm2] [gemma3] [minilm] [whisper]   (default: all)
 set -euo pipefail
@@ -182,7 +183,9 @@ for m in "${models[@]}"; do
     smollm2) fetch_smollm2; install "$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf" smollm2 ;;
     gemma3) fetch_gemma3; install "$CACHE/gemma-3-270m-q4_k_m.gguf" gemma3:270m ;;
     minilm) fetch_minilm; install "$CACHE/all-minilm-l6-v2.f32.gguf" all-minilm ;;
-    whisper) fetch_whisper ;;
+    whisper) fetch_whisper
+      install "$CACHE/whisper/faster-whisper-tiny.en-ct2" whisper:tiny.en
+      install "$CACHE/whisper/faster-whisper-base-ct2" whisper:base ;;
     *) echo "unknown model '$m' (known: smollm2 gemma3 minilm whisper)" >&2; exit 2 ;;
   esac
 done

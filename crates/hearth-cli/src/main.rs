@@ -72,6 +72,8 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// Explain where a prompt would be routed, without sending it.
     Route(cmd::route::RouteArgs),
+    /// Speech to text with a Whisper model (text, json, srt, vtt, verbose_json).
+    Transcribe(cmd::transcribe::TranscribeArgs),
 }
 
 /// Restores the default action for SIGPIPE, so that `hearth ... | head`
@@ -114,6 +116,7 @@ fn main() {
         Command::Rag(a) => cmd::rag::main(a),
         Command::Audit(a) => cmd::audit::main(a),
         Command::Route(a) => cmd::route::main(a),
+        Command::Transcribe(a) => cmd::transcribe::main(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -427,3 +427,46 @@ fn fields_with_the_openai_client() {
         let _ = std::fs::remove_file(&reference);
     }
 }
+
+/// Speech to text with the official `openai` client
+/// (tests/clients/test_audio.py): tiny.en imported into the server's store
+/// as `whisper:tiny.en`, served beside SmolLM2.
+#[test]
+fn audio_with_the_openai_client() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(path) = model(RealModel::SmolLm2) else {
+        return;
+    };
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
+    else {
+        return;
+    };
+    let jfk = std::env::var_os("HEARTH_SPEECH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/speech"))
+        .join("jfk.wav");
+    if !jfk.is_file() {
+        hearth_testdata::unavailable(&format!("{} not found (set HEARTH_SPEECH_DIR)", jfk.display()));
+        return;
+    }
+    let Some(py) = venv_python() else { return };
+    let store = std::env::temp_dir().join(format!("hearth-audio-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let folder = bin.parent().expect("model folder");
+    let import = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["import", &folder.display().to_string(), "--name", "whisper:tiny.en"])
+        .env("HEARTH_MODELS", &store)
+        .output()
+        .expect("running hearth import");
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let server = start_with_store(&path, "audio", &["--parallel", "1", "--ctx", "512"], Some(&store));
+    let mut env = model_env(&path);
+    env.extend([
+        ("HEARTH_URL", server.url()),
+        ("HEARTH_WHISPER", "whisper:tiny.en".to_string()),
+        ("HEARTH_JFK", jfk.display().to_string()),
+    ]);
+    pytest(&py, &["test_audio.py"], &env, &[&server]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&store);
+}

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod audio;
 mod catalog;
 mod conn;
 mod engine;
@@ -131,6 +132,8 @@ pub struct AppState {
     pub models: Arc<ModelManager>,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<ServerConfig>,
+    /// The Whisper model `/v1/audio/*` holds.
+    pub speech: Arc<audio::Speech>,
 }
 
 impl AppState {
@@ -157,6 +160,7 @@ impl AppState {
             ),
             metrics: Arc::default(),
             config: Arc::new(config),
+            speech: Arc::default(),
         }
     }
 
@@ -177,11 +181,13 @@ impl AppState {
     /// Unloads models whose keep-alive has passed, every second, for ever.
     pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
         let models = self.models.clone();
+        let (speech, keep_alive) = (self.speech.clone(), self.config.keep_alive);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 models.reap().await;
+                speech.reap(keep_alive);
             }
         })
     }
@@ -416,6 +422,14 @@ pub fn router_with_ui(state: AppState, ui: bool) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route(
+            "/v1/audio/transcriptions",
+            post(audio::transcriptions).layer(axum::extract::DefaultBodyLimit::max(max_body.max(audio::MAX_AUDIO_BODY))),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(audio::translations).layer(axum::extract::DefaultBodyLimit::max(max_body.max(audio::MAX_AUDIO_BODY))),
+        )
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{*id}", get(openai::model))
         .route("/health", get(extras::health))

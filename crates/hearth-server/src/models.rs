@@ -558,6 +558,47 @@ impl ModelManager {
         }
     }
 
+    /// Holds `bytes` of the memory budget for a model the engines do not
+    /// run (a Whisper model): idle models are unloaded, least recently used
+    /// first, to make room, and a 507 says when it cannot fit beside the
+    /// busy ones. [`ModelManager::release_bytes`] gives the bytes back.
+    pub async fn hold_bytes(&self, what: &str, bytes: u64) -> Result<(), ApiError> {
+        let victims = {
+            let mut loaded = self.lock();
+            let room = self.room(&loaded);
+            if bytes > room {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::INSUFFICIENT_STORAGE,
+                    format!(
+                        "{what} needs {} and {} of the server's {} is free (idle models are unloaded to make room; retry when busy ones finish)",
+                        hearth_plan::human_bytes(bytes),
+                        hearth_plan::human_bytes(room),
+                        hearth_plan::human_bytes(self.budget.bytes)
+                    ),
+                ));
+            }
+            let victims = evict_for(&mut loaded, bytes, self.budget.bytes);
+            loaded.reserved += bytes;
+            victims
+        };
+        if !victims.is_empty() {
+            let _ = blocking(move || {
+                for (k, m) in victims {
+                    m.engine.shutdown();
+                    tracing::info!(model = %k, "unloaded to make room");
+                }
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Gives back bytes taken by [`ModelManager::hold_bytes`].
+    pub fn release_bytes(&self, bytes: u64) {
+        let mut loaded = self.lock();
+        loaded.reserved = loaded.reserved.saturating_sub(bytes);
+    }
+
     /// Unloads `name` now (its running requests are cancelled); false
     /// when it was not loaded.
     pub async fn unload(&self, name: &str) -> bool {

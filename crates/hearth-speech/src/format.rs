@@ -220,6 +220,22 @@ const LANGUAGE_NAMES: [&str; 100] = [
     "cantonese",
 ];
 
+/// The temperatures a request's one `temperature` stands for, as
+/// whisper.cpp's and OpenAI's tools read it: `first`, then 0.2 hotter
+/// for each retry of a window that fails its checks, up to 1.0.
+pub fn temperature_schedule(first: f32) -> Result<Vec<f32>, String> {
+    if !(0.0..=1.0).contains(&first) {
+        return Err(format!("temperature must be between 0 and 1, not {first}"));
+    }
+    let mut out = vec![first];
+    let mut t = first;
+    while t + 0.2 <= 1.0 + 1e-6 {
+        t += 0.2;
+        out.push((t * 10.0).round() / 10.0);
+    }
+    Ok(out)
+}
+
 /// A segment's text as the line formats show it: trimmed, and with `-->`
 /// (which would end an SRT/WebVTT cue line) written `->`.
 fn cue_text(s: &Segment) -> String {
@@ -356,8 +372,10 @@ mod tests {
             text: text.to_string(),
             tokens: vec![1, 2],
             avg_logprob: -0.25,
+            no_speech_prob: 0.01,
             compression_ratio: 1.5,
-            ..Segment::default()
+            temperature: 0.0,
+            words: Vec::new(),
         };
         let mut a = seg(0, 0.0, 3.5, " And so my fellow Americans,");
         a.words = vec![
@@ -463,6 +481,18 @@ mod tests {
         assert!(verbose_json(&t, "transcribe", words_only)
             .get("segments")
             .is_none());
+    }
+
+    #[test]
+    fn temperatures_step_up_to_one() {
+        assert_eq!(
+            temperature_schedule(0.0).unwrap(),
+            vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+        );
+        assert_eq!(temperature_schedule(0.5).unwrap(), vec![0.5, 0.7, 0.9]);
+        assert_eq!(temperature_schedule(1.0).unwrap(), vec![1.0]);
+        assert!(temperature_schedule(1.5).is_err());
+        assert!(temperature_schedule(f32::NAN).is_err());
     }
 
     #[test]

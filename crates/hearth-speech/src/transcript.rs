@@ -43,7 +43,7 @@ impl Default for Options {
 }
 
 /// One decoded stretch of speech; times in seconds from the start.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Segment {
     pub id: usize,
     pub start: f64,
@@ -57,7 +57,7 @@ pub struct Segment {
     pub words: Vec<Word>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Word {
     pub start: f64,
     pub end: f64,
@@ -67,7 +67,7 @@ pub struct Word {
 
 /// A whole transcription: the language (a code such as `"en"`), the
 /// audio's duration in seconds, and its segments in order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Transcript {
     pub language: String,
     pub duration: f64,
@@ -75,8 +75,9 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    /// The segments' text joined.
+    /// The segments' text joined, trimmed.
     pub fn text(&self) -> String {
-        self.segments.iter().map(|s| s.text.as_str()).collect()
+        let t: String = self.segments.iter().map(|s| s.text.as_str()).collect();
+        t.trim().to_string()
     }
 }

@@ -291,7 +291,7 @@ impl Store {
         match self.get_parsed(&n)? {
             Some(m) => {
                 let p = self.blob_path(&m.sha256);
-                if p.is_file() {
+                if p.exists() {
                     Ok(p)
                 } else {
                     Err(StoreError::Io {
@@ -394,7 +394,7 @@ impl Store {
         }
         if !self.list()?.iter().any(|o| o.sha256 == m.sha256) {
             let b = self.blob_path(&m.sha256);
-            match fs::remove_file(&b) {
+            match remove_blob(&b) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StoreError::Io { path: b, source: e }),
@@ -428,7 +428,7 @@ impl Store {
                 suggestion: self.suggest(&n),
             });
         };
-        let (actual, size) = hash_file(&self.blob_path(&m.sha256))?;
+        let (actual, size) = hash_path(&self.blob_path(&m.sha256))?;
         Ok(Verified {
             expected: m.sha256,
             actual,
@@ -444,36 +444,46 @@ impl Store {
         if !file.is_file() {
             return Err(StoreError::NoSuchFile(file.to_path_buf()));
         }
+        let facts = gguf_facts(file)?;
+        self.import_with(file, name, facts)
+    }
+
+    /// Copies a model the caller has checked and described (`facts`) into
+    /// the store: a file, or a flat folder of files (a CTranslate2 Whisper
+    /// model), which becomes a folder blob named by [`hash_path`]. The
+    /// blob appears whole or not at all.
+    pub fn import_with(&self, path: &Path, name: Option<&str>, facts: GgufFacts) -> Result<Manifest> {
+        if !path.exists() {
+            return Err(StoreError::NoSuchFile(path.to_path_buf()));
+        }
         let n = match name {
             Some(s) => name::parse(s)?,
-            None => name::parse(&name_from_file(file))?,
+            None => name::parse(&name_from_file(path))?,
         };
-        let facts = gguf_facts(file)?;
         self.ensure_dirs()?;
-        let (sha, size) = hash_file(file)?;
+        let (sha, size) = hash_path(path)?;
         let blob = self.blob_path(&sha);
-        if !blob.is_file() {
+        if !blob.exists() {
             let tmp = temp_in(&self.blobs_dir(), "import");
-            let r = copy_synced(file, &tmp).and_then(|()| {
-                // The file may have changed between hashing and copying.
-                let (again, _) = hash_file(&tmp)?;
+            let r = copy_model(path, &tmp).and_then(|()| {
+                // The files may have changed between hashing and copying.
+                let (again, _) = hash_path(&tmp)?;
                 if again != sha {
                     return Err(StoreError::ShaMismatch {
-                        what: file.display().to_string(),
+                        what: path.display().to_string(),
                         expected: sha.clone(),
                         actual: again,
                     });
                 }
-                set_read_only(&tmp)?;
                 fs::rename(&tmp, &blob).map_err(StoreError::io(&blob))
             });
             if r.is_err() {
-                let _ = fs::remove_file(&tmp);
+                let _ = remove_blob(&tmp);
             }
             r?;
             sync_dir(&self.blobs_dir());
         }
-        let abs = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let abs = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let m = Manifest {
             name: n.to_string(),
             sources: vec![Source {
@@ -491,6 +501,83 @@ impl Store {
         };
         self.write_manifest(&m)?;
         Ok(m)
+    }
+}
+
+/// The files of a folder model, sorted by name: only regular files, no
+/// nested folders or links, at most 64 of them.
+fn folder_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for e in fs::read_dir(dir).map_err(StoreError::io(dir))? {
+        let e = e.map_err(StoreError::io(dir))?;
+        let p = e.path();
+        let ft = e.file_type().map_err(StoreError::io(&p))?;
+        if !ft.is_file() {
+            return Err(StoreError::Io {
+                path: p,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a model folder holds only files (no folders or links)",
+                ),
+            });
+        }
+        files.push(p);
+    }
+    if files.is_empty() || files.len() > 64 {
+        return Err(StoreError::Io {
+            path: dir.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a model folder holds 1 to 64 files, not {}", files.len()),
+            ),
+        });
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A model's sha256 (hex) and size: a file's own hash, or for a folder the
+/// hash of each file's name, length and bytes in name order.
+pub fn hash_path(path: &Path) -> Result<(String, u64)> {
+    if !path.is_dir() {
+        return hash_file(path);
+    }
+    let mut h = Sha256::new();
+    let mut total = 0u64;
+    for f in folder_files(path)? {
+        let (sub, n) = hash_file(&f)?;
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(n.to_le_bytes());
+        h.update(sub.as_bytes());
+        total += n;
+    }
+    Ok((hex(&h.finalize()), total))
+}
+
+/// Copies a model file or folder to `to`, read-only and synced.
+fn copy_model(from: &Path, to: &Path) -> Result<()> {
+    if !from.is_dir() {
+        copy_synced(from, to)?;
+        return set_read_only(to);
+    }
+    fs::create_dir(to).map_err(StoreError::io(to))?;
+    for f in folder_files(from)? {
+        let dest = to.join(f.file_name().unwrap_or_default());
+        copy_synced(&f, &dest)?;
+        set_read_only(&dest)?;
+    }
+    sync_dir(to);
+    Ok(())
+}
+
+/// Removes a blob: a file, or a folder blob with its files.
+pub(crate) fn remove_blob(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
     }
 }
 

@@ -26,4 +26,5 @@ pub mod stop;
 mod store_fmt;
 mod thinking;
 pub mod tokenize;
+pub mod transcribe;
 pub mod verify;

@@ -108,6 +108,17 @@ fn model_runs(h: &hearth_gguf::GgufFile) -> std::result::Result<(), String> {
 }
 
 pub fn main(a: PullArgs) -> Result<()> {
+    // A Whisper model already on this machine is imported as it is.
+    let local = std::path::Path::new(&a.source);
+    if local.exists() && hearth_speech::detect_whisper(local) {
+        if a.sha256.is_some() {
+            anyhow::bail!("--sha256 checks a download; {} is a local folder or file", a.source);
+        }
+        return super::import::import_whisper(&super::import::ImportArgs {
+            file: local.to_path_buf(),
+            name: a.name,
+        });
+    }
     let store = Store::open_default();
     let mut opts = PullOptions::from_env();
     opts.accept = Some(model_runs);

@@ -37,6 +37,9 @@ fn manifest_of(model: &str) -> Option<Manifest> {
 
 pub fn main(a: ShowArgs) -> Result<()> {
     let path = crate::common::model_path(Path::new(&a.model))?;
+    if hearth_speech::detect_whisper(&path) {
+        return show_whisper(&a, &path);
+    }
     let f = GgufFile::open(&path)?;
     let manifest = manifest_of(&a.model);
     let config = manifest
@@ -284,4 +287,40 @@ fn human_count(n: u64) -> String {
         n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
         n => n.to_string(),
     }
+}
+
+/// A Whisper speech model's facts (kind `whisper`).
+fn show_whisper(a: &ShowArgs, path: &Path) -> Result<()> {
+    if a.modelfile || a.tensors {
+        anyhow::bail!("{} is a Whisper speech model: it has no Modelfile and no GGUF tensors", a.model);
+    }
+    let m = hearth_speech::Whisper::load(path)?;
+    let hp = &m.weights.hp;
+    let sha = match manifest_of(&a.model) {
+        Some(man) => man.sha256,
+        None => hearth_store::hash_path(path)?.0,
+    };
+    let languages = if m.is_multilingual() { "multilingual" } else { "English only" };
+    let weights = m.weights.tok_emb.ty.name();
+    if a.json {
+        let v = json!({
+            "model": a.model, "path": path, "kind": "whisper", "architecture": "whisper",
+            "languages": languages, "n_mels": hp.n_mels, "n_vocab": hp.n_vocab,
+            "audio": {"layers": hp.n_audio_layer, "width": hp.n_audio_state, "heads": hp.n_audio_head},
+            "text": {"layers": hp.n_text_layer, "width": hp.n_text_state, "heads": hp.n_text_head},
+            "weights": weights, "sha256": sha,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("  Model");
+    println!("    architecture        whisper (speech to text)");
+    println!("    languages           {languages}");
+    println!("    mel bins            {}", hp.n_mels);
+    println!("    audio encoder       {} layers, {} wide, {} heads", hp.n_audio_layer, hp.n_audio_state, hp.n_audio_head);
+    println!("    text decoder        {} layers, {} wide, {} heads", hp.n_text_layer, hp.n_text_state, hp.n_text_head);
+    println!("    vocabulary          {}", hp.n_vocab);
+    println!("    weights             {weights}");
+    println!("    sha256              {sha}");
+    Ok(())
 }

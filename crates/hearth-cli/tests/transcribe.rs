@@ -1,0 +1,254 @@
+//! `hearth transcribe` and the store with the real tiny.en Whisper model:
+//! the model imported into a store and named by its store name, jfk.wav in
+//! the streamed and JSON formats, several files in a row with a progress
+//! line for the long one, `-o`, and clear errors (exit 1, no panic) for
+//! bad audio, a model that is not Whisper, bad flags and junk imports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+fn words(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn jfk_wav() -> Option<PathBuf> {
+    let dir = std::env::var_os("HEARTH_SPEECH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech")
+        });
+    let p = dir.join("jfk.wav");
+    if p.is_file() {
+        return Some(p);
+    }
+    hearth_testdata::unavailable(&format!(
+        "{} not found (set HEARTH_SPEECH_DIR)",
+        p.display()
+    ));
+    None
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "hearth-cli-transcribe-{tag}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn hearth(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("HEARTH_MODELS", store)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running hearth")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "stderr: {}", err(o));
+}
+
+fn assert_clean_error(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", err(o));
+    assert!(!err(o).contains("panicked"), "{}", err(o));
+    assert!(err(o).contains(needle), "{needle:?} not in: {}", err(o));
+}
+
+/// 16-bit mono WAV of `samples` at 16 kHz.
+fn write_wav(path: &Path, samples: &[f32]) {
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+        .collect();
+    let mut b = b"RIFF".to_vec();
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 1] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&32000u32.to_le_bytes());
+    for v in [2u16, 16] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    std::fs::write(path, b).expect("writing a wav");
+}
+
+#[test]
+fn transcribe_from_the_store_in_every_format_and_clean_errors() {
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
+    else {
+        return;
+    };
+    let Some(jfk) = jfk_wav() else { return };
+    let folder = bin.parent().expect("model folder");
+    let dir = temp_dir("main");
+    let store = dir.join("store");
+    let jfk_s = jfk.to_str().unwrap();
+
+    // Into the store, named `whisper:tiny.en`, listed and shown as whisper.
+    let o = hearth(
+        &store,
+        &["import", folder.to_str().unwrap(), "--name", "whisper:tiny.en"],
+    );
+    assert_ok(&o);
+    assert!(out(&o).contains("whisper"), "{}", out(&o));
+    let o = hearth(&store, &["ls", "--json"]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["models"][0]["name"], "whisper:tiny.en");
+    assert_eq!(v["models"][0]["architecture"], "whisper");
+    let o = hearth(&store, &["show", "whisper:tiny.en"]);
+    assert_ok(&o);
+    assert!(out(&o).contains("whisper (speech to text)") && out(&o).contains("English only"));
+    assert_ok(&hearth(&store, &["verify", "whisper:tiny.en"]));
+
+    // srt on stdout, greedy.
+    let o = hearth(
+        &store,
+        &["transcribe", "whisper:tiny.en", jfk_s, "--format", "srt", "--beam", "1"],
+    );
+    assert_ok(&o);
+    let srt = out(&o);
+    assert!(srt.starts_with("1\n00:00:0"), "{srt}");
+    let text: String = srt
+        .lines()
+        .filter(|l| !l.contains("-->") && l.parse::<u32>().is_err())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(words(&text), words(REFERENCE), "{srt}");
+
+    // verbose_json into a file (beam search, the default).
+    let json_out = dir.join("jfk.json");
+    let o = hearth(
+        &store,
+        &[
+            "transcribe",
+            "whisper:tiny.en",
+            jfk_s,
+            "--format",
+            "verbose_json",
+            "-o",
+            json_out.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    assert!(out(&o).is_empty(), "{}", out(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
+    assert_eq!(v["language"], "english");
+    assert_eq!(v["task"], "transcribe");
+    assert_eq!(words(v["text"].as_str().unwrap()), words(REFERENCE));
+    assert!(!v["segments"].as_array().unwrap().is_empty());
+
+    // Two files in a row, the second 33 s long (three windows' worth of
+    // jfk): vtt for each, and a progress line for the long one.
+    let samples =
+        hearth_audio::load_16k(&jfk, &hearth_audio::Limits::default()).expect("jfk.wav");
+    let long: Vec<f32> = samples.iter().chain(&samples).chain(&samples).copied().collect();
+    let long_wav = dir.join("jfk3.wav");
+    write_wav(&long_wav, &long);
+    let o = hearth(
+        &store,
+        &[
+            "transcribe",
+            folder.to_str().unwrap(),
+            jfk_s,
+            long_wav.to_str().unwrap(),
+            "--format",
+            "vtt",
+            "--beam",
+            "1",
+        ],
+    );
+    assert_ok(&o);
+    let vtt = out(&o);
+    assert_eq!(vtt.matches("WEBVTT\n\n").count(), 2, "{vtt}");
+    assert!(vtt.matches("country").count() >= 6, "{vtt}");
+    assert!(err(&o).contains("jfk3.wav: 100%"), "{}", err(&o));
+    assert!(!err(&o).contains("jfk.wav:"), "{}", err(&o));
+
+    // Errors: bad audio, a text model, bad flags, English-only translate,
+    // junk imports.
+    let junk = dir.join("junk.wav");
+    std::fs::write(&junk, b"this is not audio at all, just text").unwrap();
+    let o = hearth(&store, &["transcribe", "whisper:tiny.en", junk.to_str().unwrap()]);
+    assert_clean_error(&o, "junk.wav");
+    let empty = dir.join("empty.flac");
+    std::fs::write(&empty, b"").unwrap();
+    assert_clean_error(
+        &hearth(&store, &["transcribe", "whisper:tiny.en", empty.to_str().unwrap()]),
+        "empty.flac",
+    );
+    let gguf = dir.join("text.gguf");
+    std::fs::write(
+        &gguf,
+        hearth_model::synth::build(&hearth_model::synth::SynthSpec::new(hearth_model::Arch::Llama)),
+    )
+    .unwrap();
+    assert_clean_error(
+        &hearth(&store, &["transcribe", gguf.to_str().unwrap(), jfk_s]),
+        "not a Whisper model",
+    );
+    assert_clean_error(
+        &hearth(&store, &["transcribe", "whisper:tiny.en", jfk_s, "--format", "mp3"]),
+        "unknown format",
+    );
+    assert_clean_error(
+        &hearth(&store, &["transcribe", "whisper:tiny.en", jfk_s, "--temperature", "3"]),
+        "between 0 and 1",
+    );
+    assert_clean_error(
+        &hearth(&store, &["transcribe", "whisper:tiny.en", jfk_s, "--language", "xx"]),
+        "unknown language",
+    );
+    assert_clean_error(
+        &hearth(&store, &["transcribe", "whisper:tiny.en", jfk_s, "--translate"]),
+        "English-only",
+    );
+    assert_clean_error(
+        &hearth(&store, &["transcribe", "whisper:nope", jfk_s]),
+        "not found",
+    );
+    let bad_out = dir.join("no-such-dir").join("out.txt");
+    assert_clean_error(
+        &hearth(
+            &store,
+            &["transcribe", "whisper:tiny.en", jfk_s, "--beam", "1", "-o", bad_out.to_str().unwrap()],
+        ),
+        "out.txt",
+    );
+    let junk_dir = dir.join("junk-model");
+    std::fs::create_dir_all(&junk_dir).unwrap();
+    std::fs::write(junk_dir.join("model.bin"), b"not a model").unwrap();
+    let o = hearth(&store, &["import", junk_dir.to_str().unwrap(), "--name", "junk"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(!err(&o).contains("panicked"), "{}", err(&o));
+    let o = hearth(&store, &["ls", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["models"].as_array().unwrap().len(), 1, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,245 @@
+//! `/v1/audio/transcriptions` and `/v1/audio/translations` through the
+//! whole service with the real tiny.en Whisper model (one server, one
+//! model load): jfk.wav in the JSON formats and as a stream, the
+//! malformed-audio set and bad forms answered 4xx with the server still
+//! serving, and the security guard in front of the routes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::{app, healthy, send, Reply, MODEL};
+use serde_json::Value;
+
+const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+/// Lower case words without punctuation.
+fn words(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn jfk_wav() -> Option<PathBuf> {
+    let dir = std::env::var_os("HEARTH_SPEECH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech"));
+    let p = dir.join("jfk.wav");
+    if p.is_file() {
+        return Some(p);
+    }
+    hearth_testdata::unavailable(&format!("{} not found (set HEARTH_SPEECH_DIR)", p.display()));
+    None
+}
+
+enum Part<'a> {
+    Text(&'a str, &'a str),
+    File(&'a str, &'a [u8]),
+}
+
+const BOUNDARY: &str = "hearth-audio-test-boundary";
+
+fn form(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for p in parts {
+        b.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match p {
+            Part::Text(name, value) => {
+                b.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            Part::File(file_name, data) => {
+                b.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                b.extend_from_slice(data);
+                b.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+async fn post(app: &axum::Router, uri: &str, parts: &[Part<'_>], headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(app, req.body(Body::from(form(parts))).unwrap()).await
+}
+
+/// A WAV header claiming `channels` channels over a few bytes of data.
+fn wav_with_channels(channels: u16) -> Vec<u8> {
+    let mut fmt = Vec::new();
+    fmt.extend_from_slice(&1u16.to_le_bytes());
+    fmt.extend_from_slice(&channels.to_le_bytes());
+    fmt.extend_from_slice(&16000u32.to_le_bytes());
+    fmt.extend_from_slice(&(16000u32 * 2 * u32::from(channels)).to_le_bytes());
+    fmt.extend_from_slice(&(2 * channels).to_le_bytes());
+    fmt.extend_from_slice(&16u16.to_le_bytes());
+    let mut body = b"WAVEfmt ".to_vec();
+    body.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+    body.extend_from_slice(&fmt);
+    body.extend_from_slice(b"data");
+    body.extend_from_slice(&8u32.to_le_bytes());
+    body.extend_from_slice(&[0; 8]);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+const T: &str = "/v1/audio/transcriptions";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jfk_in_every_format_bad_audio_and_the_guard() {
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
+    else {
+        return;
+    };
+    let Some(jfk) = jfk_wav() else { return };
+    let jfk = std::fs::read(jfk).unwrap();
+    let folder = bin.parent().unwrap().to_path_buf();
+    let a = app(move |c| {
+        c.engine.threads = 2;
+        c.resolver = Some(Arc::new(move |name: &str| {
+            (name == "whisper-1")
+                .then(|| folder.clone())
+                .ok_or_else(|| format!("{name} is not here"))
+        }));
+    })
+    .await;
+    let app = &a.router;
+    let file = Part::File("jfk.wav", &jfk);
+    let model = Part::Text("model", "whisper-1");
+
+    // verbose_json: OpenAI's fields, the reference words.
+    let r = post(
+        app,
+        T,
+        &[file, model, Part::Text("response_format", "verbose_json")],
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(words(v["text"].as_str().unwrap()), words(REFERENCE), "{v}");
+    assert_eq!(v["task"], "transcribe");
+    assert_eq!(v["language"], "english");
+    assert!((v["duration"].as_f64().unwrap() - 11.0).abs() < 0.01, "{v}");
+    let segs = v["segments"].as_array().unwrap();
+    assert!(!segs.is_empty());
+    for s in segs {
+        for k in ["id", "seek", "start", "end", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"] {
+            assert!(s[k].is_number(), "{k}: {s}");
+        }
+        assert!(s["end"].as_f64().unwrap() <= 11.5, "{s}");
+        assert!(s["tokens"].is_array() && s["text"].is_string(), "{s}");
+    }
+    assert!(v.get("words").is_none());
+
+    // A stream: deltas, then the whole text.
+    let file = Part::File("jfk.wav", &jfk);
+    let model = Part::Text("model", "whisper-1");
+    let r = post(app, T, &[file, model, Part::Text("stream", "true")], &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "text/event-stream");
+    let events: Vec<Value> = r
+        .text()
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let (done, deltas) = events.split_last().unwrap();
+    assert_eq!(done["type"], "transcript.text.done", "{events:?}");
+    assert!(!deltas.is_empty());
+    let joined: String = deltas
+        .iter()
+        .map(|d| {
+            assert_eq!(d["type"], "transcript.text.delta");
+            d["delta"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(joined.trim(), done["text"].as_str().unwrap());
+    assert_eq!(words(&joined), words(REFERENCE));
+
+    // Bad audio and bad forms: 4xx naming the problem.
+    let mut channels = wav_with_channels(60000);
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let cases: Vec<(Vec<Part<'_>>, StatusCode, &str)> = vec![
+        (vec![Part::File("a.wav", &jfk[..30]), Part::Text("model", "whisper-1")], StatusCode::BAD_REQUEST, "the audio file"),
+        (vec![Part::File("a.wav", b""), Part::Text("model", "whisper-1")], StatusCode::BAD_REQUEST, "the audio file"),
+        (vec![Part::File("notes.mp3", b"just some text, not audio"), Part::Text("model", "whisper-1")], StatusCode::BAD_REQUEST, "the audio file"),
+        (vec![Part::File("noise.wav", &junk), Part::Text("model", "whisper-1")], StatusCode::BAD_REQUEST, "not a WAV"),
+        (vec![Part::File("many.wav", &channels), Part::Text("model", "whisper-1")], StatusCode::BAD_REQUEST, "60000 channels"),
+        (vec![Part::Text("model", "whisper-1")], StatusCode::BAD_REQUEST, "no file field"),
+        (vec![Part::File("jfk.wav", &jfk)], StatusCode::BAD_REQUEST, "no model field"),
+        (vec![Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-9")], StatusCode::NOT_FOUND, "whisper-9"),
+        (vec![Part::File("jfk.wav", &jfk), Part::Text("model", MODEL)], StatusCode::BAD_REQUEST, "not a Whisper model"),
+        (vec![Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("response_format", "mp3")], StatusCode::BAD_REQUEST, "unknown format"),
+        (vec![Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("temperature", "7")], StatusCode::BAD_REQUEST, "between 0 and 1"),
+        (vec![Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("speed", "2")], StatusCode::BAD_REQUEST, "unknown field \"speed\""),
+        (vec![Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("stream", "true"), Part::Text("response_format", "srt")], StatusCode::BAD_REQUEST, "cannot be streamed"),
+    ];
+    for (parts, status, needle) in &cases {
+        let r = post(app, T, parts, &[]).await;
+        assert_eq!(r.status, *status, "{needle}: {}", r.text());
+        let m = r.error_message(T);
+        assert!(m.contains(needle), "{needle}: {m}");
+    }
+    // An English-only model does not translate.
+    let r = post(
+        app,
+        "/v1/audio/translations",
+        &[Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1")],
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.error_message("/v1").contains("English-only"));
+    // `language` is a transcription field.
+    let r = post(
+        app,
+        "/v1/audio/translations",
+        &[Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("language", "de")],
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // Larger than the audio body limit: 413 before it is read whole.
+    channels.resize(26 << 20, 0);
+    let r = post(app, T, &[Part::File("big.wav", &channels), Part::Text("model", "whisper-1")], &[]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    // Cross-site pages are refused before the form is read.
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("host", "evil.example")][..],
+    ] {
+        let r = post(app, T, &[Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1")], headers).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{headers:?}: {}", r.text());
+    }
+    // Still serving: the language model and the speech model.
+    healthy(app).await;
+    let r = post(app, T, &[Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("response_format", "text")], &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().ends_with('\n') && !r.text().trim().contains('\n'), "{}", r.text());
+    assert_eq!(words(&r.text()), words(REFERENCE));
+}
