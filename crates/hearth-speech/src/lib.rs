@@ -9,8 +9,10 @@
 //! [`network`] runs the model: the convolution stem as im2col + matmul, the
 //! encoder over a window's 1 500 frames as one batch, and the decoder with a
 //! self-attention cache and cross-attention keys and values computed once
-//! per window. [`Whisper::greedy_window`] decodes one 30 s window of log-mel
-//! greedily without timestamps.
+//! per window. [`Whisper::transcribe`] decodes audio of any length in 30 s
+//! windows with timestamps, beam search or sampling, temperature fallback,
+//! no-speech detection and language detection; [`Whisper::greedy_window`]
+//! decodes one window of log-mel greedily without timestamps.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 // `is_multiple_of` is newer than the workspace's rust-version.
@@ -21,17 +23,18 @@ use std::path::Path;
 use hearth_quant::GgmlType;
 
 pub mod ct2;
+mod decoding;
 pub mod format;
 pub mod ggml;
 mod greedy;
 pub mod network;
 mod reader;
 pub mod tokenizer;
-mod transcript;
+mod transcribe;
 pub mod weights;
 
 pub use tokenizer::{Specials, Tokenizer};
-pub use transcript::{Options, Segment, Transcript, Word};
+pub use transcribe::{Options, Segment, Transcript, Word};
 pub use weights::{Hparams, Matrix, Weights};
 
 #[derive(Debug, thiserror::Error)]

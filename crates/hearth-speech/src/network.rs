@@ -3,7 +3,9 @@
 //! decoder with a self-attention cache and cross-attention keys and values
 //! computed once per window.
 
-use hearth_ops::{attention, gelu, layer_norm, matmul, AttnParams, ThreadPool, F16};
+use hearth_ops::{
+    attention, attention_batch, gelu, layer_norm, matmul, AttnParams, KvView, ThreadPool, F16,
+};
 use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
 
 use crate::weights::{Conv, LayerNorm, Linear, Matrix, SelfAttention, Weights};
@@ -262,73 +264,108 @@ fn mlp(c: &mut Ctx<'_>, m: &crate::weights::Mlp, x: &mut [f32], n: usize) {
     hearth_ops::add_inplace(x, &c.linear(&m.fc2, &f, n));
 }
 
-/// The decoder's state for one window: cross-attention keys and values
-/// (from the encoder output) and the self-attention cache.
-pub struct DecoderState {
-    cross_k: Vec<Vec<F16>>,
-    cross_v: Vec<Vec<F16>>,
-    self_k: Vec<Vec<f32>>,
-    self_v: Vec<Vec<f32>>,
-    /// Tokens in the self-attention cache.
-    pub len: usize,
+/// The cross-attention keys and values of one window, per decoder layer
+/// (from the encoder output, computed once and shared by every beam).
+pub struct Cross {
+    k: Vec<Vec<F16>>,
+    v: Vec<Vec<F16>>,
 }
 
-impl DecoderState {
-    pub fn new(c: &mut Ctx<'_>, w: &Weights, enc: &[f32]) -> DecoderState {
+impl Cross {
+    pub fn new(c: &mut Ctx<'_>, w: &Weights, enc: &[f32]) -> Cross {
         let hp = &w.hp;
         let d = hp.n_text_state;
         let n = hp.n_audio_ctx;
-        let (mut cross_k, mut cross_v) = (Vec::new(), Vec::new());
+        let (mut k, mut v) = (Vec::new(), Vec::new());
         for l in &w.dec_layers {
             let kv = c.linear(&l.cross.kv, enc, n);
             let mut s = split(&kv, n, d, 2);
-            cross_v.push(to_f16(&s.pop().unwrap_or_default()));
-            cross_k.push(to_f16(&s.pop().unwrap_or_default()));
+            v.push(to_f16(&s.pop().unwrap_or_default()));
+            k.push(to_f16(&s.pop().unwrap_or_default()));
         }
-        let cache = vec![vec![0f32; hp.n_text_ctx * d]; hp.n_text_layer];
-        DecoderState {
-            cross_k,
-            cross_v,
-            self_k: cache.clone(),
-            self_v: cache,
+        Cross { k, v }
+    }
+}
+
+/// One sequence's self-attention cache (keys and values per decoder layer,
+/// `len` rows of `n_text_state`); cloning it forks a beam.
+#[derive(Clone, Debug, Default)]
+pub struct SelfCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    /// Tokens in the cache.
+    pub len: usize,
+}
+
+impl SelfCache {
+    pub fn new(w: &Weights) -> SelfCache {
+        let layers = w.hp.n_text_layer;
+        SelfCache {
+            k: vec![Vec::new(); layers],
+            v: vec![Vec::new(); layers],
             len: 0,
         }
     }
 
-    /// Forgets the decoded tokens, keeping the cross-attention keys and values.
-    pub fn truncate(&mut self, len: usize) {
+    /// Forgets the tokens after the first `len`.
+    pub fn truncate(&mut self, len: usize, d: usize) {
         self.len = self.len.min(len);
+        for x in self.k.iter_mut().chain(self.v.iter_mut()) {
+            x.truncate(self.len * d);
+        }
     }
 }
 
+/// The decoder's state for one sequence of one window.
+pub struct DecoderState {
+    pub cross: Cross,
+    pub cache: SelfCache,
+}
+
+impl DecoderState {
+    pub fn new(c: &mut Ctx<'_>, w: &Weights, enc: &[f32]) -> DecoderState {
+        DecoderState {
+            cross: Cross::new(c, w, enc),
+            cache: SelfCache::new(w),
+        }
+    }
+}
+
+/// Self-attention of a batch made of several sequences: `counts[i]` tokens
+/// of `caches[i]`, in that order.
 fn self_attention(
     c: &mut Ctx<'_>,
     a: &SelfAttention,
     p: &AttnParams,
     x: &mut [f32],
-    st: &mut DecoderState,
+    caches: &mut [&mut SelfCache],
+    counts: &[usize],
     layer: usize,
 ) {
     let d = p.n_head * p.head_dim;
-    let (pos0, n) = (st.len, x.len() / d);
-    let (k_cache, v_cache) = (&mut st.self_k[layer], &mut st.self_v[layer]);
+    let n = x.len() / d;
     let h = norm_rows(&a.ln, x);
     let qkv = c.linear(&a.qkv, &h, n);
     let s = split(&qkv, n, d, 3);
-    k_cache[pos0 * d..(pos0 + n) * d].copy_from_slice(&s[1]);
-    v_cache[pos0 * d..(pos0 + n) * d].copy_from_slice(&s[2]);
-    let positions: Vec<usize> = (pos0..pos0 + n).collect();
+    let mut positions = Vec::with_capacity(n);
+    let mut row = 0;
+    for (cache, &k) in caches.iter_mut().zip(counts) {
+        cache.k[layer].extend_from_slice(&s[1][row * d..(row + k) * d]);
+        cache.v[layer].extend_from_slice(&s[2][row * d..(row + k) * d]);
+        positions.extend(cache.len..cache.len + k);
+        row += k;
+    }
+    let views: Vec<KvView<'_, f32>> = caches
+        .iter()
+        .zip(counts)
+        .map(|(cache, &k)| KvView {
+            k: &cache.k[layer],
+            v: &cache.v[layer],
+            n_tokens: k,
+        })
+        .collect();
     let mut out = vec![0f32; n * d];
-    let rows = pos0 + n;
-    attention(
-        c.pool,
-        p,
-        &s[0],
-        &k_cache[..rows * d],
-        &v_cache[..rows * d],
-        &positions,
-        &mut out,
-    );
+    attention_batch(c.pool, p, &s[0], &views, &positions, &mut out);
     hearth_ops::add_inplace(x, &c.linear(&a.out, &out, n));
 }
 
@@ -340,31 +377,76 @@ pub fn decode(
     st: &mut DecoderState,
     tokens: &[u32],
 ) -> Result<Vec<f32>, SpeechError> {
+    let mut out = decode_batch(
+        c,
+        w,
+        &st.cross,
+        &mut [&mut st.cache],
+        &[tokens.len()],
+        tokens,
+    )?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// Runs a batch of several sequences of one window through the decoder in
+/// one pass: `counts[i]` tokens after those in `caches[i]`, the sequences'
+/// tokens one after the other in `tokens`. Returns each sequence's logits
+/// (`n_vocab`) after its last token.
+pub fn decode_batch(
+    c: &mut Ctx<'_>,
+    w: &Weights,
+    cross: &Cross,
+    caches: &mut [&mut SelfCache],
+    counts: &[usize],
+    tokens: &[u32],
+) -> Result<Vec<Vec<f32>>, SpeechError> {
     let hp = &w.hp;
     let d = hp.n_text_state;
     let n = tokens.len();
-    let pos0 = st.len;
-    if n == 0 || pos0 + n > hp.n_text_ctx {
+    if caches.len() != counts.len() || counts.iter().sum::<usize>() != n {
         return Err(SpeechError::Unsupported(format!(
-            "the decoder holds {} tokens; {pos0} + {n} asked",
-            hp.n_text_ctx
+            "{} sequences with {counts:?} tokens do not make a batch of {n}",
+            caches.len()
         )));
     }
     let mut x = vec![0f32; n * d];
-    for (i, (&t, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-        w.tok_emb.row_f32(t as usize, row)?;
-        hearth_ops::add_inplace(row, &w.dec_pos[(pos0 + i) * d..(pos0 + i + 1) * d]);
+    let mut row = 0;
+    for (cache, &k) in caches.iter().zip(counts) {
+        if k == 0 || cache.len + k > hp.n_text_ctx {
+            return Err(SpeechError::Unsupported(format!(
+                "the decoder holds {} tokens; {} + {k} asked",
+                hp.n_text_ctx, cache.len
+            )));
+        }
+        for i in 0..k {
+            let t = tokens[row + i] as usize;
+            let out = &mut x[(row + i) * d..(row + i + 1) * d];
+            w.tok_emb.row_f32(t, out)?;
+            let pos = cache.len + i;
+            hearth_ops::add_inplace(out, &w.dec_pos[pos * d..(pos + 1) * d]);
+        }
+        row += k;
     }
     let p = params(d, hp.n_text_head);
     for (i, l) in w.dec_layers.iter().enumerate() {
-        self_attention(c, &l.attn, &p, &mut x, st, i);
+        self_attention(c, &l.attn, &p, &mut x, caches, counts, i);
         let h = norm_rows(&l.cross.ln, &x);
         let q = c.linear(&l.cross.q, &h, n);
-        let a = full_attention(c.pool, &p, &q, &st.cross_k[i], &st.cross_v[i], n);
+        let a = full_attention(c.pool, &p, &q, &cross.k[i], &cross.v[i], n);
         hearth_ops::add_inplace(&mut x, &c.linear(&l.cross.out, &a, n));
         mlp(c, &l.mlp, &mut x, n);
     }
-    st.len += n;
-    let last = norm_rows(&w.dec_ln, &x[(n - 1) * d..]);
-    Ok(c.mm(&w.tok_emb, &last, 1))
+    let mut last = Vec::with_capacity(counts.len() * d);
+    let mut row = 0;
+    for (cache, &k) in caches.iter_mut().zip(counts) {
+        cache.len += k;
+        row += k;
+        last.extend_from_slice(&x[(row - 1) * d..row * d]);
+    }
+    let last = norm_rows(&w.dec_ln, &last);
+    let logits = c.mm(&w.tok_emb, &last, counts.len());
+    Ok(logits
+        .chunks_exact(hp.n_vocab)
+        .map(<[f32]>::to_vec)
+        .collect())
 }

@@ -264,6 +264,39 @@ impl Tokenizer {
             .map(|i| i as u32)
     }
 
+    /// Regular tokens for `text` by longest match over the vocabulary (a
+    /// valid spelling the model reads, though not always the one BPE merges
+    /// would give); used for prompts.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let regular = &self.tokens[..self.specials.eot as usize];
+        let mut by_bytes: HashMap<&[u8], u32> = HashMap::with_capacity(regular.len());
+        let mut longest = 1;
+        for (i, t) in regular.iter().enumerate() {
+            if !t.is_empty() {
+                by_bytes.entry(t.as_slice()).or_insert(i as u32);
+                longest = longest.max(t.len());
+            }
+        }
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < b.len() {
+            let found = (1..=longest.min(b.len() - at))
+                .rev()
+                .find_map(|n| by_bytes.get(&b[at..at + n]).map(|&id| (id, n)));
+            match found {
+                Some((id, n)) => {
+                    out.push(id);
+                    at += n;
+                }
+                // Every byte is a token in byte-level BPE; a vocabulary
+                // without one cannot spell it.
+                None => at += 1,
+            }
+        }
+        out
+    }
+
     /// The bytes of one token (a special one as its `<|name|>`).
     pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
         self.tokens.get(id as usize).map(Vec::as_slice)

@@ -1,0 +1,243 @@
+//! `Whisper::transcribe` on real audio: jfk.wav with tiny.en and base,
+//! greedy and beam 5; a 40 s file made of jfk.wav three times with silence
+//! between (seeking across windows); silence alone (no segments); language
+//! detection and translation with base; bad options.
+//!
+//! The models load once per test binary and are shared by the tests.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::OnceLock;
+
+use hearth_speech::{Options, Transcript, Whisper};
+
+const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+fn words(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn model(dir: &'static str, slot: &'static OnceLock<Option<Whisper>>) -> Option<&'static Whisper> {
+    slot.get_or_init(|| {
+        let bin = hearth_testdata::model_file(&format!("whisper/{dir}/model.bin"))?;
+        Some(Whisper::load(bin.parent().unwrap()).unwrap())
+    })
+    .as_ref()
+}
+
+fn tiny_en() -> Option<&'static Whisper> {
+    static M: OnceLock<Option<Whisper>> = OnceLock::new();
+    model("faster-whisper-tiny.en-ct2", &M)
+}
+
+fn base() -> Option<&'static Whisper> {
+    static M: OnceLock<Option<Whisper>> = OnceLock::new();
+    model("faster-whisper-base-ct2", &M)
+}
+
+fn jfk() -> &'static [f32] {
+    static S: OnceLock<Vec<f32>> = OnceLock::new();
+    S.get_or_init(|| {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech/jfk.wav");
+        hearth_audio::load_16k(&path, &hearth_audio::Limits::default())
+            .expect("jfk.wav in ../shared/speech")
+    })
+}
+
+fn opts(beam: usize) -> Options {
+    Options {
+        beam_size: beam,
+        threads: 2,
+        ..Options::default()
+    }
+}
+
+fn run(m: &Whisper, samples: &[f32], o: &Options) -> Transcript {
+    let mut streamed = Vec::new();
+    let t = m
+        .transcribe(samples, o, &mut |s| {
+            streamed.push(s.clone());
+            true
+        })
+        .unwrap();
+    assert_eq!(streamed, t.segments, "every segment is streamed, in order");
+    t
+}
+
+/// Segments in order, inside the audio, each with text and a positive length.
+fn plausible(t: &Transcript) {
+    assert!(!t.segments.is_empty());
+    let mut prev_end = 0.0;
+    for (i, s) in t.segments.iter().enumerate() {
+        assert_eq!(s.id, i);
+        assert!(s.start >= prev_end - 1e-9, "{:?}", t.segments);
+        assert!(s.end > s.start, "{s:?}");
+        assert!(s.end <= t.duration + 1.0, "{s:?} past {}", t.duration);
+        assert!(!s.text.trim().is_empty());
+        assert!(s.avg_logprob < 0.0 && s.avg_logprob > -1.0, "{s:?}");
+        assert!((0.0..=1.0).contains(&s.no_speech_prob));
+        prev_end = s.end;
+    }
+}
+
+#[test]
+fn jfk_with_tiny_en_greedy_and_beam_5() {
+    let Some(m) = tiny_en() else { return };
+    for beam in [1, 5] {
+        let t = run(m, jfk(), &opts(beam));
+        assert_eq!(words(&t.text()), words(REFERENCE), "beam {beam}: {t:?}");
+        assert_eq!(t.language, "en");
+        assert!((t.duration - 11.0).abs() < 0.1, "{}", t.duration);
+        plausible(&t);
+        // The speech starts within the first second and ends near 11 s.
+        assert!(t.segments[0].start < 1.0);
+        let end = t.segments.last().unwrap().end;
+        assert!((9.0..=11.5).contains(&end), "beam {beam}: ends at {end}");
+    }
+}
+
+#[test]
+fn a_long_file_seeks_across_windows() {
+    let Some(m) = tiny_en() else { return };
+    let gap = vec![0f32; 16000 * 3];
+    let mut long = Vec::new();
+    for _ in 0..3 {
+        long.extend_from_slice(jfk());
+        long.extend_from_slice(&gap);
+    }
+    let t = run(m, &long, &opts(1));
+    assert!(t.duration > 40.0);
+    plausible(&t);
+    let text = words(&t.text());
+    assert_eq!(
+        text.matches("ask not what your country can do for you")
+            .count(),
+        3,
+        "{t:?}"
+    );
+    assert!(
+        t.segments.last().unwrap().end > 30.0,
+        "the second window is decoded: {:?}",
+        t.segments
+    );
+}
+
+#[test]
+fn silence_gives_no_segments() {
+    let Some(m) = tiny_en() else { return };
+    let t = run(m, &vec![0f32; 16000 * 8], &opts(1));
+    assert!(t.segments.is_empty(), "{t:?}");
+    assert_eq!(t.text(), "");
+}
+
+#[test]
+fn a_false_callback_stops_after_that_segment() {
+    let Some(m) = tiny_en() else { return };
+    let mut seen = 0;
+    let t = m
+        .transcribe(jfk(), &opts(1), &mut |_| {
+            seen += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!(seen, 1);
+    assert!(!t.segments.is_empty());
+}
+
+#[test]
+fn base_detects_english_and_translates() {
+    let Some(m) = base() else { return };
+    let t = run(m, jfk(), &opts(5));
+    assert_eq!(t.language, "en");
+    assert_eq!(words(&t.text()), words(REFERENCE), "{t:?}");
+    plausible(&t);
+    let tr = run(
+        m,
+        jfk(),
+        &Options {
+            translate: true,
+            language: Some("en".into()),
+            ..opts(1)
+        },
+    );
+    assert!(words(&tr.text()).contains("your country"), "{tr:?}");
+}
+
+#[test]
+fn bad_options_are_errors() {
+    let Some(m) = tiny_en() else { return };
+    let mut never = |_: &hearth_speech::Segment| -> bool { panic!("no segment expected") };
+    let cases = [
+        (
+            Options {
+                beam_size: 0,
+                ..opts(1)
+            },
+            "beam",
+        ),
+        (
+            Options {
+                best_of: 0,
+                ..opts(1)
+            },
+            "best_of",
+        ),
+        (
+            Options {
+                temperatures: vec![],
+                ..opts(1)
+            },
+            "temperature",
+        ),
+        (
+            Options {
+                temperatures: vec![f32::NAN],
+                ..opts(1)
+            },
+            "temperature",
+        ),
+        (
+            Options {
+                threads: 0,
+                ..opts(1)
+            },
+            "threads",
+        ),
+        (
+            Options {
+                translate: true,
+                ..opts(1)
+            },
+            "English-only",
+        ),
+        (
+            Options {
+                word_timestamps: true,
+                ..opts(1)
+            },
+            "word timestamps",
+        ),
+    ];
+    for (o, want) in cases {
+        let e = m.transcribe(jfk(), &o, &mut never).unwrap_err().to_string();
+        assert!(e.contains(want), "{e:?} should mention {want:?}");
+    }
+}
+
+#[test]
+fn an_unknown_language_is_an_error() {
+    let Some(m) = base() else { return };
+    let o = Options {
+        language: Some("xx".into()),
+        ..opts(1)
+    };
+    let e = m.transcribe(jfk(), &o, &mut |_| true).unwrap_err();
+    assert!(e.to_string().contains("unknown language"), "{e}");
+}
