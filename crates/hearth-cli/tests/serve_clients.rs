@@ -441,14 +441,9 @@ fn audio_with_the_openai_client() {
     else {
         return;
     };
-    let jfk = std::env::var_os("HEARTH_SPEECH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/speech"))
-        .join("jfk.wav");
-    if !jfk.is_file() {
-        hearth_testdata::unavailable(&format!("{} not found (set HEARTH_SPEECH_DIR)", jfk.display()));
+    let Some(jfk) = hearth_testdata::speech::jfk_wav() else {
         return;
-    }
+    };
     let Some(py) = venv_python() else { return };
     let store = std::env::temp_dir().join(format!("hearth-audio-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store);

@@ -7,34 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
-fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn jfk_wav() -> Option<PathBuf> {
-    let dir = std::env::var_os("HEARTH_SPEECH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech")
-        });
-    let p = dir.join("jfk.wav");
-    if p.is_file() {
-        return Some(p);
-    }
-    hearth_testdata::unavailable(&format!(
-        "{} not found (set HEARTH_SPEECH_DIR)",
-        p.display()
-    ));
-    None
-}
+use hearth_testdata::speech::{jfk_wav, words, JFK_REFERENCE};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
@@ -139,7 +112,7 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
         .filter(|l| !l.contains("-->") && l.parse::<u32>().is_err())
         .collect::<Vec<_>>()
         .join(" ");
-    assert_eq!(words(&text), words(REFERENCE), "{srt}");
+    assert_eq!(words(&text), words(JFK_REFERENCE), "{srt}");
 
     // verbose_json into a file (beam search, the default).
     let json_out = dir.join("jfk.json");
@@ -161,7 +134,7 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
         serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
     assert_eq!(v["language"], "english");
     assert_eq!(v["task"], "transcribe");
-    assert_eq!(words(v["text"].as_str().unwrap()), words(REFERENCE));
+    assert_eq!(words(v["text"].as_str().unwrap()), words(JFK_REFERENCE));
     assert!(!v["segments"].as_array().unwrap().is_empty());
 
     // Two files in a row, the second 33 s long (three windows' worth of

@@ -7,38 +7,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::{app, healthy, send, Reply, MODEL};
+use hearth_testdata::speech::{jfk_wav, words, JFK_REFERENCE};
 use serde_json::Value;
-
-const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
-/// Lower case words without punctuation.
-fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn jfk_wav() -> Option<PathBuf> {
-    let dir = std::env::var_os("HEARTH_SPEECH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech"));
-    let p = dir.join("jfk.wav");
-    if p.is_file() {
-        return Some(p);
-    }
-    hearth_testdata::unavailable(&format!("{} not found (set HEARTH_SPEECH_DIR)", p.display()));
-    None
-}
 
 enum Part<'a> {
     Text(&'a str, &'a str),
@@ -127,6 +102,7 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
     })
     .await;
     let app = &a.router;
+    let free_before = a.state.models.free_bytes();
     let file = Part::File("jfk.wav", &jfk);
     let model = Part::Text("model", "whisper-1");
 
@@ -140,7 +116,7 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let v = r.json();
-    assert_eq!(words(v["text"].as_str().unwrap()), words(REFERENCE), "{v}");
+    assert_eq!(words(v["text"].as_str().unwrap()), words(JFK_REFERENCE), "{v}");
     assert_eq!(v["task"], "transcribe");
     assert_eq!(v["language"], "english");
     assert!((v["duration"].as_f64().unwrap() - 11.0).abs() < 0.01, "{v}");
@@ -154,6 +130,13 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
         assert!(s["tokens"].is_array() && s["text"].is_string(), "{s}");
     }
     assert!(v.get("words").is_none());
+    // The loaded model's memory is counted in the server's budget.
+    let disk = std::fs::metadata(&bin).unwrap().len();
+    assert!(
+        free_before - a.state.models.free_bytes() >= disk,
+        "{free_before} then {}",
+        a.state.models.free_bytes()
+    );
 
     // A stream: deltas, then the whole text.
     let file = Part::File("jfk.wav", &jfk);
@@ -178,7 +161,7 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
         })
         .collect();
     assert_eq!(joined.trim(), done["text"].as_str().unwrap());
-    assert_eq!(words(&joined), words(REFERENCE));
+    assert_eq!(words(&joined), words(JFK_REFERENCE));
 
     // Bad audio and bad forms: 4xx naming the problem.
     let mut channels = wav_with_channels(60000);
@@ -241,5 +224,32 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
     let r = post(app, T, &[Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1"), Part::Text("response_format", "text")], &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.text().ends_with('\n') && !r.text().trim().contains('\n'), "{}", r.text());
-    assert_eq!(words(&r.text()), words(REFERENCE));
+    assert_eq!(words(&r.text()), words(JFK_REFERENCE));
+}
+
+/// A Whisper model that does not fit the memory budget beside the busy
+/// models is a 507, and nothing stays held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_over_the_memory_budget_is_a_507() {
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
+    else {
+        return;
+    };
+    let Some(jfk) = jfk_wav() else { return };
+    let jfk = std::fs::read(jfk).unwrap();
+    let folder = bin.parent().unwrap().to_path_buf();
+    let a = app(move |c| {
+        c.memory_budget = Some(hearth_plan::Available {
+            bytes: 48 << 20,
+            source: hearth_plan::MemorySource::Limit,
+        });
+        c.resolver = Some(Arc::new(move |_: &str| Ok(folder.clone())));
+    })
+    .await;
+    let free = a.state.models.free_bytes();
+    let r = post(&a.router, T, &[Part::File("jfk.wav", &jfk), Part::Text("model", "whisper-1")], &[]).await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE, "{}", r.text());
+    assert!(r.error_message(T).contains("needs"), "{}", r.text());
+    assert_eq!(a.state.models.free_bytes(), free);
+    healthy(&a.router).await;
 }

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod http;
 pub mod hub;
 pub mod netns;
+pub mod speech;
 
 /// The real models the golden data was made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
