@@ -449,12 +449,26 @@ fn audio_with_the_openai_client() {
     let _ = std::fs::remove_dir_all(&store);
     let folder = bin.parent().expect("model folder");
     let import = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["import", &folder.display().to_string(), "--name", "whisper:tiny.en"])
+        .args([
+            "import",
+            &folder.display().to_string(),
+            "--name",
+            "whisper:tiny.en",
+        ])
         .env("HEARTH_MODELS", &store)
         .output()
         .expect("running hearth import");
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
-    let server = start_with_store(&path, "audio", &["--parallel", "1", "--ctx", "512"], Some(&store));
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let server = start_with_store(
+        &path,
+        "audio",
+        &["--parallel", "1", "--ctx", "512"],
+        Some(&store),
+    );
     let mut env = model_env(&path);
     env.extend([
         ("HEARTH_URL", server.url()),

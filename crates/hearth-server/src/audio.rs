@@ -211,7 +211,11 @@ async fn parse(mut mp: Multipart, translate: bool) -> Result<Request, ApiError> 
         match name.as_str() {
             "model" => model = Some(v.to_string()),
             "prompt" => opts.initial_prompt = Some(value.clone()).filter(|p| !p.is_empty()),
-            "response_format" => format = v.parse().map_err(|e| bad(format!("response_format: {e}")))?,
+            "response_format" => {
+                format = v
+                    .parse()
+                    .map_err(|e| bad(format!("response_format: {e}")))?
+            }
             "temperature" => {
                 let t: f32 = v
                     .parse()
@@ -219,12 +223,17 @@ async fn parse(mut mp: Multipart, translate: bool) -> Result<Request, ApiError> 
                 opts.temperatures = format::temperature_schedule(t).map_err(bad)?;
             }
             "language" if !translate => {
-                opts.language = Some(v.to_ascii_lowercase()).filter(|l| !l.is_empty() && l != "auto");
+                opts.language =
+                    Some(v.to_ascii_lowercase()).filter(|l| !l.is_empty() && l != "auto");
             }
             "timestamp_granularities[]" | "timestamp_granularities" if !translate => match v {
                 "segment" => segments = true,
                 "word" => words = true,
-                _ => return Err(bad(format!("timestamp_granularities: {v:?} is neither segment nor word"))),
+                _ => {
+                    return Err(bad(format!(
+                        "timestamp_granularities: {v:?} is neither segment nor word"
+                    )))
+                }
             },
             "stream" if !translate => {
                 stream = match v {
@@ -234,7 +243,11 @@ async fn parse(mut mp: Multipart, translate: bool) -> Result<Request, ApiError> 
                 }
             }
             other => {
-                let route = if translate { "translations" } else { "transcriptions" };
+                let route = if translate {
+                    "translations"
+                } else {
+                    "transcriptions"
+                };
                 return Err(bad(format!(
                     "unknown field {other:?} for /v1/audio/{route}"
                 )));
@@ -287,7 +300,11 @@ pub async fn translations(st: State<AppState>, mp: Multipart) -> Result<Response
     serve(st, mp, true).await
 }
 
-async fn serve(State(st): State<AppState>, mp: Multipart, translate: bool) -> Result<Response, ApiError> {
+async fn serve(
+    State(st): State<AppState>,
+    mp: Multipart,
+    translate: bool,
+) -> Result<Response, ApiError> {
     let mut r = parse(mp, translate).await?;
     r.opts.threads = st.config.engine.threads.max(1);
     let path = st.models.locate(&r.model)?;
@@ -373,7 +390,10 @@ fn stream(loaded: Arc<Loaded>, samples: Vec<f32>, opts: Options) -> Response {
     });
     let mut r = Body::from_stream(body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     *r.status_mut() = StatusCode::OK;
     r

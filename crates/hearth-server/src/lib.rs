@@ -424,11 +424,15 @@ pub fn router_with_ui(state: AppState, ui: bool) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route(
             "/v1/audio/transcriptions",
-            post(audio::transcriptions).layer(axum::extract::DefaultBodyLimit::max(max_body.max(audio::MAX_AUDIO_BODY))),
+            post(audio::transcriptions).layer(axum::extract::DefaultBodyLimit::max(
+                max_body.max(audio::MAX_AUDIO_BODY),
+            )),
         )
         .route(
             "/v1/audio/translations",
-            post(audio::translations).layer(axum::extract::DefaultBodyLimit::max(max_body.max(audio::MAX_AUDIO_BODY))),
+            post(audio::translations).layer(axum::extract::DefaultBodyLimit::max(
+                max_body.max(audio::MAX_AUDIO_BODY),
+            )),
         )
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{*id}", get(openai::model))

@@ -477,16 +477,7 @@ impl ModelManager {
             loaded.reserved += plan.total;
             (victims, plan)
         };
-        if !victims.is_empty() {
-            // Their engines end off the async threads (a join waits a step).
-            let _ = blocking(move || {
-                for (k, m) in victims {
-                    m.engine.shutdown();
-                    tracing::info!(model = %k, "unloaded to make room");
-                }
-            })
-            .await;
-        }
+        unload_to_make_room(victims).await;
         Ok(plan)
     }
 
@@ -581,15 +572,7 @@ impl ModelManager {
             loaded.reserved += bytes;
             victims
         };
-        if !victims.is_empty() {
-            let _ = blocking(move || {
-                for (k, m) in victims {
-                    m.engine.shutdown();
-                    tracing::info!(model = %k, "unloaded to make room");
-                }
-            })
-            .await;
-        }
+        unload_to_make_room(victims).await;
         Ok(())
     }
 
@@ -687,6 +670,21 @@ impl ModelManager {
         }
         Ok(())
     }
+}
+
+/// Ends the engines of models taken out to make room, off the async
+/// threads (a join waits a step).
+async fn unload_to_make_room(victims: Vec<(String, Arc<LoadedModel>)>) {
+    if victims.is_empty() {
+        return;
+    }
+    let _ = blocking(move || {
+        for (k, m) in victims {
+            m.engine.shutdown();
+            tracing::info!(model = %k, "unloaded to make room");
+        }
+    })
+    .await;
 }
 
 /// Removes idle models, least recently used first, until `incoming` more

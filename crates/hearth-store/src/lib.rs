@@ -51,8 +51,8 @@ pub use modelfile::{ConfigMessage, ModelConfig, Modelfile};
 pub use name::{HfRef, ModelName};
 pub use pull::{pull, Progress, PullOptions};
 pub use store::{
-    capabilities, default_root, file_type_of, gguf_facts, hash_file, hash_path, name_from_file, parse_sha256,
-    GgufFacts, Manifest, Source, Store, Verified,
+    capabilities, default_root, file_type_of, gguf_facts, hash_file, hash_path, name_from_file,
+    parse_sha256, GgufFacts, Manifest, Source, Store, Verified,
 };
 pub use target::{check_public_url, is_internal};
 

@@ -452,7 +452,12 @@ impl Store {
     /// the store: a file, or a flat folder of files (a CTranslate2 Whisper
     /// model), which becomes a folder blob named by [`hash_path`]. The
     /// blob appears whole or not at all.
-    pub fn import_with(&self, path: &Path, name: Option<&str>, facts: GgufFacts) -> Result<Manifest> {
+    pub fn import_with(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+        facts: GgufFacts,
+    ) -> Result<Manifest> {
         if !path.exists() {
             return Err(StoreError::NoSuchFile(path.to_path_buf()));
         }
@@ -546,7 +551,10 @@ pub fn hash_path(path: &Path) -> Result<(String, u64)> {
     let mut total = 0u64;
     for f in folder_files(path)? {
         let (sub, n) = hash_file(&f)?;
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         h.update(name.as_bytes());
         h.update([0]);
         h.update(n.to_le_bytes());

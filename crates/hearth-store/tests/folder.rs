@@ -22,14 +22,19 @@ fn a_folder_is_imported_verified_and_removed_whole() {
     std::fs::write(model.join("model.bin"), vec![7u8; 5000]).unwrap();
     std::fs::write(model.join("config.json"), b"{}").unwrap();
     let store = Store::at(dir.path().join("store"));
-    let m = store.import_with(&model, Some("whisper:tiny"), facts()).unwrap();
+    let m = store
+        .import_with(&model, Some("whisper:tiny"), facts())
+        .unwrap();
     assert_eq!(m.name, "whisper:tiny");
     assert_eq!(m.size, 5002);
     assert_eq!(m.architecture.as_deref(), Some("whisper"));
     let blob = store.model_path("whisper:tiny").unwrap();
     assert!(blob.is_dir());
     assert_eq!(std::fs::read(blob.join("config.json")).unwrap(), b"{}");
-    assert!(std::fs::metadata(blob.join("model.bin")).unwrap().permissions().readonly());
+    assert!(std::fs::metadata(blob.join("model.bin"))
+        .unwrap()
+        .permissions()
+        .readonly());
     assert!(store.verify("whisper:tiny").unwrap().ok());
     // The same files under another name share the blob; a changed file is
     // another model.
@@ -43,7 +48,11 @@ fn a_folder_is_imported_verified_and_removed_whole() {
     store.remove("copy").unwrap();
     assert!(!blob.exists());
     // No temporary left in blobs/.
-    let left: Vec<_> = std::fs::read_dir(store.blobs_dir()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(store.blobs_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
 
@@ -60,7 +69,9 @@ fn folders_with_folders_inside_or_nothing_are_refused() {
     std::fs::write(nested.join("model.bin"), b"x").unwrap();
     let e = store.import_with(&nested, Some("x"), facts()).unwrap_err();
     assert!(e.to_string().contains("only files"), "{e}");
-    let missing = store.import_with(&dir.path().join("nope"), Some("x"), facts()).unwrap_err();
+    let missing = store
+        .import_with(&dir.path().join("nope"), Some("x"), facts())
+        .unwrap_err();
     assert!(missing.to_string().contains("does not exist"), "{missing}");
     assert!(store.list().unwrap().is_empty());
 }

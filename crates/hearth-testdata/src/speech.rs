@@ -12,7 +12,9 @@ pub const JFK_REFERENCE: &str = "And so my fellow Americans, ask not what your c
 pub fn jfk_wav() -> Option<PathBuf> {
     let dir = std::env::var_os("HEARTH_SPEECH_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech")
+        });
     let p = dir.join("jfk.wav");
     if p.is_file() {
         return Some(p);

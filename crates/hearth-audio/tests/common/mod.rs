@@ -4,25 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-/// `../shared/speech/jfk.wav` beside the repository (or under
-/// `$HEARTH_SPEECH_DIR`), or `None` after reporting it missing (a failure
-/// under `CI=true`).
-pub fn jfk_wav() -> Option<PathBuf> {
-    let dir = std::env::var_os("HEARTH_SPEECH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech")
-        });
-    let p = dir.join("jfk.wav");
-    if p.is_file() {
-        return Some(p);
-    }
-    hearth_testdata::unavailable(&format!(
-        "{} not found (set HEARTH_SPEECH_DIR)",
-        p.display()
-    ));
-    None
-}
+pub use hearth_testdata::speech::jfk_wav;
 
 pub fn speech_testdata(name: &str) -> PathBuf {
     hearth_testdata::testdata_dir().join("speech").join(name)

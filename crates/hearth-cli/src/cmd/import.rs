@@ -48,8 +48,12 @@ pub fn main(a: ImportArgs) -> Result<()> {
 /// A Whisper model is loaded whole (weights, tokenizer) before it enters
 /// the store, and listed with the architecture `whisper`.
 pub fn import_whisper(a: &ImportArgs) -> Result<()> {
-    let model = hearth_speech::Whisper::load(&a.file)
-        .with_context(|| format!("{} is not a Whisper model hearth can load", a.file.display()))?;
+    let model = hearth_speech::Whisper::load(&a.file).with_context(|| {
+        format!(
+            "{} is not a Whisper model hearth can load",
+            a.file.display()
+        )
+    })?;
     // A CTranslate2 `model.bin` named directly stands for its folder.
     let path = match a.file.parent() {
         Some(dir) if a.file.is_file() && !is_ggml(&a.file) => dir.to_path_buf(),

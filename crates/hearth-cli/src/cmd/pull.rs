@@ -112,7 +112,10 @@ pub fn main(a: PullArgs) -> Result<()> {
     let local = std::path::Path::new(&a.source);
     if local.exists() && hearth_speech::detect_whisper(local) {
         if a.sha256.is_some() {
-            anyhow::bail!("--sha256 checks a download; {} is a local folder or file", a.source);
+            anyhow::bail!(
+                "--sha256 checks a download; {} is a local folder or file",
+                a.source
+            );
         }
         return super::import::import_whisper(&super::import::ImportArgs {
             file: local.to_path_buf(),

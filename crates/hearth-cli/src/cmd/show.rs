@@ -292,7 +292,10 @@ fn human_count(n: u64) -> String {
 /// A Whisper speech model's facts (kind `whisper`).
 fn show_whisper(a: &ShowArgs, path: &Path) -> Result<()> {
     if a.modelfile || a.tensors {
-        anyhow::bail!("{} is a Whisper speech model: it has no Modelfile and no GGUF tensors", a.model);
+        anyhow::bail!(
+            "{} is a Whisper speech model: it has no Modelfile and no GGUF tensors",
+            a.model
+        );
     }
     let m = hearth_speech::Whisper::load(path)?;
     let hp = &m.weights.hp;
@@ -300,7 +303,11 @@ fn show_whisper(a: &ShowArgs, path: &Path) -> Result<()> {
         Some(man) => man.sha256,
         None => hearth_store::hash_path(path)?.0,
     };
-    let languages = if m.is_multilingual() { "multilingual" } else { "English only" };
+    let languages = if m.is_multilingual() {
+        "multilingual"
+    } else {
+        "English only"
+    };
     let weights = m.weights.tok_emb.ty.name();
     if a.json {
         let v = json!({
@@ -317,8 +324,14 @@ fn show_whisper(a: &ShowArgs, path: &Path) -> Result<()> {
     println!("    architecture        whisper (speech to text)");
     println!("    languages           {languages}");
     println!("    mel bins            {}", hp.n_mels);
-    println!("    audio encoder       {} layers, {} wide, {} heads", hp.n_audio_layer, hp.n_audio_state, hp.n_audio_head);
-    println!("    text decoder        {} layers, {} wide, {} heads", hp.n_text_layer, hp.n_text_state, hp.n_text_head);
+    println!(
+        "    audio encoder       {} layers, {} wide, {} heads",
+        hp.n_audio_layer, hp.n_audio_state, hp.n_audio_head
+    );
+    println!(
+        "    text decoder        {} layers, {} wide, {} heads",
+        hp.n_text_layer, hp.n_text_state, hp.n_text_head
+    );
     println!("    vocabulary          {}", hp.n_vocab);
     println!("    weights             {weights}");
     println!("    sha256              {sha}");

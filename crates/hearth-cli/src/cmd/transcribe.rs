@@ -144,7 +144,11 @@ impl Progress<'_> {
 pub fn main(a: TranscribeArgs) -> Result<()> {
     let fmt: Format = a.format.parse().map_err(anyhow::Error::msg)?;
     let opts = options(&a)?;
-    let task = if a.translate { "translate" } else { "transcribe" };
+    let task = if a.translate {
+        "translate"
+    } else {
+        "transcribe"
+    };
     let granularity = Granularity {
         segments: true,
         words: a.word_timestamps,
@@ -153,7 +157,12 @@ pub fn main(a: TranscribeArgs) -> Result<()> {
     let model = common::with_spinner(&format!("loading {}", a.model.display()), || {
         Whisper::load(&path)
     })
-    .with_context(|| format!("{} is not a Whisper model hearth can load", a.model.display()))?;
+    .with_context(|| {
+        format!(
+            "{} is not a Whisper model hearth can load",
+            a.model.display()
+        )
+    })?;
     if opts.translate && !model.is_multilingual() {
         bail!(
             "{} is an English-only model; --translate needs a multilingual one",
