@@ -153,7 +153,8 @@ pub(crate) fn compression_ratio(text: &str) -> f32 {
     b.len() as f32 / packed.max(1) as f32
 }
 
-fn argmax(x: &[f32]) -> u32 {
+/// The index of the largest value (the first of equal ones).
+pub(crate) fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
         if v > x[best] {

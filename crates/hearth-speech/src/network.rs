@@ -4,7 +4,8 @@
 //! computed once per window.
 
 use hearth_ops::{
-    attention, attention_batch, gelu, layer_norm, matmul, AttnParams, KvView, ThreadPool, F16,
+    act_inplace_par, attention, attention_batch, im2col_1d, layer_norm, matmul, softmax_rows,
+    Activation, AttnParams, KvView, ThreadPool, F16,
 };
 use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
 
@@ -65,12 +66,6 @@ fn norm_rows(ln: &LayerNorm, x: &[f32]) -> Vec<f32> {
     out
 }
 
-fn gelu_inplace(x: &mut [f32]) {
-    for v in x {
-        *v = gelu(*v);
-    }
-}
-
 /// A width-3, padding-1 convolution over `x` (`t_in` frames of `conv.n_in`
 /// channels, frame-major), as im2col + matmul; returns `t_out × n_out`
 /// after the bias and GELU.
@@ -81,29 +76,14 @@ fn conv_gelu(
     t_in: usize,
     stride: usize,
 ) -> Result<(Vec<f32>, usize), SpeechError> {
-    let t_out = (t_in - 1) / stride + 1;
-    let cols = conv.n_in * 3;
-    let mut col = vec![0f32; t_out * cols];
-    for t in 0..t_out {
-        let row = &mut col[t * cols..(t + 1) * cols];
-        for j in 0..3 {
-            let src = (t * stride + j) as isize - 1;
-            if src < 0 || src as usize >= t_in {
-                continue;
-            }
-            let frame = &x[src as usize * conv.n_in..(src as usize + 1) * conv.n_in];
-            for (ch, &v) in frame.iter().enumerate() {
-                row[ch * 3 + j] = v;
-            }
-        }
-    }
+    let (col, t_out) = im2col_1d(x, t_in, conv.n_in, 3, stride, 1);
     let bytes: Vec<u8> = conv.weight.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let w = Matrix::new(bytes, GgmlType::F32, conv.n_out, cols)?;
+    let w = Matrix::new(bytes, GgmlType::F32, conv.n_out, conv.n_in * 3)?;
     let mut y = c.mm(&w, &col, t_out);
     for row in y.chunks_exact_mut(conv.n_out) {
         hearth_ops::add_inplace(row, &conv.bias);
     }
-    gelu_inplace(&mut y);
+    act_inplace_par(c.pool, Activation::Gelu, &mut y);
     Ok((y, t_out))
 }
 
@@ -192,28 +172,13 @@ fn batch_attention(
             }
         }
         let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n, hd)?, &qh, n);
-        for row in scores.chunks_exact_mut(n) {
-            softmax_inplace(row);
-        }
+        softmax_rows(c.pool, &mut scores, n);
         let oh = c.mm(&Matrix::new(vt, GgmlType::F16, hd, n)?, &scores, n);
         for t in 0..n {
             out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
         }
     }
     Ok(out)
-}
-
-fn softmax_inplace(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
 }
 
 /// The encoder output of one window: `n_audio_ctx × d`, from a log-mel of
@@ -260,7 +225,7 @@ pub fn encode(c: &mut Ctx<'_>, w: &Weights, mel: &[f32]) -> Result<Vec<f32>, Spe
 fn mlp(c: &mut Ctx<'_>, m: &crate::weights::Mlp, x: &mut [f32], n: usize) {
     let h = norm_rows(&m.ln, x);
     let mut f = c.linear(&m.fc1, &h, n);
-    gelu_inplace(&mut f);
+    act_inplace_par(c.pool, Activation::Gelu, &mut f);
     hearth_ops::add_inplace(x, &c.linear(&m.fc2, &f, n));
 }
 
