@@ -367,6 +367,36 @@ pub fn decode_batch(
 ) -> Result<Vec<Vec<f32>>, SpeechError> {
     let hp = &w.hp;
     let d = hp.n_text_state;
+    let x = run_decoder(c, w, cross, caches, counts, tokens, &mut [])?;
+    let mut last = Vec::with_capacity(counts.len() * d);
+    let mut row = 0;
+    for (cache, &k) in caches.iter_mut().zip(counts) {
+        cache.len += k;
+        row += k;
+        last.extend_from_slice(&x[(row - 1) * d..row * d]);
+    }
+    let last = norm_rows(&w.dec_ln, &last);
+    let logits = c.mm(&w.tok_emb, &last, counts.len());
+    Ok(logits
+        .chunks_exact(hp.n_vocab)
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
+/// The decoder's layers over a batch (see [`decode_batch`]); returns the
+/// hidden states of every token before the final norm, and fills `taps`
+/// (`(layer, rows)`) with the cross-attention queries of those layers.
+fn run_decoder(
+    c: &mut Ctx<'_>,
+    w: &Weights,
+    cross: &Cross,
+    caches: &mut [&mut SelfCache],
+    counts: &[usize],
+    tokens: &[u32],
+    taps: &mut [(usize, Vec<f32>)],
+) -> Result<Vec<f32>, SpeechError> {
+    let hp = &w.hp;
+    let d = hp.n_text_state;
     let n = tokens.len();
     if caches.len() != counts.len() || counts.iter().sum::<usize>() != n {
         return Err(SpeechError::Unsupported(format!(
@@ -397,21 +427,53 @@ pub fn decode_batch(
         self_attention(c, &l.attn, &p, &mut x, caches, counts, i);
         let h = norm_rows(&l.cross.ln, &x);
         let q = c.linear(&l.cross.q, &h, n);
+        for tap in taps.iter_mut().filter(|t| t.0 == i) {
+            tap.1 = q.clone();
+        }
         let a = full_attention(c.pool, &p, &q, &cross.k[i], &cross.v[i], n);
         hearth_ops::add_inplace(&mut x, &c.linear(&l.cross.out, &a, n));
         mlp(c, &l.mlp, &mut x, n);
     }
-    let mut last = Vec::with_capacity(counts.len() * d);
-    let mut row = 0;
-    for (cache, &k) in caches.iter_mut().zip(counts) {
-        cache.len += k;
-        row += k;
-        last.extend_from_slice(&x[(row - 1) * d..row * d]);
+    Ok(x)
+}
+
+/// Cross-attention weights of one sequence for word alignment: the
+/// decoder runs `tokens` from an empty cache, and for each `(layer, head)`
+/// of `heads` the softmax over the first `n_frames` encoder frames of each
+/// token's scaled query–key products (`tokens.len() × n_frames`, row-major).
+/// Also returns the logits after every token (`tokens.len() × n_vocab`).
+pub fn cross_weights(
+    c: &mut Ctx<'_>,
+    w: &Weights,
+    cross: &Cross,
+    tokens: &[u32],
+    heads: &[(usize, usize)],
+    n_frames: usize,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>), SpeechError> {
+    let hp = &w.hp;
+    let (d, n) = (hp.n_text_state, tokens.len());
+    let p = params(d, hp.n_text_head);
+    let hd = p.head_dim;
+    let n_frames = n_frames.clamp(1, hp.n_audio_ctx);
+    let mut taps: Vec<(usize, Vec<f32>)> = heads.iter().map(|&(l, _)| (l, Vec::new())).collect();
+    let mut cache = SelfCache::new(w);
+    let x = run_decoder(c, w, cross, &mut [&mut cache], &[n], tokens, &mut taps)?;
+    let logits = c.mm(&w.tok_emb, &norm_rows(&w.dec_ln, &x), n);
+    let mut out = Vec::with_capacity(heads.len());
+    for (&(l, h), (_, q)) in heads.iter().zip(&taps) {
+        let cols = h * hd..(h + 1) * hd;
+        let qh: Vec<f32> = q
+            .chunks_exact(d)
+            .flat_map(|r| r[cols.clone()].iter().map(|&v| v * p.scale))
+            .collect();
+        let kh: Vec<u8> = cross.k[l]
+            .chunks_exact(d)
+            .take(n_frames)
+            .flat_map(|r| r[cols.clone()].iter().flat_map(|v| v.0.to_le_bytes()))
+            .collect();
+        let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n_frames, hd)?, &qh, n);
+        softmax_rows(c.pool, &mut scores, n_frames);
+        out.push(scores);
     }
-    let last = norm_rows(&w.dec_ln, &last);
-    let logits = c.mm(&w.tok_emb, &last, counts.len());
-    Ok(logits
-        .chunks_exact(hp.n_vocab)
-        .map(<[f32]>::to_vec)
-        .collect())
+    Ok((out, logits))
 }
