@@ -24,7 +24,7 @@
 # Usage: scripts/compare-whisper.sh [tiny.en|base ...]     (default: both)
 # ENGINES="hearth whisper.cpp fw-int8 fw-f32" selects engines; without a
 # hearth binary that has `transcribe`, hearth-speech's `transcribe` example
-# runs instead. KEEP="whisper.cpp fw-int8" reuses those engines' previous
+# runs instead. BEAMS="5" picks the decodings (default "1 5"). KEEP="whisper.cpp fw-int8" reuses those engines' previous
 # results (times included) for the configuration.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -180,5 +180,5 @@ run_config() { # MODEL BEAM
 
 models=("$@"); [ ${#models[@]} -gt 0 ] || models=(tiny.en base)
 for m in "${models[@]}"; do
-  for beam in 1 5; do run_config "$m" "$beam"; done
+  for beam in ${BEAMS:-1 5}; do run_config "$m" "$beam"; done
 done

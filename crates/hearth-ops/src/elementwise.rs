@@ -199,7 +199,7 @@ pub fn softmax_inplace(x: &mut [f32]) {
 /// [`softmax_inplace`] of every row of `n` values of `x`, the rows spread
 /// over the pool.
 pub fn softmax_rows(pool: &ThreadPool, x: &mut [f32], n: usize) {
-    assert!(n > 0 && x.len() % n == 0, "softmax_rows: shape");
+    assert!(n > 0 && x.len() / n * n == x.len(), "softmax_rows: shape");
     let rows = x.len() / n;
     if rows < 8 {
         return x.chunks_exact_mut(n).for_each(softmax_inplace);

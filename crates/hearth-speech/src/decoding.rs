@@ -175,6 +175,7 @@ struct Hyp {
 impl Whisper {
     /// Decodes one window after `prompt` (the previous text, if any, then
     /// the start sequence; the start-of-transcript token at `sot_index`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn decode_window(
         &self,
         c: &mut Ctx<'_>,

@@ -153,7 +153,7 @@ fn batch_attention(
     for h in 0..p.n_head {
         let cols = h * hd..(h + 1) * hd;
         let mut kh = Vec::with_capacity(n * hd * 2);
-        let mut vt = vec![0u8; n * hd * 2];
+        let mut vt = vec![0u8; n * hd * 4];
         for t in 0..n {
             for (o, &x) in qh[t * hd..(t + 1) * hd]
                 .iter_mut()
@@ -167,13 +167,12 @@ fn batch_attention(
                     .flat_map(|&x| f32_to_f16(x).to_le_bytes()),
             );
             for (j, &x) in v[t * d..][cols.clone()].iter().enumerate() {
-                vt[(j * n + t) * 2..(j * n + t) * 2 + 2]
-                    .copy_from_slice(&f32_to_f16(x).to_le_bytes());
+                vt[(j * n + t) * 4..(j * n + t) * 4 + 4].copy_from_slice(&x.to_le_bytes());
             }
         }
         let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n, hd)?, &qh, n);
         softmax_rows(c.pool, &mut scores, n);
-        let oh = c.mm(&Matrix::new(vt, GgmlType::F16, hd, n)?, &scores, n);
+        let oh = c.mm(&Matrix::new(vt, GgmlType::F32, hd, n)?, &scores, n);
         for t in 0..n {
             out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
         }

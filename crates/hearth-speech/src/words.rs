@@ -36,6 +36,7 @@ impl Whisper {
     /// is its start sequence without `<|notimestamps|>`, `n_frames` the mel
     /// frames of audio in it, `offset` its start in seconds, `language` the
     /// language code of the text).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_words(
         &self,
         c: &mut Ctx<'_>,

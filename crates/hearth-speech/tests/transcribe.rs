@@ -11,17 +11,8 @@ use std::sync::OnceLock;
 
 use hearth_speech::{Options, Transcript, Whisper};
 
-const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
-fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+mod common;
+use common::{jfk_16k, words, REFERENCE};
 
 fn model(dir: &'static str, slot: &'static OnceLock<Option<Whisper>>) -> Option<&'static Whisper> {
     slot.get_or_init(|| {
@@ -43,12 +34,7 @@ fn base() -> Option<&'static Whisper> {
 
 fn jfk() -> &'static [f32] {
     static S: OnceLock<Vec<f32>> = OnceLock::new();
-    S.get_or_init(|| {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech/jfk.wav");
-        hearth_audio::load_16k(&path, &hearth_audio::Limits::default())
-            .expect("jfk.wav in ../shared/speech")
-    })
+    S.get_or_init(jfk_16k)
 }
 
 fn opts(beam: usize) -> Options {
