@@ -181,6 +181,12 @@ impl Whisper {
                     .ok_or_else(|| SpeechError::Unsupported(format!("unknown language {l:?}")))?;
                 Some(l.to_ascii_lowercase())
             }
+            Some(l) if !l.eq_ignore_ascii_case("en") => {
+                return Err(SpeechError::Unsupported(format!(
+                    "{} is an English-only model; it cannot transcribe {l:?}",
+                    self.name
+                )))
+            }
             _ if !self.is_multilingual() => Some("en".to_string()),
             _ => None,
         };

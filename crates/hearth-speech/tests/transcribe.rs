@@ -251,6 +251,13 @@ fn bad_options_are_errors() {
             },
             "English-only",
         ),
+        (
+            Options {
+                language: Some("de".into()),
+                ..opts(1)
+            },
+            "English-only",
+        ),
     ];
     for (o, want) in cases {
         let e = m.transcribe(jfk(), &o, &mut never).unwrap_err().to_string();
