@@ -312,6 +312,12 @@ impl Whisper {
                     temperature: t,
                     n: opts.best_of,
                 }
+            } else if opts.beam_size == 1 {
+                // Greedy: one sequence, the most likely token each step.
+                Strategy::Sample {
+                    temperature: 0.0,
+                    n: 1,
+                }
             } else {
                 Strategy::Beam {
                     beam: opts.beam_size,
