@@ -22,8 +22,10 @@
 # transcripts (runs/<model>-<decoding>/<engine>.tsv).
 #
 # Usage: scripts/compare-whisper.sh [tiny.en|base ...]     (default: both)
-# ENGINES="hearth whisper.cpp fw-int8 fw-f32" selects engines; a hearth
-# binary without `transcribe` is an error unless ENGINES leaves hearth out.
+# ENGINES="hearth whisper.cpp fw-int8 fw-f32" selects engines; without a
+# hearth binary that has `transcribe`, hearth-speech's `transcribe` example
+# runs instead. BEAMS="5" picks the decodings (default "1 5"). KEEP="whisper.cpp fw-int8" reuses those engines' previous
+# results (times included) for the configuration.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 W="${HEARTH_COMPARE_DIR:-$HOME/.cache/hearth/compare-whisper}"
@@ -42,10 +44,18 @@ has() { case " $ENGINES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 EVAL="$("$ROOT/scripts/speech-eval-clips.sh")"
 mapfile -t CLIPS < <(awk -F'\t' '!/^#/ && $1 != "id" {print $1}' "$ROOT/testdata/speech/clips.tsv")
 
+# hearth: `hearth transcribe` when this hearth has it, else hearth-speech's
+# `transcribe` example (same decoding, printing the text).
+HEARTH_CMD=()
 if has hearth; then
-  [ -x "$HEARTH" ] || (cd "$ROOT" && cargo build --release --bin hearth >&2)
-  "$HEARTH" transcribe --help >/dev/null 2>&1 ||
-    { log "$HEARTH has no 'transcribe' command; build a hearth with speech support or set ENGINES"; exit 1; }
+  [ -x "$HEARTH" ] || (cd "$ROOT" && cargo build --release --bin hearth >&2) || true
+  if [ -x "$HEARTH" ] && "$HEARTH" transcribe --help >/dev/null 2>&1; then
+    HEARTH_CMD=("$HEARTH" transcribe --format text)
+  else
+    log "$HEARTH has no 'transcribe' command; using hearth-speech's transcribe example"
+    (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
+    HEARTH_CMD=("$ROOT/target/release/examples/transcribe")
+  fi
 fi
 
 # A venv with faster-whisper (whose numpy also runs the ggml converter) and
@@ -112,9 +122,20 @@ run_config() { # MODEL BEAM
     *) log "unknown model '$model' (tiny.en, base)"; exit 2 ;;
   esac
   local dec; [ "$beam" = 1 ] && dec=greedy || dec="beam$beam"
-  dir="$W/runs/$model-$dec"; rm -rf "$dir"; mkdir -p "$dir"
+  # KEEP="engine ..." keeps those engines' results from the previous run of
+  # this configuration (for rerunning one engine; its times are then from
+  # that earlier run, under whatever load the machine had then).
+  dir="$W/runs/$model-$dec"; mkdir -p "$dir"
+  local f; for f in "$dir"/*; do
+    [ -e "$f" ] || continue
+    local keep=0 k; for k in ${KEEP:-}; do case "$(basename "$f")" in "$k".*) keep=1 ;; esac; done
+    [ $keep = 1 ] || rm -f "$f"
+  done
   local engine c specs=()
   for engine in whisper.cpp fw-int8 fw-f32 hearth; do
+    if case " ${KEEP:-} " in *" $engine "*) true ;; *) false ;; esac && [ -s "$dir/$engine.tsv" ]; then
+      specs+=("$engine=$dir/$engine.tsv"); continue
+    fi
     has "$engine" || continue
     : > "$dir/$engine.time"; : > "$dir/$engine.tsv"
     case "$engine" in
@@ -132,8 +153,8 @@ run_config() { # MODEL BEAM
           "$dir/$engine.tsv" "${paths[@]}" ;;
       hearth)
         for c in "${CLIPS[@]}"; do
-          timed "$dir/$engine.time" "$HEARTH" transcribe "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
-            --threads "$THREADS" --language en --format text > "$dir/out.txt" 2> "$dir/$engine.err" ||
+          timed "$dir/$engine.time" "${HEARTH_CMD[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
+            --threads "$THREADS" --language en > "$dir/out.txt" 2> "$dir/$engine.err" ||
             { log "hearth failed on $c: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/out.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
         done ;;
@@ -159,5 +180,5 @@ run_config() { # MODEL BEAM
 
 models=("$@"); [ ${#models[@]} -gt 0 ] || models=(tiny.en base)
 for m in "${models[@]}"; do
-  for beam in 1 5; do run_config "$m" "$beam"; done
+  for beam in ${BEAMS:-1 5}; do run_config "$m" "$beam"; done
 done

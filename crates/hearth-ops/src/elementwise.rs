@@ -165,6 +165,92 @@ pub fn gated_act_par(pool: &ThreadPool, act: Activation, gate: &mut [f32], up: &
     });
 }
 
+/// [`act_inplace`] spread over the pool for long inputs.
+pub fn act_inplace_par(pool: &ThreadPool, act: Activation, x: &mut [f32]) {
+    const MIN_PARALLEL: usize = 1 << 12;
+    if x.len() < MIN_PARALLEL {
+        return act_inplace(act, x);
+    }
+    let n = x.len();
+    let g = Disjoint::new(x);
+    pool.run(&|i, nt| {
+        let r = split(n, i, nt);
+        // SAFETY: each task owns the range `split` gives it.
+        #[allow(unsafe_code)]
+        let part = unsafe { g.part(r) };
+        act_inplace(act, part);
+    });
+}
+
+/// Softmax of one row in place (f32, max subtracted first).
+pub fn softmax_inplace(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// [`softmax_inplace`] of every row of `n` values of `x`, the rows spread
+/// over the pool.
+pub fn softmax_rows(pool: &ThreadPool, x: &mut [f32], n: usize) {
+    assert!(n > 0 && x.len() / n * n == x.len(), "softmax_rows: shape");
+    let rows = x.len() / n;
+    if rows < 8 {
+        return x.chunks_exact_mut(n).for_each(softmax_inplace);
+    }
+    let g = Disjoint::new(x);
+    pool.run_rows(rows, &|i, nt| {
+        let r = split(rows, i, nt);
+        // SAFETY: each task owns the rows `split` gives it.
+        #[allow(unsafe_code)]
+        let part = unsafe { g.part(r.start * n..r.end * n) };
+        part.chunks_exact_mut(n).for_each(softmax_inplace);
+    });
+}
+
+/// The columns of a 1-D convolution as a matrix (im2col): for input `x` of
+/// `t_in` frames of `channels` values (frame-major), kernel width `kernel`,
+/// `stride` and zero padding `pad` on both sides, returns `t_out` rows of
+/// `channels × kernel` values (channel-major, then kernel tap), so that the
+/// convolution is one matmul with its weights as `[out][channels][kernel]`.
+pub fn im2col_1d(
+    x: &[f32],
+    t_in: usize,
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+) -> (Vec<f32>, usize) {
+    assert_eq!(x.len(), t_in * channels, "im2col_1d: input shape");
+    assert!(kernel > 0 && stride > 0, "im2col_1d: kernel and stride");
+    let span = t_in + 2 * pad;
+    let t_out = if span < kernel {
+        0
+    } else {
+        (span - kernel) / stride + 1
+    };
+    let cols = channels * kernel;
+    let mut col = vec![0f32; t_out * cols];
+    for (t, row) in col.chunks_exact_mut(cols).enumerate() {
+        for j in 0..kernel {
+            let Some(src) = (t * stride + j).checked_sub(pad).filter(|&s| s < t_in) else {
+                continue;
+            };
+            let frame = &x[src * channels..(src + 1) * channels];
+            for (ch, &v) in frame.iter().enumerate() {
+                row[ch * kernel + j] = v;
+            }
+        }
+    }
+    (col, t_out)
+}
+
 /// Log-softmax of one row into `out`, accumulated in f64 for stability.
 pub fn log_softmax(x: &[f32], out: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -178,6 +264,65 @@ pub fn log_softmax(x: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn softmax_rows_match_one_row_at_a_time() {
+        let pool = ThreadPool::new(2);
+        let n = 37;
+        let x: Vec<f32> = (0..n * 40)
+            .map(|i| ((i * 7919) % 101) as f32 / 9.0 - 5.0)
+            .collect();
+        let mut par = x.clone();
+        softmax_rows(&pool, &mut par, n);
+        for (r, row) in x.chunks_exact(n).enumerate() {
+            let mut one = row.to_vec();
+            softmax_inplace(&mut one);
+            assert_eq!(&par[r * n..(r + 1) * n], &one[..]);
+            let sum: f32 = one.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5);
+        }
+        let mut masked = [0.0, f32::NEG_INFINITY, 0.0];
+        softmax_inplace(&mut masked);
+        assert_eq!(masked, [0.5, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn im2col_1d_against_a_direct_convolution() {
+        // 2 channels, 5 frames, width 3, stride 2, padding 1.
+        let (ch, t_in) = (2, 5);
+        let x: Vec<f32> = (0..ch * t_in).map(|i| i as f32 + 1.0).collect();
+        let w: Vec<f32> = (0..ch * 3).map(|i| (i as f32 - 2.5) / 3.0).collect();
+        let (col, t_out) = im2col_1d(&x, t_in, ch, 3, 2, 1);
+        assert_eq!(t_out, 3);
+        for t in 0..t_out {
+            let mut direct = 0f32;
+            for c in 0..ch {
+                for j in 0..3 {
+                    let src = (t * 2 + j) as isize - 1;
+                    if (0..t_in as isize).contains(&src) {
+                        direct += w[c * 3 + j] * x[src as usize * ch + c];
+                    }
+                }
+            }
+            let via: f32 = col[t * ch * 3..(t + 1) * ch * 3]
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((via - direct).abs() < 1e-5, "{t}: {via} vs {direct}");
+        }
+        assert_eq!(im2col_1d(&[], 0, 4, 3, 1, 0).1, 0);
+    }
+
+    #[test]
+    fn act_inplace_par_matches_act_inplace() {
+        let pool = ThreadPool::new(2);
+        let x: Vec<f32> = (0..10_000).map(|i| (i as f32 - 5000.0) / 400.0).collect();
+        let (mut a, mut b) = (x.clone(), x);
+        act_inplace(Activation::Gelu, &mut a);
+        act_inplace_par(&pool, Activation::Gelu, &mut b);
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn rms_norm_unit() {

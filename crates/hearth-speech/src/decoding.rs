@@ -34,7 +34,8 @@ pub(crate) struct WindowResult {
 pub(crate) enum Strategy {
     /// The most likely token; `beam > 1` searches that many beams.
     Beam { beam: usize, patience: f32 },
-    /// Sampling at `temperature` (> 0); the best of `n` candidates is kept.
+    /// Sampling at `temperature` (at 0 the most likely token); the best of
+    /// `n` candidates is kept.
     Sample { temperature: f32, n: usize },
 }
 
@@ -153,7 +154,8 @@ pub(crate) fn compression_ratio(text: &str) -> f32 {
     b.len() as f32 / packed.max(1) as f32
 }
 
-fn argmax(x: &[f32]) -> u32 {
+/// The index of the largest value (the first of equal ones).
+pub(crate) fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
         if v > x[best] {
@@ -174,6 +176,7 @@ struct Hyp {
 impl Whisper {
     /// Decodes one window after `prompt` (the previous text, if any, then
     /// the start sequence; the start-of-transcript token at `sot_index`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn decode_window(
         &self,
         c: &mut Ctx<'_>,
@@ -321,20 +324,36 @@ impl Whisper {
                 }
             }
             cands.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut next: Vec<Hyp> = Vec::with_capacity(beam);
+            // (source beam, token, score) of the continuations kept.
+            let mut kept: Vec<(usize, u32, f64)> = Vec::with_capacity(beam);
             let mut new_done = Vec::new();
             for &(score, j, t) in &cands {
                 if t == eot {
                     new_done.push((live[j].tokens.clone(), score));
                 } else {
-                    let mut h = live[j].clone();
-                    h.tokens.push(t);
-                    h.sum_logprob = score;
-                    next.push(h);
-                    if next.len() == beam {
+                    kept.push((j, t, score));
+                    if kept.len() == beam {
                         break;
                     }
                 }
+            }
+            // A beam's cache moves to its last continuation and is copied
+            // for the others.
+            let mut uses = vec![0usize; live.len()];
+            kept.iter().for_each(|&(j, _, _)| uses[j] += 1);
+            let mut sources: Vec<Option<Hyp>> = live.drain(..).map(Some).collect();
+            let mut next: Vec<Hyp> = Vec::with_capacity(beam);
+            for &(j, t, score) in &kept {
+                uses[j] -= 1;
+                let mut h = if uses[j] == 0 {
+                    sources[j].take()
+                } else {
+                    sources[j].clone()
+                }
+                .ok_or_else(|| SpeechError::Unsupported("beam search lost a beam".into()))?;
+                h.tokens.push(t);
+                h.sum_logprob = score;
+                next.push(h);
             }
             for d in new_done {
                 if done.len() >= max_done {

@@ -6,6 +6,7 @@
 
 use hearth_ops::ThreadPool;
 
+use crate::decoding::argmax;
 use crate::network::{decode, encode, Ctx, DecoderState};
 use crate::{SpeechError, Whisper};
 
@@ -164,14 +165,4 @@ impl Whisper {
         }
         Ok(out)
     }
-}
-
-fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
 }

@@ -32,6 +32,7 @@ mod reader;
 pub mod tokenizer;
 mod transcribe;
 pub mod weights;
+mod words;
 
 pub use tokenizer::{Specials, Tokenizer};
 pub use transcribe::{Options, Segment, Transcript, Word};

@@ -4,7 +4,8 @@
 //! computed once per window.
 
 use hearth_ops::{
-    attention, attention_batch, gelu, layer_norm, matmul, AttnParams, KvView, ThreadPool, F16,
+    act_inplace_par, attention, attention_batch, im2col_1d, layer_norm, matmul, softmax_rows,
+    Activation, AttnParams, KvView, ThreadPool, F16,
 };
 use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
 
@@ -65,12 +66,6 @@ fn norm_rows(ln: &LayerNorm, x: &[f32]) -> Vec<f32> {
     out
 }
 
-fn gelu_inplace(x: &mut [f32]) {
-    for v in x {
-        *v = gelu(*v);
-    }
-}
-
 /// A width-3, padding-1 convolution over `x` (`t_in` frames of `conv.n_in`
 /// channels, frame-major), as im2col + matmul; returns `t_out × n_out`
 /// after the bias and GELU.
@@ -81,29 +76,14 @@ fn conv_gelu(
     t_in: usize,
     stride: usize,
 ) -> Result<(Vec<f32>, usize), SpeechError> {
-    let t_out = (t_in - 1) / stride + 1;
-    let cols = conv.n_in * 3;
-    let mut col = vec![0f32; t_out * cols];
-    for t in 0..t_out {
-        let row = &mut col[t * cols..(t + 1) * cols];
-        for j in 0..3 {
-            let src = (t * stride + j) as isize - 1;
-            if src < 0 || src as usize >= t_in {
-                continue;
-            }
-            let frame = &x[src as usize * conv.n_in..(src as usize + 1) * conv.n_in];
-            for (ch, &v) in frame.iter().enumerate() {
-                row[ch * 3 + j] = v;
-            }
-        }
-    }
+    let (col, t_out) = im2col_1d(x, t_in, conv.n_in, 3, stride, 1);
     let bytes: Vec<u8> = conv.weight.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let w = Matrix::new(bytes, GgmlType::F32, conv.n_out, cols)?;
+    let w = Matrix::new(bytes, GgmlType::F32, conv.n_out, conv.n_in * 3)?;
     let mut y = c.mm(&w, &col, t_out);
     for row in y.chunks_exact_mut(conv.n_out) {
         hearth_ops::add_inplace(row, &conv.bias);
     }
-    gelu_inplace(&mut y);
+    act_inplace_par(c.pool, Activation::Gelu, &mut y);
     Ok((y, t_out))
 }
 
@@ -173,7 +153,7 @@ fn batch_attention(
     for h in 0..p.n_head {
         let cols = h * hd..(h + 1) * hd;
         let mut kh = Vec::with_capacity(n * hd * 2);
-        let mut vt = vec![0u8; n * hd * 2];
+        let mut vt = vec![0u8; n * hd * 4];
         for t in 0..n {
             for (o, &x) in qh[t * hd..(t + 1) * hd]
                 .iter_mut()
@@ -187,33 +167,17 @@ fn batch_attention(
                     .flat_map(|&x| f32_to_f16(x).to_le_bytes()),
             );
             for (j, &x) in v[t * d..][cols.clone()].iter().enumerate() {
-                vt[(j * n + t) * 2..(j * n + t) * 2 + 2]
-                    .copy_from_slice(&f32_to_f16(x).to_le_bytes());
+                vt[(j * n + t) * 4..(j * n + t) * 4 + 4].copy_from_slice(&x.to_le_bytes());
             }
         }
         let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n, hd)?, &qh, n);
-        for row in scores.chunks_exact_mut(n) {
-            softmax_inplace(row);
-        }
-        let oh = c.mm(&Matrix::new(vt, GgmlType::F16, hd, n)?, &scores, n);
+        softmax_rows(c.pool, &mut scores, n);
+        let oh = c.mm(&Matrix::new(vt, GgmlType::F32, hd, n)?, &scores, n);
         for t in 0..n {
             out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
         }
     }
     Ok(out)
-}
-
-fn softmax_inplace(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
 }
 
 /// The encoder output of one window: `n_audio_ctx × d`, from a log-mel of
@@ -260,7 +224,7 @@ pub fn encode(c: &mut Ctx<'_>, w: &Weights, mel: &[f32]) -> Result<Vec<f32>, Spe
 fn mlp(c: &mut Ctx<'_>, m: &crate::weights::Mlp, x: &mut [f32], n: usize) {
     let h = norm_rows(&m.ln, x);
     let mut f = c.linear(&m.fc1, &h, n);
-    gelu_inplace(&mut f);
+    act_inplace_par(c.pool, Activation::Gelu, &mut f);
     hearth_ops::add_inplace(x, &c.linear(&m.fc2, &f, n));
 }
 
@@ -402,6 +366,36 @@ pub fn decode_batch(
 ) -> Result<Vec<Vec<f32>>, SpeechError> {
     let hp = &w.hp;
     let d = hp.n_text_state;
+    let x = run_decoder(c, w, cross, caches, counts, tokens, &mut [])?;
+    let mut last = Vec::with_capacity(counts.len() * d);
+    let mut row = 0;
+    for (cache, &k) in caches.iter_mut().zip(counts) {
+        cache.len += k;
+        row += k;
+        last.extend_from_slice(&x[(row - 1) * d..row * d]);
+    }
+    let last = norm_rows(&w.dec_ln, &last);
+    let logits = c.mm(&w.tok_emb, &last, counts.len());
+    Ok(logits
+        .chunks_exact(hp.n_vocab)
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
+/// The decoder's layers over a batch (see [`decode_batch`]); returns the
+/// hidden states of every token before the final norm, and fills `taps`
+/// (`(layer, rows)`) with the cross-attention queries of those layers.
+fn run_decoder(
+    c: &mut Ctx<'_>,
+    w: &Weights,
+    cross: &Cross,
+    caches: &mut [&mut SelfCache],
+    counts: &[usize],
+    tokens: &[u32],
+    taps: &mut [(usize, Vec<f32>)],
+) -> Result<Vec<f32>, SpeechError> {
+    let hp = &w.hp;
+    let d = hp.n_text_state;
     let n = tokens.len();
     if caches.len() != counts.len() || counts.iter().sum::<usize>() != n {
         return Err(SpeechError::Unsupported(format!(
@@ -432,21 +426,53 @@ pub fn decode_batch(
         self_attention(c, &l.attn, &p, &mut x, caches, counts, i);
         let h = norm_rows(&l.cross.ln, &x);
         let q = c.linear(&l.cross.q, &h, n);
+        for tap in taps.iter_mut().filter(|t| t.0 == i) {
+            tap.1 = q.clone();
+        }
         let a = full_attention(c.pool, &p, &q, &cross.k[i], &cross.v[i], n);
         hearth_ops::add_inplace(&mut x, &c.linear(&l.cross.out, &a, n));
         mlp(c, &l.mlp, &mut x, n);
     }
-    let mut last = Vec::with_capacity(counts.len() * d);
-    let mut row = 0;
-    for (cache, &k) in caches.iter_mut().zip(counts) {
-        cache.len += k;
-        row += k;
-        last.extend_from_slice(&x[(row - 1) * d..row * d]);
+    Ok(x)
+}
+
+/// Cross-attention weights of one sequence for word alignment: the
+/// decoder runs `tokens` from an empty cache, and for each `(layer, head)`
+/// of `heads` the softmax over the first `n_frames` encoder frames of each
+/// token's scaled query–key products (`tokens.len() × n_frames`, row-major).
+/// Also returns the logits after every token (`tokens.len() × n_vocab`).
+pub fn cross_weights(
+    c: &mut Ctx<'_>,
+    w: &Weights,
+    cross: &Cross,
+    tokens: &[u32],
+    heads: &[(usize, usize)],
+    n_frames: usize,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>), SpeechError> {
+    let hp = &w.hp;
+    let (d, n) = (hp.n_text_state, tokens.len());
+    let p = params(d, hp.n_text_head);
+    let hd = p.head_dim;
+    let n_frames = n_frames.clamp(1, hp.n_audio_ctx);
+    let mut taps: Vec<(usize, Vec<f32>)> = heads.iter().map(|&(l, _)| (l, Vec::new())).collect();
+    let mut cache = SelfCache::new(w);
+    let x = run_decoder(c, w, cross, &mut [&mut cache], &[n], tokens, &mut taps)?;
+    let logits = c.mm(&w.tok_emb, &norm_rows(&w.dec_ln, &x), n);
+    let mut out = Vec::with_capacity(heads.len());
+    for (&(l, h), (_, q)) in heads.iter().zip(&taps) {
+        let cols = h * hd..(h + 1) * hd;
+        let qh: Vec<f32> = q
+            .chunks_exact(d)
+            .flat_map(|r| r[cols.clone()].iter().map(|&v| v * p.scale))
+            .collect();
+        let kh: Vec<u8> = cross.k[l]
+            .chunks_exact(d)
+            .take(n_frames)
+            .flat_map(|r| r[cols.clone()].iter().flat_map(|v| v.0.to_le_bytes()))
+            .collect();
+        let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n_frames, hd)?, &qh, n);
+        softmax_rows(c.pool, &mut scores, n_frames);
+        out.push(scores);
     }
-    let last = norm_rows(&w.dec_ln, &last);
-    let logits = c.mm(&w.tok_emb, &last, counts.len());
-    Ok(logits
-        .chunks_exact(hp.n_vocab)
-        .map(<[f32]>::to_vec)
-        .collect())
+    Ok((out, logits))
 }

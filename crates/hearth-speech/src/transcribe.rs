@@ -37,7 +37,9 @@ pub struct Options {
     pub no_speech_threshold: f32,
     /// Text given to the model as if it preceded the audio (spelling, names).
     pub initial_prompt: Option<String>,
-    /// Times of each word (needs the model's alignment heads).
+    /// Times of each word, from the cross-attention of the model's
+    /// alignment heads (every head of the upper half of the decoder layers
+    /// when the model lists none).
     pub word_timestamps: bool,
     /// Never start a window's text with a blank or end it at once.
     pub suppress_blank: bool,
@@ -155,11 +157,6 @@ impl Whisper {
         on_segment: &mut dyn FnMut(&Segment) -> bool,
     ) -> Result<Transcript, SpeechError> {
         check(opts)?;
-        if opts.word_timestamps {
-            return Err(SpeechError::Unsupported(
-                "word timestamps are not implemented yet; ask for segment timestamps".into(),
-            ));
-        }
         if opts.translate && !self.is_multilingual() {
             return Err(SpeechError::Unsupported(format!(
                 "{} is an English-only model; it cannot translate",
@@ -183,6 +180,12 @@ impl Whisper {
                     .language_token(l)
                     .ok_or_else(|| SpeechError::Unsupported(format!("unknown language {l:?}")))?;
                 Some(l.to_ascii_lowercase())
+            }
+            Some(l) if !l.eq_ignore_ascii_case("en") => {
+                return Err(SpeechError::Unsupported(format!(
+                    "{} is an English-only model; it cannot transcribe {l:?}",
+                    self.name
+                )))
             }
             _ if !self.is_multilingual() => Some("en".to_string()),
             _ => None,
@@ -253,6 +256,17 @@ impl Whisper {
                     words: Vec::new(),
                 });
             }
+            if opts.word_timestamps && segments.len() > first_new {
+                self.add_words(
+                    &mut c,
+                    &cross,
+                    &prompt[sot_index..],
+                    &mut segments[first_new..],
+                    size,
+                    time_offset,
+                    &code,
+                )?;
+            }
             for seg in &segments[first_new..] {
                 all_tokens.extend_from_slice(&seg.tokens);
             }
@@ -297,6 +311,12 @@ impl Whisper {
                 Strategy::Sample {
                     temperature: t,
                     n: opts.best_of,
+                }
+            } else if opts.beam_size == 1 {
+                // Greedy: one sequence, the most likely token each step.
+                Strategy::Sample {
+                    temperature: 0.0,
+                    n: 1,
                 }
             } else {
                 Strategy::Beam {

@@ -10,26 +10,14 @@ use hearth_ops::ThreadPool;
 use hearth_speech::network::{decode, encode, Ctx, DecoderState};
 use hearth_speech::{WeightType, Whisper};
 
+mod common;
+use common::{jfk_16k, words, REFERENCE};
+
 /// Frames in one 30 s window.
 const FRAMES: usize = 3000;
 
-fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
 fn jfk_mel() -> Vec<f32> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech/jfk.wav");
-    let samples = hearth_audio::load_16k(&path, &hearth_audio::Limits::default())
-        .expect("jfk.wav in ../shared/speech");
+    let samples = jfk_16k();
     // The first 30 s window of the padded spectrogram: [80][3000].
     let mel = hearth_audio::mel::log_mel(&samples, 80);
     (0..mel.n_mels)

@@ -11,17 +11,8 @@ use std::sync::OnceLock;
 
 use hearth_speech::{Options, Transcript, Whisper};
 
-const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
-fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+mod common;
+use common::{jfk_16k, words, REFERENCE};
 
 fn model(dir: &'static str, slot: &'static OnceLock<Option<Whisper>>) -> Option<&'static Whisper> {
     slot.get_or_init(|| {
@@ -43,12 +34,7 @@ fn base() -> Option<&'static Whisper> {
 
 fn jfk() -> &'static [f32] {
     static S: OnceLock<Vec<f32>> = OnceLock::new();
-    S.get_or_init(|| {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/speech/jfk.wav");
-        hearth_audio::load_16k(&path, &hearth_audio::Limits::default())
-            .expect("jfk.wav in ../shared/speech")
-    })
+    S.get_or_init(jfk_16k)
 }
 
 fn opts(beam: usize) -> Options {
@@ -106,7 +92,15 @@ fn jfk_with_tiny_en_greedy_and_beam_5() {
 #[test]
 fn a_long_file_seeks_across_windows() {
     let Some(m) = tiny_en() else { return };
-    let gap = vec![0f32; 16000 * 3];
+    // 3 s of faint noise (about -60 dBFS) between the copies: a pause as
+    // a microphone records it.
+    let mut state = 0x2545_f491_u32;
+    let gap: Vec<f32> = (0..16000 * 3)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (f64::from(state >> 8) / f64::from(1u32 << 24) - 0.5) as f32 * 0.0035
+        })
+        .collect();
     let mut long = Vec::new();
     for _ in 0..3 {
         long.extend_from_slice(jfk());
@@ -127,6 +121,46 @@ fn a_long_file_seeks_across_windows() {
         "the second window is decoded: {:?}",
         t.segments
     );
+}
+
+#[test]
+fn word_timestamps_follow_the_speech() {
+    let Some(m) = tiny_en() else { return };
+    let o = Options {
+        word_timestamps: true,
+        ..opts(1)
+    };
+    let t = run(m, jfk(), &o);
+    plausible(&t);
+    let mut prev = 0.0;
+    let mut all = Vec::new();
+    for s in &t.segments {
+        let joined: String = s.words.iter().map(|w| w.word.as_str()).collect();
+        assert_eq!(joined, s.text, "the words spell the segment");
+        for w in &s.words {
+            assert!(
+                w.start >= prev - 1e-9 && w.end >= w.start,
+                "{w:?} after {prev}"
+            );
+            assert!(w.start >= s.start && w.end <= s.end, "{w:?} in {s:?}");
+            assert!((0.0..=1.0).contains(&w.probability));
+            prev = w.start;
+            all.push(w.clone());
+        }
+    }
+    assert_eq!(all.len(), 22, "{all:?}");
+    let find = |word: &str| all.iter().find(|w| words(&w.word) == word).unwrap();
+    // "Americans" ends and "ask not" begins between 2 and 3.5 s (a pause);
+    // the last "country" ends by 11 s.
+    let ask = find("ask");
+    assert!((2.0..3.5).contains(&ask.start), "{ask:?}");
+    let americans = find("americans");
+    assert!(
+        americans.end <= ask.start + 1e-9 && americans.start > 1.0,
+        "{americans:?}"
+    );
+    let last = all.last().unwrap();
+    assert!((9.5..=11.0).contains(&last.end), "{last:?}");
 }
 
 #[test]
@@ -219,10 +253,10 @@ fn bad_options_are_errors() {
         ),
         (
             Options {
-                word_timestamps: true,
+                language: Some("de".into()),
                 ..opts(1)
             },
-            "word timestamps",
+            "English-only",
         ),
     ];
     for (o, want) in cases {
