@@ -129,7 +129,7 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
         .join(" ");
     assert_eq!(words(&text), words(JFK_REFERENCE), "{srt}");
 
-    // verbose_json into a file.
+    // verbose_json with word times, into a file.
     let json_out = dir.join("jfk.json");
     let o = hearth(
         &store,
@@ -139,6 +139,7 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
             jfk_s,
             "--format",
             "verbose_json",
+            "--word-timestamps",
             "--beam",
             "1",
             "-o",
@@ -152,6 +153,13 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
     assert_eq!(v["task"], "transcribe");
     assert_eq!(words(v["text"].as_str().unwrap()), words(JFK_REFERENCE));
     assert!(!v["segments"].as_array().unwrap().is_empty());
+    let said: Vec<&str> = v["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["word"].as_str().unwrap())
+        .collect();
+    assert_eq!(words(&said.join(" ")), words(JFK_REFERENCE), "{said:?}");
 
     // Two files in a row, the second jfk.wav and 21 s of silence (longer
     // than one window): vtt for each, and a progress line for the long one.

@@ -111,11 +111,18 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
     let file = Part::File("jfk.wav", &jfk);
     let model = Part::Text("model", "whisper-1");
 
-    // verbose_json: OpenAI's fields, the reference words.
+    // verbose_json with segments and words: OpenAI's fields, the
+    // reference words.
     let r = post(
         app,
         T,
-        &[file, model, Part::Text("response_format", "verbose_json")],
+        &[
+            file,
+            model,
+            Part::Text("response_format", "verbose_json"),
+            Part::Text("timestamp_granularities[]", "segment"),
+            Part::Text("timestamp_granularities[]", "word"),
+        ],
         &[],
     )
     .await;
@@ -147,7 +154,13 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
         assert!(s["end"].as_f64().unwrap() <= 11.5, "{s}");
         assert!(s["tokens"].is_array() && s["text"].is_string(), "{s}");
     }
-    assert!(v.get("words").is_none());
+    let timed = v["words"].as_array().unwrap();
+    let said: Vec<&str> = timed.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    assert_eq!(words(&said.join(" ")), words(JFK_REFERENCE), "{said:?}");
+    for w in timed {
+        let (start, end) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+        assert!(0.0 <= start && start <= end && end <= 11.5, "{w}");
+    }
     // The loaded model's memory is counted in the server's budget.
     let disk = std::fs::metadata(&bin).unwrap().len();
     assert!(
@@ -239,6 +252,15 @@ async fn jfk_in_every_format_bad_audio_and_the_guard() {
             ],
             StatusCode::BAD_REQUEST,
             "between 0 and 1",
+        ),
+        (
+            vec![
+                Part::File("jfk.wav", &jfk),
+                Part::Text("model", "whisper-1"),
+                Part::Text("timestamp_granularities[]", "word"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "needs response_format verbose_json",
         ),
         (
             vec![
