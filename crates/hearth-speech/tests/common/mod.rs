@@ -3,18 +3,7 @@
 
 #![allow(dead_code)]
 
-pub const REFERENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
-/// Lower case, letters, digits and single spaces only.
-pub fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use hearth_testdata::speech::{words, JFK_REFERENCE as REFERENCE};
 
 /// ../shared/speech/jfk.wav as 16 kHz mono samples.
 pub fn jfk_16k() -> Vec<f32> {
