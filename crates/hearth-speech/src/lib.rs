@@ -11,7 +11,8 @@
 //! self-attention cache and cross-attention keys and values computed once
 //! per window. [`Whisper::transcribe`] decodes audio of any length in 30 s
 //! windows with timestamps, beam search or sampling, temperature fallback,
-//! no-speech detection and language detection; [`Whisper::greedy_window`]
+//! no-speech detection, language detection and word timestamps (from the
+//! alignment heads' cross-attention); [`Whisper::greedy_window`]
 //! decodes one window of log-mel greedily without timestamps.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
