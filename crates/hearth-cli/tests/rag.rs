@@ -77,7 +77,10 @@ fn add_query_ask_stats_ls_rm() {
         (Some(2), 0)
     );
 
-    let o = hearth(&home, &["rag", "add", "notes", docs_s, "--embed-model", smol]);
+    let o = hearth(
+        &home,
+        &["rag", "add", "notes", docs_s, "--embed-model", smol],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("cannot be searched with"),
@@ -139,7 +142,11 @@ fn add_query_ask_stats_ls_rm() {
     let st: Value =
         serde_json::from_str(&ok(&hearth(&home, &["rag", "stats", "notes", "--json"]))).unwrap();
     assert_eq!(
-        (st["files"].as_u64(), st["dim"].as_u64(), st["model"].as_str()),
+        (
+            st["files"].as_u64(),
+            st["dim"].as_u64(),
+            st["model"].as_str()
+        ),
         (Some(2), Some(384), Some("all-minilm"))
     );
     assert!(ok(&hearth(&home, &["rag", "ls"])).contains("notes"));

@@ -52,10 +52,7 @@ fn corpus(src: &Path, dst: &Path, copies: usize, max_files: Option<usize>) -> us
 
 fn measure(emb: &ModelEmbedder, label: &str, copies: usize, max_files: Option<usize>) {
     let data = hearth_testdata::testdata_dir().join("rag/eval");
-    let tmp = std::env::temp_dir().join(format!(
-        "hearth-rag-bench-{label}-{}",
-        std::process::id()
-    ));
+    let tmp = std::env::temp_dir().join(format!("hearth-rag-bench-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let files = corpus(&data.join("docs"), &tmp.join("docs"), copies, max_files);
     let mut kb = Kb::create(&tmp.join("bench.kb"), emb).unwrap();

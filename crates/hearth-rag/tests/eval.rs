@@ -21,7 +21,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use hearth_rag::search::{self, Hit};
-use hearth_rag::{ingest, Embedder, Kb, Limits, ModelEmbedder, DEFAULT_EMBED_MODEL, SPECIAL_TOKENS};
+use hearth_rag::{
+    ingest, Embedder, Kb, Limits, ModelEmbedder, DEFAULT_EMBED_MODEL, SPECIAL_TOKENS,
+};
 use hearth_testdata::model_file;
 use serde_json::Value;
 
@@ -348,8 +350,16 @@ fn the_default_embedder_is_minilm_through_its_encoder_path() {
         let cos = dot / norm(&want);
         assert!(cos >= 0.9999, "cosine {cos} for {:?}", c["text"]);
         // The tokens it was given are the reference's, specials included.
-        let ids: Vec<u64> = c["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
-        assert_eq!(emb.count_tokens(c["text"].as_str().unwrap()) + SPECIAL_TOKENS, ids.len());
+        let ids: Vec<u64> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            emb.count_tokens(c["text"].as_str().unwrap()) + SPECIAL_TOKENS,
+            ids.len()
+        );
     }
     // A text longer than the 512-token context is refused, not cut short.
     let long = "word ".repeat(600);
