@@ -1,6 +1,8 @@
-//! `hearth rag` end to end with SmolLM2 as the embedding model: add a
-//! folder, query it (JSON hits carry source, page, span, heading, text,
-//! score), re-add it unchanged, refuse another embedding model, ask (an
+//! `hearth rag` end to end with the default embedding model (all-minilm;
+//! a clear error while the store lacks it) and SmolLM2 as the answering
+//! model: add a folder, query it (JSON hits carry source, page, span,
+//! heading, text, score), re-add it unchanged, refuse another embedding
+//! model, ask (an
 //! abstaining question answers "not in the documents"; another streams an
 //! answer after numbered sources), stats, ls and rm.
 
@@ -9,7 +11,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hearth_testdata::{model, unavailable, RealModel};
+use hearth_testdata::{model, model_file, unavailable, RealModel};
 use serde_json::Value;
 
 fn hearth(home: &Path, args: &[&str]) -> Output {
@@ -47,19 +49,23 @@ fn add_query_ask_stats_ls_rm() {
     .unwrap();
     let docs_s = docs.to_str().unwrap();
 
-    let out = ok(&hearth(
+    // No embedding model named and none in the store: the error says how
+    // to fetch the default one.
+    let o = hearth(&home, &["rag", "add", "notes", docs_s]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("scripts/fetch-models.sh minilm"),
+        "{err}"
+    );
+    // With all-minilm in the store, it is the default.
+    let Some(minilm) = model_file("all-minilm-l6-v2.f32.gguf") else {
+        return;
+    };
+    ok(&hearth(
         &home,
-        &[
-            "rag",
-            "add",
-            "notes",
-            docs_s,
-            "--embed-model",
-            smol,
-            "-t",
-            "2",
-        ],
+        &["import", minilm.to_str().unwrap(), "--name", "all-minilm"],
     ));
+    let out = ok(&hearth(&home, &["rag", "add", "notes", docs_s, "-t", "2"]));
     assert!(out.contains("2 files indexed"), "{out}");
     let out = ok(&hearth(&home, &["rag", "add", "notes", docs_s, "--json"]));
     let r: Value = serde_json::from_str(&out).unwrap();
@@ -71,26 +77,15 @@ fn add_query_ask_stats_ls_rm() {
         (Some(2), 0)
     );
 
-    if let Some(gemma) = model(RealModel::Gemma3) {
-        let o = hearth(
-            &home,
-            &[
-                "rag",
-                "add",
-                "notes",
-                docs_s,
-                "--embed-model",
-                gemma.to_str().unwrap(),
-            ],
-        );
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            !o.status.success() && err.contains("cannot be searched with"),
-            "{err}"
-        );
-    } else {
-        unavailable("Gemma 3 is needed as a second embedding model");
-    }
+    let o = hearth(
+        &home,
+        &["rag", "add", "notes", docs_s, "--embed-model", smol],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("cannot be searched with"),
+        "{err}"
+    );
 
     let out = ok(&hearth(
         &home,
@@ -147,8 +142,12 @@ fn add_query_ask_stats_ls_rm() {
     let st: Value =
         serde_json::from_str(&ok(&hearth(&home, &["rag", "stats", "notes", "--json"]))).unwrap();
     assert_eq!(
-        (st["files"].as_u64(), st["dim"].as_u64()),
-        (Some(2), Some(576))
+        (
+            st["files"].as_u64(),
+            st["dim"].as_u64(),
+            st["model"].as_str()
+        ),
+        (Some(2), Some(384), Some("all-minilm"))
     );
     assert!(ok(&hearth(&home, &["rag", "ls"])).contains("notes"));
     ok(&hearth(&home, &["rag", "rm", "notes"]));

@@ -123,17 +123,50 @@ pub fn chunks(blocks: &[Block], sizes: &Sizes, count: &dyn Fn(&str) -> usize) ->
         first = next;
     }
     let chars = CharIndex::new(&doc);
-    out.into_iter()
-        .map(|(f, l)| {
-            let (s, e) = (pieces[f].start, pieces[l].end);
-            Chunk {
-                text: doc[s..e].to_string(),
-                page: pieces[f].page,
-                heading: paths[pieces[f].heading].clone(),
-                span: (chars.of(s), chars.of(e)),
-            }
-        })
-        .collect()
+    let mut fitted = Vec::with_capacity(out.len());
+    for (f, l) in out {
+        let (s, e) = (pieces[f].start, pieces[l].end);
+        let c = Chunk {
+            text: doc[s..e].to_string(),
+            page: pieces[f].page,
+            heading: paths[pieces[f].heading].clone(),
+            span: (chars.of(s), chars.of(e)),
+        };
+        fit(c, sizes.max.max(1), count, &mut fitted);
+    }
+    fitted
+}
+
+/// Pushes `c` to `out`, halved (at a space near the middle when there is
+/// one) as often as needed for every part to count at most `max` tokens:
+/// the token estimate of [`cap`] can be short, and the embedder must never
+/// be handed more than its context.
+fn fit(c: Chunk, max: usize, count: &dyn Fn(&str) -> usize, out: &mut Vec<Chunk>) {
+    let n_chars = c.span.1 - c.span.0;
+    if n_chars < 2 || count(&c.text) <= max {
+        out.push(c);
+        return;
+    }
+    let half = c.text.char_indices().nth(n_chars / 2).map_or(0, |(b, _)| b);
+    let from = c.text.floor_char_boundary(half / 2);
+    let cut = c.text[from..half]
+        .rfind(char::is_whitespace)
+        .map_or(half, |p| from + p);
+    let cut = if cut == 0 { half } else { cut };
+    let left_chars = c.text[..cut].chars().count();
+    let (a, b) = c.text.split_at(cut);
+    let first = Chunk {
+        text: a.to_string(),
+        span: (c.span.0, c.span.0 + left_chars),
+        ..c.clone()
+    };
+    let second = Chunk {
+        text: b.to_string(),
+        span: (c.span.0 + left_chars, c.span.1),
+        ..c
+    };
+    fit(first, max, count, out);
+    fit(second, max, count, out);
 }
 
 /// Byte ranges of the sentences of a paragraph (or the lines of a table
@@ -301,5 +334,31 @@ mod tests {
                 .all(|c| c.page == Some(2) && words(&c.text) <= 10),
             "{c:?}"
         );
+    }
+
+    #[test]
+    fn a_chunk_over_the_limit_is_split_never_cut() {
+        // One "sentence" with no sentence end and a long unbroken word:
+        // the character-share estimate is short for it.
+        let text = format!("{} {}", "a ".repeat(30).trim_end(), "x".repeat(200));
+        let b = Block::new(Kind::Text, text.clone());
+        let sizes = Sizes {
+            target: 40,
+            overlap: 0,
+            max: 40,
+        };
+        // A token per word, plus one per 4 letters of a word.
+        let count = |s: &str| s.split_whitespace().map(|w| 1 + w.len() / 4).sum::<usize>();
+        let c = chunks(&[b], &sizes, &count);
+        assert!(c.len() >= 2, "{c:?}");
+        assert!(c.iter().all(|c| count(&c.text) <= 40), "{c:?}");
+        let letters = |s: &str| s.split_whitespace().collect::<String>();
+        let joined: String = c.iter().map(|c| letters(&c.text)).collect();
+        assert_eq!(joined, letters(&text));
+        let doc: Vec<char> = text.chars().collect();
+        for ch in &c {
+            let s: String = doc[ch.span.0..ch.span.1].iter().collect();
+            assert_eq!(s, ch.text);
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The seams retrieval is built on: an [`Embedder`] turns texts into
 //! vectors, a [`Reranker`] re-scores passages for a query. [`ModelEmbedder`]
-//! is the embedder hearth has today: a model's mean-pooled final hidden
-//! states, computed by the engine's embedding path (the one `/api/embed`
-//! serves), texts of a batch evaluated side by side.
+//! embeds with a hearth model through the engine's embedding path (the one
+//! `/api/embed` serves), texts of a batch evaluated side by side: for an
+//! encoder such as all-MiniLM (the default, [`DEFAULT_EMBED_MODEL`]) the
+//! pooling its file names (mean, CLS or last), for a decoder the mean of
+//! its final hidden states; unit length either way.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +14,10 @@ use hearth_model::{KvType, Model};
 use hearth_tokenizer::Tokenizer;
 
 use crate::{RagError, Result};
+
+/// The embedding model a new knowledge base gets when none is named: the
+/// store's all-MiniLM-L6-v2 (scripts/fetch-models.sh fetches it).
+pub const DEFAULT_EMBED_MODEL: &str = "all-minilm";
 
 /// Texts in, one unit-length vector per text out.
 pub trait Embedder {
@@ -41,7 +47,8 @@ pub struct ModelEmbedder {
     rt: tokio::runtime::Runtime,
 }
 
-/// Context of the embedding engine: inputs longer than this are cut.
+/// Most context the embedding engine is given (an encoder's is its
+/// trained length, 512 for MiniLM): longer inputs are refused.
 const EMBED_CTX: usize = 2048;
 
 impl ModelEmbedder {
@@ -103,8 +110,15 @@ impl Embedder for ModelEmbedder {
     }
 }
 
+/// Tokens an input gets beyond its text's own (a BERT model's `[CLS]` and
+/// `[SEP]`, a decoder's BOS): [`Embedder::count_tokens`] plus this must fit
+/// [`Embedder::max_tokens`].
+pub const SPECIAL_TOKENS: usize = 2;
+
 /// Embeds `texts` with a model's engine from a thread outside the runtime
-/// `rt` (each text tokenized with BOS, cut to the engine's context).
+/// `rt` (each text tokenized with the model's special tokens). A text
+/// longer than the engine's context is an error naming both sizes, never
+/// cut short.
 pub fn engine_embed(
     engine: &Engine,
     tokenizer: &Tokenizer,
@@ -112,17 +126,22 @@ pub fn engine_embed(
     texts: &[String],
 ) -> Result<Vec<Vec<f32>>> {
     let n_ctx = engine.n_ctx();
-    let inputs: Vec<Vec<u32>> = texts
+    let inputs = texts
         .iter()
         .map(|t| {
             let mut ids = tokenizer.encode(t, true, false);
-            ids.truncate(n_ctx);
             if ids.is_empty() {
                 ids = tokenizer.encode(" ", false, false);
             }
-            ids
+            if ids.len() > n_ctx {
+                return Err(RagError::Embed(format!(
+                    "a text of {} tokens is longer than the embedding model's context of {n_ctx} tokens",
+                    ids.len()
+                )));
+            }
+            Ok(ids)
         })
-        .collect();
+        .collect::<Result<Vec<Vec<u32>>>>()?;
     rt.block_on(engine.embed(inputs))
         .map_err(|e| RagError::Embed(e.to_string()))
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, Sizes};
 use crate::extract::{self, Block, Format, Limits};
-use crate::{Embedder, FileRow, Kb, RagError, Result};
+use crate::{Embedder, FileRow, Kb, RagError, Result, SPECIAL_TOKENS};
 
 /// Chunks embedded per call to the embedder.
 const EMBED_BATCH: usize = 16;
@@ -109,8 +109,11 @@ pub fn add(
     }
     files.sort();
     files.dedup();
+    // Chunks are counted in the embedder's tokens and fit its context
+    // with its special tokens: none is ever cut short.
+    let limit = embedder.max_tokens().saturating_sub(SPECIAL_TOKENS).max(1);
     let sizes = Sizes {
-        max: embedder.max_tokens().min(Sizes::default().max),
+        max: limit.min(Sizes::default().max),
         ..Sizes::default()
     };
     let count = |s: &str| embedder.count_tokens(s);
@@ -159,7 +162,8 @@ pub fn add(
                             report.cancelled = true;
                             return Ok(());
                         }
-                        let texts: Vec<String> = batch.iter().map(embed_text).collect();
+                        let texts: Vec<String> =
+                            batch.iter().map(|c| embed_text(c, &count, limit)).collect();
                         vectors.extend(embedder.embed(&texts)?);
                         state.chunks += batch.len();
                         state.seconds = t0.elapsed().as_secs_f64();
@@ -181,12 +185,18 @@ pub fn add(
     Ok(report)
 }
 
-/// What is embedded for a chunk: its heading path, then its text.
-pub fn embed_text(c: &chunk::Chunk) -> String {
+/// What is embedded for a chunk: its heading path, then its text; the text
+/// alone when both together would count more than `limit` tokens (the
+/// chunk itself always fits, and its heading stays in the knowledge base).
+pub fn embed_text(c: &chunk::Chunk, count: &dyn Fn(&str) -> usize, limit: usize) -> String {
     if c.heading.is_empty() {
-        c.text.clone()
+        return c.text.clone();
+    }
+    let both = format!("{}\n\n{}", c.heading, c.text);
+    if count(&both) <= limit {
+        both
     } else {
-        format!("{}\n\n{}", c.heading, c.text)
+        c.text.clone()
     }
 }
 

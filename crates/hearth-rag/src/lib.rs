@@ -39,7 +39,9 @@ mod kb;
 pub mod search;
 mod vector;
 
-pub use embed::{engine_embed, Embedder, ModelEmbedder, Reranker};
+pub use embed::{
+    engine_embed, Embedder, ModelEmbedder, Reranker, DEFAULT_EMBED_MODEL, SPECIAL_TOKENS,
+};
 pub use extract::Limits;
 pub use kb::{FileRow, Kb, KbStats, HNSW_MIN_CHUNKS};
 

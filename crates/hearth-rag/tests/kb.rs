@@ -134,7 +134,7 @@ fn re_adding_skips_unchanged_reembeds_changed_and_prunes_deleted() {
         "only the changed file is embedded"
     );
     assert_eq!(kb.stats().unwrap().chunks, 29);
-    let f = search::query(&kb, &e, "comets", 1, None).unwrap();
+    let f = search::query(&kb, &e, "file three talks about comets", 1, None).unwrap();
     assert!(f.hits[0].source.ends_with("f3.txt"));
 }
 

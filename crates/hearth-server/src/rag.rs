@@ -35,7 +35,7 @@ pub struct QueryReq {
 pub struct AddReq {
     kb: String,
     paths: Vec<String>,
-    /// The embedding model of a new knowledge base.
+    /// The embedding model of a new knowledge base (default: all-minilm).
     model: Option<String>,
 }
 
@@ -109,6 +109,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("the knowledge base task failed: {e}")))?
+}
+
+/// The embedding model for knowledge base `path`, acquired: `requested`,
+/// else the one the knowledge base records, else (for a new one) the
+/// store's all-minilm — whose absence is an error saying how to fetch it.
+pub(crate) async fn embed_model(
+    st: &AppState,
+    path: &Path,
+    requested: Option<String>,
+) -> Result<(String, ModelUse), ApiError> {
+    let name = match requested {
+        Some(m) => m,
+        None if path.is_file() => recorded_model(path.to_path_buf()).await?,
+        None => {
+            let name = hearth_rag::DEFAULT_EMBED_MODEL;
+            let use_ = st.models.acquire(name, None).await.map_err(|e| {
+                ApiError::new(
+                    e.status,
+                    format!("the default embedding model {name} is not available ({e}): fetch it with scripts/fetch-models.sh minilm, or send \"model\" to name another"),
+                )
+            })?;
+            return Ok((name.to_string(), use_));
+        }
+    };
+    let use_ = st.models.acquire(&name, None).await?;
+    Ok((name, use_))
 }
 
 pub(crate) async fn recorded_model(path: PathBuf) -> Result<String, ApiError> {
@@ -202,16 +228,7 @@ pub async fn add(
         .collect::<Result<Vec<_>, _>>()?;
     let dir = kb_dir(&st)?;
     let path = hearth_rag::kb_file(&dir, &r.kb).map_err(rag_error)?;
-    let name = match (path.is_file(), r.model) {
-        (_, Some(m)) => m,
-        (true, None) => recorded_model(path.clone()).await?,
-        (false, None) => {
-            return Err(ApiError::bad_request(
-                "a new knowledge base needs \"model\": its embedding model",
-            ))
-        }
-    };
-    let use_ = st.models.acquire(&name, None).await?;
+    let (name, use_) = embed_model(&st, &path, r.model).await?;
     let rt = tokio::runtime::Handle::current();
     let report = blocking(move || {
         std::fs::create_dir_all(&dir)

@@ -1,6 +1,7 @@
-//! Knowledge bases filled over HTTP: `POST /api/rag/create {kb, model}`
-//! makes an empty one (or confirms one built with that model), and `POST
-//! /api/rag/upload` (multipart: `kb`, `model` for a new one, then one or
+//! Knowledge bases filled over HTTP: `POST /api/rag/create {kb, model?}`
+//! makes an empty one (or confirms one built with that model; all-minilm
+//! when none is named), and `POST /api/rag/upload` (multipart: `kb`,
+//! optionally `model` for a new one, then one or
 //! more `file` parts) stores each file in the knowledge base's own folder
 //! (`rag/KB.files/`) and indexes it. A file is received into a hidden
 //! temporary file there, renamed to its name only once whole, and the
@@ -22,23 +23,25 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::params::JsonBody;
-use crate::rag::{blocking, kb_dir, rag_error, recorded_model, ServedEmbedder};
+use crate::rag::{blocking, embed_model, kb_dir, rag_error, recorded_model, ServedEmbedder};
 use crate::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReq {
     kb: String,
-    model: String,
+    /// The embedding model (default: all-minilm).
+    model: Option<String>,
 }
 
-/// Creates knowledge base `kb` for the embedding model `model`, or checks
-/// that an existing one was built with it.
+/// Creates knowledge base `kb` for the embedding model `model` (the
+/// default one when not given), or checks that an existing one was built
+/// with it.
 pub async fn create(
     State(st): State<AppState>,
     JsonBody(r): JsonBody<CreateReq>,
 ) -> Result<Response, ApiError> {
-    let (kb, dim, created) = open_for(&st, &r.kb, Some(r.model)).await?;
+    let (kb, dim, created) = open_for(&st, &r.kb, r.model).await?;
     Ok(Json(json!({"kb": r.kb, "model": kb, "dim": dim, "created": created})).into_response())
 }
 
@@ -52,16 +55,7 @@ async fn open_for(
     let dir = kb_dir(st)?;
     let path = hearth_rag::kb_file(&dir, name).map_err(rag_error)?;
     let exists = path.is_file();
-    let model = match (model, exists) {
-        (Some(m), _) => m,
-        (None, true) => recorded_model(path.clone()).await?,
-        (None, false) => {
-            return Err(ApiError::bad_request(
-                "a new knowledge base needs \"model\": its embedding model",
-            ))
-        }
-    };
-    let use_ = st.models.acquire(&model, None).await?;
+    let (model, use_) = embed_model(st, &path, model).await?;
     let rt = tokio::runtime::Handle::current();
     blocking(move || {
         std::fs::create_dir_all(&dir)

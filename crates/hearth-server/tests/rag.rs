@@ -517,9 +517,10 @@ async fn bad_uploads_are_refused_and_leave_no_file() {
             "knowledge base name",
         ),
         (
+            // No model named: the default all-minilm, absent from this store.
             vec![("kb", None, b"fresh"), ("file", Some("a.txt"), small)],
-            StatusCode::BAD_REQUEST,
-            "needs \"model\"",
+            StatusCode::NOT_FOUND,
+            "scripts/fetch-models.sh minilm",
         ),
         (
             vec![

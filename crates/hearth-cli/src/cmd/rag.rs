@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use hearth_rag::{ingest, search, Kb, Limits, ModelEmbedder};
+use hearth_rag::{ingest, search, Kb, Limits, ModelEmbedder, DEFAULT_EMBED_MODEL};
 
 use crate::common;
 
@@ -48,8 +48,9 @@ pub struct AddArgs {
     /// Files and folders to add; folders are read recursively.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// The embedding model (a store name or a GGUF path); needed to create
-    /// a knowledge base, and must be the one it was built with after that.
+    /// The embedding model (a store name or a GGUF path) of a new knowledge
+    /// base (default: the store's all-minilm); after that it must be the
+    /// one the knowledge base was built with.
     #[arg(long)]
     pub embed_model: Option<String>,
     /// After adding, keep the knowledge base in sync with the paths
@@ -109,7 +110,7 @@ pub fn kb_path(name: &str) -> Result<PathBuf> {
 pub fn open(name: &str) -> Result<Kb> {
     let path = kb_path(name)?;
     if !path.is_file() {
-        bail!("no knowledge base named {name:?} (`hearth rag ls` lists them; `hearth rag add {name} PATH --embed-model M` creates it)");
+        bail!("no knowledge base named {name:?} (`hearth rag ls` lists them; `hearth rag add {name} PATH` creates it)");
     }
     Ok(Kb::open(&path)?)
 }
@@ -123,7 +124,12 @@ pub fn embedder(
     let name = match (recorded, requested) {
         (_, Some(r)) => r,
         (Some(r), None) => r,
-        (None, None) => bail!("a new knowledge base needs an embedding model: --embed-model MODEL (a store name or a GGUF file)"),
+        (None, None) => {
+            if hearth_store::resolve_model(DEFAULT_EMBED_MODEL).is_err() {
+                bail!("the default embedding model {DEFAULT_EMBED_MODEL} is not in the model store: run scripts/fetch-models.sh minilm to fetch it, or name another with --embed-model MODEL (a store name or a GGUF file)");
+            }
+            DEFAULT_EMBED_MODEL
+        }
     };
     // A path is recorded as given (made absolute), so later commands find it.
     let recorded_name = if Path::new(name).exists() {
