@@ -21,7 +21,14 @@
 # against its sha256 and the folder then renamed into place whole; the
 # folders are imported into the store as `whisper:tiny.en` and `whisper:base`.
 #
-# Usage: scripts/fetch-models.sh [smollm2] [gemma3] [minilm] [whisper]   (default: all)
+# The `encoders` part makes the tiny random-weight encoder GGUFs the encoder
+# and rerank tests load (nomic-bert, xlmr-embed, xlmr-reranker) in
+# $CACHE/encoders: a venv outside the repository (HEARTH_GGUF_VENV, default
+# ~/.cache/hearth/venv-gguf) with pinned gguf and numpy runs
+# scripts/gen-encoder-models.py, which checks each file against
+# testdata/encoders/SHA256SUMS before moving it into place.
+#
+# Usage: scripts/fetch-models.sh [smollm2] [gemma3] [minilm] [whisper] [encoders]   (default: all)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -162,6 +169,22 @@ fetch_whisper() {
   fi
 }
 
+# The tiny encoder GGUFs, generated from fixed seeds (the same bytes on every
+# run); skipped when every file in SHA256SUMS is there with its sha256.
+fetch_encoders() {
+  local out="$CACHE/encoders" sums="$ROOT/testdata/encoders/SHA256SUMS"
+  if [ -d "$out" ] && (cd "$out" && sha256sum --quiet -c "$sums" >/dev/null 2>&1); then
+    echo "encoders: cached at $out"; return
+  fi
+  local venv="${HEARTH_GGUF_VENV:-$HOME/.cache/hearth/venv-gguf}"
+  if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
+    "$PY" -m venv "$venv"
+  fi
+  # gguf's writer and numpy's generator decide the bytes: pinned.
+  "$venv/bin/python" -m pip install --quiet gguf==0.19.0 numpy==2.4.6
+  "$venv/bin/python" "$ROOT/scripts/gen-encoder-models.py" models "$out"
+}
+
 hearth_bin() {
   if [ -n "${HEARTH_BIN:-}" ]; then echo "$HEARTH_BIN"; return; fi
   if [ ! -x "$ROOT/target/release/hearth" ]; then
@@ -177,7 +200,7 @@ install() {
   "$(hearth_bin)" import "$1" --name "$2"
 }
 
-models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3 minilm whisper)
+models=("$@"); [ ${#models[@]} -gt 0 ] || models=(smollm2 gemma3 minilm whisper encoders)
 for m in "${models[@]}"; do
   case "$m" in
     smollm2) fetch_smollm2; install "$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf" smollm2 ;;
@@ -186,6 +209,7 @@ for m in "${models[@]}"; do
     whisper) fetch_whisper
       install "$CACHE/whisper/faster-whisper-tiny.en-ct2" whisper:tiny.en
       install "$CACHE/whisper/faster-whisper-base-ct2" whisper:base ;;
-    *) echo "unknown model '$m' (known: smollm2 gemma3 minilm whisper)" >&2; exit 2 ;;
+    encoders) fetch_encoders ;;
+    *) echo "unknown model '$m' (known: smollm2 gemma3 minilm whisper encoders)" >&2; exit 2 ;;
   esac
 done

@@ -24,6 +24,7 @@
 
 pub mod batch;
 mod embed;
+pub mod rerank;
 mod step;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -284,6 +284,13 @@ impl Config {
             })
         };
         let within = |v: usize, max: usize| (1..=max).contains(&v);
+        if matches!(self.pooling, Pooling::Rank { .. }) && self.causal {
+            return bad(
+                "pooling_type",
+                "rank pooling (a reranker's head) is supported for encoders (bert, nomic-bert)"
+                    .into(),
+            );
+        }
         if !within(self.n_embd, MAX_EMBD) || self.n_embd as u64 != emb_cols {
             return bad(
                 "embedding_length",
@@ -666,19 +673,31 @@ pub enum Pooling {
     Cls,
     /// The last token's state.
     Last,
+    /// A reranker's relevance scores: the first token's state through the
+    /// classification head (`cls`, tanh, `cls.output`), `n_out` values
+    /// (one per `classifier.output_labels` entry; 1 without labels).
+    Rank { n_out: usize },
 }
 
-/// The file's pooling type; `rank` (a reranker's classification head) is
-/// refused naming the key.
+/// The file's pooling type (`rank`: a reranker's classification head,
+/// for encoders only; see [`Config::check`]).
 fn pooling(meta: &Meta<'_>) -> Result<Pooling, ModelError> {
     const UNSET: u64 = u32::MAX as u64;
     match meta.file.get(&meta.key("pooling_type")).map(|v| v.as_u64()) {
         None | Some(Some(0 | 1 | UNSET)) => Ok(Pooling::Mean),
         Some(Some(2)) => Ok(Pooling::Cls),
         Some(Some(3)) => Ok(Pooling::Last),
+        Some(Some(4)) => {
+            let labels = meta.file.get(&meta.key("classifier.output_labels"));
+            let n_out = labels.and_then(|v| v.as_array()).map_or(1, |a| a.len());
+            match n_out {
+                1..=4096 => Ok(Pooling::Rank { n_out }),
+                _ => Err(meta.bad("classifier.output_labels", format!("{n_out} labels"))),
+            }
+        }
         Some(v) => Err(meta.bad(
             "pooling_type",
-            format!("{v:?} is not supported (mean, CLS and last pooling are)"),
+            format!("{v:?} is not supported (mean, CLS, last and rank pooling are)"),
         )),
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hearth_gguf::GgufFile;
 use hearth_quant::vec_dot_type;
 
-use crate::config::{Config, Ffn};
+use crate::config::{Config, Ffn, Pooling};
 
 use crate::{Model, ModelError, State};
 
@@ -306,6 +306,8 @@ impl Model {
     }
 
     /// The embedding of the tokens fed since the state was cleared; clears it.
+    /// A reranker ([`Pooling::Rank`]) gives its head's scores instead, as
+    /// they are (one per output label; not normalised).
     pub fn embed_finish(&self, st: &mut State) -> Vec<f32> {
         if st.n_past == 0 {
             // Nothing fed: the zero vector.
@@ -315,6 +317,16 @@ impl Model {
         let n = st.n_past.max(1) as f32;
         st.clear();
         let mut v = std::mem::take(&mut st.pooled);
+        if let Pooling::Rank { .. } = self.config.pooling {
+            let kern = match st.batch_invariant {
+                true => hearth_quant::kernels().row_invariant(),
+                false => hearth_quant::kernels(),
+            };
+            return self
+                .weights
+                .rank
+                .apply(&st.pool, kern, self.file.bytes(), v);
+        }
         let norm = v.iter().map(|x| (x / n) * (x / n)).sum::<f32>().sqrt();
         for x in v.iter_mut() {
             *x = if norm > 0.0 { *x / n / norm } else { 0.0 };

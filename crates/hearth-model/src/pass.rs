@@ -89,29 +89,33 @@ impl Model {
         Ok(())
     }
 
-    /// An encoder's input: each row plus its position's embedding and
-    /// token type 0's, then LayerNormed.
+    /// An encoder's input: each row plus its position's embedding (where
+    /// positions are absolute) and token type 0's, then LayerNormed.
     fn encoder_input(&self, enc: &EncoderInput, s: &mut Scratch) -> Result<(), ModelError> {
         let c = &self.config;
         let e = c.n_embd;
-        let pos = enc.positions.view(self.file.bytes());
         s.row.resize(e, 0.0);
         for (t, x) in s.x.chunks_exact_mut(e).enumerate() {
-            let p = s.positions[t];
-            if p >= enc.positions.rows {
-                return Err(ModelError::ContextFull {
-                    needed: p + 1,
-                    n_ctx: enc.positions.rows,
-                });
-            }
-            hearth_quant::dequantize_row(pos.ty, pos.row(p), &mut s.row).map_err(|err| {
-                ModelError::BadTensor {
-                    tensor: "position_embd.weight".into(),
-                    why: err.to_string(),
+            if let Some(positions) = &enc.positions {
+                let pos = positions.view(self.file.bytes());
+                let p = s.positions[t];
+                if p >= positions.rows {
+                    return Err(ModelError::ContextFull {
+                        needed: p + 1,
+                        n_ctx: positions.rows,
+                    });
                 }
-            })?;
-            ops::add_inplace(x, &s.row);
-            ops::add_inplace(x, &enc.token_type);
+                hearth_quant::dequantize_row(pos.ty, pos.row(p), &mut s.row).map_err(|err| {
+                    ModelError::BadTensor {
+                        tensor: "position_embd.weight".into(),
+                        why: err.to_string(),
+                    }
+                })?;
+                ops::add_inplace(x, &s.row);
+            }
+            if let Some(tt) = &enc.token_type {
+                ops::add_inplace(x, tt);
+            }
         }
         enc.norm.apply_rows(c, &mut s.x, &mut s.row);
         Ok(())
@@ -146,9 +150,12 @@ impl Model {
                     let pooled = &mut g.st.pooled;
                     match c.pooling {
                         Pooling::Mean => ops::add_inplace(pooled, &s.o[..e]),
-                        // The text's first token: position 0.
-                        Pooling::Cls if s.positions[t] == 0 => pooled.copy_from_slice(&s.o[..e]),
-                        Pooling::Cls => {}
+                        // The text's first token: position 0 (a reranker's
+                        // head reads it too).
+                        Pooling::Cls | Pooling::Rank { .. } if s.positions[t] == 0 => {
+                            pooled.copy_from_slice(&s.o[..e])
+                        }
+                        Pooling::Cls | Pooling::Rank { .. } => {}
                         // Each row replaces the last: the text's last one stays.
                         Pooling::Last => pooled.copy_from_slice(&s.o[..e]),
                     }

@@ -136,6 +136,11 @@ pub fn act_inplace(act: Activation, x: &mut [f32]) {
     }
 }
 
+/// `x = tanh(x)`, element-wise (a reranker's classification head).
+pub fn tanh_inplace(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = v.tanh());
+}
+
 /// `gate = act(gate) * up`, element-wise.
 pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
     match act {

@@ -34,7 +34,7 @@ pub use attention::{
 pub use elementwise::{
     act_inplace, act_inplace_par, add_inplace, gated_act, gated_act_par, gelu, gelu_table,
     im2col_1d, layer_norm, log_softmax, rms_norm, rms_norm_inplace, scale_inplace, silu,
-    softmax_inplace, softmax_rows, Activation,
+    softmax_inplace, softmax_rows, tanh_inplace, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{

@@ -43,6 +43,7 @@ mod parts;
 mod prompt;
 mod rag;
 mod rag_upload;
+mod rerank;
 mod route;
 mod security;
 mod show;
@@ -277,7 +278,7 @@ async fn log_requests(State(st): State<AppState>, mut req: Request, next: Next) 
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-const ROUTES: [&str; 28] = [
+const ROUTES: [&str; 30] = [
     "/",
     "/api/version",
     "/api/generate",
@@ -306,6 +307,8 @@ const ROUTES: [&str; 28] = [
     "/api/rag/delete",
     "/api/rag/create",
     "/api/rag/upload",
+    "/v1/rerank",
+    "/api/rerank",
 ];
 
 /// The route a path belongs to, for metrics labels (unknown paths share one).
@@ -448,6 +451,8 @@ pub fn router_with_ui(state: AppState, ui: bool) -> Router {
         .route("/api/rag/delete", post(rag::delete))
         .route("/api/rag/create", post(rag_upload::create))
         .route("/api/rag/upload", post(rag_upload::upload))
+        .route("/v1/rerank", post(rerank::rerank))
+        .route("/api/rerank", post(rerank::rerank))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             route::intercept,

@@ -664,6 +664,11 @@ pub(crate) async fn embed_texts(
     }
     let use_ = st.models.acquire(model, ka).await?;
     let m = &use_.model;
+    if let hearth_model::Pooling::Rank { .. } = m.model.config.pooling {
+        return Err(ApiError::bad_request(format!(
+            "{model} is a reranker (rank pooling): it scores query-document pairs at /v1/rerank and /api/rerank, not embeddings"
+        )));
+    }
     let n_embd = m.model.config.n_embd;
     if let Some(d) = dimensions.filter(|&d| d == 0 || d > n_embd as u64) {
         return Err(ApiError::bad_request(format!(

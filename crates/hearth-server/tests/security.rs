@@ -62,6 +62,16 @@ fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
             "/v1/embeddings",
             Some(json!({"model": MODEL, "input": "x"})),
         ),
+        (
+            Method::POST,
+            "/v1/rerank",
+            Some(json!({"model": MODEL, "query": "q", "documents": ["d"]})),
+        ),
+        (
+            Method::POST,
+            "/api/rerank",
+            Some(json!({"model": MODEL, "query": "q", "documents": ["d"]})),
+        ),
         (Method::GET, "/v1/models", None),
         (Method::GET, "/v1/models/synth", None),
         (Method::GET, "/health", None),
@@ -299,6 +309,11 @@ fn named(name: &str) -> Vec<(Method, String, Option<Value>)> {
             Method::POST,
             "/v1/embeddings".into(),
             Some(json!({"model": name, "input": "x"})),
+        ),
+        (
+            Method::POST,
+            "/v1/rerank".into(),
+            Some(json!({"model": name, "query": "q", "documents": ["d"]})),
         ),
         (Method::GET, format!("/v1/models/{enc}"), None),
         (

@@ -55,6 +55,7 @@ mod decode;
 mod error;
 mod fxhash;
 mod load;
+mod pair;
 mod pretokenize;
 mod special;
 mod spm;

@@ -56,6 +56,7 @@ pub enum Arch {
     Lfm2,
     Lfm2Moe,
     Bert,
+    NomicBert,
 }
 
 /// Reads the architecture's hyper-parameters into the [`Config`] that
@@ -262,8 +263,15 @@ pub static ARCHS: &[ArchEntry] = &[
         arch: Arch::Bert,
         name: "bert",
         build: bert::bert,
-        models: "all-MiniLM, bge, mxbai-embed, arctic-embed (embedding only)",
-        blocks: "non-causal attention with biases, absolute positions + token types, plain GELU FFN, LayerNorm after each residual add; mean, CLS or last pooling",
+        models: "all-MiniLM, bge, mxbai-embed, arctic-embed; XLM-RoBERTa (bge-m3, bge-reranker) (embedding and rerank only)",
+        blocks: "non-causal attention with biases, absolute positions + token types, plain GELU FFN, LayerNorm after each residual add; mean, CLS, last or rank pooling",
+    },
+    ArchEntry {
+        arch: Arch::NomicBert,
+        name: "nomic-bert",
+        build: bert::nomic_bert,
+        models: "nomic-embed-text v1, v1.5 (embedding only)",
+        blocks: "BERT's blocks with NeoX RoPE instead of position embeddings, fused QKV, gated SiLU FFN",
     },
 ];
 

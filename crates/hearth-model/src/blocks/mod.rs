@@ -9,6 +9,7 @@
 //! output to `s.o` (n × n_embd). Math goes through `hearth_ops` only.
 
 pub(crate) mod attention;
+pub(crate) mod encoder;
 pub(crate) mod ffn;
 pub(crate) mod mla;
 pub(crate) mod moe;
@@ -21,6 +22,7 @@ use hearth_quant::{vec_dot_type, Kernels};
 use crate::config::{Config, NormKind};
 use crate::load::{Matrix, Tensors};
 use crate::ModelError;
+pub(crate) use encoder::{EncoderInput, RankHead};
 
 /// What every block's `forward` needs besides its weights and buffers.
 pub(crate) struct Ctx<'a> {
@@ -313,47 +315,12 @@ pub(crate) struct Weights {
     pub token_embd: Matrix,
     /// An encoder's input additions ([`Config::encoder_input`]).
     pub encoder: Option<EncoderInput>,
+    /// A reranker's classification head (used with [`crate::Pooling::Rank`]).
+    pub rank: RankHead,
     pub output_norm: Option<Norm>,
     /// The output projection; the token embedding when tied.
     pub output: Linear,
     pub layers: Vec<Layer>,
-}
-
-/// What an encoder adds to its token embeddings, then normalises.
-#[derive(Debug)]
-pub(crate) struct EncoderInput {
-    /// `position_embd`: one row per position up to the training context.
-    pub positions: Matrix,
-    /// Token type 0's row of `token_types` (every text is one segment).
-    pub token_type: Vec<f32>,
-    pub norm: Norm,
-}
-
-impl EncoderInput {
-    fn load(t: &mut Tensors<'_>, c: &Config) -> Result<EncoderInput, ModelError> {
-        let e = c.n_embd;
-        let positions = t.matrix("position_embd.weight", e, Some(c.n_ctx_train))?;
-        let name = "token_types.weight";
-        let types = t
-            .file()
-            .tensor(name)
-            .and_then(|i| i.dims.get(1).copied())
-            .unwrap_or(1);
-        let n_types = usize::try_from(types)
-            .ok()
-            .filter(|&n| (1..=64).contains(&n))
-            .ok_or_else(|| ModelError::BadTensor {
-                tensor: name.into(),
-                why: format!("{types} token types (1 to 64 supported)"),
-            })?;
-        let mut token_type = t.small_matrix(name, e, n_types)?;
-        token_type.truncate(e);
-        Ok(EncoderInput {
-            positions,
-            token_type,
-            norm: Norm::load(t, c, "token_embd_norm", e)?,
-        })
-    }
 }
 
 /// Per-dimension RoPE factors from the file, set on `c`: Llama 3's
@@ -399,12 +366,9 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
     let mut t = Tensors::new(file);
     let e = c.n_embd;
     rope_factors(&mut t, c)?;
-    // A reranker's classifier head: applied only with pooling type `rank`,
-    // which `Config` refuses, so generation and mean-pooled embeddings
-    // never use it (as in llama.cpp).
-    if t.has("cls.output.weight") {
-        t.matrix("cls.output.weight", e, None)?;
-    }
+    // A reranker's classification head, applied only with pooling type
+    // `rank` (loaded and unused otherwise, as in llama.cpp).
+    let rank = RankHead::load(&mut t, c)?;
     let token_embd = t.matrix("token_embd.weight", e, Some(c.n_vocab))?;
     let encoder = match c.encoder_input {
         true => Some(EncoderInput::load(&mut t, c)?),
@@ -430,6 +394,7 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
     Ok(Weights {
         token_embd,
         encoder,
+        rank,
         output_norm,
         output,
         layers,
