@@ -127,7 +127,7 @@ pub async fn intercept(State(st): State<AppState>, req: Request, next: Next) -> 
             why: plan.why,
             key,
         };
-        return cascade::run(st, gw, api, parts, json, c, next).await;
+        return cascade::run(st, gw, api, parts, json, c).await;
     }
     let mut why = plan.why;
     for t in plan.targets {

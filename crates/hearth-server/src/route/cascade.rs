@@ -11,13 +11,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use hearth_route::cascade::{self, Escalation, Thresholds};
 use hearth_route::config::Target;
 use hearth_route::upstream::{Exchange, Gateway};
 use hearth_tokenizer::RenderOptions;
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 use super::translate::{ollama_chunk, ollama_whole, to_openai};
 use super::{proxy, route_field, with_header, Api, Fallible};
@@ -39,7 +40,6 @@ pub(super) async fn run(
     parts: Parts,
     json: Value,
     c: Cascade,
-    next: Next,
 ) -> Response {
     let mut why = c.why;
     let mut targets = c.targets.into_iter();
@@ -87,16 +87,26 @@ pub(super) async fn run(
     if !asked_logprobs {
         body["logprobs"] = if chat { json!(true) } else { json!(0) };
     }
+    // The OpenAI handler answers, whatever API the client speaks (routing
+    // already happened: `next` would run the client's own handler).
     let path = if chat {
         "/v1/chat/completions"
     } else {
         "/v1/completions"
     };
+    let local_api = axum::Router::new()
+        .route("/v1/chat/completions", post(crate::openai::chat))
+        .route("/v1/completions", post(crate::openai::completions))
+        .with_state(st.clone());
     let mut parts = parts;
     parts.uri = axum::http::Uri::from_static(path);
     parts.headers.remove(header::CONTENT_LENGTH);
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let resp = match local_api.oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
     if !resp.status().is_success() {
         return with_header(resp, &target);
     }
