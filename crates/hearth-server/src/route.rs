@@ -430,6 +430,58 @@ fn sent_note(ex: &Exchange) -> String {
     }
 }
 
+/// One `/api/chat` request through the whole router, as `hearth serve`
+/// handles it (security, routing, cascade, classify, budgets, audit) — the
+/// path `hearth run ROUTE "prompt"` takes. Each NDJSON line of the reply
+/// goes to `on_line`; an error status is `Err` with its message.
+pub async fn ask_chat(
+    state: AppState,
+    body: Value,
+    private: bool,
+    on_line: &mut (dyn FnMut(Value) + Send),
+) -> Result<(), String> {
+    use tower::ServiceExt;
+    let app = crate::router_with_ui(state, false);
+    let mut req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/chat")
+        .header(header::HOST, "localhost")
+        .header(header::CONTENT_TYPE, "application/json");
+    if private {
+        req = req.header(PRIVATE_HEADER, "1");
+    }
+    let req = req
+        .body(Body::from(body.to_string()))
+        .map_err(|e| e.to_string())?;
+    let resp = match app.oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&b).unwrap_or_default();
+        let m = v["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&b).into_owned());
+        return Err(format!("{status}: {m}"));
+    }
+    let mut lines = Lines::default();
+    let mut data = resp.into_body().into_data_stream();
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        for l in lines.push(&chunk) {
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                on_line(v);
+            }
+        }
+    }
+    Ok(())
+}
+
 mod cascade;
 mod plan;
 mod translate;
