@@ -5,7 +5,8 @@
 //! one and a prompt over the local context escalated through the upstream
 //! path (redacted on the wire, audited), a private request never
 //! escalated, the classifier's rule and examples deciding, and a key past
-//! its budget answered locally. One server for all of it.
+//! its budget answered locally; and `hearth run ROUTE` through the same
+//! router. One server for all of it.
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/upstream.rs"]
@@ -123,7 +124,12 @@ local = "local:smollm2"
     let chat = |route: &str, text: &str, stream: bool, key: &str| {
         let body = json!({"model": route, "stream": stream, "max_tokens": 12, "temperature": 0,
                           "messages": [{"role": "user", "content": text}]});
-        post(&s, "/v1/chat/completions", &[&format!("Authorization: Bearer {key}")], body)
+        post(
+            &s,
+            "/v1/chat/completions",
+            &[&format!("Authorization: Bearer {key}")],
+            body,
+        )
     };
     let sure = "What is the capital of France? Answer with one word.";
 
@@ -132,9 +138,18 @@ local = "local:smollm2"
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("x-hearth-route: local:smollm2"), "{head}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(why(&v).contains("kept the local answer: mean token log-probability"), "{body}");
-    assert!(!v["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
-    assert!(v["choices"][0].get("logprobs").is_none(), "not asked for: {body}");
+    assert!(
+        why(&v).contains("kept the local answer: mean token log-probability"),
+        "{body}"
+    );
+    assert!(!v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    assert!(
+        v["choices"][0].get("logprobs").is_none(),
+        "not asked for: {body}"
+    );
     let (code, head, body) = chat("sure", sure, true, "k1");
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("x-hearth-route: local:smollm2"), "{head}");
@@ -153,7 +168,10 @@ local = "local:smollm2"
     bad["options"]["num_ctx"] = json!(4096);
     let (code, _, body) = post(&s, "/api/chat", &[], bad);
     assert_eq!(code, 400, "an option an upstream cannot take: {body}");
-    assert!(fake.posts().is_empty(), "a kept answer reached the upstream");
+    assert!(
+        fake.posts().is_empty(),
+        "a kept answer reached the upstream"
+    );
 
     // Unsure: escalated, redacted on the wire, audited; Ollama streamed too.
     let secret = "Mail anna.berg@example.org: what is 2 + 2?";
@@ -161,27 +179,46 @@ local = "local:smollm2"
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("x-hearth-route: upstream:fake:big"), "{head}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], format!("Noted: {secret}"));
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("Noted: {secret}")
+    );
     let w = why(&v);
-    assert!(w.contains("escalated after the local answer: mean token log-probability"), "{w}");
+    assert!(
+        w.contains("escalated after the local answer: mean token log-probability"),
+        "{w}"
+    );
     let posts = fake.posts();
     assert_eq!(posts.len(), 1);
-    assert!(!posts[0].1.contains("anna.berg") && posts[0].1.contains("[EMAIL_1]"), "{:?}", posts[0]);
+    assert!(
+        !posts[0].1.contains("anna.berg") && posts[0].1.contains("[EMAIL_1]"),
+        "{:?}",
+        posts[0]
+    );
     let mut o = ollama.clone();
     o["model"] = json!("unsure");
     let (code, _, body) = post(&s, "/api/chat", &["Authorization: Bearer k3"], o);
     assert_eq!(code, 200, "{body}");
     let (text, last) = stream_text(&body);
     assert_eq!(text, format!("Noted: {sure}"), "{body}");
-    assert_eq!(last["hearth_route"]["target"], "upstream:fake:big", "{body}");
+    assert_eq!(
+        last["hearth_route"]["target"], "upstream:fake:big",
+        "{body}"
+    );
 
     // Over the local context: escalated before generating.
     let long = "Summarise the plot of a long novel about a lighthouse keeper in three sentences.";
     let (code, _, body) = chat("short", long, true, "k4");
     assert_eq!(code, 200, "{body}");
     let (_, last) = stream_text(&body);
-    assert!(why(&last).contains("escalated before generating: the prompt has"), "{body}");
-    assert!(why(&last).contains("more than max_local_context 8"), "{body}");
+    assert!(
+        why(&last).contains("escalated before generating: the prompt has"),
+        "{body}"
+    );
+    assert!(
+        why(&last).contains("more than max_local_context 8"),
+        "{body}"
+    );
 
     // Private: the upstream is never asked; the local answer is kept.
     let before = fake.posts().len();
@@ -190,8 +227,15 @@ local = "local:smollm2"
     let (code, head, out) = post(&s, "/v1/chat/completions", &["x-hearth-private: 1"], body);
     assert_eq!(code, 200, "{out}");
     assert!(head.contains("x-hearth-route: local:smollm2"), "{head}");
-    assert!(out.contains("no target to escalate to is allowed: kept"), "{out}");
-    assert_eq!(fake.posts().len(), before, "a private request reached the upstream");
+    assert!(
+        out.contains("no target to escalate to is allowed: kept"),
+        "{out}"
+    );
+    assert_eq!(
+        fake.posts().len(),
+        before,
+        "a private request reached the upstream"
+    );
 
     // Classify: the maths rule, then the examples (nearest centroid).
     let (code, head, body) = chat("sorter", "What is 17 * 23?", false, "k5");
@@ -200,12 +244,18 @@ local = "local:smollm2"
     assert!(body.contains("rule Maths"), "{body}");
     let (code, head, body) = chat("sorter", "Hi there, how is your day going?", false, "k6");
     assert_eq!(code, 200, "{body}");
-    assert!(head.contains("x-hearth-route: local:smollm2"), "{head} {body}");
+    assert!(
+        head.contains("x-hearth-route: local:smollm2"),
+        "{head} {body}"
+    );
     assert!(body.contains("nearest centroid: local:smollm2"), "{body}");
     let legal = "Which taxes apply when a company sells its shares to an investor?";
     let (code, head, body) = chat("sorter", legal, false, "k7");
     assert_eq!(code, 200, "{body}");
-    assert!(head.contains("x-hearth-route: upstream:fake:big"), "{head} {body}");
+    assert!(
+        head.contains("x-hearth-route: upstream:fake:big"),
+        "{head} {body}"
+    );
     assert!(body.contains("nearest centroid: fake:big"), "{body}");
 
     // Budget (30 tokens, over = "local"): the fake reports 18 per whole
@@ -219,13 +269,20 @@ local = "local:smollm2"
     let (code, head, body) = chat("cloudy", "hello", false, "k8");
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("x-hearth-route: local:smollm2"), "{head}");
-    assert!(body.contains("over budget") && body.contains("answered by local:smollm2"), "{body}");
+    assert!(
+        body.contains("over budget") && body.contains("answered by local:smollm2"),
+        "{body}"
+    );
     // ... and a cascade for that key does not escalate.
     let (code, head, body) = chat("unsure", sure, false, "k8");
     assert_eq!(code, 200, "{body}");
     assert!(head.contains("x-hearth-route: local:smollm2"), "{head}");
     assert!(body.contains("the cascade does not escalate"), "{body}");
-    assert_eq!(fake.posts().len(), n, "a key past its budget reached the upstream");
+    assert_eq!(
+        fake.posts().len(),
+        n,
+        "a key past its budget reached the upstream"
+    );
 
     // One audit entry per egress, and the chain verifies.
     let audit = std::fs::read_to_string(s.home.path().join("audit.jsonl")).unwrap();
@@ -235,5 +292,37 @@ local = "local:smollm2"
         .env("HEARTH_HOME", s.home.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // `hearth run ROUTE "prompt"` goes through the same router, in process.
+    let run = |route: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["run", "--config"])
+            .arg(s.home.path().join("config.toml"))
+            .args([route, sure, "--temperature", "0", "-n", "12"])
+            .env("HEARTH_HOME", s.home.path())
+            .env("HEARTH_MODELS", store.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        (String::from_utf8_lossy(&o.stdout).into_owned(), err)
+    };
+    let (out, err) = run("sure");
+    assert!(
+        err.contains("route: local:smollm2") && err.contains("kept the local answer"),
+        "{err}"
+    );
+    assert!(!out.trim().is_empty());
+    let n = fake.posts().len();
+    let (out, err) = run("unsure");
+    assert!(err.contains("route: upstream:fake:big"), "{err}");
+    assert!(err.contains("escalated after the local answer"), "{err}");
+    assert_eq!(out.trim(), format!("Noted: {sure}"));
+    assert_eq!(fake.posts().len(), n + 1);
 }

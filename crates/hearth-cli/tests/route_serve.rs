@@ -256,7 +256,12 @@ over = "refuse"
     let ask = |key: &str, stream: bool| {
         let body = json!({"model": "big", "stream": stream,
                           "messages": [{"role": "user", "content": "hello"}]});
-        post(&s, "/v1/chat/completions", &[&format!("Authorization: Bearer {key}")], body)
+        post(
+            &s,
+            "/v1/chat/completions",
+            &[&format!("Authorization: Bearer {key}")],
+            body,
+        )
     };
     // The fake reports 11 + 7 tokens (whole) and 11 + 9 (streamed): two
     // requests fit in 30, the third is past the budget.
@@ -267,7 +272,10 @@ over = "refuse"
     assert!(body.contains("data: [DONE]"), "{body}");
     let (code, _, body) = ask("key-one", false);
     assert_eq!(code, 429, "{body}");
-    assert!(body.contains("over budget") && body.contains("38 of its 30"), "{body}");
+    assert!(
+        body.contains("over budget") && body.contains("38 of its 30"),
+        "{body}"
+    );
     assert_eq!(fake.posts().len(), 2, "a request past the budget was sent");
     // Another key has its own day.
     let (code, _, body) = ask("key-two", true);
@@ -278,13 +286,19 @@ over = "refuse"
     // whole (no temporary file left).
     let path = s.home.path().join("budget.json");
     let ledger = std::fs::read_to_string(&path).expect("budget.json");
-    assert!(!ledger.contains("key-one") && !ledger.contains("key-two"), "{ledger}");
+    assert!(
+        !ledger.contains("key-one") && !ledger.contains("key-two"),
+        "{ledger}"
+    );
     let v: Value = serde_json::from_str(&ledger).expect("json");
     let one = &v["keys"][hearth_route::budget::key_id(Some("key-one"))];
     assert_eq!(one["tokens"], 38, "{ledger}");
     let money = one["money"].as_f64().expect("money");
     assert!((money - (22.0 + 2.0 * 16.0) / 1e6).abs() < 1e-12, "{money}");
-    assert_eq!(v["keys"][hearth_route::budget::key_id(Some("key-two"))]["tokens"], 20);
+    assert_eq!(
+        v["keys"][hearth_route::budget::key_id(Some("key-two"))]["tokens"],
+        20
+    );
     let leftovers: Vec<_> = std::fs::read_dir(s.home.path())
         .expect("home")
         .flatten()

@@ -183,7 +183,10 @@ pub fn plan(cfg: &Config, req: &Request, env: &mut Env) -> Result<Plan, Refused>
     let upstream = |t: &Target| matches!(t, Target::Upstream { .. });
     if let (Some(b), Some(l)) = (&cfg.budgets, env.ledger) {
         let now = env.now.unwrap_or_else(SystemTime::now);
-        if let Some(m) = l.over(b, req.key, now).filter(|_| kept.iter().any(upstream)) {
+        if let Some(m) = l
+            .over(b, req.key, now)
+            .filter(|_| kept.iter().any(upstream))
+        {
             kept.retain(|t| !upstream(t));
             match (b.over, &b.local, &cascade) {
                 (_, _, Some(_)) => {
@@ -315,12 +318,7 @@ pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
     d
 }
 
-fn route_with(
-    cfg: &Config,
-    req: &Request,
-    env: &mut Env,
-    redactor: &Redactor,
-) -> Decision {
+fn route_with(cfg: &Config, req: &Request, env: &mut Env, redactor: &Redactor) -> Decision {
     let p = match plan(cfg, req, env) {
         Ok(p) => p,
         Err(r) => return refused(r.why, r.message),

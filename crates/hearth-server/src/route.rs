@@ -143,7 +143,16 @@ pub async fn intercept(State(st): State<AppState>, req: Request, next: Next) -> 
             }
             Target::Upstream { upstream, model } => {
                 let target = format!("upstream:{upstream}:{model}");
-                let r = proxy(gw.clone(), api, &upstream, &model, &json, &target, &why, key.clone());
+                let r = proxy(
+                    gw.clone(),
+                    api,
+                    &upstream,
+                    &model,
+                    &json,
+                    &target,
+                    &why,
+                    key.clone(),
+                );
                 match r.await {
                     Ok(resp) => return resp,
                     Err(Fallible::Final(resp)) => return resp,

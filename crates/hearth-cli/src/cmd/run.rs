@@ -160,7 +160,10 @@ pub fn main(a: RunArgs) -> Result<()> {
         return super::run_route::main(&a, &p, path, flag_options(&a)?);
     }
     if a.private {
-        bail!("--private is for routes, and {:?} is not one (a local model sends nothing anyway)", a.model);
+        bail!(
+            "--private is for routes, and {:?} is not one (a local model sends nothing anyway)",
+            a.model
+        );
     }
     let setup = Setup {
         flags: flag_options(&a)?,

@@ -53,7 +53,10 @@ pub fn main(a: &RunArgs, prompt: &str, path: PathBuf, options: Map<String, Value
         ("--keep", a.keep != 0),
     ];
     if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
-        bail!("{flag} is not supported with a route ({}): the router sends the prompt as a chat", a.model);
+        bail!(
+            "{flag} is not supported with a route ({}): the router sends the prompt as a chat",
+            a.model
+        );
     }
     let cfg = Config::load(&path)?;
     let audit = hearth_route::audit::default_path();

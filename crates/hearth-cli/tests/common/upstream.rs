@@ -237,4 +237,3 @@ pub fn stream_text(body: &str) -> (String, Value) {
     }
     (text, last)
 }
-

@@ -128,7 +128,9 @@ impl Gateway {
         };
         let money = budget::cost(u, ex.prompt_tokens, ex.completion_tokens);
         let tokens = ex.prompt_tokens.saturating_add(ex.completion_tokens);
-        let mut l = l.lock().map_err(|_| "the budget ledger is poisoned".to_string())?;
+        let mut l = l
+            .lock()
+            .map_err(|_| "the budget ledger is poisoned".to_string())?;
         l.record(key, tokens, money, SystemTime::now())
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -252,7 +254,11 @@ fn estimate_prompt_tokens(body: &Value) -> u64 {
     }
     let mut n = body.get("prompt").map_or(0, chars);
     if let Some(Value::Array(msgs)) = body.get("messages") {
-        n += msgs.iter().filter_map(|m| m.get("content")).map(chars).sum::<usize>();
+        n += msgs
+            .iter()
+            .filter_map(|m| m.get("content"))
+            .map(chars)
+            .sum::<usize>();
     }
     n.div_ceil(4) as u64
 }

@@ -76,9 +76,9 @@ pub(super) async fn run(
     }
 
     // The local answer, whole, with its tokens' log-probabilities.
-    let asked_logprobs = body.get("logprobs").is_some_and(|v| {
-        !v.is_null() && *v != json!(false)
-    });
+    let asked_logprobs = body
+        .get("logprobs")
+        .is_some_and(|v| !v.is_null() && *v != json!(false));
     body["model"] = json!(local);
     body["stream"] = json!(false);
     if let Some(o) = body.as_object_mut() {
@@ -219,20 +219,32 @@ async fn up(
         match t {
             Target::Upstream { upstream, model } => {
                 let target = format!("upstream:{upstream}:{model}");
-                let r = proxy(gw.clone(), api, upstream, model, json, &target, &why, key.clone());
+                let r = proxy(
+                    gw.clone(),
+                    api,
+                    upstream,
+                    model,
+                    json,
+                    &target,
+                    &why,
+                    key.clone(),
+                );
                 match r.await {
                     Ok(resp) | Err(Fallible::Final(resp)) => return resp,
                     Err(Fallible::Next(e)) => why.push(format!("{target} failed: {e}")),
                 }
             }
-            Target::Local { model } => {
-                why.push(format!("skipped local:{model}: a cascade escalates to upstreams"))
-            }
+            Target::Local { model } => why.push(format!(
+                "skipped local:{model}: a cascade escalates to upstreams"
+            )),
         }
     }
     ApiError::new(
         StatusCode::BAD_GATEWAY,
-        format!("the cascade escalated and no target could answer ({})", why.join("; ")),
+        format!(
+            "the cascade escalated and no target could answer ({})",
+            why.join("; ")
+        ),
     )
     .into_response()
 }
@@ -303,9 +315,7 @@ fn sse(api: Api, req: &Value, v: &Value, field: Value) -> String {
     } else {
         "text_completion"
     };
-    let head = |choices: Value| {
-        json!({"id": v["id"], "object": object, "created": v["created"], "model": v["model"], "choices": choices})
-    };
+    let head = |choices: Value| json!({"id": v["id"], "object": object, "created": v["created"], "model": v["model"], "choices": choices});
     let mut content = if chat {
         json!({"index": 0, "delta": c["message"], "finish_reason": null})
     } else {
