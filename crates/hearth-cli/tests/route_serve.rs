@@ -3,7 +3,9 @@
 //! receive — with redaction on the wire, restoration in the replies, the
 //! audit log, private and pinned-local requests that send nothing, and a
 //! pool of three replicas (failover, load split, circuit breaker), and
-//! budgets counted from the upstream's usage per API key.
+//! budgets counted from the upstream's usage per API key; and, in a
+//! network namespace with only `lo`, the connect() calls of the server
+//! traced: none for private and pinned-local requests.
 
 #[path = "common/upstream.rs"]
 mod upstream;
@@ -305,4 +307,115 @@ over = "refuse"
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Runs inside `unshare -rn` (a user and network namespace holding only
+/// `lo`): `hearth serve` under `strace -f -e trace=connect`, a private and
+/// a pinned-local request (then the trace is copied), then a request that
+/// may leave, as the control that the trace sees connection attempts.
+const NETNS_SCRIPT: &str = r#"set -u
+B=$1; D=$2; PORT=18731
+ip link set lo up
+strace -f -qq -e trace=connect -o $D/trace $B serve --host 127.0.0.1:$PORT --config $D/cfg.toml 2>$D/serve.log &
+SPID=$!
+for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+req() {
+  exec 3<>/dev/tcp/127.0.0.1/$PORT
+  printf 'POST %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n%s\r\n%s' "$1" $PORT ${#2} "$3" "$2" >&3
+  cat <&3 > "$4"; exec 3>&-
+}
+req /v1/chat/completions '{"model":"cloudy","messages":[{"role":"user","content":"hi"}]}' $'x-hearth-private: 1\r\n' $D/private
+req /api/chat '{"model":"homely","messages":[{"role":"user","content":"hi"}]}' '' $D/pinned
+cp $D/trace $D/trace.home
+req /v1/chat/completions '{"model":"cloudy","messages":[{"role":"user","content":"hi"}]}' '' $D/leaves
+cp $D/trace $D/trace.all
+kill $(ps -o pid= --ppid $SPID) 2>/dev/null
+wait
+"#;
+
+#[test]
+fn in_a_network_namespace_private_and_pinned_requests_connect_nowhere() {
+    let works = |cmd: &mut Command| {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !works(Command::new("unshare").args(["-rn", "ip", "link"])) {
+        hearth_testdata::unavailable(
+            "`unshare -rn` (user and network namespaces) does not work here",
+        );
+        return;
+    }
+    if !works(Command::new("strace").arg("-V")) {
+        hearth_testdata::unavailable("strace is not installed");
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        d.path().join("cfg.toml"),
+        r#"
+[upstreams.cloud]
+base_url = "http://203.0.113.5/v1"
+models = ["big"]
+policy = "cloud"
+health_interval_s = 0
+connect_timeout_s = 1
+
+[routes.cloudy]
+policy = "pin"
+targets = ["cloud:big"]
+
+[routes.homely]
+policy = "pin"
+targets = ["local:no-such-model"]
+"#,
+    )
+    .expect("config");
+    std::fs::write(d.path().join("run.sh"), NETNS_SCRIPT).expect("script");
+    let out = Command::new("unshare")
+        .args(["-rn", "bash"])
+        .arg(d.path().join("run.sh"))
+        .arg(env!("CARGO_BIN_EXE_hearth"))
+        .arg(d.path())
+        .env("HEARTH_HOME", d.path())
+        .output()
+        .expect("unshare");
+    let read = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap_or_default();
+    let log = read("serve.log");
+    assert!(out.status.success(), "{out:?} {log}");
+    assert!(
+        read("private").starts_with("HTTP/1.1 403"),
+        "{}",
+        read("private")
+    );
+    let pinned = read("pinned").to_ascii_lowercase();
+    assert!(
+        pinned.contains("x-hearth-route: local:no-such-model"),
+        "{pinned}"
+    );
+    // Every connect() while serving them: none off loopback (in fact none).
+    let home = read("trace.home");
+    let away: Vec<&str> = home
+        .lines()
+        .filter(|l| l.contains("connect(") && !l.contains("AF_UNIX"))
+        .filter(|l| !l.contains("inet_addr(\"127.0.0.1\")") && !l.contains("\"::1\""))
+        .collect();
+    assert!(away.is_empty(), "connection attempts: {away:?}");
+    // The control: a request that may leave is seen trying to.
+    let all = read("trace.all");
+    assert!(
+        all.contains("connect(") && all.contains("203.0.113.5"),
+        "trace: {all}\n{log}"
+    );
+    assert!(
+        read("leaves").starts_with("HTTP/1.1 502"),
+        "{}",
+        read("leaves")
+    );
+    println!(
+        "network namespace: {} connect() calls for the private and pinned requests, {} in all",
+        home.matches("connect(").count(),
+        all.matches("connect(").count()
+    );
 }

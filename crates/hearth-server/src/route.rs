@@ -413,17 +413,24 @@ async fn proxy(
         };
         Ok::<_, std::convert::Infallible>(Bytes::from(text))
     });
+    Ok(with_header(
+        stream_response(api, Body::from_stream(body)),
+        &header_target,
+    ))
+}
+
+/// A streamed reply in the client's API: NDJSON for Ollama, SSE for OpenAI.
+fn stream_response(api: Api, body: Body) -> Response {
     let ctype = if api.ollama() {
         "application/x-ndjson"
     } else {
         "text/event-stream"
     };
-    let resp = Response::builder()
+    Response::builder()
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    Ok(with_header(resp, &header_target))
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn sent_note(ex: &Exchange) -> String {

@@ -26,10 +26,7 @@ pub fn config_for(a: &RunArgs) -> Result<Option<PathBuf>> {
     let cfg = Config::load(&path)?;
     let routed = cfg.routes.contains_key(&a.model)
         || matches!(cfg.target(&a.model), Ok(Target::Upstream { .. }))
-        || cfg
-            .upstreams
-            .values()
-            .any(|u| u.models.iter().any(|m| *m == a.model));
+        || cfg.upstreams.values().any(|u| u.models.contains(&a.model));
     if !routed && a.config.is_some() {
         bail!(
             "{:?} is not a route or an upstream model in {}",

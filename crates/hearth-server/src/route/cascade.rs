@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::translate::{ollama_chunk, ollama_whole, to_openai};
-use super::{proxy, route_field, with_header, Api, Fallible};
+use super::{proxy, route_field, stream_response, with_header, Api, Fallible};
 use crate::{prompt, ApiError, AppState};
 
 /// A planned cascade: the local target first, then the escalation targets.
@@ -292,17 +292,7 @@ fn local_reply(
     } else {
         sse(api, req, &v, field)
     };
-    let ctype = if api.ollama() {
-        "application/x-ndjson"
-    } else {
-        "text/event-stream"
-    };
-    let resp = Response::builder()
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from(Bytes::from(text)))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    with_header(resp, target)
+    with_header(stream_response(api, Body::from(Bytes::from(text))), target)
 }
 
 /// A whole OpenAI reply as SSE events: the content, the finish, the usage
