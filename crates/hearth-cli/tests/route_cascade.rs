@@ -325,4 +325,25 @@ local = "local:smollm2"
     assert!(err.contains("escalated after the local answer"), "{err}");
     assert_eq!(out.trim(), format!("Noted: {sure}"));
     assert_eq!(fake.posts().len(), n + 1);
+    // Refused: a flag only the direct local path has, a name the config
+    // does not route, --private for a plain local model.
+    let fails = |args: &[&str], says: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["run", "--config"])
+            .arg(s.home.path().join("config.toml"))
+            .args(args)
+            .env("HEARTH_HOME", s.home.path())
+            .env("HEARTH_MODELS", store.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+    };
+    fails(
+        &["sure", "hi", "--raw"],
+        "--raw is not supported with a route",
+    );
+    fails(&["nowhere", "hi"], "is not a route or an upstream model");
+    assert_eq!(fake.posts().len(), n + 1);
 }
