@@ -299,19 +299,27 @@ local = "local:smollm2"
     );
 
     // `hearth run ROUTE "prompt"` goes through the same router, in process.
-    let run = |route: &str| {
+    let hearth_run = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
             .args(["run", "--config"])
             .arg(s.home.path().join("config.toml"))
-            .args([route, sure, "--temperature", "0", "-n", "12"])
+            .args(args)
             .env("HEARTH_HOME", s.home.path())
             .env("HEARTH_MODELS", store.path())
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(o.status.success(), "{err}");
-        (String::from_utf8_lossy(&o.stdout).into_owned(), err)
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        (
+            o.status.success(),
+            out,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let run = |route: &str| {
+        let (ok, out, err) = hearth_run(&[route, sure, "--temperature", "0", "-n", "12"]);
+        assert!(ok, "{err}");
+        (out, err)
     };
     let (out, err) = run("sure");
     assert!(
@@ -328,17 +336,8 @@ local = "local:smollm2"
     // Refused: a flag only the direct local path has, a name the config
     // does not route, --private for a plain local model.
     let fails = |args: &[&str], says: &str| {
-        let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["run", "--config"])
-            .arg(s.home.path().join("config.toml"))
-            .args(args)
-            .env("HEARTH_HOME", s.home.path())
-            .env("HEARTH_MODELS", store.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+        let (ok, _, err) = hearth_run(args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
     };
     fails(
         &["sure", "hi", "--raw"],
