@@ -5,8 +5,9 @@
 //! one and a prompt over the local context escalated through the upstream
 //! path (redacted on the wire, audited), a private request never
 //! escalated, the classifier's rule and examples deciding, and a key past
-//! its budget answered locally; and `hearth run ROUTE` through the same
-//! router. One server for all of it.
+//! its budget answered locally; a second `hearth serve` with Gemma 3 as a
+//! real upstream (reply and audit entry); and `hearth run ROUTE` through
+//! the same router. One server for all of it.
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/upstream.rs"]
@@ -15,6 +16,7 @@ mod upstream;
 use std::process::Command;
 use std::time::Duration;
 
+use hearth_testdata::http::{free_port, wait_listening, KillOnDrop};
 use hearth_testdata::{model, RealModel};
 use serde_json::{json, Value};
 use upstream::{post, start_with, stream_text, Fake};
@@ -58,6 +60,33 @@ fn serve_executes_cascade_and_classify_routes() {
     let store = tempfile::tempdir().unwrap();
     import(store.path(), &smol, "smollm2");
     import(store.path(), &minilm, "all-minilm");
+    let Some(gemma) = model(RealModel::Gemma3) else {
+        return;
+    };
+    import(store.path(), &gemma, "gemma3");
+    // A real upstream: a second `hearth serve` on loopback with Gemma 3.
+    let big_addr = format!("127.0.0.1:{}", free_port());
+    let big_home = tempfile::tempdir().unwrap();
+    let _big = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args([
+                "serve",
+                "gemma3",
+                "--host",
+                &big_addr,
+                "--parallel",
+                "1",
+                "--ctx",
+                "512",
+            ])
+            .env("HEARTH_MODELS", store.path())
+            .env("HEARTH_HOME", big_home.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let fake = Fake::start(Duration::from_millis(1));
     let cfg = format!(
         r#"
@@ -108,12 +137,24 @@ target = "fake:big"
 text = "Explain the tax consequences of selling shares held for two years."
 target = "fake:big"
 
+[upstreams.real]
+base_url = "http://{}/v1"
+models = ["gemma3"]
+policy = "on-prem"
+price_per_mtok_in = 1.0
+health_interval_s = 0
+
+[routes.bigger]
+policy = "pin"
+targets = ["real:gemma3"]
+
 [budgets]
 tokens_per_day = 30
 over = "local"
 local = "local:smollm2"
 "#,
-        fake.url()
+        fake.url(),
+        big_addr
     );
     let s = start_with(
         &cfg,
@@ -284,9 +325,32 @@ local = "local:smollm2"
         "a key past its budget reached the upstream"
     );
 
+    // The real upstream answers through the pool; its audit entry names it.
+    wait_listening(&big_addr, Duration::from_secs(120));
+    let (code, head, body) = chat("bigger", sure, false, "k9");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.contains("x-hearth-route: upstream:real:gemma3"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["choices"][0]["message"]["content"].is_string(), "{body}");
+    assert!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+
     // One audit entry per egress, and the chain verifies.
     let audit = std::fs::read_to_string(s.home.path().join("audit.jsonl")).unwrap();
-    assert_eq!(audit.lines().count(), fake.posts().len(), "{audit}");
+    assert_eq!(audit.lines().count(), fake.posts().len() + 1, "{audit}");
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    let dest = last["egress"]["destination"].as_str().unwrap();
+    assert_eq!(dest, format!("real http://{big_addr}/v1"), "{last}");
+    assert_eq!(last["egress"]["model"], "gemma3");
+    assert!(
+        last["egress"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{last}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["audit", "verify"])
         .env("HEARTH_HOME", s.home.path())
