@@ -2,238 +2,21 @@
 //! recording fake OpenAI-compatible servers that keep every byte they
 //! receive — with redaction on the wire, restoration in the replies, the
 //! audit log, private and pinned-local requests that send nothing, and a
-//! pool of three replicas (failover, load split, circuit breaker).
+//! pool of three replicas (failover, load split, circuit breaker), and
+//! budgets counted from the upstream's usage per API key; and, in a
+//! network namespace with only `lo`, the connect() calls of the server
+//! traced: none for private and pinned-local requests.
 
-mod common;
+#[path = "common/upstream.rs"]
+mod upstream;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hearth_testdata::http::{free_port, send, wait_listening, KillOnDrop};
+use hearth_testdata::http::send;
 use serde_json::{json, Value};
-
-/// A fake upstream: answers chat/completions by echoing the last message
-/// (so placeholders come back), streaming in small pieces with a pause.
-struct Fake {
-    port: u16,
-    /// Request heads and bodies of every POST.
-    posts: Arc<Mutex<Vec<(String, String)>>>,
-    /// Connections accepted (health checks and refused ones included).
-    accepted: Arc<AtomicUsize>,
-    dead: Arc<AtomicBool>,
-}
-
-impl Fake {
-    fn start(pause: Duration) -> Fake {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        let f = Fake {
-            port,
-            posts: Arc::default(),
-            accepted: Arc::default(),
-            dead: Arc::default(),
-        };
-        let (posts, accepted, dead) = (f.posts.clone(), f.accepted.clone(), f.dead.clone());
-        std::thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                accepted.fetch_add(1, Ordering::SeqCst);
-                if dead.load(Ordering::SeqCst) {
-                    let _ = s.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let (posts, dead) = (posts.clone(), dead.clone());
-                std::thread::spawn(move || serve_one(s, &posts, &dead, pause));
-            }
-        });
-        f
-    }
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
-    }
-    fn posts(&self) -> Vec<(String, String)> {
-        self.posts.lock().expect("lock").clone()
-    }
-}
-
-fn serve_one(
-    s: TcpStream,
-    posts: &Mutex<Vec<(String, String)>>,
-    dead: &AtomicBool,
-    pause: Duration,
-) {
-    let mut r = BufReader::new(s.try_clone().expect("clone"));
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        head += &line;
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    let _ = r.read_exact(&mut body);
-    let mut w = s;
-    if head.starts_with("GET") {
-        let _ = w.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"data\":[]}",
-        );
-        return;
-    }
-    let body = String::from_utf8_lossy(&body).into_owned();
-    posts
-        .lock()
-        .expect("lock")
-        .push((head.clone(), body.clone()));
-    let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let last = req["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .or_else(|| req["prompt"].as_str())
-        .unwrap_or("");
-    let reply = format!("Noted: {last}");
-    let chat = req.get("messages").is_some();
-    if req["stream"] != json!(true) {
-        let choice = if chat {
-            json!({"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"})
-        } else {
-            json!({"index": 0, "text": reply, "finish_reason": "stop"})
-        };
-        let v = json!({"id": "x", "object": "chat.completion", "choices": [choice],
-                       "usage": {"prompt_tokens": 11, "completion_tokens": 7}});
-        let b = v.to_string();
-        let _ = write!(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len());
-        return;
-    }
-    let _ = w.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
-    );
-    let chars: Vec<char> = reply.chars().collect();
-    for piece in chars.chunks(5) {
-        if dead.load(Ordering::SeqCst) {
-            let _ = w.shutdown(Shutdown::Both);
-            return;
-        }
-        let t: String = piece.iter().collect();
-        let c = if chat {
-            json!({"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]})
-        } else {
-            json!({"choices": [{"index": 0, "text": t, "finish_reason": null}]})
-        };
-        let _ = write!(w, "data: {c}\n\n");
-        let _ = w.flush();
-        std::thread::sleep(pause);
-    }
-    let _ = write!(
-        w,
-        "data: {}\n\ndata: [DONE]\n\n",
-        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 11, "completion_tokens": 9}})
-    );
-}
-
-struct Server {
-    addr: String,
-    home: tempfile::TempDir,
-    _child: KillOnDrop,
-    log: std::path::PathBuf,
-}
-
-fn start(config: &str) -> Server {
-    let home = tempfile::tempdir().expect("tempdir");
-    let cfg = home.path().join("config.toml");
-    std::fs::write(&cfg, config).expect("config");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let log = home.path().join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--host", &addr, "--config"])
-        .arg(&cfg)
-        .env("HEARTH_HOME", home.path())
-        .env("FAKE_KEY", "up-secret-123")
-        .env("ALICE_KEY", "alice-secret-456")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("hearth serve");
-    let child = KillOnDrop(child);
-    wait_listening(&addr, Duration::from_secs(30));
-    Server {
-        addr,
-        home,
-        _child: child,
-        log,
-    }
-}
-
-fn post(s: &Server, path: &str, extra: &[&str], body: Value) -> (u16, String, String) {
-    let mut h = vec![
-        format!("Host: {}", s.addr),
-        "Content-Type: application/json".into(),
-    ];
-    h.extend(extra.iter().map(|e| e.to_string()));
-    let (code, out) = send(&s.addr, "POST", path, &h, &body.to_string());
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let head = head.to_ascii_lowercase();
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (code, head, body)
-}
-
-/// The payload of a chunked HTTP/1.1 body.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out += &tail[..n];
-        rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
-    }
-    out
-}
-
-/// Joins the text of an SSE or NDJSON stream (chunked transfer framing
-/// removed by keeping only JSON lines) and returns it with the last object.
-fn stream_text(body: &str) -> (String, Value) {
-    let mut text = String::new();
-    let mut last = Value::Null;
-    for line in body.lines() {
-        let l = line.strip_prefix("data: ").unwrap_or(line);
-        let Ok(v) = serde_json::from_str::<Value>(l) else {
-            continue;
-        };
-        for t in [
-            &v["choices"][0]["delta"]["content"],
-            &v["choices"][0]["text"],
-            &v["message"]["content"],
-            &v["response"],
-        ] {
-            text += t.as_str().unwrap_or("");
-        }
-        last = v;
-    }
-    (text, last)
-}
+use upstream::{post, start, start_with, stream_text, Fake};
 
 #[test]
 fn routes_redacts_restores_audits_and_keeps_private_requests_home() {
@@ -449,5 +232,190 @@ breaker_open_s = 600
         fakes[0].accepted.load(Ordering::SeqCst),
         tries,
         "the open breaker let requests through"
+    );
+}
+
+#[test]
+fn budgets_count_upstream_usage_per_key_and_refuse_past_them() {
+    let fake = Fake::start(Duration::from_millis(1));
+    let cfg = format!(
+        r#"
+[upstreams.fake]
+base_url = "{}"
+models = ["big"]
+policy = "on-prem"
+price_per_mtok_in = 1.0
+price_per_mtok_out = 2.0
+health_interval_s = 0
+
+[budgets]
+tokens_per_day = 30
+over = "refuse"
+"#,
+        fake.url()
+    );
+    let s = start_with(&cfg, &[], &[]);
+    let ask = |key: &str, stream: bool| {
+        let body = json!({"model": "big", "stream": stream,
+                          "messages": [{"role": "user", "content": "hello"}]});
+        post(
+            &s,
+            "/v1/chat/completions",
+            &[&format!("Authorization: Bearer {key}")],
+            body,
+        )
+    };
+    // The fake reports 11 + 7 tokens (whole) and 11 + 9 (streamed): two
+    // requests fit in 30, the third is past the budget.
+    let (code, _, body) = ask("key-one", false);
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = ask("key-one", true);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("data: [DONE]"), "{body}");
+    let (code, _, body) = ask("key-one", false);
+    assert_eq!(code, 429, "{body}");
+    assert!(
+        body.contains("over budget") && body.contains("38 of its 30"),
+        "{body}"
+    );
+    assert_eq!(fake.posts().len(), 2, "a request past the budget was sent");
+    // Another key has its own day.
+    let (code, _, body) = ask("key-two", true);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(fake.posts().len(), 3);
+
+    // The ledger: keys stored hashed, tokens and money per key, written
+    // whole (no temporary file left).
+    let path = s.home.path().join("budget.json");
+    let ledger = std::fs::read_to_string(&path).expect("budget.json");
+    assert!(
+        !ledger.contains("key-one") && !ledger.contains("key-two"),
+        "{ledger}"
+    );
+    let v: Value = serde_json::from_str(&ledger).expect("json");
+    let one = &v["keys"][hearth_route::budget::key_id(Some("key-one"))];
+    assert_eq!(one["tokens"], 38, "{ledger}");
+    let money = one["money"].as_f64().expect("money");
+    assert!((money - (22.0 + 2.0 * 16.0) / 1e6).abs() < 1e-12, "{money}");
+    assert_eq!(
+        v["keys"][hearth_route::budget::key_id(Some("key-two"))]["tokens"],
+        20
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(s.home.path())
+        .expect("home")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Runs inside `unshare -rn` (a user and network namespace holding only
+/// `lo`): `hearth serve` under `strace -f -e trace=connect`, a private and
+/// a pinned-local request (then the trace is copied), then a request that
+/// may leave, as the control that the trace sees connection attempts.
+const NETNS_SCRIPT: &str = r#"set -u
+B=$1; D=$2; PORT=18731
+ip link set lo up
+strace -f -qq -e trace=connect -o $D/trace $B serve --host 127.0.0.1:$PORT --config $D/cfg.toml 2>$D/serve.log &
+SPID=$!
+for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+req() {
+  exec 3<>/dev/tcp/127.0.0.1/$PORT
+  printf 'POST %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n%s\r\n%s' "$1" $PORT ${#2} "$3" "$2" >&3
+  cat <&3 > "$4"; exec 3>&-
+}
+req /v1/chat/completions '{"model":"cloudy","messages":[{"role":"user","content":"hi"}]}' $'x-hearth-private: 1\r\n' $D/private
+req /api/chat '{"model":"homely","messages":[{"role":"user","content":"hi"}]}' '' $D/pinned
+cp $D/trace $D/trace.home
+req /v1/chat/completions '{"model":"cloudy","messages":[{"role":"user","content":"hi"}]}' '' $D/leaves
+cp $D/trace $D/trace.all
+kill $(ps -o pid= --ppid $SPID) 2>/dev/null
+wait
+"#;
+
+#[test]
+fn in_a_network_namespace_private_and_pinned_requests_connect_nowhere() {
+    let works = |cmd: &mut Command| {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !works(Command::new("unshare").args(["-rn", "ip", "link"])) {
+        hearth_testdata::unavailable(
+            "`unshare -rn` (user and network namespaces) does not work here",
+        );
+        return;
+    }
+    if !works(Command::new("strace").arg("-V")) {
+        hearth_testdata::unavailable("strace is not installed");
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        d.path().join("cfg.toml"),
+        r#"
+[upstreams.cloud]
+base_url = "http://203.0.113.5/v1"
+models = ["big"]
+policy = "cloud"
+health_interval_s = 0
+connect_timeout_s = 1
+
+[routes.cloudy]
+policy = "pin"
+targets = ["cloud:big"]
+
+[routes.homely]
+policy = "pin"
+targets = ["local:no-such-model"]
+"#,
+    )
+    .expect("config");
+    std::fs::write(d.path().join("run.sh"), NETNS_SCRIPT).expect("script");
+    let out = Command::new("unshare")
+        .args(["-rn", "bash"])
+        .arg(d.path().join("run.sh"))
+        .arg(env!("CARGO_BIN_EXE_hearth"))
+        .arg(d.path())
+        .env("HEARTH_HOME", d.path())
+        .output()
+        .expect("unshare");
+    let read = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap_or_default();
+    let log = read("serve.log");
+    assert!(out.status.success(), "{out:?} {log}");
+    assert!(
+        read("private").starts_with("HTTP/1.1 403"),
+        "{}",
+        read("private")
+    );
+    let pinned = read("pinned").to_ascii_lowercase();
+    assert!(
+        pinned.contains("x-hearth-route: local:no-such-model"),
+        "{pinned}"
+    );
+    // Every connect() while serving them: none off loopback (in fact none).
+    let home = read("trace.home");
+    let away: Vec<&str> = home
+        .lines()
+        .filter(|l| l.contains("connect(") && !l.contains("AF_UNIX"))
+        .filter(|l| !l.contains("inet_addr(\"127.0.0.1\")") && !l.contains("\"::1\""))
+        .collect();
+    assert!(away.is_empty(), "connection attempts: {away:?}");
+    // The control: a request that may leave is seen trying to.
+    let all = read("trace.all");
+    assert!(
+        all.contains("connect(") && all.contains("203.0.113.5"),
+        "trace: {all}\n{log}"
+    );
+    assert!(
+        read("leaves").starts_with("HTTP/1.1 502"),
+        "{}",
+        read("leaves")
+    );
+    println!(
+        "network namespace: {} connect() calls for the private and pinned requests, {} in all",
+        home.matches("connect(").count(),
+        all.matches("connect(").count()
     );
 }

@@ -4,7 +4,9 @@
 //! then, for a grid of thresholds, [`hearth_route::cascade::judge`] decides
 //! per prompt whether the small answer is kept or the big one is used.
 //! Prints the fraction answered locally and the accuracy of the cascade,
-//! always-small and always-big. Scoring (exact match after normalising:
+//! always-small and always-big, for every threshold pair of the grid (all
+//! prompts) and held out (thresholds chosen on half of the prompts, scored
+//! on the other half, both ways round). Scoring (exact match after normalising:
 //! lower case, punctuation and the commas of numbers removed): the words of
 //! a reply's first line must end with the reference's words ("Paris", "The
 //! capital of France is Paris."); for yes/no prompts its first word must be
@@ -192,44 +194,97 @@ fn main() -> Result<(), String> {
         Some(-0.8),
     ];
     let mins = [None, Some(-1.0), Some(-2.0), Some(-4.0)];
-    for mean in means {
-        for min in mins {
-            let t = Thresholds {
+    let grid: Vec<Thresholds> = means
+        .iter()
+        .flat_map(|&mean| {
+            mins.iter().map(move |&min| Thresholds {
                 min_mean_logprob: mean,
                 min_token_logprob: min,
                 max_local_context: None,
                 refusals: true,
-            };
-            let mut local = 0;
-            let mut ok = 0;
-            let mut reasons = std::collections::BTreeMap::<&str, usize>::new();
-            for (_, s, sr, br) in &rows {
-                match cascade::judge(&t, &s.text, &s.tokens, &s.logprobs) {
-                    None => {
-                        local += 1;
-                        ok += *sr as usize;
-                    }
-                    Some(e) => {
-                        *reasons.entry(e.code()).or_default() += 1;
-                        ok += *br as usize;
-                    }
-                }
+            })
+        })
+        .collect();
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| v.to_string());
+    for t in &grid {
+        let o = outcome(t, &rows, &all);
+        let r: Vec<String> = o.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "| {} | {} | {:.1} % | {:.1} % | {} |",
+            f(t.min_mean_logprob),
+            f(t.min_token_logprob),
+            pct(o.local),
+            pct(o.right),
+            if r.is_empty() {
+                "-".into()
+            } else {
+                r.join(", ")
             }
-            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| v.to_string());
-            let r: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            println!(
-                "| {} | {} | {:.1} % | {:.1} % | {} |",
-                f(mean),
-                f(min),
-                pct(local),
-                pct(ok),
-                if r.is_empty() {
-                    "-".into()
-                } else {
-                    r.join(", ")
-                }
-            );
+        );
+    }
+    // Thresholds chosen on one half of the set (most right, then most
+    // answered locally) and scored on the other half, both ways round.
+    println!();
+    println!("held out (two folds: thresholds chosen on the odd lines, scored on the even ones, and the reverse):");
+    let (mut local, mut right) = (0, 0);
+    for fold in 0..2 {
+        let tune: Vec<usize> = all.iter().copied().filter(|i| i % 2 == fold).collect();
+        let test: Vec<usize> = all.iter().copied().filter(|i| i % 2 != fold).collect();
+        let best = grid
+            .iter()
+            .max_by_key(|t| {
+                let o = outcome(t, &rows, &tune);
+                (o.right, o.local)
+            })
+            .ok_or("an empty threshold grid")?;
+        let o = outcome(best, &rows, &test);
+        println!(
+            "  chosen on {} prompts: min_mean_logprob {}, min_token_logprob {}; on the other {}: {} answered locally, {} right",
+            tune.len(),
+            f(best.min_mean_logprob),
+            f(best.min_token_logprob),
+            test.len(),
+            o.local,
+            o.right
+        );
+        local += o.local;
+        right += o.right;
+    }
+    println!(
+        "  both folds: {:.1} % answered locally, {:.1} % right ({right}/{})",
+        pct(local),
+        pct(right),
+        rows.len()
+    );
+    Ok(())
+}
+
+/// What a cascade with thresholds `t` does on the rows `which`.
+struct Outcome {
+    local: usize,
+    right: usize,
+    reasons: std::collections::BTreeMap<&'static str, usize>,
+}
+
+fn outcome(t: &Thresholds, rows: &[(String, Answer, bool, bool)], which: &[usize]) -> Outcome {
+    let mut o = Outcome {
+        local: 0,
+        right: 0,
+        reasons: Default::default(),
+    };
+    for &i in which {
+        let (_, s, sr, br) = &rows[i];
+        match cascade::judge(t, &s.text, &s.tokens, &s.logprobs) {
+            None => {
+                o.local += 1;
+                o.right += *sr as usize;
+            }
+            Some(e) => {
+                *o.reasons.entry(e.code()).or_default() += 1;
+                o.right += *br as usize;
+            }
         }
     }
-    Ok(())
+    o
 }

@@ -40,7 +40,7 @@ struct State {
 }
 
 /// The day's spending, backed by a file.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Ledger {
     path: PathBuf,
     state: State,

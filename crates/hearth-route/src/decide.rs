@@ -95,30 +95,62 @@ impl<'a> Env<'a> {
     }
 }
 
-/// The targets a request for `model` may go to, in the order to try them,
-/// with the reasons; `Err` when there are none. Private requests keep only
-/// local targets and upstreams whose policy is `local`.
+/// The targets a request may go to, in the order to try them, with the
+/// reasons (what the executors of `hearth serve` and `hearth run` follow).
+/// A `classify` route's chosen target comes first; private requests keep
+/// only local targets and upstreams whose policy is `local`; past the key's
+/// budget no upstream is kept.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub targets: Vec<Target>,
     pub why: Vec<String>,
+    /// A `cascade` route: the first target (local) answers; the others are
+    /// asked, in order, when [`crate::cascade::fits`] or
+    /// [`crate::cascade::judge`] escalates.
+    pub cascade: Option<Thresholds>,
 }
 
-/// Orders the targets for `model` (what an executor tries, first to last).
-pub fn plan(cfg: &Config, model: &str, private: bool) -> Result<Plan, (String, Vec<String>)> {
+/// Why a request cannot be planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Private, and every target would leave the machine.
+    Private,
+    /// Past the key's budget with `over = "refuse"` (or nothing local).
+    Budget,
+    /// The name or the route cannot be used (ambiguous, classifier failed).
+    Invalid,
+}
+
+/// A request that cannot be planned: the kind, the message and the reasons.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refused {
+    pub kind: Refusal,
+    pub message: String,
+    pub why: Vec<String>,
+}
+
+/// Orders the targets for `req` (what an executor tries, first to last),
+/// with the classifiers, embedder and budget ledger of `env`.
+pub fn plan(cfg: &Config, req: &Request, env: &mut Env) -> Result<Plan, Refused> {
+    let model = req.model;
     let mut why = Vec::new();
-    let (route, targets) = resolve(cfg, model, &mut why).map_err(|m| (m, why.clone()))?;
-    // `hearth serve` executes pinned routes only; a cascade or classify
-    // route is refused there rather than served as a pin.
-    if route.is_some_and(|r| r.policy != Policy::Pin) {
-        return Err((
-            format!(
-                "route {model:?} uses a policy `hearth serve` does not execute yet (cascade and classify are decided by `hearth route test` only)"
-            ),
-            why,
-        ));
+    let fail = |kind, message: String, why: &Vec<String>| Refused {
+        kind,
+        message,
+        why: why.clone(),
+    };
+    let (route, mut targets) =
+        resolve(cfg, model, &mut why).map_err(|m| fail(Refusal::Invalid, m, &why))?;
+    if let Some(r) = route.filter(|r| r.policy == Policy::Classify) {
+        let (chosen, reason) =
+            classify_target(r, model, req, env).map_err(|m| fail(Refusal::Invalid, m, &why))?;
+        why.push(reason);
+        if let Ok(t) = cfg.target(&chosen) {
+            targets.retain(|x| *x != t);
+            targets.insert(0, t);
+        }
     }
-    if private {
+    if req.private {
         why.push(
             "the request is private: only local targets and upstreams with policy local".into(),
         );
@@ -129,7 +161,7 @@ pub fn plan(cfg: &Config, model: &str, private: bool) -> Result<Plan, (String, V
             let Some(u) = cfg.upstreams.get(upstream) else {
                 continue;
             };
-            if private && u.policy != DataPolicy::Local {
+            if req.private && u.policy != DataPolicy::Local {
                 why.push(format!(
                     "skipped {upstream}:{model}: its policy is {} and the request is private",
                     u.policy.name()
@@ -140,11 +172,45 @@ pub fn plan(cfg: &Config, model: &str, private: bool) -> Result<Plan, (String, V
         kept.push(t);
     }
     if kept.is_empty() {
-        return Err((format!(
+        let m = format!(
             "no allowed target for {model:?}: the request is private and every target would leave the machine"
-        ), why));
+        );
+        return Err(fail(Refusal::Private, m, &why));
     }
-    Ok(Plan { targets: kept, why })
+    let cascade = route
+        .filter(|r| r.policy == Policy::Cascade)
+        .map(Thresholds::of);
+    let upstream = |t: &Target| matches!(t, Target::Upstream { .. });
+    if let (Some(b), Some(l)) = (&cfg.budgets, env.ledger) {
+        let now = env.now.unwrap_or_else(SystemTime::now);
+        if let Some(m) = l
+            .over(b, req.key, now)
+            .filter(|_| kept.iter().any(upstream))
+        {
+            kept.retain(|t| !upstream(t));
+            match (b.over, &b.local, &cascade) {
+                (_, _, Some(_)) => {
+                    why.push(format!("over budget ({m}): the cascade does not escalate"))
+                }
+                (Over::Local, Some(l), None) => {
+                    why.push(format!("over budget ({m}): answered by {l} instead"));
+                    if let Ok(t) = cfg.target(l) {
+                        kept.retain(|x| *x != t);
+                        kept.insert(0, t);
+                    }
+                }
+                _ => why.push(format!("over budget ({m}): no upstream is asked")),
+            }
+            if kept.is_empty() {
+                return Err(fail(Refusal::Budget, format!("over budget: {m}"), &why));
+            }
+        }
+    }
+    Ok(Plan {
+        targets: kept,
+        why,
+        cascade,
+    })
 }
 
 /// The route (if any) and targets a model name means, in the config's
@@ -240,111 +306,50 @@ fn refused(why: Vec<String>, m: String) -> Decision {
 /// Routes `req` (see [`decide`]) with the classifiers, embedder and budget
 /// ledger of `env`.
 pub fn route(cfg: &Config, req: &Request, env: &mut Env) -> Decision {
-    let why = Vec::new();
     if env.redactor.is_none() {
         match cfg.redactor() {
             Ok(r) => env.redactor = Some(r),
-            Err(e) => return refused(why, e.to_string()),
+            Err(e) => return refused(Vec::new(), e.to_string()),
         }
     }
     let redactor = env.redactor.take().unwrap_or_default();
-    let d = route_with(cfg, req, env, &redactor, why);
+    let d = route_with(cfg, req, env, &redactor);
     env.redactor = Some(redactor);
     d
 }
 
-fn route_with(
-    cfg: &Config,
-    req: &Request,
-    env: &mut Env,
-    redactor: &Redactor,
-    mut why: Vec<String>,
-) -> Decision {
-    let model = req.model;
-    let (route, mut targets) = match resolve(cfg, model, &mut why) {
-        Ok(r) => r,
-        Err(m) => return refused(why, m),
+fn route_with(cfg: &Config, req: &Request, env: &mut Env, redactor: &Redactor) -> Decision {
+    let p = match plan(cfg, req, env) {
+        Ok(p) => p,
+        Err(r) => return refused(r.why, r.message),
     };
-    if let Some(r) = route.filter(|r| r.policy == Policy::Classify) {
-        let chosen = match classify_target(r, model, req, env) {
-            Ok((t, reason)) => {
-                why.push(reason);
-                t
-            }
-            Err(m) => return refused(why, m),
-        };
-        // The chosen target first, the others after it in their order.
-        if let Ok(t) = cfg.target(&chosen) {
-            targets.retain(|x| *x != t);
-            targets.insert(0, t);
-        }
-    }
-    if req.private {
-        why.push(
-            "the request is private: only local targets and upstreams with policy local".into(),
-        );
-    }
-    let over = match (&cfg.budgets, env.ledger) {
-        (Some(b), Some(l)) => l
-            .over(b, req.key, env.now.unwrap_or_else(SystemTime::now))
-            .map(|m| (b, m)),
-        _ => None,
-    };
-    if let Some(r) = route.filter(|r| r.policy == Policy::Cascade) {
-        let mut escalate = Vec::new();
-        if let Some((_, m)) = &over {
-            why.push(format!("over budget ({m}): the cascade does not escalate"));
-        } else {
-            for t in &targets[1..] {
-                match outcome_for(cfg, redactor, t.clone(), req, &mut why) {
-                    Some(Outcome::Refused(m)) => return refused(why, m),
-                    Some(o) => escalate.push(o),
-                    None => {}
-                }
-            }
-        }
-        let Some(Target::Local { model }) = targets.into_iter().next() else {
+    let mut why = p.why;
+    let mut targets = p.targets.into_iter();
+    if let Some(thresholds) = p.cascade {
+        let Some(Target::Local { model }) = targets.next() else {
             return refused(why, "a cascade starts with a local target".into());
         };
+        let escalate = targets
+            .filter_map(|t| outcome_for(cfg, redactor, t, req, &mut why))
+            .collect();
         why.push(format!("local model {model:?} answers first"));
         return Decision {
             outcome: Outcome::Local { model },
             why,
             cascade: Some(CascadePlan {
-                thresholds: Thresholds::of(r),
+                thresholds,
                 escalate,
             }),
         };
     }
-    for t in targets {
-        let Some(outcome) = outcome_for(cfg, redactor, t, req, &mut why) else {
-            continue;
-        };
-        if let (Outcome::Upstream { .. }, Some((b, m))) = (&outcome, &over) {
-            match (b.over, &b.local) {
-                (Over::Local, Some(l)) => {
-                    why.push(format!("over budget ({m}): answered by {l} instead"));
-                    if let Ok(Target::Local { model }) = cfg.target(l) {
-                        return Decision {
-                            outcome: Outcome::Local { model },
-                            why,
-                            cascade: None,
-                        };
-                    }
-                }
-                _ => return refused(why, format!("over budget: {m}")),
-            }
-        }
-        return Decision {
+    match targets.find_map(|t| outcome_for(cfg, redactor, t, req, &mut why)) {
+        Some(outcome) => Decision {
             outcome,
             why,
             cascade: None,
-        };
+        },
+        None => refused(why, format!("no allowed target for {:?}", req.model)),
     }
-    let m = format!(
-        "no allowed target for {model:?}: the request is private and every target would leave the machine"
-    );
-    refused(why, m)
 }
 
 /// The target a `classify` route picks for `req`, and why.

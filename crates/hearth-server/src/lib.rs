@@ -71,6 +71,7 @@ pub use engine::{Constraint, Engine, EngineConfig, EngineError, EngineMetrics, E
 pub use error::ApiError;
 pub use models::{display_name, EngineDefaults, LoadedModel, ModelManager, Resolver};
 pub use params::{parse_duration, parse_keep_alive, KeepAlive};
+pub use route::ask_chat;
 pub use security::{host_allowed, is_local_origin, is_path_like, Security, ADMIN_ROUTES};
 
 /// Everything `hearth serve` configures.

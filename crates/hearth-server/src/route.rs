@@ -2,7 +2,9 @@
 //! `/v1/chat/completions`, `/v1/completions`, `/api/chat` and
 //! `/api/generate` go where `hearth_route::decide::plan` says — a local
 //! model (the handler as without routing) or an upstream through the
-//! [`Gateway`] — trying the planned targets in order. Private requests
+//! [`Gateway`] — trying the planned targets in order; a `cascade` route
+//! runs in [`cascade`], a `classify` route's choice comes first, and past
+//! a key's budget no upstream is asked. Private requests
 //! (`x-hearth-private: 1`, or a private API key) only ever get local
 //! targets. Every reply carries `x-hearth-route` and a `hearth_route`
 //! field (`{target, why}`) in its JSON body or last stream chunk.
@@ -16,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use hearth_route::config::Target;
+use hearth_route::decide::Refusal;
 use hearth_route::upstream::{Exchange, Gateway, SendError};
 use serde_json::{json, Value};
 
@@ -90,18 +93,42 @@ pub async fn intercept(State(st): State<AppState>, req: Request, next: Next) -> 
         .map(str::trim);
     let private =
         flag(parts.headers.get(PRIVATE_HEADER)) || bearer.is_some_and(|k| gw.key_is_private(k));
-    let plan = match hearth_route::decide::plan(&gw.config, &model, private) {
+    let key = bearer.map(str::to_string);
+    let asked = plan::Asked {
+        model: model.clone(),
+        prompt: plan::Asked::prompt_of(&json),
+        private,
+        tools: json
+            .get("tools")
+            .and_then(Value::as_array)
+            .is_some_and(|t| !t.is_empty()),
+        key: key.clone(),
+    };
+    let plan = match plan::plan_for(&st, &gw, asked).await {
         Ok(p) => p,
-        Err((message, why)) => {
-            let status = if private {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
+        Err(r) => {
+            let status = match r.kind {
+                Refusal::Private => StatusCode::FORBIDDEN,
+                Refusal::Budget => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            return ApiError::new(status, format!("{message} ({})", why.join("; ")))
-                .into_response();
+            let why = if r.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.why.join("; "))
+            };
+            return ApiError::new(status, format!("{}{why}", r.message)).into_response();
         }
     };
+    if let Some(thresholds) = plan.cascade {
+        let c = cascade::Cascade {
+            thresholds,
+            targets: plan.targets,
+            why: plan.why,
+            key,
+        };
+        return cascade::run(st, gw, api, parts, json, c).await;
+    }
     let mut why = plan.why;
     for t in plan.targets {
         match t {
@@ -116,7 +143,17 @@ pub async fn intercept(State(st): State<AppState>, req: Request, next: Next) -> 
             }
             Target::Upstream { upstream, model } => {
                 let target = format!("upstream:{upstream}:{model}");
-                match proxy(gw.clone(), api, &upstream, &model, &json, &target, &why).await {
+                let r = proxy(
+                    gw.clone(),
+                    api,
+                    &upstream,
+                    &model,
+                    &json,
+                    &target,
+                    &why,
+                    key.clone(),
+                );
+                match r.await {
                     Ok(resp) => return resp,
                     Err(Fallible::Final(resp)) => return resp,
                     Err(Fallible::Next(e)) => why.push(format!("{target} failed: {e}")),
@@ -256,8 +293,9 @@ enum Msg {
     Done(Result<Exchange, SendError>),
 }
 
-/// Sends the request to an upstream; `Err(Next)` when it failed before any
-/// byte came back.
+/// Sends the request to an upstream, charging `key`'s budget; `Err(Next)`
+/// when it failed before any byte came back.
+#[allow(clippy::too_many_arguments)]
 async fn proxy(
     gw: Arc<Gateway>,
     api: Api,
@@ -266,12 +304,14 @@ async fn proxy(
     req: &Value,
     target: &str,
     why: &[String],
+    key: Option<String>,
 ) -> Result<Response, Fallible> {
     let (body, stream) = match to_openai(api, req) {
         Ok(b) => b,
         Err(m) => return Err(Fallible::Final(ApiError::bad_request(m).into_response())),
     };
-    let path = if api.chat() {
+    // Ollama's generate is sent as a chat with one user message.
+    let path = if body.get("messages").is_some() {
         "/chat/completions"
     } else {
         "/completions"
@@ -282,7 +322,7 @@ async fn proxy(
         tokio::task::spawn_blocking(move || {
             let chunk_tx = tx.clone();
             let mut on = |v: Value| chunk_tx.blocking_send(Msg::Chunk(v)).is_ok();
-            let r = gw.exchange(&upstream, &model, path, body, &mut on);
+            let r = gw.exchange(key.as_deref(), &upstream, &model, path, body, &mut on);
             let _ = tx.blocking_send(Msg::Done(r));
         });
     }
@@ -373,17 +413,24 @@ async fn proxy(
         };
         Ok::<_, std::convert::Infallible>(Bytes::from(text))
     });
+    Ok(with_header(
+        stream_response(api, Body::from_stream(body)),
+        &header_target,
+    ))
+}
+
+/// A streamed reply in the client's API: NDJSON for Ollama, SSE for OpenAI.
+fn stream_response(api: Api, body: Body) -> Response {
     let ctype = if api.ollama() {
         "application/x-ndjson"
     } else {
         "text/event-stream"
     };
-    let resp = Response::builder()
+    Response::builder()
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    Ok(with_header(resp, &header_target))
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn sent_note(ex: &Exchange) -> String {
@@ -399,5 +446,59 @@ fn sent_note(ex: &Exchange) -> String {
     }
 }
 
+/// One `/api/chat` request through the whole router, as `hearth serve`
+/// handles it (security, routing, cascade, classify, budgets, audit) — the
+/// path `hearth run ROUTE "prompt"` takes. Each NDJSON line of the reply
+/// goes to `on_line`; an error status is `Err` with its message.
+pub async fn ask_chat(
+    state: AppState,
+    body: Value,
+    private: bool,
+    on_line: &mut (dyn FnMut(Value) + Send),
+) -> Result<(), String> {
+    use tower::ServiceExt;
+    let app = crate::router_with_ui(state, false);
+    let mut req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/chat")
+        .header(header::HOST, "localhost")
+        .header(header::CONTENT_TYPE, "application/json");
+    if private {
+        req = req.header(PRIVATE_HEADER, "1");
+    }
+    let req = req
+        .body(Body::from(body.to_string()))
+        .map_err(|e| e.to_string())?;
+    let resp = match app.oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&b).unwrap_or_default();
+        let m = v["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&b).into_owned());
+        return Err(format!("{status}: {m}"));
+    }
+    let mut lines = Lines::default();
+    let mut data = resp.into_body().into_data_stream();
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        for l in lines.push(&chunk) {
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                on_line(v);
+            }
+        }
+    }
+    Ok(())
+}
+
+mod cascade;
+mod plan;
 mod translate;
 use translate::{ollama_chunk, ollama_whole, to_openai};

@@ -19,6 +19,7 @@ mod rag_ask;
 pub mod rm;
 pub mod route;
 pub mod run;
+mod run_route;
 pub mod serve;
 mod session;
 pub mod show;

@@ -95,6 +95,15 @@ pub struct RunArgs {
     /// the reply; by default it is shown, dimmed on a terminal.
     #[arg(long)]
     pub hide_thinking: bool,
+    /// The routing config (default: ~/.hearth/config.toml when it exists):
+    /// a MODEL that is a route or an upstream's model is answered by the
+    /// router `hearth serve` uses (cascade, classify, budgets, audit).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// With a route: a private request, which never leaves the machine (as
+    /// the x-hearth-private: 1 header of `hearth serve`).
+    #[arg(long)]
+    pub private: bool,
 }
 
 /// The option-named values of the flags given (Ollama's names, so they
@@ -140,6 +149,21 @@ pub fn main(a: RunArgs) -> Result<()> {
     }
     if prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
         bail!("the prompt is empty: give one as an argument or on standard input (or run on a terminal without one to chat)");
+    }
+    if let Some(path) = super::run_route::config_for(&a)? {
+        let Some(p) = prompt else {
+            bail!(
+                "{:?} is a route: give a prompt (an interactive chat through a route is not supported)",
+                a.model
+            );
+        };
+        return super::run_route::main(&a, &p, path, flag_options(&a)?);
+    }
+    if a.private {
+        bail!(
+            "--private is for routes, and {:?} is not one (a local model sends nothing anyway)",
+            a.model
+        );
     }
     let setup = Setup {
         flags: flag_options(&a)?,

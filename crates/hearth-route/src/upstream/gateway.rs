@@ -5,13 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 use super::{Pool, SendError};
 use crate::audit::{sha256_hex, AuditLog, Egress};
-use crate::config::Config;
+use crate::budget::{self, Ledger};
+use crate::classify::{Classifier, Embed};
+use crate::config::{Config, Route};
 use crate::redact::{Redactor, Restorer, Session};
 
 /// The routing config with a pool per upstream and the audit log.
@@ -22,6 +25,10 @@ pub struct Gateway {
     audit: AuditLog,
     /// (key value, private) from `[keys]`; values are never logged.
     keys: Vec<(String, bool)>,
+    /// The day's upstream spending per key, with `[budgets]`.
+    ledger: Option<Mutex<Ledger>>,
+    /// The trained classifiers of `classify` routes, by route name.
+    classifiers: Mutex<BTreeMap<String, Classifier>>,
 }
 
 /// What one exchange with an upstream amounted to.
@@ -34,14 +41,25 @@ pub struct Exchange {
     pub redactions: BTreeMap<String, u64>,
     /// The last `finish_reason` seen.
     pub finish_reason: Option<String>,
+    /// The upstream reported `usage`; otherwise the completion tokens are
+    /// the streamed content chunks counted and the prompt tokens are
+    /// estimated from the characters sent (four a token).
+    pub usage_reported: bool,
 }
 
 impl Gateway {
-    /// Pools for every upstream (health checks started) and the audit log at
-    /// `audit_path`.
+    /// Pools for every upstream (health checks started), the audit log at
+    /// `audit_path` and, with `[budgets]`, the ledger `budget.json` beside it.
     pub fn new(config: Config, audit_path: &Path) -> Result<Gateway, String> {
         let redactor = config.redactor().map_err(|e| e.to_string())?;
         let audit = AuditLog::open(audit_path).map_err(|e| e.to_string())?;
+        let ledger = match &config.budgets {
+            Some(_) => Some(Mutex::new(
+                Ledger::open(&audit_path.with_file_name("budget.json"))
+                    .map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
         let pools = config
             .upstreams
             .iter()
@@ -65,7 +83,57 @@ impl Gateway {
             pools,
             audit,
             keys,
+            ledger,
+            classifiers: Mutex::default(),
         })
+    }
+
+    /// The classifier of route `name` (`None`: it has no examples),
+    /// trained with `embed` on first use and kept.
+    pub fn classifier(
+        &self,
+        name: &str,
+        r: &Route,
+        embed: &mut dyn Embed,
+    ) -> Result<Option<Classifier>, String> {
+        let cached = |c: &Self| {
+            c.classifiers
+                .lock()
+                .map(|m| m.get(name).cloned())
+                .unwrap_or(None)
+        };
+        if let Some(c) = cached(self) {
+            return Ok(Some(c));
+        }
+        let Some(c) = Classifier::train(r, embed)
+            .map_err(|e| format!("[routes.{name}]: embedding the examples: {e}"))?
+        else {
+            return Ok(None);
+        };
+        if let Ok(mut m) = self.classifiers.lock() {
+            m.insert(name.to_string(), c.clone());
+        }
+        Ok(Some(c))
+    }
+
+    /// The budget ledger (with `[budgets]`).
+    pub fn ledger(&self) -> Option<&Mutex<Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// Adds an exchange's tokens and price to `key`'s day.
+    fn charge(&self, key: Option<&str>, upstream: &str, ex: &Exchange) -> Result<(), String> {
+        let (Some(l), Some(u)) = (&self.ledger, self.config.upstreams.get(upstream)) else {
+            return Ok(());
+        };
+        let money = budget::cost(u, ex.prompt_tokens, ex.completion_tokens);
+        let tokens = ex.prompt_tokens.saturating_add(ex.completion_tokens);
+        let mut l = l
+            .lock()
+            .map_err(|_| "the budget ledger is poisoned".to_string())?;
+        l.record(key, tokens, money, SystemTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     pub fn pool(&self, upstream: &str) -> Option<&Arc<Pool>> {
@@ -89,9 +157,11 @@ impl Gateway {
     /// Streamed (`"stream": true`): `on_chunk` gets each event's JSON with
     /// placeholders restored, then a last chunk holding any text that was
     /// held back; otherwise it gets the whole reply once. `on_chunk`
-    /// returns false when nobody reads any more.
+    /// returns false when nobody reads any more. The tokens are charged
+    /// to `key`'s budget.
     pub fn exchange(
         &self,
+        key: Option<&str>,
         upstream: &str,
         model: &str,
         path: &str,
@@ -143,6 +213,9 @@ impl Gateway {
         };
         if let Ok(url) = &result {
             ex.destination = format!("{upstream} {url}");
+            if !ex.usage_reported {
+                ex.prompt_tokens = estimate_prompt_tokens(&body);
+            }
         }
         let entry = Egress {
             destination: ex.destination.clone(),
@@ -158,8 +231,36 @@ impl Gateway {
                 detail: format!("the audit log could not be written: {e}"),
             });
         }
-        result.map(|_| ex)
+        result?;
+        self.charge(key, upstream, &ex)
+            .map_err(|e| SendError::MidStream {
+                upstream: upstream.to_string(),
+                detail: format!("the budget could not be recorded: {e}"),
+            })?;
+        Ok(ex)
     }
+}
+
+/// Prompt tokens of a request whose upstream reported no usage: its
+/// message and prompt characters, four a token, rounded up.
+fn estimate_prompt_tokens(body: &Value) -> u64 {
+    fn chars(v: &Value) -> usize {
+        match v {
+            Value::String(t) => t.chars().count(),
+            Value::Array(items) => items.iter().map(chars).sum(),
+            Value::Object(o) => o.get("text").map_or(0, chars),
+            _ => 0,
+        }
+    }
+    let mut n = body.get("prompt").map_or(0, chars);
+    if let Some(Value::Array(msgs)) = body.get("messages") {
+        n += msgs
+            .iter()
+            .filter_map(|m| m.get("content"))
+            .map(chars)
+            .sum::<usize>();
+    }
+    n.div_ceil(4) as u64
 }
 
 /// Replaces personal data in every text a request carries: message
@@ -247,6 +348,7 @@ impl Reader<'_> {
             let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
             self.ex.prompt_tokens = n("prompt_tokens");
             self.ex.completion_tokens = n("completion_tokens");
+            self.ex.usage_reported = true;
         }
         let Some(Value::Array(choices)) = v.get_mut("choices") else {
             return;
@@ -320,6 +422,8 @@ impl Reader<'_> {
 impl Exchange {
     /// Counts a streamed content chunk when the upstream reports no usage.
     fn completion_tokens_seen(&mut self) {
-        self.completion_tokens += 1;
+        if !self.usage_reported {
+            self.completion_tokens += 1;
+        }
     }
 }
