@@ -24,6 +24,7 @@
 
 mod catalog;
 mod conn;
+mod embed;
 mod engine;
 mod error;
 mod extras;
