@@ -32,8 +32,8 @@ pub use attention::{
     attention, attention_batch, attention_batch_sinks, AttnParams, KvElem, KvView, F16,
 };
 pub use elementwise::{
-    act_inplace, add_inplace, gated_act, gated_act_par, gelu, gelu_table, layer_norm, log_softmax,
-    rms_norm, rms_norm_inplace, scale_inplace, silu, Activation,
+    act_inplace, act_par, add_inplace, gated_act, gated_act_par, gelu, gelu_table, layer_norm,
+    log_softmax, rms_norm, rms_norm_inplace, scale_inplace, silu, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{
