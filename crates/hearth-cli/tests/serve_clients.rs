@@ -478,4 +478,56 @@ fn audio_with_the_openai_client() {
     pytest(&py, &["test_audio.py"], &env, &[&server]);
     drop(server);
     let _ = std::fs::remove_dir_all(&store);
+/// hearth's own embeddings of testdata/minilm's texts with the encoder at
+/// `path`, computed in this process (no server), written to `dest` as
+/// `[{"text", "embedding"}]` for tests/clients/test_embed.py.
+fn write_embed_reference(path: &Path, dest: &Path) {
+    use hearth_model::{KvType, Model, State};
+    use serde_json::json;
+    let model = Model::load(path).expect("loading the encoder");
+    let tok = hearth_tokenizer::Tokenizer::from_gguf(model.file()).expect("tokenizer");
+    let text =
+        std::fs::read_to_string(hearth_testdata::testdata_dir().join("minilm/reference.json"))
+            .expect("testdata/minilm/reference.json");
+    let cases: serde_json::Value = serde_json::from_str(&text).expect("reference JSON");
+    let pool = std::sync::Arc::new(hearth_ops::ThreadPool::new(2));
+    let mut st = State::new(&model, 512, KvType::F16, pool);
+    let out: Vec<_> = cases["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let t = c["text"].as_str().expect("text");
+            let v = model
+                .embed(&mut st, &tok.encode(t, true, true))
+                .expect("embedding");
+            json!({"text": t, "embedding": v})
+        })
+        .collect();
+    std::fs::write(dest, json!(out).to_string()).expect("writing the reference");
+}
+
+/// The official `ollama` and `openai` clients embed with all-MiniLM
+/// (tests/clients/test_embed.py): 384 dimensions, unit length, and the
+/// vectors hearth computes in-process.
+#[test]
+fn embedding_clients() {
+    let _serial = hearth_testdata::exclusive();
+    let Some(path) = hearth_testdata::model_file("all-minilm-l6-v2.q8_0.gguf") else {
+        return;
+    };
+    let Some(py) = venv_python() else { return };
+    let reference = std::env::temp_dir().join(format!(
+        "hearth-embed-reference-{}.json",
+        std::process::id()
+    ));
+    write_embed_reference(&path, &reference);
+    let server = start(&path, "embed", &["--parallel", "1"]);
+    let mut env = model_env(&path);
+    env.extend([
+        ("HEARTH_URL", server.url()),
+        ("HEARTH_EMBED_REFERENCE", reference.display().to_string()),
+    ]);
+    pytest(&py, &["test_embed.py"], &env, &[&server]);
+    let _ = std::fs::remove_file(&reference);
 }

@@ -40,9 +40,6 @@ struct Lane {
     fed: usize,
 }
 
-/// Most inputs evaluated side by side in one micro-batch.
-const MAX_LANES: usize = 16;
-
 impl EmbedJob {
     pub fn new(inputs: Vec<Vec<u32>>, reply: EmbedReply) -> EmbedJob {
         EmbedJob {
@@ -61,17 +58,22 @@ impl EmbedJob {
     }
 
     /// Lanes whose caches together hold one sequence of `n_ctx` tokens
-    /// (the memory of one slot), each as long as the longest input.
+    /// (the memory of one slot), each as long as the longest input, and
+    /// no more than one micro-batch (`n_ubatch` tokens) of the shortest
+    /// inputs fills: the token budget, not a count, bounds a batch.
     fn lanes(
         &mut self,
         model: &Model,
         pool: &Arc<ThreadPool>,
-        kv: KvType,
-        n_ctx: usize,
+        (kv, n_ctx, n_ubatch): (KvType, usize, usize),
         batch_invariant: bool,
     ) -> Result<(), EngineError> {
         let longest = self.inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let n = (n_ctx / longest).clamp(1, MAX_LANES).min(self.inputs.len());
+        let shortest = self.inputs.iter().map(Vec::len).min().unwrap_or(1).max(1);
+        let n = (n_ctx / longest)
+            .min(n_ubatch.max(1).div_ceil(shortest))
+            .max(1)
+            .min(self.inputs.len());
         for _ in 0..n {
             let mut st = State::try_new(model, longest, kv, Arc::clone(pool))?;
             st.set_batch_invariant(batch_invariant);
@@ -97,7 +99,8 @@ impl EmbedJob {
         batch_invariant: bool,
     ) -> Result<(usize, bool), EngineError> {
         if self.lanes.is_empty() {
-            self.lanes(model, pool, kv, n_ctx, batch_invariant)?;
+            let n_ubatch = hearth_model::UBATCH.max(budget);
+            self.lanes(model, pool, (kv, n_ctx, n_ubatch), batch_invariant)?;
         }
         for lane in &mut self.lanes {
             if lane.input.is_none() && self.next < self.inputs.len() {

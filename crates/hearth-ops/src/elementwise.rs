@@ -111,28 +111,35 @@ fn gelu_f16_table() -> &'static [f32] {
     })
 }
 
-/// `gate[i] = gelu_table(gate[i]) * up[i]`, with the f32 → f16 rounding of
-/// the inputs done by the tier's vector kernel (the same round to nearest
-/// even, so the results are [`gelu_table`]'s bit for bit).
-fn geglu(gate: &mut [f32], up: &[f32]) {
+/// [`gelu_table`] of every element, with the f32 → f16 rounding of the
+/// inputs done by the tier's vector kernel (the same round to nearest even,
+/// so the results are [`gelu_table`]'s bit for bit).
+fn gelu_inplace(x: &mut [f32]) {
     const CHUNK: usize = 64;
     let table = gelu_f16_table();
     let to_f16 = crate::vec::f16_kernels().from_f32;
     let mut idx = [0u16; CHUNK];
-    for (g, u) in gate.chunks_mut(CHUNK).zip(up.chunks(CHUNK)) {
+    for g in x.chunks_mut(CHUNK) {
         let idx = &mut idx[..g.len()];
         to_f16(g, idx);
-        for ((g, &u), &t) in g.iter_mut().zip(u).zip(idx.iter()) {
-            *g = gelu_lookup(table, *g, t) * u;
+        for (g, &t) in g.iter_mut().zip(idx.iter()) {
+            *g = gelu_lookup(table, *g, t);
         }
     }
 }
 
-/// `x = act(x)`, element-wise (a feed-forward block without a gate).
+/// `gate[i] = gelu_table(gate[i]) * up[i]`.
+fn geglu(gate: &mut [f32], up: &[f32]) {
+    gelu_inplace(gate);
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g *= u;
+    }
+}
+
 pub fn act_inplace(act: Activation, x: &mut [f32]) {
     match act {
         Activation::Silu => x.iter_mut().for_each(|v| *v = silu(*v)),
-        Activation::Gelu => x.iter_mut().for_each(|v| *v = gelu_table(*v)),
+        Activation::Gelu => gelu_inplace(x),
     }
 }
 
@@ -155,35 +162,33 @@ pub fn gated_act(act: Activation, gate: &mut [f32], up: &[f32]) {
 
 /// [`gated_act`] spread over the pool for long inputs.
 pub fn gated_act_par(pool: &ThreadPool, act: Activation, gate: &mut [f32], up: &[f32]) {
-    const MIN_PARALLEL: usize = 1 << 12;
-    if gate.len() < MIN_PARALLEL {
-        return gated_act(act, gate, up);
-    }
-    let n = gate.len();
-    let g = Disjoint::new(gate);
-    pool.run(&|i, nt| {
-        let r = split(n, i, nt);
-        // SAFETY: each task owns the range `split` gives it.
-        #[allow(unsafe_code)]
-        let part = unsafe { g.part(r.clone()) };
-        gated_act(act, part, &up[r]);
-    });
+    par_ranges(pool, gate, &|g, r| gated_act(act, g, &up[r]));
 }
 
-/// [`act_inplace`] spread over the pool for long inputs.
+/// [`act_inplace`] split over the pool's threads.
 pub fn act_inplace_par(pool: &ThreadPool, act: Activation, x: &mut [f32]) {
+    par_ranges(pool, x, &|part, _| act_inplace(act, part));
+}
+
+/// `f(part, range)` over disjoint ranges of `x`, one per pool thread (all
+/// of `x` on this thread when it is too short to be worth splitting).
+fn par_ranges(
+    pool: &ThreadPool,
+    x: &mut [f32],
+    f: &(dyn Fn(&mut [f32], std::ops::Range<usize>) + Sync),
+) {
     const MIN_PARALLEL: usize = 1 << 12;
-    if x.len() < MIN_PARALLEL {
-        return act_inplace(act, x);
-    }
     let n = x.len();
+    if n < MIN_PARALLEL {
+        return f(x, 0..n);
+    }
     let g = Disjoint::new(x);
     pool.run(&|i, nt| {
         let r = split(n, i, nt);
         // SAFETY: each task owns the range `split` gives it.
         #[allow(unsafe_code)]
-        let part = unsafe { g.part(r) };
-        act_inplace(act, part);
+        let part = unsafe { g.part(r.clone()) };
+        f(part, r);
     });
 }
 
@@ -385,6 +390,17 @@ mod tests {
             let want = gelu_ref(x) * u;
             assert_eq!(g.to_bits(), want.to_bits(), "x = {x}: {g} vs {want}");
             assert_eq!(gelu_table(x).to_bits(), gelu_ref(x).to_bits(), "x = {x}");
+        }
+        // The plain activation (BERT's feed-forward), alone and split over
+        // a pool, gives the same bits.
+        let pool = crate::ThreadPool::new(2);
+        let long: Vec<f32> = xs.iter().cycle().take(5 << 10).copied().collect();
+        let (mut alone, mut split) = (long.clone(), long.clone());
+        act_inplace(Activation::Gelu, &mut alone);
+        act_inplace_par(&pool, Activation::Gelu, &mut split);
+        for ((&x, &a), &p) in long.iter().zip(&alone).zip(&split) {
+            assert_eq!(a.to_bits(), gelu_ref(x).to_bits(), "x = {x}");
+            assert_eq!(p.to_bits(), a.to_bits(), "x = {x}");
         }
         let mut nan = [f32::NAN];
         gated_act(Activation::Gelu, &mut nan, &[1.0]);

@@ -25,6 +25,7 @@
 mod audio;
 mod catalog;
 mod conn;
+mod embed;
 mod engine;
 mod error;
 mod extras;

@@ -14,6 +14,7 @@ use hearth_tokenizer::{ChatMessage, RenderOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::embed::embed_texts;
 use crate::error::ApiError;
 use crate::gen::{self, Finished, Run, Step};
 use crate::knowledge::{self, Grounding};
@@ -636,71 +637,6 @@ pub struct EmbedReq {
     dimensions: Option<u64>,
 }
 
-/// Keeps the first `dims` values of each vector and scales it back to unit
-/// length (Matryoshka embeddings); `dims` must be 1 to the model's size.
-fn matryoshka(vecs: &mut [Vec<f32>], dims: Option<u64>) {
-    let Some(d) = dims else { return };
-    for v in vecs.iter_mut() {
-        v.truncate(d as usize);
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.iter_mut().for_each(|x| *x /= norm);
-        }
-    }
-}
-
-/// Embeds `inputs`; returns the vectors (cut to `dimensions` when given)
-/// and the prompt tokens counted.
-pub(crate) async fn embed_texts(
-    st: &AppState,
-    model: &str,
-    inputs: Vec<String>,
-    truncate: bool,
-    dimensions: Option<u64>,
-    ka: Option<KeepAlive>,
-) -> Result<(Vec<Vec<f32>>, usize, ModelUse), ApiError> {
-    if inputs.is_empty() {
-        return Err(ApiError::bad_request("no input to embed"));
-    }
-    let use_ = st.models.acquire(model, ka).await?;
-    let m = &use_.model;
-    if let hearth_model::Pooling::Rank { .. } = m.model.config.pooling {
-        return Err(ApiError::bad_request(format!(
-            "{model} is a reranker (rank pooling): it scores query-document pairs at /v1/rerank and /api/rerank, not embeddings"
-        )));
-    }
-    let n_embd = m.model.config.n_embd;
-    if let Some(d) = dimensions.filter(|&d| d == 0 || d > n_embd as u64) {
-        return Err(ApiError::bad_request(format!(
-            "dimensions {d}: {model} embeds in {n_embd} dimensions (ask for 1 to {n_embd})"
-        )));
-    }
-    // The answer holds a vector per input, in memory and as JSON text
-    // (about 16 bytes a dimension together): as many as the memory the
-    // loaded models leave free can hold.
-    let per_input = (m.model.config.n_embd as u64).saturating_mul(16).max(1);
-    let most = st.models.free_bytes() / per_input;
-    if inputs.len() as u64 > most {
-        return Err(ApiError::bad_request(format!(
-            "{} inputs: the answer would need {} bytes and {} are free; send at most {most} per request",
-            inputs.len(),
-            per_input.saturating_mul(inputs.len() as u64),
-            st.models.free_bytes()
-        )));
-    }
-    let n_ctx = m.engine.n_ctx();
-    let texts = inputs.into_iter().map(PromptText::Text).collect();
-    let batch: Vec<Vec<u32>> = prompt::prepare(m, texts, n_ctx, truncate)
-        .await?
-        .into_iter()
-        .map(|f| f.tokens)
-        .collect();
-    let n_tokens = batch.iter().map(Vec::len).sum();
-    let mut vecs = m.engine.embed(batch).await.map_err(gen::engine_error)?;
-    matryoshka(&mut vecs, dimensions);
-    Ok((vecs, n_tokens, use_))
-}
-
 pub async fn embed(
     State(st): State<AppState>,
     Extension(log): Extension<RequestLog>,
@@ -713,15 +649,8 @@ pub async fn embed(
         .ok_or_else(|| ApiError::bad_request("input is required"))?
         .into_vec();
     let ka = keep_alive(&r.keep_alive)?;
-    let (vecs, n, use_) = embed_texts(
-        &st,
-        &r.model,
-        inputs,
-        r.truncate.unwrap_or(true),
-        r.dimensions,
-        ka,
-    )
-    .await?;
+    let truncate = r.truncate.unwrap_or(false);
+    let (vecs, n, use_) = embed_texts(&st, &r.model, inputs, truncate, r.dimensions, ka).await?;
     log.tokens(n, 0);
     Ok(Json(json!({
         "model": r.model,
@@ -743,8 +672,15 @@ pub async fn embeddings(
         .prompt
         .ok_or_else(|| ApiError::bad_request("prompt is required"))?;
     let ka = keep_alive(&r.keep_alive)?;
-    let (mut vecs, n, _use) =
-        embed_texts(&st, &r.model, vec![prompt], true, r.dimensions, ka).await?;
+    let (mut vecs, n, _use) = embed_texts(
+        &st,
+        &r.model,
+        vec![prompt],
+        r.truncate.unwrap_or(false),
+        r.dimensions,
+        ka,
+    )
+    .await?;
     log.tokens(n, 0);
     Ok(Json(json!({ "embedding": vecs.pop().unwrap_or_default() })).into_response())
 }

@@ -92,7 +92,13 @@ impl RequestFields for CompletionReq {
 /// `/v1/embeddings`' fields.
 static EMBEDDING_FIELDS: Fields = Fields {
     prefix: "",
-    known: &[&["model", "input", "encoding_format", "dimensions"]],
+    known: &[&[
+        "model",
+        "input",
+        "encoding_format",
+        "dimensions",
+        "truncate",
+    ]],
     harmless: HARMLESS,
     nested: None,
 };
@@ -550,6 +556,10 @@ pub struct EmbeddingsReq {
     encoding_format: Option<String>,
     /// Matryoshka truncation: the first `dimensions` values, renormalised.
     dimensions: Option<u64>,
+    /// hearth's extension: keep the first tokens of an input longer than
+    /// the model's context instead of answering 400.
+    #[serde(default)]
+    truncate: bool,
 }
 
 /// Standard base64 (with padding), for `encoding_format: "base64"`.
@@ -586,9 +596,15 @@ pub async fn embeddings(
             )))
         }
     };
-    let (vecs, n, _use) =
-        crate::ollama::embed_texts(&st, &r.model, r.input.into_vec(), false, r.dimensions, None)
-            .await?;
+    let (vecs, n, _use) = crate::embed::embed_texts(
+        &st,
+        &r.model,
+        r.input.into_vec(),
+        r.truncate,
+        r.dimensions,
+        None,
+    )
+    .await?;
     log.tokens(n, 0);
     let data: Vec<Value> = vecs
         .iter()

@@ -98,7 +98,7 @@ impl Dense {
             }
             Up::Plain(up) => {
                 acts.linear(cx, [up], &mut [&mut s.gate]);
-                ops::act_inplace(act, &mut s.gate[..n * ff]);
+                ops::act_inplace_par(cx.pool, act, &mut s.gate[..n * ff]);
             }
         }
         QuantActs::new(&s.gate[..n * ff], n, &mut s.qbuf).linear(cx, [&self.down], &mut [&mut s.o]);
