@@ -56,7 +56,7 @@ struct ServerEmbed {
 
 impl Embed for ServerEmbed {
     fn embed(&mut self, text: &str) -> Result<Vec<f32>, String> {
-        let f = crate::ollama::embed_texts(
+        let f = crate::embed::embed_texts(
             &self.st,
             &self.model,
             vec![text.to_string()],
