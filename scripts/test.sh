@@ -27,6 +27,11 @@ if ! scripts/client-venv.sh >/dev/null; then
   echo "test.sh: making the client venv failed; the client tests will skip" >&2
 fi
 
+if ! scripts/sys-deps.sh; then
+  ci && exit 1
+  echo "test.sh: installing strace/unshare/ip failed; the network-namespace test will skip" >&2
+fi
+
 if ! scripts/ui-deps.sh; then
   ci && exit 1
   echo "test.sh: installing the chat page test's browser failed; that test will skip" >&2
