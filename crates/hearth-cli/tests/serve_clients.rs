@@ -478,6 +478,8 @@ fn audio_with_the_openai_client() {
     pytest(&py, &["test_audio.py"], &env, &[&server]);
     drop(server);
     let _ = std::fs::remove_dir_all(&store);
+}
+
 /// hearth's own embeddings of testdata/minilm's texts with the encoder at
 /// `path`, computed in this process (no server), written to `dest` as
 /// `[{"text", "embedding"}]` for tests/clients/test_embed.py.
