@@ -56,15 +56,19 @@ fn measure(emb: &ModelEmbedder, label: &str, copies: usize, max_files: Option<us
     let _ = std::fs::remove_dir_all(&tmp);
     let files = corpus(&data.join("docs"), &tmp.join("docs"), copies, max_files);
     let mut kb = Kb::create(&tmp.join("bench.kb"), emb).unwrap();
-    let r = ingest::add(
-        &mut kb,
-        emb,
-        &[tmp.join("docs")],
-        &Limits::default(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
+    let docs = [tmp.join("docs")];
+    let add = |kb: &mut Kb| {
+        ingest::add(
+            kb,
+            emb,
+            &docs,
+            &Limits::default(),
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    let r = add(&mut kb);
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
     let questions: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(data.join("questions.json")).unwrap())
@@ -78,15 +82,7 @@ fn measure(emb: &ModelEmbedder, label: &str, copies: usize, max_files: Option<us
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     let t0 = Instant::now();
-    let again = ingest::add(
-        &mut kb,
-        emb,
-        &[tmp.join("docs")],
-        &Limits::default(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
+    let again = add(&mut kb);
     let readd = t0.elapsed().as_secs_f64();
     assert_eq!(again.unchanged, files);
     eprintln!(
