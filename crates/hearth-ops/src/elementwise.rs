@@ -192,18 +192,17 @@ fn par_ranges(
     });
 }
 
-/// Softmax of one row in place (f32, max subtracted first).
+/// Softmax of one row in place as ggml computes it: `exp(x - max)`, summed
+/// in f64, then scaled by the f32 reciprocal of the sum.
 pub fn softmax_inplace(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
+    let mut sum = 0f64;
     for v in x.iter_mut() {
         *v = (*v - max).exp();
-        sum += *v;
+        sum += f64::from(*v);
     }
-    let inv = 1.0 / sum;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
+    let inv = (1.0 / sum) as f32;
+    x.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// [`softmax_inplace`] of every row of `n` values of `x`, the rows spread

@@ -23,6 +23,8 @@
 //! ([`crate::experts`]) walks so that it reads only the chosen experts'
 //! weights.
 
+use crate::elementwise::softmax_inplace;
+
 /// How router logits become expert probabilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gating {
@@ -195,19 +197,6 @@ impl Routes {
     }
 }
 
-/// ggml's softmax of one row: `exp(x - max)` summed in f64, then scaled by
-/// the f32 reciprocal of the sum.
-fn softmax(x: &[f32], out: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f64;
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp();
-        sum += f64::from(*o);
-    }
-    let inv = (1.0 / sum) as f32;
-    out.iter_mut().for_each(|o| *o *= inv);
-}
-
 fn softplus(x: f32) -> f32 {
     // ggml's softplus: x itself where exp(x) would overflow the sum.
     if x > 20.0 {
@@ -271,7 +260,10 @@ pub fn route(router: &Router<'_>, logits: &[f32], n_expert: usize, routes: &mut 
     for row in logits.chunks_exact(n_expert) {
         let probs = &mut routes.probs;
         match router.gating {
-            Gating::Softmax => softmax(row, probs),
+            Gating::Softmax => {
+                probs.copy_from_slice(row);
+                softmax_inplace(probs);
+            }
             Gating::Sigmoid => {
                 for (p, &l) in probs.iter_mut().zip(row) {
                     *p = 1.0 / (1.0 + (-l).exp());
@@ -304,8 +296,7 @@ pub fn route(router: &Router<'_>, logits: &[f32], n_expert: usize, routes: &mut 
         }
         let w = &mut routes.weights[t0..];
         if router.gating == Gating::SoftmaxChosen {
-            let chosen: Vec<f32> = w.to_vec();
-            softmax(&chosen, w);
+            softmax_inplace(w);
         }
         if router.norm_weights {
             let sum: f32 = w.iter().sum();
