@@ -3,7 +3,7 @@
 # models, also installed into the store as `smollm2` and `gemma3:270m`,
 # and the Python venv with the official clients), runs the whole suite,
 # then runs the tests whose results depend on the kernel tier again with
-# HEARTH_ISA=avx2 and scalar (below), and lists every test
+# HEARTH_ISA=avx2 (unless that was the suite's tier) and scalar (below), and lists every test
 # that skipped itself and why (0 on a machine with
 # everything fetched). Under CI=true a missing model or venv is a failure,
 # never a skip.
@@ -53,9 +53,18 @@ echo "test.sh: suite (best tier) took $((SECONDS - t0)) s"
 # and the block-format zoo (tiny models, every architecture and every
 # block format against llama.cpp), and the recurrent state rules on the
 # zoo's hybrid models.
+# A pass on the tier the whole suite just ran on (`hearth --version` names
+# it: AVX2 on a CPU without AVX-512) would repeat it test for test; it is
+# reported, not run again.
+suite_tier=$("$HEARTH_BIN" --version | sed -n 's/^kernels: \([a-z0-9]*\).*/\1/p')
+echo "test.sh: the suite above ran on the ${suite_tier:-unknown} kernels"
 tier() { # NAME ISA cargo-test-args...
   local name=$1 isa=$2 t0=$SECONDS
   shift 2
+  if [ "$isa" = "$suite_tier" ]; then
+    echo "test.sh: $name (HEARTH_ISA=$isa): ran in the suite above ($isa is this CPU's best tier)"
+    return
+  fi
   echo "test.sh: $name (HEARTH_ISA=$isa)"
   HEARTH_ISA=$isa cargo test --release --no-fail-fast "$@" 2>&1 | tee -a "$log" || status=$?
   echo "test.sh: $name (HEARTH_ISA=$isa) took $((SECONDS - t0)) s"

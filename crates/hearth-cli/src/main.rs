@@ -18,11 +18,25 @@ static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 #[command(
     name = "hearth",
     version,
+    long_version = long_version(),
     about = "Run language models locally, on your own hardware."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `hearth --version`: the version, then the kernel tier this process runs
+/// (the best the CPU has, or the one `HEARTH_ISA` forces).
+fn long_version() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{}\nkernels: {} (HEARTH_ISA=scalar|avx2|avx512 picks a tier)",
+            env!("CARGO_PKG_VERSION"),
+            hearth_quant::kernels().isa.name()
+        )
+    })
 }
 
 #[derive(Subcommand)]

@@ -253,3 +253,31 @@ fn serve_timeouts_out_of_range_are_clear_errors() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn version_names_the_kernel_tier_it_runs() {
+    let out = |isa: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+        c.arg("--version");
+        match isa {
+            Some(t) => c.env("HEARTH_ISA", t),
+            None => c.env_remove("HEARTH_ISA"),
+        };
+        let o = c.output().expect("running hearth");
+        assert!(o.status.success(), "stderr: {}", stderr(&o));
+        String::from_utf8(o.stdout).expect("utf-8")
+    };
+    let best = hearth_quant::avx512_kernels()
+        .or_else(hearth_quant::avx2_kernels)
+        .unwrap_or(hearth_quant::scalar_kernels())
+        .isa
+        .name();
+    let v = out(None);
+    assert!(v.starts_with("hearth "), "{v}");
+    assert!(
+        v.contains(&format!("kernels: {best} ")),
+        "best tier {best}: {v}"
+    );
+    let v = out(Some("scalar"));
+    assert!(v.contains("kernels: scalar "), "HEARTH_ISA=scalar: {v}");
+}
