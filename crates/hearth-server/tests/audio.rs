@@ -413,8 +413,6 @@ async fn a_whisper_model_named_at_start_is_listed_shown_and_refused_for_text() {
     else {
         return;
     };
-    let Some(jfk) = jfk_wav() else { return };
-    let jfk = std::fs::read(jfk).unwrap();
     let folder = bin.parent().unwrap().to_path_buf();
     let a = app(|c| c.engine.threads = 2).await;
     let app = &a.router;
@@ -518,19 +516,19 @@ async fn a_whisper_model_named_at_start_is_listed_shown_and_refused_for_text() {
     }
     healthy(app).await;
 
-    // Transcribing with it loads nothing more.
+    // Transcribing with it (a moment of silence) loads nothing more.
     let r = post(
         app,
         T,
         &[
-            Part::File("jfk.wav", &jfk),
+            Part::File("quiet.wav", &wav_with_channels(1)),
             Part::Text("model", &name),
-            Part::Text("response_format", "text"),
+            Part::Text("response_format", "json"),
         ],
         &[],
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(words(&r.text()), words(JFK_REFERENCE));
+    assert_eq!(r.json()["text"], "", "{}", r.text());
     assert_eq!(a.state.models.free_bytes(), free_loaded);
 }
