@@ -20,6 +20,11 @@
 # each folder is assembled in a temporary directory, its model.bin checked
 # against its sha256 and the folder then renamed into place whole; the
 # folders are imported into the store as `whisper:tiny.en` and `whisper:base`.
+# It also writes $CACHE/whisper/ggml-tiny.en.bin, tiny.en in whisper.cpp's
+# ggml format (what whisper.cpp users download), converted from the CT2
+# folder by ../shared/speech/tools/ct2whisper2ggml.py (numpy, from the
+# encoders' venv) with the tokenizer and mel filters of the openai-whisper
+# sdist; the conversion gives the same bytes each time, checked by sha256.
 #
 # The `encoders` part makes the tiny random-weight encoder GGUFs the encoder
 # and rerank tests load (nomic-bert, xlmr-embed, xlmr-reranker) in
@@ -169,6 +174,30 @@ fetch_whisper() {
   fi
 }
 
+# ggml-tiny.en.bin from the tiny.en CT2 folder (after fetch_whisper).
+fetch_whisper_ggml() {
+  local sha=49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf
+  local out="$CACHE/whisper/ggml-tiny.en.bin"
+  if sha_ok "$out" "$sha"; then echo "whisper: cached at $out"; return; fi
+  local venv="${HEARTH_GGUF_VENV:-$HOME/.cache/hearth/venv-gguf}"
+  if ! "$venv/bin/python" -c 'import numpy' 2>/dev/null; then
+    "$PY" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet numpy==2.4.6
+  fi
+  local tmp; tmp=$(mktemp -d "$CACHE/whisper/.ggml.XXXXXX")
+  trap 'rm -rf "$tmp"' RETURN
+  "$PY" -m pip download --quiet --no-deps --no-binary :all: -d "$tmp" openai-whisper==20250625
+  tar xzf "$tmp/openai_whisper-20250625.tar.gz" -C "$tmp" openai_whisper-20250625/whisper/assets
+  "$venv/bin/python" "$ROOT/../shared/speech/tools/ct2whisper2ggml.py" \
+    "$CACHE/whisper/faster-whisper-tiny.en-ct2/model.bin" \
+    "$tmp/openai_whisper-20250625/whisper/assets" "$tmp/ggml-tiny.en.bin" >/dev/null
+  if ! sha_ok "$tmp/ggml-tiny.en.bin" "$sha"; then
+    echo "whisper: ggml-tiny.en.bin sha256 mismatch, not kept" >&2; return 1
+  fi
+  mv "$tmp/ggml-tiny.en.bin" "$out"
+  echo "whisper: $out"
+}
+
 # The tiny encoder GGUFs, generated from fixed seeds (the same bytes on every
 # run); skipped when every file in SHA256SUMS is there with its sha256.
 fetch_encoders() {
@@ -207,6 +236,7 @@ for m in "${models[@]}"; do
     gemma3) fetch_gemma3; install "$CACHE/gemma-3-270m-q4_k_m.gguf" gemma3:270m ;;
     minilm) fetch_minilm; install "$CACHE/all-minilm-l6-v2.f32.gguf" all-minilm ;;
     whisper) fetch_whisper
+      fetch_whisper_ggml
       install "$CACHE/whisper/faster-whisper-tiny.en-ct2" whisper:tiny.en
       install "$CACHE/whisper/faster-whisper-base-ct2" whisper:base ;;
     encoders) fetch_encoders ;;

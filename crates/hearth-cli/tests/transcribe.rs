@@ -1,5 +1,6 @@
 //! `hearth transcribe` and the store with the real tiny.en Whisper model:
-//! the model imported into a store and named by its store name, jfk.wav in
+//! the model imported into a store, served (`hearth serve whisper:tiny.en`
+//! lists it) and named by its store name, jfk.wav in
 //! the streamed and JSON formats, several files in a row with a progress
 //! line for the long one, `-o`, and clear errors (exit 1, no panic) for
 //! bad audio, a model that is not Whisper, bad flags and junk imports.
@@ -72,6 +73,65 @@ fn write_wav(path: &Path, samples: &[f32]) {
     std::fs::write(path, b).expect("writing a wav");
 }
 
+/// `hearth serve whisper:tiny.en` loads the Whisper model at start and
+/// lists it in `/api/tags` with its details.
+fn serve_lists_the_whisper_model(store: &Path) {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "whisper:tiny.en", "--no-ui", "--threads", "1"])
+        .args(["--host", &format!("127.0.0.1:{port}")])
+        .env("HEARTH_MODELS", store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting hearth serve");
+    let t0 = std::time::Instant::now();
+    let body = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut e = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut e);
+            panic!("hearth serve whisper:tiny.en exited ({status}): {e}");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET /api/tags HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut r = String::new();
+            s.read_to_string(&mut r).unwrap();
+            break r;
+        }
+        assert!(t0.elapsed().as_secs() < 60, "hearth serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let mut e = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut e);
+    let _ = child.wait();
+    assert!(
+        e.contains("loaded whisper:tiny.en as 'whisper:tiny.en'"),
+        "{e}"
+    );
+    let (head, rest) = body.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{body}");
+    // The one JSON object, whether or not the body came in chunks.
+    let json = rest
+        .find('{')
+        .zip(rest.rfind('}'))
+        .map(|(a, b)| &rest[a..=b])
+        .unwrap_or_else(|| panic!("{body}"));
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let m = &v["models"][0];
+    assert_eq!(m["name"], "whisper:tiny.en", "{v}");
+    assert_eq!(m["details"]["family"], "whisper", "{v}");
+    assert_eq!(m["details"]["format"], "ct2", "{v}");
+    assert_eq!(m["details"]["parameter_size"], "38M", "{v}");
+}
+
 #[test]
 fn transcribe_from_the_store_in_every_format_and_clean_errors() {
     let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
@@ -101,10 +161,13 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
     let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     assert_eq!(v["models"][0]["name"], "whisper:tiny.en");
     assert_eq!(v["models"][0]["architecture"], "whisper");
+    assert_eq!(v["models"][0]["parameters"], 37_760_256);
+    assert_eq!(v["models"][0]["quantization"], "F16");
     let o = hearth(&store, &["show", "whisper:tiny.en"]);
     assert_ok(&o);
     assert!(out(&o).contains("whisper (speech to text)") && out(&o).contains("English only"));
     assert_ok(&hearth(&store, &["verify", "whisper:tiny.en"]));
+    serve_lists_the_whisper_model(&store);
 
     // srt on stdout, greedy.
     let o = hearth(

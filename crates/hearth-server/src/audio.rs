@@ -31,6 +31,7 @@ use crate::error::ApiError;
 use crate::models::ModelManager;
 use crate::opening::blocking;
 use crate::params::KeepAlive;
+use crate::whisper::{disk_bytes, FactsCache};
 use crate::AppState;
 
 /// The largest audio upload, as OpenAI's API allows (25 MB), unless the
@@ -64,6 +65,8 @@ pub struct Speech {
     current: Mutex<Option<(Arc<Loaded>, Instant)>>,
     /// Held while a model loads, so two requests load it once.
     gate: tokio::sync::Mutex<()>,
+    /// What the listings say about the Whisper models seen.
+    pub facts: FactsCache,
 }
 
 impl Speech {
@@ -76,6 +79,16 @@ impl Speech {
             }
             _ => None,
         }
+    }
+
+    /// Loads the model at `path` (named `key`) ahead of its first request.
+    pub async fn preload(
+        &self,
+        models: &Arc<ModelManager>,
+        key: &str,
+        path: PathBuf,
+    ) -> Result<(), ApiError> {
+        self.acquire(models, key, path).await.map(drop)
     }
 
     /// The model at `path` (listed as `key`), loading it when needed.
@@ -109,6 +122,7 @@ impl Speech {
         let mut model = blocking(move || Whisper::load(&p))
             .await?
             .map_err(|e| ApiError::bad_request(format!("model '{key}': {e}")))?;
+        self.facts.put(&path, &model);
         let needed = resident_bytes(&mut model);
         let mut held = vec![first];
         if needed > on_disk {
@@ -143,18 +157,6 @@ impl Speech {
                 tracing::info!(model = %m.key, "unloaded after keep_alive");
             }
         }
-    }
-}
-
-/// The size of a model's files: a ggml file, or a CTranslate2 folder.
-fn disk_bytes(path: &Path) -> u64 {
-    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    if path.is_dir() {
-        std::fs::read_dir(path)
-            .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        size(path)
     }
 }
 

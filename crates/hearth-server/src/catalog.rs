@@ -1,5 +1,5 @@
 //! Ollama's model catalogue routes: `/api/tags` (the store and the known
-//! files), `/api/ps` (what is loaded), `/api/delete`, `/api/copy`,
+//! files, Whisper models among them), `/api/ps` (what is loaded), `/api/delete`, `/api/copy`,
 //! `/api/pull`, and the `details` every listing shares.
 
 use std::path::Path;
@@ -94,6 +94,11 @@ fn file_entry(name: &str, path: &Path) -> Option<Value> {
 pub async fn tags(State(st): State<AppState>) -> Json<Value> {
     let known = st.models.known();
     let store = st.models.store().cloned();
+    let speech = st.speech.clone();
+    // A file that is not GGUF may be a Whisper model.
+    let entry = move |name: &str, path: &Path| {
+        file_entry(name, path).or_else(|| speech.facts.tag_entry(name, path))
+    };
     let models: Vec<Value> = tokio::task::spawn_blocking(move || {
         let mut out: Vec<Value> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -102,7 +107,7 @@ pub async fn tags(State(st): State<AppState>) -> Json<Value> {
             for m in store.list().unwrap_or_default() {
                 store_names.insert(display_name(&m.name));
                 let path = store.blob_path(&m.sha256);
-                if let Some(mut e) = file_entry(&m.name, &path) {
+                if let Some(mut e) = entry(&m.name, &path) {
                     if let Some(p) = &m.config.parent {
                         e["details"]["parent_model"] = json!(p);
                     }
@@ -121,7 +126,7 @@ pub async fn tags(State(st): State<AppState>) -> Json<Value> {
                 // A file loaded by path that the store holds is listed once,
                 // under its store name.
                 .filter(|(n, p)| !seen.contains(p) && !store_names.contains(n))
-                .filter_map(|(n, p)| file_entry(n, p)),
+                .filter_map(|(n, p)| entry(n, p)),
         );
         out
     })

@@ -52,6 +52,7 @@ mod strict;
 mod structured;
 mod tools;
 mod ui;
+mod whisper;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -172,6 +173,9 @@ impl AppState {
     /// requests may name paths.
     pub async fn preload(&self, name: &str) -> Result<String, ApiError> {
         let path = std::path::Path::new(name);
+        if let Some(key) = self.preload_whisper(name).await? {
+            return Ok(key);
+        }
         let name = if path.is_file() {
             self.models.register_file(path)
         } else {
@@ -179,6 +183,23 @@ impl AppState {
         };
         let m = self.models.acquire(&name, None).await?;
         Ok(m.model.name.clone())
+    }
+
+    /// Loads `name` when it is a Whisper model (a store name, or a ggml
+    /// file or CTranslate2 folder, which becomes known by its name) for
+    /// `/v1/audio`; `None` when it is not one.
+    async fn preload_whisper(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let path = std::path::Path::new(name);
+        let (key, file) = if path.exists() && hearth_speech::detect_whisper(path) {
+            (self.models.register_file(path), path.to_path_buf())
+        } else {
+            match self.models.locate(name) {
+                Ok(p) if hearth_speech::detect_whisper(&p) => (name.to_string(), p),
+                _ => return Ok(None),
+            }
+        };
+        self.speech.preload(&self.models, &key, file).await?;
+        Ok(Some(key))
     }
 
     /// Unloads models whose keep-alive has passed, every second, for ever.

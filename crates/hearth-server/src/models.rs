@@ -209,9 +209,13 @@ impl ModelManager {
     }
 
     /// Makes the file at `path` known by its display name (the models
-    /// named on the command line); returns that name.
+    /// named on the command line; a model folder by its whole name);
+    /// returns that name.
     pub fn register_file(&self, path: &Path) -> String {
-        let key = display_name(&path.to_string_lossy());
+        let key = match path.file_name().and_then(|n| n.to_str()) {
+            Some(n) if path.is_dir() => n.to_string(),
+            _ => display_name(&path.to_string_lossy()),
+        };
         if let Ok(mut k) = self.known.lock() {
             k.insert(key.clone(), path.to_path_buf());
         }
@@ -320,6 +324,12 @@ impl ModelManager {
         let (locate, store, name) = (self.locator(), self.store.clone(), name.to_string());
         blocking(move || {
             let path = locate.locate(&name)?;
+            if hearth_speech::detect_whisper(&path) {
+                return Err(ApiError::bad_request(format!(
+                    "model '{name}' is a Whisper speech model: it transcribes audio \
+                     (/v1/audio/transcriptions) and cannot generate, chat or embed"
+                )));
+            }
             let entry = store_entry(store.as_deref(), &name, &path);
             Ok((path, entry))
         })

@@ -61,6 +61,9 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     let name = r.get()?.to_string();
     let path = st.models.locate(&name)?;
+    if hearth_speech::detect_whisper(&path) {
+        return show_whisper(&st, &name, path).await;
+    }
     let models = st.models.clone();
     let v = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let file = GgufFile::open(&path)
@@ -104,6 +107,33 @@ pub async fn show(
             v["messages"] = json!(config.messages);
         }
         Ok(v)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(v).into_response())
+}
+
+/// `/api/show` of a Whisper speech model.
+async fn show_whisper(
+    st: &AppState,
+    name: &str,
+    path: std::path::PathBuf,
+) -> Result<Response, ApiError> {
+    let (speech, models, name) = (st.speech.clone(), st.models.clone(), name.to_string());
+    let v = tokio::task::spawn_blocking(move || {
+        let facts = speech.facts.get(&path).ok_or_else(|| {
+            ApiError::internal(format!(
+                "{} is not a Whisper model hearth loads",
+                path.display()
+            ))
+        })?;
+        let modified = match models.store_entry(&name, &path) {
+            Some(e) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(e.created),
+            None => std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        };
+        Ok::<_, ApiError>(crate::whisper::show(&facts, modified))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;

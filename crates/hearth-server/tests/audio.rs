@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::{app, healthy, send, Reply, MODEL};
+use common::{app, call, healthy, send, Reply, MODEL};
 use hearth_testdata::speech::{jfk_wav, words, JFK_REFERENCE};
 
 enum Part<'a> {
@@ -401,4 +401,134 @@ async fn a_model_over_the_memory_budget_is_a_507() {
     assert!(r.error_message(T).contains("needs"), "{}", r.text());
     assert_eq!(a.state.models.free_bytes(), free);
     healthy(&a.router).await;
+}
+
+/// A Whisper model named at start (`hearth serve FOLDER`) is loaded then,
+/// listed by `/api/tags` and `/v1/models` with its details, answered by
+/// `/api/show`, refused with a clear 400 by the text routes, and serves
+/// `/v1/audio` without loading again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whisper_model_named_at_start_is_listed_shown_and_refused_for_text() {
+    let Some(bin) = hearth_testdata::model_file("whisper/faster-whisper-tiny.en-ct2/model.bin")
+    else {
+        return;
+    };
+    let folder = bin.parent().unwrap().to_path_buf();
+    let a = app(|c| c.engine.threads = 2).await;
+    let app = &a.router;
+    let free_before = a.state.models.free_bytes();
+    let name = a.state.preload(folder.to_str().unwrap()).await.unwrap();
+    assert_eq!(name, "faster-whisper-tiny.en-ct2");
+    let free_loaded = a.state.models.free_bytes();
+    assert!(
+        free_loaded < free_before,
+        "the preloaded model holds memory"
+    );
+
+    // Listed beside the language model, with Whisper's details.
+    let r = call(app, Method::GET, "/api/tags", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let tags = r.json();
+    let listed: Vec<&str> = tags["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&MODEL), "{tags}");
+    let m = tags["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not in {tags}"));
+    let d = &m["details"];
+    assert_eq!(d["family"], "whisper", "{m}");
+    assert_eq!(d["families"], serde_json::json!(["whisper"]), "{m}");
+    assert_eq!(d["format"], "ct2", "{m}");
+    assert_eq!(d["parameter_size"], "38M", "{m}");
+    assert_eq!(d["quantization_level"], "F16", "{m}");
+    let on_disk: u64 = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(m["size"], on_disk, "{m}");
+    assert_eq!(m["digest"].as_str().unwrap().len(), 64, "{m}");
+    let r = call(app, Method::GET, "/v1/models", None, &[]).await;
+    let v = r.json();
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == name.as_str()),
+        "{v}"
+    );
+
+    // /api/show: sizes and what it does, no chat template.
+    let show = serde_json::json!({ "model": name });
+    let r = call(app, Method::POST, "/api/show", Some(&show), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["details"]["family"], "whisper", "{v}");
+    assert_eq!(v["model_info"]["general.architecture"], "whisper", "{v}");
+    assert_eq!(
+        v["model_info"]["general.parameter_count"], 37_760_256,
+        "{v}"
+    );
+    assert_eq!(v["model_info"]["whisper.audio.block_count"], 4, "{v}");
+    assert_eq!(v["model_info"]["whisper.multilingual"], false, "{v}");
+    assert_eq!(
+        v["capabilities"],
+        serde_json::json!(["transcription"]),
+        "{v}"
+    );
+    assert_eq!(v["template"], "", "{v}");
+
+    // The text routes say what the model is, and the server stays up.
+    let bodies = [
+        (
+            "/api/generate",
+            serde_json::json!({"model": name, "prompt": "hi", "stream": false}),
+        ),
+        (
+            "/api/chat",
+            serde_json::json!({"model": name, "stream": false,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            serde_json::json!({"model": name, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/api/embed",
+            serde_json::json!({"model": name, "input": "hi"}),
+        ),
+    ];
+    for (uri, body) in &bodies {
+        let r = call(app, Method::POST, uri, Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.text());
+        let msg = r.error_message(uri);
+        assert!(
+            msg.contains("Whisper speech model") && msg.contains("/v1/audio/transcriptions"),
+            "{uri}: {msg}"
+        );
+    }
+    healthy(app).await;
+
+    // Transcribing with it (a moment of silence) loads nothing more.
+    let r = post(
+        app,
+        T,
+        &[
+            Part::File("quiet.wav", &wav_with_channels(1)),
+            Part::Text("model", &name),
+            Part::Text("response_format", "json"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["text"], "", "{}", r.text());
+    assert_eq!(a.state.models.free_bytes(), free_loaded);
 }

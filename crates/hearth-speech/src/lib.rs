@@ -148,6 +148,27 @@ impl Whisper {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The number of weights of OpenAI's model of these sizes: the
+    /// convolution stem, both positional tables, every layer's attention
+    /// (no K bias), MLP and norms, and the token embedding the output
+    /// shares.
+    pub fn parameter_count(&self) -> u64 {
+        let hp = &self.weights.hp;
+        let d = hp.n_audio_state as u64;
+        let (mels, vocab) = (hp.n_mels as u64, hp.n_vocab as u64);
+        let norm = 2 * d;
+        let attention = 4 * d * d + 3 * d + norm;
+        let mlp = 8 * d * d + 5 * d + norm;
+        let stem = mels * d * 3 + d + d * d * 3 + d;
+        let encoder =
+            stem + hp.n_audio_ctx as u64 * d + hp.n_audio_layer as u64 * (attention + mlp) + norm;
+        let decoder = vocab * d
+            + hp.n_text_ctx as u64 * d
+            + hp.n_text_layer as u64 * (2 * attention + mlp)
+            + norm;
+        encoder + decoder
+    }
 }
 
 /// Whether `path` is a Whisper model this crate loads: a folder (or its

@@ -71,6 +71,86 @@ fn byte_decoder() -> HashMap<char, u8> {
     map
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Letter,
+    Digit,
+    Space,
+    Other,
+}
+
+fn class(c: char) -> Class {
+    if c.is_alphabetic() {
+        Class::Letter
+    } else if c.is_numeric() {
+        Class::Digit
+    } else if c.is_whitespace() {
+        Class::Space
+    } else {
+        Class::Other
+    }
+}
+
+/// GPT-2's pre-tokenisation: a contraction (`'s`, `'t`, `'re`, `'ve`,
+/// `'m`, `'ll`, `'d`), an optional space and a run of letters, of digits or
+/// of other symbols, or whitespace (a run before other text leaves its last
+/// character to the next piece).
+fn pieces(text: &str) -> Vec<&str> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let at = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i].1;
+        if c == '\'' {
+            let rest = &text[at(i)..];
+            if let Some(n) = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]
+                .iter()
+                .find(|s| rest.starts_with(*s))
+                .map(|s| s.len())
+            {
+                out.push(&rest[..n]);
+                i += n;
+                continue;
+            }
+        }
+        let start = match chars.get(i + 1) {
+            Some(&(_, d)) if c == ' ' && class(d) != Class::Space => i + 1,
+            _ => i,
+        };
+        let k = class(chars[start].1);
+        let mut j = start + 1;
+        while j < chars.len() && class(chars[j].1) == k {
+            j += 1;
+        }
+        if k == Class::Space && j < chars.len() && j - i > 1 {
+            j -= 1;
+        }
+        out.push(&text[at(i)..at(j)]);
+        i = j;
+    }
+    out
+}
+
+/// Byte-level BPE of one piece: starting from single bytes, the adjacent
+/// pair whose joined bytes have the lowest rank merges until no pair is a
+/// token. A byte the vocabulary lacks is left out.
+fn bpe(piece: &[u8], rank: &HashMap<&[u8], u32>, out: &mut Vec<u32>) {
+    if let Some(&id) = rank.get(piece) {
+        out.push(id);
+        return;
+    }
+    // Where the parts start, and the end.
+    let mut cuts: Vec<usize> = (0..=piece.len()).collect();
+    while let Some((_, p)) = (0..cuts.len().saturating_sub(2))
+        .filter_map(|p| rank.get(&piece[cuts[p]..cuts[p + 2]]).map(|&r| (r, p)))
+        .min()
+    {
+        cuts.remove(p + 1);
+    }
+    out.extend(cuts.windows(2).filter_map(|w| rank.get(&piece[w[0]..w[1]])));
+}
+
 impl Tokenizer {
     /// From a CTranslate2 vocabulary: one token per line, byte-level form.
     pub fn from_ct2_lines(lines: &[&str]) -> Result<Tokenizer, SpeechError> {
@@ -264,35 +344,22 @@ impl Tokenizer {
             .map(|i| i as u32)
     }
 
-    /// Regular tokens for `text` by longest match over the vocabulary (a
-    /// valid spelling the model reads, though not always the one BPE merges
-    /// would give); used for prompts.
+    /// Regular tokens for `text` as OpenAI's tokenizer spells it (used for
+    /// prompts): GPT-2's split into words, numbers, symbols and spaces,
+    /// then byte-level BPE within each piece, where the pair whose joined
+    /// bytes have the lowest token id merges first (Whisper's ranks are its
+    /// token ids).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let regular = &self.tokens[..self.specials.eot as usize];
-        let mut by_bytes: HashMap<&[u8], u32> = HashMap::with_capacity(regular.len());
-        let mut longest = 1;
+        let mut rank: HashMap<&[u8], u32> = HashMap::with_capacity(regular.len());
         for (i, t) in regular.iter().enumerate() {
             if !t.is_empty() {
-                by_bytes.entry(t.as_slice()).or_insert(i as u32);
-                longest = longest.max(t.len());
+                rank.entry(t.as_slice()).or_insert(i as u32);
             }
         }
-        let b = text.as_bytes();
         let mut out = Vec::new();
-        let mut at = 0;
-        while at < b.len() {
-            let found = (1..=longest.min(b.len() - at))
-                .rev()
-                .find_map(|n| by_bytes.get(&b[at..at + n]).map(|&id| (id, n)));
-            match found {
-                Some((id, n)) => {
-                    out.push(id);
-                    at += n;
-                }
-                // Every byte is a token in byte-level BPE; a vocabulary
-                // without one cannot spell it.
-                None => at += 1,
-            }
+        for p in pieces(text) {
+            bpe(p.as_bytes(), &rank, &mut out);
         }
         out
     }
@@ -320,6 +387,32 @@ impl Tokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_split_as_gpt2() {
+        assert_eq!(
+            pieces(" Don't stop:  at 10:30\n now "),
+            [" Don", "'t", " stop", ":", " ", " at", " 10", ":", "30", "\n", " now", " "]
+        );
+        assert_eq!(pieces("naïve—x"), ["naïve", "—", "x"]);
+        assert!(pieces("").is_empty());
+    }
+
+    #[test]
+    fn bpe_merges_by_rank_not_by_length() {
+        // "bc" ranks before "ab": BPE spells "abc" a|bc, where the longest
+        // match would take "ab" first.
+        let rank: HashMap<&[u8], u32> =
+            [(&b"a"[..], 0), (b"b", 1), (b"c", 2), (b"bc", 3), (b"ab", 4)]
+                .into_iter()
+                .collect();
+        let mut out = Vec::new();
+        bpe(b"abc", &rank, &mut out);
+        assert_eq!(out, [0, 3]);
+        out.clear();
+        bpe(b"abd", &rank, &mut out);
+        assert_eq!(out, [4], "a byte the vocabulary lacks is left out");
+    }
 
     #[test]
     fn byte_decoder_is_a_bijection() {

@@ -257,6 +257,7 @@ impl Whisper {
                 });
             }
             if opts.word_timestamps && segments.len() > first_new {
+                let last_speech = segments[..first_new].last().map_or(0.0, |s| s.end);
                 self.add_words(
                     &mut c,
                     &cross,
@@ -265,6 +266,7 @@ impl Whisper {
                     size,
                     time_offset,
                     &code,
+                    last_speech,
                 )?;
             }
             for seg in &segments[first_new..] {

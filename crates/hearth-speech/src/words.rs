@@ -46,6 +46,7 @@ impl Whisper {
         n_frames: usize,
         offset: f64,
         language: &str,
+        last_speech: f64,
     ) -> Result<(), SpeechError> {
         let s = &self.tokenizer.specials;
         let text: Vec<u32> = segments
@@ -108,6 +109,8 @@ impl Whisper {
             timed.push((word, count, start, end, p));
             at += count;
         }
+        let median = median_duration(timed.iter().map(|w| w.3 - w.2));
+        truncate_at_sentence_ends(&mut timed, median);
         // Words go to the segments their tokens came from.
         let mut it = timed.into_iter().peekable();
         for seg in segments.iter_mut() {
@@ -124,6 +127,11 @@ impl Whisper {
                     probability: p,
                 });
             }
+        }
+        let mut last = last_speech;
+        for seg in segments.iter_mut() {
+            fit_segment(seg, last, median);
+            last = seg.end;
         }
         Ok(())
     }
@@ -163,6 +171,89 @@ impl Whisper {
             }
         }
         merge_punctuation(words)
+    }
+}
+
+/// Marks that end a sentence.
+const SENTENCE_ENDS: &str = ".。!！?？";
+
+/// The median length of the words that have one, at most 0.7 s: OpenAI's
+/// yardstick for a word the alignment stretched over a pause (one longer
+/// than twice the median).
+fn median_duration(lengths: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = lengths.filter(|&d| d > 0.0).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let m = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    m.min(0.7)
+}
+
+/// A stretched word at a sentence boundary is cut to twice the median: one
+/// that ends a sentence loses the end of its span, the one after it the
+/// start. (Whisper's reference does this before joining punctuation to
+/// words; here the words carry their punctuation.)
+fn truncate_at_sentence_ends(words: &mut [(String, usize, f64, f64, f32)], median: f64) {
+    if median <= 0.0 {
+        return;
+    }
+    let max = 2.0 * median;
+    let ends = |w: &str| {
+        w.trim_end()
+            .chars()
+            .last()
+            .is_some_and(|c| SENTENCE_ENDS.contains(c))
+    };
+    for i in 1..words.len() {
+        let (start, end) = (words[i].2, words[i].3);
+        if end - start > max {
+            if ends(&words[i].0) {
+                words[i].3 = start + max;
+            } else if ends(&words[i - 1].0) {
+                words[i].2 = end - max;
+            }
+        }
+    }
+}
+
+/// Whisper's late fixes of one segment's word times: after a pause
+/// (`last_speech`, where speech last ended, more than four medians back)
+/// the first word, and the second, are cut to twice the median; the
+/// segment's own start and end win over a first or last word stretched
+/// more than half a second past them; otherwise the segment takes its
+/// words' start and end.
+fn fit_segment(seg: &mut Segment, last_speech: f64, median: f64) {
+    let max = 2.0 * median;
+    let w = &mut seg.words;
+    if w.is_empty() {
+        return;
+    }
+    let long_first = w[0].end - w[0].start > max;
+    let long_pair = w.len() > 1 && w[1].end - w[0].start > 2.0 * max;
+    if w[0].end - last_speech > 4.0 * median && (long_first || long_pair) {
+        if w.len() > 1 && w[1].end - w[1].start > max {
+            let boundary = (w[1].end / 2.0).max(w[1].end - max);
+            w[0].end = boundary;
+            w[1].start = boundary;
+        }
+        w[0].start = (w[0].end - max).max(0.0);
+    }
+    if seg.start < w[0].end && seg.start - 0.5 > w[0].start {
+        w[0].start = (w[0].end - median).min(seg.start).max(0.0);
+    } else {
+        seg.start = w[0].start;
+    }
+    let last = w.len() - 1;
+    if seg.end > w[last].start && seg.end + 0.5 < w[last].end {
+        w[last].end = (w[last].start + median).max(seg.end);
+    } else {
+        seg.end = w[last].end;
     }
 }
 
@@ -309,6 +400,78 @@ mod tests {
         let first = |k: usize| cols[rows.iter().position(|&r| r == k).unwrap()];
         assert_eq!((first(0), first(1), first(2)), (0, 2, 4));
         assert!(rows.windows(2).all(|p| p[1] >= p[0]) && cols.windows(2).all(|p| p[1] >= p[0]));
+    }
+
+    fn word(text: &str, start: f64, end: f64) -> Word {
+        Word {
+            start,
+            end,
+            word: text.to_string(),
+            probability: 1.0,
+        }
+    }
+
+    fn segment(start: f64, end: f64, words: Vec<Word>) -> Segment {
+        Segment {
+            id: 0,
+            start,
+            end,
+            text: String::new(),
+            tokens: Vec::new(),
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+            compression_ratio: 1.0,
+            temperature: 0.0,
+            words,
+        }
+    }
+
+    #[test]
+    fn the_median_skips_empty_words_and_stops_at_0_7() {
+        assert_eq!(median_duration([0.0, 0.2, 0.4, 0.3].into_iter()), 0.3);
+        assert!((median_duration([0.2, 0.4].into_iter()) - 0.3).abs() < 1e-12);
+        assert_eq!(median_duration([2.0, 3.0, 1.0].into_iter()), 0.7);
+        assert_eq!(median_duration(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn stretched_words_at_sentence_ends_are_cut() {
+        let t = |w: &str, s: f64, e: f64| (w.to_string(), 1, s, e, 1.0f32);
+        let mut words = vec![
+            t(" One", 0.0, 0.3),
+            t(" two.", 0.3, 2.3),
+            t(" Three", 2.3, 4.0),
+            t(" four", 4.0, 4.3),
+            t(" five", 4.3, 6.0),
+        ];
+        truncate_at_sentence_ends(&mut words, 0.3);
+        let spans: Vec<(f64, f64)> = words.iter().map(|w| (w.2, w.3)).collect();
+        // " two." keeps its start, " Three" its end; " five" is long but
+        // at no sentence boundary.
+        assert_eq!(spans[1], (0.3, 0.3 + 0.6));
+        assert!((spans[2].0 - 3.4).abs() < 1e-9 && spans[2].1 == 4.0);
+        assert_eq!(spans[4], (4.3, 6.0));
+    }
+
+    #[test]
+    fn segments_fit_their_words_after_a_pause() {
+        // After 5 s of silence the first word spans 5.0..8.0: cut to
+        // twice the median before its end; the segment then starts there.
+        let mut s = segment(
+            5.0,
+            9.0,
+            vec![word(" Hi", 5.0, 8.0), word(" there", 8.0, 8.4)],
+        );
+        fit_segment(&mut s, 0.0, 0.3);
+        assert!((s.words[0].start - 7.4).abs() < 1e-9, "{:?}", s.words);
+        assert!((s.start - 7.4).abs() < 1e-9 && s.end == 8.4, "{s:?}");
+        // A last word running over a second past the segment's end ends
+        // with the segment; a first word starting over half a second
+        // early starts with it.
+        let mut s = segment(2.0, 4.0, vec![word(" a", 1.2, 2.5), word(" b", 3.0, 5.5)]);
+        fit_segment(&mut s, 1.9, 0.4);
+        assert_eq!((s.words[0].start, s.words[1].end), (2.0, 4.0));
+        assert_eq!((s.start, s.end), (2.0, 4.0));
     }
 
     #[test]

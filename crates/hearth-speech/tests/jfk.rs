@@ -1,5 +1,6 @@
 //! jfk.wav through tiny.en, greedy: the reference transcript, with the
-//! shipped F16 weights and re-encoded as Q8_0 and Q5_0.
+//! shipped F16 weights and re-encoded as Q8_0 and Q5_0, and the same tokens
+//! from whisper.cpp's ggml file of the model.
 //!
 //! The log-mel comes from hearth-audio (its own tests hold it to
 //! OpenAI's reference).
@@ -55,7 +56,7 @@ fn jfk_transcribes_with_tiny_en_in_f16_q8_0_and_q5_0() {
     let mel = jfk_mel();
     let reference = REFERENCE;
     let pool = ThreadPool::new(2);
-    let model = Whisper::load(bin.parent().unwrap()).unwrap();
+    let mut model = Whisper::load(bin.parent().unwrap()).unwrap();
     matches_ctranslate2(&model, &pool, &mel);
     for kind in [None, Some(WeightType::Q8_0), Some(WeightType::Q5_0)] {
         let mut m = model.clone();
@@ -65,7 +66,32 @@ fn jfk_transcribes_with_tiny_en_in_f16_q8_0_and_q5_0() {
         let tokens = m.greedy_window(&pool, &mel, None).unwrap();
         let text = m.tokenizer.decode(&tokens);
         assert_eq!(words(&text), words(reference), "{kind:?}: {text:?}");
+        if kind.is_none() {
+            ggml_file_decodes_the_same(&mut model, &pool, &mel, &tokens);
+        }
     }
+}
+
+/// whisper.cpp's ggml file of tiny.en (scripts/fetch-models.sh converts
+/// it from the CT2 folder) loads to the same sizes, special tokens and F16
+/// matrices as the folder (`ct2`), and jfk.wav decodes to the same tokens
+/// (`from_ct2`) from it.
+fn ggml_file_decodes_the_same(ct2: &mut Whisper, pool: &ThreadPool, mel: &[f32], from_ct2: &[u32]) {
+    let Some(ggml) = hearth_testdata::model_file("whisper/ggml-tiny.en.bin") else {
+        return;
+    };
+    let mut g = Whisper::load(&ggml).unwrap();
+    assert_eq!(g.weights.hp, ct2.weights.hp);
+    assert!(!g.is_multilingual());
+    assert_eq!(g.tokenizer.specials, ct2.tokenizer.specials);
+    let (a, b) = (ct2.weights.matrices_mut(), g.weights.matrices_mut());
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!((x.ty, x.rows, x.cols), (y.ty, y.rows, y.cols), "matrix {i}");
+        assert!(x.data == y.data, "matrix {i} differs");
+    }
+    let from_ggml = g.greedy_window(pool, mel, None).unwrap();
+    assert_eq!(from_ggml, from_ct2, "{:?}", g.tokenizer.decode(&from_ggml));
 }
 
 /// The encoder output and the first decoder step's logits against

@@ -335,3 +335,32 @@ fn ggml_file_matches(m: &Whisper) {
         .all(|&v| v == 0.0));
     let _ = f16_to_f32(0);
 }
+
+/// Prompts are spelled as OpenAI's tokenizer spells them (BPE merges, not
+/// the longest token first): tests/data/tiny_en_bpe.json, made by
+/// scripts/whisper-bpe-reference.py with Hugging Face `tokenizers` from the
+/// folder's tokenizer.json.
+#[test]
+fn prompts_encode_as_the_reference_bpe() {
+    let Some(dir) = folder() else { return };
+    let vocab = std::fs::read_to_string(dir.join("vocabulary.txt")).unwrap();
+    let lines: Vec<&str> = vocab.lines().collect();
+    let t = hearth_speech::Tokenizer::from_ct2_lines(&lines).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/tiny_en_bpe.json"
+    ))
+    .unwrap();
+    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for c in cases.as_array().unwrap() {
+        let s = c["text"].as_str().unwrap();
+        let want: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(t.encode(s), want, "{s:?}");
+        assert_eq!(t.decode(&want), s);
+    }
+}

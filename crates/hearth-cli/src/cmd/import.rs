@@ -61,7 +61,7 @@ pub fn import_whisper(a: &ImportArgs) -> Result<()> {
     };
     let facts = hearth_store::GgufFacts {
         architecture: Some("whisper".into()),
-        parameters: None,
+        parameters: Some(model.parameter_count()),
         file_type: Some(model.weights.tok_emb.ty.name().to_string()),
     };
     let store = Store::open_default();
