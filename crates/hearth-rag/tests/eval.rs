@@ -134,23 +134,10 @@ struct Run {
 }
 
 impl Run {
-    fn bm25(&self) -> Score {
-        score(
-            &self
-                .asked
-                .iter()
-                .map(|a| a.rank(&a.cands.bm))
-                .collect::<Vec<_>>(),
-        )
-    }
-    fn dense(&self) -> Score {
-        score(
-            &self
-                .asked
-                .iter()
-                .map(|a| a.rank(&a.cands.de))
-                .collect::<Vec<_>>(),
-        )
+    /// One retriever alone: the list `of` picks from each question's candidates.
+    fn alone(&self, of: fn(&search::Candidates) -> &search::Ranked) -> Score {
+        let ranks: Vec<_> = self.asked.iter().map(|a| a.rank(of(&a.cands))).collect();
+        score(&ranks)
     }
     /// Dense with its file context, BM25 left out.
     fn dense_in_context(&self, share: f32) -> Score {
@@ -285,7 +272,7 @@ fn row(name: &str, s: Score) {
 /// `search::FUSION`).
 fn report(name: &str, run: &Run, cv: Score) -> (Score, Score, Score) {
     let f = search::FUSION;
-    let (b, d) = (run.bm25(), run.dense());
+    let (b, d) = (run.alone(|c| &c.bm), run.alone(|c| &c.de));
     eprintln!(
         "== {name}: {} answerable questions, {} without an answer",
         run.asked.len(),
