@@ -61,7 +61,8 @@ fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
-/// Where the documents come from: the evaluation corpus, cut or copied.
+/// Where the documents come from: the evaluation corpus (cut or copied),
+/// or a folder of other documents, read where it is.
 enum Source {
     Eval {
         copies: usize,
