@@ -1,9 +1,11 @@
 //! Ingest speed and query latency with the real embedding model
 //! (all-minilm), run by scripts/rag-bench.sh: the evaluation corpus
 //! (`testdata/rag/eval/docs`, real Debian documentation) cut to about 100
-//! chunks, and copied until it holds about 10,000 (each copy's files start
-//! with a line naming the copy, so every file is new to the knowledge
-//! base). Reports chunks/s of `ingest::add` (extraction, chunking,
+//! chunks, and for about 10,000 chunks the folder of distinct documents
+//! the script gathers from the machine's Debian documentation and names
+//! in `HEARTH_RAG_BENCH_CORPUS` (without it, the evaluation corpus copied
+//! 17 times, each copy's files starting with a line naming the copy, so
+//! every file is new to the knowledge base). Reports chunks/s of `ingest::add` (extraction, chunking,
 //! embedding and storage together) and p50/p95 of `search::query` (the
 //! question embedded, BM25, the int8 scan or HNSW, exact rescoring,
 //! fusion, abstention) over the evaluation questions. Printed, not
@@ -50,21 +52,59 @@ fn corpus(src: &Path, dst: &Path, copies: usize, max_files: Option<usize>) -> us
     n
 }
 
-fn measure(emb: &ModelEmbedder, label: &str, copies: usize, max_files: Option<usize>) {
+/// Files under `dir`, at any depth.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
+        .sum()
+}
+
+/// Where the documents come from: the evaluation corpus (cut or copied),
+/// or a folder of other documents, read where it is.
+enum Source {
+    Eval {
+        copies: usize,
+        max_files: Option<usize>,
+    },
+    Folder(std::path::PathBuf),
+}
+
+fn measure(emb: &ModelEmbedder, label: &str, source: Source) {
     let data = hearth_testdata::testdata_dir().join("rag/eval");
     let tmp = std::env::temp_dir().join(format!("hearth-rag-bench-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let files = corpus(&data.join("docs"), &tmp.join("docs"), copies, max_files);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (files, docs) = match source {
+        Source::Eval { copies, max_files } => (
+            corpus(&data.join("docs"), &tmp.join("docs"), copies, max_files),
+            [tmp.join("docs")],
+        ),
+        Source::Folder(dir) => (count_files(&dir), [dir]),
+    };
     let mut kb = Kb::create(&tmp.join("bench.kb"), emb).unwrap();
-    let docs = [tmp.join("docs")];
     let add = |kb: &mut Kb| {
+        // A line every 1,000 chunks, so a long run shows its rate early.
+        let mut shown = 0;
         ingest::add(
             kb,
             emb,
             &docs,
             &Limits::default(),
             &AtomicBool::new(false),
-            &mut |_| {},
+            &mut |p| {
+                if p.chunks >= shown + 1000 {
+                    shown = p.chunks;
+                    eprintln!(
+                        "{label}: {}/{} files, {} chunks, {:.1} chunks/s",
+                        p.files_done,
+                        p.files_total,
+                        p.chunks,
+                        p.chunks_per_second()
+                    );
+                }
+            },
         )
         .unwrap()
     };
@@ -73,6 +113,12 @@ fn measure(emb: &ModelEmbedder, label: &str, copies: usize, max_files: Option<us
     let questions: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(data.join("questions.json")).unwrap())
             .unwrap();
+    eprintln!(
+        "{label}: {files} files, {} chunks ingested in {:.1} s = {:.1} chunks/s",
+        r.chunks,
+        r.seconds,
+        r.chunks as f64 / r.seconds
+    );
     let mut times = Vec::new();
     for q in &questions {
         let t0 = Instant::now();
@@ -111,8 +157,27 @@ fn ingest_and_query_with_minilm() {
     let sizes = std::env::var("HEARTH_RAG_BENCH").unwrap_or_else(|_| "100,10000".into());
     for size in sizes.split(',') {
         match size.trim() {
-            "100" => measure(&emb, "~100 chunks", 1, Some(18)),
-            "10000" => measure(&emb, "~10,000 chunks", 17, None),
+            "100" => measure(
+                &emb,
+                "~100 chunks",
+                Source::Eval {
+                    copies: 1,
+                    max_files: Some(18),
+                },
+            ),
+            "10000" => {
+                match std::env::var_os("HEARTH_RAG_BENCH_CORPUS").filter(|d| !d.is_empty()) {
+                    Some(dir) => measure(&emb, "~10,000 chunks", Source::Folder(dir.into())),
+                    None => measure(
+                        &emb,
+                        "~10,000 chunks (eval corpus x17)",
+                        Source::Eval {
+                            copies: 17,
+                            max_files: None,
+                        },
+                    ),
+                }
+            }
             other => panic!("HEARTH_RAG_BENCH: {other:?} is not 100 or 10000"),
         }
     }
