@@ -162,7 +162,8 @@ fn vec_dot_multi_speed() {
 /// Prompt-processing shape again: 64 weight rows × 16 activation rows, as
 /// `vec_dot_multi` per weight row and as one `vec_dot_tile` call (tiles of
 /// `TILE_ROWS` × `TILE_COLS`); ns per (row, column) pair, timed alternately
-/// in the same run (best of 7).
+/// in the same run (best of 7). Row lengths: the encoders' (384, 1536) and
+/// the chat models'.
 #[test]
 #[ignore]
 fn vec_dot_tile_speed() {
@@ -178,7 +179,7 @@ fn vec_dot_tile_speed() {
         k.isa
     );
     for ty in [T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q8_0, T::Q4K, T::Q6K] {
-        for n in [576, 640, 1024, 2048] {
+        for n in [384, 576, 640, 1024, 1536, 2048] {
             if n % ty.block_len() != 0 {
                 continue;
             }

@@ -17,7 +17,7 @@
 //! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K) also have a
 //! multi-column kernel for prompt processing (`gemm.rs`, `gemm_k.rs`); the
 //! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`. Q4_0, Q4_1,
-//! Q5_0 and Q5_1 also have a 2-D tile kernel (`tile.rs`, behind
+//! Q5_0, Q5_1 and Q8_0 also have a 2-D tile kernel (`tile.rs`, behind
 //! [`Kernels::vec_dot_tile`]); the other types run it as `vec_dot_multi` per
 //! weight row.
 
@@ -153,6 +153,7 @@ safe!(tile tile2d_q4_0 => tile::tile_q4_0);
 safe!(tile tile2d_q4_1 => tile::tile_q4_1);
 safe!(tile tile2d_q5_0 => tile::tile_q5_0);
 safe!(tile tile2d_q5_1 => tile::tile_q5_1);
+safe!(tile tile2d_q8_0 => tile::tile_q8_0);
 safe!(act quant_q8_0 => quantize_q8_0_avx2);
 safe!(act quant_q8_1 => quantize_q8_1_avx2);
 safe!(act quant_q8_k => quantize_q8_k_avx2);
@@ -173,13 +174,14 @@ const MULTI: [Option<crate::MultiDotFn>; crate::DOT_SLOTS] = {
     t
 };
 
-/// 2-D tile kernels by `crate::dot_slot` (Q4_0, Q4_1, Q5_0, Q5_1).
+/// 2-D tile kernels by `crate::dot_slot` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
 const TILE: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = {
     let mut t: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = [None; crate::DOT_SLOTS];
     t[3] = Some(tile2d_q4_0);
     t[4] = Some(tile2d_q4_1);
     t[5] = Some(tile2d_q5_0);
     t[6] = Some(tile2d_q5_1);
+    t[7] = Some(tile2d_q8_0);
     t
 };
 

@@ -34,7 +34,7 @@ pub(super) fn blocks<'a, const C: usize>(a: &[&'a [u8]; C], b: usize, len: usize
 /// Lane `c` of `v`, broadcast to all eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn lane(v: __m256, c: usize) -> __m256 {
+pub(super) unsafe fn lane(v: __m256, c: usize) -> __m256 {
     _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(c as i32))
 }
 

@@ -17,11 +17,20 @@
 //! Per block and column the integer sum is ggml's (ggml-cpu/quants.c,
 //! `ggml_vec_dot_q5_0_q8_0` and friends), so results agree with the
 //! single-row kernels up to the order of f32 additions.
+//!
+//! Q8_0 weights are signed and their products fill 16 bits, so they are
+//! not folded: [`tile_q8_0`] keeps one eight-lane accumulator per (row,
+//! column), summed in ggml's x86 order (`ggml_vec_dot_q8_0_q8_0`: per
+//! block `|x|·sign(y, x)` through `vpmaddubsw`/`vpmaddwd`, one FMA with
+//! `dx·dy`, the eight lanes added at the end), so each result equals the
+//! single-row kernel's to the bit. Two weight rows at a time (eight
+//! accumulators), so that the four activation blocks and their scales are
+//! loaded once for both rows and the whole tile stays in registers.
 
 use core::arch::x86_64::*;
 
-use super::gemm::{blocks, u16s, u32s};
-use super::{bits32, load32, nibbles32, rd_u16, rd_u32};
+use super::gemm::{blocks, lane, u16s, u32s};
+use super::{bits32, hsum_ps, load32, mul_sum_us8, nibbles32, rd_u16, rd_u32};
 use super::{Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES, Q8_1_BYTES};
 
 /// Activation rows per tile.
@@ -179,4 +188,56 @@ pub(super) unsafe fn tile_q5_1<const R: usize>(
         let hi = _mm256_and_si256(bits32(rd_u32(x, 4)), m10);
         _mm256_or_si256(nibbles32(x, 8), hi)
     })
+}
+
+/// `R ≤ 2` weight rows (Q8_0) · 4 rows of A (Q8_0), each (row, column)
+/// summed as `ggml_vec_dot_q8_0_q8_0` sums it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_rows<const R: usize>(w: [&[u8]; R], a: &[&[u8]; COLS]) -> [[f32; COLS]; R] {
+    let mut acc = [[_mm256_setzero_ps(); COLS]; R];
+    for b in 0..w[0].len() / Q8_0_BYTES {
+        let ys = blocks(a, b, Q8_0_BYTES);
+        let y = act_quants(&ys, 2);
+        // Lane c = dy_c.
+        let dy = _mm_cvtph_ps(_mm_cvtsi64_si128(u16s(&ys, 0) as i64));
+        for (acc, x) in acc.iter_mut().zip(blocks(&w, b, Q8_0_BYTES)) {
+            let qx = load32(x, 2);
+            let ax = _mm256_sign_epi8(qx, qx);
+            // Lane c = dx·dy_c (the f32 product ggml takes).
+            let dx = _mm_cvtph_ps(_mm_set1_epi16(rd_u16(x, 0) as i16));
+            let d = _mm256_castps128_ps256(_mm_mul_ps(dx, dy));
+            for (c, (acc, y)) in acc.iter_mut().zip(&y).enumerate() {
+                let p = mul_sum_us8(ax, _mm256_sign_epi8(*y, qx));
+                *acc = _mm256_fmadd_ps(lane(d, c), p, *acc);
+            }
+        }
+    }
+    let mut out = [[0.0f32; COLS]; R];
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for (o, acc) in o.iter_mut().zip(acc) {
+            *o = hsum_ps(acc);
+        }
+    }
+    out
+}
+
+/// W (R rows, Q8_0) · 4 rows of A (Q8_0), to the bit as the single-row
+/// kernel: rows two at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn tile_q8_0<const R: usize>(
+    w: [&[u8]; R],
+    a: [&[u8]; COLS],
+) -> [[f32; COLS]; R] {
+    let mut out = [[0.0f32; COLS]; R];
+    let mut r = 0;
+    while r + 2 <= R {
+        let t = q8_0_rows([w[r], w[r + 1]], &a);
+        out[r..r + 2].copy_from_slice(&t);
+        r += 2;
+    }
+    if r < R {
+        out[r] = q8_0_rows([w[r]], &a)[0];
+    }
+    out
 }
