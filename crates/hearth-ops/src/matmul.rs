@@ -94,6 +94,10 @@ pub fn matmul(
     let (n, k) = (w.rows, w.cols);
     assert_eq!(x.len(), m * k, "matmul: activation shape");
     assert_eq!(y.len(), m * n, "matmul: output shape");
+    if crate::float_matmul::takes(kernels, w.ty, m) {
+        crate::float_matmul::float_matmul(pool, kernels, w, x, m, y);
+        return;
+    }
     let aty = vec_dot_type(w.ty);
     let arb = quantize_rows(pool, kernels, aty, x, m, k, scratch);
     let xq: &[u8] = scratch;

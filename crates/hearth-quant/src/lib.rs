@@ -63,6 +63,7 @@
 use std::sync::OnceLock;
 
 pub mod grids;
+mod float_gemm;
 mod panel;
 pub mod quantize;
 mod scalar;
