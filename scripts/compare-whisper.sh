@@ -5,6 +5,9 @@
 # GGML_NATIVE, so on an AVX2-only machine it is the AVX2 build) and
 # faster-whisper (PyPI faster-whisper + ctranslate2, int8 and float32), with
 # tiny.en and base, greedy and beam 5, THREADS (default 2) threads each.
+# hearth runs twice: with the weights as shipped (F16, engine `hearth`) and
+# re-encoded to Q8_0 at load (`hearth-q8`, `--quantize q8_0`: int8 weights,
+# the peer of faster-whisper int8).
 #
 # For each model and decoding it prints, per engine: total wall time over all
 # clips, its ratio to whisper.cpp's and to faster-whisper int8's, peak resident
@@ -22,7 +25,7 @@
 # transcripts (runs/<model>-<decoding>/<engine>.tsv).
 #
 # Usage: scripts/compare-whisper.sh [tiny.en|base ...]     (default: both)
-# ENGINES="hearth whisper.cpp fw-int8 fw-f32" selects engines; without a
+# ENGINES="hearth hearth-q8 whisper.cpp fw-int8 fw-f32" selects engines; without a
 # hearth binary that has `transcribe`, hearth-speech's `transcribe` example
 # runs instead. BEAMS="5" picks the decodings (default "1 5"). KEEP="whisper.cpp fw-int8" reuses those engines' previous
 # results (times included) for the configuration.
@@ -30,7 +33,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 W="${HEARTH_COMPARE_DIR:-$HOME/.cache/hearth/compare-whisper}"
 THREADS="${THREADS:-2}"
-ENGINES="${ENGINES:-hearth whisper.cpp fw-int8 fw-f32}"
+ENGINES="${ENGINES:-hearth hearth-q8 whisper.cpp fw-int8 fw-f32}"
 PY="${PYTHON:-python3}"
 MODELS_DIR="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}/whisper"
 HEARTH="${HEARTH_BIN:-$ROOT/target/release/hearth}"
@@ -47,7 +50,7 @@ mapfile -t CLIPS < <(awk -F'\t' '!/^#/ && $1 != "id" {print $1}' "$ROOT/testdata
 # hearth: `hearth transcribe` when this hearth has it, else hearth-speech's
 # `transcribe` example (same decoding, printing the text).
 HEARTH_CMD=()
-if has hearth; then
+if has hearth || has hearth-q8; then
   [ -x "$HEARTH" ] || (cd "$ROOT" && cargo build --release --bin hearth >&2) || true
   if [ -x "$HEARTH" ] && "$HEARTH" transcribe --help >/dev/null 2>&1; then
     HEARTH_CMD=("$HEARTH" transcribe --format text)
@@ -132,7 +135,7 @@ run_config() { # MODEL BEAM
     [ $keep = 1 ] || rm -f "$f"
   done
   local engine c specs=()
-  for engine in whisper.cpp fw-int8 fw-f32 hearth; do
+  for engine in whisper.cpp fw-int8 fw-f32 hearth hearth-q8; do
     if case " ${KEEP:-} " in *" $engine "*) true ;; *) false ;; esac && [ -s "$dir/$engine.tsv" ]; then
       specs+=("$engine=$dir/$engine.tsv"); continue
     fi
@@ -151,10 +154,11 @@ run_config() { # MODEL BEAM
         local paths=(); for c in "${CLIPS[@]}"; do paths+=("$EVAL/clips/$c.wav"); done
         timed "$dir/$engine.time" "$W/venv/bin/python" -c "$fw_script" "$ct2" "$ctype" "$beam" "$THREADS" en \
           "$dir/$engine.tsv" "${paths[@]}" ;;
-      hearth)
+      hearth|hearth-q8)
+        local quant=(); [ "$engine" = hearth-q8 ] && quant=(--quantize q8_0)
         for c in "${CLIPS[@]}"; do
           timed "$dir/$engine.time" "${HEARTH_CMD[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
-            --threads "$THREADS" --language en > "$dir/out.txt" 2> "$dir/$engine.err" ||
+            --threads "$THREADS" --language en "${quant[@]}" > "$dir/out.txt" 2> "$dir/$engine.err" ||
             { log "hearth failed on $c: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/out.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
         done ;;
@@ -166,7 +170,7 @@ run_config() { # MODEL BEAM
   [ -s "$dir/whisper.cpp.time" ] && ref_wc=$(awk '{s+=$1} END {print s}' "$dir/whisper.cpp.time")
   [ -s "$dir/fw-int8.time" ] && ref_fw=$(awk '{s+=$1} END {print s}' "$dir/fw-int8.time")
   printf '%-12s %9s %12s %12s %12s\n' engine "total s" "/whisper.cpp" "/fw-int8" "peak MiB"
-  for engine in whisper.cpp fw-int8 fw-f32 hearth; do
+  for engine in whisper.cpp fw-int8 fw-f32 hearth hearth-q8; do
     [ -f "$dir/$engine.time" ] || continue
     awk -v e="$engine" -v wc="$ref_wc" -v fw="$ref_fw" '
       {s += $1; if ($2 > m) m = $2}
