@@ -16,7 +16,10 @@
 # per-clip table. Times are whole processes, model loading included:
 # whisper.cpp and hearth run one process per clip (as a user would run them),
 # faster-whisper one Python process for all clips (its import and model load
-# counted once).
+# counted once). ONE_PROCESS=1 runs whisper.cpp (several -f, -otxt) and
+# hearth (hearth-speech's `transcribe` example, --tsv) as one process for
+# all clips too, so that every engine loads its model once; those runs go
+# to runs/<model>-<decoding>-1p/.
 #
 # Work files live in HEARTH_COMPARE_DIR (default ~/.cache/hearth/compare-whisper):
 # the whisper.cpp build, the ggml conversions of the CT2 models (made with
@@ -50,7 +53,9 @@ mapfile -t CLIPS < <(awk -F'\t' '!/^#/ && $1 != "id" {print $1}' "$ROOT/testdata
 # hearth: `hearth transcribe` when this hearth has it, else hearth-speech's
 # `transcribe` example (same decoding, printing the text).
 HEARTH_CMD=()
-if has hearth || has hearth-q8; then
+if [ "${ONE_PROCESS:-0}" = 1 ] && { has hearth || has hearth-q8; }; then
+  (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
+elif has hearth || has hearth-q8; then
   [ -x "$HEARTH" ] || (cd "$ROOT" && cargo build --release --bin hearth >&2) || true
   if [ -x "$HEARTH" ] && "$HEARTH" transcribe --help >/dev/null 2>&1; then
     HEARTH_CMD=("$HEARTH" transcribe --format text)
@@ -128,11 +133,12 @@ run_config() { # MODEL BEAM
   # KEEP="engine ..." keeps those engines' results from the previous run of
   # this configuration (for rerunning one engine; its times are then from
   # that earlier run, under whatever load the machine had then).
-  dir="$W/runs/$model-$dec"; mkdir -p "$dir"
+  dir="$W/runs/$model-$dec"; [ "${ONE_PROCESS:-0}" = 1 ] && dir="$dir-1p"
+  mkdir -p "$dir"
   local f; for f in "$dir"/*; do
     [ -e "$f" ] || continue
     local keep=0 k; for k in ${KEEP:-}; do case "$(basename "$f")" in "$k".*) keep=1 ;; esac; done
-    [ $keep = 1 ] || rm -f "$f"
+    [ $keep = 1 ] || rm -rf "$f"
   done
   local engine c specs=()
   for engine in whisper.cpp fw-int8 fw-f32 hearth hearth-q8; do
@@ -143,6 +149,19 @@ run_config() { # MODEL BEAM
     : > "$dir/$engine.time"; : > "$dir/$engine.tsv"
     case "$engine" in
       whisper.cpp)
+        if [ "${ONE_PROCESS:-0}" = 1 ]; then
+          # Links to the clips in the run folder, where -otxt writes <clip>.wav.txt.
+          rm -rf "$dir/clips"; mkdir -p "$dir/clips"
+          local files=()
+          for c in "${CLIPS[@]}"; do ln -s "$EVAL/clips/$c.wav" "$dir/clips/$c.wav"; files+=(-f "$dir/clips/$c.wav"); done
+          timed "$dir/$engine.time" "$WCPP/build/bin/whisper-cli" -m "$ggml" "${files[@]}" \
+            -t "$THREADS" -bs "$beam" -l en -nt -np -otxt > /dev/null 2> "$dir/$engine.err" ||
+            { log "whisper.cpp failed: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
+          for c in "${CLIPS[@]}"; do
+            printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/clips/$c.wav.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
+          done
+          specs+=("$engine=$dir/$engine.tsv"); continue
+        fi
         for c in "${CLIPS[@]}"; do
           timed "$dir/$engine.time" "$WCPP/build/bin/whisper-cli" -m "$ggml" -f "$EVAL/clips/$c.wav" \
             -t "$THREADS" -bs "$beam" -l en -nt -np > "$dir/out.txt" 2> "$dir/$engine.err" ||
@@ -156,6 +175,13 @@ run_config() { # MODEL BEAM
           "$dir/$engine.tsv" "${paths[@]}" ;;
       hearth|hearth-q8)
         local quant=(); [ "$engine" = hearth-q8 ] && quant=(--quantize q8_0)
+        if [ "${ONE_PROCESS:-0}" = 1 ]; then
+          local paths=(); for c in "${CLIPS[@]}"; do paths+=("$EVAL/clips/$c.wav"); done
+          timed "$dir/$engine.time" "$ROOT/target/release/examples/transcribe" "$ct2" "${paths[@]}" --tsv \
+            --beam "$beam" --threads "$THREADS" --language en "${quant[@]}" > "$dir/$engine.tsv" 2> "$dir/$engine.err" ||
+            { log "hearth failed: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
+          specs+=("$engine=$dir/$engine.tsv"); continue
+        fi
         for c in "${CLIPS[@]}"; do
           timed "$dir/$engine.time" "${HEARTH_CMD[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
             --threads "$THREADS" --language en "${quant[@]}" > "$dir/out.txt" 2> "$dir/$engine.err" ||

@@ -81,7 +81,10 @@ const PARALLEL_QUANTIZE: usize = 1 << 15;
 
 /// y (m × n) = X (m × k) · Wᵀ, with W given as n rows of k.
 ///
-/// `scratch` holds the quantized activations between calls.
+/// `scratch` holds the quantized activations between calls. F16 and F32
+/// weights times two or more rows skip the quantizing: the activations
+/// stay f32 and hearth-quant's float GEMM runs on weight rows widened to
+/// f32 (`float_matmul.rs`; not with a [`Kernels::row_invariant`] table).
 pub fn matmul(
     pool: &ThreadPool,
     kernels: &Kernels,
