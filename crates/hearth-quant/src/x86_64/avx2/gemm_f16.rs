@@ -14,7 +14,6 @@
 
 use core::arch::x86_64::*;
 
-use super::hsum_ps;
 use crate::scalar::float::{f16_to_f32, f32_to_f16, HALF_BYTES};
 
 /// Weight rows of one register tile.
@@ -62,10 +61,14 @@ unsafe fn gemm_f32_avx2(k: usize, w: &[f32], a: &[f32], out: &mut [f32]) {
         for c0 in (0..cols).step_by(NR) {
             let nc = (cols - c0).min(NR);
             let at = &a[c0 * k..(c0 + nc) * k];
+            // Element by element: a copy of 1 to 3 floats is cheaper
+            // inline than as a call.
             let mut put = |t: &[f32], tc: usize| {
                 for r in 0..nr {
                     let o = (r0 + r) * cols + c0;
-                    out[o..o + nc].copy_from_slice(&t[r * tc..r * tc + nc]);
+                    for c in 0..nc {
+                        out[o + c] = t[r * tc + c];
+                    }
                 }
             };
             // SAFETY: `wt` holds nr rows and `at` nc rows of k (sliced
@@ -122,10 +125,22 @@ unsafe fn micro<const R: usize, const C: usize>(k: usize, w: &[f32], a: &[f32]) 
         i += 8;
     }
     let mut t = [0f32; MR * NR];
-    for r in 0..R {
-        for c in 0..C {
-            // SAFETY: the CPU has AVX2 (this function's precondition).
-            let mut s = unsafe { hsum_ps(acc[r][c]) };
+    for c in 0..C {
+        // The R sums of column c at once (zeros pad the missing rows, which
+        // leaves every lane's order of additions as it is).
+        let col: [__m256; MR] = std::array::from_fn(|r| {
+            if r < R {
+                acc[r][c]
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        let mut sums = [0f32; MR];
+        // SAFETY: the CPU has AVX2 (this function's precondition);
+        // `sums` is 4 writable f32.
+        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), hsum4(col)) };
+        for (r, &s) in sums.iter().enumerate().take(R) {
+            let mut s = s;
             for j in k8..k {
                 s += w[r * k + j] * a[c * k + j];
             }
@@ -133,6 +148,17 @@ unsafe fn micro<const R: usize, const C: usize>(k: usize, w: &[f32], a: &[f32]) 
         }
     }
     t
+}
+
+/// The horizontal sums of four vectors, `[Σx0, Σx1, Σx2, Σx3]`, each as
+/// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum4(x: [__m256; 4]) -> __m128 {
+    let ab = _mm256_hadd_ps(x[0], x[1]);
+    let cd = _mm256_hadd_ps(x[2], x[3]);
+    let abcd = _mm256_hadd_ps(ab, cd);
+    _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd))
 }
 
 /// A register tile's results (up to [`MR`] × [`NR`], row-major by the
