@@ -6,8 +6,9 @@
 # faster-whisper (PyPI faster-whisper + ctranslate2, int8 and float32), with
 # tiny.en and base, greedy and beam 5, THREADS (default 2) threads each.
 # hearth runs twice: with the weights as shipped (F16, engine `hearth`) and
-# re-encoded to Q8_0 at load (`hearth-q8`, `--quantize q8_0`: int8 weights,
-# the peer of faster-whisper int8).
+# re-encoded to Q8_0 at load (`hearth-q8`: hearth-speech's `transcribe`
+# example with `--quantize q8_0`; int8 weights, the peer of faster-whisper
+# int8).
 #
 # For each model and decoding it prints, per engine: total wall time over all
 # clips, its ratio to whisper.cpp's and to faster-whisper int8's, peak resident
@@ -64,6 +65,10 @@ elif has hearth || has hearth-q8; then
     (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
     HEARTH_CMD=("$ROOT/target/release/examples/transcribe")
   fi
+fi
+EXAMPLE="$ROOT/target/release/examples/transcribe"
+if has hearth-q8 && [ "${HEARTH_CMD[0]:-}" != "$EXAMPLE" ]; then
+  (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
 fi
 
 # A venv with faster-whisper (whose numpy also runs the ggml converter) and
@@ -174,16 +179,17 @@ run_config() { # MODEL BEAM
         timed "$dir/$engine.time" "$W/venv/bin/python" -c "$fw_script" "$ct2" "$ctype" "$beam" "$THREADS" en \
           "$dir/$engine.tsv" "${paths[@]}" ;;
       hearth|hearth-q8)
-        local quant=(); [ "$engine" = hearth-q8 ] && quant=(--quantize q8_0)
+        local quant=() cmd=("${HEARTH_CMD[@]}")
+        [ "$engine" = hearth-q8 ] && quant=(--quantize q8_0) cmd=("$EXAMPLE")
         if [ "${ONE_PROCESS:-0}" = 1 ]; then
           local paths=(); for c in "${CLIPS[@]}"; do paths+=("$EVAL/clips/$c.wav"); done
-          timed "$dir/$engine.time" "$ROOT/target/release/examples/transcribe" "$ct2" "${paths[@]}" --tsv \
+          timed "$dir/$engine.time" "$EXAMPLE" "$ct2" "${paths[@]}" --tsv \
             --beam "$beam" --threads "$THREADS" --language en "${quant[@]}" > "$dir/$engine.tsv" 2> "$dir/$engine.err" ||
             { log "hearth failed: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           specs+=("$engine=$dir/$engine.tsv"); continue
         fi
         for c in "${CLIPS[@]}"; do
-          timed "$dir/$engine.time" "${HEARTH_CMD[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
+          timed "$dir/$engine.time" "${cmd[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
             --threads "$THREADS" --language en "${quant[@]}" > "$dir/out.txt" 2> "$dir/$engine.err" ||
             { log "hearth failed on $c: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/out.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"

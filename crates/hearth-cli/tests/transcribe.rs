@@ -162,8 +162,7 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
     assert_eq!(words(&said.join(" ")), words(JFK_REFERENCE), "{said:?}");
 
     // Two files in a row, the second jfk.wav and 21 s of silence (longer
-    // than one window): vtt for each, and a progress line for the long one;
-    // the weights re-encoded as Q8_0 (the words stay the same).
+    // than one window): vtt for each, and a progress line for the long one.
     let samples = hearth_audio::load_16k(&jfk, &hearth_audio::Limits::default()).expect("jfk.wav");
     let long: Vec<f32> = samples
         .iter()
@@ -183,8 +182,6 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
             "vtt",
             "--beam",
             "1",
-            "--quantize",
-            "q8_0",
         ],
     );
     assert_ok(&o);
@@ -244,13 +241,6 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
             &["transcribe", "whisper:tiny.en", jfk_s, "--language", "xx"],
         ),
         "unknown language",
-    );
-    assert_clean_error(
-        &hearth(
-            &store,
-            &["transcribe", "whisper:tiny.en", jfk_s, "--quantize", "q9"],
-        ),
-        "unknown weight type",
     );
     assert_clean_error(
         &hearth(

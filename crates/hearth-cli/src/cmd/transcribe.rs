@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hearth_speech::format::{self, Format, Granularity, Writer};
-use hearth_speech::{Options, WeightType, Whisper};
+use hearth_speech::{Options, Whisper};
 
 use crate::common;
 
@@ -51,10 +51,6 @@ pub struct TranscribeArgs {
     pub prompt: Option<String>,
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
-    /// Keep the large matrices as f16 (as shipped), q8_0 or q5_0
-    /// (re-encoded at load: smaller and faster, slightly less exact).
-    #[arg(long, value_name = "TYPE")]
-    pub quantize: Option<String>,
     /// Write the output to this file instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
@@ -157,12 +153,8 @@ pub fn main(a: TranscribeArgs) -> Result<()> {
         segments: true,
         words: a.word_timestamps,
     };
-    let quant = (a.quantize.as_deref())
-        .map(str::parse::<WeightType>)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--quantize: {e}"))?;
     let path = common::model_path(&a.model)?;
-    let mut model = common::with_spinner(&format!("loading {}", a.model.display()), || {
+    let model = common::with_spinner(&format!("loading {}", a.model.display()), || {
         Whisper::load(&path)
     })
     .with_context(|| {
@@ -171,11 +163,6 @@ pub fn main(a: TranscribeArgs) -> Result<()> {
             a.model.display()
         )
     })?;
-    if let Some(q) = quant {
-        model
-            .quantize(q)
-            .with_context(|| format!("re-encoding {} as {q:?}", a.model.display()))?;
-    }
     if opts.translate && !model.is_multilingual() {
         bail!(
             "{} is an English-only model; --translate needs a multilingual one",
