@@ -62,8 +62,8 @@
 
 use std::sync::OnceLock;
 
-pub mod grids;
 mod float_gemm;
+pub mod grids;
 mod panel;
 pub mod quantize;
 mod scalar;

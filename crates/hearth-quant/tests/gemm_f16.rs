@@ -61,7 +61,12 @@ fn gemm_output_does_not_depend_on_the_other_rows() {
                 let mut one = [0f32];
                 let (wr, ac) = (&w[r * k..(r + 1) * k], &a[c * k..(c + 1) * k]);
                 kern.gemm_f32(k, wr, ac, &mut one);
-                assert_eq!(one[0].to_bits(), all[r * 10 + c].to_bits(), "{:?}", kern.isa);
+                assert_eq!(
+                    one[0].to_bits(),
+                    all[r * 10 + c].to_bits(),
+                    "{:?}",
+                    kern.isa
+                );
             }
         }
     }
@@ -91,11 +96,11 @@ fn edge_values() -> Vec<f32> {
         -0.0,
         f32::MIN_POSITIVE,
         1e-45,
-        5.960_464_5e-8,  // 2^-24, the smallest half subnormal
-        2.980_232_2e-8,  // 2^-25: ties to zero
-        2.980_232_5e-8,  // just above: rounds up to 2^-24
-        6.097_555e-5,    // largest subnormal half
-        6.103_515_6e-5,  // 2^-14, smallest normal half
+        5.960_464_5e-8,     // 2^-24, the smallest half subnormal
+        2.980_232_2e-8,     // 2^-25: ties to zero
+        2.980_232_5e-8,     // just above: rounds up to 2^-24
+        6.097_555e-5,       // largest subnormal half
+        6.103_515_6e-5,     // 2^-14, smallest normal half
         1.0 + 1.0 / 2048.0, // tie, rounds to even (down)
         1.0 + 3.0 / 2048.0, // tie, rounds to even (up)
         65504.0,
@@ -129,8 +134,15 @@ fn f16_rows_are_bit_equal_to_the_scalar_conversion() {
         }
     }
     // And a sweep over all f32 bit patterns.
-    inputs.extend((0..(1u64 << 32)).step_by(4099).map(|b| f32::from_bits(b as u32)));
-    let want: Vec<u8> = inputs.iter().flat_map(|&x| f32_to_f16(x).to_le_bytes()).collect();
+    inputs.extend(
+        (0..(1u64 << 32))
+            .step_by(4099)
+            .map(|b| f32::from_bits(b as u32)),
+    );
+    let want: Vec<u8> = inputs
+        .iter()
+        .flat_map(|&x| f32_to_f16(x).to_le_bytes())
+        .collect();
     for kern in tiers() {
         // Lengths that leave a tail after the 8-wide body, and a short row.
         for n in [inputs.len(), inputs.len() - 5, 7] {

@@ -158,7 +158,10 @@ unsafe fn hsum4(x: [__m256; 4]) -> __m128 {
     let ab = _mm256_hadd_ps(x[0], x[1]);
     let cd = _mm256_hadd_ps(x[2], x[3]);
     let abcd = _mm256_hadd_ps(ab, cd);
-    _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd))
+    _mm_add_ps(
+        _mm256_castps256_ps128(abcd),
+        _mm256_extractf128_ps::<1>(abcd),
+    )
 }
 
 /// A register tile's results (up to [`MR`] × [`NR`], row-major by the
