@@ -93,11 +93,11 @@ mod tests {
     use super::*;
     use crate::matmul::matmul;
 
-    fn rng(seed: &mut u64) -> f32 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    /// Deterministic values in [-1, 1) that do not repeat along a row.
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0)
+            .collect()
     }
 
     /// The float GEMM route against the one-row dot products of the
@@ -106,17 +106,15 @@ mod tests {
     #[test]
     fn float_weights_match_the_row_by_row_product() {
         let pool = ThreadPool::new(2);
-        let mut s = 0x5eed_1234u64;
         // Shapes across the blocks: rows past BLOCK_ROWS, columns past
         // BLOCK_COLS, k with a tail after the 8-wide body.
         for (n, k, m) in [(5, 8, 2), (37, 64, 5), (50, 100, 49), (70, 33, 97)] {
-            let wf: Vec<f32> = (0..n * k).map(|_| rng(&mut s)).collect();
-            let x: Vec<f32> = (0..m * k).map(|_| rng(&mut s)).collect();
+            let (wf, x) = (values(n * k, 1), values(m * k, 2));
             for ty in [GgmlType::F16, GgmlType::F32] {
-                let rb = ty.row_bytes(k as u64).unwrap() as usize;
+                let rb = ty.row_bytes(k as u64).expect("whole rows") as usize;
                 let mut data = vec![0u8; n * rb];
                 for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
-                    hearth_quant::quantize_row(ty, r, d).unwrap();
+                    hearth_quant::quantize_row(ty, r, d).expect("a float row");
                 }
                 let w = WeightRef {
                     data: &data,
