@@ -5,6 +5,10 @@
 # GGML_NATIVE, so on an AVX2-only machine it is the AVX2 build) and
 # faster-whisper (PyPI faster-whisper + ctranslate2, int8 and float32), with
 # tiny.en and base, greedy and beam 5, THREADS (default 2) threads each.
+# hearth runs twice: with the weights as shipped (F16, engine `hearth`) and
+# re-encoded to Q8_0 at load (`hearth-q8`: hearth-speech's `transcribe`
+# example with `--quantize q8_0`; int8 weights, the peer of faster-whisper
+# int8).
 #
 # For each model and decoding it prints, per engine: total wall time over all
 # clips, its ratio to whisper.cpp's and to faster-whisper int8's, peak resident
@@ -13,7 +17,10 @@
 # per-clip table. Times are whole processes, model loading included:
 # whisper.cpp and hearth run one process per clip (as a user would run them),
 # faster-whisper one Python process for all clips (its import and model load
-# counted once).
+# counted once). ONE_PROCESS=1 runs whisper.cpp (several -f, -otxt) and
+# hearth (hearth-speech's `transcribe` example, --tsv) as one process for
+# all clips too, so that every engine loads its model once; those runs go
+# to runs/<model>-<decoding>-1p/.
 #
 # Work files live in HEARTH_COMPARE_DIR (default ~/.cache/hearth/compare-whisper):
 # the whisper.cpp build, the ggml conversions of the CT2 models (made with
@@ -22,7 +29,7 @@
 # transcripts (runs/<model>-<decoding>/<engine>.tsv).
 #
 # Usage: scripts/compare-whisper.sh [tiny.en|base ...]     (default: both)
-# ENGINES="hearth whisper.cpp fw-int8 fw-f32" selects engines; without a
+# ENGINES="hearth hearth-q8 whisper.cpp fw-int8 fw-f32" selects engines; without a
 # hearth binary that has `transcribe`, hearth-speech's `transcribe` example
 # runs instead. BEAMS="5" picks the decodings (default "1 5"). KEEP="whisper.cpp fw-int8" reuses those engines' previous
 # results (times included) for the configuration.
@@ -30,7 +37,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 W="${HEARTH_COMPARE_DIR:-$HOME/.cache/hearth/compare-whisper}"
 THREADS="${THREADS:-2}"
-ENGINES="${ENGINES:-hearth whisper.cpp fw-int8 fw-f32}"
+ENGINES="${ENGINES:-hearth hearth-q8 whisper.cpp fw-int8 fw-f32}"
 PY="${PYTHON:-python3}"
 MODELS_DIR="${HEARTH_MODEL_CACHE:-$HOME/.cache/hearth/models}/whisper"
 HEARTH="${HEARTH_BIN:-$ROOT/target/release/hearth}"
@@ -47,7 +54,9 @@ mapfile -t CLIPS < <(awk -F'\t' '!/^#/ && $1 != "id" {print $1}' "$ROOT/testdata
 # hearth: `hearth transcribe` when this hearth has it, else hearth-speech's
 # `transcribe` example (same decoding, printing the text).
 HEARTH_CMD=()
-if has hearth; then
+if [ "${ONE_PROCESS:-0}" = 1 ] && { has hearth || has hearth-q8; }; then
+  (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
+elif has hearth || has hearth-q8; then
   [ -x "$HEARTH" ] || (cd "$ROOT" && cargo build --release --bin hearth >&2) || true
   if [ -x "$HEARTH" ] && "$HEARTH" transcribe --help >/dev/null 2>&1; then
     HEARTH_CMD=("$HEARTH" transcribe --format text)
@@ -56,6 +65,10 @@ if has hearth; then
     (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
     HEARTH_CMD=("$ROOT/target/release/examples/transcribe")
   fi
+fi
+EXAMPLE="$ROOT/target/release/examples/transcribe"
+if has hearth-q8 && [ "${HEARTH_CMD[0]:-}" != "$EXAMPLE" ]; then
+  (cd "$ROOT" && cargo build --release -p hearth-speech --example transcribe >&2)
 fi
 
 # A venv with faster-whisper (whose numpy also runs the ggml converter) and
@@ -125,14 +138,15 @@ run_config() { # MODEL BEAM
   # KEEP="engine ..." keeps those engines' results from the previous run of
   # this configuration (for rerunning one engine; its times are then from
   # that earlier run, under whatever load the machine had then).
-  dir="$W/runs/$model-$dec"; mkdir -p "$dir"
+  dir="$W/runs/$model-$dec"; [ "${ONE_PROCESS:-0}" = 1 ] && dir="$dir-1p"
+  mkdir -p "$dir"
   local f; for f in "$dir"/*; do
     [ -e "$f" ] || continue
     local keep=0 k; for k in ${KEEP:-}; do case "$(basename "$f")" in "$k".*) keep=1 ;; esac; done
-    [ $keep = 1 ] || rm -f "$f"
+    [ $keep = 1 ] || rm -rf "$f"
   done
   local engine c specs=()
-  for engine in whisper.cpp fw-int8 fw-f32 hearth; do
+  for engine in whisper.cpp fw-int8 fw-f32 hearth hearth-q8; do
     if case " ${KEEP:-} " in *" $engine "*) true ;; *) false ;; esac && [ -s "$dir/$engine.tsv" ]; then
       specs+=("$engine=$dir/$engine.tsv"); continue
     fi
@@ -140,6 +154,19 @@ run_config() { # MODEL BEAM
     : > "$dir/$engine.time"; : > "$dir/$engine.tsv"
     case "$engine" in
       whisper.cpp)
+        if [ "${ONE_PROCESS:-0}" = 1 ]; then
+          # Links to the clips in the run folder, where -otxt writes <clip>.wav.txt.
+          rm -rf "$dir/clips"; mkdir -p "$dir/clips"
+          local files=()
+          for c in "${CLIPS[@]}"; do ln -s "$EVAL/clips/$c.wav" "$dir/clips/$c.wav"; files+=(-f "$dir/clips/$c.wav"); done
+          timed "$dir/$engine.time" "$WCPP/build/bin/whisper-cli" -m "$ggml" "${files[@]}" \
+            -t "$THREADS" -bs "$beam" -l en -nt -np -otxt > /dev/null 2> "$dir/$engine.err" ||
+            { log "whisper.cpp failed: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
+          for c in "${CLIPS[@]}"; do
+            printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/clips/$c.wav.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
+          done
+          specs+=("$engine=$dir/$engine.tsv"); continue
+        fi
         for c in "${CLIPS[@]}"; do
           timed "$dir/$engine.time" "$WCPP/build/bin/whisper-cli" -m "$ggml" -f "$EVAL/clips/$c.wav" \
             -t "$THREADS" -bs "$beam" -l en -nt -np > "$dir/out.txt" 2> "$dir/$engine.err" ||
@@ -151,10 +178,19 @@ run_config() { # MODEL BEAM
         local paths=(); for c in "${CLIPS[@]}"; do paths+=("$EVAL/clips/$c.wav"); done
         timed "$dir/$engine.time" "$W/venv/bin/python" -c "$fw_script" "$ct2" "$ctype" "$beam" "$THREADS" en \
           "$dir/$engine.tsv" "${paths[@]}" ;;
-      hearth)
+      hearth|hearth-q8)
+        local quant=() cmd=("${HEARTH_CMD[@]}")
+        [ "$engine" = hearth-q8 ] && quant=(--quantize q8_0) cmd=("$EXAMPLE")
+        if [ "${ONE_PROCESS:-0}" = 1 ]; then
+          local paths=(); for c in "${CLIPS[@]}"; do paths+=("$EVAL/clips/$c.wav"); done
+          timed "$dir/$engine.time" "$EXAMPLE" "$ct2" "${paths[@]}" --tsv \
+            --beam "$beam" --threads "$THREADS" --language en "${quant[@]}" > "$dir/$engine.tsv" 2> "$dir/$engine.err" ||
+            { log "hearth failed: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
+          specs+=("$engine=$dir/$engine.tsv"); continue
+        fi
         for c in "${CLIPS[@]}"; do
-          timed "$dir/$engine.time" "${HEARTH_CMD[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
-            --threads "$THREADS" --language en > "$dir/out.txt" 2> "$dir/$engine.err" ||
+          timed "$dir/$engine.time" "${cmd[@]}" "$ct2" "$EVAL/clips/$c.wav" --beam "$beam" \
+            --threads "$THREADS" --language en "${quant[@]}" > "$dir/out.txt" 2> "$dir/$engine.err" ||
             { log "hearth failed on $c: $(tail -n 3 "$dir/$engine.err")"; exit 1; }
           printf '%s\t%s\n' "$c" "$(tr '\n' ' ' < "$dir/out.txt" | sed 's/^ *//; s/ *$//')" >> "$dir/$engine.tsv"
         done ;;
@@ -166,7 +202,7 @@ run_config() { # MODEL BEAM
   [ -s "$dir/whisper.cpp.time" ] && ref_wc=$(awk '{s+=$1} END {print s}' "$dir/whisper.cpp.time")
   [ -s "$dir/fw-int8.time" ] && ref_fw=$(awk '{s+=$1} END {print s}' "$dir/fw-int8.time")
   printf '%-12s %9s %12s %12s %12s\n' engine "total s" "/whisper.cpp" "/fw-int8" "peak MiB"
-  for engine in whisper.cpp fw-int8 fw-f32 hearth; do
+  for engine in whisper.cpp fw-int8 fw-f32 hearth hearth-q8; do
     [ -f "$dir/$engine.time" ] || continue
     awk -v e="$engine" -v wc="$ref_wc" -v fw="$ref_fw" '
       {s += $1; if ($2 > m) m = $2}

@@ -21,6 +21,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod experts;
+mod float_matmul;
 pub mod matmul;
 pub mod moe;
 pub mod pool;

@@ -81,7 +81,10 @@ const PARALLEL_QUANTIZE: usize = 1 << 15;
 
 /// y (m × n) = X (m × k) · Wᵀ, with W given as n rows of k.
 ///
-/// `scratch` holds the quantized activations between calls.
+/// `scratch` holds the quantized activations between calls. F16 and F32
+/// weights times two or more rows skip the quantizing: the activations
+/// stay f32 and hearth-quant's float GEMM runs on weight rows widened to
+/// f32 (`float_matmul.rs`; not with a [`Kernels::row_invariant`] table).
 pub fn matmul(
     pool: &ThreadPool,
     kernels: &Kernels,
@@ -94,6 +97,10 @@ pub fn matmul(
     let (n, k) = (w.rows, w.cols);
     assert_eq!(x.len(), m * k, "matmul: activation shape");
     assert_eq!(y.len(), m * n, "matmul: output shape");
+    if crate::float_matmul::takes(kernels, w.ty, m) {
+        crate::float_matmul::float_matmul(pool, kernels, w, x, m, y);
+        return;
+    }
     let aty = vec_dot_type(w.ty);
     let arb = quantize_rows(pool, kernels, aty, x, m, k, scratch);
     let xq: &[u8] = scratch;

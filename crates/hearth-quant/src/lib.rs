@@ -62,6 +62,7 @@
 
 use std::sync::OnceLock;
 
+mod float_gemm;
 pub mod grids;
 mod panel;
 pub mod quantize;

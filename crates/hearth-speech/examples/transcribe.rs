@@ -24,14 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--language" => o.language = Some(value()?),
             "--prompt" => o.initial_prompt = Some(value()?),
             "--translate" => o.translate = true,
-            "--quantize" => {
-                quant = Some(match value()?.to_ascii_lowercase().as_str() {
-                    "q8_0" => WeightType::Q8_0,
-                    "q5_0" => WeightType::Q5_0,
-                    "f16" => WeightType::F16,
-                    q => return Err(format!("unknown weight type {q}").into()),
-                })
-            }
+            "--quantize" => quant = Some(value()?.parse::<WeightType>()?),
             "--segments" => segments = true,
             "--tsv" => tsv = true,
             f if f.starts_with("--") => return Err(format!("unknown flag {f}").into()),

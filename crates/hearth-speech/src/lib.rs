@@ -67,6 +67,22 @@ pub enum WeightType {
     Q5_0,
 }
 
+impl std::str::FromStr for WeightType {
+    type Err = SpeechError;
+
+    /// `f16`, `q8_0` or `q5_0` (any case).
+    fn from_str(s: &str) -> Result<WeightType, SpeechError> {
+        match s.to_ascii_lowercase().as_str() {
+            "f16" => Ok(WeightType::F16),
+            "q8_0" => Ok(WeightType::Q8_0),
+            "q5_0" => Ok(WeightType::Q5_0),
+            _ => Err(SpeechError::Unsupported(format!(
+                "unknown weight type {s:?}; give f16, q8_0 or q5_0"
+            ))),
+        }
+    }
+}
+
 impl WeightType {
     pub fn ggml(self) -> GgmlType {
         match self {

@@ -5,7 +5,7 @@
 
 use hearth_ops::{
     act_inplace_par, attention, attention_batch, im2col_1d, layer_norm, matmul, softmax_rows,
-    Activation, AttnParams, KvView, ThreadPool, F16,
+    Activation, AttnParams, KvView, ThreadPool, WeightRef, F16,
 };
 use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
 
@@ -138,7 +138,9 @@ fn to_f16(x: &[f32]) -> Vec<F16> {
 
 /// Self-attention of the encoder's `n` frames over themselves, head by head
 /// as two matmuls on hearth-ops' batched kernels: scores = (Q·scale)·Kᵀ,
-/// a softmax over each row, then scores·V (K and Vᵀ held as F16 rows).
+/// a softmax over each row, then scores·V (K held as F16 rows, as
+/// whisper.cpp keeps it, and Vᵀ as f32 rows). The buffers are made once and
+/// reused by every head.
 fn batch_attention(
     c: &mut Ctx<'_>,
     p: &AttnParams,
@@ -150,29 +152,43 @@ fn batch_attention(
     let (hd, d) = (p.head_dim, p.n_head * p.head_dim);
     let mut out = vec![0f32; n * d];
     let mut qh = vec![0f32; n * hd];
+    let mut kf = vec![0f32; n * hd];
+    let mut kh = vec![0u8; n * hd * 2];
+    let mut vt = vec![0u8; n * hd * 4];
+    let mut scores = vec![0f32; n * n];
+    let mut oh = vec![0f32; n * hd];
     for h in 0..p.n_head {
         let cols = h * hd..(h + 1) * hd;
-        let mut kh = Vec::with_capacity(n * hd * 2);
-        let mut vt = vec![0u8; n * hd * 4];
         for t in 0..n {
-            for (o, &x) in qh[t * hd..(t + 1) * hd]
-                .iter_mut()
-                .zip(&q[t * d..][cols.clone()])
-            {
+            let (qr, kr, vr) = (
+                &q[t * d..][cols.clone()],
+                &k[t * d..][cols.clone()],
+                &v[t * d..][cols.clone()],
+            );
+            for (o, &x) in qh[t * hd..(t + 1) * hd].iter_mut().zip(qr) {
                 *o = x * p.scale;
             }
-            kh.extend(
-                k[t * d..][cols.clone()]
-                    .iter()
-                    .flat_map(|&x| f32_to_f16(x).to_le_bytes()),
-            );
-            for (j, &x) in v[t * d..][cols.clone()].iter().enumerate() {
+            kf[t * hd..(t + 1) * hd].copy_from_slice(kr);
+            for (j, &x) in vr.iter().enumerate() {
                 vt[(j * n + t) * 4..(j * n + t) * 4 + 4].copy_from_slice(&x.to_le_bytes());
             }
         }
-        let mut scores = c.mm(&Matrix::new(kh, GgmlType::F16, n, hd)?, &qh, n);
+        c.k.quantize_act(GgmlType::F16, &kf, &mut kh);
+        let kw = WeightRef {
+            data: &kh,
+            ty: GgmlType::F16,
+            rows: n,
+            cols: hd,
+        };
+        matmul(c.pool, c.k, kw, &qh, n, &mut c.scratch, &mut scores);
         softmax_rows(c.pool, &mut scores, n);
-        let oh = c.mm(&Matrix::new(vt, GgmlType::F32, hd, n)?, &scores, n);
+        let vw = WeightRef {
+            data: &vt,
+            ty: GgmlType::F32,
+            rows: hd,
+            cols: n,
+        };
+        matmul(c.pool, c.k, vw, &scores, n, &mut c.scratch, &mut oh);
         for t in 0..n {
             out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
         }

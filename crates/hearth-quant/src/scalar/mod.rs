@@ -6,6 +6,7 @@
 //! so a wrong length can only shorten the work, never read out of bounds.
 
 pub(crate) mod float;
+pub(crate) mod gemm;
 pub(crate) mod iquants;
 pub(crate) mod kquantize;
 pub(crate) mod kquants;

@@ -12,8 +12,9 @@
 //! are walked with `chunks_exact` and every load reads from a slice that was
 //! indexed (bounds-checked) to the loaded width.
 //!
-//! Every weight type has a kernel here; the F32/F16/BF16 activation
-//! "quantizers" are the scalar ones (plain conversions). The formats the
+//! Every weight type has a kernel here; the F32/BF16 activation
+//! "quantizers" are the scalar ones (plain conversions), F16 has a F16C one
+//! (`gemm_f16.rs`, with the float GEMM). The formats the
 //! models use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K) also have a
 //! multi-column kernel for prompt processing (`gemm.rs`, `gemm_k.rs`); the
 //! rest run [`Kernels::vec_dot_multi`] as repeated `vec_dot`. Q4_0, Q4_1,
@@ -23,6 +24,7 @@
 
 mod act;
 mod gemm;
+pub(crate) mod gemm_f16;
 mod gemm_k;
 mod iquants;
 mod kquants;
@@ -220,7 +222,7 @@ pub(crate) const TABLE: Kernels = Kernels {
     panel: [None; crate::DOT_SLOTS],
     act: [
         scalar::float::quantize_f32,
-        scalar::float::quantize_f16,
+        gemm_f16::quantize_f16,
         scalar::float::quantize_bf16,
         quant_q8_0,
         quant_q8_1,
