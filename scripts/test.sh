@@ -48,7 +48,8 @@ echo "test.sh: suite (best tier) took $((SECONDS - t0)) s"
 # The tier-dependent tests again on the lower tiers (HEARTH_TEST_TIERS=0
 # skips this, e.g. while iterating): AVX2, the tier of most users' CPUs,
 # gets the golden comparisons with llama.cpp, batch invariance and the
-# client tests; the slow scalar tier the batch-invariance tests
+# client tests; the slow scalar tier the teacher-forced golden logits (its
+# own bounds) and the batch-invariance tests
 # (--deterministic must hold on every tier); both the architecture zoo
 # and the block-format zoo (tiny models, every architecture and every
 # block format against llama.cpp), and the recurrent state rules on the
@@ -75,8 +76,9 @@ if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
       --test recurrent \
     -p hearth-engine --test batch \
     -p hearth-cli --test golden_run --test perplexity --test serve_clients
-  tier "batch invariance, architecture and block-format zoo, recurrent state" scalar \
-    -p hearth-model --test batch_invariant --test zoo --test zoo_quant --test recurrent
+  tier "golden logits, batch invariance, architecture and block-format zoo, recurrent state" scalar \
+    -p hearth-model --test golden_logits --test batch_invariant --test zoo --test zoo_quant \
+      --test recurrent
   tier "knowledge-base vectors" avx2 -p hearth-rag --lib --test kb
   tier "knowledge-base vectors" scalar -p hearth-rag --lib --test kb
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
