@@ -19,6 +19,14 @@ const BLOCK_COLS: usize = 48;
 /// activation row passes; a multiple of the GEMM's 3-column tile).
 const BLOCK_ROWS: usize = 24;
 
+thread_local! {
+    /// Each thread's widened weight rows and GEMM tile, kept between calls
+    /// (a decode step runs this once per matrix).
+    static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
 /// `true` when [`float_matmul`] takes this product: float weights, more
 /// than one activation row (a single row is bound by reading the weights,
 /// which the one-row dot does without a conversion buffer) and a table
@@ -49,37 +57,36 @@ pub(crate) fn float_matmul(
         if rows.is_empty() {
             return;
         }
-        let mut wf = vec![0f32; BLOCK_ROWS.min(rows.len()) * k];
-        let mut tile = vec![0f32; BLOCK_ROWS * BLOCK_COLS];
-        for r0 in rows.clone().step_by(BLOCK_ROWS) {
-            let r1 = (r0 + BLOCK_ROWS).min(rows.end);
-            let nr = r1 - r0;
-            let wf = &mut wf[..nr * k];
-            let src = &w.data[r0 * wrb..r1 * wrb];
-            match w.ty {
-                GgmlType::F16 => kernels.f16_row_to_f32(src, wf),
-                _ => {
-                    for (d, s) in wf.iter_mut().zip(src.chunks_exact(4)) {
-                        *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        BUFFERS.with_borrow_mut(|(wf, tile)| {
+            wf.resize(BLOCK_ROWS.min(rows.len()) * k, 0.0);
+            tile.resize(BLOCK_ROWS * BLOCK_COLS, 0.0);
+            for r0 in rows.clone().step_by(BLOCK_ROWS) {
+                let r1 = (r0 + BLOCK_ROWS).min(rows.end);
+                let nr = r1 - r0;
+                let wf = &mut wf[..nr * k];
+                let src = &w.data[r0 * wrb..r1 * wrb];
+                match w.ty {
+                    GgmlType::F16 => kernels.f16_row_to_f32(src, wf),
+                    _ => hearth_quant::dequantize_row(GgmlType::F32, src, wf)
+                        .expect("whole F32 rows"),
+                }
+                // The widened rows stay in cache while the activations pass in
+                // blocks; the GEMM runs with the activation rows as its "rows",
+                // so each output row's run r0..r1 comes out contiguous.
+                for c0 in (0..m).step_by(BLOCK_COLS) {
+                    let c1 = (c0 + BLOCK_COLS).min(m);
+                    let t = &mut tile[..(c1 - c0) * nr];
+                    kernels.gemm_f32(k, &x[c0 * k..c1 * k], wf, t);
+                    for (c, t) in (c0..c1).zip(t.chunks_exact(nr)) {
+                        // SAFETY: rows r0..r1 of every output row belong to
+                        // this task alone.
+                        #[allow(unsafe_code)]
+                        let d = unsafe { out.part(c * n + r0..c * n + r1) };
+                        d.copy_from_slice(t);
                     }
                 }
             }
-            // The widened rows stay in cache while the activations pass in
-            // blocks; the GEMM runs with the activation rows as its "rows",
-            // so each output row's run r0..r1 comes out contiguous.
-            for c0 in (0..m).step_by(BLOCK_COLS) {
-                let c1 = (c0 + BLOCK_COLS).min(m);
-                let t = &mut tile[..(c1 - c0) * nr];
-                kernels.gemm_f32(k, &x[c0 * k..c1 * k], wf, t);
-                for (c, t) in (c0..c1).zip(t.chunks_exact(nr)) {
-                    // SAFETY: rows r0..r1 of every output row belong to
-                    // this task alone.
-                    #[allow(unsafe_code)]
-                    let d = unsafe { out.part(c * n + r0..c * n + r1) };
-                    d.copy_from_slice(t);
-                }
-            }
-        }
+        });
     };
     if n * m >= 64 {
         pool.run_rows(m, &job);

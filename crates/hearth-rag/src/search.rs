@@ -141,6 +141,15 @@ pub fn bm25(kb: &Kb, q: &str, n: usize) -> Result<Vec<(i64, f32)>> {
 /// The best `n` chunks for a query vector: every chunk scored by the int8
 /// pass, the best `n * RESCORE_PER_HIT` rescored exactly.
 pub fn dense(kb: &Kb, qv: &[f32], n: usize) -> Result<Vec<(i64, f32)>> {
+    Ok(dense_with_files(kb, qv, n)?
+        .into_iter()
+        .map(|(id, s, _)| (id, s))
+        .collect())
+}
+
+/// [`dense`], with each chunk's file (read with its vector for the exact
+/// rescoring).
+fn dense_with_files(kb: &Kb, qv: &[f32], n: usize) -> Result<Vec<(i64, f32, i64)>> {
     let dim = vector::padded(qv.len());
     let q8 = vector::q8_bytes(qv);
     let scan = kb.scan()?;
@@ -160,10 +169,7 @@ pub fn dense(kb: &Kb, qv: &[f32], n: usize) -> Result<Vec<(i64, f32)>> {
             .collect(),
     };
     top(&mut first, keep);
-    let mut exact: Vec<(i64, f32)> = exact_scores(kb, qv, first.iter().map(|c| c.0))?
-        .into_iter()
-        .map(|(id, s, _)| (id, s))
-        .collect();
+    let mut exact = exact_scores(kb, qv, first.iter().map(|c| c.0))?;
     top(&mut exact, n);
     Ok(exact)
 }
@@ -190,10 +196,34 @@ fn exact_scores(
     Ok(out)
 }
 
-/// Keeps the `n` best, best first.
-fn top(v: &mut Vec<(i64, f32)>, n: usize) {
-    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+/// Keeps the `n` best, best first (ties by id).
+fn top<T: Scored>(v: &mut Vec<T>, n: usize) {
+    v.sort_by(|a, b| b.score().total_cmp(&a.score()).then(a.id().cmp(&b.id())));
     v.truncate(n);
+}
+
+/// A ranked chunk: its id and score first.
+trait Scored {
+    fn id(&self) -> i64;
+    fn score(&self) -> f32;
+}
+
+impl Scored for (i64, f32) {
+    fn id(&self) -> i64 {
+        self.0
+    }
+    fn score(&self) -> f32 {
+        self.1
+    }
+}
+
+impl Scored for (i64, f32, i64) {
+    fn id(&self) -> i64 {
+        self.0
+    }
+    fn score(&self) -> f32 {
+        self.1
+    }
 }
 
 /// Scores scaled to [0, 1] over `v` (all equal: all 1).
@@ -279,20 +309,21 @@ pub struct Candidates {
 /// file of each.
 pub fn candidates(kb: &Kb, q: &str, qv: &[f32]) -> Result<Candidates> {
     let bm = bm25(kb, q, CANDIDATES)?;
-    let de = dense(kb, qv, CANDIDATES)?;
-    let mut seen = HashSet::new();
-    let all: Vec<i64> = de
+    let de_files = dense_with_files(kb, qv, CANDIDATES)?;
+    // The dense candidates' exact cosines and files come with them; only
+    // BM25's other candidates are read and scored here.
+    let mut cos: HashMap<i64, f32> = de_files.iter().map(|&(id, s, _)| (id, s)).collect();
+    let mut file: HashMap<i64, i64> = de_files.iter().map(|&(id, _, f)| (id, f)).collect();
+    let bm_only: Vec<i64> = bm
         .iter()
-        .chain(&bm)
         .map(|c| c.0)
-        .filter(|&id| seen.insert(id))
+        .filter(|id| !cos.contains_key(id))
         .collect();
-    let mut cos = HashMap::new();
-    let mut file = HashMap::new();
-    for (id, s, f) in exact_scores(kb, qv, all.into_iter())? {
+    for (id, s, f) in exact_scores(kb, qv, bm_only.into_iter())? {
         cos.insert(id, s);
         file.insert(id, f);
     }
+    let de: Ranked = de_files.into_iter().map(|(id, s, _)| (id, s)).collect();
     let lexical = match bm.first() {
         Some(&(id, _)) => {
             let h = hits(kb, &[(id, 0.0)])?;
