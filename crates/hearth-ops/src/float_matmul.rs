@@ -1,31 +1,44 @@
 //! The matmul of float weights (F16, F32) against several activation rows:
-//! the activations stay f32, a few weight rows at a time are widened to
-//! f32 in a per-task buffer, and hearth-quant's float GEMM
-//! ([`Kernels::gemm_f32`]) multiplies them with a block of activation rows.
-//! Each weight element is converted once per block instead of once per
-//! product, and the GEMM's register tiles reuse every load several times
-//! (the encoder of a speech model multiplies 1 500 frames at once).
+//! each task packs its share of the weight rows into f32 panels of 16
+//! ([`Kernels::pack_panel`], F16 widened on the way) and runs hearth-quant's
+//! float GEMM ([`Kernels::gemm_panel`]) over blocks of activation rows.
+//! Each weight element is converted once per product, and the GEMM's
+//! register tiles reuse every load several times (the encoder of a speech
+//! model multiplies 1 500 frames at once).
 
-use hearth_quant::{GgmlType, Kernels};
+use hearth_quant::{GgmlType, Kernels, FEW_ROWS, FLOAT_PANEL};
 
 use crate::matmul::WeightRef;
 use crate::pool::{split, Disjoint, ThreadPool};
 
-/// Activation rows per GEMM call (a multiple of the GEMM's 4-row register
-/// tile).
-const BLOCK_COLS: usize = 48;
+/// Bytes of packed panels a task holds at once (in the outer caches while
+/// the activation blocks pass); at least one panel.
+const GROUP_BYTES: usize = 512 << 10;
 
-/// Weight rows widened to f32 at a time (kept in cache while every
-/// activation row passes; a multiple of the GEMM's 3-column tile).
-const BLOCK_ROWS: usize = 24;
+/// Bytes of one block of activation rows (kept in L2 while every panel of
+/// the group passes).
+const BLOCK_BYTES: usize = 128 << 10;
+
+/// Floats of alignment slack: panels start on a 64-byte line.
+const ALIGN: usize = 16;
 
 thread_local! {
-    /// Each thread's widened weight rows and GEMM tile, kept between calls
-    /// (a decode step runs this once per matrix).
+    /// Each thread's packed panels and output tile, kept between calls (a
+    /// decode step runs this once per matrix).
     static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
         std::cell::RefCell::new((Vec::new(), Vec::new()))
     };
 }
+
+/// Fewest activation rows the packed GEMM takes (two register tiles).
+/// Below it, packing a panel costs about as much as the product itself, and
+/// [`Kernels::gemm_rows`], which reads the weight rows as they are, is
+/// faster.
+const PACKED_ROWS: usize = 12;
+
+/// Weight rows per call of [`Kernels::gemm_rows`] (in L1 while the
+/// activation rows pass in groups of [`FEW_ROWS`]).
+const ROWS_BLOCK: usize = 32;
 
 /// `true` when [`float_matmul`] takes this product: float weights, more
 /// than one activation row (a single row is bound by reading the weights,
@@ -47,46 +60,95 @@ pub(crate) fn float_matmul(
     let (n, k) = (w.rows, w.cols);
     let wrb = w.row_bytes();
     assert!(
-        matches!(w.ty, GgmlType::F16 | GgmlType::F32) && w.data.len() >= n * wrb,
+        matches!(w.ty, GgmlType::F16 | GgmlType::F32) && w.data.len() >= n * wrb && k > 0,
         "float_matmul: {} weights",
         w.ty
     );
+    if m < PACKED_ROWS {
+        few_rows(pool, kernels, w, x, m, y);
+        return;
+    }
+    let panel_len = k * FLOAT_PANEL;
+    let n_panels = n.div_ceil(FLOAT_PANEL);
+    let group = (GROUP_BYTES / (panel_len * 4)).max(1);
+    let block = (BLOCK_BYTES / (k * 4)).clamp(6, 240) / 6 * 6;
     let out = Disjoint::new(y);
     let job = |i: usize, nt: usize| {
-        let rows = split(n, i, nt);
-        if rows.is_empty() {
+        let panels = split(n_panels, i, nt);
+        if panels.is_empty() {
             return;
         }
-        BUFFERS.with_borrow_mut(|(wf, tile)| {
-            wf.resize(BLOCK_ROWS.min(rows.len()) * k, 0.0);
-            tile.resize(BLOCK_ROWS * BLOCK_COLS, 0.0);
-            for r0 in rows.clone().step_by(BLOCK_ROWS) {
-                let r1 = (r0 + BLOCK_ROWS).min(rows.end);
-                let nr = r1 - r0;
-                let wf = &mut wf[..nr * k];
-                let src = &w.data[r0 * wrb..r1 * wrb];
-                match w.ty {
-                    GgmlType::F16 => kernels.f16_row_to_f32(src, wf),
-                    _ => hearth_quant::dequantize_row(GgmlType::F32, src, wf)
-                        .expect("whole F32 rows"),
+        BUFFERS.with_borrow_mut(|(packed, tile)| {
+            packed.resize(group.min(panels.len()) * panel_len + ALIGN, 0.0);
+            let skip = packed.as_ptr().align_offset(64).min(ALIGN);
+            let packed = &mut packed[skip..];
+            tile.resize(block.min(m) * FLOAT_PANEL, 0.0);
+            for g0 in panels.clone().step_by(group) {
+                let g1 = (g0 + group).min(panels.end);
+                for (p, dst) in (g0..g1).zip(packed.chunks_exact_mut(panel_len)) {
+                    let rows = p * FLOAT_PANEL..((p + 1) * FLOAT_PANEL).min(n);
+                    let src = &w.data[rows.start * wrb..rows.end * wrb];
+                    kernels.pack_panel(w.ty, src, k, dst);
                 }
-                // The widened rows stay in cache while the activations pass in
-                // blocks; the GEMM runs with the activation rows as its "rows",
-                // so each output row's run r0..r1 comes out contiguous.
-                for c0 in (0..m).step_by(BLOCK_COLS) {
-                    let c1 = (c0 + BLOCK_COLS).min(m);
-                    let t = &mut tile[..(c1 - c0) * nr];
-                    kernels.gemm_f32(k, &x[c0 * k..c1 * k], wf, t);
-                    for (c, t) in (c0..c1).zip(t.chunks_exact(nr)) {
-                        // SAFETY: rows r0..r1 of every output row belong to
-                        // this task alone.
-                        #[allow(unsafe_code)]
-                        let d = unsafe { out.part(c * n + r0..c * n + r1) };
-                        d.copy_from_slice(t);
+                for c0 in (0..m).step_by(block) {
+                    let c1 = (c0 + block).min(m);
+                    let t = &mut tile[..(c1 - c0) * FLOAT_PANEL];
+                    for (p, panel) in (g0..g1).zip(packed.chunks_exact(panel_len)) {
+                        kernels.gemm_panel(k, &x[c0 * k..c1 * k], panel, t);
+                        let r0 = p * FLOAT_PANEL;
+                        let nv = FLOAT_PANEL.min(n - r0);
+                        for (c, t) in (c0..c1).zip(t.chunks_exact(FLOAT_PANEL)) {
+                            // SAFETY: the rows of panel p, in every output
+                            // row, belong to this task alone.
+                            #[allow(unsafe_code)]
+                            let d = unsafe { out.part(c * n + r0..c * n + r0 + nv) };
+                            d.copy_from_slice(&t[..nv]);
+                        }
                     }
                 }
             }
         });
+    };
+    if n * m >= 64 {
+        pool.run_rows(m, &job);
+    } else {
+        job(0, 1);
+    }
+}
+
+/// [`float_matmul`] for fewer than [`PACKED_ROWS`] activation rows: each
+/// task takes blocks of weight rows and runs them against the activations,
+/// [`FEW_ROWS`] at a time.
+fn few_rows(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    w: WeightRef<'_>,
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+) {
+    let (n, k) = (w.rows, w.cols);
+    let wrb = w.row_bytes();
+    let out = Disjoint::new(y);
+    let job = |i: usize, nt: usize| {
+        let blocks = split(n.div_ceil(ROWS_BLOCK), i, nt);
+        let mut tile = [0f32; ROWS_BLOCK * FEW_ROWS];
+        for b in blocks {
+            let rows = b * ROWS_BLOCK..((b + 1) * ROWS_BLOCK).min(n);
+            let src = &w.data[rows.start * wrb..rows.end * wrb];
+            for c0 in (0..m).step_by(FEW_ROWS) {
+                let c1 = (c0 + FEW_ROWS).min(m);
+                let t = &mut tile[..(c1 - c0) * rows.len()];
+                kernels.gemm_rows(w.ty, src, k, &x[c0 * k..c1 * k], t);
+                for (c, t) in (c0..c1).zip(t.chunks_exact(rows.len())) {
+                    // SAFETY: these weight rows, in every output row, belong
+                    // to this task alone.
+                    #[allow(unsafe_code)]
+                    let d = unsafe { out.part(c * n + rows.start..c * n + rows.end) };
+                    d.copy_from_slice(t);
+                }
+            }
+        }
     };
     if n * m >= 64 {
         pool.run_rows(m, &job);
@@ -113,9 +175,15 @@ mod tests {
     #[test]
     fn float_weights_match_the_row_by_row_product() {
         let pool = ThreadPool::new(2);
-        // Shapes across the blocks: rows past BLOCK_ROWS, columns past
-        // BLOCK_COLS, k with a tail after the 8-wide body.
-        for (n, k, m) in [(5, 8, 2), (37, 64, 5), (50, 100, 49), (70, 33, 97)] {
+        // Shapes across the panels (16 rows) and register tiles (6 rows),
+        // k with a tail after the 8-wide body, blocks past one group.
+        for (n, k, m) in [
+            (5, 8, 2),
+            (37, 64, 5),
+            (50, 100, 49),
+            (70, 33, 97),
+            (100, 3000, 40),
+        ] {
             let (wf, x) = (values(n * k, 1), values(m * k, 2));
             for ty in [GgmlType::F16, GgmlType::F32] {
                 let rb = ty.row_bytes(k as u64).expect("whole rows") as usize;

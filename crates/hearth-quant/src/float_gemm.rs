@@ -1,42 +1,85 @@
-//! Float matrix products: an f32 GEMM for weights kept as (or widened to)
-//! f32, and the F16 row conversions around it. The AVX2 and AVX-512 tiers
-//! run register-tiled FMA kernels (`x86_64/avx2/gemm_f16.rs`), the scalar
-//! tier the reference (`scalar/gemm.rs`).
+//! Float matrix products: weights packed into f32 panels of 16 rows (F16
+//! widened on the way), multiplied by f32 activation rows. The AVX2 and
+//! AVX-512 tiers run a register-tiled FMA kernel
+//! (`x86_64/avx2/gemm_f16.rs`), the scalar tier the reference
+//! (`scalar/gemm.rs`).
 
-use crate::{scalar, Isa, Kernels};
+use crate::{scalar, GgmlType, Isa, Kernels};
+
+/// Weight rows in one packed panel of [`Kernels::pack_panel`].
+pub const FLOAT_PANEL: usize = 16;
+
+/// Most activation rows one call of [`Kernels::gemm_rows`] takes.
+pub const FEW_ROWS: usize = 5;
 
 impl Kernels {
-    /// f32 matrix product of R weight rows and C activation rows, `k`
-    /// elements each, both row-major: `out[r * C + c] = Σ_i w[r·k + i] ·
-    /// a[c·k + i]`, with `R = w.len() / k`, `C = a.len() / k`.
+    /// Packs up to [`FLOAT_PANEL`] weight rows of `k` elements (`src`:
+    /// whole F16 or F32 rows, little-endian) into `panel`, `k × 16` f32:
+    /// `panel[i * 16 + j]` is element `i` of row `j`, zero for rows past
+    /// the last. F16 widens exactly.
     ///
-    /// The SIMD tiers hold tiles of 4 weight rows × 3 activation rows in
-    /// registers, so each loaded vector feeds several FMAs. Every output is
-    /// one dot product in a fixed order (eight lanes, summed at the end), so
-    /// it does not depend on the other rows of the call.
+    /// # Panics
+    /// When `ty` is not F16 or F32, `k` is 0, `src` is not a whole number of
+    /// rows or holds more than 16, or `panel` is shorter than `k × 16` (all
+    /// caller bugs).
+    pub fn pack_panel(&self, ty: GgmlType, src: &[u8], k: usize, panel: &mut [f32]) {
+        let eb = match ty {
+            GgmlType::F16 => 2,
+            GgmlType::F32 => 4,
+            _ => panic!("pack_panel: {ty} weights"),
+        };
+        assert!(
+            k > 0
+                && src.len() % (k * eb) == 0
+                && src.len() / (k * eb) <= FLOAT_PANEL
+                && panel.len() >= k * FLOAT_PANEL,
+            "pack_panel: {} bytes of {ty} rows of {k} into {} floats",
+            src.len(),
+            panel.len()
+        );
+        match self.isa {
+            Isa::Scalar => scalar::gemm::pack_panel(ty, src, k, panel),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 => crate::x86_64::avx2::gemm_f16::pack_panel(ty, src, k, panel),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::gemm::pack_panel(ty, src, k, panel),
+        }
+    }
+
+    /// f32 activation rows times a packed panel: `out[c * 16 + j] = Σ_i
+    /// a[c·k + i] · panel[i·16 + j]` for each of the `a.len() / k` rows.
+    ///
+    /// The SIMD tiers hold 6 rows × 16 columns in registers, so each loaded
+    /// panel vector feeds six FMAs. Every output is one sum over `i` in
+    /// order, so it does not depend on the other rows of the call.
     ///
     /// Hot path: a length that is not a whole number of rows, or an `out`
     /// of the wrong size, is a caller bug: debug builds panic, release
     /// builds fill `out` with NaN.
     ///
     /// ```
-    /// let k = hearth_quant::kernels();
-    /// let w = [1.0f32, 2.0, 3.0, 4.0]; // two rows of 2
-    /// let a = [1.0f32, 1.0, 0.0, 1.0, 2.0, 0.0]; // three rows of 2
-    /// let mut out = [0f32; 6];
-    /// k.gemm_f32(2, &w, &a, &mut out);
-    /// assert_eq!(out, [3.0, 2.0, 2.0, 7.0, 4.0, 6.0]);
+    /// let kern = hearth_quant::kernels();
+    /// let w = [1.0f32, 2.0, 3.0, 4.0]; // two weight rows of 2
+    /// let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    /// let mut panel = vec![0f32; 2 * 16];
+    /// kern.pack_panel(hearth_quant::GgmlType::F32, &bytes, 2, &mut panel);
+    /// let a = [1.0f32, 1.0, 0.0, 1.0, 2.0, 0.0]; // three activation rows
+    /// let mut out = [0f32; 3 * 16];
+    /// kern.gemm_panel(2, &a, &panel, &mut out);
+    /// assert_eq!((out[0], out[1], out[2]), (3.0, 7.0, 0.0));
+    /// assert_eq!((out[16], out[17]), (2.0, 4.0));
+    /// assert_eq!((out[32], out[33]), (2.0, 6.0));
     /// ```
-    pub fn gemm_f32(&self, k: usize, w: &[f32], a: &[f32], out: &mut [f32]) {
+    pub fn gemm_panel(&self, k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
         let ok = k > 0
-            && w.len() % k == 0
             && a.len() % k == 0
-            && (w.len() / k).checked_mul(a.len() / k) == Some(out.len());
+            && panel.len() >= k * FLOAT_PANEL
+            && out.len() == a.len() / k * FLOAT_PANEL;
         debug_assert!(
             ok,
-            "gemm_f32: k = {k}, {} weights, {} activations, {} outputs",
-            w.len(),
+            "gemm_panel: k = {k}, {} activations, {} panel, {} outputs",
             a.len(),
+            panel.len(),
             out.len()
         );
         if !ok {
@@ -44,34 +87,53 @@ impl Kernels {
             return;
         }
         match self.isa {
-            Isa::Scalar => scalar::gemm::gemm_f32(k, w, a, out),
+            Isa::Scalar => scalar::gemm::gemm_panel(k, a, panel, out),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => crate::x86_64::avx2::gemm_f16::gemm_f32(k, w, a, out),
+            Isa::Avx2 | Isa::Avx512 => crate::x86_64::avx2::gemm_f16::gemm_panel(k, a, panel, out),
             #[cfg(not(target_arch = "x86_64"))]
-            _ => scalar::gemm::gemm_f32(k, w, a, out),
+            _ => scalar::gemm::gemm_panel(k, a, panel, out),
         }
     }
 
-    /// Widens a row of F16 (little-endian bytes, two per element) to f32:
-    /// `dst.len()` elements from `src`, which must hold exactly that many.
-    /// Exact for every value; NaN stays NaN.
+    /// A few activation rows times float weight rows read as they are (no
+    /// packing, for products too small to repay it): `out[c * R + r] =
+    /// Σ_i a[c·k + i] · w_r[i]` for the `R` whole F16 or F32 rows of `src`
+    /// and the `a.len() / k` (1 to [`FEW_ROWS`]) rows of `a`. The SIMD tiers
+    /// convert each weight vector once for all of them.
     ///
     /// # Panics
-    /// When `src` is not `2 · dst.len()` bytes (a caller bug).
-    pub fn f16_row_to_f32(&self, src: &[u8], dst: &mut [f32]) {
-        assert_eq!(src.len(), dst.len() * 2, "f16_row_to_f32: lengths");
+    /// When `ty` is not F16 or F32, `k` is 0, or the lengths are not whole
+    /// rows with `out` of `m × R` (caller bugs).
+    pub fn gemm_rows(&self, ty: GgmlType, src: &[u8], k: usize, a: &[f32], out: &mut [f32]) {
+        let eb = match ty {
+            GgmlType::F16 => 2,
+            GgmlType::F32 => 4,
+            _ => panic!("gemm_rows: {ty} weights"),
+        };
+        let ok = k > 0
+            && src.len() % (k * eb) == 0
+            && a.len() % k == 0
+            && (1..=FEW_ROWS).contains(&(a.len() / k))
+            && out.len() == a.len() / k * (src.len() / (k * eb));
+        assert!(
+            ok,
+            "gemm_rows: k = {k}, {} weight bytes, {} activations, {} outputs",
+            src.len(),
+            a.len(),
+            out.len()
+        );
         match self.isa {
-            Isa::Scalar => scalar::float::dequantize_f16(src, dst),
+            Isa::Scalar => scalar::gemm::gemm_rows(ty, src, k, a, out),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => crate::x86_64::avx2::gemm_f16::f16_to_f32_row(src, dst),
+            Isa::Avx2 | Isa::Avx512 => crate::x86_64::avx2::gemm_f16::gemm_rows(ty, src, k, a, out),
             #[cfg(not(target_arch = "x86_64"))]
-            _ => scalar::float::dequantize_f16(src, dst),
+            _ => scalar::gemm::gemm_rows(ty, src, k, a, out),
         }
     }
 
     /// `true` when this table multiplies several activation rows at once
     /// (everything but [`row_invariant`](Kernels::row_invariant) tables):
-    /// a matmul may then use [`gemm_f32`](Kernels::gemm_f32) for float
+    /// a matmul may then use [`gemm_panel`](Kernels::gemm_panel) for float
     /// weights, whose results differ from the one-row
     /// [`vec_dot`](Kernels::vec_dot) in rounding.
     pub fn batches_rows(&self) -> bool {

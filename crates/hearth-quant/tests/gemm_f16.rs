@@ -6,6 +6,7 @@ mod common;
 use common::Rng;
 use hearth_quant::{
     avx2_kernels, avx512_kernels, f16_to_f32, f32_to_f16, scalar_kernels, GgmlType, Kernels,
+    FEW_ROWS, FLOAT_PANEL,
 };
 
 fn tiers() -> Vec<&'static Kernels> {
@@ -19,28 +20,112 @@ fn f32s(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.unit()).collect()
 }
 
+/// `rows` weight rows of `k` as bytes of `ty`, and the f32 values they hold.
+fn weight_rows(rng: &mut Rng, ty: GgmlType, rows: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
+    let mut bytes = Vec::new();
+    let mut vals = Vec::new();
+    for _ in 0..rows * k {
+        let v = rng.unit();
+        if ty == GgmlType::F16 {
+            let h = f32_to_f16(v);
+            bytes.extend(h.to_le_bytes());
+            vals.push(f16_to_f32(h));
+        } else {
+            bytes.extend(v.to_le_bytes());
+            vals.push(v);
+        }
+    }
+    (bytes, vals)
+}
+
+#[test]
+fn panels_are_the_transposed_rows_with_zeros_after_the_last() {
+    let mut rng = Rng::new(10);
+    for ty in [GgmlType::F16, GgmlType::F32] {
+        for k in [1, 7, 8, 9, 64, 100] {
+            for rows in [1, 5, 8, 9, 16] {
+                let (bytes, vals) = weight_rows(&mut rng, ty, rows, k);
+                for kern in tiers() {
+                    let mut panel = vec![f32::NAN; k * FLOAT_PANEL + 3];
+                    kern.pack_panel(ty, &bytes, k, &mut panel);
+                    for i in 0..k {
+                        for j in 0..FLOAT_PANEL {
+                            let want = if j < rows { vals[j * k + i] } else { 0.0 };
+                            let got = panel[i * FLOAT_PANEL + j];
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{:?} {ty} k={k} rows={rows} ({i},{j})",
+                                kern.isa
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gemm_matches_f64_dot_products_for_every_tile_shape() {
     let mut rng = Rng::new(11);
     for k in [1, 5, 8, 9, 16, 64, 100, 387] {
-        // Row counts around the register tiles (4 × 3) and their edges.
-        for (rows, cols) in [(1, 1), (1, 5), (4, 3), (5, 4), (7, 7), (9, 13), (12, 2)] {
-            let w = f32s(&mut rng, rows * k);
-            let a = f32s(&mut rng, cols * k);
+        // Activation row counts around the 6-row register tile.
+        for rows in [1, 2, 5, 6, 7, 12, 13] {
+            let (bytes, w) = weight_rows(&mut rng, GgmlType::F32, 11, k);
+            let a = f32s(&mut rng, rows * k);
             for kern in tiers() {
-                let mut out = vec![f32::NAN; rows * cols];
-                kern.gemm_f32(k, &w, &a, &mut out);
-                for r in 0..rows {
-                    for c in 0..cols {
-                        let want: f64 = (0..k)
-                            .map(|i| f64::from(w[r * k + i]) * f64::from(a[c * k + i]))
-                            .sum();
-                        let got = out[r * cols + c];
+                let mut panel = vec![0f32; k * FLOAT_PANEL];
+                kern.pack_panel(GgmlType::F32, &bytes, k, &mut panel);
+                let mut out = vec![f32::NAN; rows * FLOAT_PANEL];
+                kern.gemm_panel(k, &a, &panel, &mut out);
+                for c in 0..rows {
+                    for j in 0..FLOAT_PANEL {
+                        let want: f64 = if j < 11 {
+                            (0..k)
+                                .map(|i| f64::from(w[j * k + i]) * f64::from(a[c * k + i]))
+                                .sum()
+                        } else {
+                            0.0
+                        };
+                        let got = out[c * FLOAT_PANEL + j];
                         assert!(
                             (f64::from(got) - want).abs() <= 1e-5 * k as f64,
-                            "{:?} k={k} {rows}x{cols} ({r},{c}): {got} vs {want}",
+                            "{:?} k={k} rows={rows} ({c},{j}): {got} vs {want}",
                             kern.isa
                         );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn few_rows_match_f64_dot_products() {
+    let mut rng = Rng::new(13);
+    for ty in [GgmlType::F16, GgmlType::F32] {
+        for k in [1, 7, 8, 9, 64, 387] {
+            for rows in [1, 2, 3, 5] {
+                let (bytes, w) = weight_rows(&mut rng, ty, rows, k);
+                for m in 1..=FEW_ROWS {
+                    let a = f32s(&mut rng, m * k);
+                    for kern in tiers() {
+                        let mut out = vec![f32::NAN; m * rows];
+                        kern.gemm_rows(ty, &bytes, k, &a, &mut out);
+                        for c in 0..m {
+                            for r in 0..rows {
+                                let want: f64 = (0..k)
+                                    .map(|i| f64::from(w[r * k + i]) * f64::from(a[c * k + i]))
+                                    .sum();
+                                let got = out[c * rows + r];
+                                assert!(
+                                    (f64::from(got) - want).abs() <= 1e-5 * k as f64,
+                                    "{:?} {ty} k={k} {rows}x{m} ({c},{r}): {got} vs {want}",
+                                    kern.isa
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -52,18 +137,20 @@ fn gemm_matches_f64_dot_products_for_every_tile_shape() {
 fn gemm_output_does_not_depend_on_the_other_rows() {
     let mut rng = Rng::new(12);
     let k = 77;
-    let (w, a) = (f32s(&mut rng, 9 * k), f32s(&mut rng, 10 * k));
+    let (bytes, _) = weight_rows(&mut rng, GgmlType::F16, 16, k);
+    let a = f32s(&mut rng, 13 * k);
     for kern in tiers() {
-        let mut all = vec![0f32; 9 * 10];
-        kern.gemm_f32(k, &w, &a, &mut all);
-        for r in 0..9 {
-            for c in 0..10 {
-                let mut one = [0f32];
-                let (wr, ac) = (&w[r * k..(r + 1) * k], &a[c * k..(c + 1) * k]);
-                kern.gemm_f32(k, wr, ac, &mut one);
+        let mut panel = vec![0f32; k * FLOAT_PANEL];
+        kern.pack_panel(GgmlType::F16, &bytes, k, &mut panel);
+        let mut all = vec![0f32; 13 * FLOAT_PANEL];
+        kern.gemm_panel(k, &a, &panel, &mut all);
+        for c in 0..13 {
+            let mut one = [0f32; FLOAT_PANEL];
+            kern.gemm_panel(k, &a[c * k..(c + 1) * k], &panel, &mut one);
+            for j in 0..FLOAT_PANEL {
                 assert_eq!(
-                    one[0].to_bits(),
-                    all[r * 10 + c].to_bits(),
+                    one[j].to_bits(),
+                    all[c * FLOAT_PANEL + j].to_bits(),
                     "{:?}",
                     kern.isa
                 );
@@ -77,11 +164,14 @@ fn gemm_bad_shapes_give_nan_in_release() {
     if cfg!(debug_assertions) {
         return; // a caller bug panics there, by design
     }
+    let panel = [1.0f32; 3 * FLOAT_PANEL];
     for kern in tiers() {
-        let mut out = [0f32; 2];
-        kern.gemm_f32(3, &[1.0; 6], &[1.0; 4], &mut out);
+        let mut out = [0f32; 2 * FLOAT_PANEL];
+        kern.gemm_panel(3, &[1.0; 4], &panel, &mut out);
         assert!(out.iter().all(|v| v.is_nan()), "{:?}", kern.isa);
-        kern.gemm_f32(0, &[], &[], &mut out);
+        kern.gemm_panel(0, &[], &panel, &mut out);
+        assert!(out.iter().all(|v| v.is_nan()), "{:?}", kern.isa);
+        kern.gemm_panel(3, &[1.0; 6], &panel[..FLOAT_PANEL], &mut out);
         assert!(out.iter().all(|v| v.is_nan()), "{:?}", kern.isa);
     }
 }
@@ -165,19 +255,24 @@ fn f16_rows_are_bit_equal_to_the_scalar_conversion() {
 }
 
 #[test]
-fn f16_rows_widen_exactly() {
-    let bytes: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+fn f16_panels_widen_every_half_exactly() {
+    // All 65 536 halves, as rows of 16 (the 8 × 8 transposes) and of 7 (the
+    // element-wise tail), each packed alone into column 0 of a panel.
+    let halves: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
     for kern in tiers() {
-        for n in [65536, 65531, 3] {
-            let mut got = vec![0f32; n];
-            kern.f16_row_to_f32(&bytes[..n * 2], &mut got);
-            for (h, g) in (0..=u16::MAX).zip(&got) {
-                let want = f16_to_f32(h);
-                assert!(
-                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
-                    "{:?} {h:#06x}: {g} vs {want}",
-                    kern.isa
-                );
+        for k in [16, 7] {
+            let mut panel = vec![0f32; k * FLOAT_PANEL];
+            for (r, row) in halves.chunks_exact(2 * k).enumerate() {
+                kern.pack_panel(GgmlType::F16, row, k, &mut panel);
+                for i in 0..k {
+                    let h = (r * k + i) as u16;
+                    let (got, want) = (panel[i * FLOAT_PANEL], f16_to_f32(h));
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{:?} {h:#06x}: {got} vs {want}",
+                        kern.isa
+                    );
+                }
             }
         }
     }

@@ -1,191 +1,307 @@
-//! Float matrix products on AVX2 + FMA + F16C: an f32 GEMM micro-kernel
-//! (register tiles of [`MR`] weight rows × [`NR`] activation rows, FMA over
-//! eight lanes), and the F16 ⇄ f32 row conversions around it (`vcvtph2ps`,
-//! `vcvtps2ph`). A matmul with F16 weights converts a few weight rows at a
-//! time to f32 ([`f16_to_f32_row`]) and runs [`gemm_f32`] on them against
-//! f32 activations, so each weight element is widened once per block of
-//! activation rows instead of once per product.
+//! Float matrix products on AVX2 + FMA + F16C: a packed f32 GEMM and the
+//! F16 row conversion the activations take.
+//!
+//! Weights are packed a panel at a time ([`pack_panel`]): up to
+//! [`FLOAT_PANEL`] weight rows, F16 widened with `vcvtph2ps` or F32 as they
+//! are, transposed in 8 × 8 register blocks so that element `i` of the 16
+//! rows is one 64-byte line of the panel. The micro-kernel ([`gemm_panel`])
+//! then holds 6 activation rows × 16 panel columns in twelve accumulators:
+//! per step of `k` it loads two panel vectors, broadcasts one element of
+//! each activation row and issues twelve FMAs, with no horizontal sums.
+//!
+//! Every output is one FMA chain over `i = 0..k` in order, so it does not
+//! depend on where its row sits in a tile or on the other rows of the call.
 //!
 //! Soundness as in the rest of the tier: the `#[target_feature]` functions
 //! are reached only through the safe wrappers, which `Kernels` calls for the
-//! AVX2 and AVX-512 tiers alone (handed out after feature detection); the
-//! micro-kernel reads through raw pointers only inside bounds asserted on
-//! entry.
+//! AVX2 and AVX-512 tiers alone (handed out after feature detection); raw
+//! pointer reads stay inside bounds asserted on entry.
 
 use core::arch::x86_64::*;
 
+use crate::float_gemm::{FEW_ROWS, FLOAT_PANEL};
 use crate::scalar::float::{f16_to_f32, f32_to_f16, HALF_BYTES};
+use crate::GgmlType;
 
-/// Weight rows of one register tile.
-const MR: usize = 4;
-/// Activation rows of one register tile (MR × NR accumulators plus NR
-/// activation vectors and one weight vector fill the 16 ymm registers).
-const NR: usize = 3;
+/// Activation rows of one register tile (6 × 2 accumulators, two panel
+/// vectors and one broadcast fill 15 of the 16 ymm registers).
+const MR: usize = 6;
 
-/// `out[r * C + c] = Σ_i w[r·k + i] · a[c·k + i]` for the `R = w.len() / k`
-/// rows of `w` and the `C = a.len() / k` rows of `a` (lengths checked by
-/// `Kernels::gemm_f32`).
-pub(crate) fn gemm_f32(k: usize, w: &[f32], a: &[f32], out: &mut [f32]) {
+/// Packs `src.len() / row_bytes` (at most 16) weight rows of `k` elements,
+/// F16 or F32, into `panel` (`k × 16`, zeros for the missing rows); shapes
+/// checked by `Kernels::pack_panel`.
+pub(crate) fn pack_panel(ty: GgmlType, src: &[u8], k: usize, panel: &mut [f32]) {
     // SAFETY: reachable only through the AVX2 and AVX-512 tiers of
     // `Kernels`, handed out after detecting AVX2, FMA and F16C.
-    unsafe { gemm_f32_avx2(k, w, a, out) }
+    unsafe { pack_panel_avx2(ty == GgmlType::F16, src, k, panel) }
 }
 
-/// F16 row (little-endian bytes) to f32; `dst.len()` elements.
-pub(crate) fn f16_to_f32_row(src: &[u8], dst: &mut [f32]) {
-    // SAFETY: as for `gemm_f32`.
-    unsafe { f16_to_f32_avx2(src, dst) }
+/// `out[c * 16 + j] = Σ_i a[c·k + i] · panel[i·16 + j]` for every row `c`
+/// of `a`; shapes checked by `Kernels::gemm_panel`.
+pub(crate) fn gemm_panel(k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `pack_panel`.
+    unsafe { gemm_panel_avx2(k, a, panel, out) }
+}
+
+/// `out[c * R + r] = Σ_i a[c·k + i] · w_r[i]` for the `R` weight rows of
+/// `src` (F16 or F32) and the (at most [`FEW_ROWS`]) rows of `a`; shapes
+/// checked by `Kernels::gemm_rows`.
+pub(crate) fn gemm_rows(ty: GgmlType, src: &[u8], k: usize, a: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `pack_panel`.
+    unsafe { gemm_rows_avx2(ty == GgmlType::F16, src, k, a, out) }
 }
 
 /// f32 row to F16 bytes, the same bits as the scalar `f32_to_f16` (round
 /// to nearest even; NaN becomes `sign | 0x7E00`).
 pub(crate) fn quantize_f16(src: &[f32], dst: &mut [u8]) {
-    // SAFETY: as for `gemm_f32`.
+    // SAFETY: as for `pack_panel`.
     unsafe { quantize_f16_avx2(src, dst) }
 }
 
+/// The columns of an 8 × 8 block given its rows.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm_f32_avx2(k: usize, w: &[f32], a: &[f32], out: &mut [f32]) {
-    if k == 0 {
-        out.fill(0.0);
-        return;
-    }
-    let (rows, cols) = (w.len() / k, a.len() / k);
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pack_panel_avx2(half: bool, src: &[u8], k: usize, panel: &mut [f32]) {
+    let eb = if half { HALF_BYTES } else { 4 };
+    let rows = src.len() / (k * eb);
     assert!(
-        w.len() == rows * k && a.len() == cols * k && out.len() == rows * cols,
-        "gemm_f32: shapes"
+        rows <= FLOAT_PANEL && src.len() == rows * k * eb && panel.len() >= k * FLOAT_PANEL,
+        "pack_panel: shapes"
+    );
+    let k8 = k - k % 8;
+    let sp = src.as_ptr();
+    let pp = panel.as_mut_ptr();
+    for g in 0..FLOAT_PANEL / 8 {
+        let r0 = g * 8;
+        for i0 in (0..k8).step_by(8) {
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (j, v) in r.iter_mut().enumerate() {
+                if r0 + j < rows {
+                    let at = ((r0 + j) * k + i0) * eb;
+                    // SAFETY: row r0 + j exists and i0 + 8 <= k, so the 8
+                    // elements at `at` lie inside `src` (asserted above).
+                    *v = unsafe {
+                        if half {
+                            _mm256_cvtph_ps(_mm_loadu_si128(sp.add(at).cast()))
+                        } else {
+                            _mm256_loadu_ps(sp.add(at).cast())
+                        }
+                    };
+                }
+            }
+            let c = transpose8(r);
+            for (i, c) in c.iter().enumerate() {
+                // SAFETY: (i0 + i) * 16 + r0 + 8 <= k * 16 <= panel.len().
+                unsafe { _mm256_storeu_ps(pp.add((i0 + i) * FLOAT_PANEL + r0), *c) };
+            }
+        }
+    }
+    for i in k8..k {
+        for j in 0..FLOAT_PANEL {
+            panel[i * FLOAT_PANEL + j] = if j >= rows {
+                0.0
+            } else if half {
+                let o = (j * k + i) * HALF_BYTES;
+                f16_to_f32(u16::from_le_bytes([src[o], src[o + 1]]))
+            } else {
+                let o = (j * k + i) * 4;
+                f32::from_le_bytes([src[o], src[o + 1], src[o + 2], src[o + 3]])
+            };
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_panel_avx2(k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
+    let rows = a.len().checked_div(k).unwrap_or(0);
+    assert!(
+        k > 0
+            && a.len() == rows * k
+            && panel.len() >= k * FLOAT_PANEL
+            && out.len() == rows * FLOAT_PANEL,
+        "gemm_panel: shapes"
     );
     for r0 in (0..rows).step_by(MR) {
-        let nr = (rows - r0).min(MR);
-        let wt = &w[r0 * k..(r0 + nr) * k];
-        for c0 in (0..cols).step_by(NR) {
-            let nc = (cols - c0).min(NR);
-            let at = &a[c0 * k..(c0 + nc) * k];
-            // Element by element: a copy of 1 to 3 floats is cheaper
-            // inline than as a call.
-            let mut put = |t: &[f32], tc: usize| {
-                for r in 0..nr {
-                    let o = (r0 + r) * cols + c0;
-                    for c in 0..nc {
-                        out[o + c] = t[r * tc + c];
-                    }
-                }
-            };
-            // SAFETY: `wt` holds nr rows and `at` nc rows of k (sliced
-            // above), as each instance requires.
-            unsafe {
-                match (nr, nc) {
-                    (4, 3) => put(&micro::<4, 3>(k, wt, at), 3),
-                    (4, 2) => put(&micro::<4, 2>(k, wt, at), 2),
-                    (4, 1) => put(&micro::<4, 1>(k, wt, at), 1),
-                    (3, 3) => put(&micro::<3, 3>(k, wt, at), 3),
-                    (3, 2) => put(&micro::<3, 2>(k, wt, at), 2),
-                    (3, 1) => put(&micro::<3, 1>(k, wt, at), 1),
-                    (2, 3) => put(&micro::<2, 3>(k, wt, at), 3),
-                    (2, 2) => put(&micro::<2, 2>(k, wt, at), 2),
-                    (2, 1) => put(&micro::<2, 1>(k, wt, at), 1),
-                    (1, 3) => put(&micro::<1, 3>(k, wt, at), 3),
-                    (1, 2) => put(&micro::<1, 2>(k, wt, at), 2),
-                    _ => put(&micro::<1, 1>(k, wt, at), 1),
-                }
+        let a = &a[r0 * k..];
+        let o = &mut out[r0 * FLOAT_PANEL..];
+        // SAFETY: `a` holds the tile's rows of k, `panel` k × 16 and `o`
+        // 16 outputs per row, as each instance requires.
+        unsafe {
+            match rows - r0 {
+                1 => micro::<1>(k, a, panel, o),
+                2 => micro::<2>(k, a, panel, o),
+                3 => micro::<3>(k, a, panel, o),
+                4 => micro::<4>(k, a, panel, o),
+                5 => micro::<5>(k, a, panel, o),
+                _ => micro::<MR>(k, a, panel, o),
             }
         }
     }
 }
 
-/// One register tile: R rows of `w` × C rows of `a`, k each, flattened
-/// row-major as `[R * C]` (returned as an array of arrays).
+/// R activation rows × the 16 columns of a panel.
 ///
 /// # Safety
-/// The CPU has AVX2, FMA and F16C; `w` holds at least R·k and `a` at least
-/// C·k elements (checked again here).
+/// The CPU has AVX2 and FMA; `a` holds at least R·k elements, `panel` k·16
+/// and `out` R·16 (checked again here).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn micro<const R: usize, const C: usize>(k: usize, w: &[f32], a: &[f32]) -> Vec4x3 {
-    assert!(w.len() >= R * k && a.len() >= C * k);
+unsafe fn micro<const R: usize>(k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
+    assert!(a.len() >= R * k && panel.len() >= k * FLOAT_PANEL && out.len() >= R * FLOAT_PANEL);
+    let (ap, pp) = (a.as_ptr(), panel.as_ptr());
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for i in 0..k {
+        // SAFETY: i < k, so the panel line i and element i of each of the R
+        // rows are inside the slices (asserted above).
+        unsafe {
+            let b0 = _mm256_loadu_ps(pp.add(i * FLOAT_PANEL));
+            let b1 = _mm256_loadu_ps(pp.add(i * FLOAT_PANEL + 8));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*ap.add(r * k + i));
+                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
+        }
+    }
+    let op = out.as_mut_ptr();
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: r < R, so the 16 outputs of row r are inside `out`.
+        unsafe {
+            _mm256_storeu_ps(op.add(r * FLOAT_PANEL), acc[0]);
+            _mm256_storeu_ps(op.add(r * FLOAT_PANEL + 8), acc[1]);
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_rows_avx2(half: bool, src: &[u8], k: usize, a: &[f32], out: &mut [f32]) {
+    let eb = if half { HALF_BYTES } else { 4 };
+    let (rows, m) = (src.len() / (k * eb), a.len() / k);
+    assert!(
+        (1..=FEW_ROWS).contains(&m)
+            && src.len() == rows * k * eb
+            && a.len() == m * k
+            && out.len() == m * rows,
+        "gemm_rows: shapes"
+    );
+    for r0 in (0..rows).step_by(2) {
+        let nr = (rows - r0).min(2);
+        let w = &src[r0 * k * eb..(r0 + nr) * k * eb];
+        // SAFETY: `w` holds nr rows of k, `a` m rows of k, as each
+        // instance requires.
+        let t = unsafe {
+            match (nr, m) {
+                (2, 1) => rows_tile::<2, 1>(half, k, w, a),
+                (2, 2) => rows_tile::<2, 2>(half, k, w, a),
+                (2, 3) => rows_tile::<2, 3>(half, k, w, a),
+                (2, 4) => rows_tile::<2, 4>(half, k, w, a),
+                (2, _) => rows_tile::<2, 5>(half, k, w, a),
+                (_, 1) => rows_tile::<1, 1>(half, k, w, a),
+                (_, 2) => rows_tile::<1, 2>(half, k, w, a),
+                (_, 3) => rows_tile::<1, 3>(half, k, w, a),
+                (_, 4) => rows_tile::<1, 4>(half, k, w, a),
+                (_, _) => rows_tile::<1, 5>(half, k, w, a),
+            }
+        };
+        for c in 0..m {
+            for r in 0..nr {
+                out[c * rows + r0 + r] = t[r * FEW_ROWS + c];
+            }
+        }
+    }
+}
+
+/// R weight rows (converted in registers) × C activation rows: eight-lane
+/// partial sums over the 8-wide body, added pairwise, then the tail in
+/// order; `[r * FEW_ROWS + c]`.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `w` holds R rows of `k` elements of the
+/// element size `half` says, `a` at least C·k (checked again here).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_tile<const R: usize, const C: usize>(
+    half: bool,
+    k: usize,
+    w: &[u8],
+    a: &[f32],
+) -> [f32; 2 * FEW_ROWS] {
+    let eb = if half { HALF_BYTES } else { 4 };
+    assert!(w.len() >= R * k * eb && a.len() >= C * k);
     let (wp, ap) = (w.as_ptr(), a.as_ptr());
     let mut acc = [[_mm256_setzero_ps(); C]; R];
     let k8 = k - k % 8;
-    let mut i = 0;
-    while i < k8 {
-        // SAFETY: i + 8 <= k, so every load is inside row r (or c) of k
-        // elements, which the assertion above keeps inside the slices.
+    for i in (0..k8).step_by(8) {
+        // SAFETY: i + 8 <= k, so every load stays inside row r (or c),
+        // which the assertion keeps inside the slices.
         unsafe {
-            let mut av = [_mm256_setzero_ps(); C];
-            for (c, av) in av.iter_mut().enumerate() {
-                *av = _mm256_loadu_ps(ap.add(c * k + i));
+            let mut wv = [_mm256_setzero_ps(); R];
+            for (r, v) in wv.iter_mut().enumerate() {
+                let at = wp.add((r * k + i) * eb);
+                *v = if half {
+                    _mm256_cvtph_ps(_mm_loadu_si128(at.cast()))
+                } else {
+                    _mm256_loadu_ps(at.cast())
+                };
             }
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let wv = _mm256_loadu_ps(wp.add(r * k + i));
-                for (acc, &av) in acc.iter_mut().zip(&av) {
-                    *acc = _mm256_fmadd_ps(wv, av, *acc);
+            for c in 0..C {
+                let x = _mm256_loadu_ps(ap.add(c * k + i));
+                for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                    acc[c] = _mm256_fmadd_ps(wv, x, acc[c]);
                 }
             }
         }
-        i += 8;
     }
-    let mut t = [0f32; MR * NR];
-    for c in 0..C {
-        // The R sums of column c at once (zeros pad the missing rows, which
-        // leaves every lane's order of additions as it is).
-        let col: [__m256; MR] = std::array::from_fn(|r| {
-            if r < R {
-                acc[r][c]
-            } else {
-                _mm256_setzero_ps()
+    let mut t = [0f32; 2 * FEW_ROWS];
+    for r in 0..R {
+        for c in 0..C {
+            let mut l = [0f32; 8];
+            // SAFETY: `l` is 8 writable f32.
+            unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc[r][c]) };
+            let mut s = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+            for i in k8..k {
+                let o = (r * k + i) * eb;
+                let wi = if half {
+                    f16_to_f32(u16::from_le_bytes([w[o], w[o + 1]]))
+                } else {
+                    f32::from_le_bytes([w[o], w[o + 1], w[o + 2], w[o + 3]])
+                };
+                s += wi * a[c * k + i];
             }
-        });
-        let mut sums = [0f32; MR];
-        // SAFETY: the CPU has AVX2 (this function's precondition);
-        // `sums` is 4 writable f32.
-        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), hsum4(col)) };
-        for (r, &s) in sums.iter().enumerate().take(R) {
-            let mut s = s;
-            for j in k8..k {
-                s += w[r * k + j] * a[c * k + j];
-            }
-            t[r * C + c] = s;
+            t[r * FEW_ROWS + c] = s;
         }
     }
     t
-}
-
-/// The horizontal sums of four vectors, `[Σx0, Σx1, Σx2, Σx3]`, each as
-/// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum4(x: [__m256; 4]) -> __m128 {
-    let ab = _mm256_hadd_ps(x[0], x[1]);
-    let cd = _mm256_hadd_ps(x[2], x[3]);
-    let abcd = _mm256_hadd_ps(ab, cd);
-    _mm_add_ps(
-        _mm256_castps256_ps128(abcd),
-        _mm256_extractf128_ps::<1>(abcd),
-    )
-}
-
-/// A register tile's results (up to [`MR`] × [`NR`], row-major by the
-/// instance's column count).
-type Vec4x3 = [f32; MR * NR];
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_to_f32_avx2(src: &[u8], dst: &mut [f32]) {
-    let n = dst.len().min(src.len() / HALF_BYTES);
-    let n8 = n - n % 8;
-    for (s, d) in src[..n8 * HALF_BYTES]
-        .chunks_exact(16)
-        .zip(dst[..n8].chunks_exact_mut(8))
-    {
-        // SAFETY: `s` is 16 readable bytes and `d` 8 writable f32.
-        unsafe {
-            let h = _mm_loadu_si128(s.as_ptr().cast());
-            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h));
-        }
-    }
-    for (j, d) in dst[n8..n].iter_mut().enumerate() {
-        let o = (n8 + j) * HALF_BYTES;
-        *d = f16_to_f32(u16::from_le_bytes([src[o], src[o + 1]]));
-    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
