@@ -21,10 +21,13 @@ impl Model {
         let c = &self.config;
         // Batch-invariant: one-row kernels only (and the one-query attention
         // path), so no row's sums depend on the batch.
+        // Encoders (no causal mask) multiply quantized weights in f32 on
+        // batches (`Kernels::widening`); decoders keep ggml's block order.
         let invariant = segs.iter().any(|g| g.st.batch_invariant);
-        let kern = match invariant {
-            true => hearth_quant::kernels().row_invariant(),
-            false => hearth_quant::kernels(),
+        let kern = match (invariant, c.causal) {
+            (true, _) => hearth_quant::kernels().row_invariant(),
+            (false, true) => hearth_quant::kernels(),
+            (false, false) => hearth_quant::kernels().widening(),
         };
         let bytes = self.file.bytes();
         let n: usize = segs.iter().map(|g| g.tokens.len()).sum();

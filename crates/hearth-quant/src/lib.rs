@@ -163,6 +163,11 @@ fn row_fits(ty: GgmlType, n: usize, len: usize) -> bool {
     n % block == 0 && (n / block).checked_mul(ty.block_bytes()) == Some(len)
 }
 
+/// `true` when [`dequantize_row`] reads `ty`.
+pub fn has_dequantizer(ty: GgmlType) -> bool {
+    scalar::dequantizer(ty).is_some()
+}
+
 /// Dequantizes one row: `dst.len()` elements from `src`, which must be
 /// exactly that row's bytes. Same floats as ggml's `dequantize_row_*`.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
@@ -245,6 +250,9 @@ pub const TILE_ROWS: usize = 4;
 pub struct Kernels {
     /// The tier these kernels belong to.
     pub isa: Isa,
+    /// Whether matmuls of many activation rows widen quantized weights into
+    /// the float GEMM (see [`Kernels::widening`]).
+    widens: bool,
     dot: [VecDotFn; DOT_SLOTS],
     /// Multi-column kernels; `None` means repeated `dot`.
     multi: [Option<MultiDotFn>; DOT_SLOTS],
@@ -278,12 +286,44 @@ impl Kernels {
         };
         TABLES[i].get_or_init(|| Kernels {
             isa: self.isa,
+            widens: false,
             dot: self.dot,
             multi: [None; DOT_SLOTS],
             tile: [None; DOT_SLOTS],
             panel: [None; DOT_SLOTS],
             act: self.act,
         })
+    }
+
+    /// This tier with quantized weights widened for products of many
+    /// activation rows: a matmul may dequantize the weights into the f32
+    /// panels of [`pack_panel`](Kernels::pack_panel) and multiply them by the
+    /// activations in f32, instead of quantizing the activations
+    /// ([`vec_dot_type`]) and running the block dot products. Faster on
+    /// batches, and closer to the unquantized model (the activations keep
+    /// their precision), but not the block order of the other tables, so
+    /// a model opts in (encoders do; language models keep ggml's order).
+    pub fn widening(&self) -> &'static Kernels {
+        static TABLES: [OnceLock<Kernels>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let i = match self.isa {
+            Isa::Scalar => 0,
+            Isa::Avx2 => 1,
+            Isa::Avx512 => 2,
+        };
+        TABLES[i].get_or_init(|| Kernels {
+            isa: self.isa,
+            widens: true,
+            dot: self.dot,
+            multi: self.multi,
+            tile: self.tile,
+            panel: self.panel,
+            act: self.act,
+        })
+    }
+
+    /// `true` for the tables of [`widening`](Kernels::widening).
+    pub fn widens(&self) -> bool {
+        self.widens
     }
 
     /// Dot of one weight row (`n` elements of `w_ty`, `w` its exact bytes)

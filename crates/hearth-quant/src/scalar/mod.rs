@@ -121,6 +121,7 @@ pub(crate) const ACT: [QuantizeFn; crate::ACT_SLOTS] = [
 
 pub(crate) static KERNELS: Kernels = Kernels {
     isa: Isa::Scalar,
+    widens: false,
     dot: DOT,
     // The reference for the multi-column kernels is repeated `vec_dot`.
     multi: [None; crate::DOT_SLOTS],

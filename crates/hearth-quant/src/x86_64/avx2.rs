@@ -190,6 +190,7 @@ const TILE: [Option<crate::TileDotFn>; crate::DOT_SLOTS] = {
 /// The AVX2 table by value (the AVX-512 tier starts from it).
 pub(crate) const TABLE: Kernels = Kernels {
     isa: Isa::Avx2,
+    widens: false,
     dot: [
         dot_f32,
         dot_f16,

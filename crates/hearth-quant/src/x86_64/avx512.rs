@@ -89,6 +89,7 @@ const fn panels() -> [Option<PanelDotFn>; crate::DOT_SLOTS] {
 
 static KERNELS: Kernels = Kernels {
     isa: Isa::Avx512,
+    widens: false,
     dot: AVX2.dot,
     multi: AVX2.multi,
     tile: tiles(),
