@@ -181,11 +181,8 @@ fn a_cancelled_ingest_keeps_what_it_finished() {
     assert_eq!(r.indexed.len(), 1);
 }
 
-pub fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("hearth-rag-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+pub fn tempdir(tag: &str) -> hearth_testdata::TempDir {
+    hearth_testdata::TempDir::new(&format!("rag-{tag}"))
 }
 
 /// Re-adding an unchanged folder of 1,000 files reads no file again

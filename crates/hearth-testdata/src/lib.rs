@@ -13,6 +13,9 @@ pub mod http;
 pub mod hub;
 pub mod netns;
 pub mod speech;
+mod tempdir;
+
+pub use tempdir::TempDir;
 
 /// The real models the golden data was made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,12 +6,29 @@ use hearth_model::synth::{build, SynthSpec};
 use hearth_model::Arch;
 use hearth_store::{HubConfig, PullOptions, Store};
 use hearth_testdata::hub::FakeHub;
+use hearth_testdata::TempDir;
 
-/// An empty store in a folder of its own (`tag` names it).
-pub fn temp_store(tag: &str) -> Store {
-    let d = std::env::temp_dir().join(format!("hearth-store-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    Store::at(d)
+/// An empty store in a folder of its own (`tag` names it), removed when
+/// the store is dropped.
+pub fn temp_store(tag: &str) -> TempStore {
+    let dir = TempDir::new(&format!("store-{tag}"));
+    TempStore {
+        store: Store::at(dir.path().to_path_buf()),
+        _dir: dir,
+    }
+}
+
+/// A [`Store`] whose folder goes with it.
+pub struct TempStore {
+    store: Store,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for TempStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
 }
 
 /// A small synthetic llama GGUF, different for each seed.
