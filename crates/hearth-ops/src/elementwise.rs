@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use hearth_quant::{f16_to_f32, f32_to_f16};
 
 use crate::pool::{split, Disjoint, ThreadPool};
+use crate::vexp::softmax_fast;
 
 /// RMS norm of one row: `out = x / sqrt(mean(x²) + eps) * w`.
 /// Squares in f32 and accumulates in f64, as ggml's `rms_norm` does.
@@ -205,13 +206,14 @@ pub fn softmax_inplace(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v *= inv);
 }
 
-/// [`softmax_inplace`] of every row of `n` values of `x`, the rows spread
-/// over the pool.
+/// Softmax of every row of `n` values of `x` (the steps of
+/// [`softmax_inplace`] with the vectorised `exp` of
+/// [`crate::vexp::softmax_fast`]), the rows spread over the pool.
 pub fn softmax_rows(pool: &ThreadPool, x: &mut [f32], n: usize) {
     assert!(n > 0 && x.len() / n * n == x.len(), "softmax_rows: shape");
     let rows = x.len() / n;
     if rows < 8 {
-        return x.chunks_exact_mut(n).for_each(softmax_inplace);
+        return x.chunks_exact_mut(n).for_each(softmax_fast);
     }
     let g = Disjoint::new(x);
     pool.run_rows(rows, &|i, nt| {
@@ -219,7 +221,7 @@ pub fn softmax_rows(pool: &ThreadPool, x: &mut [f32], n: usize) {
         // SAFETY: each task owns the rows `split` gives it.
         #[allow(unsafe_code)]
         let part = unsafe { g.part(r.start * n..r.end * n) };
-        part.chunks_exact_mut(n).for_each(softmax_inplace);
+        part.chunks_exact_mut(n).for_each(softmax_fast);
     });
 }
 
@@ -285,7 +287,7 @@ mod tests {
         softmax_rows(&pool, &mut par, n);
         for (r, row) in x.chunks_exact(n).enumerate() {
             let mut one = row.to_vec();
-            softmax_inplace(&mut one);
+            softmax_fast(&mut one);
             assert_eq!(&par[r * n..(r + 1) * n], &one[..]);
             let sum: f32 = one.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5);

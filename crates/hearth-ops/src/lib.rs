@@ -28,6 +28,7 @@ pub mod pool;
 pub mod recurrent;
 pub mod rope;
 pub mod vec;
+pub mod vexp;
 
 pub use attention::{
     attention, attention_batch, attention_batch_sinks, AttnParams, KvElem, KvView, F16,
@@ -50,3 +51,4 @@ pub use recurrent::{
     mul_sigmoid_inplace, mul_silu_inplace, sigmoid, softplus, DeltaNet, Mamba2,
 };
 pub use rope::{Rope, RopeKind, Yarn};
+pub use vexp::{exp_inplace, softmax_fast};
