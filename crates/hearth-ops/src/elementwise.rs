@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use hearth_quant::{f16_to_f32, f32_to_f16};
 
+use crate::attention::F16;
 use crate::pool::{split, Disjoint, ThreadPool};
 use crate::vexp::softmax_fast;
 
@@ -193,6 +194,92 @@ fn par_ranges(
     });
 }
 
+/// `f(rows, first_row)` over the rows of `x` (`n` values each), split
+/// into one run of whole rows per pool task (all on this thread when `x`
+/// is too short to be worth splitting).
+pub fn rows_par<T: Send>(
+    pool: &ThreadPool,
+    x: &mut [T],
+    n: usize,
+    f: &(dyn Fn(&mut [T], usize) + Sync),
+) {
+    const MIN_PARALLEL: usize = 1 << 12;
+    assert!(n > 0 && x.len() % n == 0, "rows_par: shape");
+    let rows = x.len() / n;
+    if x.len() < MIN_PARALLEL || rows < 2 {
+        return f(x, 0);
+    }
+    let g = Disjoint::new(x);
+    pool.run_rows(rows, &|i, nt| {
+        let r = split(rows, i, nt);
+        if r.is_empty() {
+            return;
+        }
+        // SAFETY: each task owns the rows `split` gives it.
+        #[allow(unsafe_code)]
+        let part = unsafe { g.part(r.start * n..r.end * n) };
+        f(part, r.start);
+    });
+}
+
+/// [`layer_norm`] of every row of `x` into `out`, the rows spread over the
+/// pool.
+pub fn layer_norm_rows(
+    pool: &ThreadPool,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    eps: f32,
+    out: &mut [f32],
+) {
+    let d = w.len();
+    assert_eq!(x.len(), out.len(), "layer_norm_rows: shape");
+    rows_par(pool, out, d, &|o, first| {
+        let x = &x[first * d..first * d + o.len()];
+        for (o, r) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            layer_norm(r, w, b, eps, o);
+        }
+    });
+}
+
+/// `x[r] += b` for every row `r` of `x` (a bias), spread over the pool.
+pub fn add_rows(pool: &ThreadPool, x: &mut [f32], b: &[f32]) {
+    rows_par(pool, x, b.len(), &|part, _| {
+        part.chunks_exact_mut(b.len())
+            .for_each(|r| add_inplace(r, b))
+    });
+}
+
+/// [`add_inplace`] spread over the pool.
+pub fn add_inplace_par(pool: &ThreadPool, x: &mut [f32], y: &[f32]) {
+    assert_eq!(x.len(), y.len(), "add_inplace_par: lengths");
+    par_ranges(pool, x, &|part, r| add_inplace(part, &y[r]));
+}
+
+/// `out` row `r` (`d` values) = f16 of `x[r·stride..r·stride + d]`, round
+/// to nearest even, by the tier's vector kernel, the rows spread over the
+/// pool (`stride = d` for a whole matrix; a larger one picks some columns
+/// of wider rows).
+pub fn to_f16_rows(pool: &ThreadPool, x: &[f32], stride: usize, out: &mut [F16], d: usize) {
+    let rows = out.len() / d.max(1);
+    assert!(
+        d > 0
+            && stride >= d
+            && out.len() == rows * d
+            && (rows == 0 || (rows - 1) * stride + d <= x.len()),
+        "to_f16_rows: shape"
+    );
+    // SAFETY: `F16` is a transparent wrapper of `u16`.
+    #[allow(unsafe_code)]
+    let bits = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u16>(), out.len()) };
+    let from_f32 = crate::vec::f16_kernels().from_f32;
+    rows_par(pool, bits, d, &|part, first| {
+        for (i, o) in part.chunks_exact_mut(d).enumerate() {
+            from_f32(&x[(first + i) * stride..][..d], o);
+        }
+    });
+}
+
 /// Softmax of one row in place as ggml computes it: `exp(x - max)`, summed
 /// in f64, then scaled by the f32 reciprocal of the sum.
 pub fn softmax_inplace(x: &mut [f32]) {
@@ -295,6 +382,46 @@ mod tests {
         let mut masked = [0.0, f32::NEG_INFINITY, 0.0];
         softmax_inplace(&mut masked);
         assert_eq!(masked, [0.5, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn row_helpers_on_the_pool_match_one_thread() {
+        let pool = ThreadPool::new(2);
+        let (d, rows) = (48, 301);
+        let x: Vec<f32> = (0..d * rows)
+            .map(|i| ((i * 7919) % 103) as f32 / 11.0 - 4.0)
+            .collect();
+        let w: Vec<f32> = (0..d).map(|i| 0.5 + i as f32 / 50.0).collect();
+        let b: Vec<f32> = (0..d).map(|i| i as f32 / 30.0 - 0.7).collect();
+        let mut par = vec![0f32; x.len()];
+        layer_norm_rows(&pool, &x, &w, Some(&b), 1e-5, &mut par);
+        let mut one = vec![0f32; d];
+        for (r, row) in x.chunks_exact(d).enumerate() {
+            layer_norm(row, &w, Some(&b), 1e-5, &mut one);
+            assert_eq!(&par[r * d..(r + 1) * d], &one[..], "row {r}");
+        }
+        let mut biased = x.clone();
+        add_rows(&pool, &mut biased, &b);
+        let mut summed = x.clone();
+        add_inplace_par(&pool, &mut summed, &par);
+        for i in 0..x.len() {
+            assert_eq!(biased[i], x[i] + b[i % d]);
+            assert_eq!(summed[i], x[i] + par[i]);
+        }
+        let mut half = vec![F16(0); x.len()];
+        to_f16_rows(&pool, &x, d, &mut half, d);
+        assert!(half.iter().zip(&x).all(|(h, &v)| h.0 == f32_to_f16(v)));
+        // Every other half-row of rows twice as wide.
+        let mut cols = vec![F16(0); x.len() / 2];
+        to_f16_rows(&pool, &x[d / 2..], d, &mut cols, d / 2);
+        for (r, row) in cols.chunks_exact(d / 2).enumerate() {
+            let src = &x[r * d + d / 2..(r + 1) * d];
+            assert!(row.iter().zip(src).all(|(h, &v)| h.0 == f32_to_f16(v)));
+        }
+        // Short inputs stay on this thread, with the same results.
+        let mut short = [F16(0); 3];
+        to_f16_rows(&pool, &[1.0, -2.5, 65504.0], 3, &mut short, 3);
+        assert_eq!(short.map(|h| f16_to_f32(h.0)), [1.0, -2.5, 65504.0]);
     }
 
     #[test]
