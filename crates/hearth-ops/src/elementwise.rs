@@ -359,6 +359,24 @@ pub fn log_softmax(x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`log_softmax`] with the sum of exponentials taken by the vectorised
+/// `exp` of [`crate::vexp::exp_inplace`] (within 2 ulp each, still summed
+/// in f64): the same values to about 1e-6, several times faster over a
+/// vocabulary.
+pub fn log_softmax_fast(x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "log_softmax_fast: lengths");
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v - max;
+    }
+    crate::vexp::exp_inplace(out);
+    let sum: f64 = out.iter().map(|&v| f64::from(v)).sum();
+    let lse = f64::from(max) + sum.ln();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (f64::from(v) - lse) as f32;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +496,26 @@ mod tests {
         log_softmax(&x, &mut o);
         let s: f32 = o.iter().map(|v| v.exp()).sum();
         assert!((s - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn log_softmax_fast_matches_log_softmax() {
+        let x: Vec<f32> = (0..51_865)
+            .map(|i| ((i * 7919) % 4001) as f32 / 150.0 - 20.0)
+            .chain([f32::NEG_INFINITY, -1e30, 30.0])
+            .collect();
+        let (mut want, mut got) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        log_softmax(&x, &mut want);
+        log_softmax_fast(&x, &mut got);
+        for (i, (&w, &g)) in want.iter().zip(&got).enumerate() {
+            if w == f32::NEG_INFINITY {
+                assert_eq!(g, w, "{i}");
+            } else {
+                assert!((w - g).abs() <= 1e-6 * w.abs().max(1.0), "{i}: {g} vs {w}");
+            }
+        }
+        let s: f64 = got.iter().map(|&v| f64::from(v).exp()).sum();
+        assert!((s - 1.0).abs() < 1e-5, "{s}");
     }
 
     /// ggml's table GELU written out: round to f16, GELU, round to f16.

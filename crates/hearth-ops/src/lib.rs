@@ -35,9 +35,9 @@ pub use attention::{
 };
 pub use elementwise::{
     act_inplace, act_inplace_par, add_inplace, add_inplace_par, add_rows, gated_act, gated_act_par,
-    gelu, gelu_table, im2col_1d, layer_norm, layer_norm_rows, log_softmax, rms_norm,
-    rms_norm_inplace, rows_par, scale_inplace, silu, softmax_inplace, softmax_rows, tanh_inplace,
-    to_f16_rows, Activation,
+    gelu, gelu_table, im2col_1d, layer_norm, layer_norm_rows, log_softmax, log_softmax_fast,
+    rms_norm, rms_norm_inplace, rows_par, scale_inplace, silu, softmax_inplace, softmax_rows,
+    tanh_inplace, to_f16_rows, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{

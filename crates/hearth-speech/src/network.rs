@@ -23,6 +23,20 @@ pub struct Ctx<'p> {
     pub pool: &'p ThreadPool,
     k: &'static Kernels,
     scratch: Vec<u8>,
+    /// The encoder attention's buffers, kept from layer to layer and
+    /// window to window.
+    attn: AttnBufs,
+}
+
+/// [`batch_attention`]'s per-head operands and results; every use writes
+/// all of each, so they are only ever resized.
+#[derive(Default)]
+struct AttnBufs {
+    qh: Vec<f32>,
+    kh: Vec<u8>,
+    vt: Vec<u8>,
+    scores: Vec<f32>,
+    oh: Vec<f32>,
 }
 
 impl<'p> Ctx<'p> {
@@ -31,6 +45,7 @@ impl<'p> Ctx<'p> {
             pool,
             k: kernels(),
             scratch: Vec::new(),
+            attn: AttnBufs::default(),
         }
     }
 
@@ -143,23 +158,33 @@ fn batch_attention(c: &mut Ctx<'_>, p: &AttnParams, qkv: &[f32], n: usize) -> Ve
     let pool = c.pool;
     // Row `h·n + t` of these is head h of frame t.
     let at = |g: usize| (g % n) * stride + (g / n) * hd;
-    let mut qh = vec![0f32; heads * n * hd];
-    rows_par(pool, &mut qh, hd, &|part, first| {
+    let mut b = std::mem::take(&mut c.attn);
+    b.qh.resize(heads * n * hd, 0.0);
+    b.kh.resize(heads * n * hd * 2, 0);
+    b.vt.resize(d * n * 4, 0);
+    b.scores.resize(n * n, 0.0);
+    b.oh.resize(heads * n * hd, 0.0);
+    let AttnBufs {
+        qh,
+        kh,
+        vt,
+        scores,
+        oh,
+    } = &mut b;
+    rows_par(pool, qh, hd, &|part, first| {
         for (i, o) in part.chunks_exact_mut(hd).enumerate() {
             let src = &qkv[at(first + i)..][..hd];
             o.iter_mut().zip(src).for_each(|(o, &x)| *o = x * p.scale);
         }
     });
     let k = c.k;
-    let mut kh = vec![0u8; heads * n * hd * 2];
-    rows_par(pool, &mut kh, hd * 2, &|part, first| {
+    rows_par(pool, kh, hd * 2, &|part, first| {
         for (i, o) in part.chunks_exact_mut(hd * 2).enumerate() {
             k.quantize_act(GgmlType::F16, &qkv[d + at(first + i)..][..hd], o);
         }
     });
     // Row `c` of Vᵀ (head c / hd, its column c % hd) holds column c of V.
-    let mut vt = vec![0u8; d * n * 4];
-    rows_par(pool, &mut vt, n * 4, &|part, first| {
+    rows_par(pool, vt, n * 4, &|part, first| {
         let cols = first..first + part.len() / (n * 4);
         for t in 0..n {
             let src = &qkv[t * stride + 2 * d..][cols.clone()];
@@ -168,8 +193,6 @@ fn batch_attention(c: &mut Ctx<'_>, p: &AttnParams, qkv: &[f32], n: usize) -> Ve
             }
         }
     });
-    let mut scores = vec![0f32; n * n];
-    let mut oh = vec![0f32; heads * n * hd];
     for h in 0..heads {
         let kw = WeightRef {
             data: &kh[h * n * hd * 2..][..n * hd * 2],
@@ -178,8 +201,8 @@ fn batch_attention(c: &mut Ctx<'_>, p: &AttnParams, qkv: &[f32], n: usize) -> Ve
             cols: hd,
         };
         let q = &qh[h * n * hd..][..n * hd];
-        matmul(pool, k, kw, q, n, &mut c.scratch, &mut scores);
-        softmax_rows(pool, &mut scores, n);
+        matmul(pool, k, kw, q, n, &mut c.scratch, scores);
+        softmax_rows(pool, scores, n);
         let vw = WeightRef {
             data: &vt[h * hd * n * 4..][..hd * n * 4],
             ty: GgmlType::F32,
@@ -187,7 +210,7 @@ fn batch_attention(c: &mut Ctx<'_>, p: &AttnParams, qkv: &[f32], n: usize) -> Ve
             cols: n,
         };
         let o = &mut oh[h * n * hd..][..n * hd];
-        matmul(pool, k, vw, &scores, n, &mut c.scratch, o);
+        matmul(pool, k, vw, scores, n, &mut c.scratch, o);
     }
     let mut out = vec![0f32; n * d];
     rows_par(pool, &mut out, d, &|part, first| {
@@ -197,6 +220,7 @@ fn batch_attention(c: &mut Ctx<'_>, p: &AttnParams, qkv: &[f32], n: usize) -> Ve
             }
         }
     });
+    c.attn = b;
     out
 }
 
