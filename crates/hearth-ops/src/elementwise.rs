@@ -283,10 +283,15 @@ pub fn to_f16_rows(pool: &ThreadPool, x: &[f32], stride: usize, out: &mut [F16],
 /// Softmax of one row in place as ggml computes it: `exp(x - max)`, summed
 /// in f64, then scaled by the f32 reciprocal of the sum.
 pub fn softmax_inplace(x: &mut [f32]) {
+    softmax_with(x, f32::exp);
+}
+
+/// [`softmax_inplace`]'s steps with `exp` as the exponential.
+pub(crate) fn softmax_with(x: &mut [f32], exp: impl Fn(f32) -> f32) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f64;
     for v in x.iter_mut() {
-        *v = (*v - max).exp();
+        *v = exp(*v - max);
         sum += f64::from(*v);
     }
     let inv = (1.0 / sum) as f32;

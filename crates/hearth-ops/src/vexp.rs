@@ -86,14 +86,7 @@ fn exp_slice_ref(x: &mut [f32]) {
 }
 
 fn softmax_ref(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f64;
-    for v in x.iter_mut() {
-        *v = exp_ref(*v - max);
-        sum += f64::from(*v);
-    }
-    let inv = (1.0 / sum) as f32;
-    x.iter_mut().for_each(|v| *v *= inv);
+    crate::elementwise::softmax_with(x, exp_ref);
 }
 
 #[cfg(target_arch = "x86_64")]
