@@ -204,7 +204,7 @@ pub fn rows_par<T: Send>(
     f: &(dyn Fn(&mut [T], usize) + Sync),
 ) {
     const MIN_PARALLEL: usize = 1 << 12;
-    assert!(n > 0 && x.len() % n == 0, "rows_par: shape");
+    assert!(n > 0 && x.len().is_multiple_of(n), "rows_par: shape");
     let rows = x.len() / n;
     if x.len() < MIN_PARALLEL || rows < 2 {
         return f(x, 0);
