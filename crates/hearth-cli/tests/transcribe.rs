@@ -1,9 +1,11 @@
 //! `hearth transcribe` and the store with the real tiny.en Whisper model:
 //! the model imported into a store, served (`hearth serve whisper:tiny.en`
 //! lists it) and named by its store name, jfk.wav in
-//! the streamed and JSON formats, several files in a row with a progress
-//! line for the long one, `-o`, and clear errors (exit 1, no panic) for
-//! bad audio, a model that is not Whisper, bad flags and junk imports.
+//! the streamed and JSON formats and with Q8_0 weights (`--quantize`),
+//! several files in a row with a progress line for the long one, `-o`,
+//! and clear errors (exit 1, no panic) for bad audio, a model that is not
+//! Whisper, bad flags (an unknown `--quantize` type among them) and junk
+//! imports.
 
 #![allow(clippy::unwrap_used)]
 
@@ -192,6 +194,22 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
         .join(" ");
     assert_eq!(words(&text), words(JFK_REFERENCE), "{srt}");
 
+    // The large matrices in Q8_0: the same words.
+    let o = hearth(
+        &store,
+        &[
+            "transcribe",
+            "whisper:tiny.en",
+            jfk_s,
+            "--quantize",
+            "q8_0",
+            "--beam",
+            "1",
+        ],
+    );
+    assert_ok(&o);
+    assert_eq!(words(&out(&o)), words(JFK_REFERENCE), "{}", out(&o));
+
     // verbose_json with word times, into a file.
     let json_out = dir.join("jfk.json");
     let o = hearth(
@@ -311,6 +329,13 @@ fn transcribe_from_the_store_in_every_format_and_clean_errors() {
             &["transcribe", "whisper:tiny.en", jfk_s, "--translate"],
         ),
         "English-only",
+    );
+    assert_clean_error(
+        &hearth(
+            &store,
+            &["transcribe", "whisper:tiny.en", jfk_s, "--quantize", "q4_k"],
+        ),
+        "unknown weight type",
     );
     assert_clean_error(
         &hearth(&store, &["transcribe", "whisper:nope", jfk_s]),

@@ -28,14 +28,16 @@ pub mod pool;
 pub mod recurrent;
 pub mod rope;
 pub mod vec;
+pub mod vexp;
 
 pub use attention::{
     attention, attention_batch, attention_batch_sinks, AttnParams, KvElem, KvView, F16,
 };
 pub use elementwise::{
-    act_inplace, act_inplace_par, add_inplace, gated_act, gated_act_par, gelu, gelu_table,
-    im2col_1d, layer_norm, log_softmax, rms_norm, rms_norm_inplace, scale_inplace, silu,
-    softmax_inplace, softmax_rows, tanh_inplace, Activation,
+    act_inplace, act_inplace_par, add_inplace, add_inplace_par, add_rows, gated_act, gated_act_par,
+    gelu, gelu_table, im2col_1d, layer_norm, layer_norm_rows, log_softmax, log_softmax_fast,
+    rms_norm, rms_norm_inplace, rows_par, scale_inplace, silu, softmax_inplace, softmax_rows,
+    tanh_inplace, to_f16_rows, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{
@@ -50,3 +52,4 @@ pub use recurrent::{
     mul_sigmoid_inplace, mul_silu_inplace, sigmoid, softplus, DeltaNet, Mamba2,
 };
 pub use rope::{Rope, RopeKind, Yarn};
+pub use vexp::{exp_inplace, softmax_fast};

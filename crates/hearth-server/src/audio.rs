@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Multipart, State};
@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::models::ModelManager;
 use crate::opening::blocking;
 use crate::params::KeepAlive;
-use crate::whisper::{disk_bytes, FactsCache};
+use crate::whisper::{disk_bytes, model_digest, Facts, FactsCache};
 use crate::AppState;
 
 /// The largest audio upload, as OpenAI's API allows (25 MB), unless the
@@ -55,6 +55,11 @@ impl Drop for Held {
 struct Loaded {
     key: String,
     model: Whisper,
+    /// Bytes held for it (weights and working memory).
+    bytes: u64,
+    /// What `/api/ps` says about it.
+    facts: Facts,
+    digest: String,
     _held: Vec<Held>,
 }
 
@@ -79,6 +84,21 @@ impl Speech {
             }
             _ => None,
         }
+    }
+
+    /// `/api/ps`'s entry of the loaded model, if one is: it expires
+    /// `keep_alive` after its last use.
+    pub fn ps_entry(&self, keep_alive: KeepAlive) -> Option<serde_json::Value> {
+        let c = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let (m, used) = c.as_ref()?;
+        let expires = match keep_alive {
+            KeepAlive::Forever => None,
+            KeepAlive::Unload => Some(SystemTime::now()),
+            KeepAlive::For(d) => Some(SystemTime::now() + d.saturating_sub(used.elapsed())),
+        };
+        Some(crate::whisper::ps_entry(
+            &m.key, m.bytes, &m.digest, &m.facts, expires,
+        ))
     }
 
     /// Loads the model at `path` (named `key`) ahead of its first request.
@@ -123,6 +143,8 @@ impl Speech {
             .await?
             .map_err(|e| ApiError::bad_request(format!("model '{key}': {e}")))?;
         self.facts.put(&path, &model);
+        let facts = Facts::of(&model, &path);
+        let digest = model_digest(&path);
         let needed = resident_bytes(&mut model);
         let mut held = vec![first];
         if needed > on_disk {
@@ -136,6 +158,9 @@ impl Speech {
         let m = Arc::new(Loaded {
             key: key.to_string(),
             model,
+            bytes: needed.max(on_disk),
+            facts,
+            digest,
             _held: held,
         });
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((m.clone(), Instant::now()));

@@ -152,13 +152,14 @@ fn ps_entry(m: &LoadedModel) -> Value {
 }
 
 pub async fn ps(State(st): State<AppState>) -> Json<Value> {
-    let models: Vec<Value> = st
+    let mut models: Vec<Value> = st
         .models
         .loaded()
         .await
         .iter()
         .map(|m| ps_entry(m))
         .collect();
+    models.extend(st.speech.ps_entry(st.config.keep_alive));
     Json(json!({ "models": models }))
 }
 

@@ -166,6 +166,35 @@ impl FactsCache {
     }
 }
 
+/// The digest `/api/tags` lists for the model at `path`.
+pub fn model_digest(path: &Path) -> String {
+    let modified = stamp(path).map_or(SystemTime::UNIX_EPOCH, |(_, m)| m);
+    digest(path, disk_bytes(path), modified)
+}
+
+/// `/api/ps`'s entry of a loaded Whisper model holding `bytes`, named
+/// `name`; `expires` is `None` when it stays loaded.
+pub fn ps_entry(
+    name: &str,
+    bytes: u64,
+    digest: &str,
+    facts: &Facts,
+    expires: Option<SystemTime>,
+) -> Value {
+    // Ollama's "never" is the last second of year 9999.
+    let never = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+    json!({
+        "name": name,
+        "model": name,
+        "size": bytes,
+        "digest": digest,
+        "details": facts.details(),
+        "expires_at": rfc3339(expires.unwrap_or(never)),
+        "size_vram": 0,
+        "context_length": facts.hp.n_text_ctx,
+    })
+}
+
 /// `/api/show` of a Whisper model: no template, Modelfile or parameters
 /// (it does not chat), its details, sizes and capabilities.
 pub fn show(facts: &Facts, modified: SystemTime) -> Value {

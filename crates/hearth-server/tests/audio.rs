@@ -454,6 +454,24 @@ async fn a_whisper_model_named_at_start_is_listed_shown_and_refused_for_text() {
         .sum();
     assert_eq!(m["size"], on_disk, "{m}");
     assert_eq!(m["digest"].as_str().unwrap().len(), 64, "{m}");
+    // /api/ps: loaded, with the memory it holds and the same digest.
+    let r = call(app, Method::GET, "/api/ps", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let ps = r.json();
+    let p = ps["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not in {ps}"));
+    assert_eq!(p["model"], name.as_str(), "{p}");
+    assert_eq!(p["digest"], m["digest"], "{p}");
+    assert_eq!(p["details"], m["details"], "{p}");
+    assert_eq!(p["context_length"], 448, "{p}");
+    assert_eq!(p["size_vram"], 0, "{p}");
+    let held = p["size"].as_u64().unwrap();
+    assert!(held >= on_disk && held <= free_before - free_loaded, "{p}");
+    assert!(p["expires_at"].as_str().unwrap().len() >= 20, "{p}");
     let r = call(app, Method::GET, "/v1/models", None, &[]).await;
     let v = r.json();
     assert!(

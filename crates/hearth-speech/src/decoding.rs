@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use hearth_ops::log_softmax;
+use hearth_ops::log_softmax_fast;
 
 use crate::network::{decode_batch, Cross, Ctx, SelfCache};
 use crate::tokenizer::Specials;
@@ -108,7 +108,7 @@ impl<'a> Rules<'a> {
         // When the timestamps together outweigh every text token, a
         // timestamp comes next.
         let mut lp = vec![0f32; logits.len()];
-        log_softmax(logits, &mut lp);
+        log_softmax_fast(logits, &mut lp);
         let max_ts = lp[tb..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if max_ts > f32::NEG_INFINITY {
             let sum: f64 = lp[tb..].iter().map(|&v| f64::from(v - max_ts).exp()).sum();
@@ -196,7 +196,7 @@ impl Whisper {
             .unwrap_or_default();
         let no_speech_prob = {
             let mut lp = vec![0f32; logits.len()];
-            log_softmax(&logits, &mut lp);
+            log_softmax_fast(&logits, &mut lp);
             lp[s.no_speech as usize].exp()
         };
         let rest = &prompt[sot_index + 1..];
@@ -263,7 +263,7 @@ impl Whisper {
                     continue;
                 }
                 rules.apply(&mut l, &h.tokens);
-                log_softmax(&l, &mut lp);
+                log_softmax_fast(&l, &mut lp);
                 let t = if temperature > 0.0 {
                     sample_from(&l, temperature, rng)
                 } else {
@@ -315,7 +315,7 @@ impl Whisper {
             let mut cands: Vec<(f64, usize, u32)> = Vec::new();
             for (j, (h, l)) in live.iter().zip(logits.iter_mut()).enumerate() {
                 rules.apply(l, &h.tokens);
-                log_softmax(l, &mut lp);
+                log_softmax_fast(l, &mut lp);
                 for t in top_k(&lp, beam + 1) {
                     let v = f64::from(lp[t as usize]);
                     if v > f64::NEG_INFINITY {

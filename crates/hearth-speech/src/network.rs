@@ -4,10 +4,11 @@
 //! computed once per window.
 
 use hearth_ops::{
-    act_inplace_par, attention, attention_batch, im2col_1d, layer_norm, matmul, softmax_rows,
-    Activation, AttnParams, KvView, ThreadPool, WeightRef, F16,
+    act_inplace_par, add_inplace_par, add_rows, attention, attention_batch, im2col_1d,
+    layer_norm_rows, matmul, rows_par, softmax_rows, to_f16_rows, Activation, AttnParams, KvView,
+    ThreadPool, WeightRef, F16,
 };
-use hearth_quant::{f32_to_f16, kernels, GgmlType, Kernels};
+use hearth_quant::{kernels, GgmlType, Kernels};
 
 use crate::weights::{Conv, LayerNorm, Linear, Matrix, SelfAttention, Weights};
 use crate::SpeechError;
@@ -22,6 +23,20 @@ pub struct Ctx<'p> {
     pub pool: &'p ThreadPool,
     k: &'static Kernels,
     scratch: Vec<u8>,
+    /// The encoder attention's buffers, kept from layer to layer and
+    /// window to window.
+    attn: AttnBufs,
+}
+
+/// [`batch_attention`]'s per-head operands and results; every use writes
+/// all of each, so they are only ever resized.
+#[derive(Default)]
+struct AttnBufs {
+    qh: Vec<f32>,
+    kh: Vec<u8>,
+    vt: Vec<u8>,
+    scores: Vec<f32>,
+    oh: Vec<f32>,
 }
 
 impl<'p> Ctx<'p> {
@@ -30,6 +45,7 @@ impl<'p> Ctx<'p> {
             pool,
             k: kernels(),
             scratch: Vec::new(),
+            attn: AttnBufs::default(),
         }
     }
 
@@ -50,20 +66,21 @@ impl<'p> Ctx<'p> {
 
     fn linear(&mut self, l: &Linear, x: &[f32], m: usize) -> Vec<f32> {
         let mut y = self.mm(&l.w, x, m);
-        for row in y.chunks_exact_mut(l.w.rows) {
-            hearth_ops::add_inplace(row, &l.b);
-        }
+        add_rows(self.pool, &mut y, &l.b);
         y
     }
-}
 
-fn norm_rows(ln: &LayerNorm, x: &[f32]) -> Vec<f32> {
-    let d = ln.gamma.len();
-    let mut out = vec![0f32; x.len()];
-    for (o, r) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-        layer_norm(r, &ln.gamma, Some(&ln.beta), LN_EPS, o);
+    /// `x += linear(l, h)`: a block's output added to the residual stream.
+    fn residual(&mut self, l: &Linear, h: &[f32], m: usize, x: &mut [f32]) {
+        let y = self.linear(l, h, m);
+        add_inplace_par(self.pool, x, &y);
     }
-    out
+
+    fn norm_rows(&self, ln: &LayerNorm, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; x.len()];
+        layer_norm_rows(self.pool, x, &ln.gamma, Some(&ln.beta), LN_EPS, &mut out);
+        out
+    }
 }
 
 /// A width-3, padding-1 convolution over `x` (`t_in` frames of `conv.n_in`
@@ -77,12 +94,8 @@ fn conv_gelu(
     stride: usize,
 ) -> Result<(Vec<f32>, usize), SpeechError> {
     let (col, t_out) = im2col_1d(x, t_in, conv.n_in, 3, stride, 1);
-    let bytes: Vec<u8> = conv.weight.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let w = Matrix::new(bytes, GgmlType::F32, conv.n_out, conv.n_in * 3)?;
-    let mut y = c.mm(&w, &col, t_out);
-    for row in y.chunks_exact_mut(conv.n_out) {
-        hearth_ops::add_inplace(row, &conv.bias);
-    }
+    let mut y = c.mm(&conv.weight, &col, t_out);
+    add_rows(c.pool, &mut y, &conv.bias);
     act_inplace_par(c.pool, Activation::Gelu, &mut y);
     Ok((y, t_out))
 }
@@ -132,68 +145,83 @@ fn full_attention(
     out
 }
 
-fn to_f16(x: &[f32]) -> Vec<F16> {
-    x.iter().map(|&v| F16(f32_to_f16(v))).collect()
-}
-
-/// Self-attention of the encoder's `n` frames over themselves, head by head
-/// as two matmuls on hearth-ops' batched kernels: scores = (Q·scale)·Kᵀ,
-/// a softmax over each row, then scores·V (K held as F16 rows, as
-/// whisper.cpp keeps it, and Vᵀ as f32 rows). The buffers are made once and
-/// reused by every head.
-fn batch_attention(
-    c: &mut Ctx<'_>,
-    p: &AttnParams,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    n: usize,
-) -> Result<Vec<f32>, SpeechError> {
-    let (hd, d) = (p.head_dim, p.n_head * p.head_dim);
-    let mut out = vec![0f32; n * d];
-    let mut qh = vec![0f32; n * hd];
-    let mut kf = vec![0f32; n * hd];
-    let mut kh = vec![0u8; n * hd * 2];
-    let mut vt = vec![0u8; n * hd * 4];
-    let mut scores = vec![0f32; n * n];
-    let mut oh = vec![0f32; n * hd];
-    for h in 0..p.n_head {
-        let cols = h * hd..(h + 1) * hd;
+/// Self-attention of the encoder's `n` frames over themselves, from the
+/// fused rows `qkv` (`n × 3d`: Q, K, V), head by head as two matmuls on
+/// hearth-ops' batched kernels: scores = (Q·scale)·Kᵀ, a softmax over each
+/// row, then scores·V (K held as F16 rows, as whisper.cpp keeps it, and Vᵀ
+/// as f32 rows). Every head's operands are gathered first, and the heads'
+/// outputs put back into rows last, each step spread over the pool.
+fn batch_attention(c: &mut Ctx<'_>, p: &AttnParams, qkv: &[f32], n: usize) -> Vec<f32> {
+    let (hd, heads) = (p.head_dim, p.n_head);
+    let d = heads * hd;
+    let stride = 3 * d;
+    let pool = c.pool;
+    // Row `h·n + t` of these is head h of frame t.
+    let at = |g: usize| (g % n) * stride + (g / n) * hd;
+    let mut b = std::mem::take(&mut c.attn);
+    b.qh.resize(heads * n * hd, 0.0);
+    b.kh.resize(heads * n * hd * 2, 0);
+    b.vt.resize(d * n * 4, 0);
+    b.scores.resize(n * n, 0.0);
+    b.oh.resize(heads * n * hd, 0.0);
+    let AttnBufs {
+        qh,
+        kh,
+        vt,
+        scores,
+        oh,
+    } = &mut b;
+    rows_par(pool, qh, hd, &|part, first| {
+        for (i, o) in part.chunks_exact_mut(hd).enumerate() {
+            let src = &qkv[at(first + i)..][..hd];
+            o.iter_mut().zip(src).for_each(|(o, &x)| *o = x * p.scale);
+        }
+    });
+    let k = c.k;
+    rows_par(pool, kh, hd * 2, &|part, first| {
+        for (i, o) in part.chunks_exact_mut(hd * 2).enumerate() {
+            k.quantize_act(GgmlType::F16, &qkv[d + at(first + i)..][..hd], o);
+        }
+    });
+    // Row `c` of Vᵀ (head c / hd, its column c % hd) holds column c of V.
+    rows_par(pool, vt, n * 4, &|part, first| {
+        let cols = first..first + part.len() / (n * 4);
         for t in 0..n {
-            let (qr, kr, vr) = (
-                &q[t * d..][cols.clone()],
-                &k[t * d..][cols.clone()],
-                &v[t * d..][cols.clone()],
-            );
-            for (o, &x) in qh[t * hd..(t + 1) * hd].iter_mut().zip(qr) {
-                *o = x * p.scale;
-            }
-            kf[t * hd..(t + 1) * hd].copy_from_slice(kr);
-            for (j, &x) in vr.iter().enumerate() {
-                vt[(j * n + t) * 4..(j * n + t) * 4 + 4].copy_from_slice(&x.to_le_bytes());
+            let src = &qkv[t * stride + 2 * d..][cols.clone()];
+            for (j, &x) in src.iter().enumerate() {
+                part[(j * n + t) * 4..][..4].copy_from_slice(&x.to_le_bytes());
             }
         }
-        c.k.quantize_act(GgmlType::F16, &kf, &mut kh);
+    });
+    for h in 0..heads {
         let kw = WeightRef {
-            data: &kh,
+            data: &kh[h * n * hd * 2..][..n * hd * 2],
             ty: GgmlType::F16,
             rows: n,
             cols: hd,
         };
-        matmul(c.pool, c.k, kw, &qh, n, &mut c.scratch, &mut scores);
-        softmax_rows(c.pool, &mut scores, n);
+        let q = &qh[h * n * hd..][..n * hd];
+        matmul(pool, k, kw, q, n, &mut c.scratch, scores);
+        softmax_rows(pool, scores, n);
         let vw = WeightRef {
-            data: &vt,
+            data: &vt[h * hd * n * 4..][..hd * n * 4],
             ty: GgmlType::F32,
             rows: hd,
             cols: n,
         };
-        matmul(c.pool, c.k, vw, &scores, n, &mut c.scratch, &mut oh);
-        for t in 0..n {
-            out[t * d..][cols.clone()].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
-        }
+        let o = &mut oh[h * n * hd..][..n * hd];
+        matmul(pool, k, vw, scores, n, &mut c.scratch, o);
     }
-    Ok(out)
+    let mut out = vec![0f32; n * d];
+    rows_par(pool, &mut out, d, &|part, first| {
+        for (i, row) in part.chunks_exact_mut(d).enumerate() {
+            for (h, o) in row.chunks_exact_mut(hd).enumerate() {
+                o.copy_from_slice(&oh[(h * n + first + i) * hd..][..hd]);
+            }
+        }
+    });
+    c.attn = b;
+    out
 }
 
 /// The encoder output of one window: `n_audio_ctx × d`, from a log-mel of
@@ -222,26 +250,24 @@ pub fn encode(c: &mut Ctx<'_>, w: &Weights, mel: &[f32]) -> Result<Vec<f32>, Spe
             hp.n_audio_ctx
         )));
     }
-    hearth_ops::add_inplace(&mut x, &w.enc_pos);
-    let d = hp.n_audio_state;
-    let p = params(d, hp.n_audio_head);
+    add_inplace_par(c.pool, &mut x, &w.enc_pos);
+    let p = params(hp.n_audio_state, hp.n_audio_head);
     let n = t2;
     for l in &w.enc_layers {
-        let h = norm_rows(&l.attn.ln, &x);
+        let h = c.norm_rows(&l.attn.ln, &x);
         let qkv = c.linear(&l.attn.qkv, &h, n);
-        let s = split(&qkv, n, d, 3);
-        let a = batch_attention(c, &p, &s[0], &s[1], &s[2], n)?;
-        hearth_ops::add_inplace(&mut x, &c.linear(&l.attn.out, &a, n));
+        let a = batch_attention(c, &p, &qkv, n);
+        c.residual(&l.attn.out, &a, n, &mut x);
         mlp(c, &l.mlp, &mut x, n);
     }
-    Ok(norm_rows(&w.enc_ln, &x))
+    Ok(c.norm_rows(&w.enc_ln, &x))
 }
 
 fn mlp(c: &mut Ctx<'_>, m: &crate::weights::Mlp, x: &mut [f32], n: usize) {
-    let h = norm_rows(&m.ln, x);
+    let h = c.norm_rows(&m.ln, x);
     let mut f = c.linear(&m.fc1, &h, n);
     act_inplace_par(c.pool, Activation::Gelu, &mut f);
-    hearth_ops::add_inplace(x, &c.linear(&m.fc2, &f, n));
+    c.residual(&m.fc2, &f, n, x);
 }
 
 /// The cross-attention keys and values of one window, per decoder layer
@@ -259,9 +285,11 @@ impl Cross {
         let (mut k, mut v) = (Vec::new(), Vec::new());
         for l in &w.dec_layers {
             let kv = c.linear(&l.cross.kv, enc, n);
-            let mut s = split(&kv, n, d, 2);
-            v.push(to_f16(&s.pop().unwrap_or_default()));
-            k.push(to_f16(&s.pop().unwrap_or_default()));
+            let (mut kh, mut vh) = (vec![F16(0); n * d], vec![F16(0); n * d]);
+            to_f16_rows(c.pool, &kv, 2 * d, &mut kh, d);
+            to_f16_rows(c.pool, &kv[d..], 2 * d, &mut vh, d);
+            k.push(kh);
+            v.push(vh);
         }
         Cross { k, v }
     }
@@ -324,7 +352,7 @@ fn self_attention(
 ) {
     let d = p.n_head * p.head_dim;
     let n = x.len() / d;
-    let h = norm_rows(&a.ln, x);
+    let h = c.norm_rows(&a.ln, x);
     let qkv = c.linear(&a.qkv, &h, n);
     let s = split(&qkv, n, d, 3);
     let mut positions = Vec::with_capacity(n);
@@ -346,7 +374,7 @@ fn self_attention(
         .collect();
     let mut out = vec![0f32; n * d];
     attention_batch(c.pool, p, &s[0], &views, &positions, &mut out);
-    hearth_ops::add_inplace(x, &c.linear(&a.out, &out, n));
+    c.residual(&a.out, &out, n, x);
 }
 
 /// Runs `tokens` through the decoder after the cached ones; returns the
@@ -390,8 +418,11 @@ pub fn decode_batch(
         row += k;
         last.extend_from_slice(&x[(row - 1) * d..row * d]);
     }
-    let last = norm_rows(&w.dec_ln, &last);
+    let last = c.norm_rows(&w.dec_ln, &last);
     let logits = c.mm(&w.tok_emb, &last, counts.len());
+    if counts.len() == 1 {
+        return Ok(vec![logits]);
+    }
     Ok(logits
         .chunks_exact(hp.n_vocab)
         .map(<[f32]>::to_vec)
@@ -440,13 +471,13 @@ fn run_decoder(
     let p = params(d, hp.n_text_head);
     for (i, l) in w.dec_layers.iter().enumerate() {
         self_attention(c, &l.attn, &p, &mut x, caches, counts, i);
-        let h = norm_rows(&l.cross.ln, &x);
+        let h = c.norm_rows(&l.cross.ln, &x);
         let q = c.linear(&l.cross.q, &h, n);
         for tap in taps.iter_mut().filter(|t| t.0 == i) {
             tap.1 = q.clone();
         }
         let a = full_attention(c.pool, &p, &q, &cross.k[i], &cross.v[i], n);
-        hearth_ops::add_inplace(&mut x, &c.linear(&l.cross.out, &a, n));
+        c.residual(&l.cross.out, &a, n, &mut x);
         mlp(c, &l.mlp, &mut x, n);
     }
     Ok(x)
@@ -473,7 +504,8 @@ pub fn cross_weights(
     let mut taps: Vec<(usize, Vec<f32>)> = heads.iter().map(|&(l, _)| (l, Vec::new())).collect();
     let mut cache = SelfCache::new(w);
     let x = run_decoder(c, w, cross, &mut [&mut cache], &[n], tokens, &mut taps)?;
-    let logits = c.mm(&w.tok_emb, &norm_rows(&w.dec_ln, &x), n);
+    let h = c.norm_rows(&w.dec_ln, &x);
+    let logits = c.mm(&w.tok_emb, &h, n);
     let mut out = Vec::with_capacity(heads.len());
     for (&(l, h), (_, q)) in heads.iter().zip(&taps) {
         let cols = h * hd..(h + 1) * hd;

@@ -161,7 +161,8 @@ pub struct DecoderLayer {
 /// A 1-D convolution of kernel width 3: `weight` is `[out][in][3]`.
 #[derive(Clone, Debug)]
 pub struct Conv {
-    pub weight: Vec<f32>,
+    /// `n_out × (n_in · 3)` F32, each row channel-major then kernel tap.
+    pub weight: Matrix,
     pub bias: Vec<f32>,
     pub n_in: usize,
     pub n_out: usize,
@@ -285,8 +286,10 @@ pub fn linear(s: &dyn Source, name: &str, rows: usize, cols: usize) -> Result<Li
 }
 
 pub fn conv(s: &dyn Source, name: &str, n_in: usize, n_out: usize) -> Result<Conv, SpeechError> {
+    let w = s.vector(&format!("{name}/weight"), n_out * n_in * 3)?;
+    let bytes = w.iter().flat_map(|v| v.to_le_bytes()).collect();
     Ok(Conv {
-        weight: s.vector(&format!("{name}/weight"), n_out * n_in * 3)?,
+        weight: Matrix::new(bytes, GgmlType::F32, n_out, n_in * 3)?,
         bias: s.vector(&format!("{name}/bias"), n_out)?,
         n_in,
         n_out,

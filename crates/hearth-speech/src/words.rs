@@ -92,7 +92,7 @@ impl Whisper {
                 // Over the text tokens only.
                 let row = &logits[(first + i - 1) * vocab..][..s.eot as usize];
                 let mut lp = vec![0f32; row.len()];
-                hearth_ops::log_softmax(row, &mut lp);
+                hearth_ops::log_softmax_fast(row, &mut lp);
                 lp[t as usize].exp()
             })
             .collect();

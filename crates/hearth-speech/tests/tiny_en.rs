@@ -212,7 +212,7 @@ fn ggml_file_matches(m: &Whisper) {
             &format!("encoder.{c}.weight"),
             &[conv.n_out, conv.n_in, 3],
             0,
-            &f32s(&conv.weight),
+            &conv.weight.data,
         );
         tensor(
             &format!("encoder.{c}.bias"),
@@ -320,7 +320,7 @@ fn ggml_file_matches(m: &Whisper) {
     assert_eq!(gw.hp, w.hp);
     assert_eq!(gw.tok_emb.data, w.tok_emb.data);
     assert_eq!(gw.enc_pos, w.enc_pos);
-    assert_eq!(gw.conv2.weight, w.conv2.weight);
+    assert_eq!(gw.conv2.weight.data, w.conv2.weight.data);
     for (a, b) in gw.dec_layers.iter().zip(&w.dec_layers) {
         assert_eq!(a.attn.qkv.w.data, b.attn.qkv.w.data);
         assert_eq!(a.attn.qkv.b, b.attn.qkv.b);

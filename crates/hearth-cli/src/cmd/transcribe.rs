@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hearth_speech::format::{self, Format, Granularity, Writer};
-use hearth_speech::{Options, Whisper};
+use hearth_speech::{Options, WeightType, Whisper};
 
 use crate::common;
 
@@ -51,6 +51,10 @@ pub struct TranscribeArgs {
     pub prompt: Option<String>,
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
+    /// Re-encode the large matrices after loading: q8_0 or q5_0 (smaller
+    /// and faster, slightly less exact), or f16.
+    #[arg(long, value_name = "TYPE")]
+    pub quantize: Option<String>,
     /// Write the output to this file instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
@@ -153,8 +157,14 @@ pub fn main(a: TranscribeArgs) -> Result<()> {
         segments: true,
         words: a.word_timestamps,
     };
+    let quantize = a
+        .quantize
+        .as_deref()
+        .map(str::parse::<WeightType>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--quantize: {e}"))?;
     let path = common::model_path(&a.model)?;
-    let model = common::with_spinner(&format!("loading {}", a.model.display()), || {
+    let mut model = common::with_spinner(&format!("loading {}", a.model.display()), || {
         Whisper::load(&path)
     })
     .with_context(|| {
@@ -163,6 +173,11 @@ pub fn main(a: TranscribeArgs) -> Result<()> {
             a.model.display()
         )
     })?;
+    if let Some(kind) = quantize {
+        model
+            .quantize(kind)
+            .with_context(|| format!("quantizing {} to {kind:?}", a.model.display()))?;
+    }
     if opts.translate && !model.is_multilingual() {
         bail!(
             "{} is an English-only model; --translate needs a multilingual one",
