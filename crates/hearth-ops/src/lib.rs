@@ -27,6 +27,7 @@ pub mod moe;
 pub mod pool;
 pub mod recurrent;
 pub mod rope;
+pub mod rows;
 pub mod vec;
 
 pub use attention::{
@@ -50,3 +51,4 @@ pub use recurrent::{
     mul_sigmoid_inplace, mul_silu_inplace, sigmoid, softplus, DeltaNet, Mamba2,
 };
 pub use rope::{Rope, RopeKind, Yarn};
+pub use rows::{rows_par, rows_par2};
