@@ -226,40 +226,40 @@ impl Model {
     }
 }
 
-/// `s.xb = norm(s.x)` row by row, or a copy without a pre-norm; the rows
-/// spread over the pool.
+/// `s.xb = norm(s.x)` row by row (the rows spread over the pool), or a
+/// copy without a pre-norm.
 fn pre_norm(pool: &ThreadPool, c: &Config, norm: Option<&Norm>, s: &mut Scratch) {
     let (e, len) = (c.n_embd, s.x.len());
-    ops::rows_par2(pool, (&mut s.x, e), (&mut s.xb[..len], e), &|x, xb| {
-        for (x, xb) in x.chunks_exact(e).zip(xb.chunks_exact_mut(e)) {
-            match norm {
-                Some(w) => w.apply(c, x, xb),
-                None => xb.copy_from_slice(x),
+    match norm {
+        None => s.xb[..len].copy_from_slice(&s.x),
+        Some(w) => ops::rows_par2(pool, (&mut s.x, e), (&mut s.xb[..len], e), &|x, xb| {
+            for (x, xb) in x.chunks_exact(e).zip(xb.chunks_exact_mut(e)) {
+                w.apply(c, x, xb);
             }
-        }
-    });
+        }),
+    }
 }
 
 /// `x += scale? · post_norm?(o)` row by row; with
-/// [`Config::norm_after_residual`], `x = post_norm?(x + scale? · o)`. The
-/// rows spread over the pool.
+/// [`Config::norm_after_residual`], `x = post_norm?(x + scale? · o)`. With
+/// a norm, the rows spread over the pool (a plain sum is not worth it).
 fn residual(pool: &ThreadPool, c: &Config, post: Option<&Norm>, s: &mut Scratch) {
     let (e, len) = (c.n_embd, s.x.len());
-    let before = post.filter(|_| !c.norm_after_residual);
-    let after = post.filter(|_| c.norm_after_residual);
-    ops::rows_par2(pool, (&mut s.x, e), (&mut s.o[..len], e), &|x, o| {
+    let rows = |x: &mut [f32], o: &mut [f32]| {
         let mut tmp = Vec::new();
-        if let Some(w) = before {
+        if let Some(w) = post.filter(|_| !c.norm_after_residual) {
             w.apply_rows(c, o, &mut tmp);
         }
         if let Some(rs) = c.residual_scale {
             ops::scale_inplace(o, rs);
         }
-        for (x, o) in x.chunks_exact_mut(e).zip(o.chunks_exact(e)) {
-            ops::add_inplace(x, o);
-        }
-        if let Some(w) = after {
+        ops::add_inplace(x, o);
+        if let Some(w) = post.filter(|_| c.norm_after_residual) {
             w.apply_rows(c, x, &mut tmp);
         }
-    });
+    };
+    match post {
+        None => rows(&mut s.x, &mut s.o[..len]),
+        Some(_) => ops::rows_par2(pool, (&mut s.x, e), (&mut s.o[..len], e), &rows),
+    }
 }
