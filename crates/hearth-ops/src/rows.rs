@@ -4,9 +4,10 @@
 
 use crate::pool::{split, Disjoint, ThreadPool};
 
-/// Elements from which row work is spread over the pool: below, a fork and
-/// join costs about as much as the rows themselves.
-const MIN_PARALLEL: usize = 1 << 13;
+/// Elements (of both buffers) from which row work is spread over the pool:
+/// below (one short text, a decode step), a fork and join, and on a busy
+/// machine the wait for the other threads, costs more than the rows.
+const MIN_PARALLEL: usize = 1 << 15;
 
 /// `f(a_rows, b_rows)` over matching runs of whole rows of `a` and `b`
 /// (rows of `a_len` and `b_len` elements, the same number of rows in both),
@@ -55,7 +56,7 @@ mod tests {
     fn every_row_is_visited_once_with_its_partner() {
         for threads in [1, 2, 3] {
             let pool = ThreadPool::new(threads);
-            for rows in [0, 1, 2, 7, 64, 301] {
+            for rows in [0, 1, 2, 7, 64, 301, 900] {
                 let (al, bl) = (40, 24);
                 let mut a: Vec<f32> = (0..rows * al).map(|i| (i / al) as f32).collect();
                 let mut b: Vec<f32> = (0..rows * bl).map(|i| (i / bl) as f32).collect();
