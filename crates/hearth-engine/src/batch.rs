@@ -191,6 +191,7 @@ impl Engine {
             slots,
             waiting: VecDeque::new(),
             embeds: VecDeque::new(),
+            spare_lanes: Vec::new(),
             pace: Pace::new(),
             rx,
             counters: Arc::clone(&counters),
@@ -353,6 +354,9 @@ struct Worker {
     waiting: VecDeque<Job>,
     /// Embedding requests, the first one in progress.
     embeds: VecDeque<EmbedJob>,
+    /// The states the last embedding request evaluated its inputs in,
+    /// kept for the next one.
+    spare_lanes: Vec<State>,
     pace: Pace,
     rx: mpsc::Receiver<Cmd>,
     counters: Arc<Counters>,
@@ -410,7 +414,7 @@ impl Worker {
             self.embed_piece();
         }
         for job in self.embeds.drain(..) {
-            job.finish(Some(EngineError::Stopped));
+            job.finish(Some(EngineError::Stopped), &mut Vec::new());
         }
         for slot in &mut self.slots {
             if let Some(seq) = slot.seq.take() {
@@ -460,9 +464,10 @@ impl Worker {
         let budget = self.pace.budget(decoding, n_ubatch);
         let (model, pool, kv, n_ctx) = (&*self.model, &self.pool, self.cfg.kv, self.cfg.n_ctx);
         let det = self.cfg.deterministic;
+        let spare = &mut self.spare_lanes;
         let (result, took) = timed(|| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                job.advance(model, pool, kv, n_ctx, budget, det)
+                job.advance(model, (pool, spare), (kv, n_ctx, det), budget)
             }))
         });
         let done = match result {
@@ -481,7 +486,7 @@ impl Worker {
         if let Some(err) = done {
             if let Some(job) = self.embeds.pop_front() {
                 self.counters.queued.fetch_sub(1, Ordering::SeqCst);
-                job.finish(err);
+                job.finish(err, &mut self.spare_lanes);
             }
         }
     }

@@ -61,10 +61,16 @@ impl EmbedJob {
     /// (the memory of one slot), each as long as the longest input, and
     /// no more than one micro-batch (`n_ubatch` tokens) of the shortest
     /// inputs fills: the token budget, not a count, bounds a batch.
+    ///
+    /// The states of an earlier request (`spare`) are taken first, their
+    /// caches and buffers already allocated and grown, where one holds the
+    /// longest input and the lanes together still hold no more than
+    /// `n_ctx` positions; those that do not fit are dropped.
     fn lanes(
         &mut self,
         model: &Model,
         pool: &Arc<ThreadPool>,
+        spare: &mut Vec<State>,
         (kv, n_ctx, n_ubatch): (KvType, usize, usize),
         batch_invariant: bool,
     ) -> Result<(), EngineError> {
@@ -74,8 +80,17 @@ impl EmbedJob {
             .min(n_ubatch.max(1).div_ceil(shortest))
             .max(1)
             .min(self.inputs.len());
-        for _ in 0..n {
-            let mut st = State::try_new(model, longest, kv, Arc::clone(pool))?;
+        let mut old = std::mem::take(spare).into_iter();
+        let mut room = n_ctx.max(n * longest);
+        for i in 0..n {
+            let rest = (n - i - 1) * longest;
+            let fits = |s: &State| s.n_ctx() >= longest && s.n_ctx() + rest <= room;
+            let mut st = match old.by_ref().find(fits) {
+                Some(st) => st,
+                None => State::try_new(model, longest, kv, Arc::clone(pool))?,
+            };
+            room -= st.n_ctx();
+            st.clear();
             st.set_batch_invariant(batch_invariant);
             self.lanes.push(Lane {
                 st,
@@ -88,19 +103,18 @@ impl EmbedJob {
 
     /// Feeds up to `budget` tokens (at least one), spread over the lanes
     /// in one micro-batch; returns the tokens fed and whether every input
-    /// is done.
+    /// is done. The first piece builds the lanes, from `spare` states
+    /// where they fit ([`EmbedJob::finish`] gives them back).
     pub fn advance(
         &mut self,
         model: &Model,
-        pool: &Arc<ThreadPool>,
-        kv: KvType,
-        n_ctx: usize,
+        (pool, spare): (&Arc<ThreadPool>, &mut Vec<State>),
+        (kv, n_ctx, batch_invariant): (KvType, usize, bool),
         budget: usize,
-        batch_invariant: bool,
     ) -> Result<(usize, bool), EngineError> {
         if self.lanes.is_empty() {
             let n_ubatch = hearth_model::UBATCH.max(budget);
-            self.lanes(model, pool, (kv, n_ctx, n_ubatch), batch_invariant)?;
+            self.lanes(model, pool, spare, (kv, n_ctx, n_ubatch), batch_invariant)?;
         }
         for lane in &mut self.lanes {
             if lane.input.is_none() && self.next < self.inputs.len() {
@@ -147,8 +161,12 @@ impl EmbedJob {
         Ok((used, self.done == self.inputs.len()))
     }
 
-    /// Sends the vectors (or `err`) to whoever asked.
-    pub fn finish(self, err: Option<EngineError>) {
+    /// Sends the vectors (or `err`) to whoever asked, and leaves the lanes'
+    /// states in `spare` for the next request (they hold at most one
+    /// slot's memory, which a request takes anyway).
+    pub fn finish(self, err: Option<EngineError>, spare: &mut Vec<State>) {
+        spare.clear();
+        spare.extend(self.lanes.into_iter().map(|l| l.st));
         let _ = self.reply.send(match err {
             None => Ok(self.out.into_iter().flatten().collect()),
             Some(e) => Err(e),

@@ -154,3 +154,31 @@ fn embedding_requests_count_against_the_queue() {
     }
     assert_eq!(engine.metrics().queued, 0);
 }
+
+#[test]
+fn requests_of_other_shapes_in_turn_each_equal_their_own_embeddings() {
+    let (model, tok) = synth();
+    let engine = Engine::start(model.clone(), tok, cfg(4)).expect("engine");
+    let rt = runtime();
+    // Short inputs, then long ones (the earlier lanes are too short), then
+    // very short ones (the long lanes would hold more than the context
+    // together), then very short again (the lanes are taken as they are).
+    let shapes = [
+        (30, 20, 1),
+        (5, 20, 100),
+        (40, 10, 1),
+        (40, 10, 1),
+        (3, 3, 1),
+    ];
+    for (round, &(n, spread, min)) in shapes.iter().enumerate() {
+        let inputs: Vec<Vec<u32>> = (0..n)
+            .map(|i| {
+                (0..min + (i * 7 + round) % spread)
+                    .map(|t| ((t * 3 + i + round) % 150) as u32 + 3)
+                    .collect()
+            })
+            .collect();
+        let got = rt.block_on(engine.embed(inputs.clone())).expect("embed");
+        same_as_alone(&model, &inputs, &got);
+    }
+}

@@ -64,11 +64,11 @@ impl Model {
             }
         }
         if let Some(enc) = &self.weights.encoder {
-            self.encoder_input(enc, s)?;
+            self.encoder_input(pool, enc, s)?;
         }
 
         for (il, layer) in self.weights.layers.iter().enumerate() {
-            pre_norm(c, layer.attn_norm.as_ref(), s);
+            pre_norm(pool, c, layer.attn_norm.as_ref(), s);
             match &layer.mixer {
                 Mixer::Attention(a) => a.forward(&cx, il, segs, s),
                 Mixer::Mamba2(m) => m.forward(&cx, il, segs, s),
@@ -76,13 +76,13 @@ impl Model {
                 Mixer::ShortConv(m) => m.forward(&cx, il, segs, s),
                 Mixer::Mla(a) => a.forward(&cx, il, segs, s),
             }
-            residual(c, layer.post_attn_norm.as_ref(), s);
-            pre_norm(c, layer.ffn_norm.as_ref(), s);
+            residual(pool, c, layer.post_attn_norm.as_ref(), s);
+            pre_norm(pool, c, layer.ffn_norm.as_ref(), s);
             match &layer.ffn {
                 Ffn::Dense(f) => f.forward(&cx, s),
                 Ffn::Moe(f) => f.forward(&cx, s),
             }
-            residual(c, layer.post_ffn_norm.as_ref(), s);
+            residual(pool, c, layer.post_ffn_norm.as_ref(), s);
         }
         self.output(&cx, s, segs);
         for g in segs.iter_mut() {
@@ -94,7 +94,12 @@ impl Model {
 
     /// An encoder's input: each row plus its position's embedding (where
     /// positions are absolute) and token type 0's, then LayerNormed.
-    fn encoder_input(&self, enc: &EncoderInput, s: &mut Scratch) -> Result<(), ModelError> {
+    fn encoder_input(
+        &self,
+        pool: &ThreadPool,
+        enc: &EncoderInput,
+        s: &mut Scratch,
+    ) -> Result<(), ModelError> {
         let c = &self.config;
         let e = c.n_embd;
         s.row.resize(e, 0.0);
@@ -120,7 +125,9 @@ impl Model {
                 ops::add_inplace(x, tt);
             }
         }
-        enc.norm.apply_rows(c, &mut s.x, &mut s.row);
+        ops::rows_par(pool, &mut s.x, e, &|x, _| {
+            enc.norm.apply_rows(c, x, &mut Vec::new())
+        });
         Ok(())
     }
 
@@ -222,31 +229,40 @@ impl Model {
     }
 }
 
-/// `s.xb = norm(s.x)` row by row, or a copy without a pre-norm.
-fn pre_norm(c: &Config, norm: Option<&Norm>, s: &mut Scratch) {
-    let e = c.n_embd;
-    for (x, xb) in s.x.chunks_exact(e).zip(s.xb.chunks_exact_mut(e)) {
-        match norm {
-            Some(w) => w.apply(c, x, xb),
-            None => xb.copy_from_slice(x),
-        }
+/// `s.xb = norm(s.x)` row by row (the rows spread over the pool), or a
+/// copy without a pre-norm.
+fn pre_norm(pool: &ThreadPool, c: &Config, norm: Option<&Norm>, s: &mut Scratch) {
+    let (e, len) = (c.n_embd, s.x.len());
+    match norm {
+        None => s.xb[..len].copy_from_slice(&s.x),
+        Some(w) => ops::rows_par2(pool, (&mut s.x, e), (&mut s.xb[..len], e), &|x, xb| {
+            for (x, xb) in x.chunks_exact(e).zip(xb.chunks_exact_mut(e)) {
+                w.apply(c, x, xb);
+            }
+        }),
     }
 }
 
 /// `x += scale? · post_norm?(o)` row by row; with
-/// [`Config::norm_after_residual`], `x = post_norm?(x + scale? · o)`.
-fn residual(c: &Config, post: Option<&Norm>, s: &mut Scratch) {
-    let e = c.n_embd;
-    if let Some(w) = post.filter(|_| !c.norm_after_residual) {
-        w.apply_rows(c, &mut s.o, &mut s.row);
-    }
-    if let Some(rs) = c.residual_scale {
-        ops::scale_inplace(&mut s.o, rs);
-    }
-    for (x, o) in s.x.chunks_exact_mut(e).zip(s.o.chunks_exact(e)) {
+/// [`Config::norm_after_residual`], `x = post_norm?(x + scale? · o)`. With
+/// a norm, the rows spread over the pool (a plain sum is not worth it).
+fn residual(pool: &ThreadPool, c: &Config, post: Option<&Norm>, s: &mut Scratch) {
+    let (e, len) = (c.n_embd, s.x.len());
+    let rows = |x: &mut [f32], o: &mut [f32]| {
+        let mut tmp = Vec::new();
+        if let Some(w) = post.filter(|_| !c.norm_after_residual) {
+            w.apply_rows(c, o, &mut tmp);
+        }
+        if let Some(rs) = c.residual_scale {
+            ops::scale_inplace(o, rs);
+        }
         ops::add_inplace(x, o);
-    }
-    if let Some(w) = post.filter(|_| c.norm_after_residual) {
-        w.apply_rows(c, &mut s.x, &mut s.row);
+        if let Some(w) = post.filter(|_| c.norm_after_residual) {
+            w.apply_rows(c, x, &mut tmp);
+        }
+    };
+    match post {
+        None => rows(&mut s.x, &mut s.o[..len]),
+        Some(_) => ops::rows_par2(pool, (&mut s.x, e), (&mut s.o[..len], e), &rows),
     }
 }

@@ -6,6 +6,7 @@ use hearth_quant::{f16_to_f32, f32_to_f16};
 
 use crate::attention::F16;
 use crate::pool::{split, Disjoint, ThreadPool};
+use crate::rows::rows_par;
 use crate::vexp::softmax_fast;
 
 /// RMS norm of one row: `out = x / sqrt(mean(x²) + eps) * w`.
@@ -191,34 +192,6 @@ fn par_ranges(
         #[allow(unsafe_code)]
         let part = unsafe { g.part(r.clone()) };
         f(part, r);
-    });
-}
-
-/// `f(rows, first_row)` over the rows of `x` (`n` values each), split
-/// into one run of whole rows per pool task (all on this thread when `x`
-/// is too short to be worth splitting).
-pub fn rows_par<T: Send>(
-    pool: &ThreadPool,
-    x: &mut [T],
-    n: usize,
-    f: &(dyn Fn(&mut [T], usize) + Sync),
-) {
-    const MIN_PARALLEL: usize = 1 << 12;
-    assert!(n > 0 && x.len().is_multiple_of(n), "rows_par: shape");
-    let rows = x.len() / n;
-    if x.len() < MIN_PARALLEL || rows < 2 {
-        return f(x, 0);
-    }
-    let g = Disjoint::new(x);
-    pool.run_rows(rows, &|i, nt| {
-        let r = split(rows, i, nt);
-        if r.is_empty() {
-            return;
-        }
-        // SAFETY: each task owns the rows `split` gives it.
-        #[allow(unsafe_code)]
-        let part = unsafe { g.part(r.start * n..r.end * n) };
-        f(part, r.start);
     });
 }
 

@@ -27,6 +27,7 @@ pub mod moe;
 pub mod pool;
 pub mod recurrent;
 pub mod rope;
+pub mod rows;
 pub mod vec;
 pub mod vexp;
 
@@ -36,8 +37,8 @@ pub use attention::{
 pub use elementwise::{
     act_inplace, act_inplace_par, add_inplace, add_inplace_par, add_rows, gated_act, gated_act_par,
     gelu, gelu_table, im2col_1d, layer_norm, layer_norm_rows, log_softmax, log_softmax_fast,
-    rms_norm, rms_norm_inplace, rows_par, scale_inplace, silu, softmax_inplace, softmax_rows,
-    tanh_inplace, to_f16_rows, Activation,
+    rms_norm, rms_norm_inplace, scale_inplace, silu, softmax_inplace, softmax_rows, tanh_inplace,
+    to_f16_rows, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
 pub use matmul::{
@@ -52,4 +53,5 @@ pub use recurrent::{
     mul_sigmoid_inplace, mul_silu_inplace, sigmoid, softplus, DeltaNet, Mamba2,
 };
 pub use rope::{Rope, RopeKind, Yarn};
+pub use rows::{rows_par, rows_par2};
 pub use vexp::{exp_inplace, softmax_fast};
