@@ -37,6 +37,11 @@ thread_local! {
 /// faster.
 const PACKED_ROWS: usize = 12;
 
+/// Fewest activation rows for which a widening table dequantizes
+/// quantized weights into the panels: below, one text's tokens, the block
+/// dot products read a quarter of the bytes and are faster.
+const WIDEN_ROWS: usize = 64;
+
 /// Weight rows per call of [`Kernels::gemm_rows`] (in L1 while the
 /// activation rows pass in groups of [`FEW_ROWS`]).
 const ROWS_BLOCK: usize = 32;
@@ -46,11 +51,20 @@ const ROWS_BLOCK: usize = 32;
 /// which the one-row dot does without a conversion buffer) and a table
 /// that multiplies several rows at once.
 /// A [widening](Kernels::widening) table also sends quantized weights here
-/// when there are enough activation rows to repay dequantizing them.
+/// when there are enough activation rows ([`WIDEN_ROWS`]) to repay
+/// dequantizing them.
 pub(crate) fn takes(kernels: &Kernels, ty: GgmlType, m: usize) -> bool {
     let float = matches!(ty, GgmlType::F16 | GgmlType::F32);
-    let widen = kernels.widens() && m >= PACKED_ROWS && hearth_quant::has_dequantizer(ty);
+    let widen = kernels.widens() && m >= WIDEN_ROWS && hearth_quant::has_dequantizer(ty);
     m >= 2 && (float || widen) && kernels.batches_rows()
+}
+
+/// `true` when [`matmul`](crate::matmul) multiplies `m` activation rows
+/// with weights of type `ty` in f32 (the float GEMM) instead of quantizing
+/// the activations: a caller that would otherwise quantize them once for
+/// several products can skip that.
+pub fn multiplies_in_f32(kernels: &Kernels, ty: GgmlType, m: usize) -> bool {
+    takes(kernels, ty, m)
 }
 
 /// y (m × n) = X (m × k) · Wᵀ for F16 or F32 weights W (n rows of k).
@@ -226,7 +240,7 @@ mod tests {
     #[test]
     fn widening_tables_multiply_dequantized_weights() {
         let pool = ThreadPool::new(2);
-        let (n, k, m) = (40, 256, PACKED_ROWS + 1);
+        let (n, k, m) = (40, 256, WIDEN_ROWS + 1);
         let (wf, x) = (values(n * k, 3), values(m * k, 4));
         for ty in [GgmlType::Q8_0, GgmlType::Q4K] {
             let rb = ty.row_bytes(k as u64).expect("whole blocks") as usize;
@@ -249,7 +263,7 @@ mod tests {
             for base in [hearth_quant::kernels(), hearth_quant::scalar_kernels()] {
                 let kern = base.widening();
                 assert!(kern.widens() && !base.widens());
-                assert!(takes(kern, ty, m) && !takes(kern, ty, PACKED_ROWS - 1));
+                assert!(takes(kern, ty, m) && !takes(kern, ty, WIDEN_ROWS - 1));
                 assert!(!takes(base, ty, m) && !takes(kern.row_invariant(), ty, m));
                 let mut got = vec![0f32; m * n];
                 matmul(&pool, kern, w, &x, m, &mut Vec::new(), &mut got);

@@ -41,6 +41,7 @@ pub use elementwise::{
     to_f16_rows, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
+pub use float_matmul::multiplies_in_f32;
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
 };

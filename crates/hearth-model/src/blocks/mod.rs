@@ -227,6 +227,18 @@ impl<'a> QuantActs<'a> {
         ws: &[WeightRef<'_>],
         ys: &mut [&mut [f32]],
     ) {
+        // Widening tables (encoders) multiply batches in f32: no
+        // activation quantization.
+        if kern.widens()
+            && ws
+                .iter()
+                .all(|w| ops::multiplies_in_f32(kern, w.ty, self.m))
+        {
+            for (w, y) in ws.iter().zip(ys.iter_mut()) {
+                ops::matmul(pool, kern, *w, self.x, self.m, self.buf, y);
+            }
+            return;
+        }
         let aty = vec_dot_type(ws[0].ty);
         if ws.iter().all(|w| vec_dot_type(w.ty) == aty) {
             let arb = self.ensure(pool, kern, aty, ws[0].cols);
