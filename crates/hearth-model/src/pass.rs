@@ -21,8 +21,8 @@ impl Model {
         let c = &self.config;
         // Batch-invariant: one-row kernels only (and the one-query attention
         // path), so no row's sums depend on the batch.
-        // Encoders (no causal mask) multiply quantized weights in f32 on
-        // batches (`Kernels::widening`); decoders keep ggml's block order.
+        // Encoders (no causal mask) keep their activations in f32 for float
+        // weights (`Kernels::widening`); decoders keep ggml's arithmetic.
         let invariant = segs.iter().any(|g| g.st.batch_invariant);
         let kern = match (invariant, c.causal) {
             (true, _) => hearth_quant::kernels().row_invariant(),

@@ -1,5 +1,4 @@
-//! The matmul of float weights (F16, F32; quantized ones too for a
-//! [widening](Kernels::widening) table) against several activation rows:
+//! The matmul of float weights (F16, F32) against several activation rows:
 //! each task packs its share of the weight rows into f32 panels of 16
 //! ([`Kernels::pack_panel`], F16 widened on the way) and runs hearth-quant's
 //! float GEMM ([`Kernels::gemm_panel`]) over blocks of activation rows.
@@ -37,11 +36,6 @@ thread_local! {
 /// faster.
 const PACKED_ROWS: usize = 12;
 
-/// Fewest activation rows for which a widening table dequantizes
-/// quantized weights into the panels: below, one text's tokens, the block
-/// dot products read a quarter of the bytes and are faster.
-const WIDEN_ROWS: usize = 64;
-
 /// Weight rows per call of [`Kernels::gemm_rows`] (in L1 while the
 /// activation rows pass in groups of [`FEW_ROWS`]).
 const ROWS_BLOCK: usize = 32;
@@ -50,13 +44,8 @@ const ROWS_BLOCK: usize = 32;
 /// than one activation row (a single row is bound by reading the weights,
 /// which the one-row dot does without a conversion buffer) and a table
 /// that multiplies several rows at once.
-/// A [widening](Kernels::widening) table also sends quantized weights here
-/// when there are enough activation rows ([`WIDEN_ROWS`]) to repay
-/// dequantizing them.
 pub(crate) fn takes(kernels: &Kernels, ty: GgmlType, m: usize) -> bool {
-    let float = matches!(ty, GgmlType::F16 | GgmlType::F32);
-    let widen = kernels.widens() && m >= WIDEN_ROWS && hearth_quant::has_dequantizer(ty);
-    m >= 2 && (float || widen) && kernels.batches_rows()
+    m >= 2 && matches!(ty, GgmlType::F16 | GgmlType::F32) && kernels.batches_rows()
 }
 
 /// `true` when [`matmul`](crate::matmul) multiplies `m` activation rows
@@ -228,55 +217,6 @@ mod tests {
                     let tol = if ty == GgmlType::F16 { 2e-3 } else { 1e-5 } * k as f32;
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!((g - w).abs() <= tol, "{ty} {n}x{k}·{m} [{i}]: {g} vs {w}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// A widening table takes quantized weights with enough activation
-    /// rows and multiplies the dequantized weights in f32; other tables
-    /// (and fewer rows) keep the block dot products.
-    #[test]
-    fn widening_tables_multiply_dequantized_weights() {
-        let pool = ThreadPool::new(2);
-        let (n, k, m) = (40, 256, WIDEN_ROWS + 1);
-        let (wf, x) = (values(n * k, 3), values(m * k, 4));
-        for ty in [GgmlType::Q8_0, GgmlType::Q4K] {
-            let rb = ty.row_bytes(k as u64).expect("whole blocks") as usize;
-            let mut data = vec![0u8; n * rb];
-            let mut deq = vec![0f32; n * k];
-            for ((r, d), f) in wf
-                .chunks_exact(k)
-                .zip(data.chunks_exact_mut(rb))
-                .zip(deq.chunks_exact_mut(k))
-            {
-                hearth_quant::quantize_row(ty, r, d).expect("a quantizable row");
-                hearth_quant::dequantize_row(ty, d, f).expect("a row");
-            }
-            let w = WeightRef {
-                data: &data,
-                ty,
-                rows: n,
-                cols: k,
-            };
-            for base in [hearth_quant::kernels(), hearth_quant::scalar_kernels()] {
-                let kern = base.widening();
-                assert!(kern.widens() && !base.widens());
-                assert!(takes(kern, ty, m) && !takes(kern, ty, WIDEN_ROWS - 1));
-                assert!(!takes(base, ty, m) && !takes(kern.row_invariant(), ty, m));
-                let mut got = vec![0f32; m * n];
-                matmul(&pool, kern, w, &x, m, &mut Vec::new(), &mut got);
-                for c in 0..m {
-                    for r in 0..n {
-                        let want: f64 = (0..k)
-                            .map(|i| f64::from(deq[r * k + i]) * f64::from(x[c * k + i]))
-                            .sum();
-                        let g = f64::from(got[c * n + r]);
-                        assert!(
-                            (g - want).abs() <= 1e-5 * k as f64,
-                            "{ty} ({c},{r}): {g} vs {want}"
-                        );
                     }
                 }
             }

@@ -14,45 +14,29 @@ pub const FEW_ROWS: usize = 5;
 
 impl Kernels {
     /// Packs up to [`FLOAT_PANEL`] weight rows of `k` elements (`src`:
-    /// whole rows of `ty`) into `panel`, `k × 16` f32: `panel[i * 16 + j]`
-    /// is element `i` of row `j`, zero for rows past the last. F16 widens
-    /// exactly; quantized types are dequantized as
-    /// [`dequantize_row`](crate::dequantize_row) does.
+    /// whole F16 or F32 rows, little-endian) into `panel`, `k × 16` f32:
+    /// `panel[i * 16 + j]` is element `i` of row `j`, zero for rows past
+    /// the last. F16 widens exactly.
     ///
     /// # Panics
-    /// When `ty` has no dequantizer, `k` is 0, `src` is not a whole number of
+    /// When `ty` is not F16 or F32, `k` is 0, `src` is not a whole number of
     /// rows or holds more than 16, or `panel` is shorter than `k × 16` (all
     /// caller bugs).
     pub fn pack_panel(&self, ty: GgmlType, src: &[u8], k: usize, panel: &mut [f32]) {
-        let rb = ty
-            .row_bytes(k as u64)
-            .filter(|_| k > 0)
-            .map_or(0, |b| b as usize);
+        let eb = match ty {
+            GgmlType::F16 => 2,
+            GgmlType::F32 => 4,
+            _ => panic!("pack_panel: {ty} weights"),
+        };
         assert!(
-            rb > 0
-                && src.len() % rb == 0
-                && src.len() / rb <= FLOAT_PANEL
+            k > 0
+                && src.len() % (k * eb) == 0
+                && src.len() / (k * eb) <= FLOAT_PANEL
                 && panel.len() >= k * FLOAT_PANEL,
             "pack_panel: {} bytes of {ty} rows of {k} into {} floats",
             src.len(),
             panel.len()
         );
-        if !matches!(ty, GgmlType::F16 | GgmlType::F32) {
-            let mut row = vec![0f32; k];
-            let rows = src.len() / rb;
-            for j in 0..FLOAT_PANEL {
-                if j < rows {
-                    crate::dequantize_row(ty, &src[j * rb..(j + 1) * rb], &mut row)
-                        .unwrap_or_else(|e| panic!("pack_panel: {e}"));
-                } else {
-                    row.fill(0.0);
-                }
-                for (i, &v) in row.iter().enumerate() {
-                    panel[i * FLOAT_PANEL + j] = v;
-                }
-            }
-            return;
-        }
         match self.isa {
             Isa::Scalar => scalar::gemm::pack_panel(ty, src, k, panel),
             #[cfg(target_arch = "x86_64")]

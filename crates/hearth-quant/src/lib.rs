@@ -163,11 +163,6 @@ fn row_fits(ty: GgmlType, n: usize, len: usize) -> bool {
     n % block == 0 && (n / block).checked_mul(ty.block_bytes()) == Some(len)
 }
 
-/// `true` when [`dequantize_row`] reads `ty`.
-pub fn has_dequantizer(ty: GgmlType) -> bool {
-    scalar::dequantizer(ty).is_some()
-}
-
 /// Dequantizes one row: `dst.len()` elements from `src`, which must be
 /// exactly that row's bytes. Same floats as ggml's `dequantize_row_*`.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
@@ -250,8 +245,8 @@ pub const TILE_ROWS: usize = 4;
 pub struct Kernels {
     /// The tier these kernels belong to.
     pub isa: Isa,
-    /// Whether matmuls of many activation rows widen quantized weights into
-    /// the float GEMM (see [`Kernels::widening`]).
+    /// Whether a model's linear layers keep the activations in f32 for
+    /// float weights (see [`Kernels::widening`]).
     widens: bool,
     dot: [VecDotFn; DOT_SLOTS],
     /// Multi-column kernels; `None` means repeated `dot`.
@@ -295,14 +290,14 @@ impl Kernels {
         })
     }
 
-    /// This tier with quantized weights widened for products of many
-    /// activation rows: a matmul may dequantize the weights into the f32
-    /// panels of [`pack_panel`](Kernels::pack_panel) and multiply them by the
-    /// activations in f32, instead of quantizing the activations
-    /// ([`vec_dot_type`]) and running the block dot products. Faster on
-    /// batches, and closer to the unquantized model (the activations keep
-    /// their precision), but not the block order of the other tables, so
-    /// a model opts in (encoders do; language models keep ggml's order).
+    /// This tier for models whose linear layers keep the activations in
+    /// f32: with F16 or F32 weights and two or more rows, the products run
+    /// on the float GEMM ([`gemm_panel`](Kernels::gemm_panel)) with the
+    /// activations as they are, instead of rounding them to the weights'
+    /// dot format first ([`vec_dot_type`]). Faster on batches and closer
+    /// to the unrounded model, but not ggml's arithmetic, so a model opts
+    /// in (encoders do; language models keep ggml's). Quantized weights
+    /// keep the block dot products either way.
     pub fn widening(&self) -> &'static Kernels {
         static TABLES: [OnceLock<Kernels>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
         let i = match self.isa {

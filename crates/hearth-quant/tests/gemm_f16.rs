@@ -67,42 +67,6 @@ fn panels_are_the_transposed_rows_with_zeros_after_the_last() {
 }
 
 #[test]
-fn quantized_panels_hold_the_dequantized_rows() {
-    let mut rng = Rng::new(14);
-    let k = 512;
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q6K] {
-        let rb = ty.row_bytes(k as u64).expect("whole blocks") as usize;
-        for rows in [1, 7, 16] {
-            let vals = f32s(&mut rng, rows * k);
-            let mut bytes = vec![0u8; rows * rb];
-            let mut deq = vec![0f32; rows * k];
-            for ((v, b), d) in vals
-                .chunks_exact(k)
-                .zip(bytes.chunks_exact_mut(rb))
-                .zip(deq.chunks_exact_mut(k))
-            {
-                hearth_quant::quantize_row(ty, v, b).expect("a quantizable row");
-                hearth_quant::dequantize_row(ty, b, d).expect("a row");
-            }
-            for kern in tiers() {
-                let mut panel = vec![f32::NAN; k * FLOAT_PANEL];
-                kern.pack_panel(ty, &bytes, k, &mut panel);
-                for i in 0..k {
-                    for j in 0..FLOAT_PANEL {
-                        let want = if j < rows { deq[j * k + i] } else { 0.0 };
-                        assert_eq!(
-                            panel[i * FLOAT_PANEL + j].to_bits(),
-                            want.to_bits(),
-                            "{ty} {rows} ({i},{j})"
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[test]
 fn gemm_matches_f64_dot_products_for_every_tile_shape() {
     let mut rng = Rng::new(11);
     for k in [1, 5, 8, 9, 16, 64, 100, 387] {

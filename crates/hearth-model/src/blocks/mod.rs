@@ -227,8 +227,8 @@ impl<'a> QuantActs<'a> {
         ws: &[WeightRef<'_>],
         ys: &mut [&mut [f32]],
     ) {
-        // Widening tables (encoders) multiply batches in f32: no
-        // activation quantization.
+        // Widening tables (encoders) multiply float weights in f32: no
+        // rounding of the activations.
         if kern.widens()
             && ws
                 .iter()
