@@ -274,12 +274,7 @@ impl Kernels {
     /// deterministic serving). Prompt processing is slower with it.
     pub fn row_invariant(&self) -> &'static Kernels {
         static TABLES: [OnceLock<Kernels>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-        let i = match self.isa {
-            Isa::Scalar => 0,
-            Isa::Avx2 => 1,
-            Isa::Avx512 => 2,
-        };
-        TABLES[i].get_or_init(|| Kernels {
+        TABLES[self.tier_index()].get_or_init(|| Kernels {
             isa: self.isa,
             widens: false,
             dot: self.dot,
@@ -288,6 +283,16 @@ impl Kernels {
             panel: [None; DOT_SLOTS],
             act: self.act,
         })
+    }
+
+    /// 0, 1, 2 for the scalar, AVX2 and AVX-512 tiers (the slot of a
+    /// derived table).
+    fn tier_index(&self) -> usize {
+        match self.isa {
+            Isa::Scalar => 0,
+            Isa::Avx2 => 1,
+            Isa::Avx512 => 2,
+        }
     }
 
     /// This tier for models whose linear layers keep the activations in
@@ -300,12 +305,7 @@ impl Kernels {
     /// keep the block dot products either way.
     pub fn widening(&self) -> &'static Kernels {
         static TABLES: [OnceLock<Kernels>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-        let i = match self.isa {
-            Isa::Scalar => 0,
-            Isa::Avx2 => 1,
-            Isa::Avx512 => 2,
-        };
-        TABLES[i].get_or_init(|| Kernels {
+        TABLES[self.tier_index()].get_or_init(|| Kernels {
             isa: self.isa,
             widens: true,
             dot: self.dot,
