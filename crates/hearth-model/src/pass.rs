@@ -126,7 +126,7 @@ impl Model {
             }
         }
         ops::rows_par(pool, &mut s.x, e, &|x, _| {
-            enc.norm.apply_rows(c, x, &mut Vec::new())
+            ROW.with_borrow_mut(|tmp| enc.norm.apply_rows(c, x, tmp))
         });
         Ok(())
     }
@@ -229,6 +229,12 @@ impl Model {
     }
 }
 
+thread_local! {
+    /// Each thread's row buffer for norms applied in place (kept between
+    /// layers and passes, so a decode step allocates none).
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `s.xb = norm(s.x)` row by row (the rows spread over the pool), or a
 /// copy without a pre-norm.
 fn pre_norm(pool: &ThreadPool, c: &Config, norm: Option<&Norm>, s: &mut Scratch) {
@@ -249,17 +255,18 @@ fn pre_norm(pool: &ThreadPool, c: &Config, norm: Option<&Norm>, s: &mut Scratch)
 fn residual(pool: &ThreadPool, c: &Config, post: Option<&Norm>, s: &mut Scratch) {
     let (e, len) = (c.n_embd, s.x.len());
     let rows = |x: &mut [f32], o: &mut [f32]| {
-        let mut tmp = Vec::new();
-        if let Some(w) = post.filter(|_| !c.norm_after_residual) {
-            w.apply_rows(c, o, &mut tmp);
-        }
-        if let Some(rs) = c.residual_scale {
-            ops::scale_inplace(o, rs);
-        }
-        ops::add_inplace(x, o);
-        if let Some(w) = post.filter(|_| c.norm_after_residual) {
-            w.apply_rows(c, x, &mut tmp);
-        }
+        ROW.with_borrow_mut(|tmp| {
+            if let Some(w) = post.filter(|_| !c.norm_after_residual) {
+                w.apply_rows(c, o, tmp);
+            }
+            if let Some(rs) = c.residual_scale {
+                ops::scale_inplace(o, rs);
+            }
+            ops::add_inplace(x, o);
+            if let Some(w) = post.filter(|_| c.norm_after_residual) {
+                w.apply_rows(c, x, tmp);
+            }
+        })
     };
     match post {
         None => rows(&mut s.x, &mut s.o[..len]),

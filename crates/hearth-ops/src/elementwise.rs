@@ -276,17 +276,8 @@ pub(crate) fn softmax_with(x: &mut [f32], exp: impl Fn(f32) -> f32) {
 /// [`crate::vexp::softmax_fast`]), the rows spread over the pool.
 pub fn softmax_rows(pool: &ThreadPool, x: &mut [f32], n: usize) {
     assert!(n > 0 && x.len() / n * n == x.len(), "softmax_rows: shape");
-    let rows = x.len() / n;
-    if rows < 8 {
-        return x.chunks_exact_mut(n).for_each(softmax_fast);
-    }
-    let g = Disjoint::new(x);
-    pool.run_rows(rows, &|i, nt| {
-        let r = split(rows, i, nt);
-        // SAFETY: each task owns the rows `split` gives it.
-        #[allow(unsafe_code)]
-        let part = unsafe { g.part(r.start * n..r.end * n) };
-        part.chunks_exact_mut(n).for_each(softmax_fast);
+    rows_par(pool, x, n, &|part, _| {
+        part.chunks_exact_mut(n).for_each(softmax_fast)
     });
 }
 
