@@ -52,6 +52,8 @@ pub(crate) struct Scratch {
     pub rope_cs: Vec<(f32, f32)>,
     /// Each row's position in its sequence.
     pub positions: Vec<usize>,
+    /// Each segment's rows (an encoder's attention within each text).
+    pub lens: Vec<usize>,
     /// A mixture-of-experts layer's routes and per-expert products.
     pub moe: crate::blocks::moe::MoeScratch,
     /// Latent attention's per-head products.

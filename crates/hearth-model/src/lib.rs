@@ -120,6 +120,13 @@ impl Model {
         self.file.tensors().iter().map(|t| t.size).sum()
     }
 
+    /// Bytes of memory the model holds besides the mapped file: an
+    /// encoder's projections packed for the float GEMM (four bytes a
+    /// weight; none for decoders).
+    pub fn packed_bytes(&self) -> u64 {
+        self.weights.packed_bytes
+    }
+
     /// Drops cached positions `n_keep..n_keep + n_discard` and moves the
     /// later ones down, re-rotating their keys for the new positions
     /// (llama.cpp's context shift).

@@ -65,10 +65,8 @@ pub(crate) fn float_matmul(
     m: usize,
     y: &mut [f32],
 ) {
-    let (n, k) = (w.rows, w.cols);
-    let wrb = w.row_bytes();
     assert!(
-        takes(kernels, w.ty, m) && w.data.len() >= n * wrb && k > 0,
+        takes(kernels, w.ty, m) && w.data.len() >= w.rows * w.row_bytes() && w.cols > 0,
         "float_matmul: {} weights × {m} rows",
         w.ty
     );
@@ -76,6 +74,124 @@ pub(crate) fn float_matmul(
         few_rows(pool, kernels, w, x, m, y);
         return;
     }
+    product(pool, kernels, Source::Rows(w), x, m, y);
+}
+
+/// A weight matrix packed once into the float GEMM's f32 panels
+/// ([`Kernels::pack_panel`]'s layout, 16 rows a panel), for weights that
+/// meet many products: [`matmul_panels`] then reads them as they are, with
+/// no conversion per call. Any weight type hearth-quant dequantizes packs
+/// (quantized rows are dequantized exactly to f32 first); it takes
+/// [`Panels::bytes`] of memory, four bytes a weight.
+pub struct Panels {
+    data: Vec<f32>,
+    /// Floats skipped at the front so that the panels start on a 64-byte line.
+    skip: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl std::fmt::Debug for Panels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Panels({} × {})", self.rows, self.cols)
+    }
+}
+
+impl Panels {
+    /// Packs `w` (any type [`hearth_quant::dequantize_row`] reads) with
+    /// `kernels`' packing.
+    pub fn pack(kernels: &Kernels, w: WeightRef<'_>) -> Result<Panels, hearth_quant::QuantError> {
+        let (n, k) = (w.rows, w.cols);
+        let wrb = w.row_bytes();
+        let panel_len = k * FLOAT_PANEL;
+        let mut data = vec![0f32; n.div_ceil(FLOAT_PANEL) * panel_len + ALIGN];
+        let skip = data.as_ptr().align_offset(64).min(ALIGN);
+        let (mut rows_f32, mut bytes) = (Vec::new(), Vec::new());
+        for (p, dst) in data[skip..].chunks_exact_mut(panel_len).enumerate() {
+            let r = p * FLOAT_PANEL..((p + 1) * FLOAT_PANEL).min(n);
+            let src = &w.data[r.start * wrb..r.end * wrb];
+            if matches!(w.ty, GgmlType::F16 | GgmlType::F32) {
+                kernels.pack_panel(w.ty, src, k, dst);
+                continue;
+            }
+            rows_f32.resize(r.len() * k, 0.0);
+            for (s, d) in src.chunks_exact(wrb).zip(rows_f32.chunks_exact_mut(k)) {
+                hearth_quant::dequantize_row(w.ty, s, d)?;
+            }
+            bytes.clear();
+            bytes.extend(rows_f32.iter().flat_map(|v| v.to_le_bytes()));
+            kernels.pack_panel(GgmlType::F32, &bytes, k, dst);
+        }
+        Ok(Panels {
+            data,
+            skip,
+            rows: n,
+            cols: k,
+        })
+    }
+
+    /// Bytes [`Panels::pack`] takes for `rows` × `cols` weights.
+    pub fn bytes(rows: usize, cols: usize) -> u64 {
+        ((rows.div_ceil(FLOAT_PANEL) * FLOAT_PANEL * cols + ALIGN) * 4) as u64
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Panels `ps` (each `cols × 16`), one after another.
+    fn panels(&self, ps: std::ops::Range<usize>) -> &[f32] {
+        let len = self.cols * FLOAT_PANEL;
+        &self.data[self.skip + ps.start * len..self.skip + ps.end * len]
+    }
+}
+
+/// y (m × n) = X (m × k) · Wᵀ for weights packed into [`Panels`] (n rows of
+/// k), any number of activation rows. Every output is one in-order sum
+/// over k, whatever `m` is, so a row's result does not depend on the other
+/// rows of the call.
+pub fn matmul_panels(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    w: &Panels,
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+) {
+    assert_eq!(x.len(), m * w.cols, "matmul_panels: activation shape");
+    assert_eq!(y.len(), m * w.rows, "matmul_panels: output shape");
+    if m > 0 {
+        product(pool, kernels, Source::Packed(w), x, m, y);
+    }
+}
+
+/// Where [`product`] finds its panels.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// Weight rows each task packs as it goes.
+    Rows(WeightRef<'a>),
+    Packed(&'a Panels),
+}
+
+/// The packed GEMM: each task takes a share of the panels, a group of them
+/// at a time (packed first for [`Source::Rows`]), and multiplies every
+/// block of activation rows by the group.
+fn product(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    src: Source<'_>,
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+) {
+    let (n, k) = match src {
+        Source::Rows(w) => (w.rows, w.cols),
+        Source::Packed(p) => (p.rows, p.cols),
+    };
     let panel_len = k * FLOAT_PANEL;
     let n_panels = n.div_ceil(FLOAT_PANEL);
     let group = (GROUP_BYTES / (panel_len * 4)).max(1);
@@ -86,18 +202,27 @@ pub(crate) fn float_matmul(
         if panels.is_empty() {
             return;
         }
-        BUFFERS.with_borrow_mut(|(packed, tile)| {
-            packed.resize(group.min(panels.len()) * panel_len + ALIGN, 0.0);
-            let skip = packed.as_ptr().align_offset(64).min(ALIGN);
-            let packed = &mut packed[skip..];
+        BUFFERS.with_borrow_mut(|(buf, tile)| {
             tile.resize(block.min(m) * FLOAT_PANEL, 0.0);
+            if let Source::Rows(_) = src {
+                buf.resize(group.min(panels.len()) * panel_len + ALIGN, 0.0);
+            }
             for g0 in panels.clone().step_by(group) {
                 let g1 = (g0 + group).min(panels.end);
-                for (p, dst) in (g0..g1).zip(packed.chunks_exact_mut(panel_len)) {
-                    let rows = p * FLOAT_PANEL..((p + 1) * FLOAT_PANEL).min(n);
-                    let src = &w.data[rows.start * wrb..rows.end * wrb];
-                    kernels.pack_panel(w.ty, src, k, dst);
-                }
+                let packed: &[f32] = match src {
+                    Source::Packed(p) => p.panels(g0..g1),
+                    Source::Rows(w) => {
+                        let skip = buf.as_ptr().align_offset(64).min(ALIGN);
+                        let wrb = w.row_bytes();
+                        let dst = &mut buf[skip..skip + (g1 - g0) * panel_len];
+                        for (p, dst) in (g0..g1).zip(dst.chunks_exact_mut(panel_len)) {
+                            let rows = p * FLOAT_PANEL..((p + 1) * FLOAT_PANEL).min(n);
+                            let src = &w.data[rows.start * wrb..rows.end * wrb];
+                            kernels.pack_panel(w.ty, src, k, dst);
+                        }
+                        &buf[skip..skip + (g1 - g0) * panel_len]
+                    }
+                };
                 for c0 in (0..m).step_by(block) {
                     let c1 = (c0 + block).min(m);
                     let t = &mut tile[..(c1 - c0) * FLOAT_PANEL];
@@ -217,6 +342,50 @@ mod tests {
                     let tol = if ty == GgmlType::F16 { 2e-3 } else { 1e-5 } * k as f32;
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!((g - w).abs() <= tol, "{ty} {n}x{k}·{m} [{i}]: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Packed panels: for float weights the same bits as the GEMM that
+    /// packs as it goes (at its packed sizes); for Q8_0 the product with
+    /// the dequantized rows; and any row alone equal, bit for bit, to the
+    /// same row inside a larger call.
+    #[test]
+    fn packed_panels_match_and_do_not_depend_on_the_batch() {
+        let pool = ThreadPool::new(2);
+        for (n, k, m) in [(5, 32, 13), (37, 64, 20), (70, 96, 97), (100, 3008, 40)] {
+            let (wf, x) = (values(n * k, 3), values(m * k, 4));
+            for ty in [GgmlType::F16, GgmlType::F32, GgmlType::Q8_0] {
+                let rb = ty.row_bytes(k as u64).expect("whole rows") as usize;
+                let mut data = vec![0u8; n * rb];
+                for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
+                    hearth_quant::quantize_row(ty, r, d).expect("a row");
+                }
+                let w = WeightRef { data: &data, ty, rows: n, cols: k };
+                for kern in [hearth_quant::kernels(), hearth_quant::scalar_kernels()] {
+                    let p = Panels::pack(kern, w).expect("packs");
+                    assert!(Panels::bytes(n, k) >= (p.data.len() * 4) as u64);
+                    let mut got = vec![0f32; m * n];
+                    matmul_panels(&pool, kern, &p, &x, m, &mut got);
+                    let mut want = vec![0f32; m * n];
+                    if ty == GgmlType::Q8_0 {
+                        let mut deq = vec![0f32; n * k];
+                        for (s, d) in data.chunks_exact(rb).zip(deq.chunks_exact_mut(k)) {
+                            hearth_quant::dequantize_row(ty, s, d).expect("a row");
+                        }
+                        let bytes: Vec<u8> = deq.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        let wd = WeightRef { data: &bytes, ty: GgmlType::F32, rows: n, cols: k };
+                        product(&pool, kern, Source::Rows(wd), &x, m, &mut want);
+                    } else {
+                        product(&pool, kern, Source::Rows(w), &x, m, &mut want);
+                    }
+                    assert_eq!(got, want, "{ty} {n}x{k}·{m}");
+                    for r in [0, m / 2, m - 1] {
+                        let mut one = vec![0f32; n];
+                        matmul_panels(&pool, kern, &p, &x[r * k..(r + 1) * k], 1, &mut one);
+                        assert_eq!(one, got[r * n..(r + 1) * n], "{ty} row {r} alone");
                     }
                 }
             }

@@ -24,6 +24,7 @@ pub mod experts;
 mod float_matmul;
 pub mod matmul;
 pub mod moe;
+mod packed_attention;
 pub mod pool;
 pub mod recurrent;
 pub mod rope;
@@ -41,13 +42,14 @@ pub use elementwise::{
     to_f16_rows, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
-pub use float_matmul::multiplies_in_f32;
+pub use float_matmul::{matmul_panels, multiplies_in_f32, Panels};
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
 };
 pub use moe::{
     combine_experts, expert_scale_bias, route, swiglu_limited, swiglu_oai, Gating, Router, Routes,
 };
+pub use packed_attention::attention_packed;
 pub use pool::{split, Disjoint, ThreadPool};
 pub use recurrent::{
     causal_conv1d, gated_delta_rule, l2_norm_inplace, mamba2_scan, mul_inplace,

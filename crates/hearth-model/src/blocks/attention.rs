@@ -76,6 +76,16 @@ impl Attention {
         })
     }
 
+    /// Every projection of the layer.
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut v: Vec<&mut Linear> = match &mut self.qkv {
+            Qkv::Split { q, k, v } => vec![q, k, v],
+            Qkv::Fused(f) => vec![f],
+        };
+        v.push(&mut self.wo);
+        v
+    }
+
     /// `s.o = Wo · attention(s.xb)` for every row, storing the rows' keys
     /// and values in each segment's cache of layer `il`.
     pub fn forward(&self, cx: &Ctx<'_>, il: usize, segs: &mut [Seg<'_, '_>], s: &mut Scratch) {
@@ -156,6 +166,36 @@ impl Attention {
             batch_invariant: cx.invariant,
             causal: c.causal,
         };
+        // An encoder's texts are whole in the pass (`Model::check`): each
+        // attends within itself from the projections, with nothing cached.
+        let sk = self.sinks.as_deref();
+        if !c.causal && spec.window.is_none() && c.attn_softcap.is_none() && sk.is_none() {
+            s.lens.clear();
+            s.lens.extend(segs.iter().map(|g| g.tokens.len()));
+            let out = &mut s.att[..n * q_dim];
+            let (q, k, v) = (&s.q[..n * q_dim], &s.k[..n * kv_dim], &s.v[..n * kv_dim]);
+            ops::attention_packed(cx.pool, &params, q, k, v, &s.lens, out);
+        } else {
+            self.attend_cached(cx, il, &params, segs, s);
+        }
+        if c.attn_gate {
+            ops::mul_sigmoid_inplace(&mut s.att[..n * q_dim], &s.gate[..n * q_dim]);
+        }
+        QuantActs::new(&s.att, n, &mut s.qbuf).linear(cx, [&self.wo], &mut [&mut s.o]);
+    }
+
+    /// `s.att` = attention of the queries `s.q` over each segment's cache,
+    /// after storing the segments' new keys and values (`s.k`, `s.v`) in it.
+    fn attend_cached(
+        &self,
+        cx: &Ctx<'_>,
+        il: usize,
+        params: &AttnParams,
+        segs: &mut [Seg<'_, '_>],
+        s: &mut Scratch,
+    ) {
+        let (c, n) = (cx.c, cx.n);
+        let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
         // Store every sequence's new keys and values, then attend in one
         // parallel region over all of them.
         let mut t0 = 0;
@@ -186,10 +226,10 @@ impl Attention {
         let sk = self.sinks.as_deref();
         match (views16, views32) {
             (Some(kv), _) => {
-                ops::attention_batch_sinks(cx.pool, &params, sk, &s.q, &kv, &s.positions, out)
+                ops::attention_batch_sinks(cx.pool, params, sk, &s.q, &kv, &s.positions, out)
             }
             (_, Some(kv)) => {
-                ops::attention_batch_sinks(cx.pool, &params, sk, &s.q, &kv, &s.positions, out)
+                ops::attention_batch_sinks(cx.pool, params, sk, &s.q, &kv, &s.positions, out)
             }
             // Sequences with caches of different types: one call each.
             (None, None) => {
@@ -205,7 +245,7 @@ impl Attention {
                     match &g.st.cache.layers[il] {
                         LayerMem::F16(l) => ops::attention_batch_sinks(
                             cx.pool,
-                            &params,
+                            params,
                             sk,
                             q,
                             &[l.view(pos.len())],
@@ -214,7 +254,7 @@ impl Attention {
                         ),
                         LayerMem::F32(l) => ops::attention_batch_sinks(
                             cx.pool,
-                            &params,
+                            params,
                             sk,
                             q,
                             &[l.view(pos.len())],
@@ -227,10 +267,6 @@ impl Attention {
                 }
             }
         }
-        if c.attn_gate {
-            ops::mul_sigmoid_inplace(&mut s.att[..n * q_dim], &s.gate[..n * q_dim]);
-        }
-        QuantActs::new(&s.att, n, &mut s.qbuf).linear(cx, [&self.wo], &mut [&mut s.o]);
     }
 }
 

@@ -76,6 +76,16 @@ impl Dense {
         })
     }
 
+    /// Every projection of the block.
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut v: Vec<&mut Linear> = match &mut self.up {
+            Up::Gated { gate, up } => vec![gate, up],
+            Up::Fused(f) | Up::Plain(f) => vec![f],
+        };
+        v.push(&mut self.down);
+        v
+    }
+
     /// `s.o = ffn(s.xb)` for every row.
     pub fn forward(&self, cx: &Ctx<'_>, s: &mut Scratch) {
         let (n, ff, act) = (cx.n, self.n_ff, cx.c.act);

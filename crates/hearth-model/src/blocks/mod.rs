@@ -103,6 +103,10 @@ pub(crate) struct Linear {
     pub scale: Option<f32>,
     /// The bias is added before the scale multiplies.
     pub bias_first: bool,
+    /// The weights packed into the float GEMM's panels, where the model
+    /// keeps them ([`pack_encoder`]): then products with a widening table
+    /// read these instead of the mapped rows.
+    pub panels: Option<ops::Panels>,
 }
 
 impl Linear {
@@ -126,6 +130,7 @@ impl Linear {
             bias,
             scale,
             bias_first: false,
+            panels: None,
         })
     }
 
@@ -252,14 +257,25 @@ impl<'a> QuantActs<'a> {
     }
 
     /// `ys[i] = ls[i](X)` for the first `n` rows, scales and biases applied.
+    /// A widening table multiplies packed weights ([`Linear::panels`]) as
+    /// they are.
     pub fn linear<const N: usize>(
         &mut self,
         cx: &Ctx<'_>,
         ls: [&Linear; N],
         ys: &mut [&mut [f32]; N],
     ) {
-        let ws = ls.map(|l| l.view(cx.bytes));
-        self.mul(cx.pool, cx.kern, &ws, ys);
+        if cx.kern.widens() && ls.iter().all(|l| l.panels.is_some()) {
+            for (l, y) in ls.iter().zip(ys.iter_mut()) {
+                if let Some(p) = &l.panels {
+                    let y = &mut y[..self.m * p.rows()];
+                    ops::matmul_panels(cx.pool, cx.kern, p, self.x, self.m, y);
+                }
+            }
+        } else {
+            let ws = ls.map(|l| l.view(cx.bytes));
+            self.mul(cx.pool, cx.kern, &ws, ys);
+        }
         for (l, y) in ls.iter().zip(ys.iter_mut()) {
             l.finish(&mut y[..self.m * l.m.rows]);
         }
@@ -321,6 +337,48 @@ impl Layer {
     }
 }
 
+/// Most bytes of packed panels an encoder keeps ([`pack_encoder`]): a
+/// larger model packs its weights per product instead.
+const PACKED_LIMIT: u64 = 1 << 30;
+
+/// Packs every projection of an encoder's layers into the float GEMM's
+/// panels (f32, dequantized from the file's type), when all of them fit in
+/// [`PACKED_LIMIT`]: an encoder runs each text's rows through every
+/// projection once, so converting and packing the weights per product
+/// would cost about as much as a short text's products themselves.
+/// Returns the bytes packed.
+fn pack_encoder(file: &hearth_gguf::GgufFile, layers: &mut [Layer]) -> Result<u64, ModelError> {
+    let mut linears: Vec<&mut Linear> = Vec::new();
+    for l in layers.iter_mut() {
+        match &mut l.mixer {
+            Mixer::Attention(a) => linears.extend(a.linears_mut()),
+            _ => return Ok(0),
+        }
+        match &mut l.ffn {
+            Ffn::Dense(f) => linears.extend(f.linears_mut()),
+            Ffn::Moe(_) => return Ok(0),
+        }
+    }
+    let bytes: u64 = linears
+        .iter()
+        .map(|l| ops::Panels::bytes(l.m.rows, l.m.cols))
+        .sum();
+    if bytes > PACKED_LIMIT {
+        return Ok(0);
+    }
+    let kern = hearth_quant::kernels();
+    for l in linears {
+        let p = ops::Panels::pack(kern, l.m.view(file.bytes())).map_err(|err| {
+            ModelError::BadTensor {
+                tensor: format!("a {} projection", l.m.ty),
+                why: err.to_string(),
+            }
+        })?;
+        l.panels = Some(p);
+    }
+    Ok(bytes)
+}
+
 /// All the weights of a model.
 #[derive(Debug)]
 pub(crate) struct Weights {
@@ -333,6 +391,8 @@ pub(crate) struct Weights {
     /// The output projection; the token embedding when tied.
     pub output: Linear,
     pub layers: Vec<Layer>,
+    /// Bytes of the encoder's packed projections ([`pack_encoder`]).
+    pub packed_bytes: u64,
 }
 
 /// Per-dimension RoPE factors from the file, set on `c`: Llama 3's
@@ -393,9 +453,10 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
             bias: None,
             scale: None,
             bias_first: false,
+            panels: None,
         },
     };
-    let layers = (0..c.n_layer)
+    let mut layers = (0..c.n_layer)
         .map(|il| Layer::load(&mut t, c, il))
         .collect::<Result<Vec<_>, _>>()?;
     let output_norm = match c.output_norm {
@@ -403,6 +464,10 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
         None => None,
     };
     t.finish(c.arch.name())?;
+    let packed_bytes = match c.causal {
+        false => pack_encoder(file, &mut layers)?,
+        true => 0,
+    };
     Ok(Weights {
         token_embd,
         encoder,
@@ -410,5 +475,6 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
         output_norm,
         output,
         layers,
+        packed_bytes,
     })
 }

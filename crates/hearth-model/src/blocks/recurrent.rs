@@ -42,6 +42,7 @@ fn plain(t: &mut Tensors<'_>, name: &str, cols: usize, rows: usize) -> Result<Li
         bias: None,
         scale: None,
         bias_first: false,
+        panels: None,
     })
 }
 
