@@ -74,7 +74,7 @@ pub(crate) fn float_matmul(
         few_rows(pool, kernels, w, x, m, y);
         return;
     }
-    product(pool, kernels, Source::Rows(w), x, m, y);
+    product(pool, kernels, Source::Rows(w), None, x, m, y);
 }
 
 /// A weight matrix packed once into the float GEMM's f32 panels
@@ -150,22 +150,24 @@ impl Panels {
     }
 }
 
-/// y (m × n) = X (m × k) · Wᵀ for weights packed into [`Panels`] (n rows of
-/// k), any number of activation rows. Every output is one in-order sum
-/// over k, whatever `m` is, so a row's result does not depend on the other
-/// rows of the call.
+/// y (m × n) = X (m × k) · Wᵀ (+ `bias`, n long, added to every row) for
+/// weights packed into [`Panels`] (n rows of k), any number of activation
+/// rows. Every output is one in-order sum over k, then the bias, whatever
+/// `m` is, so a row's result does not depend on the other rows of the call.
 pub fn matmul_panels(
     pool: &ThreadPool,
     kernels: &Kernels,
     w: &Panels,
+    bias: Option<&[f32]>,
     x: &[f32],
     m: usize,
     y: &mut [f32],
 ) {
     assert_eq!(x.len(), m * w.cols, "matmul_panels: activation shape");
     assert_eq!(y.len(), m * w.rows, "matmul_panels: output shape");
+    assert!(bias.is_none_or(|b| b.len() == w.rows), "matmul_panels: bias length");
     if m > 0 {
-        product(pool, kernels, Source::Packed(w), x, m, y);
+        product(pool, kernels, Source::Packed(w), bias, x, m, y);
     }
 }
 
@@ -179,11 +181,13 @@ enum Source<'a> {
 
 /// The packed GEMM: each task takes a share of the panels, a group of them
 /// at a time (packed first for [`Source::Rows`]), and multiplies every
-/// block of activation rows by the group.
+/// block of activation rows by the group; `bias` (n long) is added to
+/// each output row as it is stored.
 fn product(
     pool: &ThreadPool,
     kernels: &Kernels,
     src: Source<'_>,
+    bias: Option<&[f32]>,
     x: &[f32],
     m: usize,
     y: &mut [f32],
@@ -235,7 +239,10 @@ fn product(
                             // row, belong to this task alone.
                             #[allow(unsafe_code)]
                             let d = unsafe { out.part(c * n + r0..c * n + r0 + nv) };
-                            d.copy_from_slice(&t[..nv]);
+                            match bias {
+                                None => put_row(d, t),
+                                Some(b) => put_row_bias(d, t, &b[r0..r0 + nv]),
+                            }
                         }
                     }
                 }
@@ -246,6 +253,38 @@ fn product(
         pool.run_rows(m, &job);
     } else {
         job(0, 1);
+    }
+}
+
+/// `d = t[..d.len()]` for one output row of a tile: a whole panel's 16
+/// values copy as one fixed-size move (inline, not a call per row).
+#[inline(always)]
+pub(crate) fn put_row(d: &mut [f32], t: &[f32]) {
+    match (<&mut [f32; FLOAT_PANEL]>::try_from(&mut *d), t.first_chunk::<FLOAT_PANEL>()) {
+        (Ok(d), Some(t)) => *d = *t,
+        _ => d.copy_from_slice(&t[..d.len()]),
+    }
+}
+
+/// `d = t[..d.len()] + b` for one output row of a tile, as [`put_row`].
+#[inline(always)]
+fn put_row_bias(d: &mut [f32], t: &[f32], b: &[f32]) {
+    let full = (
+        <&mut [f32; FLOAT_PANEL]>::try_from(&mut *d),
+        t.first_chunk::<FLOAT_PANEL>(),
+        b.first_chunk::<FLOAT_PANEL>(),
+    );
+    match full {
+        (Ok(d), Some(t), Some(b)) => {
+            for ((d, t), b) in d.iter_mut().zip(t).zip(b) {
+                *d = t + b;
+            }
+        }
+        _ => {
+            for ((d, t), b) in d.iter_mut().zip(t).zip(b) {
+                *d = t + b;
+            }
+        }
     }
 }
 
@@ -368,7 +407,7 @@ mod tests {
                     let p = Panels::pack(kern, w).expect("packs");
                     assert!(Panels::bytes(n, k) >= (p.data.len() * 4) as u64);
                     let mut got = vec![0f32; m * n];
-                    matmul_panels(&pool, kern, &p, &x, m, &mut got);
+                    matmul_panels(&pool, kern, &p, None, &x, m, &mut got);
                     let mut want = vec![0f32; m * n];
                     if ty == GgmlType::Q8_0 {
                         let mut deq = vec![0f32; n * k];
@@ -377,14 +416,21 @@ mod tests {
                         }
                         let bytes: Vec<u8> = deq.iter().flat_map(|v| v.to_le_bytes()).collect();
                         let wd = WeightRef { data: &bytes, ty: GgmlType::F32, rows: n, cols: k };
-                        product(&pool, kern, Source::Rows(wd), &x, m, &mut want);
+                        product(&pool, kern, Source::Rows(wd), None, &x, m, &mut want);
                     } else {
-                        product(&pool, kern, Source::Rows(w), &x, m, &mut want);
+                        product(&pool, kern, Source::Rows(w), None, &x, m, &mut want);
                     }
                     assert_eq!(got, want, "{ty} {n}x{k}·{m}");
+                    // A bias adds to every row as it is stored.
+                    let b = values(n, 5);
+                    let mut biased = vec![0f32; m * n];
+                    matmul_panels(&pool, kern, &p, Some(&b), &x, m, &mut biased);
+                    for (i, (g, w)) in biased.iter().zip(&got).enumerate() {
+                        assert_eq!(*g, w + b[i % n], "{ty} [{i}] with a bias");
+                    }
                     for r in [0, m / 2, m - 1] {
                         let mut one = vec![0f32; n];
-                        matmul_panels(&pool, kern, &p, &x[r * k..(r + 1) * k], 1, &mut one);
+                        matmul_panels(&pool, kern, &p, None, &x[r * k..(r + 1) * k], 1, &mut one);
                         assert_eq!(one, got[r * n..(r + 1) * n], "{ty} row {r} alone");
                     }
                 }

@@ -102,7 +102,7 @@ pub fn attention_packed(
                     let val = &v[(t0 + j) * kv_dim + kh * hd..][..hd];
                     for (c, part) in val.chunks(FLOAT_PANEL).enumerate() {
                         let at = (c * len + j) * FLOAT_PANEL;
-                        vp[at..at + part.len()].copy_from_slice(part);
+                        crate::float_matmul::put_row(&mut vp[at..at + part.len()], part);
                     }
                 }
                 for b0 in (0..len).step_by(Q_BLOCK) {
@@ -119,7 +119,7 @@ pub fn attention_packed(
                         kern.gemm_panel(hd, qb, panel, tile);
                         let (j0, nv) = (c * FLOAT_PANEL, FLOAT_PANEL.min(len - c * FLOAT_PANEL));
                         for (srow, t) in sc.chunks_exact_mut(len).zip(tile.chunks_exact(FLOAT_PANEL)) {
-                            srow[j0..j0 + nv].copy_from_slice(&t[..nv]);
+                            crate::float_matmul::put_row(&mut srow[j0..j0 + nv], t);
                         }
                     }
                     for srow in sc.chunks_exact_mut(len) {
@@ -138,7 +138,7 @@ pub fn attention_packed(
                             // alone takes.
                             #[allow(unsafe_code)]
                             let o = unsafe { dst.part(at..at + nv) };
-                            o.copy_from_slice(&t[..nv]);
+                            crate::float_matmul::put_row(o, t);
                         }
                     }
                 }

@@ -45,7 +45,7 @@ fn float_matmul_speed() {
                     2.0 * (m * n * k) as f64 / best / 1e9
                 };
                 let rows = time(&mut || matmul(&pool, kern, w, &x, m, &mut scratch, &mut y));
-                let panels = time(&mut || matmul_panels(&pool, kern, &packed, &x, m, &mut y));
+                let panels = time(&mut || matmul_panels(&pool, kern, &packed, None, &x, m, &mut y));
                 println!(
                     "  {ty:5} n {n:5} k {k:5} m {m:4}: {rows:7.1} GFLOP/s, packed once {panels:7.1}"
                 );

@@ -269,13 +269,18 @@ impl<'a> QuantActs<'a> {
             for (l, y) in ls.iter().zip(ys.iter_mut()) {
                 if let Some(p) = &l.panels {
                     let y = &mut y[..self.m * p.rows()];
-                    ops::matmul_panels(cx.pool, cx.kern, p, self.x, self.m, y);
+                    // Without a scale, the bias is added as the rows are stored.
+                    let bias = l.bias.as_deref().filter(|_| l.scale.is_none());
+                    ops::matmul_panels(cx.pool, cx.kern, p, bias, self.x, self.m, y);
+                    if bias.is_none() {
+                        l.finish(y);
+                    }
                 }
             }
-        } else {
-            let ws = ls.map(|l| l.view(cx.bytes));
-            self.mul(cx.pool, cx.kern, &ws, ys);
+            return;
         }
+        let ws = ls.map(|l| l.view(cx.bytes));
+        self.mul(cx.pool, cx.kern, &ws, ys);
         for (l, y) in ls.iter().zip(ys.iter_mut()) {
             l.finish(&mut y[..self.m * l.m.rows]);
         }
