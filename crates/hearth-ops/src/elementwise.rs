@@ -37,19 +37,43 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
 pub fn layer_norm(x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32, out: &mut [f32]) {
     debug_assert!(x.len() == w.len() && x.len() == out.len());
     let n = x.len() as f64;
-    let mean = (x.iter().map(|&v| v as f64).sum::<f64>() / n) as f32;
-    let mut var = 0f64;
+    let mean = (sum_f64(x, |v| v) / n) as f32;
     for (o, &v) in out.iter_mut().zip(x) {
         *o = v - mean;
-        var += (*o * *o) as f64;
     }
+    let var = sum_f64(out, |o| o * o);
     let scale = 1.0 / ((var / n) as f32 + eps).sqrt();
-    for (o, &g) in out.iter_mut().zip(w) {
-        *o = *o * scale * g;
+    match b {
+        Some(b) => {
+            for ((o, &g), &b) in out.iter_mut().zip(w).zip(b) {
+                *o = *o * scale * g + b;
+            }
+        }
+        None => {
+            for (o, &g) in out.iter_mut().zip(w) {
+                *o = *o * scale * g;
+            }
+        }
     }
-    if let Some(b) = b {
-        add_inplace(out, b);
+}
+
+/// Σ f(v) over `x` in f64, in eight interleaved partial sums: independent
+/// additions rather than one chain, whose order moves an f64 sum of f32
+/// values far less than an f32 rounding step.
+#[inline]
+fn sum_f64(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f64::from(f(v));
+        }
     }
+    for (a, &v) in acc.iter_mut().zip(tail) {
+        *a += f64::from(f(v));
+    }
+    acc.iter().sum()
 }
 
 /// `x += y`.

@@ -10,7 +10,7 @@
 //! row by row, then `P·V`. A short text's attention is a few small
 //! products, so the cost is the GEMM's rather than a loop per key.
 
-use hearth_quant::FLOAT_PANEL;
+use hearth_quant::{GgmlType, FLOAT_PANEL};
 
 use crate::attention::AttnParams;
 use crate::pool::{split, Disjoint, ThreadPool};
@@ -21,9 +21,10 @@ const Q_BLOCK: usize = 64;
 
 thread_local! {
     /// Each thread's buffers: queries, key panels, value panels, scores,
-    /// one output tile.
-    static BUFS: std::cell::RefCell<[Vec<f32>; 5]> =
-        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
+    /// one output tile; the keys of one panel as bytes.
+    static BUFS: std::cell::RefCell<([Vec<f32>; 5], Vec<u8>)> = const {
+        std::cell::RefCell::new(([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()], Vec::new()))
+    };
 }
 
 /// `out = softmax(scale · Q·Kᵀ) · V` per head within each sequence: the
@@ -74,7 +75,7 @@ pub fn attention_packed(
     let kern = hearth_quant::kernels();
     let dst = Disjoint::new(out);
     let job = |i: usize, nt: usize| {
-        BUFS.with_borrow_mut(|[qb, kp, vp, sc, tile]| {
+        BUFS.with_borrow_mut(|([qb, kp, vp, sc, tile], kb)| {
             for pair in split(pairs, i, nt) {
                 let (s, h) = (pair / nh, pair % nh);
                 let (t0, len) = (starts[s], lens[s]);
@@ -83,16 +84,17 @@ pub fn attention_packed(
                 }
                 let kh = h / (nh / nkv);
                 let (kpanels, vpanels) = (len.div_ceil(FLOAT_PANEL), hd.div_ceil(FLOAT_PANEL));
-                // Keys: panel c holds keys 16c.. with dimension d on line d.
-                kp.clear();
+                // Keys: panel c holds keys 16c.. with dimension d on line d
+                // (the head's keys gathered as rows, then packed).
                 kp.resize(kpanels * hd * FLOAT_PANEL, 0.0);
-                for j in 0..len {
-                    let key = &k[(t0 + j) * kv_dim + kh * hd..][..hd];
-                    let (c, jj) = (j / FLOAT_PANEL, j % FLOAT_PANEL);
-                    let panel = &mut kp[c * hd * FLOAT_PANEL..(c + 1) * hd * FLOAT_PANEL];
-                    for (d, &x) in key.iter().enumerate() {
-                        panel[d * FLOAT_PANEL + jj] = x;
+                for (c, panel) in kp.chunks_exact_mut(hd * FLOAT_PANEL).enumerate() {
+                    let keys = c * FLOAT_PANEL..((c + 1) * FLOAT_PANEL).min(len);
+                    kb.clear();
+                    for j in keys {
+                        let key = &k[(t0 + j) * kv_dim + kh * hd..][..hd];
+                        kb.extend(key.iter().flat_map(|x| x.to_le_bytes()));
                     }
+                    kern.pack_panel(GgmlType::F32, kb, hd, panel);
                 }
                 // Values: panel c holds dimensions 16c.. of every value, one
                 // value a line.
