@@ -74,7 +74,12 @@ pub(crate) fn float_matmul(
         few_rows(pool, kernels, w, x, m, y);
         return;
     }
-    product(pool, kernels, Source::Rows(w), None, x, m, y);
+    let part = Part {
+        src: Source::Rows(w),
+        bias: None,
+        out: Disjoint::new(y),
+    };
+    product(pool, kernels, &[part], x, m);
 }
 
 /// A weight matrix packed once into the float GEMM's f32 panels
@@ -163,11 +168,44 @@ pub fn matmul_panels(
     m: usize,
     y: &mut [f32],
 ) {
-    assert_eq!(x.len(), m * w.cols, "matmul_panels: activation shape");
-    assert_eq!(y.len(), m * w.rows, "matmul_panels: output shape");
-    assert!(bias.is_none_or(|b| b.len() == w.rows), "matmul_panels: bias length");
+    matmul_panels_many(pool, kernels, &[(w, bias)], x, m, &mut [y]);
+}
+
+/// [`matmul_panels`] for several weights of the same width against the
+/// same activations, in one parallel region: `ys[i] = X · ws[i].0ᵀ (+
+/// ws[i].1)`.
+///
+/// # Panics
+/// When the weights' widths, the biases' or the outputs' lengths do not
+/// match (caller bugs).
+pub fn matmul_panels_many(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    ws: &[(&Panels, Option<&[f32]>)],
+    x: &[f32],
+    m: usize,
+    ys: &mut [&mut [f32]],
+) {
+    assert_eq!(ws.len(), ys.len(), "matmul_panels: one output per weight");
+    let Some(k) = ws.first().map(|(w, _)| w.cols) else {
+        return;
+    };
+    assert_eq!(x.len(), m * k, "matmul_panels: activation shape");
+    let parts: Vec<Part<'_, '_>> = ws
+        .iter()
+        .zip(ys.iter_mut())
+        .map(|(&(w, bias), y)| {
+            assert!(w.cols == k && y.len() == m * w.rows, "matmul_panels: output shape");
+            assert!(bias.is_none_or(|b| b.len() == w.rows), "matmul_panels: bias length");
+            Part {
+                src: Source::Packed(w),
+                bias,
+                out: Disjoint::new(y),
+            }
+        })
+        .collect();
     if m > 0 {
-        product(pool, kernels, Source::Packed(w), bias, x, m, y);
+        product(pool, kernels, &parts, x, m);
     }
 }
 
@@ -179,69 +217,87 @@ enum Source<'a> {
     Packed(&'a Panels),
 }
 
-/// The packed GEMM: each task takes a share of the panels, a group of them
-/// at a time (packed first for [`Source::Rows`]), and multiplies every
-/// block of activation rows by the group; `bias` (n long) is added to
-/// each output row as it is stored.
-fn product(
-    pool: &ThreadPool,
-    kernels: &Kernels,
-    src: Source<'_>,
-    bias: Option<&[f32]>,
-    x: &[f32],
-    m: usize,
-    y: &mut [f32],
-) {
-    let (n, k) = match src {
-        Source::Rows(w) => (w.rows, w.cols),
-        Source::Packed(p) => (p.rows, p.cols),
-    };
+impl Source<'_> {
+    /// Rows and columns of the weights.
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Source::Rows(w) => (w.rows, w.cols),
+            Source::Packed(p) => (p.rows, p.cols),
+        }
+    }
+}
+
+/// One product of [`product`]: its weights, the bias added to each output
+/// row as it is stored, and the output (m × the weights' rows).
+struct Part<'a, 'y> {
+    src: Source<'a>,
+    bias: Option<&'a [f32]>,
+    out: Disjoint<'y, f32>,
+}
+
+/// The packed GEMM of every part against the same activations `x` (m rows
+/// of k): the parts' panels, one after another, are shared among the tasks;
+/// each task takes its panels a group at a time (packed first for
+/// [`Source::Rows`]) and multiplies every block of activation rows by the
+/// group.
+fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f32], m: usize) {
+    let k = parts.first().map_or(0, |p| p.src.shape().1);
     let panel_len = k * FLOAT_PANEL;
-    let n_panels = n.div_ceil(FLOAT_PANEL);
+    let counts: Vec<usize> = parts.iter().map(|p| p.src.shape().0.div_ceil(FLOAT_PANEL)).collect();
+    let total: usize = counts.iter().sum();
     let group = (GROUP_BYTES / (panel_len * 4)).max(1);
     let block = (BLOCK_BYTES / (k * 4)).clamp(6, 240) / 6 * 6;
-    let out = Disjoint::new(y);
     let job = |i: usize, nt: usize| {
-        let panels = split(n_panels, i, nt);
-        if panels.is_empty() {
+        let mine = split(total, i, nt);
+        if mine.is_empty() {
             return;
         }
         BUFFERS.with_borrow_mut(|(buf, tile)| {
             tile.resize(block.min(m) * FLOAT_PANEL, 0.0);
-            if let Source::Rows(_) = src {
-                buf.resize(group.min(panels.len()) * panel_len + ALIGN, 0.0);
-            }
-            for g0 in panels.clone().step_by(group) {
-                let g1 = (g0 + group).min(panels.end);
-                let packed: &[f32] = match src {
-                    Source::Packed(p) => p.panels(g0..g1),
-                    Source::Rows(w) => {
-                        let skip = buf.as_ptr().align_offset(64).min(ALIGN);
-                        let wrb = w.row_bytes();
-                        let dst = &mut buf[skip..skip + (g1 - g0) * panel_len];
-                        for (p, dst) in (g0..g1).zip(dst.chunks_exact_mut(panel_len)) {
-                            let rows = p * FLOAT_PANEL..((p + 1) * FLOAT_PANEL).min(n);
-                            let src = &w.data[rows.start * wrb..rows.end * wrb];
-                            kernels.pack_panel(w.ty, src, k, dst);
+            let mut first = 0;
+            for (part, &count) in parts.iter().zip(&counts) {
+                // This task's panels of this part.
+                let panels = mine.start.max(first) - first..mine.end.min(first + count).max(first) - first;
+                first += count;
+                if panels.is_empty() {
+                    continue;
+                }
+                let n = part.src.shape().0;
+                if let Source::Rows(_) = part.src {
+                    buf.resize(group.min(panels.len()) * panel_len + ALIGN, 0.0);
+                }
+                for g0 in panels.clone().step_by(group) {
+                    let g1 = (g0 + group).min(panels.end);
+                    let packed: &[f32] = match part.src {
+                        Source::Packed(p) => p.panels(g0..g1),
+                        Source::Rows(w) => {
+                            let skip = buf.as_ptr().align_offset(64).min(ALIGN);
+                            let wrb = w.row_bytes();
+                            let dst = &mut buf[skip..skip + (g1 - g0) * panel_len];
+                            for (p, dst) in (g0..g1).zip(dst.chunks_exact_mut(panel_len)) {
+                                let rows = p * FLOAT_PANEL..((p + 1) * FLOAT_PANEL).min(n);
+                                let src = &w.data[rows.start * wrb..rows.end * wrb];
+                                kernels.pack_panel(w.ty, src, k, dst);
+                            }
+                            &buf[skip..skip + (g1 - g0) * panel_len]
                         }
-                        &buf[skip..skip + (g1 - g0) * panel_len]
-                    }
-                };
-                for c0 in (0..m).step_by(block) {
-                    let c1 = (c0 + block).min(m);
-                    let t = &mut tile[..(c1 - c0) * FLOAT_PANEL];
-                    for (p, panel) in (g0..g1).zip(packed.chunks_exact(panel_len)) {
-                        kernels.gemm_panel(k, &x[c0 * k..c1 * k], panel, t);
-                        let r0 = p * FLOAT_PANEL;
-                        let nv = FLOAT_PANEL.min(n - r0);
-                        for (c, t) in (c0..c1).zip(t.chunks_exact(FLOAT_PANEL)) {
-                            // SAFETY: the rows of panel p, in every output
-                            // row, belong to this task alone.
-                            #[allow(unsafe_code)]
-                            let d = unsafe { out.part(c * n + r0..c * n + r0 + nv) };
-                            match bias {
-                                None => put_row(d, t),
-                                Some(b) => put_row_bias(d, t, &b[r0..r0 + nv]),
+                    };
+                    for c0 in (0..m).step_by(block) {
+                        let c1 = (c0 + block).min(m);
+                        let t = &mut tile[..(c1 - c0) * FLOAT_PANEL];
+                        for (p, panel) in (g0..g1).zip(packed.chunks_exact(panel_len)) {
+                            kernels.gemm_panel(k, &x[c0 * k..c1 * k], panel, t);
+                            let r0 = p * FLOAT_PANEL;
+                            let nv = FLOAT_PANEL.min(n - r0);
+                            for (c, t) in (c0..c1).zip(t.chunks_exact(FLOAT_PANEL)) {
+                                // SAFETY: the rows of panel p, in every
+                                // output row, belong to this task alone.
+                                #[allow(unsafe_code)]
+                                let d = unsafe { part.out.part(c * n + r0..c * n + r0 + nv) };
+                                match part.bias {
+                                    None => put_row(d, t),
+                                    Some(b) => put_row_bias(d, t, &b[r0..r0 + nv]),
+                                }
                             }
                         }
                     }
@@ -249,7 +305,7 @@ fn product(
             }
         });
     };
-    if n * m >= 64 {
+    if total * FLOAT_PANEL * m >= 64 {
         pool.run_rows(m, &job);
     } else {
         job(0, 1);
@@ -387,6 +443,16 @@ mod tests {
         }
     }
 
+    /// The packed GEMM from the weight rows, whatever `m` is.
+    fn rows_product(pool: &ThreadPool, kern: &Kernels, w: WeightRef<'_>, x: &[f32], m: usize, y: &mut [f32]) {
+        let part = Part {
+            src: Source::Rows(w),
+            bias: None,
+            out: Disjoint::new(y),
+        };
+        product(pool, kern, &[part], x, m);
+    }
+
     /// Packed panels: for float weights the same bits as the GEMM that
     /// packs as it goes (at its packed sizes); for Q8_0 the product with
     /// the dequantized rows; and any row alone equal, bit for bit, to the
@@ -416,9 +482,9 @@ mod tests {
                         }
                         let bytes: Vec<u8> = deq.iter().flat_map(|v| v.to_le_bytes()).collect();
                         let wd = WeightRef { data: &bytes, ty: GgmlType::F32, rows: n, cols: k };
-                        product(&pool, kern, Source::Rows(wd), None, &x, m, &mut want);
+                        rows_product(&pool, kern, wd, &x, m, &mut want);
                     } else {
-                        product(&pool, kern, Source::Rows(w), None, &x, m, &mut want);
+                        rows_product(&pool, kern, w, &x, m, &mut want);
                     }
                     assert_eq!(got, want, "{ty} {n}x{k}·{m}");
                     // A bias adds to every row as it is stored.
@@ -428,6 +494,17 @@ mod tests {
                     for (i, (g, w)) in biased.iter().zip(&got).enumerate() {
                         assert_eq!(*g, w + b[i % n], "{ty} [{i}] with a bias");
                     }
+                    // Two weights in one region: each its own product.
+                    let (mut y1, mut y2) = (vec![0f32; m * n], vec![0f32; m * n]);
+                    matmul_panels_many(
+                        &pool,
+                        kern,
+                        &[(&p, None), (&p, Some(&b))],
+                        &x,
+                        m,
+                        &mut [&mut y1, &mut y2],
+                    );
+                    assert_eq!((&y1, &y2), (&got, &biased), "{ty}: two at once");
                     for r in [0, m / 2, m - 1] {
                         let mut one = vec![0f32; n];
                         matmul_panels(&pool, kern, &p, None, &x[r * k..(r + 1) * k], 1, &mut one);

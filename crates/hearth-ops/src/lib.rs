@@ -42,7 +42,7 @@ pub use elementwise::{
     to_f16_rows, Activation,
 };
 pub use experts::{expert_matmul, ExpertInput, ExpertsRef};
-pub use float_matmul::{matmul_panels, multiplies_in_f32, Panels};
+pub use float_matmul::{matmul_panels, matmul_panels_many, multiplies_in_f32, Panels};
 pub use matmul::{
     matmul, matmul_quantized, matmul_quantized_many, matmul_rows, quantize_rows, WeightRef,
 };

@@ -265,16 +265,24 @@ impl<'a> QuantActs<'a> {
         ls: [&Linear; N],
         ys: &mut [&mut [f32]; N],
     ) {
-        if cx.kern.widens() && ls.iter().all(|l| l.panels.is_some()) {
-            for (l, y) in ls.iter().zip(ys.iter_mut()) {
-                if let Some(p) = &l.panels {
-                    let y = &mut y[..self.m * p.rows()];
-                    // Without a scale, the bias is added as the rows are stored.
-                    let bias = l.bias.as_deref().filter(|_| l.scale.is_none());
-                    ops::matmul_panels(cx.pool, cx.kern, p, bias, self.x, self.m, y);
-                    if bias.is_none() {
-                        l.finish(y);
-                    }
+        let panels: Option<Vec<_>> = ls.iter().map(|l| l.panels.as_ref()).collect();
+        if let Some(panels) = panels.filter(|_| cx.kern.widens()) {
+            // Without a scale, the bias is added as the rows are stored.
+            let fused = |l: &Linear| l.scale.is_none();
+            let ws: Vec<_> = panels
+                .iter()
+                .zip(ls)
+                .map(|(p, l)| (*p, l.bias.as_deref().filter(|_| fused(l))))
+                .collect();
+            let mut outs: Vec<&mut [f32]> = ys
+                .iter_mut()
+                .zip(&panels)
+                .map(|(y, p)| &mut y[..self.m * p.rows()])
+                .collect();
+            ops::matmul_panels_many(cx.pool, cx.kern, &ws, self.x, self.m, &mut outs);
+            for (l, y) in ls.iter().zip(outs) {
+                if !fused(l) {
+                    l.finish(y);
                 }
             }
             return;
