@@ -112,19 +112,9 @@ pub enum Activation {
 /// computes it on CPUs (`GGML_GELU_FP16`, `ggml_vec_geglu_f32`): below -10
 /// the result is 0, above 10 it is x, else `f16(gelu(f16(x)))`.
 pub fn gelu_table(x: f32) -> f32 {
-    gelu_lookup(gelu_f16_table(), x, f32_to_f16(x))
-}
-
-/// [`gelu_table`] of `x`, whose f16 bits are `t`.
-#[inline]
-fn gelu_lookup(table: &[f32], x: f32, t: u16) -> f32 {
-    if x <= -10.0 {
-        0.0
-    } else if x >= 10.0 {
-        x
-    } else {
-        table[usize::from(t)]
-    }
+    let mut v = [x];
+    crate::vec::lookup_f16_ref(gelu_f16_table(), &mut v);
+    v[0]
 }
 
 /// `f32(f16(gelu(f32(t))))` for every f16 bit pattern `t`: [`gelu_table`]'s
@@ -142,17 +132,7 @@ fn gelu_f16_table() -> &'static [f32] {
 /// inputs done by the tier's vector kernel (the same round to nearest even,
 /// so the results are [`gelu_table`]'s bit for bit).
 fn gelu_inplace(x: &mut [f32]) {
-    const CHUNK: usize = 64;
-    let table = gelu_f16_table();
-    let to_f16 = crate::vec::f16_kernels().from_f32;
-    let mut idx = [0u16; CHUNK];
-    for g in x.chunks_mut(CHUNK) {
-        let idx = &mut idx[..g.len()];
-        to_f16(g, idx);
-        for (g, &t) in g.iter_mut().zip(idx.iter()) {
-            *g = gelu_lookup(table, *g, t);
-        }
-    }
+    (crate::vec::f16_kernels().lookup_f16)(gelu_f16_table(), x);
 }
 
 /// `gate[i] = gelu_table(gate[i]) * up[i]`.

@@ -3,7 +3,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{dot_f32_ref, from_f32_ref, mad_f32_ref, mad_ref, scale_ref, F16Kernels};
+use super::{
+    dot_f32_ref, from_f32_ref, lookup_f16_ref, mad_f32_ref, mad_ref, scale_ref, F16Kernels,
+};
 use hearth_quant::Isa;
 
 static KERNELS: F16Kernels = F16Kernels {
@@ -18,6 +20,7 @@ static KERNELS: F16Kernels = F16Kernels {
     mad_f32_rows,
     dot_f16_rows,
     accumulate,
+    lookup_f16,
 };
 
 pub fn kernels() -> Option<&'static F16Kernels> {
@@ -35,6 +38,35 @@ fn dot(a: &[u16], b: &[u16]) -> f32 {
 fn scale(y: &mut [u16], s: f32) {
     // SAFETY: as above.
     unsafe { scale_avx2(y, s) }
+}
+
+fn lookup_f16(table: &[f32], x: &mut [f32]) {
+    assert_eq!(table.len(), 1 << 16, "lookup_f16: a table of every f16");
+    // SAFETY: as above; every index is a u16, inside the table.
+    unsafe { lookup_f16_avx2(table, x) }
+}
+
+/// Eight values a step: F16C rounds them to their table indices (round to
+/// nearest even, as the reference's conversion), one gather reads the
+/// table, and two blends take the ends.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn lookup_f16_avx2(table: &[f32], x: &mut [f32]) {
+    let (lo, hi) = (_mm256_set1_ps(-10.0), _mm256_set1_ps(10.0));
+    let mut cx = x.chunks_exact_mut(8);
+    for c in &mut cx {
+        // SAFETY: 8-element chunks; the indices are below 65 536, the
+        // table's length (asserted by the caller).
+        unsafe {
+            let v = _mm256_loadu_ps(c.as_ptr());
+            let h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+            let idx = _mm256_cvtepu16_epi32(h);
+            let g = _mm256_i32gather_ps::<4>(table.as_ptr(), idx);
+            let g = _mm256_blendv_ps(g, _mm256_setzero_ps(), _mm256_cmp_ps::<_CMP_LE_OQ>(v, lo));
+            let g = _mm256_blendv_ps(g, v, _mm256_cmp_ps::<_CMP_GE_OQ>(v, hi));
+            _mm256_storeu_ps(c.as_mut_ptr(), g);
+        }
+    }
+    lookup_f16_ref(table, cx.into_remainder());
 }
 
 fn from_f32(x: &[f32], y: &mut [u16]) {

@@ -52,6 +52,10 @@ pub struct F16Kernels {
     /// s[r·L + i])` when that is `>= 0`, then `mad(y_r, x[at[i]..at[i] + n],
     /// w[r·L + i])`. Bit-identical to those calls.
     pub accumulate: AccumulateFn,
+    /// A function given by its f16 table (65 536 values, indexed by the
+    /// f16 bits of the input, as ggml's GELU on CPUs): `x[i] = 0` where
+    /// `x[i] <= -10`, unchanged where `x[i] >= 10`, else `table[f16(x[i])]`.
+    pub lookup_f16: fn(table: &[f32], x: &mut [f32]),
 }
 
 pub static SCALAR: F16Kernels = F16Kernels {
@@ -66,6 +70,7 @@ pub static SCALAR: F16Kernels = F16Kernels {
     mad_f32_rows: mad_f32_rows_ref,
     dot_f16_rows: dot_f16_rows_ref,
     accumulate: accumulate_ref,
+    lookup_f16: lookup_f16_ref,
 };
 
 /// The tier matching `hearth_quant::kernels()`.
@@ -106,6 +111,21 @@ pub fn scale_ref(y: &mut [u16], s: f32) {
 pub fn mad_ref(y: &mut [u16], x: &[u16], s: f32) {
     for (v, &xv) in y.iter_mut().zip(x) {
         *v = f32_to_f16(f16_to_f32(xv).mul_add(s, f16_to_f32(*v)));
+    }
+}
+
+/// # Panics
+/// When `table` does not hold 65 536 values.
+pub fn lookup_f16_ref(table: &[f32], x: &mut [f32]) {
+    assert_eq!(table.len(), 1 << 16, "lookup_f16: a table of every f16");
+    for v in x {
+        *v = if *v <= -10.0 {
+            0.0
+        } else if *v >= 10.0 {
+            *v
+        } else {
+            table[usize::from(f32_to_f16(*v))]
+        };
     }
 }
 
@@ -218,6 +238,25 @@ mod tests {
             (SCALAR.from_f32)(&xf, &mut c1);
             (k.from_f32)(&xf, &mut c2);
             assert_eq!(c1, c2, "from_f32 n={n}");
+            // A table lookup: every value, the ends, NaN and infinities.
+            let table: Vec<f32> = (0..=u16::MAX).map(|t| f32::from(t) * 0.5 - 7.0).collect();
+            let mut l1: Vec<f32> = xf
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match i % 7 {
+                    0 => -10.0,
+                    1 => 10.0,
+                    2 => f32::NAN,
+                    3 => f32::NEG_INFINITY,
+                    4 => 1e-7,
+                    _ => *v - 3.0,
+                })
+                .collect();
+            let mut l2 = l1.clone();
+            (SCALAR.lookup_f16)(&table, &mut l1);
+            (k.lookup_f16)(&table, &mut l2);
+            let bits = |v: &[f32]| v.iter().map(|x| if x.is_nan() { 0x7FC0_0000 } else { x.to_bits() }).collect::<Vec<_>>();
+            assert_eq!(bits(&l1), bits(&l2), "lookup_f16 n={n}");
             let (d1, d2) = ((SCALAR.dot_f32)(&xf, &b), (k.dot_f32)(&xf, &b));
             let mag: f32 = xf
                 .iter()
