@@ -43,6 +43,7 @@ pub use config::{
     Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms, Pooling,
     Recurrent,
 };
+pub use blocks::packed_bytes;
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 
@@ -122,7 +123,7 @@ impl Model {
 
     /// Bytes of memory the model holds besides the mapped file: an
     /// encoder's projections packed for the float GEMM (four bytes a
-    /// weight; none for decoders).
+    /// weight; none for decoders), as [`packed_bytes`] plans from the header.
     pub fn packed_bytes(&self) -> u64 {
         self.weights.packed_bytes
     }

@@ -8,7 +8,9 @@
 //!   so whose pages become resident (all of it, except an untied token
 //!   embedding, of which only the rows of tokens seen are read; a
 //!   mixture-of-experts model's experts all count, since different tokens
-//!   choose different ones — [`Experts`] says what one token reads);
+//!   choose different ones — [`Experts`] says what one token reads), plus
+//!   an encoder's projections packed once into f32 panels
+//!   ([`hearth_model::packed_bytes`]);
 //! - **KV cache**: [`Config::kv_rows`] rows per layer (sliding-window layers
 //!   keep a ring of `window + n_ubatch` rows) of keys and values in f16 or
 //!   f32, per parallel sequence — committed when the `State` is created;
@@ -232,6 +234,9 @@ impl<'a> Estimator<'a> {
                 weights_read = weights_read.saturating_add(t.size);
             }
         }
+        // An encoder's projections, packed at load into f32 panels, are
+        // held beside the mapped file.
+        let weights_read = weights_read.saturating_add(hearth_model::packed_bytes(&config, file));
         Ok(Estimator {
             file,
             config,

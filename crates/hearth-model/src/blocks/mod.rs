@@ -354,32 +354,66 @@ impl Layer {
 /// larger model packs its weights per product instead.
 const PACKED_LIMIT: u64 = 1 << 30;
 
+/// The projections an encoder packs ([`pack_encoder`]), by tensor name.
+const PACKED: [&str; 8] = [
+    "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+];
+
+/// Bytes of memory a model's packed projections take beside the mapped
+/// file, from its header alone (what [`pack_encoder`] packs at load): an
+/// encoder whose layers are all attention and dense feed-forward blocks,
+/// up to [`PACKED_LIMIT`]; 0 for anything else.
+pub fn packed_bytes(c: &Config, file: &hearth_gguf::GgufFile) -> u64 {
+    let dense = c.layers.iter().all(|l| {
+        matches!(l.mixer, crate::config::Mixer::Attention)
+            && matches!(l.ffn, crate::config::Ffn::Gated | crate::config::Ffn::Plain)
+    });
+    if c.causal || !dense {
+        return 0;
+    }
+    let mut bytes = 0u64;
+    for il in 0..c.n_layer {
+        for name in PACKED {
+            if let Some(t) = file.tensor(&format!("blk.{il}.{name}.weight")) {
+                let dim = |i: usize| usize::try_from(t.dims.get(i).copied().unwrap_or(1));
+                if let (Ok(cols), Ok(rows)) = (dim(0), dim(1)) {
+                    bytes = bytes.saturating_add(ops::Panels::bytes(rows, cols));
+                }
+            }
+        }
+    }
+    match bytes <= PACKED_LIMIT {
+        true => bytes,
+        false => 0,
+    }
+}
+
 /// Packs every projection of an encoder's layers into the float GEMM's
 /// panels (f32, dequantized from the file's type), when all of them fit in
-/// [`PACKED_LIMIT`]: an encoder runs each text's rows through every
-/// projection once, so converting and packing the weights per product
-/// would cost about as much as a short text's products themselves.
-/// Returns the bytes packed.
-fn pack_encoder(file: &hearth_gguf::GgufFile, layers: &mut [Layer]) -> Result<u64, ModelError> {
-    let mut linears: Vec<&mut Linear> = Vec::new();
-    for l in layers.iter_mut() {
-        match &mut l.mixer {
-            Mixer::Attention(a) => linears.extend(a.linears_mut()),
-            _ => return Ok(0),
-        }
-        match &mut l.ffn {
-            Ffn::Dense(f) => linears.extend(f.linears_mut()),
-            Ffn::Moe(_) => return Ok(0),
-        }
-    }
-    let bytes: u64 = linears
-        .iter()
-        .map(|l| ops::Panels::bytes(l.m.rows, l.m.cols))
-        .sum();
-    if bytes > PACKED_LIMIT {
+/// [`PACKED_LIMIT`] ([`packed_bytes`] decides, from the header): an
+/// encoder runs each text's rows through every projection once, so
+/// converting and packing the weights per product would cost about as much
+/// as a short text's products themselves. Returns the bytes packed.
+fn pack_encoder(
+    file: &hearth_gguf::GgufFile,
+    c: &Config,
+    layers: &mut [Layer],
+) -> Result<u64, ModelError> {
+    let planned = packed_bytes(c, file);
+    if planned == 0 {
         return Ok(0);
     }
+    let mut linears: Vec<&mut Linear> = Vec::new();
+    for l in layers.iter_mut() {
+        if let Mixer::Attention(a) = &mut l.mixer {
+            linears.extend(a.linears_mut());
+        }
+        if let Ffn::Dense(f) = &mut l.ffn {
+            linears.extend(f.linears_mut());
+        }
+    }
     let kern = hearth_quant::kernels();
+    let mut bytes = 0;
     for l in linears {
         let p = ops::Panels::pack(kern, l.m.view(file.bytes())).map_err(|err| {
             ModelError::BadTensor {
@@ -387,8 +421,10 @@ fn pack_encoder(file: &hearth_gguf::GgufFile, layers: &mut [Layer]) -> Result<u6
                 why: err.to_string(),
             }
         })?;
+        bytes += ops::Panels::bytes(p.rows(), p.cols());
         l.panels = Some(p);
     }
+    debug_assert_eq!(bytes, planned, "packed_bytes names every projection");
     Ok(bytes)
 }
 
@@ -478,7 +514,7 @@ pub(crate) fn load(file: &hearth_gguf::GgufFile, c: &mut Config) -> Result<Weigh
     };
     t.finish(c.arch.name())?;
     let packed_bytes = match c.causal {
-        false => pack_encoder(file, &mut layers)?,
+        false => pack_encoder(file, c, &mut layers)?,
         true => 0,
     };
     Ok(Weights {
