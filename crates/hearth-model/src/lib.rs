@@ -39,11 +39,11 @@ use hearth_gguf::{GgmlType, GgufError, GgufFile};
 use hearth_ops::{KvElem, ThreadPool};
 
 pub use arch::{markdown_table, supported, ArchEntry, ARCHS};
+pub use blocks::packed_bytes;
 pub use config::{
     Arch, Config, Ffn, LayerSpec, Mixer, MlaSpec, MoeAct, MoeSpec, NormKind, Norms, Pooling,
     Recurrent,
 };
-pub use blocks::packed_bytes;
 pub use forward::{buffer_bytes, Logits, SeqInput, UBATCH};
 pub use kv::KvType;
 

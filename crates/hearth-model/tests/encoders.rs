@@ -236,7 +236,9 @@ fn a_bad_classification_head_is_a_clear_error() {
 #[test]
 fn packed_projections_are_planned_from_the_header() {
     for name in ["nomic-bert.gguf", "xlmr-embed.gguf", "xlmr-reranker.gguf"] {
-        let Some((model, _)) = load(name) else { continue };
+        let Some((model, _)) = load(name) else {
+            continue;
+        };
         let planned = hearth_model::packed_bytes(&model.config, model.file());
         assert!(planned > 0, "{name}");
         assert_eq!(model.packed_bytes(), planned, "{name}");
@@ -244,5 +246,8 @@ fn packed_projections_are_planned_from_the_header() {
     let file = GgufFile::from_bytes(build(&SynthSpec::new(Arch::Llama))).unwrap();
     let decoder = Model::from_file(Arc::new(file)).unwrap();
     assert_eq!(decoder.packed_bytes(), 0);
-    assert_eq!(hearth_model::packed_bytes(&decoder.config, decoder.file()), 0);
+    assert_eq!(
+        hearth_model::packed_bytes(&decoder.config, decoder.file()),
+        0
+    );
 }

@@ -195,8 +195,14 @@ pub fn matmul_panels_many(
         .iter()
         .zip(ys.iter_mut())
         .map(|(&(w, bias), y)| {
-            assert!(w.cols == k && y.len() == m * w.rows, "matmul_panels: output shape");
-            assert!(bias.is_none_or(|b| b.len() == w.rows), "matmul_panels: bias length");
+            assert!(
+                w.cols == k && y.len() == m * w.rows,
+                "matmul_panels: output shape"
+            );
+            assert!(
+                bias.is_none_or(|b| b.len() == w.rows),
+                "matmul_panels: bias length"
+            );
             Part {
                 src: Source::Packed(w),
                 bias,
@@ -243,7 +249,10 @@ struct Part<'a, 'y> {
 fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f32], m: usize) {
     let k = parts.first().map_or(0, |p| p.src.shape().1);
     let panel_len = k * FLOAT_PANEL;
-    let counts: Vec<usize> = parts.iter().map(|p| p.src.shape().0.div_ceil(FLOAT_PANEL)).collect();
+    let counts: Vec<usize> = parts
+        .iter()
+        .map(|p| p.src.shape().0.div_ceil(FLOAT_PANEL))
+        .collect();
     let total: usize = counts.iter().sum();
     let group = (GROUP_BYTES / (panel_len * 4)).max(1);
     let block = (BLOCK_BYTES / (k * 4)).clamp(6, 240) / 6 * 6;
@@ -257,7 +266,8 @@ fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f3
             let mut first = 0;
             for (part, &count) in parts.iter().zip(&counts) {
                 // This task's panels of this part.
-                let panels = mine.start.max(first) - first..mine.end.min(first + count).max(first) - first;
+                let panels =
+                    mine.start.max(first) - first..mine.end.min(first + count).max(first) - first;
                 first += count;
                 if panels.is_empty() {
                     continue;
@@ -316,7 +326,10 @@ fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f3
 /// values copy as one fixed-size move (inline, not a call per row).
 #[inline(always)]
 pub(crate) fn put_row(d: &mut [f32], t: &[f32]) {
-    match (<&mut [f32; FLOAT_PANEL]>::try_from(&mut *d), t.first_chunk::<FLOAT_PANEL>()) {
+    match (
+        <&mut [f32; FLOAT_PANEL]>::try_from(&mut *d),
+        t.first_chunk::<FLOAT_PANEL>(),
+    ) {
         (Ok(d), Some(t)) => *d = *t,
         _ => d.copy_from_slice(&t[..d.len()]),
     }
@@ -444,7 +457,14 @@ mod tests {
     }
 
     /// The packed GEMM from the weight rows, whatever `m` is.
-    fn rows_product(pool: &ThreadPool, kern: &Kernels, w: WeightRef<'_>, x: &[f32], m: usize, y: &mut [f32]) {
+    fn rows_product(
+        pool: &ThreadPool,
+        kern: &Kernels,
+        w: WeightRef<'_>,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+    ) {
         let part = Part {
             src: Source::Rows(w),
             bias: None,
@@ -468,7 +488,12 @@ mod tests {
                 for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
                     hearth_quant::quantize_row(ty, r, d).expect("a row");
                 }
-                let w = WeightRef { data: &data, ty, rows: n, cols: k };
+                let w = WeightRef {
+                    data: &data,
+                    ty,
+                    rows: n,
+                    cols: k,
+                };
                 for kern in [hearth_quant::kernels(), hearth_quant::scalar_kernels()] {
                     let p = Panels::pack(kern, w).expect("packs");
                     assert!(Panels::bytes(n, k) >= (p.data.len() * 4) as u64);
@@ -481,7 +506,12 @@ mod tests {
                             hearth_quant::dequantize_row(ty, s, d).expect("a row");
                         }
                         let bytes: Vec<u8> = deq.iter().flat_map(|v| v.to_le_bytes()).collect();
-                        let wd = WeightRef { data: &bytes, ty: GgmlType::F32, rows: n, cols: k };
+                        let wd = WeightRef {
+                            data: &bytes,
+                            ty: GgmlType::F32,
+                            rows: n,
+                            cols: k,
+                        };
                         rows_product(&pool, kern, wd, &x, m, &mut want);
                     } else {
                         rows_product(&pool, kern, w, &x, m, &mut want);

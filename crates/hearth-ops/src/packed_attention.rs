@@ -120,7 +120,9 @@ pub fn attention_packed(
                         let panel = &kp[c * hd * FLOAT_PANEL..(c + 1) * hd * FLOAT_PANEL];
                         kern.gemm_panel(hd, qb, panel, tile);
                         let (j0, nv) = (c * FLOAT_PANEL, FLOAT_PANEL.min(len - c * FLOAT_PANEL));
-                        for (srow, t) in sc.chunks_exact_mut(len).zip(tile.chunks_exact(FLOAT_PANEL)) {
+                        for (srow, t) in
+                            sc.chunks_exact_mut(len).zip(tile.chunks_exact(FLOAT_PANEL))
+                        {
                             crate::float_matmul::put_row(&mut srow[j0..j0 + nv], t);
                         }
                     }
@@ -172,7 +174,11 @@ mod tests {
                     let s: Vec<f64> = (t0..t0 + len)
                         .map(|j| {
                             let kj = &k[j * kv_dim + kh * hd..][..hd];
-                            let d: f64 = qi.iter().zip(kj).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                            let d: f64 = qi
+                                .iter()
+                                .zip(kj)
+                                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                                .sum();
                             d * f64::from(p.scale)
                         })
                         .collect();
@@ -233,7 +239,10 @@ mod tests {
             let mut got = vec![0f32; n * nh * hd];
             attention_packed(&pool, &p, &q, &k, &v, &lens, &mut got);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() <= 1e-5, "{nh}/{nkv}×{hd} {lens:?} [{i}]: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-5,
+                    "{nh}/{nkv}×{hd} {lens:?} [{i}]: {g} vs {w}"
+                );
             }
             // The last sequence alone gives the same bits as in the pack.
             let (q_dim, kv_dim) = (nh * hd, nkv * hd);

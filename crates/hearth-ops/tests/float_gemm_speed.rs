@@ -13,7 +13,10 @@ use hearth_quant::GgmlType;
 #[test]
 #[ignore]
 fn float_matmul_speed() {
-    let threads: usize = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
     let pool = ThreadPool::new(threads);
     let kern = hearth_quant::kernels();
     println!("float matmul, {threads} threads, GFLOP/s (best of 5): from the rows, and from panels packed once:");
@@ -21,18 +24,27 @@ fn float_matmul_speed() {
         for (n, k) in [(384, 384), (1536, 384), (384, 1536)] {
             for m in [10, 448, 896] {
                 let rb = ty.row_bytes(k as u64).unwrap() as usize;
-                let wf: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 2003) as f32 / 1001.5 - 1.0).collect();
+                let wf: Vec<f32> = (0..n * k)
+                    .map(|i| ((i * 7919) % 2003) as f32 / 1001.5 - 1.0)
+                    .collect();
                 let mut data = vec![0u8; n * rb];
                 for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
                     hearth_quant::quantize_row(ty, r, d).unwrap();
                 }
-                let w = WeightRef { data: &data, ty, rows: n, cols: k };
-                let x: Vec<f32> = (0..m * k).map(|i| ((i * 31) % 97) as f32 / 48.5 - 1.0).collect();
+                let w = WeightRef {
+                    data: &data,
+                    ty,
+                    rows: n,
+                    cols: k,
+                };
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 31) % 97) as f32 / 48.5 - 1.0)
+                    .collect();
                 let mut y = vec![0f32; m * n];
                 let mut scratch = Vec::new();
                 let iters = (2e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
                 let packed = Panels::pack(kern, w).unwrap();
-                let mut time = |f: &mut dyn FnMut()| {
+                let time = |f: &mut dyn FnMut()| {
                     let best = (0..5)
                         .map(|_| {
                             let t = Instant::now();

@@ -106,7 +106,7 @@ pub(crate) struct Linear {
     /// The weights packed into the float GEMM's panels, where the model
     /// keeps them ([`pack_encoder`]): then products with a widening table
     /// read these instead of the mapped rows.
-    pub panels: Option<ops::Panels>,
+    pub panels: Option<Box<ops::Panels>>,
 }
 
 impl Linear {
@@ -265,7 +265,7 @@ impl<'a> QuantActs<'a> {
         ls: [&Linear; N],
         ys: &mut [&mut [f32]; N],
     ) {
-        let panels: Option<Vec<_>> = ls.iter().map(|l| l.panels.as_ref()).collect();
+        let panels: Option<Vec<&ops::Panels>> = ls.iter().map(|l| l.panels.as_deref()).collect();
         if let Some(panels) = panels.filter(|_| cx.kern.widens()) {
             // Without a scale, the bias is added as the rows are stored.
             let fused = |l: &Linear| l.scale.is_none();
@@ -356,7 +356,14 @@ const PACKED_LIMIT: u64 = 1 << 30;
 
 /// The projections an encoder packs ([`pack_encoder`]), by tensor name.
 const PACKED: [&str; 8] = [
-    "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_qkv",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
 ];
 
 /// Bytes of memory a model's packed projections take beside the mapped
@@ -422,7 +429,7 @@ fn pack_encoder(
             }
         })?;
         bytes += ops::Panels::bytes(p.rows(), p.cols());
-        l.panels = Some(p);
+        l.panels = Some(Box::new(p));
     }
     debug_assert_eq!(bytes, planned, "packed_bytes names every projection");
     Ok(bytes)

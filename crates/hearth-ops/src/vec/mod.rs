@@ -255,7 +255,11 @@ mod tests {
             let mut l2 = l1.clone();
             (SCALAR.lookup_f16)(&table, &mut l1);
             (k.lookup_f16)(&table, &mut l2);
-            let bits = |v: &[f32]| v.iter().map(|x| if x.is_nan() { 0x7FC0_0000 } else { x.to_bits() }).collect::<Vec<_>>();
+            let bits = |v: &[f32]| {
+                v.iter()
+                    .map(|x| if x.is_nan() { 0x7FC0_0000 } else { x.to_bits() })
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(bits(&l1), bits(&l2), "lookup_f16 n={n}");
             let (d1, d2) = ((SCALAR.dot_f32)(&xf, &b), (k.dot_f32)(&xf, &b));
             let mag: f32 = xf
