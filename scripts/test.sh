@@ -82,8 +82,8 @@ if [ "${HEARTH_TEST_TIERS:-1}" = 1 ]; then
   tier "knowledge-base vectors" avx2 -p hearth-rag --lib --test kb
   tier "knowledge-base vectors" scalar -p hearth-rag --lib --test kb
   tier "deterministic engine" scalar -p hearth-engine --test batch -- deterministic
-  tier "operations (expert matmul, attention sinks)" avx2 -p hearth-ops --lib --test attention_sinks
-  tier "operations (expert matmul, attention sinks)" scalar -p hearth-ops --lib --test attention_sinks
+  tier "operations (float GEMM, packed attention, expert matmul, sinks)" avx2 -p hearth-ops --lib --test attention_sinks
+  tier "operations (float GEMM, packed attention, expert matmul, sinks)" scalar -p hearth-ops --lib --test attention_sinks
 fi
 
 # The fuzz targets are their own workspace (they need nightly to run);
