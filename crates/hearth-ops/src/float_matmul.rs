@@ -23,11 +23,9 @@ const BLOCK_BYTES: usize = 128 << 10;
 const ALIGN: usize = 16;
 
 thread_local! {
-    /// Each thread's packed panels and output tile, kept between calls (a
-    /// decode step runs this once per matrix).
-    static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
-        std::cell::RefCell::new((Vec::new(), Vec::new()))
-    };
+    /// Each thread's packed panels, kept between calls (a decode step runs
+    /// this once per matrix).
+    static BUFFERS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Fewest activation rows the packed GEMM takes (two register tiles).
@@ -261,8 +259,7 @@ fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f3
         if mine.is_empty() {
             return;
         }
-        BUFFERS.with_borrow_mut(|(buf, tile)| {
-            tile.resize(block.min(m) * FLOAT_PANEL, 0.0);
+        BUFFERS.with_borrow_mut(|buf| {
             let mut first = 0;
             for (part, &count) in parts.iter().zip(&counts) {
                 // This task's panels of this part.
@@ -294,21 +291,15 @@ fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f3
                     };
                     for c0 in (0..m).step_by(block) {
                         let c1 = (c0 + block).min(m);
-                        let t = &mut tile[..(c1 - c0) * FLOAT_PANEL];
                         for (p, panel) in (g0..g1).zip(packed.chunks_exact(panel_len)) {
-                            kernels.gemm_panel(k, &x[c0 * k..c1 * k], panel, t);
                             let r0 = p * FLOAT_PANEL;
                             let nv = FLOAT_PANEL.min(n - r0);
-                            for (c, t) in (c0..c1).zip(t.chunks_exact(FLOAT_PANEL)) {
-                                // SAFETY: the rows of panel p, in every
-                                // output row, belong to this task alone.
-                                #[allow(unsafe_code)]
-                                let d = unsafe { part.out.part(c * n + r0..c * n + r0 + nv) };
-                                match part.bias {
-                                    None => put_row(d, t),
-                                    Some(b) => put_row_bias(d, t, &b[r0..r0 + nv]),
-                                }
-                            }
+                            // SAFETY: the columns of panel p, in every
+                            // output row, belong to this task alone.
+                            #[allow(unsafe_code)]
+                            let d = unsafe { part.out.strided(c0 * n + r0, n, c1 - c0, nv) };
+                            let bias = part.bias.map(|b| &b[r0..r0 + nv]);
+                            kernels.gemm_panel_to(k, &x[c0 * k..c1 * k], panel, bias, d);
                         }
                     }
                 }
@@ -332,28 +323,6 @@ pub(crate) fn put_row(d: &mut [f32], t: &[f32]) {
     ) {
         (Ok(d), Some(t)) => *d = *t,
         _ => d.copy_from_slice(&t[..d.len()]),
-    }
-}
-
-/// `d = t[..d.len()] + b` for one output row of a tile, as [`put_row`].
-#[inline(always)]
-fn put_row_bias(d: &mut [f32], t: &[f32], b: &[f32]) {
-    let full = (
-        <&mut [f32; FLOAT_PANEL]>::try_from(&mut *d),
-        t.first_chunk::<FLOAT_PANEL>(),
-        b.first_chunk::<FLOAT_PANEL>(),
-    );
-    match full {
-        (Ok(d), Some(t), Some(b)) => {
-            for ((d, t), b) in d.iter_mut().zip(t).zip(b) {
-                *d = t + b;
-            }
-        }
-        _ => {
-            for ((d, t), b) in d.iter_mut().zip(t).zip(b) {
-                *d = t + b;
-            }
-        }
     }
 }
 

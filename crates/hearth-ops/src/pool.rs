@@ -287,6 +287,35 @@ impl<'a, T> Disjoint<'a, T> {
     }
 }
 
+impl Disjoint<'_, f32> {
+    /// `rows` rows `ld` floats apart from `start`, the first `cols` of
+    /// each, as a destination for [`Kernels::gemm_panel_to`](hearth_quant::Kernels::gemm_panel_to).
+    ///
+    /// # Safety
+    /// Ranges obtained concurrently must not overlap, as for
+    /// [`Disjoint::part`].
+    ///
+    /// # Panics
+    /// When the last row's `cols` floats would pass the end, or `cols` is
+    /// not 1 to 16, or `ld < cols`.
+    #[allow(unsafe_code)]
+    pub unsafe fn strided(
+        &self,
+        start: usize,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+    ) -> hearth_quant::Strided<'_> {
+        assert!(
+            rows == 0 || start + (rows - 1) * ld + cols <= self.len,
+            "Disjoint::strided out of bounds"
+        );
+        // SAFETY: in bounds (checked above; `Strided::new` checks cols and
+        // ld); disjointness is the caller's contract.
+        unsafe { hearth_quant::Strided::new(self.ptr.add(start), ld, rows, cols) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

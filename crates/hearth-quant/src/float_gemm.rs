@@ -12,6 +12,41 @@ pub const FLOAT_PANEL: usize = 16;
 /// Most activation rows one call of [`Kernels::gemm_rows`] takes.
 pub const FEW_ROWS: usize = 5;
 
+/// Where [`Kernels::gemm_panel_to`] writes: `rows` rows `ld` floats apart,
+/// the first `cols` (at most [`FLOAT_PANEL`]) of each, inside a buffer the
+/// caller shares with other threads that write elsewhere in it.
+pub struct Strided<'a> {
+    pub(crate) ptr: *mut f32,
+    pub(crate) ld: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    _buf: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl Strided<'_> {
+    /// # Safety
+    /// For the lifetime of the value, the `rows × cols` floats at `ptr +
+    /// r·ld + j` (r < rows, j < cols) are valid for writes and nobody else
+    /// reads or writes them.
+    ///
+    /// # Panics
+    /// When `cols` is 0 or more than [`FLOAT_PANEL`], or `ld < cols`.
+    #[allow(unsafe_code)]
+    pub unsafe fn new(ptr: *mut f32, ld: usize, rows: usize, cols: usize) -> Self {
+        assert!(
+            (1..=FLOAT_PANEL).contains(&cols) && ld >= cols,
+            "Strided: shape"
+        );
+        Strided {
+            ptr,
+            ld,
+            rows,
+            cols,
+            _buf: std::marker::PhantomData,
+        }
+    }
+}
+
 impl Kernels {
     /// Packs up to [`FLOAT_PANEL`] weight rows of `k` elements (`src`:
     /// whole F16 or F32 rows, little-endian) into `panel`, `k × 16` f32:
@@ -92,6 +127,59 @@ impl Kernels {
             Isa::Avx2 | Isa::Avx512 => crate::x86_64::avx2::gemm_f16::gemm_panel(k, a, panel, out),
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::gemm::gemm_panel(k, a, panel, out),
+        }
+    }
+
+    /// [`gemm_panel`](Kernels::gemm_panel) written straight to its
+    /// destination: output row `c` (its first `out.cols` values, plus
+    /// `bias[j]` when given) at row `c` of `out`, with no tile in between.
+    /// The products are the same bits as `gemm_panel`'s, and the bias is
+    /// added after them.
+    ///
+    /// # Panics
+    /// When `a` is not `out.rows` rows of `k`, `panel` is shorter than `k ×
+    /// 16`, or a bias is shorter than `out.cols` (caller bugs).
+    pub fn gemm_panel_to(
+        &self,
+        k: usize,
+        a: &[f32],
+        panel: &[f32],
+        bias: Option<&[f32]>,
+        out: Strided<'_>,
+    ) {
+        assert!(
+            k > 0
+                && a.len() == out.rows * k
+                && panel.len() >= k * FLOAT_PANEL
+                && bias.is_none_or(|b| b.len() >= out.cols),
+            "gemm_panel_to: k = {k}, {} activations for {} rows, {} panel",
+            a.len(),
+            out.rows,
+            panel.len()
+        );
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 => {
+                crate::x86_64::avx2::gemm_f16::gemm_panel_to(k, a, panel, bias, &out)
+            }
+            _ => {
+                let mut row = [0f32; FLOAT_PANEL];
+                for (r, a) in a.chunks_exact(k).enumerate() {
+                    scalar::gemm::gemm_panel(k, a, panel, &mut row);
+                    if let Some(b) = bias {
+                        for (v, b) in row.iter_mut().zip(b) {
+                            *v += b;
+                        }
+                    }
+                    // SAFETY: row r < out.rows and its first out.cols
+                    // floats are this call's to write (`Strided::new`).
+                    #[allow(unsafe_code)]
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(out.ptr.add(r * out.ld), out.cols)
+                    };
+                    dst.copy_from_slice(&row[..out.cols]);
+                }
+            }
         }
     }
 

@@ -71,7 +71,7 @@ mod slots;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-pub use float_gemm::{FEW_ROWS, FLOAT_PANEL};
+pub use float_gemm::{Strided, FEW_ROWS, FLOAT_PANEL};
 pub use hearth_gguf::GgmlType;
 pub use panel::{ActPanels, PANEL_BLOCK_BYTES, PANEL_COLS, PANEL_GROUP};
 pub use scalar::float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};

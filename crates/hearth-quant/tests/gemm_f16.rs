@@ -6,7 +6,7 @@ mod common;
 use common::Rng;
 use hearth_quant::{
     avx2_kernels, avx512_kernels, f16_to_f32, f32_to_f16, scalar_kernels, GgmlType, Kernels,
-    FEW_ROWS, FLOAT_PANEL,
+    Strided, FEW_ROWS, FLOAT_PANEL,
 };
 
 fn tiers() -> Vec<&'static Kernels> {
@@ -154,6 +154,41 @@ fn gemm_output_does_not_depend_on_the_other_rows() {
                     "{:?}",
                     kern.isa
                 );
+            }
+        }
+    }
+}
+
+/// Written straight to a strided destination, with or without a bias and
+/// for a partial panel: the same bits as the tile, plus the bias; the
+/// floats around the destination untouched.
+#[test]
+fn gemm_to_a_strided_destination_is_the_tile_plus_the_bias() {
+    let mut rng = Rng::new(13);
+    let (k, rows, ld) = (45, 9, 40);
+    let (bytes, _) = weight_rows(&mut rng, GgmlType::F32, 16, k);
+    let a = f32s(&mut rng, rows * k);
+    let bias = f32s(&mut rng, FLOAT_PANEL);
+    for kern in tiers() {
+        let mut panel = vec![0f32; k * FLOAT_PANEL];
+        kern.pack_panel(GgmlType::F32, &bytes, k, &mut panel);
+        let mut tile = vec![0f32; rows * FLOAT_PANEL];
+        kern.gemm_panel(k, &a, &panel, &mut tile);
+        for (cols, b) in [(16, None), (16, Some(&bias[..])), (5, Some(&bias[..5])), (3, None)] {
+            let mut dst = vec![-7f32; rows * ld + 3];
+            // SAFETY: rows × cols floats from 3 on, `ld` apart, inside `dst`,
+            // which nothing else touches.
+            #[allow(unsafe_code)]
+            let out = unsafe { Strided::new(dst.as_mut_ptr().add(3), ld, rows, cols) };
+            kern.gemm_panel_to(k, &a, &panel, b, out);
+            for (i, &v) in dst.iter().enumerate() {
+                let (r, j) = ((i.wrapping_sub(3)) / ld, (i.wrapping_sub(3)) % ld);
+                let want = if i >= 3 && r < rows && j < cols {
+                    tile[r * FLOAT_PANEL + j] + b.map_or(0.0, |b| b[j])
+                } else {
+                    -7.0
+                };
+                assert_eq!(v.to_bits(), want.to_bits(), "{:?} cols {cols} [{i}]", kern.isa);
             }
         }
     }

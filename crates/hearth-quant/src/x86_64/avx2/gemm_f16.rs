@@ -19,7 +19,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::float_gemm::{FEW_ROWS, FLOAT_PANEL};
+use crate::float_gemm::{Strided, FEW_ROWS, FLOAT_PANEL};
 use crate::scalar::float::{f16_to_f32, f32_to_f16, HALF_BYTES};
 use crate::GgmlType;
 
@@ -151,33 +151,85 @@ unsafe fn gemm_panel_avx2(k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
             && out.len() == rows * FLOAT_PANEL,
         "gemm_panel: shapes"
     );
+    let o = Out {
+        ptr: out.as_mut_ptr(),
+        ld: FLOAT_PANEL,
+        cols: FLOAT_PANEL,
+        bias: None,
+    };
+    // SAFETY: `out` holds 16 outputs for each of the rows.
+    unsafe { tiles(k, a, panel, rows, &o) }
+}
+
+/// `gemm_panel` into a strided destination; shapes checked by
+/// `Kernels::gemm_panel_to`.
+pub(crate) fn gemm_panel_to(
+    k: usize,
+    a: &[f32],
+    panel: &[f32],
+    bias: Option<&[f32]>,
+    out: &Strided<'_>,
+) {
+    let o = Out {
+        ptr: out.ptr,
+        ld: out.ld,
+        cols: out.cols,
+        bias: bias.map(<[f32]>::as_ptr),
+    };
+    // SAFETY: as for `pack_panel`; `Strided::new`'s contract gives the
+    // destination rows, and the bias holds `cols` values (checked).
+    unsafe { tiles(k, a, panel, out.rows, &o) }
+}
+
+/// Where a register tile's rows go: row r at `ptr + r·ld`, its first
+/// `cols` values, each plus `bias[j]` when there is one.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    ld: usize,
+    cols: usize,
+    bias: Option<*const f32>,
+}
+
+/// Every register tile of `rows` activation rows against one panel.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `a` holds `rows · k` elements, `panel` k·16,
+/// and `o` may be written for `rows` rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tiles(k: usize, a: &[f32], panel: &[f32], rows: usize, o: &Out) {
+    assert!(a.len() >= rows * k && panel.len() >= k * FLOAT_PANEL);
     for r0 in (0..rows).step_by(MR) {
         let a = &a[r0 * k..];
-        let o = &mut out[r0 * FLOAT_PANEL..];
+        let o = Out {
+            // SAFETY: row r0 < rows of the destination.
+            ptr: unsafe { o.ptr.add(r0 * o.ld) },
+            ..*o
+        };
         // SAFETY: `a` holds the tile's rows of k, `panel` k × 16 and `o`
-        // 16 outputs per row, as each instance requires.
+        // the tile's rows, as each instance requires.
         unsafe {
             match rows - r0 {
-                1 => micro::<1>(k, a, panel, o),
-                2 => micro::<2>(k, a, panel, o),
-                3 => micro::<3>(k, a, panel, o),
-                4 => micro::<4>(k, a, panel, o),
-                5 => micro::<5>(k, a, panel, o),
-                _ => micro::<MR>(k, a, panel, o),
+                1 => micro::<1>(k, a, panel, &o),
+                2 => micro::<2>(k, a, panel, &o),
+                3 => micro::<3>(k, a, panel, &o),
+                4 => micro::<4>(k, a, panel, &o),
+                5 => micro::<5>(k, a, panel, &o),
+                _ => micro::<MR>(k, a, panel, &o),
             }
         }
     }
 }
 
-/// R activation rows × the 16 columns of a panel.
+/// R activation rows × the 16 columns of a panel, stored to `out`.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `a` holds at least R·k elements, `panel` k·16
-/// and `out` R·16 (checked again here).
+/// (checked again here); `out` may be written for R rows.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn micro<const R: usize>(k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
-    assert!(a.len() >= R * k && panel.len() >= k * FLOAT_PANEL && out.len() >= R * FLOAT_PANEL);
+unsafe fn micro<const R: usize>(k: usize, a: &[f32], panel: &[f32], out: &Out) {
+    assert!(a.len() >= R * k && panel.len() >= k * FLOAT_PANEL);
     let pp = panel.as_ptr();
     // SAFETY: r < R, so row r starts inside `a`.
     let rows: [*const f32; R] = core::array::from_fn(|r| unsafe { a.as_ptr().add(r * k) });
@@ -208,12 +260,30 @@ unsafe fn micro<const R: usize>(k: usize, a: &[f32], panel: &[f32], out: &mut [f
     for i in k4..k {
         step(&mut acc, i);
     }
-    let op = out.as_mut_ptr();
     for (r, acc) in acc.iter().enumerate() {
-        // SAFETY: r < R, so the 16 outputs of row r are inside `out`.
+        // SAFETY: r < R, a row of the destination; a whole panel's row
+        // takes 16 values (and 16 of the bias), a partial one `cols`.
         unsafe {
-            _mm256_storeu_ps(op.add(r * FLOAT_PANEL), acc[0]);
-            _mm256_storeu_ps(op.add(r * FLOAT_PANEL + 8), acc[1]);
+            let (mut v0, mut v1) = (acc[0], acc[1]);
+            let dst = out.ptr.add(r * out.ld);
+            if out.cols == FLOAT_PANEL {
+                if let Some(b) = out.bias {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(b));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(b.add(8)));
+                }
+                _mm256_storeu_ps(dst, v0);
+                _mm256_storeu_ps(dst.add(8), v1);
+            } else {
+                let mut row = [0f32; FLOAT_PANEL];
+                _mm256_storeu_ps(row.as_mut_ptr(), v0);
+                _mm256_storeu_ps(row.as_mut_ptr().add(8), v1);
+                for (j, &v) in row[..out.cols].iter().enumerate() {
+                    *dst.add(j) = match out.bias {
+                        Some(b) => v + *b.add(j),
+                        None => v,
+                    };
+                }
+            }
         }
     }
 }
