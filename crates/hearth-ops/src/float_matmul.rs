@@ -368,12 +368,12 @@ fn few_rows(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::matmul::matmul;
 
     /// Deterministic values in [-1, 1) that do not repeat along a row.
-    fn values(n: usize, salt: usize) -> Vec<f32> {
+    pub(crate) fn values(n: usize, salt: usize) -> Vec<f32> {
         (0..n)
             .map(|i| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0)
             .collect()
@@ -396,11 +396,7 @@ mod tests {
         ] {
             let (wf, x) = (values(n * k, 1), values(m * k, 2));
             for ty in [GgmlType::F16, GgmlType::F32] {
-                let rb = ty.row_bytes(k as u64).expect("whole rows") as usize;
-                let mut data = vec![0u8; n * rb];
-                for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
-                    hearth_quant::quantize_row(ty, r, d).expect("a float row");
-                }
+                let data = rows_of(ty, &wf, k);
                 let w = WeightRef {
                     data: &data,
                     ty,
@@ -423,6 +419,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The rows of `k` in `wf` quantized to `ty`.
+    fn rows_of(ty: GgmlType, wf: &[f32], k: usize) -> Vec<u8> {
+        let rb = ty.row_bytes(k as u64).expect("whole rows") as usize;
+        let mut data = vec![0u8; wf.len() / k * rb];
+        for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
+            hearth_quant::quantize_row(ty, r, d).expect("a row");
+        }
+        data
     }
 
     /// The packed GEMM from the weight rows, whatever `m` is.
@@ -453,10 +459,7 @@ mod tests {
             let (wf, x) = (values(n * k, 3), values(m * k, 4));
             for ty in [GgmlType::F16, GgmlType::F32, GgmlType::Q8_0] {
                 let rb = ty.row_bytes(k as u64).expect("whole rows") as usize;
-                let mut data = vec![0u8; n * rb];
-                for (r, d) in wf.chunks_exact(k).zip(data.chunks_exact_mut(rb)) {
-                    hearth_quant::quantize_row(ty, r, d).expect("a row");
-                }
+                let data = rows_of(ty, &wf, k);
                 let w = WeightRef {
                     data: &data,
                     ty,

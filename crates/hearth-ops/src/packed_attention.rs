@@ -159,6 +159,7 @@ pub fn attention_packed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::float_matmul::tests::values;
 
     /// Direct softmax attention per sequence and head, in f64.
     fn naive(p: &AttnParams, q: &[f32], k: &[f32], v: &[f32], lens: &[usize]) -> Vec<f32> {
@@ -197,12 +198,6 @@ mod tests {
             t0 += len;
         }
         out
-    }
-
-    fn values(n: usize, salt: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0)
-            .collect()
     }
 
     #[test]

@@ -174,7 +174,12 @@ fn gemm_to_a_strided_destination_is_the_tile_plus_the_bias() {
         kern.pack_panel(GgmlType::F32, &bytes, k, &mut panel);
         let mut tile = vec![0f32; rows * FLOAT_PANEL];
         kern.gemm_panel(k, &a, &panel, &mut tile);
-        for (cols, b) in [(16, None), (16, Some(&bias[..])), (5, Some(&bias[..5])), (3, None)] {
+        for (cols, b) in [
+            (16, None),
+            (16, Some(&bias[..])),
+            (5, Some(&bias[..5])),
+            (3, None),
+        ] {
             let mut dst = vec![-7f32; rows * ld + 3];
             // SAFETY: rows × cols floats from 3 on, `ld` apart, inside `dst`,
             // which nothing else touches.
@@ -188,7 +193,12 @@ fn gemm_to_a_strided_destination_is_the_tile_plus_the_bias() {
                 } else {
                     -7.0
                 };
-                assert_eq!(v.to_bits(), want.to_bits(), "{:?} cols {cols} [{i}]", kern.isa);
+                assert_eq!(
+                    v.to_bits(),
+                    want.to_bits(),
+                    "{:?} cols {cols} [{i}]",
+                    kern.isa
+                );
             }
         }
     }
