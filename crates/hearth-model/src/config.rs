@@ -348,15 +348,31 @@ impl Config {
         Ok(())
     }
 
+    /// Whether attention layer `il` attends within each text of the pass,
+    /// from the projected keys and values, keeping none: an encoder's
+    /// layers (no causal mask; every text whole in one pass) without a
+    /// window, soft-capping or sinks.
+    pub fn attends_in_pass(&self, il: usize) -> bool {
+        let l = &self.layers[il];
+        !self.causal
+            && matches!(l.mixer, Mixer::Attention)
+            && l.window.is_none()
+            && self.attn_softcap.is_none()
+            && !self.attn_sinks
+    }
+
     /// Rows of KV cache each layer keeps for a context of `n_ctx` evaluated
     /// in micro-batches of `n_ubatch`: the whole context, or for a
     /// sliding-window layer a ring of `window + n_ubatch` rows when that is
-    /// smaller (the sizes [`crate::State`] allocates).
+    /// smaller, none for a layer that [attends in the
+    /// pass](Config::attends_in_pass) (the sizes [`crate::State`] allocates).
     pub fn kv_rows(&self, n_ctx: usize, n_ubatch: usize) -> Vec<usize> {
         let n_ubatch = n_ubatch.max(1);
         self.layers
             .iter()
-            .map(|l| match (l.mixer, l.window) {
+            .enumerate()
+            .map(|(il, l)| match (l.mixer, l.window) {
+                _ if self.attends_in_pass(il) => 0,
                 (Mixer::Attention, Some(w)) if w.saturating_add(n_ubatch) < n_ctx => w + n_ubatch,
                 (Mixer::Attention, _) | (Mixer::Mla, _) => n_ctx,
                 (Mixer::Recurrent(_), _) => 0,

@@ -307,7 +307,8 @@ impl State {
         let c = &model.config;
         let n_ubatch = n_ubatch.max(1);
         let rows = c.kv_rows(n_ctx, n_ubatch);
-        let ring_slack = if rows.iter().any(|&r| r < n_ctx) {
+        // A ring is a layer keeping some rows, fewer than the context.
+        let ring_slack = if rows.iter().any(|&r| r > 0 && r < n_ctx) {
             n_ubatch
         } else {
             usize::MAX

@@ -167,9 +167,9 @@ impl Attention {
             causal: c.causal,
         };
         // An encoder's texts are whole in the pass (`Model::check`): each
-        // attends within itself from the projections, with nothing cached.
-        let sk = self.sinks.as_deref();
-        if !c.causal && spec.window.is_none() && c.attn_softcap.is_none() && sk.is_none() {
+        // attends within itself from the projections, with nothing cached
+        // (its cache has no rows: `Config::kv_rows`).
+        if c.attends_in_pass(il) {
             s.lens.clear();
             s.lens.extend(segs.iter().map(|g| g.tokens.len()));
             let out = &mut s.att[..n * q_dim];
