@@ -232,7 +232,8 @@ fn a_bad_classification_head_is_a_clear_error() {
 }
 
 /// What an encoder packs at load is what the planner counts from the
-/// header; a decoder packs nothing.
+/// header, and it keeps no KV cache (its attention reads the pass's own
+/// keys and values); a decoder packs nothing and keeps its cache.
 #[test]
 fn packed_projections_are_planned_from_the_header() {
     for name in ["nomic-bert.gguf", "xlmr-embed.gguf", "xlmr-reranker.gguf"] {
@@ -242,6 +243,7 @@ fn packed_projections_are_planned_from_the_header() {
         let planned = hearth_model::packed_bytes(&model.config, model.file());
         assert!(planned > 0, "{name}");
         assert_eq!(model.packed_bytes(), planned, "{name}");
+        assert_eq!(model.config.kv_bytes(128, 128, KvType::F16), 0, "{name}");
     }
     let file = GgufFile::from_bytes(build(&SynthSpec::new(Arch::Llama))).unwrap();
     let decoder = Model::from_file(Arc::new(file)).unwrap();
@@ -250,4 +252,5 @@ fn packed_projections_are_planned_from_the_header() {
         hearth_model::packed_bytes(&decoder.config, decoder.file()),
         0
     );
+    assert!(decoder.config.kv_bytes(128, 128, KvType::F16) > 0);
 }
