@@ -72,6 +72,18 @@ pub(crate) fn float_matmul(
         few_rows(pool, kernels, w, x, m, y);
         return;
     }
+    packed_from_rows(pool, kernels, w, x, m, y);
+}
+
+/// The packed GEMM of float weight rows, packed as it goes, whatever `m` is.
+fn packed_from_rows(
+    pool: &ThreadPool,
+    kernels: &Kernels,
+    w: WeightRef<'_>,
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+) {
     let part = Part {
         src: Source::Rows(w),
         bias: None,
@@ -313,19 +325,6 @@ fn product(pool: &ThreadPool, kernels: &Kernels, parts: &[Part<'_, '_>], x: &[f3
     }
 }
 
-/// `d = t[..d.len()]` for one output row of a tile: a whole panel's 16
-/// values copy as one fixed-size move (inline, not a call per row).
-#[inline(always)]
-pub(crate) fn put_row(d: &mut [f32], t: &[f32]) {
-    match (
-        <&mut [f32; FLOAT_PANEL]>::try_from(&mut *d),
-        t.first_chunk::<FLOAT_PANEL>(),
-    ) {
-        (Ok(d), Some(t)) => *d = *t,
-        _ => d.copy_from_slice(&t[..d.len()]),
-    }
-}
-
 /// [`float_matmul`] for fewer than [`PACKED_ROWS`] activation rows: each
 /// task takes blocks of weight rows and runs them against the activations,
 /// [`FEW_ROWS`] at a time.
@@ -431,23 +430,6 @@ pub(crate) mod tests {
         data
     }
 
-    /// The packed GEMM from the weight rows, whatever `m` is.
-    fn rows_product(
-        pool: &ThreadPool,
-        kern: &Kernels,
-        w: WeightRef<'_>,
-        x: &[f32],
-        m: usize,
-        y: &mut [f32],
-    ) {
-        let part = Part {
-            src: Source::Rows(w),
-            bias: None,
-            out: Disjoint::new(y),
-        };
-        product(pool, kern, &[part], x, m);
-    }
-
     /// Packed panels: for float weights the same bits as the GEMM that
     /// packs as it goes (at its packed sizes); for Q8_0 the product with
     /// the dequantized rows; and any row alone equal, bit for bit, to the
@@ -484,9 +466,9 @@ pub(crate) mod tests {
                             rows: n,
                             cols: k,
                         };
-                        rows_product(&pool, kern, wd, &x, m, &mut want);
+                        packed_from_rows(&pool, kern, wd, &x, m, &mut want);
                     } else {
-                        rows_product(&pool, kern, w, &x, m, &mut want);
+                        packed_from_rows(&pool, kern, w, &x, m, &mut want);
                     }
                     assert_eq!(got, want, "{ty} {n}x{k}·{m}");
                     // A bias adds to every row as it is stored.

@@ -20,10 +20,10 @@ use crate::pool::{split, Disjoint, ThreadPool};
 const Q_BLOCK: usize = 64;
 
 thread_local! {
-    /// Each thread's buffers: queries, key panels, value panels, scores,
-    /// one output tile; the keys of one panel as bytes.
-    static BUFS: std::cell::RefCell<([Vec<f32>; 5], Vec<u8>)> = const {
-        std::cell::RefCell::new(([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()], Vec::new()))
+    /// Each thread's buffers: queries, key panels, value panels, scores;
+    /// the keys of one panel as bytes.
+    static BUFS: std::cell::RefCell<([Vec<f32>; 4], Vec<u8>)> = const {
+        std::cell::RefCell::new(([Vec::new(), Vec::new(), Vec::new(), Vec::new()], Vec::new()))
     };
 }
 
@@ -75,7 +75,7 @@ pub fn attention_packed(
     let kern = hearth_quant::kernels();
     let dst = Disjoint::new(out);
     let job = |i: usize, nt: usize| {
-        BUFS.with_borrow_mut(|([qb, kp, vp, sc, tile], kb)| {
+        BUFS.with_borrow_mut(|([qb, kp, vp, sc], kb)| {
             for pair in split(pairs, i, nt) {
                 let (s, h) = (pair / nh, pair % nh);
                 let (t0, len) = (starts[s], lens[s]);
@@ -104,7 +104,7 @@ pub fn attention_packed(
                     let val = &v[(t0 + j) * kv_dim + kh * hd..][..hd];
                     for (c, part) in val.chunks(FLOAT_PANEL).enumerate() {
                         let at = (c * len + j) * FLOAT_PANEL;
-                        crate::float_matmul::put_row(&mut vp[at..at + part.len()], part);
+                        vp[at..at + part.len()].copy_from_slice(part);
                     }
                 }
                 for b0 in (0..len).step_by(Q_BLOCK) {
@@ -113,18 +113,16 @@ pub fn attention_packed(
                     for r in 0..rows {
                         qb.extend_from_slice(&q[(t0 + b0 + r) * q_dim + h * hd..][..hd]);
                     }
-                    // Scores: rows × len, one key panel at a time.
+                    // Scores: rows × len, one key panel (16 columns) at a time.
                     sc.resize(rows * len, 0.0);
-                    tile.resize(rows * FLOAT_PANEL, 0.0);
+                    let scores = Disjoint::new(&mut sc[..]);
                     for c in 0..kpanels {
                         let panel = &kp[c * hd * FLOAT_PANEL..(c + 1) * hd * FLOAT_PANEL];
-                        kern.gemm_panel(hd, qb, panel, tile);
                         let (j0, nv) = (c * FLOAT_PANEL, FLOAT_PANEL.min(len - c * FLOAT_PANEL));
-                        for (srow, t) in
-                            sc.chunks_exact_mut(len).zip(tile.chunks_exact(FLOAT_PANEL))
-                        {
-                            crate::float_matmul::put_row(&mut srow[j0..j0 + nv], t);
-                        }
+                        // SAFETY: this thread's own buffer, one call at a time.
+                        #[allow(unsafe_code)]
+                        let to = unsafe { scores.strided(j0, len, rows, nv) };
+                        kern.gemm_panel_to(hd, qb, panel, None, to);
                     }
                     for srow in sc.chunks_exact_mut(len) {
                         crate::scale_inplace(srow, p.scale);
@@ -133,17 +131,13 @@ pub fn attention_packed(
                     // Outputs: rows × hd, 16 dimensions at a time.
                     for c in 0..vpanels {
                         let panel = &vp[c * len * FLOAT_PANEL..(c + 1) * len * FLOAT_PANEL];
-                        kern.gemm_panel(len, sc, panel, tile);
                         let (d0, nv) = (c * FLOAT_PANEL, FLOAT_PANEL.min(hd - c * FLOAT_PANEL));
-                        for (r, t) in tile.chunks_exact(FLOAT_PANEL).enumerate() {
-                            let at = (t0 + b0 + r) * q_dim + h * hd + d0;
-                            // SAFETY: head h of row t0 + b0 + r belongs to
-                            // this (sequence, head) pair, which one task
-                            // alone takes.
-                            #[allow(unsafe_code)]
-                            let o = unsafe { dst.part(at..at + nv) };
-                            crate::float_matmul::put_row(o, t);
-                        }
+                        let at = (t0 + b0) * q_dim + h * hd + d0;
+                        // SAFETY: head h of rows t0 + b0.. belongs to this
+                        // (sequence, head) pair, which one task alone takes.
+                        #[allow(unsafe_code)]
+                        let to = unsafe { dst.strided(at, q_dim, rows, nv) };
+                        kern.gemm_panel_to(len, sc, panel, None, to);
                     }
                 }
             }

@@ -162,24 +162,7 @@ impl Kernels {
             Isa::Avx2 | Isa::Avx512 => {
                 crate::x86_64::avx2::gemm_f16::gemm_panel_to(k, a, panel, bias, &out)
             }
-            _ => {
-                let mut row = [0f32; FLOAT_PANEL];
-                for (r, a) in a.chunks_exact(k).enumerate() {
-                    scalar::gemm::gemm_panel(k, a, panel, &mut row);
-                    if let Some(b) = bias {
-                        for (v, b) in row.iter_mut().zip(b) {
-                            *v += b;
-                        }
-                    }
-                    // SAFETY: row r < out.rows and its first out.cols
-                    // floats are this call's to write (`Strided::new`).
-                    #[allow(unsafe_code)]
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(out.ptr.add(r * out.ld), out.cols)
-                    };
-                    dst.copy_from_slice(&row[..out.cols]);
-                }
-            }
+            _ => scalar::gemm::gemm_panel_to(k, a, panel, bias, &out),
         }
     }
 

@@ -86,8 +86,10 @@ impl Attention {
         v
     }
 
-    /// `s.o = Wo · attention(s.xb)` for every row, storing the rows' keys
-    /// and values in each segment's cache of layer `il`.
+    /// `s.o = Wo · attention(s.xb)` for every row: within each text of the
+    /// pass for an encoder's layers ([`Config::attends_in_pass`]), else over
+    /// each segment's cache of layer `il`, after storing the rows' keys and
+    /// values in it.
     pub fn forward(&self, cx: &Ctx<'_>, il: usize, segs: &mut [Seg<'_, '_>], s: &mut Scratch) {
         let (c, n) = (cx.c, cx.n);
         let spec = &c.layers[il];

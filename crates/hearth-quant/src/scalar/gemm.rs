@@ -2,7 +2,7 @@
 //! every output one sum over `i = 0..k` in order (the SIMD tiers fuse each
 //! step into an FMA; the order is the same).
 
-use crate::float_gemm::FLOAT_PANEL;
+use crate::float_gemm::{Strided, FLOAT_PANEL};
 use crate::scalar::float::{f16_to_f32, HALF_BYTES};
 use crate::GgmlType;
 
@@ -33,6 +33,31 @@ pub(crate) fn gemm_panel(k: usize, a: &[f32], panel: &[f32], out: &mut [f32]) {
                 *o += x * w;
             }
         }
+    }
+}
+
+/// [`gemm_panel`] row by row into a strided destination, `bias[j]` added
+/// after each product.
+pub(crate) fn gemm_panel_to(
+    k: usize,
+    a: &[f32],
+    panel: &[f32],
+    bias: Option<&[f32]>,
+    out: &Strided<'_>,
+) {
+    let mut row = [0f32; FLOAT_PANEL];
+    for (r, a) in a.chunks_exact(k).enumerate() {
+        gemm_panel(k, a, panel, &mut row);
+        if let Some(b) = bias {
+            for (v, b) in row.iter_mut().zip(b) {
+                *v += b;
+            }
+        }
+        // SAFETY: row r < out.rows and its first out.cols floats are this
+        // call's to write (`Strided::new`'s contract).
+        #[allow(unsafe_code)]
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(r * out.ld), out.cols) };
+        dst.copy_from_slice(&row[..out.cols]);
     }
 }
 
